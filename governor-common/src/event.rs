@@ -1,0 +1,216 @@
+//! The decision event the kernel programs write into the ring buffer, and its checked decoder.
+
+use crate::maps::InodeKey;
+
+/// Bumped whenever [`Event`]'s layout changes; the decoder rejects other versions.
+pub const EVENT_VERSION: u16 = 1;
+/// Length of the `comm` field (`TASK_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+/// Length of the `name` field (final path component of the target).
+pub const NAME_LEN: usize = 128;
+
+/// What kind of record an [`Event`] is.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A decision on a file operation.
+    FileDecision = 1,
+}
+
+/// The outcome the kernel applied.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The operation was refused with EPERM.
+    Deny = 1,
+    /// The operation would have been refused, but the agent is in observe mode.
+    ObserveDeny = 2,
+}
+
+impl Decision {
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(Self::Deny),
+            2 => Some(Self::ObserveDeny),
+            _ => None,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Deny => "deny",
+            Self::ObserveDeny => "observe-deny",
+        }
+    }
+}
+
+/// One kernel decision. Written by the programs, read by the daemon via [`Event::decode`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    pub kind: u16,
+    pub version: u16,
+    /// `size_of::<Event>()` as the writer saw it.
+    pub size: u32,
+    /// `bpf_ktime_get_boot_ns()` at decision time.
+    pub boot_ns: u64,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub agent_id: u32,
+    /// [`crate::Class`] as u32.
+    pub class: u32,
+    /// [`Decision`] as u32.
+    pub decision: u32,
+    /// Index of the protected resource that matched, or [`crate::maps::RULE_UNRESOLVED`].
+    pub rule_id: u32,
+    /// The object acted on.
+    pub target: InodeKey,
+    /// How many levels above the target the protected inode was found (0 = the target itself).
+    pub depth: u32,
+    pub _pad: u32,
+    pub comm: [u8; COMM_LEN],
+    /// NUL-padded final path component of the target.
+    pub name: [u8; NAME_LEN],
+}
+const _: () = assert!(core::mem::size_of::<Event>() == 224);
+
+/// Why a ring-buffer record could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The record is shorter than an [`Event`].
+    Short { got: usize, want: usize },
+    /// The record's version is not [`EVENT_VERSION`].
+    Version(u16),
+    /// The record's `size` field disagrees with [`Event`]'s size.
+    Size(u32),
+    /// Unknown `kind`.
+    Kind(u16),
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Short { got, want } => write!(f, "event record is {got} bytes, expected {want}"),
+            Self::Version(v) => write!(f, "event version {v}, expected {EVENT_VERSION}"),
+            Self::Size(s) => write!(f, "event size field {s} does not match layout"),
+            Self::Kind(k) => write!(f, "unknown event kind {k}"),
+        }
+    }
+}
+
+impl Event {
+    pub const SIZE: usize = core::mem::size_of::<Event>();
+
+    /// Decodes a ring-buffer record, checking its length, version, size and kind.
+    pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+        if bytes.len() < Self::SIZE {
+            return Err(DecodeError::Short {
+                got: bytes.len(),
+                want: Self::SIZE,
+            });
+        }
+        // SAFETY: length checked above; `Event` is plain integers, valid for any bit pattern;
+        // `read_unaligned` copes with any alignment of the record.
+        let ev = unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) };
+        if ev.version != EVENT_VERSION {
+            return Err(DecodeError::Version(ev.version));
+        }
+        if ev.size as usize != Self::SIZE {
+            return Err(DecodeError::Size(ev.size));
+        }
+        if ev.kind != EventKind::FileDecision as u16 {
+            return Err(DecodeError::Kind(ev.kind));
+        }
+        Ok(ev)
+    }
+
+    /// The bytes of a NUL-padded field up to its first NUL.
+    pub fn trim_nul(field: &[u8]) -> &[u8] {
+        match field.iter().position(|&b| b == 0) {
+            Some(n) => &field[..n],
+            None => field,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Event {
+        Event {
+            kind: EventKind::FileDecision as u16,
+            version: EVENT_VERSION,
+            size: Event::SIZE as u32,
+            boot_ns: 1,
+            cgroup_id: 2,
+            pid: 3,
+            tgid: 4,
+            uid: 5,
+            gid: 6,
+            agent_id: 0,
+            class: 1,
+            decision: Decision::Deny as u32,
+            rule_id: 0,
+            target: InodeKey::new(7, 8),
+            depth: 0,
+            _pad: 0,
+            comm: *b"rm\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            name: [0; NAME_LEN],
+        }
+    }
+
+    fn bytes(ev: &Event) -> std::vec::Vec<u8> {
+        // SAFETY: `Event` is plain old data.
+        unsafe { core::slice::from_raw_parts((ev as *const Event).cast::<u8>(), Event::SIZE) }
+            .to_vec()
+    }
+
+    #[test]
+    fn round_trip_even_unaligned() {
+        let mut buf = std::vec![0u8];
+        buf.extend(bytes(&sample()));
+        let ev = Event::decode(&buf[1..]).expect("decodes");
+        assert_eq!((ev.pid, ev.tgid, ev.target), (3, 4, InodeKey::new(7, 8)));
+        assert_eq!(Event::trim_nul(&ev.comm), b"rm");
+    }
+
+    #[test]
+    fn every_short_length_is_rejected() {
+        let b = bytes(&sample());
+        for len in 0..Event::SIZE {
+            assert_eq!(
+                Event::decode(&b[..len]).unwrap_err(),
+                DecodeError::Short {
+                    got: len,
+                    want: Event::SIZE
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_version_size_kind_are_rejected() {
+        let mut ev = sample();
+        ev.version = 99;
+        assert_eq!(
+            Event::decode(&bytes(&ev)).unwrap_err(),
+            DecodeError::Version(99)
+        );
+        let mut ev = sample();
+        ev.size = 8;
+        assert_eq!(
+            Event::decode(&bytes(&ev)).unwrap_err(),
+            DecodeError::Size(8)
+        );
+        let mut ev = sample();
+        ev.kind = 42;
+        assert_eq!(
+            Event::decode(&bytes(&ev)).unwrap_err(),
+            DecodeError::Kind(42)
+        );
+    }
+}

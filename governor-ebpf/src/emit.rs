@@ -1,0 +1,70 @@
+//! Emitting decision events and bumping counters. A record that does not fit in the ring
+//! buffer is never lost silently: it is counted in `Counter::EventsDropped`.
+
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+    generated::bpf_ktime_get_boot_ns,
+};
+use governor_common::{
+    event::{COMM_LEN, NAME_LEN},
+    maps::Counter,
+    Decision, Event, EventKind, InodeKey, KernelOffsets, EVENT_VERSION,
+};
+
+use crate::{maps, vfs};
+
+/// Adds one to a per-CPU counter.
+#[inline(always)]
+pub fn count(counter: Counter) {
+    if let Some(slot) = maps::GOV_COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU while we run.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// What happened, as the deciding hook knows it.
+pub struct Decided {
+    pub cgroup_id: u64,
+    pub agent_id: u32,
+    pub class: u32,
+    pub decision: Decision,
+    pub rule_id: u32,
+    pub target: InodeKey,
+    pub depth: u32,
+}
+
+/// Writes one event for `d`, naming `dentry`.
+#[inline(always)]
+pub fn event(off: &KernelOffsets, d: &Decided, dentry: *const u8) {
+    let Some(mut entry) = maps::GOV_EVENTS.reserve::<Event>(0) else {
+        count(Counter::EventsDropped);
+        return;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points at a reserved, exclusively owned record of `size_of::<Event>()` bytes;
+    // every field is written before submit.
+    unsafe {
+        (*ev).kind = EventKind::FileDecision as u16;
+        (*ev).version = EVENT_VERSION;
+        (*ev).size = Event::SIZE as u32;
+        (*ev).boot_ns = bpf_ktime_get_boot_ns();
+        (*ev).cgroup_id = d.cgroup_id;
+        (*ev).pid = pid_tgid as u32;
+        (*ev).tgid = (pid_tgid >> 32) as u32;
+        (*ev).uid = uid_gid as u32;
+        (*ev).gid = (uid_gid >> 32) as u32;
+        (*ev).agent_id = d.agent_id;
+        (*ev).class = d.class;
+        (*ev).decision = d.decision as u32;
+        (*ev).rule_id = d.rule_id;
+        (*ev).target = d.target;
+        (*ev).depth = d.depth;
+        (*ev)._pad = 0;
+        (*ev).comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
+        (*ev).name = [0u8; NAME_LEN];
+        vfs::name(off, dentry, &mut (*ev).name);
+    }
+    entry.submit(0);
+}

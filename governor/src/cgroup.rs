@@ -1,0 +1,137 @@
+//! cgroup v2: finding the mount, creating agent cgroups, their ids, moving processes in.
+//!
+//! A cgroup's id, as `bpf_get_current_cgroup_id()` reports it, is the inode number of its
+//! directory in the cgroup v2 filesystem.
+
+use std::{
+    fs,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error(
+        "no cgroup v2 filesystem is mounted (looked in /proc/self/mountinfo); \
+         mount one with `mount -t cgroup2 none /sys/fs/cgroup` or boot with systemd's unified hierarchy"
+    )]
+    NoCgroup2,
+    #[error("reading /proc/self/mountinfo: {0}")]
+    MountInfo(std::io::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The cgroup v2 hierarchy of this host.
+#[derive(Debug, Clone)]
+pub struct CgroupFs {
+    root: PathBuf,
+}
+
+impl CgroupFs {
+    /// Finds the cgroup v2 mount point (the first one listed).
+    pub fn discover() -> Result<CgroupFs, CgroupError> {
+        let info = fs::read_to_string("/proc/self/mountinfo").map_err(CgroupError::MountInfo)?;
+        Self::from_mountinfo(&info).ok_or(CgroupError::NoCgroup2)
+    }
+
+    fn from_mountinfo(info: &str) -> Option<CgroupFs> {
+        info.lines().find_map(|line| {
+            // "36 35 0:30 / /sys/fs/cgroup rw,... shared:9 - cgroup2 cgroup2 rw"
+            let (left, right) = line.split_once(" - ")?;
+            let fstype = right.split_whitespace().next()?;
+            let mount_point = left.split_whitespace().nth(4)?;
+            (fstype == "cgroup2").then(|| CgroupFs {
+                root: PathBuf::from(unescape_mountinfo(mount_point)),
+            })
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Absolute path of the cgroup at `rel` (relative to the mount).
+    pub fn path(&self, rel: &Path) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Creates the cgroup at `rel` (and its parents) if missing; returns its id.
+    pub fn ensure(&self, rel: &Path) -> Result<u64, CgroupError> {
+        let path = self.path(rel);
+        fs::create_dir_all(&path).map_err(|source| CgroupError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        self.id(rel)
+    }
+
+    /// The id of the existing cgroup at `rel`.
+    pub fn id(&self, rel: &Path) -> Result<u64, CgroupError> {
+        let path = self.path(rel);
+        fs::metadata(&path)
+            .map(|m| m.ino())
+            .map_err(|source| CgroupError::Io { path, source })
+    }
+
+    /// Moves process `pid` (0 = the caller) into the cgroup at `rel`.
+    pub fn enter(&self, rel: &Path, pid: u32) -> Result<(), CgroupError> {
+        let procs = self.path(rel).join("cgroup.procs");
+        fs::write(&procs, format!("{pid}\n")).map_err(|source| CgroupError::Io {
+            path: procs,
+            source,
+        })
+    }
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for space and friends).
+fn unescape_mountinfo(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
+            let digits = std::str::from_utf8(&bytes[i + 1..i + 4]).ok();
+            if let Some(v) = digits.and_then(|d| u8::from_str_radix(d, 8).ok()) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cgroup2_among_v1_mounts() {
+        let info = "\
+30 25 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
+32 30 0:28 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
+";
+        let fs = CgroupFs::from_mountinfo(info).expect("cgroup2 found");
+        assert_eq!(fs.root(), Path::new("/sys/fs/cgroup/unified"));
+    }
+
+    #[test]
+    fn no_cgroup2_is_none() {
+        let info = "32 30 0:28 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        assert!(CgroupFs::from_mountinfo(info).is_none());
+    }
+
+    #[test]
+    fn unescapes_spaces() {
+        assert_eq!(unescape_mountinfo(r"/mnt/a\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo(r"/plain"), "/plain");
+        assert_eq!(unescape_mountinfo(r"/trail\04"), r"/trail\04");
+    }
+}

@@ -1,0 +1,72 @@
+//! Command-line grammar. Each subcommand's behaviour lives in its own file under `cmd/`.
+
+use std::{ffi::OsString, path::PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+/// Default policy location for the daemon and `governor run`.
+pub const DEFAULT_POLICY: &str = "/etc/governor/policy.toml";
+
+#[derive(Debug, Parser)]
+#[command(name = "governor", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the kernel programs and enforce a policy until stopped (SIGINT/SIGTERM).
+    Daemon(DaemonArgs),
+    /// Run a command inside an agent's cgroup (created if missing).
+    Run(RunArgs),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Show what this kernel offers governor (BPF-LSM, BTF, lockdown).
+    Preflight(PreflightArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// Policy file to enforce.
+    #[arg(long, default_value = DEFAULT_POLICY)]
+    pub policy: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Create this file once enforcement is active (for supervisors and tests).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Agent name from the policy.
+    #[arg(long)]
+    pub agent: String,
+    /// Policy file defining the agent.
+    #[arg(long, default_value = DEFAULT_POLICY)]
+    pub policy: PathBuf,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate policy files; prints every problem with file, line and field.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PreflightArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,19 @@
+//! Dispatch from the parsed command line to one file per subcommand.
+
+mod daemon;
+mod policy;
+mod preflight;
+mod run;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Daemon(args) => daemon::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Policy(cmd) => policy::run(cmd),
+        Command::Preflight(args) => preflight::run(args),
+    }
+}

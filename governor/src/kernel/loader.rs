@@ -1,0 +1,164 @@
+//! Loads governor's eBPF object, fills its maps from a compiled policy and attaches the
+//! BPF-LSM programs. One [`Enforcer`] owns the `Ebpf` object; dropping it detaches everything.
+
+use aya::{
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::Lsm,
+    Ebpf, EbpfLoader,
+};
+use governor_common::{
+    maps::{self, Counter},
+    AgentInfo, InodeKey, KernelOffsets, ProtectedRule,
+};
+
+use crate::policy::Compiled;
+
+/// The eBPF object built by build.rs from governor-ebpf.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/governor"));
+
+/// BPF-LSM programs; each program is named after the hook it attaches to.
+pub const LSM_PROGRAMS: &[&str] = &["path_unlink", "path_rmdir"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading kernel BTF for program load: {0}")]
+    Btf(#[from] aya::BtfError),
+    #[error("loading the eBPF object: {0}")]
+    Object(#[from] aya::EbpfError),
+    #[error("eBPF object has no {what} `{name}` (build mismatch; rebuild governor)")]
+    Missing {
+        what: &'static str,
+        name: &'static str,
+    },
+    #[error("the kernel refused BPF-LSM program `{program}`: {cause}{hint}")]
+    Program {
+        program: &'static str,
+        cause: String,
+        hint: &'static str,
+    },
+    #[error("kernel map `{map}`: {source}")]
+    Map {
+        map: &'static str,
+        source: aya::maps::MapError,
+    },
+}
+
+const EPERM_HINT: &str = ". The kernel lists `bpf` among its LSMs but does not let this \
+process load or attach LSM programs (a sandboxed or locked-down kernel, or missing \
+CAP_BPF/CAP_MAC_ADMIN); governor cannot enforce here and refuses to start";
+
+/// The loaded, attached kernel side.
+pub struct Enforcer {
+    ebpf: Ebpf,
+}
+
+impl Enforcer {
+    /// Loads the object with `offsets` and verifies every LSM program (not attached yet).
+    pub fn load(offsets: &KernelOffsets) -> Result<Enforcer, LoadError> {
+        let btf = aya::Btf::from_sys_fs()?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .override_global(maps::OFFSETS_GLOBAL, offsets, true)
+            .load(OBJECT)?;
+        for &name in LSM_PROGRAMS {
+            let prog: &mut Lsm = program(&mut ebpf, name)?;
+            prog.load(name, &btf)
+                .map_err(|source| program_error(name, source))?;
+        }
+        Ok(Enforcer { ebpf })
+    }
+
+    /// Attaches every LSM program; enforcement starts here.
+    pub fn attach(&mut self) -> Result<(), LoadError> {
+        for &name in LSM_PROGRAMS {
+            let prog: &mut Lsm = program(&mut self.ebpf, name)?;
+            prog.attach()
+                .map_err(|source| program_error(name, source))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the compiled policy into the kernel maps.
+    pub fn install(&mut self, compiled: &Compiled) -> Result<(), LoadError> {
+        {
+            let mut agents: HashMap<_, u64, AgentInfo> = self.map(maps::AGENTS)?;
+            for a in &compiled.agents {
+                agents
+                    .insert(a.cgroup_id, a.info, 0)
+                    .map_err(|source| map_error(maps::AGENTS, source))?;
+            }
+        }
+        let mut protected: HashMap<_, InodeKey, ProtectedRule> = self.map(maps::PROTECTED)?;
+        for p in &compiled.protected {
+            protected
+                .insert(p.key, p.rule, 0)
+                .map_err(|source| map_error(maps::PROTECTED, source))?;
+        }
+        Ok(())
+    }
+
+    /// Takes the event ring buffer out, for the reader task to own.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self.ebpf.take_map(maps::EVENTS).ok_or(LoadError::Missing {
+            what: "map",
+            name: maps::EVENTS,
+        })?;
+        RingBuf::try_from(map).map_err(|source| map_error(maps::EVENTS, source))
+    }
+
+    /// Sum over CPUs of one kernel counter.
+    pub fn counter(&mut self, counter: Counter) -> Result<u64, LoadError> {
+        let counters: PerCpuArray<_, u64> = self.map(maps::COUNTERS)?;
+        let values = counters
+            .get(&(counter as u32), 0)
+            .map_err(|source| map_error(maps::COUNTERS, source))?;
+        Ok(values.iter().sum())
+    }
+
+    fn map<'a, M>(&'a mut self, name: &'static str) -> Result<M, LoadError>
+    where
+        M: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(LoadError::Missing { what: "map", name })?;
+        M::try_from(map).map_err(|source| map_error(name, source))
+    }
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Lsm, LoadError> {
+    let prog = ebpf.program_mut(name).ok_or(LoadError::Missing {
+        what: "program",
+        name,
+    })?;
+    prog.try_into()
+        .map_err(|source| program_error(name, source))
+}
+
+/// Describes a program load/attach failure by its innermost cause (aya repeats the outer
+/// message in the chain), with a hint for EPERM.
+fn program_error(program: &'static str, err: aya::programs::ProgramError) -> LoadError {
+    let mut eperm = false;
+    let mut cause = err.to_string();
+    let mut next: Option<&dyn std::error::Error> = Some(&err);
+    while let Some(e) = next {
+        if let Some(sys) = e.downcast_ref::<aya::sys::SyscallError>() {
+            eperm = sys.io_error.raw_os_error() == Some(libc::EPERM);
+            cause = format!("{}() failed: {}", sys.call, sys.io_error);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            eperm |= io.raw_os_error() == Some(libc::EPERM);
+        }
+        next = e.source();
+    }
+    LoadError::Program {
+        program,
+        cause,
+        hint: if eperm { EPERM_HINT } else { "" },
+    }
+}
+
+fn map_error(map: &'static str, source: aya::maps::MapError) -> LoadError {
+    LoadError::Map { map, source }
+}

@@ -1,0 +1,8 @@
+//! Everything that talks to the kernel: BTF, preflight checks, loading the programs, maps and
+//! the event stream.
+
+pub mod btf;
+pub mod events;
+pub mod loader;
+pub mod offsets;
+pub mod preflight;

@@ -1,0 +1,138 @@
+//! Validated policy → kernel map entries: agent cgroup ids and protected inode identities.
+
+use std::{os::unix::fs::MetadataExt, path::PathBuf};
+
+use governor_common::{maps::AGENT_FLAG_OBSERVE, AgentInfo, InodeKey, ProtectedRule};
+
+use super::{Mode, Policy};
+use crate::cgroup::{CgroupError, CgroupFs};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("agent `{agent}`: cgroup: {source}")]
+    Cgroup { agent: String, source: CgroupError },
+    #[error(
+        "protected path {path}: {source}; create it, or remove it from the policy \
+         (protection is by inode, so the path must exist when the policy is loaded)"
+    )]
+    Protected {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("policy has {count} {what}; the kernel map holds at most {max}")]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: u32,
+    },
+}
+
+/// One agent, ready for the kernel.
+#[derive(Debug, Clone)]
+pub struct CompiledAgent {
+    pub name: String,
+    pub cgroup: PathBuf,
+    pub cgroup_id: u64,
+    pub info: AgentInfo,
+}
+
+/// One protected inode, ready for the kernel.
+#[derive(Debug, Clone)]
+pub struct CompiledProtect {
+    pub path: PathBuf,
+    pub key: InodeKey,
+    pub rule: ProtectedRule,
+}
+
+/// Everything the kernel maps need for one policy.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub agents: Vec<CompiledAgent>,
+    pub protected: Vec<CompiledProtect>,
+}
+
+impl Compiled {
+    pub fn agent_name(&self, agent_id: u32) -> Option<&str> {
+        self.agents.get(agent_id as usize).map(|a| a.name.as_str())
+    }
+
+    pub fn protected_path(&self, rule_id: u32) -> Option<&std::path::Path> {
+        self.protected
+            .iter()
+            .find(|p| p.rule.rule_id == rule_id)
+            .map(|p| p.path.as_path())
+    }
+}
+
+/// Resolves `policy` against this host: creates missing agent cgroups and identifies every
+/// protected path by inode. Protected paths are followed through symlinks once, here, so the
+/// kernel guards the real object.
+pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileError> {
+    use governor_common::maps::{MAX_AGENTS, MAX_PROTECTED};
+    if policy.agents.len() > MAX_AGENTS as usize {
+        return Err(CompileError::TooMany {
+            what: "agents",
+            count: policy.agents.len(),
+            max: MAX_AGENTS,
+        });
+    }
+    if policy.protected.len() > MAX_PROTECTED as usize {
+        return Err(CompileError::TooMany {
+            what: "protected paths",
+            count: policy.protected.len(),
+            max: MAX_PROTECTED,
+        });
+    }
+    let mut agents = Vec::with_capacity(policy.agents.len());
+    for (i, agent) in policy.agents.iter().enumerate() {
+        let cgroup_id = cgroups
+            .ensure(&agent.cgroup)
+            .map_err(|source| CompileError::Cgroup {
+                agent: agent.name.clone(),
+                source,
+            })?;
+        let flags = match agent.mode {
+            Mode::Observe => AGENT_FLAG_OBSERVE,
+            Mode::Enforce => 0,
+        };
+        agents.push(CompiledAgent {
+            name: agent.name.clone(),
+            cgroup: agent.cgroup.clone(),
+            cgroup_id,
+            info: AgentInfo {
+                agent_id: i as u32,
+                flags,
+            },
+        });
+    }
+    let mut protected = Vec::with_capacity(policy.protected.len());
+    for (i, p) in policy.protected.iter().enumerate() {
+        let meta = std::fs::metadata(&p.path).map_err(|source| CompileError::Protected {
+            path: p.path.clone(),
+            source,
+        })?;
+        let dev = meta.dev();
+        let key = InodeKey::new(
+            InodeKey::kernel_dev(libc::major(dev), libc::minor(dev)),
+            meta.ino(),
+        );
+        let deny_mask = p.deny.iter().fold(0, |m, c| m | c.bit());
+        // Two policy paths naming one inode (a symlink and its target): one entry, both masks.
+        if let Some(same) = protected
+            .iter_mut()
+            .find(|c: &&mut CompiledProtect| c.key == key)
+        {
+            same.rule.deny_mask |= deny_mask;
+            continue;
+        }
+        protected.push(CompiledProtect {
+            path: p.path.clone(),
+            key,
+            rule: ProtectedRule {
+                rule_id: i as u32,
+                deny_mask,
+            },
+        });
+    }
+    Ok(Compiled { agents, protected })
+}

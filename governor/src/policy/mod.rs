@@ -1,0 +1,302 @@
+//! Policies: raw TOML (`raw`) → validated domain types (this module) → kernel map entries
+//! (`compile`). Validation collects every problem with its file, line and field.
+
+mod compile;
+mod error;
+mod raw;
+
+use std::path::{Path, PathBuf};
+
+use governor_common::Class;
+use toml::Spanned;
+
+pub use compile::{compile, Compiled};
+pub use error::{Located, PolicyError};
+
+use error::LineIndex;
+use raw::{RawAgent, RawPolicy, RawProtect};
+
+/// A validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub source: PathBuf,
+    pub name: String,
+    pub owner: String,
+    pub agents: Vec<Agent>,
+    pub protected: Vec<Protected>,
+}
+
+/// Whether an agent's would-be denies are enforced or only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Observe,
+    Enforce,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Observe => "observe",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// An agent: the processes in one cgroup v2 subtree.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub name: String,
+    /// Path of the agent's cgroup relative to the cgroup v2 mount, e.g. `governor/demo`.
+    pub cgroup: PathBuf,
+    pub mode: Mode,
+}
+
+/// A protected subtree and the classes denied to agents in it.
+#[derive(Debug, Clone)]
+pub struct Protected {
+    pub path: PathBuf,
+    pub deny: Vec<Class>,
+}
+
+/// The class names a policy may use, and the kernel classes each stands for.
+const CLASS_NAMES: &[(&str, &[Class])] = &[
+    ("delete", &[Class::Unlink, Class::Rmdir]),
+    ("unlink", &[Class::Unlink]),
+    ("rmdir", &[Class::Rmdir]),
+];
+
+impl Policy {
+    /// Reads and validates a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates policy `text`, reporting errors against `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Syntax {
+            path: path.to_owned(),
+            message: syntax_message(text, &e),
+        })?;
+        let mut v = Validator {
+            path,
+            lines: LineIndex::new(text),
+            problems: Vec::new(),
+        };
+        let policy = v.policy(raw);
+        if v.problems.is_empty() {
+            Ok(policy)
+        } else {
+            Err(PolicyError::Invalid(v.problems))
+        }
+    }
+
+    pub fn agent(&self, name: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+}
+
+/// True for `a/b/c`: non-empty, no empty, `.` or `..` segments.
+fn clean_relative(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
+/// toml's message, prefixed with the line and column of its span.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let (line, col) = LineIndex::new(text).position(span.start);
+            format!("{line}:{col}: {msg}")
+        }
+        None => msg.to_owned(),
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    lines: LineIndex<'a>,
+    problems: Vec<Located>,
+}
+
+impl Validator<'_> {
+    fn problem<T>(&mut self, at: &Spanned<T>, field: &str, why: impl Into<String>) {
+        let (line, column) = self.lines.position(at.span().start);
+        self.problems.push(Located {
+            path: self.path.to_owned(),
+            line,
+            column,
+            field: field.to_owned(),
+            why: why.into(),
+        });
+    }
+
+    fn policy(&mut self, raw: RawPolicy) -> Policy {
+        let header = raw.policy.into_inner();
+        let name = self.identifier(&header.name, "policy.name");
+        if header.owner.get_ref().trim().is_empty() {
+            self.problem(
+                &header.owner,
+                "policy.owner",
+                "is empty; name the team or person accountable for this policy (it is recorded in lineage)",
+            );
+        }
+        let mut agents: Vec<Agent> = Vec::new();
+        for (i, a) in raw.agents.into_iter().enumerate() {
+            let name_at = a.get_ref().name.clone();
+            let agent = self.agent(i, a.into_inner());
+            if agents.iter().any(|x| x.name == agent.name) {
+                self.problem(
+                    &name_at,
+                    &format!("agents[{i}].name"),
+                    format!(
+                        "agent `{}` is defined twice; agent names must be unique",
+                        agent.name
+                    ),
+                );
+            }
+            agents.push(agent);
+        }
+        let mut protected: Vec<Protected> = Vec::new();
+        for (i, p) in raw.protect.into_iter().enumerate() {
+            let path_at = p.get_ref().path.clone();
+            let prot = self.protect(i, p.into_inner());
+            if protected.iter().any(|x| x.path == prot.path) {
+                self.problem(
+                    &path_at,
+                    &format!("protect[{i}].path"),
+                    format!(
+                        "`{}` is protected twice; merge the two entries",
+                        prot.path.display()
+                    ),
+                );
+            }
+            protected.push(prot);
+        }
+        Policy {
+            source: self.path.to_owned(),
+            name,
+            owner: header.owner.into_inner().trim().to_owned(),
+            agents,
+            protected,
+        }
+    }
+
+    fn identifier(&mut self, value: &Spanned<String>, field: &str) -> String {
+        let s = value.get_ref();
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            self.problem(
+                value,
+                field,
+                format!("`{s}` is not a valid name: use 1-64 characters from A-Z a-z 0-9 . _ -"),
+            );
+        }
+        s.clone()
+    }
+
+    fn agent(&mut self, i: usize, raw: RawAgent) -> Agent {
+        let name = self.identifier(&raw.name, &format!("agents[{i}].name"));
+        let cgroup = self.cgroup(&raw.cgroup, &format!("agents[{i}].cgroup"));
+        let mode = match &raw.mode {
+            None => Mode::Enforce,
+            Some(m) => match m.get_ref().as_str() {
+                "enforce" => Mode::Enforce,
+                "observe" => Mode::Observe,
+                other => {
+                    self.problem(
+                        m,
+                        &format!("agents[{i}].mode"),
+                        format!("`{other}` is not a mode: use \"enforce\" or \"observe\""),
+                    );
+                    Mode::Enforce
+                }
+            },
+        };
+        Agent { name, cgroup, mode }
+    }
+
+    fn cgroup(&mut self, value: &Spanned<String>, field: &str) -> PathBuf {
+        let raw = value.get_ref().trim();
+        // Accept absolute paths under the usual mount point, store them relative.
+        let rel = match raw.strip_prefix("/sys/fs/cgroup/") {
+            Some(rel) => Some(rel),
+            None if raw.starts_with('/') => None,
+            None => Some(raw),
+        };
+        let rel = rel.map(|r| r.trim_end_matches('/')).unwrap_or_default();
+        let path = PathBuf::from(rel);
+        let clean = clean_relative(rel);
+        if !clean {
+            self.problem(
+                value,
+                field,
+                format!(
+                    "`{raw}` is not a cgroup path: give a path relative to the cgroup v2 mount, \
+                     like \"governor/my-agent\", without `.` or `..`"
+                ),
+            );
+        }
+        path
+    }
+
+    fn protect(&mut self, i: usize, raw: RawProtect) -> Protected {
+        let p = raw.path.get_ref();
+        let path = PathBuf::from(p);
+        let normal = match p.strip_prefix('/') {
+            Some("") => true,
+            Some(rest) => clean_relative(rest.trim_end_matches('/')),
+            None => false,
+        };
+        if !normal {
+            self.problem(
+                &raw.path,
+                &format!("protect[{i}].path"),
+                format!("`{p}` must be an absolute path without `.` or `..` components"),
+            );
+        }
+        let mut deny: Vec<Class> = Vec::new();
+        if raw.deny.get_ref().is_empty() {
+            self.problem(
+                &raw.deny,
+                &format!("protect[{i}].deny"),
+                "is empty; list the classes to deny, e.g. [\"delete\"]",
+            );
+        }
+        for name in raw.deny.get_ref() {
+            match CLASS_NAMES.iter().find(|(n, _)| n == name.get_ref()) {
+                Some((_, classes)) => {
+                    for c in *classes {
+                        if !deny.contains(c) {
+                            deny.push(*c);
+                        }
+                    }
+                }
+                None => {
+                    let known: Vec<&str> = CLASS_NAMES.iter().map(|(n, _)| *n).collect();
+                    self.problem(
+                        name,
+                        &format!("protect[{i}].deny"),
+                        format!(
+                            "unknown class `{}`; known classes: {}",
+                            name.get_ref(),
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        Protected { path, deny }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,37 @@
+//! The policy file exactly as written: serde types with spans, no validation yet.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub policy: Spanned<RawHeader>,
+    #[serde(default)]
+    pub agents: Vec<Spanned<RawAgent>>,
+    #[serde(default)]
+    pub protect: Vec<Spanned<RawProtect>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeader {
+    pub name: Spanned<String>,
+    pub owner: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    pub name: Spanned<String>,
+    pub cgroup: Spanned<String>,
+    #[serde(default)]
+    pub mode: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProtect {
+    pub path: Spanned<String>,
+    pub deny: Spanned<Vec<Spanned<String>>>,
+}

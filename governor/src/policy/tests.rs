@@ -1,0 +1,149 @@
+//! Policy validation: the good case and every error, each with its line and field.
+
+use std::path::Path;
+
+use super::*;
+
+const GOOD: &str = r#"
+[policy]
+name = "prod-guard"
+owner = "platform@example.com"
+
+[[agents]]
+name = "coder"
+cgroup = "governor/coder"
+mode = "observe"
+
+[[agents]]
+name = "ops"
+cgroup = "/sys/fs/cgroup/agents/ops/"
+
+[[protect]]
+path = "/srv/prod"
+deny = ["delete"]
+
+[[protect]]
+path = "/etc"
+deny = ["unlink"]
+"#;
+
+fn parse(text: &str) -> Result<Policy, PolicyError> {
+    Policy::parse(Path::new("p.toml"), text)
+}
+
+fn problems(text: &str) -> Vec<Located> {
+    match parse(text) {
+        Err(PolicyError::Invalid(p)) => p,
+        other => panic!("expected validation errors, got {other:?}"),
+    }
+}
+
+#[test]
+fn good_policy_validates() {
+    let p = parse(GOOD).expect("valid");
+    assert_eq!(p.name, "prod-guard");
+    assert_eq!(p.owner, "platform@example.com");
+    assert_eq!(p.agents.len(), 2);
+    assert_eq!(p.agents[0].mode, Mode::Observe);
+    assert_eq!(p.agents[1].mode, Mode::Enforce);
+    assert_eq!(p.agents[1].cgroup, Path::new("agents/ops"));
+    assert_eq!(p.protected[0].deny, vec![Class::Unlink, Class::Rmdir]);
+    assert_eq!(p.protected[1].deny, vec![Class::Unlink]);
+}
+
+#[test]
+fn syntax_error_names_file_line_and_column() {
+    let err = parse("[policy]\nname = \"x\"\nowner = \n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("p.toml: 3:"), "{err}");
+}
+
+#[test]
+fn unknown_field_is_an_error() {
+    let err = parse(&GOOD.replace("mode = \"observe\"", "mdoe = \"observe\""))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mdoe"), "{err}");
+}
+
+#[test]
+fn missing_header_is_an_error() {
+    let err = parse("[[agents]]\nname = \"a\"\ncgroup = \"a\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("policy"), "{err}");
+}
+
+#[test]
+fn bad_name_points_at_its_line() {
+    let p = problems(&GOOD.replace("name = \"prod-guard\"", "name = \"prod guard!\""));
+    assert_eq!(p.len(), 1);
+    assert_eq!((p[0].line, p[0].field.as_str()), (3, "policy.name"));
+    assert!(p[0].to_string().starts_with("p.toml:3:"), "{}", p[0]);
+}
+
+#[test]
+fn empty_owner() {
+    let p = problems(&GOOD.replace("platform@example.com", " "));
+    assert_eq!(p[0].field, "policy.owner");
+    assert!(p[0].why.contains("accountable"));
+}
+
+#[test]
+fn bad_mode() {
+    let p = problems(&GOOD.replace("\"observe\"", "\"enforcing\""));
+    assert_eq!((p[0].line, p[0].field.as_str()), (9, "agents[0].mode"));
+    assert!(p[0].why.contains("\"enforce\" or \"observe\""));
+}
+
+#[test]
+fn bad_cgroup_paths() {
+    for bad in ["../escape", "/other/mount/x", "", "a/./b"] {
+        let p = problems(&GOOD.replace("governor/coder", bad));
+        assert_eq!(p[0].field, "agents[0].cgroup", "{bad}");
+    }
+}
+
+#[test]
+fn duplicate_agent() {
+    let p = problems(&GOOD.replace("name = \"ops\"", "name = \"coder\""));
+    assert_eq!((p[0].line, p[0].field.as_str()), (12, "agents[1].name"));
+    assert!(p[0].why.contains("defined twice"));
+}
+
+#[test]
+fn relative_or_dotted_protect_path() {
+    for bad in ["srv/prod", "/srv/../etc", "/srv/./prod"] {
+        let p = problems(&GOOD.replace("/srv/prod", bad));
+        assert_eq!(
+            (p[0].line, p[0].field.as_str()),
+            (16, "protect[0].path"),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_protect_path() {
+    let p = problems(&GOOD.replace("\"/etc\"", "\"/srv/prod\""));
+    assert_eq!(p[0].field, "protect[1].path");
+    assert!(p[0].why.contains("twice"));
+}
+
+#[test]
+fn unknown_and_empty_classes() {
+    let p = problems(&GOOD.replace("[\"delete\"]", "[\"delete\", \"nuke\"]"));
+    assert_eq!((p[0].line, p[0].field.as_str()), (17, "protect[0].deny"));
+    assert!(p[0].why.contains("unknown class `nuke`"));
+    let p = problems(&GOOD.replace("[\"delete\"]", "[]"));
+    assert!(p[0].why.contains("is empty"));
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let text = GOOD
+        .replace("\"observe\"", "\"bogus\"")
+        .replace("/srv/prod", "relative");
+    assert_eq!(problems(&text).len(), 2);
+}
