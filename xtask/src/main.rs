@@ -1,0 +1,51 @@
+//! Developer tasks for governor (`cargo xtask <subcommand>`): tool set-up and
+//! a QEMU runner that executes commands under a BPF-LSM capable kernel. Each
+//! subcommand lives in its own module; add new ones to [`Task`].
+
+mod accel;
+mod cmd;
+mod guest;
+mod initramfs;
+mod kernels;
+mod modules;
+mod qemu;
+mod setup;
+mod vm;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "governor developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install everything needed to build and test (apt packages,
+    /// bpf-linker, nightly rust-src, guest kernels); idempotent.
+    Setup,
+    /// Run a command as root in a QEMU guest (BPF-LSM enabled kernel).
+    Vm(vm::VmArgs),
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)),
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the chosen task; returns the process exit code.
+fn run() -> anyhow::Result<i32> {
+    match Cli::parse().task {
+        Task::Setup => setup::ensure_all().map(|()| 0),
+        Task::Vm(args) => vm::cli(args),
+    }
+}

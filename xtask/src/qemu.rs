@@ -1,0 +1,200 @@
+//! Running QEMU (and virtiofsd) for a guest: the command line, waiting for
+//! the virtiofsd socket, and supervising the serial console (forwarding
+//! output, spotting the exit marker, enforcing deadline and signals).
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::accel::Accel;
+use crate::cmd::{self, Tied};
+use crate::guest;
+use crate::kernels::Kernel;
+
+/// virtiofsd of Debian 12's qemu-system-common (C implementation).
+pub const VIRTIOFSD: &str = "/usr/lib/qemu/virtiofsd";
+const KERNEL_CMDLINE: &str = "console=ttyS0 panic=-1 rdinit=/init";
+
+/// Starts virtiofsd exporting the host root at `socket`, logging to `log`,
+/// and waits until the socket exists.
+pub fn start_virtiofsd(socket: &Path, log: &Path) -> Result<Tied> {
+    let mut virtiofsd = Tied::spawn(
+        "virtiofsd",
+        Command::new(VIRTIOFSD)
+            .arg(format!("--socket-path={}", socket.display()))
+            .args(["-o", "source=/", "-o", "cache=none", "-o", "sandbox=chroot"])
+            .args(["-o", "log_level=warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(log)?),
+    )?;
+    wait_for_socket(socket, &mut virtiofsd, log)?;
+    Ok(virtiofsd)
+}
+
+fn wait_for_socket(socket: &Path, virtiofsd: &mut Tied, log: &Path) -> Result<()> {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        if let Some(status) = virtiofsd.exited() {
+            show_log("virtiofsd", log);
+            bail!("virtiofsd exited before creating its socket ({status})");
+        }
+        if Instant::now() > until {
+            show_log("virtiofsd", log);
+            bail!("virtiofsd did not create {} within 10s", socket.display());
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+pub fn show_log(name: &str, path: &Path) {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    if !lines.is_empty() {
+        eprintln!("vm: last lines of the {name} log:");
+        for l in &lines[lines.len().saturating_sub(20)..] {
+            eprintln!("  {l}");
+        }
+    }
+}
+
+/// `GOVERNOR_VM_DEBUG=1` shows all kernel messages (boot problems).
+fn kernel_cmdline() -> String {
+    let debug = std::env::var_os("GOVERNOR_VM_DEBUG").is_some_and(|v| v != "0" && !v.is_empty());
+    let verbosity = if debug {
+        "loglevel=7"
+    } else {
+        "quiet loglevel=3"
+    };
+    format!("{KERNEL_CMDLINE} {verbosity}")
+}
+
+/// The QEMU command line; serial console on stdout (piped), stderr to `log`.
+pub fn qemu_command(
+    kernel: &Kernel,
+    initrd: &Path,
+    accel: Accel,
+    mem: &str,
+    cpus: u32,
+    virtiofs_socket: Option<&Path>,
+    log: &Path,
+) -> Result<Command> {
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(accel.qemu_args())
+        .args(["-smp", &cpus.to_string(), "-m", mem])
+        .args(["-nodefaults", "-no-user-config", "-no-reboot"])
+        .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
+        .arg("-kernel")
+        .arg(&kernel.vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .arg("-append")
+        .arg(kernel_cmdline());
+    if let Some(socket) = virtiofs_socket {
+        let mut chardev = OsString::from("socket,id=fs0,path=");
+        chardev.push(socket);
+        c.arg("-object")
+            .arg(format!("memory-backend-memfd,id=mem,size={mem},share=on"))
+            .args(["-numa", "node,memdev=mem", "-chardev"])
+            .arg(chardev)
+            .arg("-device")
+            .arg(format!(
+                "vhost-user-fs-pci,chardev=fs0,tag={}",
+                guest::FS_TAG
+            ));
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(File::create(log).with_context(|| format!("cannot create {}", log.display()))?);
+    Ok(c)
+}
+
+/// How a supervised VM run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The guest printed the exit marker with this code.
+    Exited(i32),
+    Timeout,
+    Interrupted(i32),
+    /// QEMU's output ended without a marker.
+    NoStatus(Option<ExitStatus>),
+    HelperDied(&'static str, ExitStatus),
+}
+
+/// Forwards QEMU's serial output (if `echo`) line by line to stdout, minus
+/// the exit marker, until the marker, EOF, the deadline, a caught signal or
+/// the death of a helper process.
+pub fn supervise(
+    qemu: &mut Tied,
+    helpers: &mut [&mut Tied],
+    prefix: &str,
+    deadline: Instant,
+    echo: bool,
+) -> Outcome {
+    let Some(serial) = qemu.child_mut().stdout.take() else {
+        return Outcome::NoStatus(None);
+    };
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(serial);
+        loop {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut out = io::stdout();
+    loop {
+        if let Some(sig) = cmd::caught_signal() {
+            return Outcome::Interrupted(sig);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Outcome::Timeout;
+        }
+        match rx.recv_timeout((deadline - now).min(Duration::from_millis(100))) {
+            Ok(mut line) => {
+                while matches!(line.last(), Some(b'\n' | b'\r')) {
+                    line.pop();
+                }
+                if let Some((at, code)) = guest::find_marker(&line, prefix) {
+                    if echo && at > 0 {
+                        let _ = out.write_all(&line[..at]).and_then(|()| out.flush());
+                    }
+                    return Outcome::Exited(code);
+                }
+                if echo {
+                    line.push(b'\n');
+                    let _ = out.write_all(&line).and_then(|()| out.flush());
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Only when no output is pending: the exit marker may still
+                // be queued while virtiofsd exits after the guest powered off.
+                for h in helpers.iter_mut() {
+                    if let Some(status) = h.exited() {
+                        return Outcome::HelperDied(h.name(), status);
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                qemu.shutdown(Duration::from_millis(500));
+                return Outcome::NoStatus(qemu.exited());
+            }
+        }
+    }
+}
