@@ -11,7 +11,10 @@ pub enum LogFormat {
 /// Installs the global subscriber, writing to stderr; `RUST_LOG` overrides the `info` default.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.with_target(false).init(),
         LogFormat::Json => builder

@@ -1,1 +1,219 @@
+//! Helpers for governor's kernel integration tests: start a daemon on a policy, run commands
+//! as an agent or not, and read the decisions the daemon logged.
+//!
+//! These tests need a kernel with BPF-LSM. `cargo xtask test` runs them inside the QEMU VM
+//! (`cargo xtask vm`); anywhere else [`require_bpf_lsm`] fails them — it never skips.
 
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// The governor binary under test: `$GOVERNOR_BIN`, else `governor` on PATH (the VM runner
+/// puts the freshly built one first).
+pub fn governor_bin() -> PathBuf {
+    std::env::var_os("GOVERNOR_BIN").map_or_else(|| PathBuf::from("governor"), PathBuf::from)
+}
+
+/// Fails the test unless the running kernel has BPF-LSM active.
+pub fn require_bpf_lsm() {
+    let lsm = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
+    assert!(
+        lsm.split(',').any(|l| l.trim() == "bpf"),
+        "this test needs a kernel with BPF-LSM active (found LSMs: {lsm:?}); \
+         run it with `cargo xtask test`, which boots one in a VM"
+    );
+}
+
+/// A fresh scratch directory under /tmp named after the test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(format!("/tmp/governor-test/{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Writes `text` to `path`, creating parent directories.
+pub fn write(path: &Path, text: &str) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create parent");
+    }
+    std::fs::write(path, text).expect("write file");
+}
+
+/// A running `governor daemon`, stopped (SIGTERM) on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+    pub policy: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon on `policy_text` (written next to `dir`) and waits until it enforces.
+    pub fn start(dir: &Path, policy_text: &str) -> Daemon {
+        let policy = dir.join("policy.toml");
+        write(&policy, policy_text);
+        let ready = dir.join("ready");
+        let _ = std::fs::remove_file(&ready);
+        let mut child = Command::new(governor_bin())
+            .args(["daemon", "--log-format", "json", "--policy"])
+            .arg(&policy)
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn governor daemon");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr piped");
+        let sink = Arc::clone(&lines);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("  daemon| {line}");
+                sink.lock().expect("lock").push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "daemon exited with {status} before enforcing:\n{}",
+                    lines.lock().expect("lock").join("\n")
+                );
+            }
+            assert!(Instant::now() < deadline, "daemon not ready within 60 s");
+            thread::sleep(Duration::from_millis(20));
+        }
+        Daemon {
+            child: Some(child),
+            lines,
+            policy,
+        }
+    }
+
+    /// Runs `cmd` inside agent `agent`'s cgroup via `governor run`.
+    pub fn as_agent(&self, agent: &str, cmd: &[&str]) -> Output {
+        Command::new(governor_bin())
+            .args(["run", "--policy"])
+            .arg(&self.policy)
+            .args(["--agent", agent, "--"])
+            .args(cmd)
+            .output()
+            .expect("spawn governor run")
+    }
+
+    /// Decision events logged so far (JSON objects with target `governor::decision`).
+    pub fn decisions(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["target"] == "governor::decision")
+            .collect()
+    }
+
+    /// Waits up to 5 s for a decision matching `pred`.
+    pub fn wait_decision(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(v) = self.decisions().into_iter().find(|v| pred(v)) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no decision event {what} within 5 s; decisions seen: {:#?}",
+                self.decisions()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the daemon with SIGTERM and returns its log lines.
+    pub fn stop(mut self) -> Vec<String> {
+        self.terminate();
+        self.lines.lock().expect("lock").clone()
+    }
+
+    fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.wait();
+            // Give the stderr thread a moment to drain the final lines.
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// Runs `cmd` as a plain (non-agent) process.
+pub fn as_host(cmd: &[&str]) -> Output {
+    Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .expect("spawn command")
+}
+
+/// Asserts that `out` failed with "Operation not permitted".
+pub fn assert_eperm(out: &Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("Operation not permitted"),
+        "{what}: expected EPERM, got {} stdout={:?} stderr={stderr:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Asserts that `out` succeeded.
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: expected success, got {} stderr={:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A policy with one agent (in cgroup `governor-test/<agent>`) and one protected path.
+pub fn policy(agent: &str, mode: &str, protected: &Path) -> String {
+    format!(
+        r#"
+[policy]
+name = "test-{agent}"
+owner = "kernel-tests@example.com"
+
+[[agents]]
+name = "{agent}"
+cgroup = "governor-test/{agent}"
+mode = "{mode}"
+
+[[protect]]
+path = "{}"
+deny = ["delete"]
+"#,
+        protected.display()
+    )
+}

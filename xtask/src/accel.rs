@@ -87,7 +87,18 @@ fn probe(kernel: &Kernel) -> Result<bool> {
     let initrd = work.path().join("initramfs.cpio");
     initramfs::write(&initrd, &guest::probe_init(&nonce), &[], &[])?;
     let log = work.path().join("qemu.log");
-    let mut qemu_cmd = qemu::qemu_command(kernel, &initrd, Accel::Kvm, "256M", 1, None, &log)?;
+    let mut qemu_cmd = qemu::qemu_command(
+        kernel,
+        &initrd,
+        &qemu::Machine {
+            accel: Accel::Kvm,
+            mem: "256M",
+            cpus: 1,
+            kernel_args: &[],
+        },
+        None,
+        &log,
+    )?;
     let mut qemu = Tied::spawn("qemu", &mut qemu_cmd)?;
     let deadline = Instant::now() + PROBE_TIMEOUT;
     let outcome = qemu::supervise(
@@ -96,6 +107,7 @@ fn probe(kernel: &Kernel) -> Result<bool> {
         &guest::marker_prefix(&nonce),
         deadline,
         false,
+        &mut |_| {},
     );
     qemu.shutdown(Duration::from_secs(1));
     match outcome {

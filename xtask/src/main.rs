@@ -4,12 +4,14 @@
 
 mod accel;
 mod cmd;
+mod demo;
 mod guest;
 mod initramfs;
 mod kernels;
 mod modules;
 mod qemu;
 mod setup;
+mod test;
 mod vm;
 
 use std::process::ExitCode;
@@ -30,6 +32,10 @@ enum Task {
     Setup,
     /// Run a command as root in a QEMU guest (BPF-LSM enabled kernel).
     Vm(vm::VmArgs),
+    /// Run every test: host unit tests, then kernel tests in VMs (6.12, 6.1, no BPF-LSM).
+    Test(test::TestArgs),
+    /// The demo: an agent tries to wipe a protected directory on a real BPF-LSM kernel.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,5 +53,7 @@ fn run() -> anyhow::Result<i32> {
     match Cli::parse().task {
         Task::Setup => setup::ensure_all().map(|()| 0),
         Task::Vm(args) => vm::cli(args),
+        Task::Test(args) => test::run(args),
+        Task::Demo(args) => demo::run(args),
     }
 }

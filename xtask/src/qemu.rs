@@ -67,26 +67,45 @@ pub fn show_log(name: &str, path: &Path) {
 }
 
 /// `GOVERNOR_VM_DEBUG=1` shows all kernel messages (boot problems).
-fn kernel_cmdline() -> String {
+fn kernel_cmdline(extra: &[String]) -> String {
     let debug = std::env::var_os("GOVERNOR_VM_DEBUG").is_some_and(|v| v != "0" && !v.is_empty());
     let verbosity = if debug {
         "loglevel=7"
     } else {
         "quiet loglevel=3"
     };
-    format!("{KERNEL_CMDLINE} {verbosity}")
+    let mut line = format!("{KERNEL_CMDLINE} {verbosity}");
+    for arg in extra {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    line
+}
+
+/// The virtual machine's shape.
+pub struct Machine<'a> {
+    pub accel: Accel,
+    /// Memory in QEMU syntax.
+    pub mem: &'a str,
+    pub cpus: u32,
+    /// Extra kernel command-line parameters.
+    pub kernel_args: &'a [String],
 }
 
 /// The QEMU command line; serial console on stdout (piped), stderr to `log`.
 pub fn qemu_command(
     kernel: &Kernel,
     initrd: &Path,
-    accel: Accel,
-    mem: &str,
-    cpus: u32,
+    machine: &Machine<'_>,
     virtiofs_socket: Option<&Path>,
     log: &Path,
 ) -> Result<Command> {
+    let Machine {
+        accel,
+        mem,
+        cpus,
+        kernel_args,
+    } = *machine;
     let mut c = Command::new("qemu-system-x86_64");
     c.args(accel.qemu_args())
         .args(["-smp", &cpus.to_string(), "-m", mem])
@@ -97,7 +116,7 @@ pub fn qemu_command(
         .arg("-initrd")
         .arg(initrd)
         .arg("-append")
-        .arg(kernel_cmdline());
+        .arg(kernel_cmdline(kernel_args));
     if let Some(socket) = virtiofs_socket {
         let mut chardev = OsString::from("socket,id=fs0,path=");
         chardev.push(socket);
@@ -138,6 +157,7 @@ pub fn supervise(
     prefix: &str,
     deadline: Instant,
     echo: bool,
+    on_line: &mut dyn FnMut(&[u8]),
 ) -> Outcome {
     let Some(serial) = qemu.child_mut().stdout.take() else {
         return Outcome::NoStatus(None);
@@ -177,6 +197,7 @@ pub fn supervise(
                     }
                     return Outcome::Exited(code);
                 }
+                on_line(&line);
                 if echo {
                     line.push(b'\n');
                     let _ = out.write_all(&line).and_then(|()| out.flush());

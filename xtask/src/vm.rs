@@ -53,6 +53,8 @@ pub struct VmRun {
     pub path_prepend: Vec<PathBuf>,
     /// More host paths that must stay visible although below /tmp, /run, ...
     pub keep_paths: Vec<PathBuf>,
+    /// Extra kernel command-line parameters (e.g. `lsm=landlock,yama`).
+    pub kernel_args: Vec<String>,
 }
 
 impl VmRun {
@@ -71,6 +73,7 @@ impl VmRun {
             env: Vec::new(),
             path_prepend: Vec::new(),
             keep_paths: Vec::new(),
+            kernel_args: Vec::new(),
         }
     }
 }
@@ -93,6 +96,9 @@ pub struct VmArgs {
     /// Skip `cargo build -p governor` (the caller already built it).
     #[arg(long)]
     pub no_build: bool,
+    /// Extra kernel command-line parameter (repeatable), e.g. `--kernel-arg lsm=landlock,yama`.
+    #[arg(long = "kernel-arg", value_name = "ARG")]
+    pub kernel_args: Vec<String>,
     /// Command and arguments to run in the guest (after `--`).
     #[arg(last = true, required = true)]
     pub cmd: Vec<OsString>,
@@ -108,11 +114,12 @@ pub fn cli(args: VmArgs) -> Result<i32> {
     let mut run = VmRun::new(args.kernel, args.cmd);
     run.timeout = Duration::from_secs(args.timeout);
     run.mem = args.mem;
+    run.kernel_args = args.kernel_args;
     run.path_prepend.push(bin);
     run_in_vm(&run)
 }
 
-fn workspace_root() -> &'static Path {
+pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives inside the workspace")
@@ -155,6 +162,11 @@ pub fn build_governor(release: bool) -> Result<PathBuf> {
 /// interrupted (check [`cmd::caught_signal`] to stop further work). QEMU and
 /// virtiofsd never outlive this call (nor xtask).
 pub fn run_in_vm(run: &VmRun) -> Result<i32> {
+    run_in_vm_with(run, &mut |_| {})
+}
+
+/// [`run_in_vm`], also handing every guest output line (without its newline) to `on_line`.
+pub fn run_in_vm_with(run: &VmRun, on_line: &mut dyn FnMut(&[u8])) -> Result<i32> {
     if run.cmd.is_empty() {
         bail!("no command given to run in the VM");
     }
@@ -173,9 +185,12 @@ pub fn run_in_vm(run: &VmRun) -> Result<i32> {
     let mut qemu_cmd = qemu::qemu_command(
         &vm.kernel,
         &initrd,
-        vm.accel,
-        &vm.mem,
-        run.cpus,
+        &qemu::Machine {
+            accel: vm.accel,
+            mem: &vm.mem,
+            cpus: run.cpus,
+            kernel_args: &run.kernel_args,
+        },
         Some(&socket),
         &qemu_log,
     )?;
@@ -187,6 +202,7 @@ pub fn run_in_vm(run: &VmRun) -> Result<i32> {
         &prefix,
         deadline,
         true,
+        on_line,
     );
     let grace = match outcome {
         qemu::Outcome::Exited(_) => Duration::from_secs(1),

@@ -134,8 +134,7 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
     let comm = String::from_utf8_lossy(Event::trim_nul(&ev.comm));
     let name = String::from_utf8_lossy(Event::trim_nul(&ev.name));
     let exe = std::fs::read_link(format!("/proc/{}/exe", ev.tgid))
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+        .map_or_else(|_| "(exited)".to_owned(), |p| p.display().to_string());
     let dev = ev.target.dev;
     tracing::warn!(
         target: "governor::decision",

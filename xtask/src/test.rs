@@ -1,0 +1,253 @@
+//! `cargo xtask test`: every test. Host unit tests first, then the kernel integration tests
+//! (tests/) inside VMs: on each BPF-LSM kernel (6.12, 6.1), and once on a kernel booted without
+//! BPF-LSM to prove the daemon refuses. All kernel checks of one kernel share one boot.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Command, Stdio},
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{
+    cmd,
+    kernels::Series,
+    setup,
+    vm::{self, VmRun},
+};
+
+/// `lsm=` list for the no-BPF-LSM boot: the distribution's defaults minus `bpf`.
+const LSM_WITHOUT_BPF: &str = "lsm=landlock,lockdown,yama,integrity,apparmor";
+
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    /// Only this kernel (default: all of them).
+    #[arg(long, value_enum)]
+    pub kernel: Option<Series>,
+    /// Skip the host unit tests.
+    #[arg(long)]
+    pub no_host: bool,
+}
+
+/// Passed/failed counts, from libtest's `test result:` lines.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    suites: u64,
+}
+
+impl Tally {
+    fn observe(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        self.suites += 1;
+        for part in rest.split([';', '.']) {
+            let mut words = part.split_whitespace();
+            if let (Some(n), Some(what)) = (words.next(), words.next()) {
+                if let Ok(n) = n.parse::<u64>() {
+                    match what {
+                        "passed" => self.passed += n,
+                        "failed" => self.failed += n,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Step {
+    name: String,
+    ok: bool,
+    tally: Tally,
+    note: String,
+}
+
+pub fn run(args: TestArgs) -> Result<i32> {
+    setup::ensure_all()?;
+    let mut steps: Vec<Step> = Vec::new();
+
+    if !args.no_host {
+        eprintln!("\n== test: host unit tests (cargo test) ==");
+        steps.push(host_tests()?);
+        if let Some(sig) = cmd::caught_signal() {
+            return Ok(128 + sig);
+        }
+    }
+
+    eprintln!("\n== test: building governor and the kernel tests ==");
+    let bin_dir = vm::build_governor(false)?;
+    let kernel_tests = build_kernel_tests()?;
+    let kernels: Vec<Series> = args
+        .kernel
+        .map_or_else(|| Series::ALL.to_vec(), |k| vec![k]);
+
+    for &series in &kernels {
+        eprintln!("\n== test: kernel tests in a VM on Linux {series} (BPF-LSM) ==");
+        let mut run = VmRun::new(
+            series,
+            [
+                kernel_tests.as_os_str(),
+                "--test-threads=1".as_ref(),
+                "--skip".as_ref(),
+                "no_bpf_lsm".as_ref(),
+            ],
+        );
+        run.path_prepend.push(bin_dir.clone());
+        steps.push(vm_step(format!("kernel tests, Linux {series}"), &run)?);
+        if let Some(sig) = cmd::caught_signal() {
+            return Ok(128 + sig);
+        }
+    }
+
+    let series = kernels[0];
+    eprintln!("\n== test: Linux {series} booted without BPF-LSM ({LSM_WITHOUT_BPF}) ==");
+    let mut run = VmRun::new(
+        series,
+        [
+            kernel_tests.as_os_str(),
+            "--test-threads=1".as_ref(),
+            "no_bpf_lsm".as_ref(),
+        ],
+    );
+    run.path_prepend.push(bin_dir);
+    run.kernel_args.push(LSM_WITHOUT_BPF.to_owned());
+    steps.push(vm_step(format!("no BPF-LSM, Linux {series}"), &run)?);
+
+    Ok(summarize(&steps))
+}
+
+/// `cargo test` on the host for everything but the kernel tests and the BPF crate.
+fn host_tests() -> Result<Step> {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "governor-kernel-tests",
+        "--exclude",
+        "governor-ebpf",
+    ]);
+    let mut tally = Tally::default();
+    let ok = tee(&mut c, &mut |l| tally.observe(l))?;
+    Ok(Step {
+        name: "host unit tests".into(),
+        ok: ok && tally.failed == 0,
+        tally,
+        note: String::new(),
+    })
+}
+
+/// Runs `c`, echoing its stdout and feeding each line to `on_line`; true on success.
+fn tee(c: &mut Command, on_line: &mut dyn FnMut(&str)) -> Result<bool> {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {c:?}"))?;
+    let stdout = child.stdout.take().context("stdout not piped")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading test output")?;
+        println!("{line}");
+        on_line(&line);
+    }
+    Ok(child.wait()?.success())
+}
+
+/// Builds the kernel test binary and returns its path.
+fn build_kernel_tests() -> Result<PathBuf> {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.args([
+        "test",
+        "-p",
+        "governor-kernel-tests",
+        "--no-run",
+        "--message-format=json",
+    ]);
+    let mut exe = None;
+    tee_quiet(&mut c, &mut |line| {
+        if let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) {
+            if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "kernel" {
+                if let Some(path) = msg["executable"].as_str() {
+                    exe = Some(PathBuf::from(path));
+                }
+            }
+        }
+    })?;
+    exe.context("cargo built no `kernel` test executable")
+}
+
+/// Like [`tee`] without echoing (cargo's JSON), failing on a non-zero exit.
+fn tee_quiet(c: &mut Command, on_line: &mut dyn FnMut(&str)) -> Result<()> {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {c:?}"))?;
+    let stdout = child.stdout.take().context("stdout not piped")?;
+    for line in BufReader::new(stdout).lines() {
+        on_line(&line.context("reading cargo output")?);
+    }
+    if !child.wait()?.success() {
+        bail!("building the kernel tests failed: {c:?}");
+    }
+    Ok(())
+}
+
+/// One VM boot running the kernel tests; a run that executes no test fails.
+fn vm_step(name: String, run: &VmRun) -> Result<Step> {
+    let mut tally = Tally::default();
+    let code = vm::run_in_vm_with(run, &mut |line| {
+        tally.observe(&String::from_utf8_lossy(line));
+    })?;
+    let mut note = String::new();
+    if code != 0 {
+        note = format!("exit code {code}");
+    } else if tally.passed == 0 {
+        note = "no kernel test ran".into();
+    }
+    Ok(Step {
+        name,
+        ok: code == 0 && tally.passed > 0 && tally.failed == 0,
+        tally,
+        note,
+    })
+}
+
+/// Prints the summary and returns the exit code.
+fn summarize(steps: &[Step]) -> i32 {
+    println!("\n== summary ==");
+    let mut total = Tally::default();
+    for s in steps {
+        total.passed += s.tally.passed;
+        total.failed += s.tally.failed;
+        println!(
+            "{:<4} {:<32} {:>4} passed {:>3} failed {}",
+            if s.ok { "ok" } else { "FAIL" },
+            s.name,
+            s.tally.passed,
+            s.tally.failed,
+            s.note
+        );
+    }
+    let failed_steps = steps.iter().filter(|s| !s.ok).count() as u64;
+    // A failed step without a failed test (a crash, a boot failure) still counts as a failure.
+    let failed = total.failed.max(failed_steps);
+    println!("xtask test: {} passed, {} failed", total.passed, failed);
+    i32::from(failed > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn tally_reads_libtest_summaries() {
+        let mut t = Tally::default();
+        t.observe("test result: ok. 36 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.37s");
+        t.observe("test result: FAILED. 3 passed; 2 failed; 1 ignored; 0 measured; 1 filtered out");
+        t.observe("running 4 tests");
+        assert_eq!((t.passed, t.failed, t.suites), (39, 2, 2));
+    }
+}
