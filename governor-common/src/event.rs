@@ -9,13 +9,51 @@ pub const COMM_LEN: usize = 16;
 /// Length of the `name` field (final path component of the target).
 pub const NAME_LEN: usize = 128;
 
-/// What kind of record an [`Event`] is.
+/// What kind of record an [`Event`] is, i.e. how to read its `target`.
 #[repr(u16)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
-    /// A decision on a file operation.
+    /// A decision on a file operation: `target.inode` and `name` are set.
     FileDecision = 1,
+    /// A decision on a network operation: `target.addr`, `target.port`, `target.family`.
+    NetDecision = 2,
+    /// A decision on another task (signal, ptrace): `target.pid`.
+    TaskDecision = 3,
+    /// A decision on a host-wide operation (bpf, module load, mount): no target object.
+    HostDecision = 4,
 }
+
+impl EventKind {
+    pub const fn from_u16(v: u16) -> Option<Self> {
+        match v {
+            1 => Some(Self::FileDecision),
+            2 => Some(Self::NetDecision),
+            3 => Some(Self::TaskDecision),
+            4 => Some(Self::HostDecision),
+            _ => None,
+        }
+    }
+}
+
+/// The object an operation was aimed at; which fields mean something depends on
+/// [`EventKind`]. Unused fields are zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    /// File: the inode acted on.
+    pub inode: InodeKey,
+    /// Network: IPv4 in the first 4 bytes, or IPv6 (network byte order).
+    pub addr: [u8; 16],
+    /// Network: port in host byte order.
+    pub port: u16,
+    /// Network: AF_INET or AF_INET6.
+    pub family: u16,
+    /// Task: the target task's tgid.
+    pub pid: u32,
+    /// Class-specific detail (signal number, open flags, ...).
+    pub detail: u64,
+}
+const _: () = assert!(core::mem::size_of::<Target>() == 48);
 
 /// The outcome the kernel applied.
 #[repr(u32)]
@@ -67,15 +105,15 @@ pub struct Event {
     /// Index of the protected resource that matched, or [`crate::maps::RULE_UNRESOLVED`].
     pub rule_id: u32,
     /// The object acted on.
-    pub target: InodeKey,
+    pub target: Target,
     /// How many levels above the target the protected inode was found (0 = the target itself).
     pub depth: u32,
     pub _pad: u32,
     pub comm: [u8; COMM_LEN],
-    /// NUL-padded final path component of the target.
+    /// NUL-padded name of the target: final path component for files.
     pub name: [u8; NAME_LEN],
 }
-const _: () = assert!(core::mem::size_of::<Event>() == 224);
+const _: () = assert!(core::mem::size_of::<Event>() == 256);
 
 /// Why a ring-buffer record could not be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +159,7 @@ impl Event {
         if ev.size as usize != Self::SIZE {
             return Err(DecodeError::Size(ev.size));
         }
-        if ev.kind != EventKind::FileDecision as u16 {
+        if EventKind::from_u16(ev.kind).is_none() {
             return Err(DecodeError::Kind(ev.kind));
         }
         Ok(ev)
@@ -155,7 +193,10 @@ mod tests {
             class: 1,
             decision: Decision::Deny as u32,
             rule_id: 0,
-            target: InodeKey::new(7, 8),
+            target: Target {
+                inode: InodeKey::new(7, 8),
+                ..Target::default()
+            },
             depth: 0,
             _pad: 0,
             comm: *b"rm\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
@@ -174,7 +215,10 @@ mod tests {
         let mut buf = std::vec![0u8];
         buf.extend(bytes(&sample()));
         let ev = Event::decode(&buf[1..]).expect("decodes");
-        assert_eq!((ev.pid, ev.tgid, ev.target), (3, 4, InodeKey::new(7, 8)));
+        assert_eq!(
+            (ev.pid, ev.tgid, ev.target.inode),
+            (3, 4, InodeKey::new(7, 8))
+        );
         assert_eq!(Event::trim_nul(&ev.comm), b"rm");
     }
 

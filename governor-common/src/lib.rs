@@ -11,5 +11,5 @@ extern crate std;
 pub mod event;
 pub mod maps;
 
-pub use event::{Decision, Event, EventKind, EVENT_VERSION};
+pub use event::{Decision, Event, EventKind, Target, EVENT_VERSION};
 pub use maps::{AgentInfo, Class, InodeKey, KernelOffsets, ProtectedRule};

@@ -39,7 +39,7 @@ const _: () = assert!(core::mem::size_of::<AgentInfo>() == 8);
 /// `dev` is the *kernel* encoding (`major << 20 | minor`), not the `st_dev` userspace sees;
 /// userspace converts with [`InodeKey::kernel_dev`].
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InodeKey {
     pub dev: u32,
     pub _pad: u32,
@@ -58,7 +58,8 @@ impl InodeKey {
     }
 }
 
-/// Action classes. Values are stable: they are stored in events and lineage.
+/// Action classes. Values are stable: they are stored in events and lineage, and a class's
+/// bit (`1 << value`) is used in rule masks, so values stay below 32.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
@@ -66,25 +67,103 @@ pub enum Class {
     Unlink = 1,
     /// rmdir(2) of a directory.
     Rmdir = 2,
+    /// rename(2), as source or destination, including RENAME_EXCHANGE.
+    Rename = 3,
+    /// truncate, ftruncate, O_TRUNC, fallocate punch-hole.
+    Truncate = 4,
+    /// Opening for write, and writes through descriptors.
+    Write = 5,
+    /// chmod(2) family.
+    Chmod = 6,
+    /// chown(2) family.
+    Chown = 7,
+    /// link(2): a new hard link to a protected inode.
+    Link = 8,
+    /// setxattr/removexattr, including ACLs.
+    Xattr = 9,
+    /// mknod(2).
+    Mknod = 10,
+    /// mount(2), bind mounts, move mounts.
+    Mount = 11,
+    /// execve of a listed binary.
+    Exec = 12,
+    /// Signals to tasks outside the agent's cgroup subtree.
+    Signal = 13,
+    /// ptrace of tasks outside the agent's cgroup subtree.
+    Ptrace = 14,
+    /// setuid/setgid transitions.
+    Setid = 15,
+    /// connect(2) to a listed address.
+    Connect = 16,
+    /// bind(2) to a listed address.
+    Bind = 17,
+    /// Unconnected sends (UDP sendmsg, TCP fast open) to a listed address.
+    Send = 18,
+    /// The bpf(2) syscall.
+    Bpf = 19,
+    /// Loading kernel modules.
+    KernelModule = 20,
+    /// Leaving the agent's cgroup subtree.
+    CgroupEscape = 21,
 }
 
 impl Class {
+    /// Every class, in value order.
+    pub const ALL: [Class; 21] = [
+        Self::Unlink,
+        Self::Rmdir,
+        Self::Rename,
+        Self::Truncate,
+        Self::Write,
+        Self::Chmod,
+        Self::Chown,
+        Self::Link,
+        Self::Xattr,
+        Self::Mknod,
+        Self::Mount,
+        Self::Exec,
+        Self::Signal,
+        Self::Ptrace,
+        Self::Setid,
+        Self::Connect,
+        Self::Bind,
+        Self::Send,
+        Self::Bpf,
+        Self::KernelModule,
+        Self::CgroupEscape,
+    ];
+
     pub const fn bit(self) -> u32 {
         1 << (self as u32)
     }
 
-    pub const fn from_u32(v: u32) -> Option<Self> {
-        match v {
-            1 => Some(Self::Unlink),
-            2 => Some(Self::Rmdir),
-            _ => None,
-        }
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| *c as u32 == v)
     }
 
     pub const fn name(self) -> &'static str {
         match self {
             Self::Unlink => "unlink",
             Self::Rmdir => "rmdir",
+            Self::Rename => "rename",
+            Self::Truncate => "truncate",
+            Self::Write => "write",
+            Self::Chmod => "chmod",
+            Self::Chown => "chown",
+            Self::Link => "link",
+            Self::Xattr => "xattr",
+            Self::Mknod => "mknod",
+            Self::Mount => "mount",
+            Self::Exec => "exec",
+            Self::Signal => "signal",
+            Self::Ptrace => "ptrace",
+            Self::Setid => "setid",
+            Self::Connect => "connect",
+            Self::Bind => "bind",
+            Self::Send => "send",
+            Self::Bpf => "bpf",
+            Self::KernelModule => "kernel-module",
+            Self::CgroupEscape => "cgroup-escape",
         }
     }
 }

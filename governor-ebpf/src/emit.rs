@@ -8,7 +8,7 @@ use aya_ebpf::helpers::{
 use governor_common::{
     event::{COMM_LEN, NAME_LEN},
     maps::Counter,
-    Decision, Event, EventKind, InodeKey, KernelOffsets, EVENT_VERSION,
+    Decision, Event, EventKind, KernelOffsets, Target, EVENT_VERSION,
 };
 
 use crate::{maps, vfs};
@@ -24,16 +24,17 @@ pub fn count(counter: Counter) {
 
 /// What happened, as the deciding hook knows it.
 pub struct Decided {
+    pub kind: EventKind,
     pub cgroup_id: u64,
     pub agent_id: u32,
     pub class: u32,
     pub decision: Decision,
     pub rule_id: u32,
-    pub target: InodeKey,
+    pub target: Target,
     pub depth: u32,
 }
 
-/// Writes one event for `d`, naming `dentry`.
+/// Writes one event for `d`; for file decisions, `dentry` (if non-null) names the target.
 #[inline(always)]
 pub fn event(off: &KernelOffsets, d: &Decided, dentry: *const u8) {
     let Some(mut entry) = maps::GOV_EVENTS.reserve::<Event>(0) else {
@@ -46,7 +47,7 @@ pub fn event(off: &KernelOffsets, d: &Decided, dentry: *const u8) {
     // SAFETY: `ev` points at a reserved, exclusively owned record of `size_of::<Event>()` bytes;
     // every field is written before submit.
     unsafe {
-        (*ev).kind = EventKind::FileDecision as u16;
+        (*ev).kind = d.kind as u16;
         (*ev).version = EVENT_VERSION;
         (*ev).size = Event::SIZE as u32;
         (*ev).boot_ns = bpf_ktime_get_boot_ns();
@@ -64,7 +65,9 @@ pub fn event(off: &KernelOffsets, d: &Decided, dentry: *const u8) {
         (*ev)._pad = 0;
         (*ev).comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
         (*ev).name = [0u8; NAME_LEN];
-        vfs::name(off, dentry, &mut (*ev).name);
+        if !dentry.is_null() {
+            vfs::name(off, dentry, &mut (*ev).name);
+        }
     }
     entry.submit(0);
 }

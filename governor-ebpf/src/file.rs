@@ -1,22 +1,19 @@
-//! File-operation decisions: is the current task an agent, and is the target (or any ancestor
-//! dentry of it) a protected inode whose rule denies this class?
+//! File-operation decisions: is the target (or any ancestor dentry of it) a protected inode
+//! whose rule denies this class for agents?
 //!
 //! Protected resources are identified by inode, not by path string, so hardlinks, symlinks,
 //! `..` and bind mounts of a protected subtree resolve to the same inodes. A target whose chain
 //! cannot be walked to its filesystem root within `MAX_PATH_DEPTH` is denied (fail closed).
 
-use aya_ebpf::helpers::generated::bpf_get_current_cgroup_id;
 use governor_common::{
-    maps::{Counter, AGENT_FLAG_OBSERVE, MAX_PATH_DEPTH, RULE_UNRESOLVED},
-    Class, Decision, InodeKey,
+    maps::{Counter, MAX_PATH_DEPTH, RULE_UNRESOLVED},
+    Class, EventKind, KernelOffsets, Target,
 };
 
 use crate::{
-    emit::{self, Decided},
-    maps, vfs,
+    agent::{self, Refusal},
+    emit, maps, vfs,
 };
-
-const EPERM: i32 = 1;
 
 /// Where the walk up from the target ended.
 enum Walk {
@@ -31,11 +28,7 @@ enum Walk {
 /// Decides an operation of `class` on `dentry`; returns 0 or `-EPERM`.
 #[inline(always)]
 pub fn decide(dentry: *const u8, class: Class) -> i32 {
-    // SAFETY: plain helper call.
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    // The only cost a non-agent task pays: one hash lookup.
-    // SAFETY: the value is copied out before any map update can race with it.
-    let Some(agent) = (unsafe { maps::GOV_AGENTS.get(&cgroup_id) }).copied() else {
+    let Some(agent) = agent::current() else {
         return 0;
     };
     let off = maps::offsets();
@@ -56,34 +49,22 @@ pub fn decide(dentry: *const u8, class: Class) -> i32 {
             (RULE_UNRESOLVED, MAX_PATH_DEPTH)
         }
     };
-    let observe = agent.flags & AGENT_FLAG_OBSERVE != 0;
-    let decision = if observe {
-        emit::count(Counter::Observed);
-        Decision::ObserveDeny
-    } else {
-        emit::count(Counter::Denied);
-        Decision::Deny
-    };
-    let decided = Decided {
-        cgroup_id,
-        agent_id: agent.agent_id,
+    let refusal = Refusal {
+        kind: EventKind::FileDecision,
         class: class as u32,
-        decision,
         rule_id,
-        target: target.unwrap_or(InodeKey::new(0, 0)),
+        target: Target {
+            inode: target.unwrap_or_default(),
+            ..Target::default()
+        },
         depth,
     };
-    emit::event(&off, &decided, dentry);
-    if observe {
-        0
-    } else {
-        -EPERM
-    }
+    agent::refuse(&agent, refusal, &off, dentry)
 }
 
 /// Walks from `dentry` up through `d_parent` looking for a protected inode denying `class`.
 #[inline(always)]
-fn walk_up(off: &governor_common::KernelOffsets, dentry: *const u8, class: Class) -> Walk {
+fn walk_up(off: &KernelOffsets, dentry: *const u8, class: Class) -> Walk {
     let mut cur = dentry;
     let mut depth = 0u32;
     while depth < MAX_PATH_DEPTH {

@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+mod agent;
 mod emit;
 mod file;
 mod maps;

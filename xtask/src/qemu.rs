@@ -29,7 +29,14 @@ pub fn start_virtiofsd(socket: &Path, log: &Path) -> Result<Tied> {
         "virtiofsd",
         Command::new(VIRTIOFSD)
             .arg(format!("--socket-path={}", socket.display()))
-            .args(["-o", "source=/", "-o", "cache=always", "-o", "sandbox=chroot"])
+            .args([
+                "-o",
+                "source=/",
+                "-o",
+                "cache=always",
+                "-o",
+                "sandbox=chroot",
+            ])
             .args(["-o", "log_level=warn"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

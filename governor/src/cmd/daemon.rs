@@ -135,7 +135,7 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
     let name = String::from_utf8_lossy(Event::trim_nul(&ev.name));
     let exe = std::fs::read_link(format!("/proc/{}/exe", ev.tgid))
         .map_or_else(|_| "(exited)".to_owned(), |p| p.display().to_string());
-    let dev = ev.target.dev;
+    let dev = ev.target.inode.dev;
     tracing::warn!(
         target: "governor::decision",
         decision,
@@ -152,7 +152,7 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
         protected = %protected,
         depth = ev.depth,
         target_dev = %format!("{}:{}", dev >> 20, dev & 0xf_ffff),
-        target_ino = ev.target.ino,
+        target_ino = ev.target.inode.ino,
         boot_ns = ev.boot_ns,
         "{}",
         if ev.decision == Decision::Deny as u32 { "denied" } else { "would deny (observe mode)" }

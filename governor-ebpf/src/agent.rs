@@ -1,0 +1,73 @@
+//! Who is acting: is the current task an agent, and applying a refusal to it. Every hook
+//! family starts with [`current`] — the only cost a non-agent task pays is that one lookup —
+//! and ends a would-be deny with [`refuse`], which honours observe mode and emits the event.
+
+use aya_ebpf::helpers::generated::bpf_get_current_cgroup_id;
+use governor_common::{
+    maps::{Counter, AGENT_FLAG_OBSERVE},
+    AgentInfo, Decision, EventKind, KernelOffsets, Target,
+};
+
+use crate::{
+    emit::{self, Decided},
+    maps,
+};
+
+const EPERM: i32 = 1;
+
+/// The current task's agent, if it is one.
+#[derive(Clone, Copy)]
+pub struct Agent {
+    pub cgroup_id: u64,
+    pub info: AgentInfo,
+}
+
+/// Looks the current task's cgroup up in the agent map.
+#[inline(always)]
+pub fn current() -> Option<Agent> {
+    // SAFETY: plain helper call.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    // SAFETY: the value is copied out before any map update can race with it.
+    let info = unsafe { maps::GOV_AGENTS.get(&cgroup_id) }.copied()?;
+    Some(Agent { cgroup_id, info })
+}
+
+/// What is being refused.
+pub struct Refusal {
+    pub kind: EventKind,
+    pub class: u32,
+    pub rule_id: u32,
+    pub target: Target,
+    pub depth: u32,
+}
+
+/// Refuses `r` for `agent`: counts it, emits one event and returns `-EPERM`, or 0 (allowed,
+/// recorded as a would-be deny) when the agent is in observe mode. `dentry`, if non-null,
+/// names the target in the event.
+#[inline(always)]
+pub fn refuse(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8) -> i32 {
+    let observe = agent.info.flags & AGENT_FLAG_OBSERVE != 0;
+    let decision = if observe {
+        emit::count(Counter::Observed);
+        Decision::ObserveDeny
+    } else {
+        emit::count(Counter::Denied);
+        Decision::Deny
+    };
+    let decided = Decided {
+        kind: r.kind,
+        cgroup_id: agent.cgroup_id,
+        agent_id: agent.info.agent_id,
+        class: r.class,
+        decision,
+        rule_id: r.rule_id,
+        target: r.target,
+        depth: r.depth,
+    };
+    emit::event(off, &decided, dentry);
+    if observe {
+        0
+    } else {
+        -EPERM
+    }
+}
