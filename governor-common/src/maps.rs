@@ -4,6 +4,9 @@
 pub const AGENTS: &str = "GOV_AGENTS";
 /// Protected inodes: key = [`InodeKey`], value = [`ProtectedRule`].
 pub const PROTECTED: &str = "GOV_PROTECTED";
+/// Ancestors of protected inodes: key = [`InodeKey`], value = rule id (u32). Renaming one
+/// would move a protected subtree.
+pub const ANCESTORS: &str = "GOV_ANCESTORS";
 /// Ring buffer of [`crate::Event`]s.
 pub const EVENTS: &str = "GOV_EVENTS";
 /// Per-CPU counters, indexed by [`Counter`].
@@ -15,6 +18,8 @@ pub const OFFSETS_GLOBAL: &str = "GOV_OFFSETS";
 pub const MAX_AGENTS: u32 = 1024;
 /// Capacity of [`PROTECTED`].
 pub const MAX_PROTECTED: u32 = 65_536;
+/// Capacity of [`ANCESTORS`].
+pub const MAX_ANCESTORS: u32 = 65_536;
 /// Size of the [`EVENTS`] ring buffer in bytes (a power of two, a multiple of the page size).
 pub const EVENTS_BYTES: u32 = 1 << 22;
 /// How many dentries the kernel walks up from a target before it gives up and fails closed.
@@ -182,6 +187,10 @@ const _: () = assert!(core::mem::size_of::<ProtectedRule>() == 8);
 /// `rule_id` reported when the kernel could not resolve a target within its bounds and failed
 /// closed.
 pub const RULE_UNRESOLVED: u32 = u32::MAX;
+/// `rule_id` reported for operations agents may never perform (mounts, device nodes).
+pub const RULE_ALWAYS: u32 = u32::MAX - 1;
+/// Bit added to a `rule_id` when the match was an *ancestor* of the protected path.
+pub const RULE_ANCESTOR_FLAG: u32 = 1 << 30;
 
 /// Indexes into the per-CPU [`COUNTERS`] array.
 #[repr(u32)]
@@ -216,11 +225,24 @@ pub struct KernelOffsets {
     pub inode_i_sb: u32,
     /// `struct super_block::s_dev`
     pub super_block_s_dev: u32,
+    /// `struct path::mnt`
+    pub path_mnt: u32,
+    /// `struct path::dentry`
+    pub path_dentry: u32,
+    /// `struct file::f_path`
+    pub file_f_path: u32,
+    /// `struct file::f_mode`
+    pub file_f_mode: u32,
+    /// `struct mount::mnt` (the embedded `struct vfsmount`)
+    pub mount_mnt: u32,
+    /// `struct mount::mnt_parent`
+    pub mount_mnt_parent: u32,
+    /// `struct mount::mnt_mountpoint`
+    pub mount_mnt_mountpoint: u32,
     /// Non-zero once userspace filled the struct; programs fail closed while it is zero.
     pub valid: u32,
-    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 32);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 56);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -1,93 +1,435 @@
-//! File-operation decisions: is the target (or any ancestor dentry of it) a protected inode
-//! whose rule denies this class for agents?
+//! File hooks: delete, rename, truncate, write, chmod/chown, link, xattr/ACL, mknod, creating
+//! entries in protected directories, mount.
 //!
-//! Protected resources are identified by inode, not by path string, so hardlinks, symlinks,
-//! `..` and bind mounts of a protected subtree resolve to the same inodes. A target whose chain
-//! cannot be walked to its filesystem root within `MAX_PATH_DEPTH` is denied (fail closed).
+//! Protected resources are identified by inode, not by path string: a decision walks from the
+//! target up through `d_parent` and, at the root of each mount, on to the mountpoint in the
+//! parent mount, checking every inode against the protected map. Hardlinks, symlinks, `..`,
+//! `/proc/self/fd`, `O_PATH` reopen and bind mounts all reach the same inodes. A walk that
+//! cannot finish within `MAX_PATH_DEPTH` steps is denied (fail closed).
+//!
+//! Entry points are thin; each quotes the kernel prototype (identical on 6.1 and 6.12 unless
+//! noted). The last argument of every LSM program is the previous program's verdict, which we
+//! return when it is already a refusal.
 
+use aya_ebpf::{macros::lsm, programs::LsmContext};
 use governor_common::{
-    maps::{Counter, MAX_PATH_DEPTH, RULE_UNRESOLVED},
+    maps::{Counter, MAX_PATH_DEPTH, RULE_ALWAYS, RULE_ANCESTOR_FLAG, RULE_UNRESOLVED},
     Class, EventKind, KernelOffsets, Target,
 };
 
 use crate::{
-    agent::{self, Refusal},
-    emit, maps, vfs,
+    agent::{self, Agent, Refusal},
+    emit, maps,
+    vfs::{self, Loc},
 };
 
-/// Where the walk up from the target ended.
-enum Walk {
-    /// Reached the filesystem root without meeting a protected inode that denies the class.
-    Clear,
-    /// Met a protected inode `depth` levels up whose rule denies the class.
-    Protected { rule_id: u32, depth: u32 },
-    /// Could not finish the walk (too deep, or unreadable): fail closed.
-    Unresolved,
+const FMODE_WRITE: u32 = 0x2;
+const MAY_WRITE: i32 = 0x2;
+const S_IFMT: u32 = 0o170000;
+const S_IFCHR: u32 = 0o020000;
+const S_IFREG: u32 = 0o100000;
+const S_IFBLK: u32 = 0o060000;
+const RENAME_EXCHANGE: u32 = 1 << 1;
+
+// int security_path_unlink(const struct path *dir, struct dentry *dentry);
+#[lsm(hook = "path_unlink")]
+pub fn path_unlink(ctx: LsmContext) -> i32 {
+    prior(&ctx, 2).unwrap_or_else(|| in_dir(&ctx, 0, ctx.arg(1), Class::Unlink))
 }
 
-/// Decides an operation of `class` on `dentry`; returns 0 or `-EPERM`.
+// int security_path_rmdir(const struct path *dir, struct dentry *dentry);
+#[lsm(hook = "path_rmdir")]
+pub fn path_rmdir(ctx: LsmContext) -> i32 {
+    prior(&ctx, 2).unwrap_or_else(|| in_dir(&ctx, 0, ctx.arg(1), Class::Rmdir))
+}
+
+// int security_path_rename(const struct path *old_dir, struct dentry *old_dentry,
+//                          const struct path *new_dir, struct dentry *new_dentry,
+//                          unsigned int flags);
+#[lsm(hook = "path_rename")]
+pub fn path_rename(ctx: LsmContext) -> i32 {
+    prior(&ctx, 5).unwrap_or_else(|| rename(&ctx))
+}
+
+// int security_path_truncate(const struct path *path);  (truncate(2), O_TRUNC; ftruncate on 6.1)
+#[lsm(hook = "path_truncate")]
+pub fn path_truncate(ctx: LsmContext) -> i32 {
+    prior(&ctx, 1).unwrap_or_else(|| at_path(ctx.arg(0), Class::Truncate))
+}
+
+// int security_file_truncate(struct file *file);  (ftruncate(2); 6.2 and later only)
+#[lsm(hook = "file_truncate")]
+pub fn file_truncate(ctx: LsmContext) -> i32 {
+    prior(&ctx, 1).unwrap_or_else(|| at_file(ctx.arg(0), Class::Truncate))
+}
+
+// int security_file_open(struct file *file);
+#[lsm(hook = "file_open")]
+pub fn file_open(ctx: LsmContext) -> i32 {
+    prior(&ctx, 1).unwrap_or_else(|| open_for_write(ctx.arg(0)))
+}
+
+// int security_file_permission(struct file *file, int mask);
+// Every read/write/fallocate on an open file: catches writes through descriptors opened
+// before a rule applied or received from another process.
+#[lsm(hook = "file_permission")]
+pub fn file_permission(ctx: LsmContext) -> i32 {
+    prior(&ctx, 2).unwrap_or_else(|| {
+        let mask: i32 = ctx.arg(1);
+        if mask & MAY_WRITE == 0 {
+            return 0;
+        }
+        at_file(ctx.arg(0), Class::Write)
+    })
+}
+
+// int security_path_chmod(const struct path *path, umode_t mode);
+#[lsm(hook = "path_chmod")]
+pub fn path_chmod(ctx: LsmContext) -> i32 {
+    prior(&ctx, 2).unwrap_or_else(|| at_path(ctx.arg(0), Class::Chmod))
+}
+
+// int security_path_chown(const struct path *path, kuid_t uid, kgid_t gid);
+#[lsm(hook = "path_chown")]
+pub fn path_chown(ctx: LsmContext) -> i32 {
+    prior(&ctx, 3).unwrap_or_else(|| at_path(ctx.arg(0), Class::Chown))
+}
+
+// int security_path_link(struct dentry *old_dentry, const struct path *new_dir,
+//                        struct dentry *new_dentry);
+#[lsm(hook = "path_link")]
+pub fn path_link(ctx: LsmContext) -> i32 {
+    prior(&ctx, 3).unwrap_or_else(|| {
+        // A new name for a protected inode, or a new entry in a protected directory.
+        let verdict = in_dir(&ctx, 1, ctx.arg(0), Class::Link);
+        if verdict != 0 {
+            return verdict;
+        }
+        in_dir(&ctx, 1, ctx.arg(2), Class::Write)
+    })
+}
+
+// int security_inode_setxattr(struct mnt_idmap *idmap /* user_namespace on 6.1 */,
+//                             struct dentry *dentry, const char *name, const void *value,
+//                             size_t size, int flags);
+#[lsm(hook = "inode_setxattr")]
+pub fn inode_setxattr(ctx: LsmContext) -> i32 {
+    prior(&ctx, 6).unwrap_or_else(|| at_dentry(ctx.arg(1), Class::Xattr))
+}
+
+// int security_inode_removexattr(struct mnt_idmap *idmap, struct dentry *dentry,
+//                                const char *name);
+#[lsm(hook = "inode_removexattr")]
+pub fn inode_removexattr(ctx: LsmContext) -> i32 {
+    prior(&ctx, 3).unwrap_or_else(|| at_dentry(ctx.arg(1), Class::Xattr))
+}
+
+// int security_inode_set_acl(struct mnt_idmap *idmap, struct dentry *dentry,
+//                            const char *acl_name, struct posix_acl *kacl);  (6.2+; on 6.1
+// ACLs are set through setxattr)
+#[lsm(hook = "inode_set_acl")]
+pub fn inode_set_acl(ctx: LsmContext) -> i32 {
+    prior(&ctx, 4).unwrap_or_else(|| at_dentry(ctx.arg(1), Class::Xattr))
+}
+
+// int security_inode_remove_acl(struct mnt_idmap *idmap, struct dentry *dentry,
+//                               const char *acl_name);  (6.2+)
+#[lsm(hook = "inode_remove_acl")]
+pub fn inode_remove_acl(ctx: LsmContext) -> i32 {
+    prior(&ctx, 3).unwrap_or_else(|| at_dentry(ctx.arg(1), Class::Xattr))
+}
+
+// int security_path_mknod(const struct path *dir, struct dentry *dentry, umode_t mode,
+//                         unsigned int dev);  (also open(O_CREAT) of a new file)
+#[lsm(hook = "path_mknod")]
+pub fn path_mknod(ctx: LsmContext) -> i32 {
+    prior(&ctx, 4).unwrap_or_else(|| {
+        let mode: u32 = ctx.arg::<u64>(2) as u32 & 0xffff;
+        let kind = mode & S_IFMT;
+        if kind == S_IFCHR || kind == S_IFBLK {
+            // A device node would let an agent reach storage beneath the filesystem.
+            return always(Class::Mknod, ctx.arg(1));
+        }
+        // open(O_CREAT) comes here too, with no file type bits: creating a regular file is
+        // writing into the directory.
+        let class = if kind == 0 || kind == S_IFREG {
+            Class::Write
+        } else {
+            Class::Mknod
+        };
+        in_dir(&ctx, 0, ctx.arg(1), class)
+    })
+}
+
+// int security_path_mkdir(const struct path *dir, struct dentry *dentry, umode_t mode);
+#[lsm(hook = "path_mkdir")]
+pub fn path_mkdir(ctx: LsmContext) -> i32 {
+    prior(&ctx, 3).unwrap_or_else(|| in_dir(&ctx, 0, ctx.arg(1), Class::Write))
+}
+
+// int security_path_symlink(const struct path *dir, struct dentry *dentry,
+//                           const char *old_name);
+#[lsm(hook = "path_symlink")]
+pub fn path_symlink(ctx: LsmContext) -> i32 {
+    prior(&ctx, 3).unwrap_or_else(|| in_dir(&ctx, 0, ctx.arg(1), Class::Write))
+}
+
+// int security_inode_create(struct inode *dir, struct dentry *dentry, umode_t mode);
+// (open(O_CREAT) of a new file; no mount is given, so the walk stays within the filesystem)
+#[lsm(hook = "inode_create")]
+pub fn inode_create(ctx: LsmContext) -> i32 {
+    prior(&ctx, 3).unwrap_or_else(|| at_dentry(ctx.arg(1), Class::Write))
+}
+
+// int security_sb_mount(const char *dev_name, const struct path *path, const char *type,
+//                       unsigned long flags, void *data);
+#[lsm(hook = "sb_mount")]
+pub fn sb_mount(ctx: LsmContext) -> i32 {
+    prior(&ctx, 5).unwrap_or_else(|| always(Class::Mount, core::ptr::null()))
+}
+
+// int security_move_mount(const struct path *from_path, const struct path *to_path);
+#[lsm(hook = "move_mount")]
+pub fn move_mount(ctx: LsmContext) -> i32 {
+    prior(&ctx, 2).unwrap_or_else(|| always(Class::Mount, core::ptr::null()))
+}
+
+/// The previous LSM program's refusal, if any (argument `n` is the phony `retval`).
 #[inline(always)]
-pub fn decide(dentry: *const u8, class: Class) -> i32 {
+fn prior(ctx: &LsmContext, n: usize) -> Option<i32> {
+    let retval: i32 = ctx.arg(n);
+    (retval != 0).then_some(retval)
+}
+
+/// Operation of `class` on `dentry`, reached through the `struct path *` in argument
+/// `dir_arg` (which supplies the mount).
+#[inline(always)]
+fn in_dir(ctx: &LsmContext, dir_arg: usize, dentry: *const u8, class: Class) -> i32 {
     let Some(agent) = agent::current() else {
         return 0;
     };
     let off = maps::offsets();
-    let target = if off.valid == 0 {
-        None
-    } else {
-        vfs::inode_key(&off, dentry)
+    let dir: *const u8 = ctx.arg(dir_arg);
+    let mnt = vfs::path_loc(&off, dir).map_or(core::ptr::null(), |l| l.mnt);
+    decide(&agent, &off, Loc { dentry, mnt }, class)
+}
+
+/// Operation of `class` on the object named by a `struct path *`.
+#[inline(always)]
+fn at_path(path: *const u8, class: Class) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
     };
-    let walk = match target {
-        Some(_) => walk_up(&off, dentry, class),
-        None => Walk::Unresolved,
+    let off = maps::offsets();
+    match vfs::path_loc(&off, path) {
+        Some(loc) => decide(&agent, &off, loc, class),
+        None => unresolved(&agent, &off, class, core::ptr::null()),
+    }
+}
+
+/// Operation of `class` on an open `struct file *`.
+#[inline(always)]
+fn at_file(file: *const u8, class: Class) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
     };
-    let (rule_id, depth) = match walk {
-        Walk::Clear => return 0,
-        Walk::Protected { rule_id, depth } => (rule_id, depth),
-        Walk::Unresolved => {
-            emit::count(Counter::Unresolved);
-            (RULE_UNRESOLVED, MAX_PATH_DEPTH)
+    let off = maps::offsets();
+    match vfs::file_loc(&off, file) {
+        Some(loc) => decide(&agent, &off, loc, class),
+        None => unresolved(&agent, &off, class, core::ptr::null()),
+    }
+}
+
+/// Operation of `class` on a dentry whose mount is not known.
+#[inline(always)]
+fn at_dentry(dentry: *const u8, class: Class) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let off = maps::offsets();
+    let loc = Loc {
+        dentry,
+        mnt: core::ptr::null(),
+    };
+    decide(&agent, &off, loc, class)
+}
+
+/// `open()` with write access.
+#[inline(always)]
+fn open_for_write(file: *const u8) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let off = maps::offsets();
+    let writing = vfs::file_mode(&off, file).is_none_or(|m| m & FMODE_WRITE != 0);
+    if !writing {
+        return 0;
+    }
+    match vfs::file_loc(&off, file) {
+        Some(loc) => decide(&agent, &off, loc, Class::Write),
+        None => unresolved(&agent, &off, Class::Write, core::ptr::null()),
+    }
+}
+
+/// rename(2): the source, the destination (the entry replaced, or the directory it lands
+/// in), and any ancestor of a protected directory being moved.
+#[inline(always)]
+fn rename(ctx: &LsmContext) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let off = maps::offsets();
+    let old_dentry: *const u8 = ctx.arg(1);
+    let new_dir: *const u8 = ctx.arg(2);
+    let new_dentry: *const u8 = ctx.arg(3);
+    let flags: u32 = ctx.arg::<u64>(4) as u32;
+    let mnt = vfs::path_loc(&off, new_dir).map_or(core::ptr::null(), |l| l.mnt);
+    let v = ancestor(&agent, &off, old_dentry);
+    if v != 0 {
+        return v;
+    }
+    if flags & RENAME_EXCHANGE != 0 {
+        let v = ancestor(&agent, &off, new_dentry);
+        if v != 0 {
+            return v;
         }
+    }
+    let v = decide(
+        &agent,
+        &off,
+        Loc {
+            dentry: old_dentry,
+            mnt,
+        },
+        Class::Rename,
+    );
+    if v != 0 {
+        return v;
+    }
+    decide(
+        &agent,
+        &off,
+        Loc {
+            dentry: new_dentry,
+            mnt,
+        },
+        Class::Rename,
+    )
+}
+
+/// Refuses moving `dentry` when it is an ancestor of a protected inode.
+#[inline(always)]
+fn ancestor(agent: &Agent, off: &KernelOffsets, dentry: *const u8) -> i32 {
+    let Some(key) = vfs::inode_key(off, dentry) else {
+        return 0;
+    };
+    // SAFETY: value copied out immediately.
+    let Some(rule_id) = unsafe { maps::GOV_ANCESTORS.get(&key) }.copied() else {
+        return 0;
     };
     let refusal = Refusal {
         kind: EventKind::FileDecision,
-        class: class as u32,
-        rule_id,
+        class: Class::Rename as u32,
+        rule_id: rule_id | RULE_ANCESTOR_FLAG,
         target: Target {
-            inode: target.unwrap_or_default(),
+            inode: key,
             ..Target::default()
         },
-        depth,
+        depth: 0,
+    };
+    agent::refuse(agent, refusal, off, dentry)
+}
+
+/// Operations agents may never perform, wherever they aim.
+#[inline(always)]
+fn always(class: Class, dentry: *const u8) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let off = maps::offsets();
+    let kind = if dentry.is_null() {
+        EventKind::HostDecision
+    } else {
+        EventKind::FileDecision
+    };
+    let refusal = Refusal {
+        kind,
+        class: class as u32,
+        rule_id: RULE_ALWAYS,
+        target: Target::default(),
+        depth: 0,
     };
     agent::refuse(&agent, refusal, &off, dentry)
 }
 
-/// Walks from `dentry` up through `d_parent` looking for a protected inode denying `class`.
+/// Fail closed: the target could not be resolved.
 #[inline(always)]
-fn walk_up(off: &KernelOffsets, dentry: *const u8, class: Class) -> Walk {
-    let mut cur = dentry;
+fn unresolved(agent: &Agent, off: &KernelOffsets, class: Class, dentry: *const u8) -> i32 {
+    emit::count(Counter::Unresolved);
+    let refusal = Refusal {
+        kind: EventKind::FileDecision,
+        class: class as u32,
+        rule_id: RULE_UNRESOLVED,
+        target: Target::default(),
+        depth: MAX_PATH_DEPTH,
+    };
+    agent::refuse(agent, refusal, off, dentry)
+}
+
+/// Walks up from `start` (across mounts when the mount is known) looking for a protected
+/// inode whose rule denies `class`; refuses if found or if the walk cannot finish.
+#[inline(always)]
+fn decide(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class) -> i32 {
+    if off.valid == 0 {
+        return unresolved(agent, off, class, start.dentry);
+    }
+    let mut cur = start;
+    let mut target = None;
     let mut depth = 0u32;
     while depth < MAX_PATH_DEPTH {
-        let Some(key) = vfs::inode_key(off, cur) else {
-            return Walk::Unresolved;
-        };
-        // SAFETY: value copied out immediately.
-        if let Some(rule) = unsafe { maps::GOV_PROTECTED.get(&key) }.copied() {
-            if rule.deny_mask & class.bit() != 0 {
-                return Walk::Protected {
-                    rule_id: rule.rule_id,
-                    depth,
-                };
+        match vfs::inode_key(off, cur.dentry) {
+            Some(key) => {
+                if target.is_none() {
+                    target = Some(key);
+                }
+                // SAFETY: value copied out immediately.
+                if let Some(rule) = unsafe { maps::GOV_PROTECTED.get(&key) }.copied() {
+                    if rule.deny_mask & class.bit() != 0 {
+                        let refusal = Refusal {
+                            kind: EventKind::FileDecision,
+                            class: class as u32,
+                            rule_id: rule.rule_id,
+                            target: Target {
+                                inode: target.unwrap_or(key),
+                                ..Target::default()
+                            },
+                            depth,
+                        };
+                        return agent::refuse(agent, refusal, off, start.dentry);
+                    }
+                }
             }
+            // A negative dentry (the name being created) is fine at the start; its parent
+            // decides. Anywhere else the chain is broken.
+            None if depth == 0 => {}
+            None => return unresolved(agent, off, class, start.dentry),
         }
-        let Some(parent) = vfs::parent(off, cur) else {
-            return Walk::Unresolved;
+        let Some(parent) = vfs::parent(off, cur.dentry) else {
+            return unresolved(agent, off, class, start.dentry);
         };
-        if parent == cur || parent.is_null() {
-            return Walk::Clear;
+        if parent == cur.dentry || parent.is_null() {
+            // Root of this filesystem: continue at the mountpoint in the parent mount.
+            if cur.mnt.is_null() {
+                return 0;
+            }
+            match vfs::mount_up(off, cur.mnt) {
+                Some(up) => cur = up,
+                None => return 0,
+            }
+        } else {
+            cur.dentry = parent;
         }
-        cur = parent;
         depth += 1;
     }
-    Walk::Unresolved
+    unresolved(agent, off, class, start.dentry)
 }

@@ -1,7 +1,8 @@
 //! governor's kernel programs.
 //!
-//! Entry points are thin: each hook reads its arguments and hands them to the module for its
-//! hook family (`file`), which decides. Shared layouts and map names live in `governor-common`.
+//! One module per hook family; each holds its thin `#[lsm]` entry points (with the kernel
+//! prototype quoted above them) and the logic they call. Shared layouts and map names live in
+//! `governor-common`.
 #![no_std]
 #![no_main]
 
@@ -10,30 +11,6 @@ mod emit;
 mod file;
 mod maps;
 mod vfs;
-
-use aya_ebpf::{macros::lsm, programs::LsmContext};
-
-// int security_path_unlink(const struct path *dir, struct dentry *dentry);
-#[lsm(hook = "path_unlink")]
-pub fn path_unlink(ctx: LsmContext) -> i32 {
-    let dentry: *const u8 = ctx.arg(1);
-    let retval: i32 = ctx.arg(2);
-    if retval != 0 {
-        return retval;
-    }
-    file::decide(dentry, governor_common::Class::Unlink)
-}
-
-// int security_path_rmdir(const struct path *dir, struct dentry *dentry);
-#[lsm(hook = "path_rmdir")]
-pub fn path_rmdir(ctx: LsmContext) -> i32 {
-    let dentry: *const u8 = ctx.arg(1);
-    let retval: i32 = ctx.arg(2);
-    if retval != 0 {
-        return retval;
-    }
-    file::decide(dentry, governor_common::Class::Rmdir)
-}
 
 #[cfg(not(test))]
 #[panic_handler]

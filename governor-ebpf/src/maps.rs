@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, RingBuf},
 };
 use governor_common::{
-    maps::{COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENTS, MAX_PROTECTED},
+    maps::{COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENTS, MAX_ANCESTORS, MAX_PROTECTED},
     AgentInfo, InodeKey, KernelOffsets, ProtectedRule,
 };
 
@@ -18,6 +18,10 @@ pub static GOV_AGENTS: HashMap<u64, AgentInfo> = HashMap::with_max_entries(MAX_A
 #[map]
 pub static GOV_PROTECTED: HashMap<InodeKey, ProtectedRule> =
     HashMap::with_max_entries(MAX_PROTECTED, 0);
+
+/// `maps::ANCESTORS`
+#[map]
+pub static GOV_ANCESTORS: HashMap<InodeKey, u32> = HashMap::with_max_entries(MAX_ANCESTORS, 0);
 
 /// `maps::EVENTS`
 #[map]
@@ -36,8 +40,14 @@ static GOV_OFFSETS: KernelOffsets = KernelOffsets {
     inode_i_ino: 0,
     inode_i_sb: 0,
     super_block_s_dev: 0,
+    path_mnt: 0,
+    path_dentry: 0,
+    file_f_path: 0,
+    file_f_mode: 0,
+    mount_mnt: 0,
+    mount_mnt_parent: 0,
+    mount_mnt_mountpoint: 0,
     valid: 0,
-    _pad: 0,
 };
 
 /// The offsets userspace resolved; read volatile so the compiler cannot fold the zeros above.

@@ -1,4 +1,5 @@
-//! Reading VFS objects (dentry, inode, super_block) through the BTF-resolved offsets.
+//! Reading VFS objects (dentry, inode, super_block, path, file, mount) through the
+//! BTF-resolved offsets.
 
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 use governor_common::{InodeKey, KernelOffsets};
@@ -8,6 +9,39 @@ use governor_common::{InodeKey, KernelOffsets};
 unsafe fn read_at<T>(base: *const u8, off: u32) -> Option<T> {
     // SAFETY: the caller passes a kernel pointer; bpf_probe_read_kernel copes with bad ones.
     unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize).cast::<T>()).ok() }
+}
+
+/// A position in the VFS: a dentry and the mount it was reached through (may be null when
+/// the hook gives no mount, e.g. inode hooks).
+#[derive(Clone, Copy)]
+pub struct Loc {
+    pub dentry: *const u8,
+    pub mnt: *const u8,
+}
+
+/// `struct path *` → [`Loc`].
+#[inline(always)]
+pub fn path_loc(off: &KernelOffsets, path: *const u8) -> Option<Loc> {
+    // SAFETY: probe reads of kernel pointers.
+    unsafe {
+        Some(Loc {
+            dentry: read_at(path, off.path_dentry)?,
+            mnt: read_at(path, off.path_mnt)?,
+        })
+    }
+}
+
+/// `struct file *` → its `f_path` as a [`Loc`].
+#[inline(always)]
+pub fn file_loc(off: &KernelOffsets, file: *const u8) -> Option<Loc> {
+    path_loc(off, file.wrapping_add(off.file_f_path as usize))
+}
+
+/// `file->f_mode`.
+#[inline(always)]
+pub fn file_mode(off: &KernelOffsets, file: *const u8) -> Option<u32> {
+    // SAFETY: probe read.
+    unsafe { read_at(file, off.file_f_mode) }
 }
 
 /// The inode identity of `dentry`, or `None` for a negative dentry or an unreadable chain.
@@ -34,6 +68,25 @@ pub fn inode_key(off: &KernelOffsets, dentry: *const u8) -> Option<InodeKey> {
 pub fn parent(off: &KernelOffsets, dentry: *const u8) -> Option<*const u8> {
     // SAFETY: probe read of a kernel pointer.
     unsafe { read_at(dentry, off.dentry_d_parent) }
+}
+
+/// From the root of mount `mnt` (a `struct vfsmount *`) to where it is mounted: the
+/// mountpoint dentry and the parent mount. `None` at the top of the mount tree.
+#[inline(always)]
+pub fn mount_up(off: &KernelOffsets, mnt: *const u8) -> Option<Loc> {
+    // SAFETY: `mnt` is embedded in a `struct mount` at `mount_mnt`; probe reads only.
+    unsafe {
+        let mount = mnt.wrapping_sub(off.mount_mnt as usize);
+        let parent: *const u8 = read_at(mount, off.mount_mnt_parent)?;
+        if parent.is_null() || parent == mount {
+            return None;
+        }
+        let mountpoint: *const u8 = read_at(mount, off.mount_mnt_mountpoint)?;
+        Some(Loc {
+            dentry: mountpoint,
+            mnt: parent.wrapping_add(off.mount_mnt as usize),
+        })
+    }
 }
 
 /// Copies `dentry->d_name.name` (NUL-terminated) into `buf`.

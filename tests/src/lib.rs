@@ -123,9 +123,20 @@ impl Daemon {
 
     /// Waits up to 5 s for a decision matching `pred`.
     pub fn wait_decision(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_decision_after(0, what, pred)
+    }
+
+    /// Waits up to 5 s for a decision matching `pred` among those after the first `skip`
+    /// (take `skip` from `decisions().len()` before acting).
+    pub fn wait_decision_after(
+        &self,
+        skip: usize,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            if let Some(v) = self.decisions().into_iter().find(|v| pred(v)) {
+            if let Some(v) = self.decisions().into_iter().skip(skip).find(|v| pred(v)) {
                 return v;
             }
             assert!(
@@ -176,11 +187,14 @@ pub fn as_host(cmd: &[&str]) -> Output {
         .expect("spawn command")
 }
 
-/// Asserts that `out` failed with "Operation not permitted".
+/// Asserts that `out` failed with EPERM ("Operation not permitted"; mount(8) words it
+/// "permission denied").
 pub fn assert_eperm(out: &Output, what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let eperm = stderr.contains("Operation not permitted")
+        || (stderr.starts_with("mount:") && stderr.contains("permission denied"));
     assert!(
-        !out.status.success() && stderr.contains("Operation not permitted"),
+        !out.status.success() && eperm,
         "{what}: expected EPERM, got {} stdout={:?} stderr={stderr:?}",
         out.status,
         String::from_utf8_lossy(&out.stdout)
@@ -197,8 +211,14 @@ pub fn assert_ok(out: &Output, what: &str) {
     );
 }
 
-/// A policy with one agent (in cgroup `governor-test/<agent>`) and one protected path.
+/// A policy with one agent (in cgroup `governor-test/<agent>`) and one protected path whose
+/// `delete` class is denied.
 pub fn policy(agent: &str, mode: &str, protected: &Path) -> String {
+    policy_denying(agent, mode, protected, "delete")
+}
+
+/// Like [`policy`], denying the comma-separated quoted `classes` (e.g. `"modify"`).
+pub fn policy_denying(agent: &str, mode: &str, protected: &Path, classes: &str) -> String {
     format!(
         r#"
 [policy]
@@ -212,8 +232,13 @@ mode = "{mode}"
 
 [[protect]]
 path = "{}"
-deny = ["delete"]
+deny = [{}]
 "#,
-        protected.display()
+        protected.display(),
+        classes
+            .split(',')
+            .map(|c| format!("{:?}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }

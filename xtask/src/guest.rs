@@ -133,10 +133,15 @@ pub fn init_script(plan: &GuestPlan) -> Vec<u8> {
 
 /// The per-run `/vm/run.sh`: exact argv, clean environment, host cwd.
 ///
-/// It goes through the host's `/usr/bin/env` and `/bin/sh` inside the chroot
+/// It goes through the host's `/usr/bin/env` and `/bin/sh` inside the new root
 /// because Debian's busybox prefers its own applets over PATH lookups.
 pub fn run_script(plan: &GuestPlan) -> Vec<u8> {
-    let mut s = b"exec chroot /newroot /usr/bin/env -i".to_vec();
+    // Move the host root over `/` before entering it, as switch_root does: a plain chroot
+    // would leave the command "chrooted" in the kernel's eyes, and the kernel refuses user
+    // namespaces (unshare -U) to chrooted processes.
+    let mut s = b"cd /newroot && mount --move . / || { echo 'governor-vm: cannot move the root' >&2; exit 125; }\n\
+exec chroot . /usr/bin/env -i"
+        .to_vec();
     for (k, v) in &plan.env {
         let mut kv = k.as_bytes().to_vec();
         kv.push(b'=');

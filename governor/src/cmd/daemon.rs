@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::Context;
 use governor_common::{
-    maps::{Counter, RULE_UNRESOLVED},
+    maps::{Counter, RULE_ALWAYS, RULE_ANCESTOR_FLAG, RULE_UNRESOLVED},
     Class, Decision, Event,
 };
 use tokio::{signal::unix::SignalKind, sync::mpsc};
@@ -83,6 +83,9 @@ async fn serve(
         protected = compiled.protected.len(),
         "enforcing"
     );
+    for (hook, covered) in &enforcer.absent {
+        tracing::info!(hook = %hook, "LSM hook absent on this kernel; {covered}");
+    }
     for a in &compiled.agents {
         tracing::info!(agent = %a.name, cgroup = %a.cgroup.display(), cgroup_id = a.cgroup_id,
             mode = policy.agent(&a.name).map_or("?", |x| x.mode.name()), "agent registered");
@@ -123,13 +126,19 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
     let agent = compiled.agent_name(ev.agent_id).unwrap_or("?");
     let class = Class::from_u32(ev.class).map_or("unknown", Class::name);
     let decision = Decision::from_u32(ev.decision).map_or("unknown", Decision::name);
-    let protected = if ev.rule_id == RULE_UNRESOLVED {
-        "(unresolved: failed closed)".to_owned()
-    } else {
-        compiled.protected_path(ev.rule_id).map_or_else(
-            || format!("rule {}", ev.rule_id),
-            |p| p.display().to_string(),
-        )
+    let protected = match ev.rule_id {
+        RULE_UNRESOLVED => "(unresolved: failed closed)".to_owned(),
+        RULE_ALWAYS => "(never allowed for agents)".to_owned(),
+        id => {
+            let path = compiled
+                .protected_path(id & !RULE_ANCESTOR_FLAG)
+                .map_or_else(|| format!("rule {id}"), |p| p.display().to_string());
+            if id & RULE_ANCESTOR_FLAG != 0 {
+                format!("(ancestor of) {path}")
+            } else {
+                path
+            }
+        }
     };
     let comm = String::from_utf8_lossy(Event::trim_nul(&ev.comm));
     let name = String::from_utf8_lossy(Event::trim_nul(&ev.name));

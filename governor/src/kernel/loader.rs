@@ -17,7 +17,44 @@ use crate::policy::Compiled;
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/governor"));
 
 /// BPF-LSM programs; each program is named after the hook it attaches to.
-pub const LSM_PROGRAMS: &[&str] = &["path_unlink", "path_rmdir"];
+pub const LSM_PROGRAMS: &[&str] = &[
+    "path_unlink",
+    "path_rmdir",
+    "path_rename",
+    "path_truncate",
+    "file_truncate",
+    "file_open",
+    "file_permission",
+    "path_chmod",
+    "path_chown",
+    "path_link",
+    "inode_setxattr",
+    "inode_removexattr",
+    "inode_set_acl",
+    "inode_remove_acl",
+    "path_mknod",
+    "path_mkdir",
+    "path_symlink",
+    "inode_create",
+    "sb_mount",
+    "move_mount",
+];
+
+/// Hooks that older kernels lack, and what covers the same operations there.
+const OPTIONAL_HOOKS: &[(&str, &str)] = &[
+    (
+        "file_truncate",
+        "ftruncate(2) goes through path_truncate before 6.2",
+    ),
+    (
+        "inode_set_acl",
+        "ACLs are set through inode_setxattr before 6.2",
+    ),
+    (
+        "inode_remove_acl",
+        "ACLs are removed through inode_removexattr before 6.2",
+    ),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -50,6 +87,10 @@ CAP_BPF/CAP_MAC_ADMIN); governor cannot enforce here and refuses to start";
 /// The loaded, attached kernel side.
 pub struct Enforcer {
     ebpf: Ebpf,
+    /// Programs loaded and verified on this kernel.
+    loaded: Vec<&'static str>,
+    /// Optional hooks this kernel lacks, with what covers them instead.
+    pub absent: Vec<(&'static str, &'static str)>,
 }
 
 impl Enforcer {
@@ -60,17 +101,33 @@ impl Enforcer {
             .btf(Some(&btf))
             .override_global(maps::OFFSETS_GLOBAL, offsets, true)
             .load(OBJECT)?;
+        let mut loaded = Vec::new();
+        let mut absent = Vec::new();
         for &name in LSM_PROGRAMS {
+            let hook_exists = btf
+                .id_by_type_name_kind(&format!("bpf_lsm_{name}"), aya_obj::btf::BtfKind::Func)
+                .is_ok();
+            if !hook_exists {
+                if let Some(&(_, covered)) = OPTIONAL_HOOKS.iter().find(|(h, _)| *h == name) {
+                    absent.push((name, covered));
+                    continue;
+                }
+            }
             let prog: &mut Lsm = program(&mut ebpf, name)?;
             prog.load(name, &btf)
                 .map_err(|source| program_error(name, source))?;
+            loaded.push(name);
         }
-        Ok(Enforcer { ebpf })
+        Ok(Enforcer {
+            ebpf,
+            loaded,
+            absent,
+        })
     }
 
     /// Attaches every LSM program; enforcement starts here.
     pub fn attach(&mut self) -> Result<(), LoadError> {
-        for &name in LSM_PROGRAMS {
+        for &name in &self.loaded {
             let prog: &mut Lsm = program(&mut self.ebpf, name)?;
             prog.attach()
                 .map_err(|source| program_error(name, source))?;
@@ -88,11 +145,19 @@ impl Enforcer {
                     .map_err(|source| map_error(maps::AGENTS, source))?;
             }
         }
-        let mut protected: HashMap<_, InodeKey, ProtectedRule> = self.map(maps::PROTECTED)?;
-        for p in &compiled.protected {
-            protected
-                .insert(p.key, p.rule, 0)
-                .map_err(|source| map_error(maps::PROTECTED, source))?;
+        {
+            let mut protected: HashMap<_, InodeKey, ProtectedRule> = self.map(maps::PROTECTED)?;
+            for p in &compiled.protected {
+                protected
+                    .insert(p.key, p.rule, 0)
+                    .map_err(|source| map_error(maps::PROTECTED, source))?;
+            }
+        }
+        let mut ancestors: HashMap<_, InodeKey, u32> = self.map(maps::ANCESTORS)?;
+        for (key, rule_id) in &compiled.ancestors {
+            ancestors
+                .insert(key, rule_id, 0)
+                .map_err(|source| map_error(maps::ANCESTORS, source))?;
         }
         Ok(())
     }

@@ -45,7 +45,13 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         inode_i_ino: field(btf, "inode", "i_ino", 8)?,
         inode_i_sb: field(btf, "inode", "i_sb", 8)?,
         super_block_s_dev: field(btf, "super_block", "s_dev", 4)?,
+        path_mnt: field(btf, "path", "mnt", 8)?,
+        path_dentry: field(btf, "path", "dentry", 8)?,
+        file_f_path: field(btf, "file", "f_path", 16)?,
+        file_f_mode: field(btf, "file", "f_mode", 4)?,
+        mount_mnt: btf.member_offset("mount", "mnt")?,
+        mount_mnt_parent: field(btf, "mount", "mnt_parent", 8)?,
+        mount_mnt_mountpoint: field(btf, "mount", "mnt_mountpoint", 8)?,
         valid: 1,
-        _pad: 0,
     })
 }

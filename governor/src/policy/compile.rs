@@ -49,6 +49,9 @@ pub struct CompiledProtect {
 pub struct Compiled {
     pub agents: Vec<CompiledAgent>,
     pub protected: Vec<CompiledProtect>,
+    /// Ancestor directories of protected paths (renaming one would move a protected
+    /// subtree), with the rule id of the protected path below them.
+    pub ancestors: Vec<(InodeKey, u32)>,
 }
 
 impl Compiled {
@@ -107,15 +110,10 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
     }
     let mut protected = Vec::with_capacity(policy.protected.len());
     for (i, p) in policy.protected.iter().enumerate() {
-        let meta = std::fs::metadata(&p.path).map_err(|source| CompileError::Protected {
+        let key = inode_key(&p.path).map_err(|source| CompileError::Protected {
             path: p.path.clone(),
             source,
         })?;
-        let dev = meta.dev();
-        let key = InodeKey::new(
-            InodeKey::kernel_dev(libc::major(dev), libc::minor(dev)),
-            meta.ino(),
-        );
         let deny_mask = p.deny.iter().fold(0, |m, c| m | c.bit());
         // Two policy paths naming one inode (a symlink and its target): one entry, both masks.
         if let Some(same) = protected
@@ -134,5 +132,36 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
             },
         });
     }
-    Ok(Compiled { agents, protected })
+    let ancestors = ancestors_of(&protected);
+    Ok(Compiled {
+        agents,
+        protected,
+        ancestors,
+    })
+}
+
+/// Inode identity of `path` (following symlinks).
+fn inode_key(path: &std::path::Path) -> std::io::Result<InodeKey> {
+    let meta = std::fs::metadata(path)?;
+    let dev = meta.dev();
+    Ok(InodeKey::new(
+        InodeKey::kernel_dev(libc::major(dev), libc::minor(dev)),
+        meta.ino(),
+    ))
+}
+
+/// Every existing ancestor directory of every protected path, once.
+fn ancestors_of(protected: &[CompiledProtect]) -> Vec<(InodeKey, u32)> {
+    let mut out: Vec<(InodeKey, u32)> = Vec::new();
+    for p in protected {
+        let real = std::fs::canonicalize(&p.path).unwrap_or_else(|_| p.path.clone());
+        for dir in real.ancestors().skip(1) {
+            if let Ok(key) = inode_key(dir) {
+                if !out.iter().any(|(k, _)| *k == key) {
+                    out.push((key, p.rule.rule_id));
+                }
+            }
+        }
+    }
+    out
 }

@@ -63,6 +63,29 @@ const CLASS_NAMES: &[(&str, &[Class])] = &[
     ("delete", &[Class::Unlink, Class::Rmdir]),
     ("unlink", &[Class::Unlink]),
     ("rmdir", &[Class::Rmdir]),
+    ("rename", &[Class::Rename]),
+    ("truncate", &[Class::Truncate]),
+    ("write", &[Class::Write]),
+    ("chmod", &[Class::Chmod]),
+    ("chown", &[Class::Chown]),
+    ("link", &[Class::Link]),
+    ("xattr", &[Class::Xattr]),
+    ("mknod", &[Class::Mknod]),
+    ("modify", FILE_CLASSES),
+];
+
+/// Every class that applies to a protected path ("modify").
+const FILE_CLASSES: &[Class] = &[
+    Class::Unlink,
+    Class::Rmdir,
+    Class::Rename,
+    Class::Truncate,
+    Class::Write,
+    Class::Chmod,
+    Class::Chown,
+    Class::Link,
+    Class::Xattr,
+    Class::Mknod,
 ];
 
 impl Policy {
