@@ -11,10 +11,10 @@
 //! noted). The last argument of every LSM program is the previous program's verdict, which we
 //! return when it is already a refusal.
 
-use aya_ebpf::{macros::lsm, programs::LsmContext};
+use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop, macros::lsm, programs::LsmContext};
 use governor_common::{
     maps::{Counter, MAX_PATH_DEPTH, RULE_ALWAYS, RULE_ANCESTOR_FLAG, RULE_UNRESOLVED},
-    Class, EventKind, KernelOffsets, Target,
+    Class, EventKind, InodeKey, KernelOffsets, Target,
 };
 
 use crate::{
@@ -376,60 +376,122 @@ fn unresolved(agent: &Agent, off: &KernelOffsets, class: Class, dentry: *const u
     agent::refuse(agent, refusal, off, dentry)
 }
 
+/// State of one walk, shared with the `bpf_loop` callback [`walk_step`].
+#[repr(C)]
+struct Walk {
+    dentry: *const u8,
+    mnt: *const u8,
+    target: InodeKey,
+    class_bit: u32,
+    outcome: u32,
+    rule_id: u32,
+    depth: u32,
+}
+
+const RUNNING: u32 = 0;
+const CLEAR: u32 = 1;
+const PROTECTED: u32 = 2;
+const UNRESOLVED: u32 = 3;
+
+/// One step of the walk: check the current inode, then move to its parent (or, at the root
+/// of a mount, to the mountpoint in the parent mount). Returns 1 to stop.
+///
+/// The walk runs under `bpf_loop` so the verifier checks one step, not `MAX_PATH_DEPTH`
+/// unrolled copies (6.1's verifier gives up on the unrolled form).
+unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the `Walk` on the caller's stack, passed to bpf_loop below.
+    let w = unsafe { &mut *ctx.cast::<Walk>() };
+    let off = maps::offsets();
+    w.depth = index as u32;
+    match vfs::inode_key(&off, w.dentry) {
+        Some(key) => {
+            if w.target.ino == 0 {
+                w.target = key;
+            }
+            // SAFETY: value copied out immediately.
+            if let Some(rule) = unsafe { maps::GOV_PROTECTED.get(&key) }.copied() {
+                if rule.deny_mask & w.class_bit != 0 {
+                    w.outcome = PROTECTED;
+                    w.rule_id = rule.rule_id;
+                    return 1;
+                }
+            }
+        }
+        // A negative dentry (the name being created) is fine at the start; its parent
+        // decides. Anywhere else the chain is broken.
+        None if index == 0 => {}
+        None => {
+            w.outcome = UNRESOLVED;
+            return 1;
+        }
+    }
+    let Some(parent) = vfs::parent(&off, w.dentry) else {
+        w.outcome = UNRESOLVED;
+        return 1;
+    };
+    if parent != w.dentry && !parent.is_null() {
+        w.dentry = parent;
+        return 0;
+    }
+    // Root of this filesystem: continue at the mountpoint in the parent mount.
+    if w.mnt.is_null() {
+        w.outcome = CLEAR;
+        return 1;
+    }
+    match vfs::mount_up(&off, w.mnt) {
+        Some(up) => {
+            w.dentry = up.dentry;
+            w.mnt = up.mnt;
+            0
+        }
+        None => {
+            w.outcome = CLEAR;
+            1
+        }
+    }
+}
+
 /// Walks up from `start` (across mounts when the mount is known) looking for a protected
-/// inode whose rule denies `class`; refuses if found or if the walk cannot finish.
+/// inode whose rule denies `class`; refuses if found or if the walk cannot finish within
+/// `MAX_PATH_DEPTH` steps (fail closed).
 #[inline(always)]
 fn decide(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class) -> i32 {
     if off.valid == 0 {
         return unresolved(agent, off, class, start.dentry);
     }
-    let mut cur = start;
-    let mut target = None;
-    let mut depth = 0u32;
-    while depth < MAX_PATH_DEPTH {
-        match vfs::inode_key(off, cur.dentry) {
-            Some(key) => {
-                if target.is_none() {
-                    target = Some(key);
-                }
-                // SAFETY: value copied out immediately.
-                if let Some(rule) = unsafe { maps::GOV_PROTECTED.get(&key) }.copied() {
-                    if rule.deny_mask & class.bit() != 0 {
-                        let refusal = Refusal {
-                            kind: EventKind::FileDecision,
-                            class: class as u32,
-                            rule_id: rule.rule_id,
-                            target: Target {
-                                inode: target.unwrap_or(key),
-                                ..Target::default()
-                            },
-                            depth,
-                        };
-                        return agent::refuse(agent, refusal, off, start.dentry);
-                    }
-                }
-            }
-            // A negative dentry (the name being created) is fine at the start; its parent
-            // decides. Anywhere else the chain is broken.
-            None if depth == 0 => {}
-            None => return unresolved(agent, off, class, start.dentry),
+    let mut w = Walk {
+        dentry: start.dentry,
+        mnt: start.mnt,
+        target: InodeKey::default(),
+        class_bit: class.bit(),
+        outcome: RUNNING,
+        rule_id: 0,
+        depth: 0,
+    };
+    // SAFETY: bpf_loop calls `walk_step` with a pointer to `w`, which outlives the call.
+    let ran = unsafe {
+        bpf_loop(
+            MAX_PATH_DEPTH,
+            walk_step as *mut c_void,
+            (&mut w as *mut Walk).cast(),
+            0,
+        )
+    };
+    match w.outcome {
+        CLEAR if ran >= 0 => 0,
+        PROTECTED => {
+            let refusal = Refusal {
+                kind: EventKind::FileDecision,
+                class: class as u32,
+                rule_id: w.rule_id,
+                target: Target {
+                    inode: w.target,
+                    ..Target::default()
+                },
+                depth: w.depth,
+            };
+            agent::refuse(agent, refusal, off, start.dentry)
         }
-        let Some(parent) = vfs::parent(off, cur.dentry) else {
-            return unresolved(agent, off, class, start.dentry);
-        };
-        if parent == cur.dentry || parent.is_null() {
-            // Root of this filesystem: continue at the mountpoint in the parent mount.
-            if cur.mnt.is_null() {
-                return 0;
-            }
-            match vfs::mount_up(off, cur.mnt) {
-                Some(up) => cur = up,
-                None => return 0,
-            }
-        } else {
-            cur.dentry = parent;
-        }
-        depth += 1;
+        _ => unresolved(agent, off, class, start.dentry),
     }
-    unresolved(agent, off, class, start.dentry)
 }
