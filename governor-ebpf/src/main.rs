@@ -1,7 +1,9 @@
 //! governor's kernel programs.
 //!
 //! Entry points are thin: each hook reads its arguments and hands them to the module for its
-//! hook family (`file`), which decides. Shared layouts and map names live in `governor-common`.
+//! hook family (`file`), which decides. Network classes live entirely in `net` (cgroup
+//! sock_addr programs, independent of BPF-LSM). Shared layouts and map names live in
+//! `governor-common`.
 #![no_std]
 #![no_main]
 
@@ -9,6 +11,7 @@ mod agent;
 mod emit;
 mod file;
 mod maps;
+mod net;
 mod vfs;
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
