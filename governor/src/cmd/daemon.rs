@@ -68,6 +68,11 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
             .map(|rel| cgroups.path(rel))
             .collect();
         net::attach(&mut enforcer, &points)?;
+        let points: Vec<String> = points.iter().map(|p| p.display().to_string()).collect();
+        tracing::info!(
+            cgroups = %points.join(", "),
+            "network programs attached (they run only for sockets created in these subtrees)"
+        );
     }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
