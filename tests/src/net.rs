@@ -547,6 +547,10 @@ impl Drop for NetScenario {
         for sub in ["enforce/unregistered-child", "enforce", "observe", ""] {
             let _ = std::fs::remove_dir(root.join(sub));
         }
+        // The shared parent, once no other scenario uses it (fails harmlessly otherwise).
+        if let Some(parent) = root.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 
