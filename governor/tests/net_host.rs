@@ -79,12 +79,6 @@ fn host_network_enforced_without_bpf_lsm() {
         "{lines:#?}"
     );
     // Stopping the daemon detached the programs: the agent may connect again.
-    let ops = [governor_kernel_tests::net::Op {
-        op: "connect",
-        host: "127.0.0.2",
-        port: s.p,
-        want: governor_kernel_tests::net::Want::Ok,
-    }];
     let out = Command::new(governor_bin())
         .args(["run", "--policy"])
         .arg(s.dir.join("policy.toml"))
@@ -95,16 +89,25 @@ fn host_network_enforced_without_bpf_lsm() {
         .expect("governor run");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("RESULT 0 ok"),
-        "after the daemon stopped: {out:?} ({ops:?})"
+        "after the daemon stopped: {out:?}"
     );
 }
 
+/// On this host: `--require-full` refuses, naming what is missing, before touching anything.
 #[test]
 fn host_require_full_refuses_without_bpf_lsm() {
     setup();
     if !lsm_refused() {
-        // A host that runs BPF-LSM programs: --require-full must start (the VM tier covers
-        // enforcement there); nothing to refuse.
+        // A host that runs BPF-LSM programs: --require-full must start, in full mode.
+        let s = NetScenario::new("host-full");
+        let d = s.start(&["--require-full"]);
+        let log = d.logged();
+        let enforcing = log.iter().find(|v| v["message"] == "enforcing");
+        assert_eq!(
+            enforcing.map(|v| &v["mode"]),
+            Some(&"full".into()),
+            "{log:#?}"
+        );
         return;
     }
     let dir = scratch("net-host-require-full");
