@@ -10,6 +10,7 @@ extern crate std;
 
 pub mod event;
 pub mod maps;
+pub mod net;
 
 pub use event::{Decision, Event, EventKind, Target, EVENT_VERSION};
 pub use maps::{AgentInfo, Class, InodeKey, KernelOffsets, ProtectedRule};

@@ -27,6 +27,9 @@ pub const MAX_PATH_DEPTH: u32 = 64;
 
 /// Bit in [`AgentInfo::flags`]: record would-be denies but allow them.
 pub const AGENT_FLAG_OBSERVE: u32 = 1;
+/// `agent_id` reported for a task in a cgroup below an agent cgroup that is not itself in
+/// [`AGENTS`]; such a task is treated as an agent in enforce mode (fail closed).
+pub const AGENT_UNKNOWN: u32 = u32::MAX;
 
 /// An agent cgroup, as the kernel sees it.
 #[repr(C)]

@@ -4,7 +4,7 @@
 
 use aya_ebpf::helpers::generated::bpf_get_current_cgroup_id;
 use governor_common::{
-    maps::{Counter, AGENT_FLAG_OBSERVE},
+    maps::{Counter, AGENT_FLAG_OBSERVE, AGENT_UNKNOWN},
     AgentInfo, Decision, EventKind, KernelOffsets, Target,
 };
 
@@ -32,6 +32,23 @@ pub fn current() -> Option<Agent> {
     Some(Agent { cgroup_id, info })
 }
 
+/// The current task as an agent, for hooks that only run for tasks in an agent cgroup's
+/// subtree (cgroup programs attached to agent cgroups): a task in a descendant cgroup that is
+/// not registered itself is an agent of unknown id, in enforce mode (fail closed).
+#[inline(always)]
+pub fn current_or_unknown() -> Agent {
+    // SAFETY: plain helper call.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    // SAFETY: the value is copied out before any map update can race with it.
+    let info = unsafe { maps::GOV_AGENTS.get(&cgroup_id) }
+        .copied()
+        .unwrap_or(AgentInfo {
+            agent_id: AGENT_UNKNOWN,
+            flags: 0,
+        });
+    Agent { cgroup_id, info }
+}
+
 /// What is being refused.
 pub struct Refusal {
     pub kind: EventKind,
@@ -46,6 +63,17 @@ pub struct Refusal {
 /// names the target in the event.
 #[inline(always)]
 pub fn refuse(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8) -> i32 {
+    match decide(agent, r, off, dentry) {
+        Decision::Deny => -EPERM,
+        Decision::ObserveDeny => 0,
+    }
+}
+
+/// Decides a would-be deny of `r` for `agent`: [`Decision::Deny`], or
+/// [`Decision::ObserveDeny`] when the agent is in observe mode. Counts it and emits exactly
+/// one event; the caller turns the decision into its hook's return convention.
+#[inline(always)]
+pub fn decide(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8) -> Decision {
     let observe = agent.info.flags & AGENT_FLAG_OBSERVE != 0;
     let decision = if observe {
         emit::count(Counter::Observed);
@@ -65,9 +93,5 @@ pub fn refuse(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8)
         depth: r.depth,
     };
     emit::event(off, &decided, dentry);
-    if observe {
-        0
-    } else {
-        -EPERM
-    }
+    decision
 }

@@ -1,7 +1,8 @@
 //! governor's kernel programs.
 //!
-//! One module per hook family; each holds its thin `#[lsm]` entry points (with the kernel
-//! prototype quoted above them) and the logic they call. Shared layouts and map names live in
+//! One module per hook family; each holds its thin entry points (with the kernel prototype
+//! quoted above them) and the logic they call: `file` (BPF-LSM), `net` (cgroup sock_addr
+//! programs, independent of BPF-LSM). Shared layouts and map names live in
 //! `governor-common`.
 #![no_std]
 #![no_main]
@@ -10,6 +11,7 @@ mod agent;
 mod emit;
 mod file;
 mod maps;
+mod net;
 mod vfs;
 
 #[cfg(not(test))]

@@ -3,10 +3,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{lpm_trie, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use governor_common::{
     maps::{COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENTS, MAX_ANCESTORS, MAX_PROTECTED},
+    net::{Ip4, Ip6, NetOffsets, NetRules, KEY4_BYTES, KEY6_BYTES, MAX_NET_PREFIXES},
     AgentInfo, InodeKey, KernelOffsets, ProtectedRule,
 };
 
@@ -55,4 +56,31 @@ static GOV_OFFSETS: KernelOffsets = KernelOffsets {
 pub fn offsets() -> KernelOffsets {
     // SAFETY: reading a static we own; volatile because the loader rewrites it before load.
     unsafe { core::ptr::read_volatile(&GOV_OFFSETS) }
+}
+
+// ---- network classes (net.rs) ----
+
+/// `net::NET4`: IPv4 prefixes → every port range that applies to them.
+#[map]
+pub static GOV_NET4: LpmTrie<Ip4, NetRules> = LpmTrie::with_max_entries(MAX_NET_PREFIXES, 0);
+
+/// `net::NET6`: IPv6 prefixes (IPv4-mapped addresses are looked up in `GOV_NET4`).
+#[map]
+pub static GOV_NET6: LpmTrie<Ip6, NetRules> = LpmTrie::with_max_entries(MAX_NET_PREFIXES, 0);
+
+const _: () = assert!(core::mem::size_of::<lpm_trie::Key<Ip4>>() == KEY4_BYTES);
+const _: () = assert!(core::mem::size_of::<lpm_trie::Key<Ip6>>() == KEY6_BYTES);
+
+/// `net::NET_OFFSETS_GLOBAL`: set by userspace at load time (read-only afterwards).
+#[unsafe(no_mangle)]
+static GOV_NET_OFFSETS: NetOffsets = NetOffsets {
+    tcp_sock_fastopen_req: 0,
+    valid: 0,
+};
+
+/// The network offsets userspace resolved (volatile read, like [`offsets`]).
+#[inline(always)]
+pub fn net_offsets() -> NetOffsets {
+    // SAFETY: reading a static we own; volatile because the loader rewrites it before load.
+    unsafe { core::ptr::read_volatile(&GOV_NET_OFFSETS) }
 }

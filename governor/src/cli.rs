@@ -40,6 +40,12 @@ pub struct DaemonArgs {
     /// Create this file once enforcement is active (for supervisors and tests).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    /// Refuse to start unless every program family loads: BPF-LSM (file classes) and cgroup
+    /// sock_addr (network classes). Without it, the daemon starts with what this kernel
+    /// allows, warns which classes it does not enforce, and refuses only if nothing the
+    /// policy denies can be enforced.
+    #[arg(long)]
+    pub require_full: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -15,9 +15,22 @@ use std::{
 
 use serde_json::Value;
 
-/// The governor binary under test: `$GOVERNOR_BIN`, else `governor` on PATH (the VM runner
-/// puts the freshly built one first).
+pub mod net;
+
+static GOVERNOR_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes [`governor_bin`] return `path` (for tests that know their binary, like cargo's
+/// `CARGO_BIN_EXE_governor` in the governor package's own integration tests).
+pub fn set_governor_bin(path: impl Into<PathBuf>) {
+    let _ = GOVERNOR_BIN.set(path.into());
+}
+
+/// The governor binary under test: the one given to [`set_governor_bin`], else
+/// `$GOVERNOR_BIN`, else `governor` on PATH (the VM runner puts the freshly built one first).
 pub fn governor_bin() -> PathBuf {
+    if let Some(p) = GOVERNOR_BIN.get() {
+        return p.clone();
+    }
     std::env::var_os("GOVERNOR_BIN").map_or_else(|| PathBuf::from("governor"), PathBuf::from)
 }
 
@@ -57,6 +70,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon on `policy_text` (written next to `dir`) and waits until it enforces.
     pub fn start(dir: &Path, policy_text: &str) -> Daemon {
+        Self::start_with(dir, policy_text, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra `governor daemon` arguments (`--require-full`).
+    pub fn start_with(dir: &Path, policy_text: &str, extra: &[&str]) -> Daemon {
         let policy = dir.join("policy.toml");
         write(&policy, policy_text);
         let ready = dir.join("ready");
@@ -66,6 +84,7 @@ impl Daemon {
             .arg(&policy)
             .arg("--ready-file")
             .arg(&ready)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -112,12 +131,19 @@ impl Daemon {
 
     /// Decision events logged so far (JSON objects with target `governor::decision`).
     pub fn decisions(&self) -> Vec<Value> {
+        self.logged()
+            .into_iter()
+            .filter(|v| v["target"] == "governor::decision")
+            .collect()
+    }
+
+    /// Every JSON log line so far.
+    pub fn logged(&self) -> Vec<Value> {
         self.lines
             .lock()
             .expect("lock")
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["target"] == "governor::decision")
             .collect()
     }
 

@@ -8,8 +8,9 @@ use std::{
 
 use anyhow::Context;
 use governor_common::{
-    maps::{Counter, RULE_ALWAYS, RULE_ANCESTOR_FLAG, RULE_UNRESOLVED},
-    Class, Decision, Event,
+    maps::{Counter, AGENT_UNKNOWN, RULE_ALWAYS, RULE_ANCESTOR_FLAG, RULE_UNRESOLVED},
+    net::{AF_INET, AF_INET6},
+    Class, Decision, Event, EventKind,
 };
 use tokio::{signal::unix::SignalKind, sync::mpsc};
 
@@ -18,9 +19,10 @@ use crate::{
     cli::DaemonArgs,
     kernel::{
         btf::Btf,
+        coverage::{self, Plan},
         events::{self, ReaderStats},
         loader::Enforcer,
-        offsets,
+        net, offsets,
         preflight::Capabilities,
     },
     logging,
@@ -34,23 +36,113 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     logging::init(args.log_format);
     let policy = Policy::load(&args.policy)?;
     let caps = Capabilities::probe();
-    caps.require_bpf_lsm()?;
+    caps.require_btf()?;
     let btf = Btf::from_sys_fs()?;
     let offsets = offsets::resolve(&btf)?;
     // Load (and so verify) the programs before touching the host: a kernel that refuses them
-    // gets a clear error and no side effects.
-    let mut enforcer = Enforcer::load(&offsets)?;
+    // gets a clear error and no side effects. Each program family loads on its own, so that
+    // a kernel refusing BPF-LSM can still enforce the network classes (kernel::coverage).
+    let mut enforcer = Enforcer::open(&offsets, &net::offsets(&btf))?;
+    let lsm = caps
+        .require_bpf_lsm()
+        .map_err(anyhow::Error::from)
+        .and_then(|()| enforcer.load_lsm().map_err(anyhow::Error::from));
+    let net_loaded = net::load(&mut enforcer).map_err(anyhow::Error::from);
+    let plan = coverage::decide(lsm, net_loaded, &policy.classes(), args.require_full)?;
+    warn_degraded(&plan, &policy);
     let cgroups = CgroupFs::discover()?;
     let compiled = policy::compile(&policy, &cgroups)?;
     enforcer.install(&compiled)?;
+    if plan.net {
+        net::install(&mut enforcer, &compiled.network)?;
+    }
     let ring = enforcer.take_events()?;
-    enforcer.attach()?;
+    if plan.lsm {
+        enforcer.attach()?;
+    }
+    if plan.net {
+        let agent_cgroups: Vec<&std::path::Path> =
+            compiled.agents.iter().map(|a| a.cgroup.as_path()).collect();
+        let points: Vec<_> = net::attach_points(&agent_cgroups)
+            .iter()
+            .map(|rel| cgroups.path(rel))
+            .collect();
+        net::attach(&mut enforcer, &points)?;
+        let points: Vec<String> = points.iter().map(|p| p.display().to_string()).collect();
+        tracing::info!(
+            cgroups = %points.join(", "),
+            "network programs attached (they run only for sockets created in these subtrees)"
+        );
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(args, policy, cgroups, compiled, enforcer, ring, caps))
+    runtime.block_on(serve(
+        args,
+        policy,
+        cgroups,
+        compiled,
+        enforcer,
+        ring,
+        Kernel { caps, plan },
+    ))
+}
+
+/// What the kernel offered: its capabilities and what the daemon enforces on it.
+struct Kernel {
+    caps: Capabilities,
+    plan: Plan,
+}
+
+/// Says plainly, at WARN, which classes this daemon does not enforce and which policy rules
+/// are therefore inert.
+fn warn_degraded(plan: &Plan, policy: &Policy) {
+    for m in &plan.missing {
+        let classes = coverage::class_list(m.classes);
+        tracing::warn!(
+            not_enforced = %classes,
+            programs = m.family,
+            reason = %format!("{:#}", m.reason),
+            "degraded mode: NOT enforcing {classes}: this kernel does not run governor's {} \
+             programs (use --require-full to refuse to start instead)",
+            m.family
+        );
+        for p in &policy.protected {
+            let inert: Vec<Class> = p
+                .deny
+                .iter()
+                .copied()
+                .filter(|c| m.classes.contains(c))
+                .collect();
+            if !inert.is_empty() {
+                tracing::warn!(
+                    path = %p.path.display(),
+                    classes = %coverage::class_list(&inert),
+                    "degraded mode: [[protect]] {} is NOT enforced for {}",
+                    p.path.display(),
+                    coverage::class_list(&inert)
+                );
+            }
+        }
+        for (i, n) in policy.network.iter().enumerate() {
+            let inert: Vec<Class> = n
+                .deny
+                .iter()
+                .copied()
+                .filter(|c| m.classes.contains(c))
+                .collect();
+            if !inert.is_empty() {
+                tracing::warn!(
+                    rule = %n,
+                    classes = %coverage::class_list(&inert),
+                    "degraded mode: [[network]] rule {i} ({n}) is NOT enforced for {}",
+                    coverage::class_list(&inert)
+                );
+            }
+        }
+    }
 }
 
 async fn serve(
@@ -60,8 +152,9 @@ async fn serve(
     compiled: Compiled,
     mut enforcer: Enforcer,
     ring: aya::maps::RingBuf<aya::maps::MapData>,
-    caps: Capabilities,
+    kernel: Kernel,
 ) -> anyhow::Result<ExitCode> {
+    let Kernel { caps, plan } = kernel;
     let stats = Arc::new(ReaderStats::default());
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
     let reader = tokio::spawn(events::read(ring, tx, Arc::clone(&stats)));
@@ -81,6 +174,10 @@ async fn serve(
         kernel = %caps.kernel_release,
         agents = compiled.agents.len(),
         protected = compiled.protected.len(),
+        network_rules = compiled.network_rules.len(),
+        mode = if plan.missing.is_empty() { "full" } else { "degraded" },
+        enforced = %coverage::class_list(&plan.enforced()),
+        not_enforced = %coverage::class_list(&plan.not_enforced()),
         "enforcing"
     );
     for (hook, covered) in &enforcer.absent {
@@ -123,9 +220,50 @@ async fn serve(
 
 /// Logs one kernel decision with everything the kernel and the policy know about it.
 fn log_decision(ev: &Event, compiled: &Compiled) {
-    let agent = compiled.agent_name(ev.agent_id).unwrap_or("?");
+    let agent = if ev.agent_id == AGENT_UNKNOWN {
+        "(unregistered cgroup below an agent cgroup)"
+    } else {
+        compiled.agent_name(ev.agent_id).unwrap_or("?")
+    };
     let class = Class::from_u32(ev.class).map_or("unknown", Class::name);
     let decision = Decision::from_u32(ev.decision).map_or("unknown", Decision::name);
+    let comm = String::from_utf8_lossy(Event::trim_nul(&ev.comm));
+    let exe = std::fs::read_link(format!("/proc/{}/exe", ev.tgid))
+        .map_or_else(|_| "(exited)".to_owned(), |p| p.display().to_string());
+    let message = if ev.decision == Decision::Deny as u32 {
+        "denied"
+    } else {
+        "would deny (observe mode)"
+    };
+    if EventKind::from_u16(ev.kind) == Some(EventKind::NetDecision) {
+        let (addr, family) = net_addr(ev);
+        let (sock_type, protocol) = ((ev.target.detail >> 32) as u32, ev.target.detail as u32);
+        let rule = compiled
+            .network_rule(ev.rule_id)
+            .map_or_else(|| format!("rule {}", ev.rule_id), str::to_owned);
+        tracing::warn!(
+            target: "governor::decision",
+            decision,
+            agent,
+            class,
+            pid = ev.pid,
+            tgid = ev.tgid,
+            uid = ev.uid,
+            gid = ev.gid,
+            comm = %comm,
+            exe = %exe,
+            cgroup_id = ev.cgroup_id,
+            addr = %addr,
+            port = ev.target.port,
+            family,
+            proto = %proto_name(sock_type, protocol),
+            rule = %rule,
+            rule_id = ev.rule_id,
+            boot_ns = ev.boot_ns,
+            "{message}"
+        );
+        return;
+    }
     let protected = match ev.rule_id {
         RULE_UNRESOLVED => "(unresolved: failed closed)".to_owned(),
         RULE_ALWAYS => "(never allowed for agents)".to_owned(),
@@ -140,10 +278,7 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
             }
         }
     };
-    let comm = String::from_utf8_lossy(Event::trim_nul(&ev.comm));
     let name = String::from_utf8_lossy(Event::trim_nul(&ev.name));
-    let exe = std::fs::read_link(format!("/proc/{}/exe", ev.tgid))
-        .map_or_else(|_| "(exited)".to_owned(), |p| p.display().to_string());
     let dev = ev.target.inode.dev;
     tracing::warn!(
         target: "governor::decision",
@@ -163,7 +298,30 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
         target_dev = %format!("{}:{}", dev >> 20, dev & 0xf_ffff),
         target_ino = ev.target.inode.ino,
         boot_ns = ev.boot_ns,
-        "{}",
-        if ev.decision == Decision::Deny as u32 { "denied" } else { "would deny (observe mode)" }
+        "{message}"
     );
+}
+
+/// The address of a network event as text, and its family name.
+fn net_addr(ev: &Event) -> (String, &'static str) {
+    let a = ev.target.addr;
+    match ev.target.family {
+        AF_INET => (
+            std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
+            "ipv4",
+        ),
+        AF_INET6 => (std::net::Ipv6Addr::from(a).to_string(), "ipv6"),
+        other => (format!("(family {other})"), "unknown"),
+    }
+}
+
+/// `tcp`, `udp`, or the raw socket type and protocol numbers.
+fn proto_name(sock_type: u32, protocol: u32) -> String {
+    match (sock_type, protocol) {
+        (_, 6) => "tcp".to_owned(),
+        (_, 17) => "udp".to_owned(),
+        (_, 1) | (_, 58) => "icmp".to_owned(),
+        (_, 262) => "mptcp".to_owned(),
+        (t, p) => format!("type {t} protocol {p}"),
+    }
 }

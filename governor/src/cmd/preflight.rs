@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use crate::{
     cli::PreflightArgs,
-    kernel::{btf::Btf, loader::Enforcer, offsets, preflight::Capabilities},
+    kernel::{btf::Btf, coverage, loader::Enforcer, net, offsets, preflight::Capabilities},
 };
 
 pub fn run(args: PreflightArgs) -> anyhow::Result<ExitCode> {
@@ -25,24 +25,57 @@ pub fn run(args: PreflightArgs) -> anyhow::Result<ExitCode> {
             caps.lockdown.as_deref().unwrap_or("unknown")
         );
     }
-    match probe_enforcement(&caps) {
-        Ok(()) => {
-            println!("BPF-LSM programs load and attach: governor can enforce here");
+    let (lsm, net) = probe_enforcement(&caps);
+    let lsm_classes = coverage::class_list(coverage::LSM_CLASSES);
+    let net_classes = coverage::class_list(coverage::NET_CLASSES);
+    match &lsm {
+        Ok(()) => println!("BPF-LSM:  programs load and attach: {lsm_classes} enforceable"),
+        Err(e) => eprintln!("governor: BPF-LSM: cannot enforce {lsm_classes} here: {e:#}"),
+    }
+    match &net {
+        Ok(()) => println!("network:  cgroup sock_addr programs load: {net_classes} enforceable"),
+        Err(e) => eprintln!("governor: network: cannot enforce {net_classes} here: {e:#}"),
+    }
+    match (&lsm, &net) {
+        (Ok(()), Ok(())) => {
+            println!("governor can enforce here");
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            eprintln!("governor: cannot enforce here: {e:#}");
+        (Err(_), Err(_)) => {
+            eprintln!("governor: cannot enforce here");
+            Ok(ExitCode::FAILURE)
+        }
+        _ => {
+            eprintln!(
+                "governor: only partly enforceable here: `governor daemon` would run in degraded \
+                 mode (or refuse with --require-full)"
+            );
             Ok(ExitCode::FAILURE)
         }
     }
 }
 
-/// The real test: load and attach the programs with empty maps (no agent is affected), then
-/// detach them again.
-fn probe_enforcement(caps: &Capabilities) -> anyhow::Result<()> {
-    caps.require_bpf_lsm()?;
-    let btf = Btf::from_sys_fs()?;
-    let mut enforcer = Enforcer::load(&offsets::resolve(&btf)?)?;
-    enforcer.attach()?;
-    Ok(())
+/// The real test: load and attach the LSM programs with empty maps (no agent is affected),
+/// and load the network programs (they are attached to agent cgroups only); then drop it all.
+fn probe_enforcement(caps: &Capabilities) -> (anyhow::Result<()>, anyhow::Result<()>) {
+    let opened = (|| -> anyhow::Result<Enforcer> {
+        caps.require_btf()?;
+        let btf = Btf::from_sys_fs()?;
+        Ok(Enforcer::open(
+            &offsets::resolve(&btf)?,
+            &net::offsets(&btf),
+        )?)
+    })();
+    let mut enforcer = match opened {
+        Ok(e) => e,
+        Err(e) => return (Err(anyhow::anyhow!("{e:#}")), Err(e)),
+    };
+    let lsm = (|| -> anyhow::Result<()> {
+        caps.require_bpf_lsm()?;
+        enforcer.load_lsm()?;
+        enforcer.attach()?;
+        Ok(())
+    })();
+    let net = net::load(&mut enforcer).map_err(anyhow::Error::from);
+    (lsm, net)
 }

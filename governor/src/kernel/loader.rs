@@ -8,6 +8,7 @@ use aya::{
 };
 use governor_common::{
     maps::{self, Counter},
+    net::NetOffsets,
     AgentInfo, InodeKey, KernelOffsets, ProtectedRule,
 };
 
@@ -82,7 +83,7 @@ pub enum LoadError {
 
 const EPERM_HINT: &str = ". The kernel lists `bpf` among its LSMs but does not let this \
 process load or attach LSM programs (a sandboxed or locked-down kernel, or missing \
-CAP_BPF/CAP_MAC_ADMIN); governor cannot enforce here and refuses to start";
+CAP_BPF/CAP_MAC_ADMIN); governor cannot enforce the classes that need BPF-LSM here";
 
 /// The loaded, attached kernel side.
 pub struct Enforcer {
@@ -91,38 +92,48 @@ pub struct Enforcer {
     loaded: Vec<&'static str>,
     /// Optional hooks this kernel lacks, with what covers them instead.
     pub absent: Vec<(&'static str, &'static str)>,
+    btf: aya::Btf,
 }
 
 impl Enforcer {
-    /// Loads the object with `offsets` and verifies every LSM program (not attached yet).
-    pub fn load(offsets: &KernelOffsets) -> Result<Enforcer, LoadError> {
+    /// Loads the object and creates its maps, with `offsets` and `net` set as its read-only
+    /// globals. No program is in the kernel yet: each hook family loads its own, so that one
+    /// the kernel refuses (BPF-LSM) does not take the others (network) down with it.
+    pub fn open(offsets: &KernelOffsets, net: &NetOffsets) -> Result<Enforcer, LoadError> {
         let btf = aya::Btf::from_sys_fs()?;
-        let mut ebpf = EbpfLoader::new()
+        let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(maps::OFFSETS_GLOBAL, offsets, true)
+            .override_global(governor_common::net::NET_OFFSETS_GLOBAL, net, true)
             .load(OBJECT)?;
-        let mut loaded = Vec::new();
-        let mut absent = Vec::new();
+        Ok(Enforcer {
+            ebpf,
+            btf,
+            loaded: Vec::new(),
+            absent: Vec::new(),
+        })
+    }
+
+    /// Loads (and so verifies) every BPF-LSM program whose hook this kernel has; none is
+    /// attached yet. Optional hooks the kernel lacks are recorded in `absent`.
+    pub fn load_lsm(&mut self) -> Result<(), LoadError> {
         for &name in LSM_PROGRAMS {
-            let hook_exists = btf
+            let hook_exists = self
+                .btf
                 .id_by_type_name_kind(&format!("bpf_lsm_{name}"), aya_obj::btf::BtfKind::Func)
                 .is_ok();
             if !hook_exists {
                 if let Some(&(_, covered)) = OPTIONAL_HOOKS.iter().find(|(h, _)| *h == name) {
-                    absent.push((name, covered));
+                    self.absent.push((name, covered));
                     continue;
                 }
             }
-            let prog: &mut Lsm = program(&mut ebpf, name)?;
-            prog.load(name, &btf)
+            let prog: &mut Lsm = program(&mut self.ebpf, name)?;
+            prog.load(name, &self.btf)
                 .map_err(|source| program_error(name, source))?;
-            loaded.push(name);
+            self.loaded.push(name);
         }
-        Ok(Enforcer {
-            ebpf,
-            loaded,
-            absent,
-        })
+        Ok(())
     }
 
     /// Attaches every LSM program; enforcement starts here.
@@ -133,6 +144,12 @@ impl Enforcer {
                 .map_err(|source| program_error(name, source))?;
         }
         Ok(())
+    }
+
+    /// The object, for the network hook family (`kernel::net`), which loads, fills and
+    /// attaches its own programs and maps in it.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
     }
 
     /// Writes the compiled policy into the kernel maps.
@@ -204,9 +221,20 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Lsm, Lo
 /// Describes a program load/attach failure by its innermost cause (aya repeats the outer
 /// message in the chain), with a hint for EPERM.
 fn program_error(program: &'static str, err: aya::programs::ProgramError) -> LoadError {
+    let (cause, eperm) = innermost_cause(&err);
+    LoadError::Program {
+        program,
+        cause,
+        hint: if eperm { EPERM_HINT } else { "" },
+    }
+}
+
+/// The innermost cause of a program error (aya repeats the outer message in the chain), and
+/// whether it is EPERM.
+pub fn innermost_cause(err: &aya::programs::ProgramError) -> (String, bool) {
     let mut eperm = false;
     let mut cause = err.to_string();
-    let mut next: Option<&dyn std::error::Error> = Some(&err);
+    let mut next: Option<&dyn std::error::Error> = Some(err);
     while let Some(e) = next {
         if let Some(sys) = e.downcast_ref::<aya::sys::SyscallError>() {
             eperm = sys.io_error.raw_os_error() == Some(libc::EPERM);
@@ -214,14 +242,14 @@ fn program_error(program: &'static str, err: aya::programs::ProgramError) -> Loa
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             eperm |= io.raw_os_error() == Some(libc::EPERM);
+            let io = io.to_string();
+            if !cause.contains(&io) {
+                cause = format!("{cause}: {io}");
+            }
         }
         next = e.source();
     }
-    LoadError::Program {
-        program,
-        cause,
-        hint: if eperm { EPERM_HINT } else { "" },
-    }
+    (cause, eperm)
 }
 
 fn map_error(map: &'static str, source: aya::maps::MapError) -> LoadError {

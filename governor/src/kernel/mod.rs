@@ -2,7 +2,9 @@
 //! the event stream.
 
 pub mod btf;
+pub mod coverage;
 pub mod events;
 pub mod loader;
+pub mod net;
 pub mod offsets;
 pub mod preflight;

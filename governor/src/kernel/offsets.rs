@@ -18,7 +18,7 @@ pub enum OffsetsError {
 }
 
 /// Offset of `strukt.member`, checking the member's size.
-fn field(
+pub(crate) fn field(
     btf: &Btf,
     strukt: &'static str,
     member: &'static str,

@@ -70,13 +70,19 @@ impl Capabilities {
         format!("lsm={}", list.join(","))
     }
 
-    /// Refuses, with what is missing and how to get it, unless BPF-LSM and BTF are present.
-    pub fn require_bpf_lsm(&self) -> Result<(), PreflightError> {
+    /// Refuses, with what is missing, unless the kernel has BTF (every program needs it).
+    pub fn require_btf(&self) -> Result<(), PreflightError> {
         if !self.btf {
             return Err(PreflightError::NoBtf {
                 release: self.kernel_release.clone(),
             });
         }
+        Ok(())
+    }
+
+    /// Refuses, with what is missing and how to get it, unless BPF-LSM and BTF are present.
+    pub fn require_bpf_lsm(&self) -> Result<(), PreflightError> {
+        self.require_btf()?;
         if !self.bpf_lsm_listed() {
             return Err(PreflightError::NoBpfLsm {
                 release: self.kernel_release.clone(),
@@ -100,7 +106,7 @@ pub enum PreflightError {
     NoBtf { release: String },
     #[error(
         "BPF-LSM is not active on kernel {release} (active LSMs: {active}), so governor cannot \
-         enforce anything and will not pretend to. Enable it by adding `{param}` to the kernel \
+         enforce file classes and will not pretend to. Enable it by adding `{param}` to the kernel \
          command line (e.g. GRUB_CMDLINE_LINUX in /etc/default/grub, then `update-grub` and \
          reboot); the kernel must be built with CONFIG_BPF_LSM=y"
     )]

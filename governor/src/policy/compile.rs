@@ -4,7 +4,10 @@ use std::{os::unix::fs::MetadataExt, path::PathBuf};
 
 use governor_common::{maps::AGENT_FLAG_OBSERVE, AgentInfo, InodeKey, ProtectedRule};
 
-use super::{Mode, Policy};
+use super::{
+    net::{self, CompiledNet},
+    Mode, Policy,
+};
 use crate::cgroup::{CgroupError, CgroupFs};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +27,15 @@ pub enum CompileError {
         what: &'static str,
         count: usize,
         max: u32,
+    },
+    #[error(
+        "network rules: addresses in {prefix} are matched against {count} port ranges; the \
+         kernel holds at most {max} per prefix (run `governor policy check`)"
+    )]
+    NetOverflow {
+        prefix: String,
+        count: usize,
+        max: usize,
     },
 }
 
@@ -52,11 +64,19 @@ pub struct Compiled {
     /// Ancestor directories of protected paths (renaming one would move a protected
     /// subtree), with the rule id of the protected path below them.
     pub ancestors: Vec<(InodeKey, u32)>,
+    /// The network tries' contents.
+    pub network: CompiledNet,
+    /// Each `[[network]]` rule as text, indexed by `rule_id` (for the log).
+    pub network_rules: Vec<String>,
 }
 
 impl Compiled {
     pub fn agent_name(&self, agent_id: u32) -> Option<&str> {
         self.agents.get(agent_id as usize).map(|a| a.name.as_str())
+    }
+
+    pub fn network_rule(&self, rule_id: u32) -> Option<&str> {
+        self.network_rules.get(rule_id as usize).map(String::as_str)
     }
 
     pub fn protected_path(&self, rule_id: u32) -> Option<&std::path::Path> {
@@ -133,10 +153,29 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
         });
     }
     let ancestors = ancestors_of(&protected);
+    let network = net::flatten(&policy.network).map_err(|overflows| {
+        let o = &overflows[0];
+        CompileError::NetOverflow {
+            prefix: o.key.to_string(),
+            count: o.count,
+            max: governor_common::net::MAX_PORT_RULES,
+        }
+    })?;
+    let max = governor_common::net::MAX_NET_PREFIXES;
+    for (what, count) in [
+        ("IPv4 network prefixes", network.v4.len()),
+        ("IPv6 network prefixes", network.v6.len()),
+    ] {
+        if count > max as usize {
+            return Err(CompileError::TooMany { what, count, max });
+        }
+    }
     Ok(Compiled {
         agents,
         protected,
         ancestors,
+        network,
+        network_rules: policy.network.iter().map(ToString::to_string).collect(),
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod compile;
 mod error;
+pub mod net;
 mod raw;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use toml::Spanned;
 
 pub use compile::{compile, Compiled};
 pub use error::{Located, PolicyError};
+pub use net::NetRule;
 
 use error::LineIndex;
 use raw::{RawAgent, RawPolicy, RawProtect};
@@ -24,6 +26,8 @@ pub struct Policy {
     pub owner: String,
     pub agents: Vec<Agent>,
     pub protected: Vec<Protected>,
+    /// `[[network]]` rules, in policy order (a rule's index is its `rule_id`).
+    pub network: Vec<NetRule>,
 }
 
 /// Whether an agent's would-be denies are enforced or only recorded.
@@ -120,6 +124,15 @@ impl Policy {
     pub fn agent(&self, name: &str) -> Option<&Agent> {
         self.agents.iter().find(|a| a.name == name)
     }
+
+    /// Every class some rule of this policy denies, in class order.
+    pub fn classes(&self) -> Vec<Class> {
+        let used = |c: &Class| {
+            self.protected.iter().any(|p| p.deny.contains(c))
+                || self.network.iter().any(|n| n.deny.contains(c))
+        };
+        Class::ALL.into_iter().filter(used).collect()
+    }
 }
 
 /// True for `a/b/c`: non-empty, no empty, `.` or `..` segments.
@@ -201,12 +214,14 @@ impl Validator<'_> {
             }
             protected.push(prot);
         }
+        let network = self.network_rules(raw.network);
         Policy {
             source: self.path.to_owned(),
             name,
             owner: header.owner.into_inner().trim().to_owned(),
             agents,
             protected,
+            network,
         }
     }
 
@@ -305,15 +320,17 @@ impl Validator<'_> {
                 }
                 None => {
                     let known: Vec<&str> = CLASS_NAMES.iter().map(|(n, _)| *n).collect();
-                    self.problem(
-                        name,
-                        &format!("protect[{i}].deny"),
+                    let n = name.get_ref();
+                    let why = if net::NET_CLASSES.iter().any(|c| c.name() == n) || n == "network" {
                         format!(
-                            "unknown class `{}`; known classes: {}",
-                            name.get_ref(),
+                            "`{n}` is a network class and belongs in a [[network]] entry; \
+                             file classes: {}",
                             known.join(", ")
-                        ),
-                    );
+                        )
+                    } else {
+                        format!("unknown class `{n}`; known classes: {}", known.join(", "))
+                    };
+                    self.problem(name, &format!("protect[{i}].deny"), why);
                 }
             }
         }

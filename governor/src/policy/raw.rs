@@ -11,6 +11,8 @@ pub struct RawPolicy {
     pub agents: Vec<Spanned<RawAgent>>,
     #[serde(default)]
     pub protect: Vec<Spanned<RawProtect>>,
+    #[serde(default)]
+    pub network: Vec<Spanned<RawNetwork>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -33,5 +35,14 @@ pub struct RawAgent {
 #[serde(deny_unknown_fields)]
 pub struct RawProtect {
     pub path: Spanned<String>,
+    pub deny: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub cidr: Spanned<String>,
+    #[serde(default)]
+    pub ports: Option<Spanned<Vec<Spanned<toml::Value>>>>,
     pub deny: Spanned<Vec<Spanned<String>>>,
 }

@@ -1,0 +1,149 @@
+//! Network classes on this host's own kernel, which refuses BPF-LSM programs (EPERM) but runs
+//! cgroup sock_addr programs: the daemon starts in degraded mode, says which classes it does
+//! not enforce, and enforces connect, bind and send for agent cgroups.
+//!
+//! Needs root (it loads BPF programs and creates cgroups) and fails, never skips, without it
+//! or when the programs do not load. Loopback addresses only (see
+//! `governor_kernel_tests::net`). The tests in this file share cgroups and ports with nothing
+//! else: names are tagged `host-*` and ports are picked free by the kernel.
+
+use std::process::Command;
+
+use governor_kernel_tests::{governor_bin, net::NetScenario, scratch, set_governor_bin, write};
+
+fn setup() {
+    set_governor_bin(env!("CARGO_BIN_EXE_governor"));
+    // SAFETY: plain geteuid(2).
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this test loads BPF programs and creates cgroups: run `cargo test` as root \
+         (`cargo xtask test` does)"
+    );
+}
+
+/// Whether this kernel runs BPF-LSM programs for us: the host tier is meant for kernels that
+/// do not, and checks the degraded-mode messages there.
+fn lsm_refused() -> bool {
+    let out = Command::new(governor_bin())
+        .arg("preflight")
+        .output()
+        .expect("governor preflight");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("network:  cgroup sock_addr programs load"),
+        "the network programs must load on this host: stdout={stdout} stderr={stderr}"
+    );
+    stderr.contains("BPF-LSM: cannot enforce")
+}
+
+#[test]
+fn host_network_enforced_without_bpf_lsm() {
+    setup();
+    let degraded = lsm_refused();
+    let s = NetScenario::new("host");
+    let d = s.start(&[]);
+    let log = d.logged();
+    let enforcing = log
+        .iter()
+        .find(|v| v["message"] == "enforcing")
+        .expect("an `enforcing` line");
+    assert_eq!(
+        enforcing["enforced"]
+            .as_str()
+            .map(|e| e.contains("connect, bind, send")),
+        Some(true),
+        "{enforcing}"
+    );
+    if degraded {
+        assert_eq!(enforcing["mode"], "degraded", "{enforcing}");
+        assert_eq!(enforcing["not_enforced"], "unlink, rmdir", "{enforcing}");
+        let warn = log
+            .iter()
+            .find(|v| v["level"] == "WARN" && v["not_enforced"] == "unlink, rmdir")
+            .unwrap_or_else(|| panic!("a WARN naming the classes not enforced: {log:#?}"));
+        assert!(
+            warn["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("degraded mode: NOT enforcing unlink, rmdir")),
+            "{warn}"
+        );
+    }
+    s.check_all(&d, true);
+    let lines = d.stop();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("stopped; kernel programs detached")),
+        "{lines:#?}"
+    );
+    // Stopping the daemon detached the programs: the agent may connect again.
+    let out = Command::new(governor_bin())
+        .args(["run", "--policy"])
+        .arg(s.dir.join("policy.toml"))
+        .args(["--agent", &s.agent(), "--", "python3"])
+        .arg(s.dir.join("probe.py"))
+        .arg(format!("connect,127.0.0.2,{}", s.p))
+        .output()
+        .expect("governor run");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("RESULT 0 ok"),
+        "after the daemon stopped: {out:?}"
+    );
+}
+
+/// On this host: `--require-full` refuses, naming what is missing, before touching anything.
+#[test]
+fn host_require_full_refuses_without_bpf_lsm() {
+    setup();
+    if !lsm_refused() {
+        // A host that runs BPF-LSM programs: --require-full must start, in full mode.
+        let s = NetScenario::new("host-full");
+        let d = s.start(&["--require-full"]);
+        let log = d.logged();
+        let enforcing = log.iter().find(|v| v["message"] == "enforcing");
+        assert_eq!(
+            enforcing.map(|v| &v["mode"]),
+            Some(&"full".into()),
+            "{log:#?}"
+        );
+        return;
+    }
+    let dir = scratch("net-host-require-full");
+    let policy = dir.join("policy.toml");
+    write(
+        &policy,
+        r#"
+[policy]
+name = "net-host-full"
+owner = "kernel-tests@example.com"
+
+[[agents]]
+name = "net-host-full"
+cgroup = "governor-test-net/host-require-full"
+
+[[network]]
+cidr = "127.0.0.2"
+deny = ["connect"]
+"#,
+    );
+    let out = Command::new(governor_bin())
+        .args(["daemon", "--require-full", "--policy"])
+        .arg(&policy)
+        .output()
+        .expect("spawn daemon");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "must refuse: {stderr}");
+    assert!(
+        stderr.contains("refusing to start: --require-full was given"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot enforce unlink, rmdir (BPF-LSM programs)"),
+        "{stderr}"
+    );
+    // Refused before touching the host.
+    let cg = governor_kernel_tests::net::cgroup2_root().join("governor-test-net/host-require-full");
+    assert!(!cg.exists(), "{} must not be created", cg.display());
+}
