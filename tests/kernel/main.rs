@@ -5,5 +5,6 @@
 
 mod file_classes;
 mod file_delete;
+mod io_uring;
 mod net;
 mod no_bpf_lsm;
