@@ -9,7 +9,7 @@ use governor_common::{
 };
 
 use crate::{
-    emit::{self, Decided},
+    emit::{self, Decided, Name},
     maps,
 };
 
@@ -46,6 +46,12 @@ pub struct Refusal {
 /// names the target in the event.
 #[inline(always)]
 pub fn refuse(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8) -> i32 {
+    refuse_named(agent, r, off, Name::Dentry(dentry))
+}
+
+/// [`refuse`], with the event's `name` taken from `name`.
+#[inline(always)]
+pub fn refuse_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) -> i32 {
     let observe = agent.info.flags & AGENT_FLAG_OBSERVE != 0;
     let decision = if observe {
         emit::count(Counter::Observed);
@@ -64,7 +70,7 @@ pub fn refuse(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8)
         target: r.target,
         depth: r.depth,
     };
-    emit::event(off, &decided, dentry);
+    emit::event(off, &decided, name);
     if observe {
         0
     } else {

@@ -1,14 +1,18 @@
 //! governor's kernel programs.
 //!
 //! Entry points are thin: each hook reads its arguments and hands them to the module for its
-//! hook family (`file`), which decides. Shared layouts and map names live in `governor-common`.
+//! hook family (`file`), which decides. The process classes (`task`) and host-wide classes
+//! (`host`) keep their entry points at the top of their own modules. Shared layouts and map names live in `governor-common`.
 #![no_std]
 #![no_main]
 
 mod agent;
 mod emit;
 mod file;
+mod host;
+mod kread;
 mod maps;
+mod task;
 mod vfs;
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};

@@ -17,7 +17,25 @@ use crate::policy::Compiled;
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/governor"));
 
 /// BPF-LSM programs; each program is named after the hook it attaches to.
-pub const LSM_PROGRAMS: &[&str] = &["path_unlink", "path_rmdir"];
+pub const LSM_PROGRAMS: &[&str] = &[
+    "path_unlink",
+    "path_rmdir",
+    // governor-ebpf/src/task.rs: exec, setid, signal, ptrace
+    "bprm_check_security",
+    "mmap_file",
+    "file_mprotect",
+    "bprm_creds_from_file",
+    "task_fix_setuid",
+    "task_fix_setgid",
+    "task_fix_setgroups",
+    "task_kill",
+    "ptrace_access_check",
+    // governor-ebpf/src/host.rs: bpf, kernel modules
+    "bpf",
+    "kernel_module_request",
+    "kernel_read_file",
+    "kernel_load_data",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -88,11 +106,13 @@ impl Enforcer {
                     .map_err(|source| map_error(maps::AGENTS, source))?;
             }
         }
-        let mut protected: HashMap<_, InodeKey, ProtectedRule> = self.map(maps::PROTECTED)?;
-        for p in &compiled.protected {
-            protected
-                .insert(p.key, p.rule, 0)
-                .map_err(|source| map_error(maps::PROTECTED, source))?;
+        {
+            let mut protected: HashMap<_, InodeKey, ProtectedRule> = self.map(maps::PROTECTED)?;
+            for p in &compiled.protected {
+                protected
+                    .insert(p.key, p.rule, 0)
+                    .map_err(|source| map_error(maps::PROTECTED, source))?;
+            }
         }
         Ok(())
     }
