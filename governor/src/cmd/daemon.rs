@@ -8,8 +8,9 @@ use std::{
 
 use anyhow::Context;
 use governor_common::{
-    maps::{Counter, RULE_UNRESOLVED},
-    Class, Decision, Event,
+    detail,
+    maps::{Counter, RULE_BUILTIN, RULE_FILELESS, RULE_UNRESOLVED},
+    Class, Decision, Event, EventKind,
 };
 use tokio::{signal::unix::SignalKind, sync::mpsc};
 
@@ -81,6 +82,7 @@ async fn serve(
         kernel = %caps.kernel_release,
         agents = compiled.agents.len(),
         protected = compiled.protected.len(),
+        binaries = compiled.binaries.len(),
         "enforcing"
     );
     for a in &compiled.agents {
@@ -118,43 +120,78 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Logs one kernel decision with everything the kernel and the policy know about it.
-fn log_decision(ev: &Event, compiled: &Compiled) {
-    let agent = compiled.agent_name(ev.agent_id).unwrap_or("?");
-    let class = Class::from_u32(ev.class).map_or("unknown", Class::name);
-    let decision = Decision::from_u32(ev.decision).map_or("unknown", Decision::name);
-    let protected = if ev.rule_id == RULE_UNRESOLVED {
-        "(unresolved: failed closed)".to_owned()
-    } else {
-        compiled.protected_path(ev.rule_id).map_or_else(
+/// What a decision's `rule_id` stands for, in words.
+fn rule_text(ev: &Event, class: Option<Class>, compiled: &Compiled) -> String {
+    let path = |p: Option<&std::path::Path>| {
+        p.map_or_else(
             || format!("rule {}", ev.rule_id),
             |p| p.display().to_string(),
         )
     };
+    match ev.rule_id {
+        RULE_UNRESOLVED => "(unresolved: failed closed)".to_owned(),
+        RULE_BUILTIN => "(built-in: agents may never do this)".to_owned(),
+        RULE_FILELESS => "(fileless: the file has no name on any filesystem)".to_owned(),
+        id if class == Some(Class::Exec) => path(compiled.binary_path(id)),
+        id => path(compiled.protected_path(id)),
+    }
+}
+
+/// Logs one kernel decision with everything the kernel and the policy know about it. Every
+/// kind carries `name`, `protected` (the rule), `detail` and its reading `what`; file
+/// decisions add the target inode and depth, task decisions the target's pid.
+fn log_decision(ev: &Event, compiled: &Compiled) {
+    let agent = compiled.agent_name(ev.agent_id).unwrap_or("?");
+    let class = Class::from_u32(ev.class);
+    let class_name = class.map_or("unknown", Class::name);
+    let decision = Decision::from_u32(ev.decision).map_or("unknown", Decision::name);
+    let protected = rule_text(ev, class, compiled);
+    let what = class.map_or_else(
+        || ev.target.detail.to_string(),
+        |c| detail::describe(c, ev.target.detail),
+    );
     let comm = String::from_utf8_lossy(Event::trim_nul(&ev.comm));
     let name = String::from_utf8_lossy(Event::trim_nul(&ev.name));
     let exe = std::fs::read_link(format!("/proc/{}/exe", ev.tgid))
         .map_or_else(|_| "(exited)".to_owned(), |p| p.display().to_string());
     let dev = ev.target.inode.dev;
-    tracing::warn!(
-        target: "governor::decision",
-        decision,
-        agent,
-        class,
-        pid = ev.pid,
-        tgid = ev.tgid,
-        uid = ev.uid,
-        gid = ev.gid,
-        comm = %comm,
-        exe = %exe,
-        cgroup_id = ev.cgroup_id,
-        name = %name,
-        protected = %protected,
-        depth = ev.depth,
-        target_dev = %format!("{}:{}", dev >> 20, dev & 0xf_ffff),
-        target_ino = ev.target.inode.ino,
-        boot_ns = ev.boot_ns,
-        "{}",
-        if ev.decision == Decision::Deny as u32 { "denied" } else { "would deny (observe mode)" }
-    );
+    let message = if ev.decision == Decision::Deny as u32 {
+        "denied"
+    } else {
+        "would deny (observe mode)"
+    };
+    macro_rules! decision {
+        ($($extra:tt)*) => {
+            tracing::warn!(
+                target: "governor::decision",
+                decision,
+                agent,
+                class = class_name,
+                pid = ev.pid,
+                tgid = ev.tgid,
+                uid = ev.uid,
+                gid = ev.gid,
+                comm = %comm,
+                exe = %exe,
+                cgroup_id = ev.cgroup_id,
+                name = %name,
+                protected = %protected,
+                detail = ev.target.detail,
+                what = %what,
+                boot_ns = ev.boot_ns,
+                $($extra)*
+                "{}",
+                message
+            )
+        };
+    }
+    match EventKind::from_u16(ev.kind) {
+        Some(EventKind::TaskDecision) => decision!(target_pid = ev.target.pid,),
+        Some(EventKind::HostDecision) => decision!(),
+        _ => decision!(
+            depth = ev.depth,
+            target_dev = %format!("{}:{}", dev >> 20, dev & 0xf_ffff),
+            target_ino = ev.target.inode.ino,
+        ),
+    }
 }

@@ -11,12 +11,14 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             for file in &files {
                 match Policy::load(file) {
                     Ok(p) => println!(
-                        "{}: ok (policy `{}`, owner {}, {} agents, {} protected paths)",
+                        "{}: ok (policy `{}`, owner {}, {} agents, {} protected paths, \
+                         {} binaries)",
                         file.display(),
                         p.name,
                         p.owner,
                         p.agents.len(),
-                        p.protected.len()
+                        p.protected.len(),
+                        p.binaries.len()
                     ),
                     Err(e) => {
                         failed = true;

@@ -114,6 +114,12 @@ impl Enforcer {
                     .map_err(|source| map_error(maps::PROTECTED, source))?;
             }
         }
+        let mut binaries: HashMap<_, InodeKey, ProtectedRule> = self.map(maps::BINARIES)?;
+        for b in &compiled.binaries {
+            binaries
+                .insert(b.key, b.rule, 0)
+                .map_err(|source| map_error(maps::BINARIES, source))?;
+        }
         Ok(())
     }
 

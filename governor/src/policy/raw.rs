@@ -11,6 +11,8 @@ pub struct RawPolicy {
     pub agents: Vec<Spanned<RawAgent>>,
     #[serde(default)]
     pub protect: Vec<Spanned<RawProtect>>,
+    #[serde(default)]
+    pub binaries: Vec<Spanned<RawBinary>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,11 +29,20 @@ pub struct RawAgent {
     pub cgroup: Spanned<String>,
     #[serde(default)]
     pub mode: Option<Spanned<String>>,
+    #[serde(default)]
+    pub allow_fileless_exec: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProtect {
+    pub path: Spanned<String>,
+    pub deny: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBinary {
     pub path: Spanned<String>,
     pub deny: Spanned<Vec<Spanned<String>>>,
 }
