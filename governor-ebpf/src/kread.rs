@@ -1,7 +1,11 @@
 //! Reading tasks, credentials and cgroups through the BTF-resolved offsets, and the one
 //! question the task hooks ask about another task: is it inside the acting agent?
 
-use aya_ebpf::helpers::generated::bpf_get_current_task;
+use aya_ebpf::{
+    helpers::generated::{bpf_get_current_task, bpf_get_func_arg},
+    programs::LsmContext,
+    EbpfContext,
+};
 use governor_common::KernelOffsets;
 
 use crate::{
@@ -13,6 +17,25 @@ use crate::{
 /// Deepest cgroup level whose ancestor slot is read; deeper hierarchies fall back to the
 /// agent-map lookup. (cgroup v2 defaults to `cgroup.max.depth = max`, real trees are shallow.)
 const MAX_CGROUP_LEVEL: i32 = 255;
+
+/// Hook argument `n`, a pointer that the kernel may pass as NULL, as a plain value.
+///
+/// The verifier types pointer arguments by the hook's BTF and assumes them non-NULL, so a
+/// `ctx.arg()` pointer compared with NULL is "never NULL" to it and the NULL branch is
+/// removed as dead code. Some are NULL, though: `task_kill`'s `cred` for every kill(2),
+/// `mmap_file`'s `file` for anonymous mappings. `bpf_get_func_arg` returns the argument as a
+/// scalar, which the verifier does not second-guess.
+#[inline(always)]
+pub fn nullable_arg(ctx: &LsmContext, n: u32) -> *const u8 {
+    let mut value: u64 = 0;
+    // SAFETY: helper call writing into a local.
+    let ret = unsafe { bpf_get_func_arg(ctx.as_ptr(), n, &mut value) };
+    if ret == 0 {
+        value as *const u8
+    } else {
+        core::ptr::null()
+    }
+}
 
 /// The running task's `task_struct`.
 #[inline(always)]

@@ -48,9 +48,10 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
 
 // LSM_HOOK(int, 0, mmap_file, struct file *file, unsigned long reqprot,
 //          unsigned long prot, unsigned long flags)
+// `file` is NULL for anonymous mappings.
 #[lsm(hook = "mmap_file")]
 pub fn mmap_file(ctx: LsmContext) -> i32 {
-    let file: *const u8 = ctx.arg(0);
+    let file = kread::nullable_arg(&ctx, 0);
     let prot: u64 = ctx.arg(2);
     let retval: i32 = ctx.arg(4);
     if retval != 0 {
@@ -126,11 +127,12 @@ pub fn task_fix_setgroups(ctx: LsmContext) -> i32 {
 
 // LSM_HOOK(int, 0, task_kill, struct task_struct *p, struct kernel_siginfo *info,
 //          int sig, const struct cred *cred)
+// `cred` is NULL unless the kernel signals on someone else's behalf.
 #[lsm(hook = "task_kill")]
 pub fn task_kill(ctx: LsmContext) -> i32 {
     let target: *const u8 = ctx.arg(0);
     let sig: i32 = ctx.arg(2);
-    let cred: *const u8 = ctx.arg(3);
+    let cred = kread::nullable_arg(&ctx, 3);
     let retval: i32 = ctx.arg(4);
     if retval != 0 {
         return retval;
