@@ -4,7 +4,7 @@
 //! | class            | event kind     | `detail`                                              |
 //! |------------------|----------------|-------------------------------------------------------|
 //! | exec             | FileDecision   | how: [`EXEC_VIA_EXECVE`], [`EXEC_VIA_MMAP`], [`EXEC_VIA_MPROTECT`] |
-//! | signal           | TaskDecision   | the signal number                                     |
+//! | signal           | TaskDecision   | the signal number; for a file owner being set, [`owner`] |
 //! | ptrace           | TaskDecision   | the `PTRACE_MODE_*` bits of the access check          |
 //! | setid            | HostDecision   | [`setid`]: which id, its new value, and whether by exec |
 //! | bpf              | HostDecision   | the bpf(2) command (`BPF_MAP_CREATE` = 0, ...)        |
@@ -26,6 +26,27 @@ pub const MODULE_VIA_REQUEST: u64 = 1;
 pub const MODULE_VIA_FILE: u64 = 2;
 /// init_module(2): the module comes from memory.
 pub const MODULE_VIA_DATA: u64 = 3;
+
+/// Signal flag: no signal is sent now, a file owner is being set, to be signalled (SIGIO
+/// unless F_SETSIG chose another) whenever the file has I/O. Bits 40..48 say how
+/// ([`OWNER_F_SETOWN`], ...).
+pub const SIGNAL_VIA_OWNER: u64 = 1 << 32;
+/// Signal flag: the target is a process group, `target.pid` is its id.
+pub const SIGNAL_TO_GROUP: u64 = 1 << 33;
+/// fcntl(F_SETOWN): the owner comes by value and is checked.
+pub const OWNER_F_SETOWN: u64 = 1;
+/// fcntl(F_SETOWN_EX): the owner comes through a pointer.
+pub const OWNER_F_SETOWN_EX: u64 = 2;
+/// ioctl(FIOSETOWN): the owner comes through a pointer.
+pub const OWNER_FIOSETOWN: u64 = 3;
+/// ioctl(SIOCSPGRP): the owner comes through a pointer.
+pub const OWNER_SIOCSPGRP: u64 = 4;
+
+/// Signal detail for setting a file owner by `how` (an `OWNER_*` value).
+pub const fn owner(how: u64, group: bool) -> u64 {
+    let g = if group { SIGNAL_TO_GROUP } else { 0 };
+    SIGNAL_VIA_OWNER | g | ((how & 0xff) << 40) | 29
+}
 
 /// Setid `which` value for setgroups(2); its "new id" is the new number of groups.
 pub const SETID_GROUPS: u64 = 8;
@@ -129,9 +150,25 @@ pub fn describe(class: Class, detail: u64) -> alloc::string::String {
             EXEC_VIA_MPROTECT => "mprotect PROT_EXEC".into(),
             _ => format!("exec ({detail})"),
         },
-        Class::Signal => small
-            .and_then(|n| SIGNALS.get(n))
-            .map_or_else(|| format!("signal {detail}"), |s| (*s).into()),
+        Class::Signal => {
+            let sig = (detail & 0xffff_ffff) as usize;
+            let mut s = SIGNALS
+                .get(sig)
+                .map_or_else(|| format!("signal {sig}"), |s| (*s).into());
+            if detail & SIGNAL_VIA_OWNER != 0 {
+                s.push_str(match (detail >> 40) & 0xff {
+                    OWNER_F_SETOWN => " as file owner (F_SETOWN)",
+                    OWNER_F_SETOWN_EX => " as file owner (F_SETOWN_EX)",
+                    OWNER_FIOSETOWN => " as file owner (FIOSETOWN)",
+                    OWNER_SIOCSPGRP => " as file owner (SIOCSPGRP)",
+                    _ => " as file owner",
+                });
+            }
+            if detail & SIGNAL_TO_GROUP != 0 {
+                s.push_str(" to a process group");
+            }
+            s
+        }
         Class::Ptrace => {
             let mut s = format!("mode {detail:#x}:");
             for (bit, name) in [
@@ -196,6 +233,14 @@ mod tests {
     fn names() {
         assert_eq!(describe(Class::Signal, 15), "SIGTERM");
         assert_eq!(describe(Class::Signal, 64), "signal 64");
+        assert_eq!(
+            describe(Class::Signal, owner(OWNER_F_SETOWN, true)),
+            "SIGIO as file owner (F_SETOWN) to a process group"
+        );
+        assert_eq!(
+            describe(Class::Signal, owner(OWNER_SIOCSPGRP, false)),
+            "SIGIO as file owner (SIOCSPGRP)"
+        );
         assert_eq!(describe(Class::Bpf, 0), "BPF_MAP_CREATE");
         assert_eq!(describe(Class::Bpf, 5), "BPF_PROG_LOAD");
         assert_eq!(describe(Class::Ptrace, 0x12), "mode 0x12: attach realcreds");

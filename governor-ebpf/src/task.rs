@@ -1,6 +1,10 @@
 //! Process classes: exec of listed binaries and of nameless files (Exec), signals (Signal)
 //! and ptrace (Ptrace) aimed outside the agent, uid/gid transitions (Setid).
 //!
+//! Signals include the ones the kernel sends later on an agent's behalf: a file's owner
+//! (fcntl F_SETOWN, ...) gets SIGIO, or any signal F_SETSIG picks, whenever the file has I/O,
+//! and that delivery passes no task_kill check. So an agent may only make itself an owner.
+//!
 //! Entry points first, each under the hook's declaration from the kernel's
 //! `include/linux/lsm_hook_defs.h` (identical on 6.1 and 6.12 unless noted; checked against
 //! both kernels' BTF). The hooks get one extra argument, the return value of the BPF-LSM
@@ -16,10 +20,11 @@
 //! files not yet linked, and files deleted while open. Agents may not execute them, by exec
 //! or by `PROT_EXEC` mapping, unless their policy sets `allow_fileless_exec`.
 
-use aya_ebpf::{macros::lsm, programs::LsmContext};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::lsm, programs::LsmContext};
 use governor_common::{
     detail::{
-        self, EXEC_VIA_EXECVE, EXEC_VIA_MMAP, EXEC_VIA_MPROTECT, SETID_GROUPS, SETID_VIA_EXEC,
+        self, EXEC_VIA_EXECVE, EXEC_VIA_MMAP, EXEC_VIA_MPROTECT, OWNER_FIOSETOWN, OWNER_F_SETOWN,
+        OWNER_F_SETOWN_EX, OWNER_SIOCSPGRP, SETID_GROUPS, SETID_VIA_EXEC,
     },
     maps::{
         Counter, CredId, AGENT_FLAG_ALLOW_FILELESS_EXEC, RULE_BUILTIN, RULE_FILELESS,
@@ -150,6 +155,48 @@ pub fn ptrace_access_check(ctx: LsmContext) -> i32 {
         return retval;
     }
     ptrace(target, mode)
+}
+
+// LSM_HOOK(int, 0, file_fcntl, struct file *file, unsigned int cmd, unsigned long arg)
+// F_SETOWN/F_SETOWN_EX make a task the file's owner, signalled by the kernel on I/O
+// without a task_kill check.
+#[lsm(hook = "file_fcntl")]
+pub fn file_fcntl(ctx: LsmContext) -> i32 {
+    let cmd: u32 = ctx.arg(1);
+    let arg: u64 = ctx.arg(2);
+    let retval: i32 = ctx.arg(3);
+    if retval != 0 {
+        return retval;
+    }
+    match cmd {
+        F_SETOWN => owner_by_value(arg as i32),
+        F_SETOWN_EX => owner_by_pointer(OWNER_F_SETOWN_EX),
+        _ => 0,
+    }
+}
+
+// LSM_HOOK(int, 0, file_ioctl, struct file *file, unsigned int cmd, unsigned long arg)
+// FIOSETOWN/SIOCSPGRP set a socket's owner like F_SETOWN.
+#[lsm(hook = "file_ioctl")]
+pub fn file_ioctl(ctx: LsmContext) -> i32 {
+    let cmd: u32 = ctx.arg(1);
+    let retval: i32 = ctx.arg(3);
+    if retval != 0 {
+        return retval;
+    }
+    owner_ioctl(cmd)
+}
+
+// LSM_HOOK(int, 0, file_ioctl_compat, struct file *file, unsigned int cmd, unsigned long arg)
+// The same from 32-bit tasks (Debian backported this hook to 6.1).
+#[lsm(hook = "file_ioctl_compat")]
+pub fn file_ioctl_compat(ctx: LsmContext) -> i32 {
+    let cmd: u32 = ctx.arg(1);
+    let retval: i32 = ctx.arg(3);
+    if retval != 0 {
+        return retval;
+    }
+    owner_ioctl(cmd)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -481,4 +528,70 @@ fn aimed_outside(agent: &Agent, target: *const u8, class: Class, detail: u64) ->
         depth: 0,
     };
     agent::refuse_named(agent, refusal, &off, name)
+}
+
+// ---------------------------------------------------------------------------------------
+// File owners: the signals the kernel sends for an agent later
+
+/// `F_SETOWN` and `F_SETOWN_EX` from `<asm-generic/fcntl.h>`.
+const F_SETOWN: u32 = 8;
+const F_SETOWN_EX: u32 = 15;
+/// `FIOSETOWN` and `SIOCSPGRP` from `<asm-generic/sockios.h>`.
+const FIOSETOWN: u32 = 0x8901;
+const SIOCSPGRP: u32 = 0x8902;
+
+#[inline(always)]
+fn owner_ioctl(cmd: u32) -> i32 {
+    match cmd {
+        FIOSETOWN => owner_by_pointer(OWNER_FIOSETOWN),
+        SIOCSPGRP => owner_by_pointer(OWNER_SIOCSPGRP),
+        _ => 0,
+    }
+}
+
+/// fcntl(F_SETOWN, `who`): `who` > 0 is a process, < 0 a process group, 0 clears the owner.
+/// An agent may only make itself the owner; no task lookup by number is possible here, so
+/// another process of the same agent is refused too (fail closed), as is a number from
+/// another pid namespace.
+#[inline(always)]
+fn owner_by_value(who: i32) -> i32 {
+    if who == 0 {
+        return 0;
+    }
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if who > 0 && (who as u32 == pid_tgid as u32 || who as u32 == (pid_tgid >> 32) as u32) {
+        return 0;
+    }
+    let group = who < 0;
+    let target = if group { who.wrapping_neg() } else { who } as u32;
+    refuse_owner(&agent, target, detail::owner(OWNER_F_SETOWN, group))
+}
+
+/// F_SETOWN_EX, FIOSETOWN, SIOCSPGRP: the owner is read from user memory after this hook,
+/// so a check here could be raced by another thread rewriting it. Agents may not use them.
+#[inline(always)]
+fn owner_by_pointer(how: u64) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    refuse_owner(&agent, 0, detail::owner(how, false))
+}
+
+#[inline(always)]
+fn refuse_owner(agent: &Agent, pid: u32, detail: u64) -> i32 {
+    let refusal = Refusal {
+        kind: EventKind::TaskDecision,
+        class: Class::Signal as u32,
+        rule_id: RULE_BUILTIN,
+        target: Target {
+            pid,
+            detail,
+            ..Target::default()
+        },
+        depth: 0,
+    };
+    agent::refuse_named(agent, refusal, &maps::offsets(), Name::None)
 }

@@ -29,6 +29,9 @@ pub const LSM_PROGRAMS: &[&str] = &[
     "task_fix_setgid",
     "task_fix_setgroups",
     "task_kill",
+    "file_fcntl",
+    "file_ioctl",
+    "file_ioctl_compat",
     "ptrace_access_check",
     // governor-ebpf/src/host.rs: bpf, kernel modules
     "bpf",
