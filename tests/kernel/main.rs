@@ -4,3 +4,4 @@
 
 mod file_delete;
 mod no_bpf_lsm;
+mod task;
