@@ -5,9 +5,12 @@
 //! on one side that the other does not see fails the build instead of corrupting decisions.
 //! Map and global names are constants so that both sides spell them the same way.
 #![cfg_attr(not(test), no_std)]
+#[cfg(any(test, feature = "user"))]
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod detail;
 pub mod event;
 pub mod maps;
 pub mod net;

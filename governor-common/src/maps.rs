@@ -13,6 +13,9 @@ pub const EVENTS: &str = "GOV_EVENTS";
 pub const COUNTERS: &str = "GOV_COUNTERS";
 /// Read-only global holding [`KernelOffsets`] for the running kernel.
 pub const OFFSETS_GLOBAL: &str = "GOV_OFFSETS";
+/// Listed binaries: key = [`InodeKey`] of the executable, value = [`ProtectedRule`] (its
+/// `deny_mask` holds [`Class::Exec`]). Matched on the inode itself only, never on ancestors.
+pub const BINARIES: &str = "GOV_BINARIES";
 
 /// Capacity of [`AGENTS`].
 pub const MAX_AGENTS: u32 = 1024;
@@ -20,6 +23,8 @@ pub const MAX_AGENTS: u32 = 1024;
 pub const MAX_PROTECTED: u32 = 65_536;
 /// Capacity of [`ANCESTORS`].
 pub const MAX_ANCESTORS: u32 = 65_536;
+/// Capacity of [`BINARIES`].
+pub const MAX_BINARIES: u32 = 4096;
 /// Size of the [`EVENTS`] ring buffer in bytes (a power of two, a multiple of the page size).
 pub const EVENTS_BYTES: u32 = 1 << 22;
 /// How many dentries the kernel walks up from a target before it gives up and fails closed.
@@ -30,6 +35,9 @@ pub const AGENT_FLAG_OBSERVE: u32 = 1;
 /// `agent_id` reported for a task in a cgroup below an agent cgroup that is not itself in
 /// [`AGENTS`]; such a task is treated as an agent in enforce mode (fail closed).
 pub const AGENT_UNKNOWN: u32 = u32::MAX;
+/// Bit in [`AgentInfo::flags`]: the agent may execute (exec or `PROT_EXEC`-map) files that
+/// have no name on any filesystem (`i_nlink == 0`: memfd, `O_TMPFILE`, deleted files).
+pub const AGENT_FLAG_ALLOW_FILELESS_EXEC: u32 = 2;
 
 /// An agent cgroup, as the kernel sees it.
 #[repr(C)]
@@ -190,8 +198,13 @@ const _: () = assert!(core::mem::size_of::<ProtectedRule>() == 8);
 /// `rule_id` reported when the kernel could not resolve a target within its bounds and failed
 /// closed.
 pub const RULE_UNRESOLVED: u32 = u32::MAX;
-/// `rule_id` reported for operations agents may never perform (mounts, device nodes).
-pub const RULE_ALWAYS: u32 = u32::MAX - 1;
+/// `rule_id` of the always-on rules no policy can lift: agents never call bpf(), load kernel
+/// modules, signal or ptrace tasks outside their agent, change uid/gid, mount, or make
+/// device nodes.
+pub const RULE_BUILTIN: u32 = u32::MAX - 1;
+/// `rule_id` of the fileless-exec rule: an agent executed a file without a name on any
+/// filesystem (memfd, `O_TMPFILE`, deleted), and its policy does not allow that.
+pub const RULE_FILELESS: u32 = u32::MAX - 2;
 /// Bit added to a `rule_id` when the match was an *ancestor* of the protected path.
 pub const RULE_ANCESTOR_FLAG: u32 = 1 << 30;
 
@@ -228,6 +241,45 @@ pub struct KernelOffsets {
     pub inode_i_sb: u32,
     /// `struct super_block::s_dev`
     pub super_block_s_dev: u32,
+    /// `struct inode::i_nlink`
+    pub inode_i_nlink: u32,
+    /// `struct file::f_inode`
+    pub file_f_inode: u32,
+    /// `struct file::f_path.dentry`
+    pub file_f_path_dentry: u32,
+    /// `struct vm_area_struct::vm_file`
+    pub vm_area_struct_vm_file: u32,
+    /// `struct linux_binprm::file`
+    pub linux_binprm_file: u32,
+    /// `struct linux_binprm::cred`
+    pub linux_binprm_cred: u32,
+    /// `struct cred::uid`, the first of the eight ids `uid gid suid sgid euid egid fsuid
+    /// fsgid`, which userspace checks are contiguous `u32`s in that order ([`CredId`]).
+    pub cred_ids: u32,
+    /// `struct cred::group_info`
+    pub cred_group_info: u32,
+    /// `struct group_info::ngroups`
+    pub group_info_ngroups: u32,
+    /// `struct group_info::gid` (flexible array of `kgid_t`)
+    pub group_info_gid: u32,
+    /// `struct task_struct::tgid`
+    pub task_struct_tgid: u32,
+    /// `struct task_struct::comm`
+    pub task_struct_comm: u32,
+    /// `struct task_struct::cred` (subjective credentials)
+    pub task_struct_cred: u32,
+    /// `struct task_struct::cgroups`
+    pub task_struct_cgroups: u32,
+    /// `struct css_set::dfl_cgrp` (the task's cgroup v2)
+    pub css_set_dfl_cgrp: u32,
+    /// `struct cgroup::kn`
+    pub cgroup_kn: u32,
+    /// `struct cgroup::level`
+    pub cgroup_level: u32,
+    /// `struct cgroup::ancestors` (flexible array, `ancestors[level]` is the cgroup itself)
+    pub cgroup_ancestors: u32,
+    /// `struct kernfs_node::id` (the cgroup id; its position differs between 6.1 and 6.12)
+    pub kernfs_node_id: u32,
     /// `struct path::mnt`
     pub path_mnt: u32,
     /// `struct path::dentry`
@@ -244,8 +296,91 @@ pub struct KernelOffsets {
     pub mount_mnt_mountpoint: u32,
     /// Non-zero once userspace filled the struct; programs fail closed while it is zero.
     pub valid: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 56);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 136);
+
+impl KernelOffsets {
+    /// All zero: what the object carries until userspace fills it (`valid == 0`).
+    pub const UNSET: KernelOffsets = KernelOffsets {
+        dentry_d_parent: 0,
+        dentry_d_inode: 0,
+        dentry_d_name_name: 0,
+        inode_i_ino: 0,
+        inode_i_sb: 0,
+        super_block_s_dev: 0,
+        inode_i_nlink: 0,
+        file_f_inode: 0,
+        file_f_path_dentry: 0,
+        vm_area_struct_vm_file: 0,
+        linux_binprm_file: 0,
+        linux_binprm_cred: 0,
+        cred_ids: 0,
+        cred_group_info: 0,
+        group_info_ngroups: 0,
+        group_info_gid: 0,
+        task_struct_tgid: 0,
+        task_struct_comm: 0,
+        task_struct_cred: 0,
+        task_struct_cgroups: 0,
+        css_set_dfl_cgrp: 0,
+        cgroup_kn: 0,
+        cgroup_level: 0,
+        cgroup_ancestors: 0,
+        kernfs_node_id: 0,
+        path_mnt: 0,
+        path_dentry: 0,
+        file_f_path: 0,
+        file_f_mode: 0,
+        mount_mnt: 0,
+        mount_mnt_parent: 0,
+        mount_mnt_mountpoint: 0,
+        valid: 0,
+        _pad: 0,
+    };
+}
+
+/// The eight ids at [`KernelOffsets::cred_ids`], in kernel order; the value is the index.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredId {
+    Uid = 0,
+    Gid = 1,
+    Suid = 2,
+    Sgid = 3,
+    Euid = 4,
+    Egid = 5,
+    Fsuid = 6,
+    Fsgid = 7,
+}
+
+impl CredId {
+    /// Every id, in kernel order.
+    pub const ALL: [CredId; 8] = [
+        Self::Uid,
+        Self::Gid,
+        Self::Suid,
+        Self::Sgid,
+        Self::Euid,
+        Self::Egid,
+        Self::Fsuid,
+        Self::Fsgid,
+    ];
+
+    /// The `struct cred` member name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Uid => "uid",
+            Self::Gid => "gid",
+            Self::Suid => "suid",
+            Self::Sgid => "sgid",
+            Self::Euid => "euid",
+            Self::Egid => "egid",
+            Self::Fsuid => "fsuid",
+            Self::Fsgid => "fsgid",
+        }
+    }
+}
 
 #[cfg(feature = "user")]
 mod pod {

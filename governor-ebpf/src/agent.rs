@@ -9,7 +9,7 @@ use governor_common::{
 };
 
 use crate::{
-    emit::{self, Decided},
+    emit::{self, Decided, Name},
     maps,
 };
 
@@ -63,7 +63,13 @@ pub struct Refusal {
 /// names the target in the event.
 #[inline(always)]
 pub fn refuse(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8) -> i32 {
-    match decide(agent, r, off, dentry) {
+    refuse_named(agent, r, off, Name::Dentry(dentry))
+}
+
+/// [`refuse`], with the event's `name` taken from `name`.
+#[inline(always)]
+pub fn refuse_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) -> i32 {
+    match decide_named(agent, r, off, name) {
         Decision::Deny => -EPERM,
         Decision::ObserveDeny => 0,
     }
@@ -74,6 +80,12 @@ pub fn refuse(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8)
 /// one event; the caller turns the decision into its hook's return convention.
 #[inline(always)]
 pub fn decide(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8) -> Decision {
+    decide_named(agent, r, off, Name::Dentry(dentry))
+}
+
+/// [`decide`], with the event's `name` taken from `name`.
+#[inline(always)]
+pub fn decide_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) -> Decision {
     let observe = agent.info.flags & AGENT_FLAG_OBSERVE != 0;
     let decision = if observe {
         emit::count(Counter::Observed);
@@ -92,6 +104,6 @@ pub fn decide(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8)
         target: r.target,
         depth: r.depth,
     };
-    emit::event(off, &decided, dentry);
+    emit::event(off, &decided, name);
     decision
 }

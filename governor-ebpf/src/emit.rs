@@ -3,7 +3,7 @@
 
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-    generated::bpf_ktime_get_boot_ns,
+    bpf_probe_read_kernel_str_bytes, generated::bpf_ktime_get_boot_ns,
 };
 use governor_common::{
     event::{COMM_LEN, NAME_LEN},
@@ -34,9 +34,20 @@ pub struct Decided {
     pub depth: u32,
 }
 
-/// Writes one event for `d`; for file decisions, `dentry` (if non-null) names the target.
+/// Where an event's `name` comes from.
+#[derive(Clone, Copy)]
+pub enum Name {
+    None,
+    /// `dentry->d_name` (skipped if null).
+    Dentry(*const u8),
+    /// A NUL-terminated kernel string: a task's `comm`, a module name (skipped if null).
+    Str(*const u8),
+}
+
+/// Writes one event for `d`, its `name` taken from `name` (for file decisions, the target's
+/// dentry).
 #[inline(always)]
-pub fn event(off: &KernelOffsets, d: &Decided, dentry: *const u8) {
+pub fn event(off: &KernelOffsets, d: &Decided, name: Name) {
     let Some(mut entry) = maps::GOV_EVENTS.reserve::<Event>(0) else {
         count(Counter::EventsDropped);
         return;
@@ -65,8 +76,12 @@ pub fn event(off: &KernelOffsets, d: &Decided, dentry: *const u8) {
         (*ev)._pad = 0;
         (*ev).comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
         (*ev).name = [0u8; NAME_LEN];
-        if !dentry.is_null() {
-            vfs::name(off, dentry, &mut (*ev).name);
+        match name {
+            Name::Dentry(dentry) if !dentry.is_null() => vfs::name(off, dentry, &mut (*ev).name),
+            Name::Str(s) if !s.is_null() => {
+                let _ = bpf_probe_read_kernel_str_bytes(s, &mut (*ev).name);
+            }
+            _ => {}
         }
     }
     entry.submit(0);

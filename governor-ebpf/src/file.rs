@@ -13,7 +13,7 @@
 
 use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop, macros::lsm, programs::LsmContext};
 use governor_common::{
-    maps::{Counter, MAX_PATH_DEPTH, RULE_ALWAYS, RULE_ANCESTOR_FLAG, RULE_UNRESOLVED},
+    maps::{Counter, MAX_PATH_DEPTH, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_UNRESOLVED},
     Class, EventKind, InodeKey, KernelOffsets, Target,
 };
 
@@ -355,7 +355,7 @@ fn always(class: Class, dentry: *const u8) -> i32 {
     let refusal = Refusal {
         kind,
         class: class as u32,
-        rule_id: RULE_ALWAYS,
+        rule_id: RULE_BUILTIN,
         target: Target::default(),
         depth: 0,
     };

@@ -1,17 +1,20 @@
 //! governor's kernel programs.
 //!
 //! One module per hook family; each holds its thin entry points (with the kernel prototype
-//! quoted above them) and the logic they call: `file` (BPF-LSM), `net` (cgroup sock_addr
-//! programs, independent of BPF-LSM). Shared layouts and map names live in
-//! `governor-common`.
+//! quoted above them) and the logic they call: `file` (BPF-LSM file classes), `task`
+//! (process classes), `host` (host-wide classes), `net` (cgroup sock_addr programs,
+//! independent of BPF-LSM). Shared layouts and map names live in `governor-common`.
 #![no_std]
 #![no_main]
 
 mod agent;
 mod emit;
 mod file;
+mod host;
+mod kread;
 mod maps;
 mod net;
+mod task;
 mod vfs;
 
 #[cfg(not(test))]

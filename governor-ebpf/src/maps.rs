@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{lpm_trie, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use governor_common::{
-    maps::{COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENTS, MAX_ANCESTORS, MAX_PROTECTED},
+    maps::{COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENTS, MAX_ANCESTORS, MAX_BINARIES, MAX_PROTECTED},
     net::{Ip4, Ip6, NetOffsets, NetRules, KEY4_BYTES, KEY6_BYTES, MAX_NET_PREFIXES},
     AgentInfo, InodeKey, KernelOffsets, ProtectedRule,
 };
@@ -24,6 +24,11 @@ pub static GOV_PROTECTED: HashMap<InodeKey, ProtectedRule> =
 #[map]
 pub static GOV_ANCESTORS: HashMap<InodeKey, u32> = HashMap::with_max_entries(MAX_ANCESTORS, 0);
 
+/// `maps::BINARIES`
+#[map]
+pub static GOV_BINARIES: HashMap<InodeKey, ProtectedRule> =
+    HashMap::with_max_entries(MAX_BINARIES, 0);
+
 /// `maps::EVENTS`
 #[map]
 pub static GOV_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
@@ -34,22 +39,7 @@ pub static GOV_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTE
 
 /// `maps::OFFSETS_GLOBAL`: set by userspace at load time (read-only afterwards).
 #[unsafe(no_mangle)]
-static GOV_OFFSETS: KernelOffsets = KernelOffsets {
-    dentry_d_parent: 0,
-    dentry_d_inode: 0,
-    dentry_d_name_name: 0,
-    inode_i_ino: 0,
-    inode_i_sb: 0,
-    super_block_s_dev: 0,
-    path_mnt: 0,
-    path_dentry: 0,
-    file_f_path: 0,
-    file_f_mode: 0,
-    mount_mnt: 0,
-    mount_mnt_parent: 0,
-    mount_mnt_mountpoint: 0,
-    valid: 0,
-};
+static GOV_OFFSETS: KernelOffsets = KernelOffsets::UNSET;
 
 /// The offsets userspace resolved; read volatile so the compiler cannot fold the zeros above.
 #[inline(always)]

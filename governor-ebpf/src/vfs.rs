@@ -1,7 +1,9 @@
 //! Reading VFS objects (dentry, inode, super_block, path, file, mount) through the
 //! BTF-resolved offsets.
 
-use aya_ebpf::helpers::bpf_probe_read_kernel;
+use aya_ebpf::helpers::{
+    bpf_probe_read_kernel, generated::bpf_probe_read_kernel as bpf_probe_read_kernel_raw,
+};
 use governor_common::{InodeKey, KernelOffsets};
 
 /// Reads a `T` at `base + off` from kernel memory.
@@ -97,5 +99,76 @@ pub fn name(off: &KernelOffsets, dentry: *const u8, buf: &mut [u8]) {
         if let Some(ptr) = read_at::<*const u8>(dentry, off.dentry_d_name_name) {
             let _ = aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes(ptr, buf);
         }
+    }
+}
+
+/// Reads a `T` at `base + off` into `out`; false (and `out` zeroed) if unreadable.
+///
+/// Unlike [`read_at`] there is no `Option` around the value: an `Option` of a raw pointer or
+/// array has an undefined payload when `None`, which LLVM may fill from any dead register,
+/// and the verifier rejects reads of those. Callers keep `out` initialized instead.
+#[inline(always)]
+pub(crate) fn read_into<T>(base: *const u8, off: u32, out: &mut T) -> bool {
+    if base.is_null() {
+        return false;
+    }
+    // SAFETY: `out` is valid for `size_of::<T>()` bytes; the helper copes with bad sources.
+    let ret = unsafe {
+        bpf_probe_read_kernel_raw(
+            (out as *mut T).cast(),
+            core::mem::size_of::<T>() as u32,
+            base.wrapping_add(off as usize).cast(),
+        )
+    };
+    ret == 0
+}
+
+/// The kernel pointer at `base + off`; null if that is null or unreadable.
+#[inline(always)]
+pub fn ptr_at(base: *const u8, off: u32) -> *const u8 {
+    let mut p: *const u8 = core::ptr::null();
+    if read_into(base, off, &mut p) {
+        p
+    } else {
+        core::ptr::null()
+    }
+}
+
+/// `file->f_inode` (null if unreadable).
+#[inline(always)]
+pub fn file_inode(off: &KernelOffsets, file: *const u8) -> *const u8 {
+    ptr_at(file, off.file_f_inode)
+}
+
+/// `file->f_path.dentry` (null if unreadable): used to name the file in events.
+#[inline(always)]
+pub fn file_dentry(off: &KernelOffsets, file: *const u8) -> *const u8 {
+    ptr_at(file, off.file_f_path_dentry)
+}
+
+/// Fills `key` with the identity of `inode`; false if it is null or unreadable.
+#[inline(always)]
+pub fn inode_key_into(off: &KernelOffsets, inode: *const u8, key: &mut InodeKey) -> bool {
+    let mut ino: u64 = 0;
+    let mut dev: u32 = 0;
+    let sb = ptr_at(inode, off.inode_i_sb);
+    if !read_into(inode, off.inode_i_ino, &mut ino)
+        || !read_into(sb, off.super_block_s_dev, &mut dev)
+    {
+        return false;
+    }
+    *key = InodeKey::new(dev, ino);
+    true
+}
+
+/// `inode->i_nlink`: how many names the inode has; 0 for memfd, `O_TMPFILE` and deleted
+/// files. -1 if unreadable.
+#[inline(always)]
+pub fn nlink(off: &KernelOffsets, inode: *const u8) -> i64 {
+    let mut n: u32 = 0;
+    if read_into(inode, off.inode_i_nlink, &mut n) {
+        i64::from(n)
+    } else {
+        -1
     }
 }

@@ -8,3 +8,4 @@ mod file_delete;
 mod io_uring;
 mod net;
 mod no_bpf_lsm;
+mod task;

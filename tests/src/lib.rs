@@ -5,7 +5,8 @@
 //! (`cargo xtask vm`); anywhere else [`require_bpf_lsm`] fails them — it never skips.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write},
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::{Arc, Mutex},
@@ -174,6 +175,55 @@ impl Daemon {
         }
     }
 
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// True while the daemon process has not exited.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// How many decision events were logged so far; a mark for [`Daemon::one_since`].
+    pub fn mark(&self) -> usize {
+        self.decisions().len()
+    }
+
+    /// Waits for a decision matching `pred` logged after `mark`, then checks that it is the
+    /// only decision logged since `mark` (one operation, exactly one event).
+    pub fn one_since(&self, mark: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let ev = loop {
+            let new: Vec<Value> = self.decisions().into_iter().skip(mark).collect();
+            if let Some(v) = new.iter().find(|v| pred(v)) {
+                break v.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no decision event {what} within 5 s; decisions since the mark: {new:#?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        thread::sleep(Duration::from_millis(300));
+        let new: Vec<Value> = self.decisions().into_iter().skip(mark).collect();
+        assert_eq!(
+            new.len(),
+            1,
+            "{what}: expected exactly one event, got {new:#?}"
+        );
+        ev
+    }
+
+    /// Asserts that no decision was logged since `mark` (after giving the reader a moment).
+    pub fn none_since(&self, mark: usize, what: &str) {
+        thread::sleep(Duration::from_millis(300));
+        let new: Vec<Value> = self.decisions().into_iter().skip(mark).collect();
+        assert!(new.is_empty(), "{what}: expected no event, got {new:#?}");
+    }
+
     /// Stops the daemon with SIGTERM and returns its log lines.
     pub fn stop(mut self) -> Vec<String> {
         self.terminate();
@@ -209,6 +259,45 @@ impl Drop for Daemon {
 pub fn as_host(cmd: &[&str]) -> Output {
     Command::new(cmd[0])
         .args(&cmd[1..])
+        .output()
+        .expect("spawn command")
+}
+
+/// Starts `cmd` as `uid`:`gid` and only then moves it into the cgroup `rel` (relative to
+/// the cgroup v2 mount): the identity change happens while it is still a plain host process.
+/// The command runs once it is in the cgroup.
+pub fn spawn_in_cgroup(rel: &str, uid: u32, gid: u32, cmd: &[&str]) -> Child {
+    let mut child = Command::new("sh")
+        .args(["-c", "read -r _ && exec \"$@\"", "sh"])
+        .args(cmd)
+        .uid(uid)
+        .gid(gid)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let procs = format!("/sys/fs/cgroup/{rel}/cgroup.procs");
+    std::fs::write(&procs, child.id().to_string())
+        .unwrap_or_else(|e| panic!("moving {} into {procs}: {e}", child.id()));
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    stdin.write_all(b"go\n").expect("release the command");
+    child
+}
+
+/// [`spawn_in_cgroup`], waiting for the command's output.
+pub fn run_in_cgroup(rel: &str, uid: u32, gid: u32, cmd: &[&str]) -> Output {
+    spawn_in_cgroup(rel, uid, gid, cmd)
+        .wait_with_output()
+        .expect("wait for command")
+}
+
+/// Runs `cmd` as `uid`:`gid`, a plain host process.
+pub fn as_host_user(uid: u32, gid: u32, cmd: &[&str]) -> Output {
+    Command::new(cmd[0])
+        .args(&cmd[1..])
+        .uid(uid)
+        .gid(gid)
         .output()
         .expect("spawn command")
 }

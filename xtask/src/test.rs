@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::{
     cmd,
-    kernels::Series,
+    kernels::{self, Series},
     setup,
     vm::{self, VmRun},
 };
@@ -97,6 +97,13 @@ pub fn run(args: TestArgs) -> Result<i32> {
             ],
         );
         run.path_prepend.push(bin_dir.clone());
+        // The kernel-module tests load a module of the guest's own kernel.
+        let kernel = kernels::ensure(series)?;
+        run.env.push((
+            "GOVERNOR_TEST_MODULES_DIR".to_owned(),
+            kernel.modules_dir.display().to_string(),
+        ));
+        run.keep_paths.push(kernel.modules_dir);
         steps.push(vm_step(format!("kernel tests, Linux {series}"), &run)?);
         if let Some(sig) = cmd::caught_signal() {
             return Ok(128 + sig);

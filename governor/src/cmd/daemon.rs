@@ -8,7 +8,10 @@ use std::{
 
 use anyhow::Context;
 use governor_common::{
-    maps::{Counter, AGENT_UNKNOWN, RULE_ALWAYS, RULE_ANCESTOR_FLAG, RULE_UNRESOLVED},
+    detail,
+    maps::{
+        Counter, AGENT_UNKNOWN, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_FILELESS, RULE_UNRESOLVED,
+    },
     net::{AF_INET, AF_INET6},
     Class, Decision, Event, EventKind,
 };
@@ -178,6 +181,7 @@ async fn serve(
         mode = if plan.missing.is_empty() { "full" } else { "degraded" },
         enforced = %coverage::class_list(&plan.enforced()),
         not_enforced = %coverage::class_list(&plan.not_enforced()),
+        binaries = compiled.binaries.len(),
         "enforcing"
     );
     for (hook, covered) in &enforcer.absent {
@@ -218,14 +222,36 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Logs one kernel decision with everything the kernel and the policy know about it.
+/// What a decision's `rule_id` stands for, in words.
+fn rule_text(ev: &Event, class: Option<Class>, compiled: &Compiled) -> String {
+    let path = |id: u32, p: Option<&std::path::Path>| {
+        p.map_or_else(|| format!("rule {id}"), |p| p.display().to_string())
+    };
+    match ev.rule_id {
+        RULE_UNRESOLVED => "(unresolved: failed closed)".to_owned(),
+        RULE_BUILTIN => "(built-in: agents may never do this)".to_owned(),
+        RULE_FILELESS => "(fileless: the file has no name on any filesystem)".to_owned(),
+        id if class == Some(Class::Exec) => path(id, compiled.binary_path(id)),
+        id if id & RULE_ANCESTOR_FLAG != 0 => {
+            let id = id & !RULE_ANCESTOR_FLAG;
+            format!("(ancestor of) {}", path(id, compiled.protected_path(id)))
+        }
+        id => path(id, compiled.protected_path(id)),
+    }
+}
+
+/// Logs one kernel decision with everything the kernel and the policy know about it. Every
+/// kind carries the agent, process identity and class; network decisions add the address,
+/// port and rule; the others add `name`, `protected` (the rule), `detail` and its reading
+/// `what`, file decisions the target inode and depth, task decisions the target's pid.
 fn log_decision(ev: &Event, compiled: &Compiled) {
     let agent = if ev.agent_id == AGENT_UNKNOWN {
         "(unregistered cgroup below an agent cgroup)"
     } else {
         compiled.agent_name(ev.agent_id).unwrap_or("?")
     };
-    let class = Class::from_u32(ev.class).map_or("unknown", Class::name);
+    let class = Class::from_u32(ev.class);
+    let class_name = class.map_or("unknown", Class::name);
     let decision = Decision::from_u32(ev.decision).map_or("unknown", Decision::name);
     let comm = String::from_utf8_lossy(Event::trim_nul(&ev.comm));
     let exe = std::fs::read_link(format!("/proc/{}/exe", ev.tgid))
@@ -245,7 +271,7 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
             target: "governor::decision",
             decision,
             agent,
-            class,
+            class = class_name,
             pid = ev.pid,
             tgid = ev.tgid,
             uid = ev.uid,
@@ -264,42 +290,47 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
         );
         return;
     }
-    let protected = match ev.rule_id {
-        RULE_UNRESOLVED => "(unresolved: failed closed)".to_owned(),
-        RULE_ALWAYS => "(never allowed for agents)".to_owned(),
-        id => {
-            let path = compiled
-                .protected_path(id & !RULE_ANCESTOR_FLAG)
-                .map_or_else(|| format!("rule {id}"), |p| p.display().to_string());
-            if id & RULE_ANCESTOR_FLAG != 0 {
-                format!("(ancestor of) {path}")
-            } else {
-                path
-            }
-        }
-    };
+    let protected = rule_text(ev, class, compiled);
+    let what = class.map_or_else(
+        || ev.target.detail.to_string(),
+        |c| detail::describe(c, ev.target.detail),
+    );
     let name = String::from_utf8_lossy(Event::trim_nul(&ev.name));
     let dev = ev.target.inode.dev;
-    tracing::warn!(
-        target: "governor::decision",
-        decision,
-        agent,
-        class,
-        pid = ev.pid,
-        tgid = ev.tgid,
-        uid = ev.uid,
-        gid = ev.gid,
-        comm = %comm,
-        exe = %exe,
-        cgroup_id = ev.cgroup_id,
-        name = %name,
-        protected = %protected,
-        depth = ev.depth,
-        target_dev = %format!("{}:{}", dev >> 20, dev & 0xf_ffff),
-        target_ino = ev.target.inode.ino,
-        boot_ns = ev.boot_ns,
-        "{message}"
-    );
+    macro_rules! decision {
+        ($($extra:tt)*) => {
+            tracing::warn!(
+                target: "governor::decision",
+                decision,
+                agent,
+                class = class_name,
+                pid = ev.pid,
+                tgid = ev.tgid,
+                uid = ev.uid,
+                gid = ev.gid,
+                comm = %comm,
+                exe = %exe,
+                cgroup_id = ev.cgroup_id,
+                name = %name,
+                protected = %protected,
+                detail = ev.target.detail,
+                what = %what,
+                boot_ns = ev.boot_ns,
+                $($extra)*
+                "{}",
+                message
+            )
+        };
+    }
+    match EventKind::from_u16(ev.kind) {
+        Some(EventKind::TaskDecision) => decision!(target_pid = ev.target.pid,),
+        Some(EventKind::HostDecision) => decision!(),
+        _ => decision!(
+            depth = ev.depth,
+            target_dev = %format!("{}:{}", dev >> 20, dev & 0xf_ffff),
+            target_ino = ev.target.inode.ino,
+        ),
+    }
 }
 
 /// The address of a network event as text, and its family name.

@@ -12,13 +12,14 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 match Policy::load(file) {
                     Ok(p) => println!(
                         "{}: ok (policy `{}`, owner {}, {} agents, {} protected paths, \
-                         {} network rules)",
+                         {} network rules, {} binaries)",
                         file.display(),
                         p.name,
                         p.owner,
                         p.agents.len(),
                         p.protected.len(),
-                        p.network.len()
+                        p.network.len(),
+                        p.binaries.len()
                     ),
                     Err(e) => {
                         failed = true;

@@ -39,6 +39,24 @@ pub const LSM_PROGRAMS: &[&str] = &[
     "inode_create",
     "sb_mount",
     "move_mount",
+    // governor-ebpf/src/task.rs: exec, setid, signal, ptrace
+    "bprm_check_security",
+    "mmap_file",
+    "file_mprotect",
+    "bprm_creds_from_file",
+    "task_fix_setuid",
+    "task_fix_setgid",
+    "task_fix_setgroups",
+    "task_kill",
+    "file_fcntl",
+    "file_ioctl",
+    "file_ioctl_compat",
+    "ptrace_access_check",
+    // governor-ebpf/src/host.rs: bpf, kernel modules
+    "bpf",
+    "kernel_module_request",
+    "kernel_read_file",
+    "kernel_load_data",
 ];
 
 /// Hooks that older kernels lack, and what covers the same operations there.
@@ -170,11 +188,19 @@ impl Enforcer {
                     .map_err(|source| map_error(maps::PROTECTED, source))?;
             }
         }
-        let mut ancestors: HashMap<_, InodeKey, u32> = self.map(maps::ANCESTORS)?;
-        for (key, rule_id) in &compiled.ancestors {
-            ancestors
-                .insert(key, rule_id, 0)
-                .map_err(|source| map_error(maps::ANCESTORS, source))?;
+        {
+            let mut ancestors: HashMap<_, InodeKey, u32> = self.map(maps::ANCESTORS)?;
+            for (key, rule_id) in &compiled.ancestors {
+                ancestors
+                    .insert(key, rule_id, 0)
+                    .map_err(|source| map_error(maps::ANCESTORS, source))?;
+            }
+        }
+        let mut binaries: HashMap<_, InodeKey, ProtectedRule> = self.map(maps::BINARIES)?;
+        for b in &compiled.binaries {
+            binaries
+                .insert(b.key, b.rule, 0)
+                .map_err(|source| map_error(maps::BINARIES, source))?;
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Resolves [`KernelOffsets`] for the running kernel from its BTF.
 
-use governor_common::KernelOffsets;
+use governor_common::{maps::CredId, KernelOffsets};
 
 use super::btf::{Btf, BtfError};
 
@@ -10,6 +10,16 @@ pub enum OffsetsError {
     Btf(#[from] BtfError),
     #[error("kernel BTF: `{strukt}.{member}` is {got} bytes, governor expects {want}")]
     Size {
+        strukt: &'static str,
+        member: &'static str,
+        got: u32,
+        want: u32,
+    },
+    #[error(
+        "kernel BTF: `{strukt}.{member}` is at offset {got}, governor expects {want} \
+         (the ids of struct cred are no longer laid out as governor reads them)"
+    )]
+    Layout {
         strukt: &'static str,
         member: &'static str,
         got: u32,
@@ -52,6 +62,70 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         mount_mnt: btf.member_offset("mount", "mnt")?,
         mount_mnt_parent: field(btf, "mount", "mnt_parent", 8)?,
         mount_mnt_mountpoint: field(btf, "mount", "mnt_mountpoint", 8)?,
+        inode_i_nlink: field(btf, "inode", "i_nlink", 4)?,
+        file_f_inode: field(btf, "file", "f_inode", 8)?,
+        file_f_path_dentry: field(btf, "file", "f_path.dentry", 8)?,
+        vm_area_struct_vm_file: field(btf, "vm_area_struct", "vm_file", 8)?,
+        linux_binprm_file: field(btf, "linux_binprm", "file", 8)?,
+        linux_binprm_cred: field(btf, "linux_binprm", "cred", 8)?,
+        cred_ids: cred_ids(btf)?,
+        cred_group_info: field(btf, "cred", "group_info", 8)?,
+        group_info_ngroups: field(btf, "group_info", "ngroups", 4)?,
+        // Flexible arrays have size 0.
+        group_info_gid: field(btf, "group_info", "gid", 0)?,
+        task_struct_tgid: field(btf, "task_struct", "tgid", 4)?,
+        task_struct_comm: field(btf, "task_struct", "comm", 16)?,
+        task_struct_cred: field(btf, "task_struct", "cred", 8)?,
+        task_struct_cgroups: field(btf, "task_struct", "cgroups", 8)?,
+        css_set_dfl_cgrp: field(btf, "css_set", "dfl_cgrp", 8)?,
+        cgroup_kn: field(btf, "cgroup", "kn", 8)?,
+        cgroup_level: field(btf, "cgroup", "level", 4)?,
+        cgroup_ancestors: field(btf, "cgroup", "ancestors", 0)?,
+        kernfs_node_id: field(btf, "kernfs_node", "id", 8)?,
         valid: 1,
+        _pad: 0,
     })
+}
+
+/// Offset of `cred.uid`, after checking that the eight ids follow it as contiguous `u32`s in
+/// [`CredId`] order: the programs read them in one go.
+fn cred_ids(btf: &Btf) -> Result<u32, OffsetsError> {
+    let base = field(btf, "cred", "uid", 4)?;
+    for id in CredId::ALL {
+        let got = field(btf, "cred", id.name(), 4)?;
+        let want = base + 4 * id as u32;
+        if got != want {
+            return Err(OffsetsError::Layout {
+                strukt: "cred",
+                member: id.name(),
+                got,
+                want,
+            });
+        }
+    }
+    Ok(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every offset resolves on the host kernel, and on every kernel whose BTF is listed in
+    /// `$GOVERNOR_TEST_BTF` (colon-separated files, e.g. BTF extracted from other kernels).
+    #[test]
+    fn resolves_on_real_kernels() {
+        let mut files = vec![std::path::PathBuf::from(
+            super::super::btf::VMLINUX_BTF_PATH,
+        )];
+        if let Some(extra) = std::env::var_os("GOVERNOR_TEST_BTF") {
+            files.extend(std::env::split_paths(&extra));
+        }
+        for file in files {
+            let btf = Btf::from_file(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let off = resolve(&btf).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            eprintln!("{}: {off:?}", file.display());
+            assert_eq!(off.valid, 1);
+            assert!(off.cred_ids > 0 && off.kernfs_node_id > 0 && off.task_struct_cgroups > 0);
+        }
+    }
 }

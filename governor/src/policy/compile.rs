@@ -2,7 +2,10 @@
 
 use std::{os::unix::fs::MetadataExt, path::PathBuf};
 
-use governor_common::{maps::AGENT_FLAG_OBSERVE, AgentInfo, InodeKey, ProtectedRule};
+use governor_common::{
+    maps::{AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_OBSERVE},
+    AgentInfo, InodeKey, ProtectedRule,
+};
 
 use super::{
     net::{self, CompiledNet},
@@ -22,6 +25,19 @@ pub enum CompileError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "binary {path}: {source}; install it, or remove it from the policy \
+         (binaries are identified by inode, so the path must exist when the policy is loaded)"
+    )]
+    Binary {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "binary {path} is not a regular file; list the executable itself \
+         (symlinks are followed to it)"
+    )]
+    NotAFile { path: PathBuf },
     #[error("policy has {count} {what}; the kernel map holds at most {max}")]
     TooMany {
         what: &'static str,
@@ -56,6 +72,14 @@ pub struct CompiledProtect {
     pub rule: ProtectedRule,
 }
 
+/// One listed binary, ready for the kernel (`rule.rule_id` indexes the policy's binaries).
+#[derive(Debug, Clone)]
+pub struct CompiledBinary {
+    pub path: PathBuf,
+    pub key: InodeKey,
+    pub rule: ProtectedRule,
+}
+
 /// Everything the kernel maps need for one policy.
 #[derive(Debug, Clone)]
 pub struct Compiled {
@@ -68,6 +92,7 @@ pub struct Compiled {
     pub network: CompiledNet,
     /// Each `[[network]]` rule as text, indexed by `rule_id` (for the log).
     pub network_rules: Vec<String>,
+    pub binaries: Vec<CompiledBinary>,
 }
 
 impl Compiled {
@@ -85,13 +110,29 @@ impl Compiled {
             .find(|p| p.rule.rule_id == rule_id)
             .map(|p| p.path.as_path())
     }
+
+    pub fn binary_path(&self, rule_id: u32) -> Option<&std::path::Path> {
+        self.binaries
+            .iter()
+            .find(|b| b.rule.rule_id == rule_id)
+            .map(|b| b.path.as_path())
+    }
+}
+
+/// The kernel's identity of the inode `meta` describes.
+fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
+    let dev = meta.dev();
+    InodeKey::new(
+        InodeKey::kernel_dev(libc::major(dev), libc::minor(dev)),
+        meta.ino(),
+    )
 }
 
 /// Resolves `policy` against this host: creates missing agent cgroups and identifies every
 /// protected path by inode. Protected paths are followed through symlinks once, here, so the
 /// kernel guards the real object.
 pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileError> {
-    use governor_common::maps::{MAX_AGENTS, MAX_PROTECTED};
+    use governor_common::maps::{MAX_AGENTS, MAX_BINARIES, MAX_PROTECTED};
     if policy.agents.len() > MAX_AGENTS as usize {
         return Err(CompileError::TooMany {
             what: "agents",
@@ -106,6 +147,13 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
             max: MAX_PROTECTED,
         });
     }
+    if policy.binaries.len() > MAX_BINARIES as usize {
+        return Err(CompileError::TooMany {
+            what: "binaries",
+            count: policy.binaries.len(),
+            max: MAX_BINARIES,
+        });
+    }
     let mut agents = Vec::with_capacity(policy.agents.len());
     for (i, agent) in policy.agents.iter().enumerate() {
         let cgroup_id = cgroups
@@ -114,10 +162,13 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
                 agent: agent.name.clone(),
                 source,
             })?;
-        let flags = match agent.mode {
+        let mut flags = match agent.mode {
             Mode::Observe => AGENT_FLAG_OBSERVE,
             Mode::Enforce => 0,
         };
+        if agent.allow_fileless_exec {
+            flags |= AGENT_FLAG_ALLOW_FILELESS_EXEC;
+        }
         agents.push(CompiledAgent {
             name: agent.name.clone(),
             cgroup: agent.cgroup.clone(),
@@ -130,7 +181,7 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
     }
     let mut protected = Vec::with_capacity(policy.protected.len());
     for (i, p) in policy.protected.iter().enumerate() {
-        let key = inode_key(&p.path).map_err(|source| CompileError::Protected {
+        let key = path_key(&p.path).map_err(|source| CompileError::Protected {
             path: p.path.clone(),
             source,
         })?;
@@ -170,23 +221,20 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
             return Err(CompileError::TooMany { what, count, max });
         }
     }
+    let binaries = compile_binaries(policy)?;
     Ok(Compiled {
         agents,
         protected,
         ancestors,
         network,
         network_rules: policy.network.iter().map(ToString::to_string).collect(),
+        binaries,
     })
 }
 
 /// Inode identity of `path` (following symlinks).
-fn inode_key(path: &std::path::Path) -> std::io::Result<InodeKey> {
-    let meta = std::fs::metadata(path)?;
-    let dev = meta.dev();
-    Ok(InodeKey::new(
-        InodeKey::kernel_dev(libc::major(dev), libc::minor(dev)),
-        meta.ino(),
-    ))
+fn path_key(path: &std::path::Path) -> std::io::Result<InodeKey> {
+    std::fs::metadata(path).map(|meta| inode_key(&meta))
 }
 
 /// Every existing ancestor directory of every protected path, once.
@@ -195,7 +243,7 @@ fn ancestors_of(protected: &[CompiledProtect]) -> Vec<(InodeKey, u32)> {
     for p in protected {
         let real = std::fs::canonicalize(&p.path).unwrap_or_else(|_| p.path.clone());
         for dir in real.ancestors().skip(1) {
-            if let Ok(key) = inode_key(dir) {
+            if let Ok(key) = path_key(dir) {
                 if !out.iter().any(|(k, _)| *k == key) {
                     out.push((key, p.rule.rule_id));
                 }
@@ -203,4 +251,90 @@ fn ancestors_of(protected: &[CompiledProtect]) -> Vec<(InodeKey, u32)> {
         }
     }
     out
+}
+
+/// Identifies every listed binary by inode, following symlinks, so the kernel matches the
+/// executable itself under any of its names (hard links, symlinks, `/bin` vs `/usr/bin`).
+fn compile_binaries(policy: &Policy) -> Result<Vec<CompiledBinary>, CompileError> {
+    let mut binaries: Vec<CompiledBinary> = Vec::with_capacity(policy.binaries.len());
+    for (i, b) in policy.binaries.iter().enumerate() {
+        let meta = std::fs::metadata(&b.path).map_err(|source| CompileError::Binary {
+            path: b.path.clone(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(CompileError::NotAFile {
+                path: b.path.clone(),
+            });
+        }
+        let key = inode_key(&meta);
+        let deny_mask = b.deny.iter().fold(0, |m, c| m | c.bit());
+        if let Some(same) = binaries.iter_mut().find(|c| c.key == key) {
+            same.rule.deny_mask |= deny_mask;
+            continue;
+        }
+        binaries.push(CompiledBinary {
+            path: b.path.clone(),
+            key,
+            rule: ProtectedRule {
+                rule_id: i as u32,
+                deny_mask,
+            },
+        });
+    }
+    Ok(binaries)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use governor_common::Class;
+
+    use super::*;
+    use crate::policy::Binary;
+
+    fn policy_with(binaries: &[&Path]) -> Policy {
+        let mut p = Policy::parse(
+            Path::new("p.toml"),
+            "[policy]\nname = \"t\"\nowner = \"o@example.com\"\n",
+        )
+        .expect("valid");
+        p.binaries = binaries
+            .iter()
+            .map(|path| Binary {
+                path: path.to_path_buf(),
+                deny: vec![Class::Exec],
+            })
+            .collect();
+        p
+    }
+
+    #[test]
+    fn binaries_are_identified_by_inode_through_links() {
+        let dir = std::env::temp_dir().join(format!("governor-compile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let bin = dir.join("tool");
+        std::fs::write(&bin, "#!/bin/sh\n").expect("write");
+        std::os::unix::fs::symlink(&bin, dir.join("via-symlink")).expect("symlink");
+        std::fs::hard_link(&bin, dir.join("via-hardlink")).expect("link");
+        let compiled = compile_binaries(&policy_with(&[
+            &bin,
+            &dir.join("via-symlink"),
+            &dir.join("via-hardlink"),
+        ]))
+        .expect("compiles");
+        assert_eq!(compiled.len(), 1, "three names, one inode: {compiled:?}");
+        let meta = std::fs::metadata(&bin).expect("stat");
+        assert_eq!(compiled[0].key.ino, meta.ino());
+        assert_eq!(compiled[0].rule.deny_mask, Class::Exec.bit());
+
+        let err = compile_binaries(&policy_with(&[&dir.join("missing")])).unwrap_err();
+        assert!(matches!(err, CompileError::Binary { .. }), "{err}");
+        assert!(err.to_string().contains("must exist"), "{err}");
+        let err = compile_binaries(&policy_with(&[&dir])).unwrap_err();
+        assert!(matches!(err, CompileError::NotAFile { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,6 +1,7 @@
 //! Policies: raw TOML (`raw`) → validated domain types (this module) → kernel map entries
 //! (`compile`). Validation collects every problem with its file, line and field.
 
+mod binaries;
 mod compile;
 mod error;
 pub mod net;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use governor_common::Class;
 use toml::Spanned;
 
+pub use binaries::Binary;
 pub use compile::{compile, Compiled};
 pub use error::{Located, PolicyError};
 pub use net::NetRule;
@@ -28,6 +30,8 @@ pub struct Policy {
     pub protected: Vec<Protected>,
     /// `[[network]]` rules, in policy order (a rule's index is its `rule_id`).
     pub network: Vec<NetRule>,
+    /// `[[binaries]]` whose exec is denied to agents.
+    pub binaries: Vec<Binary>,
 }
 
 /// Whether an agent's would-be denies are enforced or only recorded.
@@ -53,6 +57,8 @@ pub struct Agent {
     /// Path of the agent's cgroup relative to the cgroup v2 mount, e.g. `governor/demo`.
     pub cgroup: PathBuf,
     pub mode: Mode,
+    /// May execute files with no name on any filesystem (memfd, `O_TMPFILE`, deleted).
+    pub allow_fileless_exec: bool,
 }
 
 /// A protected subtree and the classes denied to agents in it.
@@ -142,6 +148,15 @@ fn clean_relative(s: &str) -> bool {
             .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
+/// True for `/` and `/a/b/c` (a trailing `/` allowed): no empty, `.` or `..` segments.
+fn clean_absolute(s: &str) -> bool {
+    match s.strip_prefix('/') {
+        Some("") => true,
+        Some(rest) => clean_relative(rest.trim_end_matches('/')),
+        None => false,
+    }
+}
+
 /// toml's message, prefixed with the line and column of its span.
 fn syntax_message(text: &str, e: &toml::de::Error) -> String {
     let msg = e.message().trim_end();
@@ -215,6 +230,7 @@ impl Validator<'_> {
             protected.push(prot);
         }
         let network = self.network_rules(raw.network);
+        let binaries = self.binaries(raw.binaries);
         Policy {
             source: self.path.to_owned(),
             name,
@@ -222,6 +238,7 @@ impl Validator<'_> {
             agents,
             protected,
             network,
+            binaries,
         }
     }
 
@@ -259,7 +276,13 @@ impl Validator<'_> {
                 }
             },
         };
-        Agent { name, cgroup, mode }
+        let allow_fileless_exec = raw.allow_fileless_exec.is_some_and(Spanned::into_inner);
+        Agent {
+            name,
+            cgroup,
+            mode,
+            allow_fileless_exec,
+        }
     }
 
     fn cgroup(&mut self, value: &Spanned<String>, field: &str) -> PathBuf {
@@ -289,12 +312,7 @@ impl Validator<'_> {
     fn protect(&mut self, i: usize, raw: RawProtect) -> Protected {
         let p = raw.path.get_ref();
         let path = PathBuf::from(p);
-        let normal = match p.strip_prefix('/') {
-            Some("") => true,
-            Some(rest) => clean_relative(rest.trim_end_matches('/')),
-            None => false,
-        };
-        if !normal {
+        if !clean_absolute(p) {
             self.problem(
                 &raw.path,
                 &format!("protect[{i}].path"),

@@ -13,6 +13,8 @@ pub struct RawPolicy {
     pub protect: Vec<Spanned<RawProtect>>,
     #[serde(default)]
     pub network: Vec<Spanned<RawNetwork>>,
+    #[serde(default)]
+    pub binaries: Vec<Spanned<RawBinary>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -29,6 +31,8 @@ pub struct RawAgent {
     pub cgroup: Spanned<String>,
     #[serde(default)]
     pub mode: Option<Spanned<String>>,
+    #[serde(default)]
+    pub allow_fileless_exec: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,5 +48,12 @@ pub struct RawNetwork {
     pub cidr: Spanned<String>,
     #[serde(default)]
     pub ports: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    pub deny: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBinary {
+    pub path: Spanned<String>,
     pub deny: Spanned<Vec<Spanned<String>>>,
 }

@@ -1,0 +1,253 @@
+//! What [`crate::Target::detail`] holds, per class. The kernel writes these encodings and the
+//! daemon reads them back into words with [`describe`].
+//!
+//! | class            | event kind     | `detail`                                              |
+//! |------------------|----------------|-------------------------------------------------------|
+//! | exec             | FileDecision   | how: [`EXEC_VIA_EXECVE`], [`EXEC_VIA_MMAP`], [`EXEC_VIA_MPROTECT`] |
+//! | signal           | TaskDecision   | the signal number; for a file owner being set, [`owner`] |
+//! | ptrace           | TaskDecision   | the `PTRACE_MODE_*` bits of the access check          |
+//! | setid            | HostDecision   | [`setid`]: which id, its new value, and whether by exec |
+//! | bpf              | HostDecision   | the bpf(2) command (`BPF_MAP_CREATE` = 0, ...)        |
+//! | kernel-module    | HostDecision   | how: [`MODULE_VIA_REQUEST`], [`MODULE_VIA_FILE`], [`MODULE_VIA_DATA`] |
+
+#[cfg(any(test, feature = "user"))]
+use crate::{maps::CredId, Class};
+
+/// Exec by execve(2)/execveat(2) (`bprm_check_security`).
+pub const EXEC_VIA_EXECVE: u64 = 1;
+/// A `PROT_EXEC` mmap(2) of the file (`mmap_file`), e.g. by `ld.so BINARY`.
+pub const EXEC_VIA_MMAP: u64 = 2;
+/// An mprotect(2) adding `PROT_EXEC` to a mapping of the file (`file_mprotect`).
+pub const EXEC_VIA_MPROTECT: u64 = 3;
+
+/// The kernel asked for a module on the agent's behalf (`request_module`, module autoload).
+pub const MODULE_VIA_REQUEST: u64 = 1;
+/// finit_module(2): the module comes from a file.
+pub const MODULE_VIA_FILE: u64 = 2;
+/// init_module(2): the module comes from memory.
+pub const MODULE_VIA_DATA: u64 = 3;
+
+/// Signal flag: no signal is sent now, a file owner is being set, to be signalled (SIGIO
+/// unless F_SETSIG chose another) whenever the file has I/O. Bits 40..48 say how
+/// ([`OWNER_F_SETOWN`], ...).
+pub const SIGNAL_VIA_OWNER: u64 = 1 << 32;
+/// Signal flag: the target is a process group, `target.pid` is its id.
+pub const SIGNAL_TO_GROUP: u64 = 1 << 33;
+/// fcntl(F_SETOWN): the owner comes by value and is checked.
+pub const OWNER_F_SETOWN: u64 = 1;
+/// fcntl(F_SETOWN_EX): the owner comes through a pointer.
+pub const OWNER_F_SETOWN_EX: u64 = 2;
+/// ioctl(FIOSETOWN): the owner comes through a pointer.
+pub const OWNER_FIOSETOWN: u64 = 3;
+/// ioctl(SIOCSPGRP): the owner comes through a pointer.
+pub const OWNER_SIOCSPGRP: u64 = 4;
+
+/// Signal detail for setting a file owner by `how` (an `OWNER_*` value).
+pub const fn owner(how: u64, group: bool) -> u64 {
+    let g = if group { SIGNAL_TO_GROUP } else { 0 };
+    SIGNAL_VIA_OWNER | g | ((how & 0xff) << 40) | 29
+}
+
+/// Setid `which` value for setgroups(2); its "new id" is the new number of groups.
+pub const SETID_GROUPS: u64 = 8;
+/// Setid flag: the transition came from executing a set-user/group-ID file.
+pub const SETID_VIA_EXEC: u64 = 1 << 40;
+
+/// Setid detail: `which` (a [`CredId`] index, or [`SETID_GROUPS`]) in bits 32..40, the new
+/// value in bits 0..32, [`SETID_VIA_EXEC`] for a transition by exec.
+pub const fn setid(which: u64, new: u32) -> u64 {
+    ((which & 0xff) << 32) | new as u64
+}
+
+/// Signal names, indexed by number (x86-64).
+#[cfg(any(test, feature = "user"))]
+const SIGNALS: [&str; 32] = [
+    "0",
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGSTKFLT",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
+];
+
+/// bpf(2) command names, indexed by number.
+#[cfg(any(test, feature = "user"))]
+const BPF_CMDS: [&str; 37] = [
+    "BPF_MAP_CREATE",
+    "BPF_MAP_LOOKUP_ELEM",
+    "BPF_MAP_UPDATE_ELEM",
+    "BPF_MAP_DELETE_ELEM",
+    "BPF_MAP_GET_NEXT_KEY",
+    "BPF_PROG_LOAD",
+    "BPF_OBJ_PIN",
+    "BPF_OBJ_GET",
+    "BPF_PROG_ATTACH",
+    "BPF_PROG_DETACH",
+    "BPF_PROG_TEST_RUN",
+    "BPF_PROG_GET_NEXT_ID",
+    "BPF_MAP_GET_NEXT_ID",
+    "BPF_PROG_GET_FD_BY_ID",
+    "BPF_MAP_GET_FD_BY_ID",
+    "BPF_OBJ_GET_INFO_BY_FD",
+    "BPF_PROG_QUERY",
+    "BPF_RAW_TRACEPOINT_OPEN",
+    "BPF_BTF_LOAD",
+    "BPF_BTF_GET_FD_BY_ID",
+    "BPF_TASK_FD_QUERY",
+    "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
+    "BPF_MAP_FREEZE",
+    "BPF_BTF_GET_NEXT_ID",
+    "BPF_MAP_LOOKUP_BATCH",
+    "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
+    "BPF_MAP_UPDATE_BATCH",
+    "BPF_MAP_DELETE_BATCH",
+    "BPF_LINK_CREATE",
+    "BPF_LINK_UPDATE",
+    "BPF_LINK_GET_FD_BY_ID",
+    "BPF_LINK_GET_NEXT_ID",
+    "BPF_ENABLE_STATS",
+    "BPF_ITER_CREATE",
+    "BPF_LINK_DETACH",
+    "BPF_PROG_BIND_MAP",
+    "BPF_TOKEN_CREATE",
+];
+
+/// A short human-readable rendering of `detail` for `class`, for logs.
+#[cfg(any(test, feature = "user"))]
+pub fn describe(class: Class, detail: u64) -> alloc::string::String {
+    use alloc::format;
+    let small = usize::try_from(detail).ok();
+    match class {
+        Class::Exec => match detail {
+            EXEC_VIA_EXECVE => "execve".into(),
+            EXEC_VIA_MMAP => "mmap PROT_EXEC".into(),
+            EXEC_VIA_MPROTECT => "mprotect PROT_EXEC".into(),
+            _ => format!("exec ({detail})"),
+        },
+        Class::Signal => {
+            let sig = (detail & 0xffff_ffff) as usize;
+            let mut s = SIGNALS
+                .get(sig)
+                .map_or_else(|| format!("signal {sig}"), |s| (*s).into());
+            if detail & SIGNAL_VIA_OWNER != 0 {
+                s.push_str(match (detail >> 40) & 0xff {
+                    OWNER_F_SETOWN => " as file owner (F_SETOWN)",
+                    OWNER_F_SETOWN_EX => " as file owner (F_SETOWN_EX)",
+                    OWNER_FIOSETOWN => " as file owner (FIOSETOWN)",
+                    OWNER_SIOCSPGRP => " as file owner (SIOCSPGRP)",
+                    _ => " as file owner",
+                });
+            }
+            if detail & SIGNAL_TO_GROUP != 0 {
+                s.push_str(" to a process group");
+            }
+            s
+        }
+        Class::Ptrace => {
+            let mut s = format!("mode {detail:#x}:");
+            for (bit, name) in [
+                (1, " read"),
+                (2, " attach"),
+                (4, " noaudit"),
+                (8, " fscreds"),
+                (16, " realcreds"),
+            ] {
+                if detail & bit != 0 {
+                    s.push_str(name);
+                }
+            }
+            s
+        }
+        Class::Setid => {
+            let which = (detail >> 32) & 0xff;
+            let new = detail as u32;
+            let via = if detail & SETID_VIA_EXEC != 0 {
+                " by exec of a set-id file"
+            } else {
+                ""
+            };
+            match CredId::ALL.get(which as usize) {
+                Some(id) => format!("{}={new}{via}", id.name()),
+                None if which == SETID_GROUPS => format!("setgroups to {new} groups{via}"),
+                None => format!("id {which}={new}{via}"),
+            }
+        }
+        Class::Bpf => small
+            .and_then(|n| BPF_CMDS.get(n))
+            .map_or_else(|| format!("bpf cmd {detail}"), |s| (*s).into()),
+        Class::KernelModule => match detail {
+            MODULE_VIA_REQUEST => "request_module".into(),
+            MODULE_VIA_FILE => "finit_module".into(),
+            MODULE_VIA_DATA => "init_module".into(),
+            _ => format!("module ({detail})"),
+        },
+        _ => format!("{detail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setid_encoding_round_trips() {
+        let d = setid(CredId::Euid as u64, 0) | SETID_VIA_EXEC;
+        assert_eq!(describe(Class::Setid, d), "euid=0 by exec of a set-id file");
+        assert_eq!(
+            describe(Class::Setid, setid(CredId::Uid as u64, 65534)),
+            "uid=65534"
+        );
+        assert_eq!(
+            describe(Class::Setid, setid(SETID_GROUPS, 2)),
+            "setgroups to 2 groups"
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(describe(Class::Signal, 15), "SIGTERM");
+        assert_eq!(describe(Class::Signal, 64), "signal 64");
+        assert_eq!(
+            describe(Class::Signal, owner(OWNER_F_SETOWN, true)),
+            "SIGIO as file owner (F_SETOWN) to a process group"
+        );
+        assert_eq!(
+            describe(Class::Signal, owner(OWNER_SIOCSPGRP, false)),
+            "SIGIO as file owner (SIOCSPGRP)"
+        );
+        assert_eq!(describe(Class::Bpf, 0), "BPF_MAP_CREATE");
+        assert_eq!(describe(Class::Bpf, 5), "BPF_PROG_LOAD");
+        assert_eq!(describe(Class::Ptrace, 0x12), "mode 0x12: attach realcreds");
+        assert_eq!(describe(Class::Exec, EXEC_VIA_MMAP), "mmap PROT_EXEC");
+        assert_eq!(
+            describe(Class::KernelModule, MODULE_VIA_FILE),
+            "finit_module"
+        );
+    }
+}

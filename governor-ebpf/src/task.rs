@@ -1,0 +1,597 @@
+//! Process classes: exec of listed binaries and of nameless files (Exec), signals (Signal)
+//! and ptrace (Ptrace) aimed outside the agent, uid/gid transitions (Setid).
+//!
+//! Signals include the ones the kernel sends later on an agent's behalf: a file's owner
+//! (fcntl F_SETOWN, ...) gets SIGIO, or any signal F_SETSIG picks, whenever the file has I/O,
+//! and that delivery passes no task_kill check. So an agent may only make itself an owner.
+//!
+//! Entry points first, each under the hook's declaration from the kernel's
+//! `include/linux/lsm_hook_defs.h` (identical on 6.1 and 6.12 unless noted; checked against
+//! both kernels' BTF). The hooks get one extra argument, the return value of the BPF-LSM
+//! programs before us on the same hook: a non-zero value is passed on unchanged. Decisions
+//! follow below the entry points.
+//!
+//! Exec is decided by inode, so a hard link or symlink to a listed binary is the same binary,
+//! and the dynamic loader (`ld.so BINARY`, which maps the binary itself) is caught where it
+//! maps the file executable. A *copy* is another inode and is not matched.
+//!
+//! Files without a name on any filesystem (`i_nlink == 0`) cannot be listed or audited by
+//! path: memfd_create(2) files (shmem clears their link count at creation), `O_TMPFILE`
+//! files not yet linked, and files deleted while open. Agents may not execute them, by exec
+//! or by `PROT_EXEC` mapping, unless their policy sets `allow_fileless_exec`.
+
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::lsm, programs::LsmContext};
+use governor_common::{
+    detail::{
+        self, EXEC_VIA_EXECVE, EXEC_VIA_MMAP, EXEC_VIA_MPROTECT, OWNER_FIOSETOWN, OWNER_F_SETOWN,
+        OWNER_F_SETOWN_EX, OWNER_SIOCSPGRP, SETID_GROUPS, SETID_VIA_EXEC,
+    },
+    maps::{
+        Counter, CredId, AGENT_FLAG_ALLOW_FILELESS_EXEC, RULE_BUILTIN, RULE_FILELESS,
+        RULE_UNRESOLVED,
+    },
+    Class, EventKind, InodeKey, KernelOffsets, Target,
+};
+
+use crate::{
+    agent::{self, Agent, Refusal},
+    emit::{self, Name},
+    kread::{self, Relation},
+    maps, vfs,
+};
+
+// LSM_HOOK(int, 0, bprm_check_security, struct linux_binprm *bprm)
+#[lsm(hook = "bprm_check_security")]
+pub fn bprm_check_security(ctx: LsmContext) -> i32 {
+    let bprm: *const u8 = ctx.arg(0);
+    let retval: i32 = ctx.arg(1);
+    if retval != 0 {
+        return retval;
+    }
+    exec_binprm(bprm)
+}
+
+// LSM_HOOK(int, 0, mmap_file, struct file *file, unsigned long reqprot,
+//          unsigned long prot, unsigned long flags)
+// `file` is NULL for anonymous mappings.
+#[lsm(hook = "mmap_file")]
+pub fn mmap_file(ctx: LsmContext) -> i32 {
+    let file = kread::nullable_arg(&ctx, 0);
+    let prot: u64 = ctx.arg(2);
+    let retval: i32 = ctx.arg(4);
+    if retval != 0 {
+        return retval;
+    }
+    exec_mapping(file, prot, EXEC_VIA_MMAP)
+}
+
+// LSM_HOOK(int, 0, file_mprotect, struct vm_area_struct *vma, unsigned long reqprot,
+//          unsigned long prot)
+#[lsm(hook = "file_mprotect")]
+pub fn file_mprotect(ctx: LsmContext) -> i32 {
+    let vma: *const u8 = ctx.arg(0);
+    let prot: u64 = ctx.arg(2);
+    let retval: i32 = ctx.arg(3);
+    if retval != 0 {
+        return retval;
+    }
+    exec_remap(vma, prot)
+}
+
+// 6.1:  LSM_HOOK(int, 0, bprm_creds_from_file, struct linux_binprm *bprm, struct file *file)
+// 6.12: LSM_HOOK(int, 0, bprm_creds_from_file, struct linux_binprm *bprm,
+//                const struct file *file)
+// Runs once per execve, after the set-user/group-ID bits were applied to bprm->cred and
+// before the point of no return: an error fails the execve.
+#[lsm(hook = "bprm_creds_from_file")]
+pub fn bprm_creds_from_file(ctx: LsmContext) -> i32 {
+    let bprm: *const u8 = ctx.arg(0);
+    let file: *const u8 = ctx.arg(1);
+    let retval: i32 = ctx.arg(2);
+    if retval != 0 {
+        return retval;
+    }
+    setid_exec(bprm, file)
+}
+
+// LSM_HOOK(int, 0, task_fix_setuid, struct cred *new, const struct cred *old, int flags)
+#[lsm(hook = "task_fix_setuid")]
+pub fn task_fix_setuid(ctx: LsmContext) -> i32 {
+    let new: *const u8 = ctx.arg(0);
+    let old: *const u8 = ctx.arg(1);
+    let retval: i32 = ctx.arg(3);
+    if retval != 0 {
+        return retval;
+    }
+    setid(new, old, &UIDS)
+}
+
+// LSM_HOOK(int, 0, task_fix_setgid, struct cred *new, const struct cred *old, int flags)
+#[lsm(hook = "task_fix_setgid")]
+pub fn task_fix_setgid(ctx: LsmContext) -> i32 {
+    let new: *const u8 = ctx.arg(0);
+    let old: *const u8 = ctx.arg(1);
+    let retval: i32 = ctx.arg(3);
+    if retval != 0 {
+        return retval;
+    }
+    setid(new, old, &GIDS)
+}
+
+// LSM_HOOK(int, 0, task_fix_setgroups, struct cred *new, const struct cred *old)
+#[lsm(hook = "task_fix_setgroups")]
+pub fn task_fix_setgroups(ctx: LsmContext) -> i32 {
+    let new: *const u8 = ctx.arg(0);
+    let old: *const u8 = ctx.arg(1);
+    let retval: i32 = ctx.arg(2);
+    if retval != 0 {
+        return retval;
+    }
+    setgroups(new, old)
+}
+
+// LSM_HOOK(int, 0, task_kill, struct task_struct *p, struct kernel_siginfo *info,
+//          int sig, const struct cred *cred)
+// `cred` is NULL unless the kernel signals on someone else's behalf.
+#[lsm(hook = "task_kill")]
+pub fn task_kill(ctx: LsmContext) -> i32 {
+    let target: *const u8 = ctx.arg(0);
+    let sig: i32 = ctx.arg(2);
+    let cred = kread::nullable_arg(&ctx, 3);
+    let retval: i32 = ctx.arg(4);
+    if retval != 0 {
+        return retval;
+    }
+    signal(target, sig, cred)
+}
+
+// LSM_HOOK(int, 0, ptrace_access_check, struct task_struct *child, unsigned int mode)
+#[lsm(hook = "ptrace_access_check")]
+pub fn ptrace_access_check(ctx: LsmContext) -> i32 {
+    let target: *const u8 = ctx.arg(0);
+    let mode: u32 = ctx.arg(1);
+    let retval: i32 = ctx.arg(2);
+    if retval != 0 {
+        return retval;
+    }
+    ptrace(target, mode)
+}
+
+// LSM_HOOK(int, 0, file_fcntl, struct file *file, unsigned int cmd, unsigned long arg)
+// F_SETOWN/F_SETOWN_EX make a task the file's owner, signalled by the kernel on I/O
+// without a task_kill check.
+#[lsm(hook = "file_fcntl")]
+pub fn file_fcntl(ctx: LsmContext) -> i32 {
+    let cmd: u32 = ctx.arg(1);
+    let arg: u64 = ctx.arg(2);
+    let retval: i32 = ctx.arg(3);
+    if retval != 0 {
+        return retval;
+    }
+    match cmd {
+        F_SETOWN => owner_by_value(arg as i32),
+        F_SETOWN_EX => owner_by_pointer(OWNER_F_SETOWN_EX),
+        _ => 0,
+    }
+}
+
+// LSM_HOOK(int, 0, file_ioctl, struct file *file, unsigned int cmd, unsigned long arg)
+// FIOSETOWN/SIOCSPGRP set a socket's owner like F_SETOWN.
+#[lsm(hook = "file_ioctl")]
+pub fn file_ioctl(ctx: LsmContext) -> i32 {
+    let cmd: u32 = ctx.arg(1);
+    let retval: i32 = ctx.arg(3);
+    if retval != 0 {
+        return retval;
+    }
+    owner_ioctl(cmd)
+}
+
+// LSM_HOOK(int, 0, file_ioctl_compat, struct file *file, unsigned int cmd, unsigned long arg)
+// The same from 32-bit tasks (Debian backported this hook to 6.1).
+#[lsm(hook = "file_ioctl_compat")]
+pub fn file_ioctl_compat(ctx: LsmContext) -> i32 {
+    let cmd: u32 = ctx.arg(1);
+    let retval: i32 = ctx.arg(3);
+    if retval != 0 {
+        return retval;
+    }
+    owner_ioctl(cmd)
+}
+
+// ---------------------------------------------------------------------------------------
+// Exec
+
+/// `PROT_EXEC` from `<asm-generic/mman-common.h>`.
+const PROT_EXEC: u64 = 0x4;
+
+/// execve(2) of `bprm->file` (called again for each interpreter of a `#!` chain).
+#[inline(always)]
+fn exec_binprm(bprm: *const u8) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let off = maps::offsets();
+    let file = vfs::ptr_at(bprm, off.linux_binprm_file);
+    exec_file(&agent, &off, file, EXEC_VIA_EXECVE)
+}
+
+/// A mapping of `file` that would be executable.
+#[inline(always)]
+fn exec_mapping(file: *const u8, prot: u64, via: u64) -> i32 {
+    if prot & PROT_EXEC == 0 || file.is_null() {
+        return 0;
+    }
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    exec_file(&agent, &maps::offsets(), file, via)
+}
+
+/// mprotect(2) making a mapping executable: decided like mapping its file (anonymous
+/// memory has no file and is not this class's business).
+#[inline(always)]
+fn exec_remap(vma: *const u8, prot: u64) -> i32 {
+    if prot & PROT_EXEC == 0 {
+        return 0;
+    }
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let off = maps::offsets();
+    let mut file: *const u8 = core::ptr::null();
+    if off.valid != 0 && vfs::read_into(vma, off.vm_area_struct_vm_file, &mut file) {
+        if file.is_null() {
+            return 0;
+        }
+    } else {
+        // Unreadable: exec_file fails closed on the null file.
+        file = core::ptr::null();
+    }
+    exec_file(&agent, &off, file, EXEC_VIA_MPROTECT)
+}
+
+/// May `agent` execute `file`? A null or unreadable file fails closed.
+#[inline(always)]
+fn exec_file(agent: &Agent, off: &KernelOffsets, file: *const u8, via: u64) -> i32 {
+    let mut key = InodeKey::default();
+    let inode = if off.valid == 0 {
+        core::ptr::null()
+    } else {
+        vfs::file_inode(off, file)
+    };
+    let rule_id = if !vfs::inode_key_into(off, inode, &mut key) {
+        unresolved()
+    } else if let Some(rule_id) = listed(&key) {
+        rule_id
+    } else if agent.info.flags & AGENT_FLAG_ALLOW_FILELESS_EXEC != 0 {
+        return 0;
+    } else {
+        match vfs::nlink(off, inode) {
+            0 => RULE_FILELESS,
+            n if n > 0 => return 0,
+            _ => unresolved(),
+        }
+    };
+    let refusal = Refusal {
+        kind: EventKind::FileDecision,
+        class: Class::Exec as u32,
+        rule_id,
+        target: Target {
+            inode: key,
+            detail: via,
+            ..Target::default()
+        },
+        depth: 0,
+    };
+    agent::refuse_named(
+        agent,
+        refusal,
+        off,
+        Name::Dentry(vfs::file_dentry(off, file)),
+    )
+}
+
+/// The rule of a listed binary whose exec is denied.
+#[inline(always)]
+fn listed(key: &InodeKey) -> Option<u32> {
+    // SAFETY: the value is copied out immediately.
+    let rule = unsafe { maps::GOV_BINARIES.get(key) }?;
+    if rule.deny_mask & Class::Exec.bit() != 0 {
+        Some(rule.rule_id)
+    } else {
+        None
+    }
+}
+
+#[inline(always)]
+fn unresolved() -> u32 {
+    emit::count(Counter::Unresolved);
+    RULE_UNRESOLVED
+}
+
+// ---------------------------------------------------------------------------------------
+// Setid
+
+/// The user ids among the cred ids: real, effective, saved, filesystem.
+const UIDS: [CredId; 4] = [CredId::Uid, CredId::Euid, CredId::Suid, CredId::Fsuid];
+/// The group ids, in the same order.
+const GIDS: [CredId; 4] = [CredId::Gid, CredId::Egid, CredId::Sgid, CredId::Fsgid];
+/// Groups compared one by one; longer lists count as changed (fail closed).
+const MAX_GROUPS_COMPARED: u32 = 32;
+
+/// setuid(2) family (`ids` = [`UIDS`]) or setgid(2) family ([`GIDS`]): any change of any of
+/// the ids is a transition. Setting an id to the value it already has is not.
+#[inline(always)]
+fn setid(new: *const u8, old: *const u8, ids: &[CredId]) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let off = maps::offsets();
+    let mut new_ids = [0u32; 8];
+    let mut old_ids = [0u32; 8];
+    let (rule_id, detail) = if off.valid != 0
+        && kread::cred_ids(&off, new, &mut new_ids)
+        && kread::cred_ids(&off, old, &mut old_ids)
+    {
+        let detail = first_change(&new_ids, &old_ids, ids);
+        if detail == NO_CHANGE {
+            return 0;
+        }
+        (RULE_BUILTIN, detail)
+    } else {
+        (unresolved(), 0)
+    };
+    refuse_setid(&agent, &off, rule_id, detail, Name::None)
+}
+
+/// [`first_change`] found no difference.
+const NO_CHANGE: u64 = u64::MAX;
+
+/// The setid detail of the first id in `ids` that differs between `new` and `old`, or
+/// [`NO_CHANGE`].
+#[inline(always)]
+fn first_change(new: &[u32; 8], old: &[u32; 8], ids: &[CredId]) -> u64 {
+    for id in ids {
+        let i = *id as usize;
+        if new[i] != old[i] {
+            return detail::setid(i as u64, new[i]);
+        }
+    }
+    NO_CHANGE
+}
+
+/// setgroups(2): a transition unless the new supplementary groups equal the old ones.
+#[inline(always)]
+fn setgroups(new: *const u8, old: *const u8) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let off = maps::offsets();
+    let (n, o) = if off.valid == 0 {
+        (core::ptr::null(), core::ptr::null())
+    } else {
+        (kread::cred_groups(&off, new), kread::cred_groups(&off, old))
+    };
+    if !n.is_null() && n == o {
+        return 0;
+    }
+    let new_count = kread::ngroups(&off, n);
+    let old_count = kread::ngroups(&off, o);
+    let rule_id = if n.is_null() || o.is_null() || new_count < 0 || old_count < 0 {
+        unresolved()
+    } else if new_count == old_count && same_groups(&off, n, o, new_count) {
+        return 0;
+    } else {
+        RULE_BUILTIN
+    };
+    let detail = detail::setid(SETID_GROUPS, new_count.max(0) as u32);
+    refuse_setid(&agent, &off, rule_id, detail, Name::None)
+}
+
+/// Are the first `count` gids of both sorted group lists equal?
+#[inline(always)]
+fn same_groups(off: &KernelOffsets, new: *const u8, old: *const u8, count: i64) -> bool {
+    if count > i64::from(MAX_GROUPS_COMPARED) {
+        return false;
+    }
+    let mut i = 0u32;
+    while i < MAX_GROUPS_COMPARED {
+        if i64::from(i) >= count {
+            return true;
+        }
+        let a = kread::group(off, new, i);
+        if a < 0 || a != kread::group(off, old, i) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// execve(2) of a set-user-ID or set-group-ID file: the new effective ids (already applied
+/// to `bprm->cred`) differ from the ones the task runs with.
+#[inline(always)]
+fn setid_exec(bprm: *const u8, file: *const u8) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let off = maps::offsets();
+    let mut new_ids = [0u32; 8];
+    let mut old_ids = [0u32; 8];
+    let (rule_id, detail) = if off.valid != 0
+        && kread::cred_ids(&off, vfs::ptr_at(bprm, off.linux_binprm_cred), &mut new_ids)
+        && kread::cred_ids(
+            &off,
+            kread::task_cred(&off, kread::current_task()),
+            &mut old_ids,
+        ) {
+        let detail = first_change(&new_ids, &old_ids, &EFFECTIVE);
+        if detail == NO_CHANGE {
+            return 0;
+        }
+        (RULE_BUILTIN, detail | SETID_VIA_EXEC)
+    } else {
+        (unresolved(), SETID_VIA_EXEC)
+    };
+    let name = Name::Dentry(vfs::file_dentry(&off, file));
+    refuse_setid(&agent, &off, rule_id, detail, name)
+}
+
+/// What a set-ID exec changes. The other ids are no evidence: exec also resets the saved and
+/// filesystem ids to the effective ones for every binary.
+const EFFECTIVE: [CredId; 2] = [CredId::Euid, CredId::Egid];
+
+#[inline(always)]
+fn refuse_setid(agent: &Agent, off: &KernelOffsets, rule_id: u32, detail: u64, name: Name) -> i32 {
+    let refusal = Refusal {
+        kind: EventKind::HostDecision,
+        class: Class::Setid as u32,
+        rule_id,
+        target: Target {
+            detail,
+            ..Target::default()
+        },
+        depth: 0,
+    };
+    agent::refuse_named(agent, refusal, off, name)
+}
+
+// ---------------------------------------------------------------------------------------
+// Signals and ptrace
+
+/// `PTRACE_MODE_ATTACH` from `<linux/ptrace.h>`.
+const PTRACE_MODE_ATTACH: u32 = 0x02;
+
+/// A signal from the current task to `target`.
+///
+/// Only signals the current task sends are decided: `cred` is non-null when the kernel
+/// delivers a signal on behalf of someone else (USB async I/O completion), and then the
+/// current task is not the sender. Signal 0 delivers nothing and only tests whether the
+/// target exists, which EPERM would reveal just the same, so it is a plain allow.
+#[inline(always)]
+fn signal(target: *const u8, sig: i32, cred: *const u8) -> i32 {
+    if sig == 0 || !cred.is_null() {
+        return 0;
+    }
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    aimed_outside(&agent, target, Class::Signal, sig as u64)
+}
+
+/// A ptrace access check on `target`. Attach mode (ptrace(2) attach/seize, /proc/PID/mem,
+/// process_vm_readv/writev, pidfd_getfd) gives control over the target and is decided; read
+/// mode (/proc/PID/stat, maps, environ, kcmp) only inspects it and is allowed.
+#[inline(always)]
+fn ptrace(target: *const u8, mode: u32) -> i32 {
+    if mode & PTRACE_MODE_ATTACH == 0 {
+        return 0;
+    }
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    aimed_outside(&agent, target, Class::Ptrace, mode as u64)
+}
+
+/// Refuses `class` if `target` is outside the agent; fails closed if that cannot be told.
+#[inline(always)]
+fn aimed_outside(agent: &Agent, target: *const u8, class: Class, detail: u64) -> i32 {
+    let off = maps::offsets();
+    let relation = if off.valid == 0 {
+        Relation::Unknown
+    } else {
+        kread::relation(agent, &off, target)
+    };
+    let rule_id = match relation {
+        Relation::Inside => return 0,
+        Relation::Outside => RULE_BUILTIN,
+        Relation::Unknown => unresolved(),
+    };
+    let (pid, name) = if off.valid == 0 {
+        (0, Name::None)
+    } else {
+        (
+            kread::task_tgid(&off, target),
+            Name::Str(kread::task_comm(&off, target)),
+        )
+    };
+    let refusal = Refusal {
+        kind: EventKind::TaskDecision,
+        class: class as u32,
+        rule_id,
+        target: Target {
+            pid,
+            detail,
+            ..Target::default()
+        },
+        depth: 0,
+    };
+    agent::refuse_named(agent, refusal, &off, name)
+}
+
+// ---------------------------------------------------------------------------------------
+// File owners: the signals the kernel sends for an agent later
+
+/// `F_SETOWN` and `F_SETOWN_EX` from `<asm-generic/fcntl.h>`.
+const F_SETOWN: u32 = 8;
+const F_SETOWN_EX: u32 = 15;
+/// `FIOSETOWN` and `SIOCSPGRP` from `<asm-generic/sockios.h>`.
+const FIOSETOWN: u32 = 0x8901;
+const SIOCSPGRP: u32 = 0x8902;
+
+#[inline(always)]
+fn owner_ioctl(cmd: u32) -> i32 {
+    match cmd {
+        FIOSETOWN => owner_by_pointer(OWNER_FIOSETOWN),
+        SIOCSPGRP => owner_by_pointer(OWNER_SIOCSPGRP),
+        _ => 0,
+    }
+}
+
+/// fcntl(F_SETOWN, `who`): `who` > 0 is a process, < 0 a process group, 0 clears the owner.
+/// An agent may only make itself the owner; no task lookup by number is possible here, so
+/// another process of the same agent is refused too (fail closed), as is a number from
+/// another pid namespace.
+#[inline(always)]
+fn owner_by_value(who: i32) -> i32 {
+    if who == 0 {
+        return 0;
+    }
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if who > 0 && (who as u32 == pid_tgid as u32 || who as u32 == (pid_tgid >> 32) as u32) {
+        return 0;
+    }
+    let group = who < 0;
+    let target = if group { who.wrapping_neg() } else { who } as u32;
+    refuse_owner(&agent, target, detail::owner(OWNER_F_SETOWN, group))
+}
+
+/// F_SETOWN_EX, FIOSETOWN, SIOCSPGRP: the owner is read from user memory after this hook,
+/// so a check here could be raced by another thread rewriting it. Agents may not use them.
+#[inline(always)]
+fn owner_by_pointer(how: u64) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    refuse_owner(&agent, 0, detail::owner(how, false))
+}
+
+#[inline(always)]
+fn refuse_owner(agent: &Agent, pid: u32, detail: u64) -> i32 {
+    let refusal = Refusal {
+        kind: EventKind::TaskDecision,
+        class: Class::Signal as u32,
+        rule_id: RULE_BUILTIN,
+        target: Target {
+            pid,
+            detail,
+            ..Target::default()
+        },
+        depth: 0,
+    };
+    agent::refuse_named(agent, refusal, &maps::offsets(), Name::None)
+}
