@@ -139,7 +139,7 @@ fn host_tests() -> Result<Step> {
         "governor-ebpf",
     ]);
     let mut tally = Tally::default();
-    let ok = tee(&mut c, &mut |l| tally.observe(l))?;
+    let ok = tee(&mut c, true, &mut |l| tally.observe(l))?;
     Ok(Step {
         name: "host unit tests".into(),
         ok: ok && tally.failed == 0,
@@ -148,16 +148,19 @@ fn host_tests() -> Result<Step> {
     })
 }
 
-/// Runs `c`, echoing its stdout and feeding each line to `on_line`; true on success.
-fn tee(c: &mut Command, on_line: &mut dyn FnMut(&str)) -> Result<bool> {
+/// Runs `c`, feeding each stdout line to `on_line` (and echoing it if `echo`); true on
+/// success.
+fn tee(c: &mut Command, echo: bool, on_line: &mut dyn FnMut(&str)) -> Result<bool> {
     let mut child = c
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {c:?}"))?;
     let stdout = child.stdout.take().context("stdout not piped")?;
     for line in BufReader::new(stdout).lines() {
-        let line = line.context("reading test output")?;
-        println!("{line}");
+        let line = line.with_context(|| format!("reading the output of {c:?}"))?;
+        if echo {
+            println!("{line}");
+        }
         on_line(&line);
     }
     Ok(child.wait()?.success())
@@ -174,7 +177,7 @@ fn build_kernel_tests() -> Result<PathBuf> {
         "--message-format=json",
     ]);
     let mut exe = None;
-    tee_quiet(&mut c, &mut |line| {
+    let ok = tee(&mut c, false, &mut |line| {
         if let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) {
             if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "kernel" {
                 if let Some(path) = msg["executable"].as_str() {
@@ -183,23 +186,10 @@ fn build_kernel_tests() -> Result<PathBuf> {
             }
         }
     })?;
-    exe.context("cargo built no `kernel` test executable")
-}
-
-/// Like [`tee`] without echoing (cargo's JSON), failing on a non-zero exit.
-fn tee_quiet(c: &mut Command, on_line: &mut dyn FnMut(&str)) -> Result<()> {
-    let mut child = c
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {c:?}"))?;
-    let stdout = child.stdout.take().context("stdout not piped")?;
-    for line in BufReader::new(stdout).lines() {
-        on_line(&line.context("reading cargo output")?);
-    }
-    if !child.wait()?.success() {
+    if !ok {
         bail!("building the kernel tests failed: {c:?}");
     }
-    Ok(())
+    exe.context("cargo built no `kernel` test executable")
 }
 
 /// One VM boot running the kernel tests; a run that executes no test fails.
