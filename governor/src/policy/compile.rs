@@ -73,11 +73,26 @@ pub struct CompiledProtect {
 }
 
 /// One listed binary, ready for the kernel (`rule.rule_id` indexes the policy's binaries).
-#[derive(Debug, Clone)]
-pub struct CompiledBinary {
-    pub path: PathBuf,
-    pub key: InodeKey,
-    pub rule: ProtectedRule,
+pub type CompiledBinary = CompiledProtect;
+
+/// Adds the rule for `key`, or, when an earlier policy entry named the same inode (a symlink
+/// and its target, a hard link), merges `deny_mask` into that entry.
+fn add_merged(
+    list: &mut Vec<CompiledProtect>,
+    path: &std::path::Path,
+    key: InodeKey,
+    rule_id: u32,
+    deny_mask: u32,
+) {
+    if let Some(same) = list.iter_mut().find(|c| c.key == key) {
+        same.rule.deny_mask |= deny_mask;
+        return;
+    }
+    list.push(CompiledProtect {
+        path: path.to_owned(),
+        key,
+        rule: ProtectedRule { rule_id, deny_mask },
+    });
 }
 
 /// Everything the kernel maps need for one policy.
@@ -186,22 +201,7 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
             source,
         })?;
         let deny_mask = p.deny.iter().fold(0, |m, c| m | c.bit());
-        // Two policy paths naming one inode (a symlink and its target): one entry, both masks.
-        if let Some(same) = protected
-            .iter_mut()
-            .find(|c: &&mut CompiledProtect| c.key == key)
-        {
-            same.rule.deny_mask |= deny_mask;
-            continue;
-        }
-        protected.push(CompiledProtect {
-            path: p.path.clone(),
-            key,
-            rule: ProtectedRule {
-                rule_id: i as u32,
-                deny_mask,
-            },
-        });
+        add_merged(&mut protected, &p.path, key, i as u32, deny_mask);
     }
     let ancestors = ancestors_of(&protected);
     let network = net::flatten(&policy.network).map_err(|overflows| {
@@ -269,18 +269,7 @@ fn compile_binaries(policy: &Policy) -> Result<Vec<CompiledBinary>, CompileError
         }
         let key = inode_key(&meta);
         let deny_mask = b.deny.iter().fold(0, |m, c| m | c.bit());
-        if let Some(same) = binaries.iter_mut().find(|c| c.key == key) {
-            same.rule.deny_mask |= deny_mask;
-            continue;
-        }
-        binaries.push(CompiledBinary {
-            path: b.path.clone(),
-            key,
-            rule: ProtectedRule {
-                rule_id: i as u32,
-                deny_mask,
-            },
-        });
+        add_merged(&mut binaries, &b.path, key, i as u32, deny_mask);
     }
     Ok(binaries)
 }
