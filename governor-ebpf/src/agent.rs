@@ -2,7 +2,7 @@
 //! family starts with [`current`] — the only cost a non-agent task pays is that one lookup —
 //! and ends a would-be deny with [`refuse`], which honours observe mode and emits the event.
 
-use aya_ebpf::helpers::generated::bpf_get_current_cgroup_id;
+use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, programs::LsmContext};
 use governor_common::{
     maps::{Counter, AGENT_FLAG_OBSERVE, AGENT_UNKNOWN},
     AgentInfo, Decision, EventKind, KernelOffsets, Target,
@@ -106,4 +106,12 @@ pub fn decide_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) 
     };
     emit::event(off, &decided, name);
     decision
+}
+
+/// The previous LSM program's refusal, if any: argument `n` of an LSM program is the phony
+/// `retval` after the hook's own arguments. Every hook returns it unchanged when non-zero.
+#[inline(always)]
+pub fn prior(ctx: &LsmContext, n: usize) -> Option<i32> {
+    let retval: i32 = ctx.arg(n);
+    (retval != 0).then_some(retval)
 }

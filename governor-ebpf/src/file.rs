@@ -18,7 +18,7 @@ use governor_common::{
 };
 
 use crate::{
-    agent::{self, Agent, Refusal},
+    agent::{self, prior, Agent, Refusal},
     emit, maps,
     vfs::{self, Loc},
 };
@@ -192,13 +192,6 @@ pub fn sb_mount(ctx: LsmContext) -> i32 {
 #[lsm(hook = "move_mount")]
 pub fn move_mount(ctx: LsmContext) -> i32 {
     prior(&ctx, 2).unwrap_or_else(|| always(Class::Mount, core::ptr::null()))
-}
-
-/// The previous LSM program's refusal, if any (argument `n` is the phony `retval`).
-#[inline(always)]
-fn prior(ctx: &LsmContext, n: usize) -> Option<i32> {
-    let retval: i32 = ctx.arg(n);
-    (retval != 0).then_some(retval)
 }
 
 /// Operation of `class` on `dentry`, reached through the `struct path *` in argument

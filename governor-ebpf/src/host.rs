@@ -26,9 +26,8 @@ use crate::{
 #[lsm(hook = "bpf")]
 pub fn bpf(ctx: LsmContext) -> i32 {
     let cmd: i32 = ctx.arg(0);
-    let retval: i32 = ctx.arg(3);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 3) {
+        return refused;
     }
     deny_always(Class::Bpf, cmd as u32 as u64, |_| Name::None)
 }
@@ -39,9 +38,8 @@ pub fn bpf(ctx: LsmContext) -> i32 {
 #[lsm(hook = "kernel_module_request")]
 pub fn kernel_module_request(ctx: LsmContext) -> i32 {
     let name: *const u8 = ctx.arg(0);
-    let retval: i32 = ctx.arg(1);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 1) {
+        return refused;
     }
     deny_always(Class::KernelModule, MODULE_VIA_REQUEST, |_| Name::Str(name))
 }
@@ -53,9 +51,8 @@ pub fn kernel_module_request(ctx: LsmContext) -> i32 {
 pub fn kernel_read_file(ctx: LsmContext) -> i32 {
     let file: *const u8 = ctx.arg(0);
     let id: u32 = ctx.arg(1);
-    let retval: i32 = ctx.arg(3);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 3) {
+        return refused;
     }
     if id != READING_MODULE {
         return 0;
@@ -70,9 +67,8 @@ pub fn kernel_read_file(ctx: LsmContext) -> i32 {
 #[lsm(hook = "kernel_load_data")]
 pub fn kernel_load_data(ctx: LsmContext) -> i32 {
     let id: u32 = ctx.arg(0);
-    let retval: i32 = ctx.arg(2);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 2) {
+        return refused;
     }
     if id != LOADING_MODULE {
         return 0;

@@ -44,9 +44,8 @@ use crate::{
 #[lsm(hook = "bprm_check_security")]
 pub fn bprm_check_security(ctx: LsmContext) -> i32 {
     let bprm: *const u8 = ctx.arg(0);
-    let retval: i32 = ctx.arg(1);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 1) {
+        return refused;
     }
     exec_binprm(bprm)
 }
@@ -58,9 +57,8 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
 pub fn mmap_file(ctx: LsmContext) -> i32 {
     let file = kread::nullable_arg(&ctx, 0);
     let prot: u64 = ctx.arg(2);
-    let retval: i32 = ctx.arg(4);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 4) {
+        return refused;
     }
     exec_mapping(file, prot, EXEC_VIA_MMAP)
 }
@@ -71,9 +69,8 @@ pub fn mmap_file(ctx: LsmContext) -> i32 {
 pub fn file_mprotect(ctx: LsmContext) -> i32 {
     let vma: *const u8 = ctx.arg(0);
     let prot: u64 = ctx.arg(2);
-    let retval: i32 = ctx.arg(3);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 3) {
+        return refused;
     }
     exec_remap(vma, prot)
 }
@@ -87,9 +84,8 @@ pub fn file_mprotect(ctx: LsmContext) -> i32 {
 pub fn bprm_creds_from_file(ctx: LsmContext) -> i32 {
     let bprm: *const u8 = ctx.arg(0);
     let file: *const u8 = ctx.arg(1);
-    let retval: i32 = ctx.arg(2);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 2) {
+        return refused;
     }
     setid_exec(bprm, file)
 }
@@ -99,9 +95,8 @@ pub fn bprm_creds_from_file(ctx: LsmContext) -> i32 {
 pub fn task_fix_setuid(ctx: LsmContext) -> i32 {
     let new: *const u8 = ctx.arg(0);
     let old: *const u8 = ctx.arg(1);
-    let retval: i32 = ctx.arg(3);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 3) {
+        return refused;
     }
     setid(new, old, &UIDS)
 }
@@ -111,9 +106,8 @@ pub fn task_fix_setuid(ctx: LsmContext) -> i32 {
 pub fn task_fix_setgid(ctx: LsmContext) -> i32 {
     let new: *const u8 = ctx.arg(0);
     let old: *const u8 = ctx.arg(1);
-    let retval: i32 = ctx.arg(3);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 3) {
+        return refused;
     }
     setid(new, old, &GIDS)
 }
@@ -123,9 +117,8 @@ pub fn task_fix_setgid(ctx: LsmContext) -> i32 {
 pub fn task_fix_setgroups(ctx: LsmContext) -> i32 {
     let new: *const u8 = ctx.arg(0);
     let old: *const u8 = ctx.arg(1);
-    let retval: i32 = ctx.arg(2);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 2) {
+        return refused;
     }
     setgroups(new, old)
 }
@@ -138,9 +131,8 @@ pub fn task_kill(ctx: LsmContext) -> i32 {
     let target: *const u8 = ctx.arg(0);
     let sig: i32 = ctx.arg(2);
     let cred = kread::nullable_arg(&ctx, 3);
-    let retval: i32 = ctx.arg(4);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 4) {
+        return refused;
     }
     signal(target, sig, cred)
 }
@@ -150,9 +142,8 @@ pub fn task_kill(ctx: LsmContext) -> i32 {
 pub fn ptrace_access_check(ctx: LsmContext) -> i32 {
     let target: *const u8 = ctx.arg(0);
     let mode: u32 = ctx.arg(1);
-    let retval: i32 = ctx.arg(2);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 2) {
+        return refused;
     }
     ptrace(target, mode)
 }
@@ -164,9 +155,8 @@ pub fn ptrace_access_check(ctx: LsmContext) -> i32 {
 pub fn file_fcntl(ctx: LsmContext) -> i32 {
     let cmd: u32 = ctx.arg(1);
     let arg: u64 = ctx.arg(2);
-    let retval: i32 = ctx.arg(3);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 3) {
+        return refused;
     }
     match cmd {
         F_SETOWN => owner_by_value(arg as i32),
@@ -180,9 +170,8 @@ pub fn file_fcntl(ctx: LsmContext) -> i32 {
 #[lsm(hook = "file_ioctl")]
 pub fn file_ioctl(ctx: LsmContext) -> i32 {
     let cmd: u32 = ctx.arg(1);
-    let retval: i32 = ctx.arg(3);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 3) {
+        return refused;
     }
     owner_ioctl(cmd)
 }
@@ -192,9 +181,8 @@ pub fn file_ioctl(ctx: LsmContext) -> i32 {
 #[lsm(hook = "file_ioctl_compat")]
 pub fn file_ioctl_compat(ctx: LsmContext) -> i32 {
     let cmd: u32 = ctx.arg(1);
-    let retval: i32 = ctx.arg(3);
-    if retval != 0 {
-        return retval;
+    if let Some(refused) = agent::prior(&ctx, 3) {
+        return refused;
     }
     owner_ioctl(cmd)
 }
