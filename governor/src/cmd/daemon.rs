@@ -261,42 +261,7 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
     } else {
         "would deny (observe mode)"
     };
-    if EventKind::from_u16(ev.kind) == Some(EventKind::NetDecision) {
-        let (addr, family) = net_addr(ev);
-        let (sock_type, protocol) = ((ev.target.detail >> 32) as u32, ev.target.detail as u32);
-        let rule = compiled
-            .network_rule(ev.rule_id)
-            .map_or_else(|| format!("rule {}", ev.rule_id), str::to_owned);
-        tracing::warn!(
-            target: "governor::decision",
-            decision,
-            agent,
-            class = class_name,
-            pid = ev.pid,
-            tgid = ev.tgid,
-            uid = ev.uid,
-            gid = ev.gid,
-            comm = %comm,
-            exe = %exe,
-            cgroup_id = ev.cgroup_id,
-            addr = %addr,
-            port = ev.target.port,
-            family,
-            proto = %proto_name(sock_type, protocol),
-            rule = %rule,
-            rule_id = ev.rule_id,
-            boot_ns = ev.boot_ns,
-            "{message}"
-        );
-        return;
-    }
-    let protected = rule_text(ev, class, compiled);
-    let what = class.map_or_else(
-        || ev.target.detail.to_string(),
-        |c| detail::describe(c, ev.target.detail),
-    );
-    let name = String::from_utf8_lossy(Event::trim_nul(&ev.name));
-    let dev = ev.target.inode.dev;
+    // The fields every decision carries; each kind adds its own before the message.
     macro_rules! decision {
         ($($extra:tt)*) => {
             tracing::warn!(
@@ -311,10 +276,6 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
                 comm = %comm,
                 exe = %exe,
                 cgroup_id = ev.cgroup_id,
-                name = %name,
-                protected = %protected,
-                detail = ev.target.detail,
-                what = %what,
                 boot_ns = ev.boot_ns,
                 $($extra)*
                 "{}",
@@ -322,10 +283,44 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
             )
         };
     }
+    if EventKind::from_u16(ev.kind) == Some(EventKind::NetDecision) {
+        let (addr, family) = net_addr(ev);
+        let (sock_type, protocol) = ((ev.target.detail >> 32) as u32, ev.target.detail as u32);
+        let rule = compiled
+            .network_rule(ev.rule_id)
+            .map_or_else(|| format!("rule {}", ev.rule_id), str::to_owned);
+        decision!(
+            addr = %addr,
+            port = ev.target.port,
+            family,
+            proto = %proto_name(sock_type, protocol),
+            rule = %rule,
+            rule_id = ev.rule_id,
+        );
+        return;
+    }
+    let protected = rule_text(ev, class, compiled);
+    let what = class.map_or_else(
+        || ev.target.detail.to_string(),
+        |c| detail::describe(c, ev.target.detail),
+    );
+    let name = String::from_utf8_lossy(Event::trim_nul(&ev.name));
+    let dev = ev.target.inode.dev;
+    macro_rules! object_decision {
+        ($($extra:tt)*) => {
+            decision!(
+                name = %name,
+                protected = %protected,
+                detail = ev.target.detail,
+                what = %what,
+                $($extra)*
+            )
+        };
+    }
     match EventKind::from_u16(ev.kind) {
-        Some(EventKind::TaskDecision) => decision!(target_pid = ev.target.pid,),
-        Some(EventKind::HostDecision) => decision!(),
-        _ => decision!(
+        Some(EventKind::TaskDecision) => object_decision!(target_pid = ev.target.pid,),
+        Some(EventKind::HostDecision) => object_decision!(),
+        _ => object_decision!(
             depth = ev.depth,
             target_dev = %format!("{}:{}", dev >> 20, dev & 0xf_ffff),
             target_ino = ev.target.inode.ino,
