@@ -3,11 +3,18 @@
 use crate::maps::InodeKey;
 
 /// Bumped whenever [`Event`]'s layout changes; the decoder rejects other versions.
-pub const EVENT_VERSION: u16 = 1;
+pub const EVENT_VERSION: u16 = 2;
 /// Length of the `comm` field (`TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
 /// Length of the `name` field (final path component of the target).
 pub const NAME_LEN: usize = 128;
+/// Length of the `path` field (resolved path of the target, see [`Event::path`]).
+pub const PATH_LEN: usize = 480;
+/// Length of the `exe` field (resolved path of the acting task's executable).
+pub const EXE_LEN: usize = 256;
+/// Bit in [`Event::path_flags`] / [`Event::exe_flags`]: the walk did not reach the root, so
+/// the components recorded are only the lowest ones.
+pub const PATH_TRUNCATED: u16 = 1;
 
 /// What kind of record an [`Event`] is, i.e. how to read its `target`.
 #[repr(u16)]
@@ -63,6 +70,9 @@ pub enum Decision {
     Deny = 1,
     /// The operation would have been refused, but the agent is in observe mode.
     ObserveDeny = 2,
+    /// The operation needs a lease and a matching, unexpired lease was in the kernel's lease
+    /// map: allowed, with [`Event::lease_id`] naming the lease.
+    LeaseAllow = 3,
 }
 
 impl Decision {
@@ -70,6 +80,7 @@ impl Decision {
         match v {
             1 => Some(Self::Deny),
             2 => Some(Self::ObserveDeny),
+            3 => Some(Self::LeaseAllow),
             _ => None,
         }
     }
@@ -78,6 +89,7 @@ impl Decision {
         match self {
             Self::Deny => "deny",
             Self::ObserveDeny => "observe-deny",
+            Self::LeaseAllow => "lease-allow",
         }
     }
 }
@@ -109,11 +121,29 @@ pub struct Event {
     /// How many levels above the target the protected inode was found (0 = the target itself).
     pub depth: u32,
     pub _pad: u32,
+    /// The lease that allowed the operation ([`Decision::LeaseAllow`]); 0 otherwise.
+    pub lease_id: u64,
     pub comm: [u8; COMM_LEN],
     /// NUL-padded name of the target: final path component for files.
     pub name: [u8; NAME_LEN],
+    /// Identity of the acting task's executable (`mm->exe_file`); zero if it has none.
+    pub exe_inode: InodeKey,
+    /// Bytes of `path` in use.
+    pub path_len: u16,
+    /// Bytes of `exe` in use.
+    pub exe_len: u16,
+    /// `PATH_*` bits for `path`.
+    pub path_flags: u16,
+    /// `PATH_*` bits for `exe`.
+    pub exe_flags: u16,
+    /// Resolved path of a file target, as the kernel walked it: NUL-terminated components
+    /// from the target upwards (target first), crossing mounts; userspace reverses and joins
+    /// them. Empty for non-file events.
+    pub path: [u8; PATH_LEN],
+    /// Resolved path of the acting task's executable, encoded like `path`.
+    pub exe: [u8; EXE_LEN],
 }
-const _: () = assert!(core::mem::size_of::<Event>() == 256);
+const _: () = assert!(core::mem::size_of::<Event>() == 1024);
 
 /// Why a ring-buffer record could not be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,8 +229,16 @@ mod tests {
             },
             depth: 0,
             _pad: 0,
+            lease_id: 0,
             comm: *b"rm\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
             name: [0; NAME_LEN],
+            exe_inode: InodeKey::default(),
+            path_len: 0,
+            exe_len: 0,
+            path_flags: 0,
+            exe_flags: 0,
+            path: [0; PATH_LEN],
+            exe: [0; EXE_LEN],
         }
     }
 

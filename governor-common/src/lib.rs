@@ -16,4 +16,7 @@ pub mod maps;
 pub mod net;
 
 pub use event::{Decision, Event, EventKind, Target, EVENT_VERSION};
-pub use maps::{AgentInfo, Class, InodeKey, KernelOffsets, ProtectedRule};
+pub use maps::{
+    AgentInfo, AgentRuleKey, Class, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks,
+    ProtectedRule,
+};

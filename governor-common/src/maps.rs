@@ -17,6 +17,14 @@ pub const OFFSETS_GLOBAL: &str = "GOV_OFFSETS";
 /// `deny_mask` holds [`Class::Exec`]). Matched on the inode itself only, never on ancestors.
 pub const BINARIES: &str = "GOV_BINARIES";
 
+/// Unexpired leases: key = [`LeaseKey`], value = [`LeaseEntry`]. An operation whose decision
+/// is `lease` is allowed only while a matching entry's `not_after_boot_ns` lies ahead of
+/// `bpf_ktime_get_boot_ns()` (boot-time clock: changing the wall clock cannot extend it).
+pub const LEASES: &str = "GOV_LEASES";
+/// Per-agent decisions for a protected resource: key = [`AgentRuleKey`], value = [`Masks`].
+/// When present they replace the resource's default masks for that agent.
+pub const AGENT_RULES: &str = "GOV_AGENT_RULES";
+
 /// Capacity of [`AGENTS`].
 pub const MAX_AGENTS: u32 = 1024;
 /// Capacity of [`PROTECTED`].
@@ -25,8 +33,12 @@ pub const MAX_PROTECTED: u32 = 65_536;
 pub const MAX_ANCESTORS: u32 = 65_536;
 /// Capacity of [`BINARIES`].
 pub const MAX_BINARIES: u32 = 4096;
+/// Capacity of [`LEASES`].
+pub const MAX_LEASES: u32 = 16_384;
+/// Capacity of [`AGENT_RULES`].
+pub const MAX_AGENT_RULES: u32 = 16_384;
 /// Size of the [`EVENTS`] ring buffer in bytes (a power of two, a multiple of the page size).
-pub const EVENTS_BYTES: u32 = 1 << 22;
+pub const EVENTS_BYTES: u32 = 1 << 24;
 /// How many dentries the kernel walks up from a target before it gives up and fails closed.
 pub const MAX_PATH_DEPTH: u32 = 64;
 
@@ -184,7 +196,8 @@ impl Class {
     }
 }
 
-/// What a protected inode (and everything below it) is guarded against.
+/// What a protected inode (and everything below it) is guarded against, for agents without
+/// their own entry in [`AGENT_RULES`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProtectedRule {
@@ -192,8 +205,58 @@ pub struct ProtectedRule {
     pub rule_id: u32,
     /// Classes denied for agents, as [`Class::bit`]s.
     pub deny_mask: u32,
+    /// Classes allowed only under a lease, as [`Class::bit`]s (disjoint from `deny_mask`).
+    pub lease_mask: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<ProtectedRule>() == 8);
+const _: () = assert!(core::mem::size_of::<ProtectedRule>() == 16);
+
+/// The decision masks of one (agent, resource) pair: a class in `deny_mask` is denied, one
+/// in `lease_mask` needs a lease, any other is allowed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Masks {
+    pub deny_mask: u32,
+    pub lease_mask: u32,
+}
+const _: () = assert!(core::mem::size_of::<Masks>() == 8);
+
+/// Key of [`AGENT_RULES`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AgentRuleKey {
+    pub agent_id: u32,
+    pub rule_id: u32,
+}
+const _: () = assert!(core::mem::size_of::<AgentRuleKey>() == 8);
+
+/// `LeaseKey::object.dev` of a lease on a network rule (no superblock has this dev): the
+/// object's `ino` is then the network rule id.
+pub const LEASE_OBJECT_NET: u32 = u32::MAX;
+
+/// Key of [`LEASES`]: which agent may do which class to which object. For files and
+/// binaries the object is an inode (the lease covers it and everything below it, up to the
+/// protected resource); for network classes it is `(LEASE_OBJECT_NET, rule_id)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LeaseKey {
+    pub agent_id: u32,
+    /// [`Class`] as u32.
+    pub class: u32,
+    pub object: InodeKey,
+}
+const _: () = assert!(core::mem::size_of::<LeaseKey>() == 24);
+
+/// Value of [`LEASES`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaseEntry {
+    /// Lease id as userspace numbers it (recorded in events).
+    pub lease_id: u64,
+    /// Boot-time (`CLOCK_BOOTTIME`) nanoseconds after which the lease no longer applies.
+    pub not_after_boot_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<LeaseEntry>() == 16);
 
 /// `rule_id` reported when the kernel could not resolve a target within its bounds and failed
 /// closed.
@@ -220,8 +283,12 @@ pub enum Counter {
     EventsDropped = 2,
     /// Targets the kernel could not resolve within `MAX_PATH_DEPTH` (denied, fail closed).
     Unresolved = 3,
+    /// Operations allowed under a lease.
+    LeaseAllowed = 4,
+    /// Lease-class operations denied because the matching lease had expired.
+    LeaseExpired = 5,
 }
-pub const COUNTER_SLOTS: u32 = 4;
+pub const COUNTER_SLOTS: u32 = 8;
 
 /// Byte offsets of the kernel struct fields the programs read, resolved by userspace from the
 /// running kernel's BTF (Rust eBPF has no CO-RE relocations) and set as a read-only global
@@ -388,5 +455,9 @@ mod pod {
     unsafe impl aya::Pod for super::AgentInfo {}
     unsafe impl aya::Pod for super::InodeKey {}
     unsafe impl aya::Pod for super::ProtectedRule {}
+    unsafe impl aya::Pod for super::Masks {}
+    unsafe impl aya::Pod for super::AgentRuleKey {}
+    unsafe impl aya::Pod for super::LeaseKey {}
+    unsafe impl aya::Pod for super::LeaseEntry {}
     unsafe impl aya::Pod for super::KernelOffsets {}
 }

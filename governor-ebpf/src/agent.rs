@@ -71,7 +71,7 @@ pub fn refuse(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8)
 pub fn refuse_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) -> i32 {
     match decide_named(agent, r, off, name) {
         Decision::Deny => -EPERM,
-        Decision::ObserveDeny => 0,
+        Decision::ObserveDeny | Decision::LeaseAllow => 0,
     }
 }
 
@@ -103,6 +103,7 @@ pub fn decide_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) 
         rule_id: r.rule_id,
         target: r.target,
         depth: r.depth,
+        lease_id: 0,
     };
     emit::event(off, &decided, name);
     decision

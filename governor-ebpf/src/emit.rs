@@ -6,9 +6,9 @@ use aya_ebpf::helpers::{
     bpf_probe_read_kernel_str_bytes, generated::bpf_ktime_get_boot_ns,
 };
 use governor_common::{
-    event::{COMM_LEN, NAME_LEN},
+    event::{COMM_LEN, EXE_LEN, NAME_LEN, PATH_LEN},
     maps::Counter,
-    Decision, Event, EventKind, KernelOffsets, Target, EVENT_VERSION,
+    Decision, Event, EventKind, InodeKey, KernelOffsets, Target, EVENT_VERSION,
 };
 
 use crate::{maps, vfs};
@@ -32,6 +32,8 @@ pub struct Decided {
     pub rule_id: u32,
     pub target: Target,
     pub depth: u32,
+    /// The lease that allowed the operation, or 0.
+    pub lease_id: u64,
 }
 
 /// Where an event's `name` comes from.
@@ -74,6 +76,14 @@ pub fn event(off: &KernelOffsets, d: &Decided, name: Name) {
         (*ev).target = d.target;
         (*ev).depth = d.depth;
         (*ev)._pad = 0;
+        (*ev).lease_id = d.lease_id;
+        (*ev).exe_inode = InodeKey::default();
+        (*ev).path_len = 0;
+        (*ev).exe_len = 0;
+        (*ev).path_flags = 0;
+        (*ev).exe_flags = 0;
+        (*ev).path = [0u8; PATH_LEN];
+        (*ev).exe = [0u8; EXE_LEN];
         (*ev).comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
         (*ev).name = [0u8; NAME_LEN];
         match name {

@@ -6,9 +6,12 @@ use aya_ebpf::{
     maps::{lpm_trie, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use governor_common::{
-    maps::{COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENTS, MAX_ANCESTORS, MAX_BINARIES, MAX_PROTECTED},
+    maps::{
+        COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENTS, MAX_AGENT_RULES, MAX_ANCESTORS, MAX_BINARIES,
+        MAX_LEASES, MAX_PROTECTED,
+    },
     net::{Ip4, Ip6, NetOffsets, NetRules, KEY4_BYTES, KEY6_BYTES, MAX_NET_PREFIXES},
-    AgentInfo, InodeKey, KernelOffsets, ProtectedRule,
+    AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks, ProtectedRule,
 };
 
 /// `maps::AGENTS`
@@ -28,6 +31,15 @@ pub static GOV_ANCESTORS: HashMap<InodeKey, u32> = HashMap::with_max_entries(MAX
 #[map]
 pub static GOV_BINARIES: HashMap<InodeKey, ProtectedRule> =
     HashMap::with_max_entries(MAX_BINARIES, 0);
+
+/// `maps::LEASES`
+#[map]
+pub static GOV_LEASES: HashMap<LeaseKey, LeaseEntry> = HashMap::with_max_entries(MAX_LEASES, 0);
+
+/// `maps::AGENT_RULES`
+#[map]
+pub static GOV_AGENT_RULES: HashMap<AgentRuleKey, Masks> =
+    HashMap::with_max_entries(MAX_AGENT_RULES, 0);
 
 /// `maps::EVENTS`
 #[map]

@@ -135,7 +135,7 @@ fn decide(ctx: &SockAddrContext, op: NetOp, v6: bool) -> i32 {
     let agent = agent::current_or_unknown();
     match agent::decide(&agent, refusal, &maps::offsets(), core::ptr::null()) {
         Decision::Deny => REFUSE,
-        Decision::ObserveDeny => ALLOW,
+        Decision::ObserveDeny | Decision::LeaseAllow => ALLOW,
     }
 }
 

@@ -256,10 +256,11 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
     let comm = String::from_utf8_lossy(Event::trim_nul(&ev.comm));
     let exe = std::fs::read_link(format!("/proc/{}/exe", ev.tgid))
         .map_or_else(|_| "(exited)".to_owned(), |p| p.display().to_string());
-    let message = if ev.decision == Decision::Deny as u32 {
-        "denied"
-    } else {
-        "would deny (observe mode)"
+    let message = match Decision::from_u32(ev.decision) {
+        Some(Decision::Deny) => "denied",
+        Some(Decision::ObserveDeny) => "would deny (observe mode)",
+        Some(Decision::LeaseAllow) => "allowed under lease",
+        None => "unknown decision",
     };
     // The fields every decision carries; each kind adds its own before the message.
     macro_rules! decision {
@@ -277,6 +278,7 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
                 exe = %exe,
                 cgroup_id = ev.cgroup_id,
                 boot_ns = ev.boot_ns,
+                lease_id = ev.lease_id,
                 $($extra)*
                 "{}",
                 message

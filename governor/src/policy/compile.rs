@@ -91,7 +91,12 @@ fn add_merged(
     list.push(CompiledProtect {
         path: path.to_owned(),
         key,
-        rule: ProtectedRule { rule_id, deny_mask },
+        rule: ProtectedRule {
+            rule_id,
+            deny_mask,
+            lease_mask: 0,
+            _pad: 0,
+        },
     });
 }
 
