@@ -28,6 +28,10 @@ pub struct TestArgs {
     /// Skip the host unit tests.
     #[arg(long)]
     pub no_host: bool,
+    /// Run only the kernel tests whose names contain this (libtest filter); skips the
+    /// no-BPF-LSM boot unless it matches there too.
+    #[arg(long)]
+    pub filter: Option<String>,
 }
 
 /// Passed/failed counts, from libtest's `test result:` lines.
@@ -87,15 +91,16 @@ pub fn run(args: TestArgs) -> Result<i32> {
 
     for &series in &kernels {
         eprintln!("\n== test: kernel tests in a VM on Linux {series} (BPF-LSM) ==");
-        let mut run = VmRun::new(
-            series,
-            [
-                kernel_tests.as_os_str(),
-                "--test-threads=1".as_ref(),
-                "--skip".as_ref(),
-                "no_bpf_lsm".as_ref(),
-            ],
-        );
+        let mut argv: Vec<&std::ffi::OsStr> = vec![
+            kernel_tests.as_os_str(),
+            "--test-threads=1".as_ref(),
+            "--skip".as_ref(),
+            "no_bpf_lsm".as_ref(),
+        ];
+        if let Some(f) = &args.filter {
+            argv.push(f.as_ref());
+        }
+        let mut run = VmRun::new(series, argv);
         run.path_prepend.push(bin_dir.clone());
         // The kernel-module tests load a module of the guest's own kernel.
         let kernel = kernels::ensure(series)?;
@@ -111,6 +116,13 @@ pub fn run(args: TestArgs) -> Result<i32> {
     }
 
     let series = kernels[0];
+    if args
+        .filter
+        .as_deref()
+        .is_some_and(|f| !"no_bpf_lsm".contains(f) && !f.contains("no_bpf_lsm"))
+    {
+        return Ok(summarize(&steps));
+    }
     eprintln!("\n== test: Linux {series} booted without BPF-LSM ({LSM_WITHOUT_BPF}) ==");
     let mut run = VmRun::new(
         series,
