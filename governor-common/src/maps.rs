@@ -207,7 +207,9 @@ pub struct ProtectedRule {
     pub deny_mask: u32,
     /// Classes allowed only under a lease, as [`Class::bit`]s (disjoint from `deny_mask`).
     pub lease_mask: u32,
-    pub _pad: u32,
+    /// Classes some agent's own entry in [`AGENT_RULES`] decides for this resource: the
+    /// kernel consults that map only for these.
+    pub agent_mask: u32,
 }
 const _: () = assert!(core::mem::size_of::<ProtectedRule>() == 16);
 
@@ -270,6 +272,9 @@ pub const RULE_BUILTIN: u32 = u32::MAX - 1;
 pub const RULE_FILELESS: u32 = u32::MAX - 2;
 /// Bit added to a `rule_id` when the match was an *ancestor* of the protected path.
 pub const RULE_ANCESTOR_FLAG: u32 = 1 << 30;
+/// Bit added to a `[[binaries]]` rule id in [`AGENT_RULES`] keys, so that binaries and
+/// protected paths (numbered independently) never share an agent's decision entry.
+pub const RULE_BINARY_FLAG: u32 = 1 << 29;
 
 /// Indexes into the per-CPU [`COUNTERS`] array.
 #[repr(u32)]

@@ -69,10 +69,7 @@ pub fn refuse(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8)
 /// [`refuse`], with the event's `name` taken from `name`.
 #[inline(always)]
 pub fn refuse_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) -> i32 {
-    match decide_named(agent, r, off, name) {
-        Decision::Deny => -EPERM,
-        Decision::ObserveDeny | Decision::LeaseAllow => 0,
-    }
+    verdict(decide_named(agent, r, off, name))
 }
 
 /// Decides a would-be deny of `r` for `agent`: [`Decision::Deny`], or
@@ -86,14 +83,54 @@ pub fn decide(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8)
 /// [`decide`], with the event's `name` taken from `name`.
 #[inline(always)]
 pub fn decide_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) -> Decision {
-    let observe = agent.info.flags & AGENT_FLAG_OBSERVE != 0;
-    let decision = if observe {
+    settle(agent, r, 0, off, name)
+}
+
+/// Settles an operation that is not a plain allow, with one event: allowed under lease
+/// `lease_id` when it is non-zero ([`Decision::LeaseAllow`]), else a would-be deny
+/// ([`decide`]). One emission site, so that hooks deciding several targets stay small for
+/// the verifier.
+#[inline(always)]
+pub fn settle(
+    agent: &Agent,
+    r: Refusal,
+    lease_id: u64,
+    off: &KernelOffsets,
+    name: Name,
+) -> Decision {
+    let decision = if lease_id != 0 {
+        emit::count(Counter::LeaseAllowed);
+        Decision::LeaseAllow
+    } else if agent.info.flags & AGENT_FLAG_OBSERVE != 0 {
         emit::count(Counter::Observed);
         Decision::ObserveDeny
     } else {
         emit::count(Counter::Denied);
         Decision::Deny
     };
+    record(agent, r, decision, lease_id, off, name);
+    decision
+}
+
+/// An LSM hook's return value for `decision`.
+#[inline(always)]
+pub fn verdict(decision: Decision) -> i32 {
+    match decision {
+        Decision::Deny => -EPERM,
+        Decision::ObserveDeny | Decision::LeaseAllow => 0,
+    }
+}
+
+/// Emits the event for `r` decided as `decision`.
+#[inline(always)]
+fn record(
+    agent: &Agent,
+    r: Refusal,
+    decision: Decision,
+    lease_id: u64,
+    off: &KernelOffsets,
+    name: Name,
+) {
     let decided = Decided {
         kind: r.kind,
         cgroup_id: agent.cgroup_id,
@@ -103,10 +140,9 @@ pub fn decide_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) 
         rule_id: r.rule_id,
         target: r.target,
         depth: r.depth,
-        lease_id: 0,
+        lease_id,
     };
     emit::event(off, &decided, name);
-    decision
 }
 
 /// The previous LSM program's refusal, if any: argument `n` of an LSM program is the phony

@@ -14,12 +14,14 @@
 use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop, macros::lsm, programs::LsmContext};
 use governor_common::{
     maps::{Counter, MAX_PATH_DEPTH, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_UNRESOLVED},
-    Class, EventKind, InodeKey, KernelOffsets, Target,
+    Class, EventKind, InodeKey, KernelOffsets, ProtectedRule, Target,
 };
 
 use crate::{
     agent::{self, prior, Agent, Refusal},
-    emit, maps,
+    emit::{self, Name},
+    lease::{self, Held, Verdict},
+    maps,
     vfs::{self, Loc},
 };
 
@@ -60,7 +62,7 @@ pub fn path_truncate(ctx: LsmContext) -> i32 {
 // int security_file_truncate(struct file *file);  (ftruncate(2); 6.2 and later only)
 #[lsm(hook = "file_truncate")]
 pub fn file_truncate(ctx: LsmContext) -> i32 {
-    prior(&ctx, 1).unwrap_or_else(|| at_file(ctx.arg(0), Class::Truncate))
+    prior(&ctx, 1).unwrap_or_else(|| at_file(ctx.arg(0), Class::Truncate, Leased::Record))
 }
 
 // int security_file_open(struct file *file);
@@ -79,7 +81,9 @@ pub fn file_permission(ctx: LsmContext) -> i32 {
         if mask & MAY_WRITE == 0 {
             return 0;
         }
-        at_file(ctx.arg(0), Class::Write)
+        // A leased write was recorded when the file was opened; each write(2) under the
+        // lease is only counted, so a long write does not flood the event stream.
+        at_file(ctx.arg(0), Class::Write, Leased::Count)
     })
 }
 
@@ -222,13 +226,13 @@ fn at_path(path: *const u8, class: Class) -> i32 {
 
 /// Operation of `class` on an open `struct file *`.
 #[inline(always)]
-fn at_file(file: *const u8, class: Class) -> i32 {
+fn at_file(file: *const u8, class: Class, leased: Leased) -> i32 {
     let Some(agent) = agent::current() else {
         return 0;
     };
     let off = maps::offsets();
     match vfs::file_loc(&off, file) {
-        Some(loc) => decide(&agent, &off, loc, class),
+        Some(loc) => decide_as(&agent, &off, loc, class, leased),
         None => unresolved(&agent, &off, class, core::ptr::null()),
     }
 }
@@ -375,10 +379,12 @@ struct Walk {
     dentry: *const u8,
     mnt: *const u8,
     target: InodeKey,
+    /// The rule of the protected inode found (when `outcome` is `PROTECTED`).
+    rule: ProtectedRule,
     class_bit: u32,
     outcome: u32,
-    rule_id: u32,
     depth: u32,
+    _pad: u32,
 }
 
 const RUNNING: u32 = 0;
@@ -386,11 +392,39 @@ const CLEAR: u32 = 1;
 const PROTECTED: u32 = 2;
 const UNRESOLVED: u32 = 3;
 
-/// One step of the walk: check the current inode, then move to its parent (or, at the root
-/// of a mount, to the mountpoint in the parent mount). Returns 1 to stop.
+/// Moves `dentry`/`mnt` one step up: to the parent, or at the root of a mount to the
+/// mountpoint in the parent mount. False at the real root (or when the mount is unknown
+/// there); `Err` when the chain cannot be read.
+#[inline(always)]
+fn step_up(off: &KernelOffsets, dentry: &mut *const u8, mnt: &mut *const u8) -> Result<bool, ()> {
+    let Some(parent) = vfs::parent(off, *dentry) else {
+        return Err(());
+    };
+    if parent != *dentry && !parent.is_null() {
+        *dentry = parent;
+        return Ok(true);
+    }
+    if mnt.is_null() {
+        return Ok(false);
+    }
+    match vfs::mount_up(off, *mnt) {
+        Some(up) => {
+            *dentry = up.dentry;
+            *mnt = up.mnt;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// One step of the walk: check the current inode, then move up ([`step_up`]). Returns 1 to
+/// stop.
 ///
 /// The walk runs under `bpf_loop` so the verifier checks one step, not `MAX_PATH_DEPTH`
-/// unrolled copies (6.1's verifier gives up on the unrolled form).
+/// unrolled copies (6.1's verifier gives up on the unrolled form). It stays minimal — one
+/// map lookup per step, a handful of stopping states — because 6.12's verifier explores the
+/// callback once per distinct state: agents' own decisions and leases are resolved after
+/// the walk, on the rare path where a protected inode was found.
 unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: `ctx` is the `Walk` on the caller's stack, passed to bpf_loop below.
     let w = unsafe { &mut *ctx.cast::<Walk>() };
@@ -403,9 +437,9 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
             }
             // SAFETY: value copied out immediately.
             if let Some(rule) = unsafe { maps::GOV_PROTECTED.get(&key) }.copied() {
-                if rule.deny_mask & w.class_bit != 0 {
+                if (rule.deny_mask | rule.lease_mask | rule.agent_mask) & w.class_bit != 0 {
                     w.outcome = PROTECTED;
-                    w.rule_id = rule.rule_id;
+                    w.rule = rule;
                     return 1;
                 }
             }
@@ -418,30 +452,85 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
             return 1;
         }
     }
-    let Some(parent) = vfs::parent(&off, w.dentry) else {
-        w.outcome = UNRESOLVED;
-        return 1;
-    };
-    if parent != w.dentry && !parent.is_null() {
-        w.dentry = parent;
-        return 0;
-    }
-    // Root of this filesystem: continue at the mountpoint in the parent mount.
-    if w.mnt.is_null() {
-        w.outcome = CLEAR;
-        return 1;
-    }
-    match vfs::mount_up(&off, w.mnt) {
-        Some(up) => {
-            w.dentry = up.dentry;
-            w.mnt = up.mnt;
-            0
-        }
-        None => {
+    match step_up(&off, &mut w.dentry, &mut w.mnt) {
+        Ok(true) => 0,
+        Ok(false) => {
             w.outcome = CLEAR;
             1
         }
+        Err(()) => {
+            w.outcome = UNRESOLVED;
+            1
+        }
     }
+}
+
+/// State of the lease walk, shared with [`lease_step`].
+#[repr(C)]
+struct LeaseWalk {
+    dentry: *const u8,
+    mnt: *const u8,
+    /// The lease found nearest the target (0 = none).
+    lease_id: u64,
+    agent_id: u32,
+    class: u32,
+    /// Steps to take: up to and including the protected inode.
+    steps: u32,
+    /// Non-zero when a lease was found but had expired.
+    expired: u32,
+}
+
+/// One step of the lease walk: a lease on any inode from the target up to the protected
+/// inode covers the operation. Returns 1 to stop.
+unsafe extern "C" fn lease_step(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the `LeaseWalk` on the caller's stack, passed to bpf_loop below.
+    let l = unsafe { &mut *ctx.cast::<LeaseWalk>() };
+    if index as u32 >= l.steps {
+        return 1;
+    }
+    let off = maps::offsets();
+    if let Some(key) = vfs::inode_key(&off, l.dentry) {
+        match lease::held(l.agent_id, l.class, key) {
+            Held::Valid(id) => {
+                l.lease_id = id;
+                return 1;
+            }
+            Held::Expired => l.expired = 1,
+            Held::None => {}
+        }
+    }
+    match step_up(&off, &mut l.dentry, &mut l.mnt) {
+        Ok(true) => 0,
+        _ => 1,
+    }
+}
+
+/// The lease `agent` holds for `class` on the inodes from `start` up to `depth` levels above
+/// it: its id, or 0 (counting an expired one).
+#[inline(always)]
+fn lease_on_path(agent: &Agent, start: Loc, class: Class, depth: u32) -> u64 {
+    let mut l = LeaseWalk {
+        dentry: start.dentry,
+        mnt: start.mnt,
+        lease_id: 0,
+        agent_id: agent.info.agent_id,
+        class: class as u32,
+        steps: depth + 1,
+        expired: 0,
+    };
+    // SAFETY: bpf_loop calls `lease_step` with a pointer to `l`, which outlives the call.
+    unsafe {
+        bpf_loop(
+            MAX_PATH_DEPTH,
+            lease_step as *mut c_void,
+            (&mut l as *mut LeaseWalk).cast(),
+            0,
+        )
+    };
+    if l.lease_id == 0 && l.expired != 0 {
+        emit::count(Counter::LeaseExpired);
+    }
+    l.lease_id
 }
 
 /// Walks up from `start` (across mounts when the mount is known) looking for a protected
@@ -449,6 +538,21 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
 /// `MAX_PATH_DEPTH` steps (fail closed).
 #[inline(always)]
 fn decide(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class) -> i32 {
+    decide_as(agent, off, start, class, Leased::Record)
+}
+
+/// What to do with an operation a lease allows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Leased {
+    /// Emit a `lease-allow` event (and count it).
+    Record,
+    /// Only count it.
+    Count,
+}
+
+/// [`decide`], with `leased` saying whether a lease-allowed operation is recorded.
+#[inline(always)]
+fn decide_as(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class, leased: Leased) -> i32 {
     if off.valid == 0 {
         return unresolved(agent, off, class, start.dentry);
     }
@@ -456,10 +560,16 @@ fn decide(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class) -> i32 {
         dentry: start.dentry,
         mnt: start.mnt,
         target: InodeKey::default(),
+        rule: ProtectedRule {
+            rule_id: 0,
+            deny_mask: 0,
+            lease_mask: 0,
+            agent_mask: 0,
+        },
         class_bit: class.bit(),
         outcome: RUNNING,
-        rule_id: 0,
         depth: 0,
+        _pad: 0,
     };
     // SAFETY: bpf_loop calls `walk_step` with a pointer to `w`, which outlives the call.
     let ran = unsafe {
@@ -471,20 +581,38 @@ fn decide(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class) -> i32 {
         )
     };
     match w.outcome {
-        CLEAR if ran >= 0 => 0,
-        PROTECTED => {
-            let refusal = Refusal {
-                kind: EventKind::FileDecision,
-                class: class as u32,
-                rule_id: w.rule_id,
-                target: Target {
-                    inode: w.target,
-                    ..Target::default()
-                },
-                depth: w.depth,
-            };
-            agent::refuse(agent, refusal, off, start.dentry)
-        }
-        _ => unresolved(agent, off, class, start.dentry),
+        CLEAR if ran >= 0 => return 0,
+        PROTECTED => {}
+        _ => return unresolved(agent, off, class, start.dentry),
     }
+    // The nearest protected inode with a decision on the class, for anyone, decides.
+    let lease_id = match lease::verdict(agent.info.agent_id, w.rule.rule_id, &w.rule, w.class_bit) {
+        Verdict::Deny => 0,
+        Verdict::Lease => match lease_on_path(agent, start, class, w.depth) {
+            0 => 0,
+            _ if leased == Leased::Count => {
+                emit::count(Counter::LeaseAllowed);
+                return 0;
+            }
+            id => id,
+        },
+        Verdict::Allow | Verdict::Silent => return 0,
+    };
+    let refusal = Refusal {
+        kind: EventKind::FileDecision,
+        class: class as u32,
+        rule_id: w.rule.rule_id,
+        target: Target {
+            inode: w.target,
+            ..Target::default()
+        },
+        depth: w.depth,
+    };
+    agent::verdict(agent::settle(
+        agent,
+        refusal,
+        lease_id,
+        off,
+        Name::Dentry(start.dentry),
+    ))
 }

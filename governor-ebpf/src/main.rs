@@ -12,6 +12,7 @@ mod emit;
 mod file;
 mod host;
 mod kread;
+mod lease;
 mod maps;
 mod net;
 mod task;

@@ -27,8 +27,8 @@ use governor_common::{
         OWNER_F_SETOWN_EX, OWNER_SIOCSPGRP, SETID_GROUPS, SETID_VIA_EXEC,
     },
     maps::{
-        Counter, CredId, AGENT_FLAG_ALLOW_FILELESS_EXEC, RULE_BUILTIN, RULE_FILELESS,
-        RULE_UNRESOLVED,
+        Counter, CredId, AGENT_FLAG_ALLOW_FILELESS_EXEC, RULE_BINARY_FLAG, RULE_BUILTIN,
+        RULE_FILELESS, RULE_UNRESOLVED,
     },
     Class, EventKind, InodeKey, KernelOffsets, Target,
 };
@@ -37,6 +37,7 @@ use crate::{
     agent::{self, Agent, Refusal},
     emit::{self, Name},
     kread::{self, Relation},
+    lease::{self, Held, Verdict},
     maps, vfs,
 };
 
@@ -248,10 +249,18 @@ fn exec_file(agent: &Agent, off: &KernelOffsets, file: *const u8, via: u64) -> i
     } else {
         vfs::file_inode(off, file)
     };
+    let mut lease_needed = false;
     let rule_id = if !vfs::inode_key_into(off, inode, &mut key) {
         unresolved()
-    } else if let Some(rule_id) = listed(&key) {
-        rule_id
+    } else if let Some(listed) = listed(agent, &key) {
+        match listed {
+            Listed::Allowed => return 0,
+            Listed::Denied(rule_id) => rule_id,
+            Listed::Leased(rule_id) => {
+                lease_needed = true;
+                rule_id
+            }
+        }
     } else if agent.info.flags & AGENT_FLAG_ALLOW_FILELESS_EXEC != 0 {
         return 0;
     } else {
@@ -272,24 +281,44 @@ fn exec_file(agent: &Agent, off: &KernelOffsets, file: *const u8, via: u64) -> i
         },
         depth: 0,
     };
-    agent::refuse_named(
-        agent,
-        refusal,
-        off,
-        Name::Dentry(vfs::file_dentry(off, file)),
-    )
+    let mut lease_id = 0;
+    if lease_needed {
+        match lease::held(agent.info.agent_id, Class::Exec as u32, key) {
+            // The exec is recorded; the mappings the loader then makes of the same binary
+            // are only counted.
+            Held::Valid(_) if via != EXEC_VIA_EXECVE => {
+                emit::count(Counter::LeaseAllowed);
+                return 0;
+            }
+            Held::Valid(id) => lease_id = id,
+            Held::Expired => emit::count(Counter::LeaseExpired),
+            Held::None => {}
+        }
+    }
+    let name = Name::Dentry(vfs::file_dentry(off, file));
+    agent::verdict(agent::settle(agent, refusal, lease_id, off, name))
 }
 
-/// The rule of a listed binary whose exec is denied.
+/// What the policy says about executing a listed binary.
+enum Listed {
+    Allowed,
+    Denied(u32),
+    Leased(u32),
+}
+
+/// The decision on executing the binary `key` if it is listed (with its rule id).
 #[inline(always)]
-fn listed(key: &InodeKey) -> Option<u32> {
+fn listed(agent: &Agent, key: &InodeKey) -> Option<Listed> {
     // SAFETY: the value is copied out immediately.
-    let rule = unsafe { maps::GOV_BINARIES.get(key) }?;
-    if rule.deny_mask & Class::Exec.bit() != 0 {
-        Some(rule.rule_id)
-    } else {
-        None
-    }
+    let rule = unsafe { maps::GOV_BINARIES.get(key) }.copied()?;
+    let own = rule.rule_id | RULE_BINARY_FLAG;
+    Some(
+        match lease::verdict(agent.info.agent_id, own, &rule, Class::Exec.bit()) {
+            Verdict::Deny => Listed::Denied(rule.rule_id),
+            Verdict::Lease => Listed::Leased(rule.rule_id),
+            Verdict::Allow | Verdict::Silent => Listed::Allowed,
+        },
+    )
 }
 
 #[inline(always)]

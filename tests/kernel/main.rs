@@ -6,6 +6,7 @@
 mod file_classes;
 mod file_delete;
 mod io_uring;
+mod leases;
 mod net;
 mod no_bpf_lsm;
 mod task;

@@ -16,6 +16,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod lease;
 pub mod net;
 
 static GOVERNOR_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();

@@ -114,9 +114,9 @@ fn warn_degraded(plan: &Plan, policy: &Policy) {
         );
         for p in &policy.protected {
             let inert: Vec<Class> = p
-                .deny
-                .iter()
-                .copied()
+                .decisions
+                .guarded()
+                .into_iter()
                 .filter(|c| m.classes.contains(c))
                 .collect();
             if !inert.is_empty() {
@@ -308,9 +308,12 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
     );
     let name = String::from_utf8_lossy(Event::trim_nul(&ev.name));
     let dev = ev.target.inode.dev;
+    let lease_required = ev.decision != Decision::LeaseAllow as u32
+        && class.is_some_and(|c| compiled.needs_lease(ev.agent_id, ev.rule_id, c));
     macro_rules! object_decision {
         ($($extra:tt)*) => {
             decision!(
+                lease_required,
                 name = %name,
                 protected = %protected,
                 detail = ev.target.detail,

@@ -9,7 +9,7 @@ use aya::{
 use governor_common::{
     maps::{self, Counter},
     net::NetOffsets,
-    AgentInfo, InodeKey, KernelOffsets, ProtectedRule,
+    AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, Masks, ProtectedRule,
 };
 
 use crate::policy::Compiled;
@@ -149,6 +149,13 @@ impl Enforcer {
             let prog: &mut Lsm = program(&mut self.ebpf, name)?;
             prog.load(name, &self.btf)
                 .map_err(|source| program_error(name, source))?;
+            if let Ok(info) = prog.info() {
+                tracing::debug!(
+                    program = name,
+                    verified_insns = info.verified_instruction_count(),
+                    "BPF-LSM program verified"
+                );
+            }
             self.loaded.push(name);
         }
         Ok(())
@@ -196,11 +203,18 @@ impl Enforcer {
                     .map_err(|source| map_error(maps::ANCESTORS, source))?;
             }
         }
-        let mut binaries: HashMap<_, InodeKey, ProtectedRule> = self.map(maps::BINARIES)?;
-        for b in &compiled.binaries {
-            binaries
-                .insert(b.key, b.rule, 0)
-                .map_err(|source| map_error(maps::BINARIES, source))?;
+        {
+            let mut binaries: HashMap<_, InodeKey, ProtectedRule> = self.map(maps::BINARIES)?;
+            for b in &compiled.binaries {
+                binaries
+                    .insert(b.key, b.rule, 0)
+                    .map_err(|source| map_error(maps::BINARIES, source))?;
+            }
+        }
+        let mut own: HashMap<_, AgentRuleKey, Masks> = self.map(maps::AGENT_RULES)?;
+        for (key, masks) in &compiled.agent_rules {
+            own.insert(key, masks, 0)
+                .map_err(|source| map_error(maps::AGENT_RULES, source))?;
         }
         Ok(())
     }

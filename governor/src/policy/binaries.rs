@@ -12,17 +12,17 @@ use std::path::PathBuf;
 use governor_common::Class;
 use toml::Spanned;
 
-use super::{clean_absolute, raw::RawBinary, Validator, CLASS_NAMES};
+use super::{clean_absolute, decisions::Decisions, raw::RawBinary, Validator, CLASS_NAMES};
 
-/// A listed binary and the classes denied to agents on it.
+/// A listed binary and the decisions on it.
 #[derive(Debug, Clone)]
 pub struct Binary {
     pub path: PathBuf,
-    pub deny: Vec<Class>,
+    pub decisions: Decisions,
 }
 
 /// The class names a `[[binaries]]` entry may use.
-const BINARY_CLASSES: &[(&str, Class)] = &[("exec", Class::Exec)];
+const BINARY_CLASSES: &[(&str, &[Class])] = &[("exec", &[Class::Exec])];
 
 impl Validator<'_> {
     pub(super) fn binaries(&mut self, raw: Vec<Spanned<RawBinary>>) -> Vec<Binary> {
@@ -64,46 +64,35 @@ impl Validator<'_> {
                 ),
             );
         }
-        let field = format!("binaries[{i}].deny");
-        if raw.deny.get_ref().is_empty() {
-            self.problem(
-                &raw.deny,
-                &field,
-                "is empty; list the classes to deny on this binary: [\"exec\"]",
-            );
-        }
-        let known: Vec<&str> = BINARY_CLASSES.iter().map(|(n, _)| *n).collect();
-        let mut deny: Vec<Class> = Vec::new();
-        for name in raw.deny.get_ref() {
-            let n = name.get_ref().as_str();
-            if let Some((_, class)) = BINARY_CLASSES.iter().find(|(k, _)| *k == n) {
-                if !deny.contains(class) {
-                    deny.push(*class);
-                }
-            } else if CLASS_NAMES.iter().any(|(k, _)| *k == n) {
-                self.problem(
-                    name,
-                    &field,
-                    format!(
-                        "`{n}` is a file class for [[protect]] paths, not for binaries; \
-                         binaries support: {}",
-                        known.join(", ")
-                    ),
-                );
-            } else {
-                self.problem(
-                    name,
-                    &field,
-                    format!(
-                        "unknown class `{n}` for a binary; binaries support: {}",
-                        known.join(", ")
-                    ),
-                );
+        let resolve = |n: &str| -> Result<&'static [Class], String> {
+            if let Some((_, classes)) = BINARY_CLASSES.iter().find(|(k, _)| *k == n) {
+                return Ok(classes);
             }
-        }
+            let known: Vec<&str> = BINARY_CLASSES.iter().map(|(k, _)| *k).collect();
+            Err(if CLASS_NAMES.iter().any(|(k, _)| *k == n) {
+                format!(
+                    "`{n}` is a file class for [[protect]] paths, not for binaries; \
+                     binaries support: {}",
+                    known.join(", ")
+                )
+            } else {
+                format!(
+                    "unknown class `{n}` for a binary; binaries support: {}",
+                    known.join(", ")
+                )
+            })
+        };
+        let decisions = self.decisions(
+            &format!("binaries[{i}]"),
+            &raw.path,
+            raw.deny,
+            raw.lease,
+            raw.agent,
+            &resolve,
+        );
         Binary {
             path: PathBuf::from(p),
-            deny,
+            decisions,
         }
     }
 }
@@ -153,8 +142,12 @@ deny = ["exec", "exec"]
         let p = Policy::parse(Path::new("p.toml"), GOOD).expect("valid");
         assert_eq!(p.binaries.len(), 2);
         assert_eq!(p.binaries[0].path, Path::new("/usr/bin/shred"));
-        assert_eq!(p.binaries[0].deny, vec![Class::Exec]);
-        assert_eq!(p.binaries[1].deny, vec![Class::Exec], "duplicates collapse");
+        assert_eq!(p.binaries[0].decisions.deny, vec![Class::Exec]);
+        assert_eq!(
+            p.binaries[1].decisions.deny,
+            vec![Class::Exec],
+            "duplicates collapse"
+        );
         assert!(p.agents[0].allow_fileless_exec);
         let p = Policy::parse(
             Path::new("p.toml"),
@@ -162,6 +155,28 @@ deny = ["exec", "exec"]
         )
         .expect("valid");
         assert!(!p.agents[0].allow_fileless_exec, "default is deny");
+    }
+
+    #[test]
+    fn lease_and_agent_decisions_on_a_binary() {
+        let text = GOOD.replacen(
+            "deny = [\"exec\"]\n",
+            "lease = [\"exec\"]\n\n[[binaries.agent]]\nname = \"coder\"\nallow = [\"exec\"]\n",
+            1,
+        );
+        let p = Policy::parse(Path::new("p.toml"), &text).expect("valid");
+        let d = &p.binaries[0].decisions;
+        assert_eq!((d.deny.len(), d.lease.clone()), (0, vec![Class::Exec]));
+        assert_eq!(d.agents[0].agent, "coder");
+        assert_eq!(
+            d.agents[0].masks(d.masks()).lease_mask,
+            0,
+            "allowed for coder"
+        );
+        let (line, field, why) =
+            only_problem(&text.replace("name = \"coder\"\nallow", "name = \"nobody\"\nallow"));
+        assert_eq!((line, field.as_str()), (16, "binaries[0].agent[0].name"));
+        assert!(why.contains("not an agent"), "{why}");
     }
 
     #[test]

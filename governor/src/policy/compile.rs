@@ -3,13 +3,13 @@
 use std::{os::unix::fs::MetadataExt, path::PathBuf};
 
 use governor_common::{
-    maps::{AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_OBSERVE},
-    AgentInfo, InodeKey, ProtectedRule,
+    maps::{AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_OBSERVE, RULE_BINARY_FLAG},
+    AgentInfo, AgentRuleKey, InodeKey, Masks, ProtectedRule,
 };
 
 use super::{
     net::{self, CompiledNet},
-    Mode, Policy,
+    Decisions, Mode, Policy,
 };
 use crate::cgroup::{CgroupError, CgroupFs};
 
@@ -76,28 +76,60 @@ pub struct CompiledProtect {
 pub type CompiledBinary = CompiledProtect;
 
 /// Adds the rule for `key`, or, when an earlier policy entry named the same inode (a symlink
-/// and its target, a hard link), merges `deny_mask` into that entry.
+/// and its target, a hard link), merges `masks` into that entry (a deny wins over a lease).
+/// Returns the rule id the kernel will report for `key`.
 fn add_merged(
     list: &mut Vec<CompiledProtect>,
     path: &std::path::Path,
     key: InodeKey,
     rule_id: u32,
-    deny_mask: u32,
-) {
+    masks: Masks,
+) -> u32 {
     if let Some(same) = list.iter_mut().find(|c| c.key == key) {
-        same.rule.deny_mask |= deny_mask;
-        return;
+        same.rule.deny_mask |= masks.deny_mask;
+        same.rule.lease_mask = (same.rule.lease_mask | masks.lease_mask) & !same.rule.deny_mask;
+        return same.rule.rule_id;
     }
     list.push(CompiledProtect {
         path: path.to_owned(),
         key,
         rule: ProtectedRule {
             rule_id,
-            deny_mask,
-            lease_mask: 0,
-            _pad: 0,
+            deny_mask: masks.deny_mask,
+            lease_mask: masks.lease_mask,
+            agent_mask: 0,
         },
     });
+    rule_id
+}
+
+/// Adds each agent's own decisions on the resource `rule_id` (tagged with `tag`) to `out`,
+/// and marks the classes they decide in the resource's `agent_mask`.
+fn add_agent_rules(
+    out: &mut Vec<(AgentRuleKey, Masks)>,
+    list: &mut [CompiledProtect],
+    policy: &Policy,
+    decisions: &Decisions,
+    rule_id: u32,
+    tag: u32,
+) {
+    let defaults = decisions.masks();
+    for own in &decisions.agents {
+        // Validation guarantees the agent exists.
+        if let Some(agent_id) = policy.agents.iter().position(|a| a.name == own.agent) {
+            let masks = own.masks(defaults);
+            if let Some(entry) = list.iter_mut().find(|c| c.rule.rule_id == rule_id) {
+                entry.rule.agent_mask |= own.named() | masks.deny_mask | masks.lease_mask;
+            }
+            out.push((
+                AgentRuleKey {
+                    agent_id: agent_id as u32,
+                    rule_id: rule_id | tag,
+                },
+                masks,
+            ));
+        }
+    }
 }
 
 /// Everything the kernel maps need for one policy.
@@ -113,6 +145,8 @@ pub struct Compiled {
     /// Each `[[network]]` rule as text, indexed by `rule_id` (for the log).
     pub network_rules: Vec<String>,
     pub binaries: Vec<CompiledBinary>,
+    /// Agents' own decisions on resources (`GOV_AGENT_RULES`).
+    pub agent_rules: Vec<(AgentRuleKey, Masks)>,
 }
 
 impl Compiled {
@@ -129,6 +163,29 @@ impl Compiled {
             .iter()
             .find(|p| p.rule.rule_id == rule_id)
             .map(|p| p.path.as_path())
+    }
+
+    /// Whether `agent_id`'s decision on `class` at resource `rule_id` is `lease` (so a deny
+    /// means "no unexpired lease").
+    pub fn needs_lease(&self, agent_id: u32, rule_id: u32, class: governor_common::Class) -> bool {
+        let (list, tag) = if class == governor_common::Class::Exec {
+            (&self.binaries, RULE_BINARY_FLAG)
+        } else {
+            (&self.protected, 0)
+        };
+        let Some(rule) = list.iter().find(|p| p.rule.rule_id == rule_id) else {
+            return false;
+        };
+        let own = self
+            .agent_rules
+            .iter()
+            .find(|(k, _)| k.agent_id == agent_id && k.rule_id == rule_id | tag)
+            .map(|(_, m)| *m);
+        let masks = own.unwrap_or(Masks {
+            deny_mask: rule.rule.deny_mask,
+            lease_mask: rule.rule.lease_mask,
+        });
+        masks.deny_mask & class.bit() == 0 && masks.lease_mask & class.bit() != 0
     }
 
     pub fn binary_path(&self, rule_id: u32) -> Option<&std::path::Path> {
@@ -152,7 +209,7 @@ fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
 /// protected path by inode. Protected paths are followed through symlinks once, here, so the
 /// kernel guards the real object.
 pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileError> {
-    use governor_common::maps::{MAX_AGENTS, MAX_BINARIES, MAX_PROTECTED};
+    use governor_common::maps::{MAX_AGENTS, MAX_AGENT_RULES, MAX_BINARIES, MAX_PROTECTED};
     if policy.agents.len() > MAX_AGENTS as usize {
         return Err(CompileError::TooMany {
             what: "agents",
@@ -200,13 +257,21 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
         });
     }
     let mut protected = Vec::with_capacity(policy.protected.len());
+    let mut agent_rules = Vec::new();
     for (i, p) in policy.protected.iter().enumerate() {
         let key = path_key(&p.path).map_err(|source| CompileError::Protected {
             path: p.path.clone(),
             source,
         })?;
-        let deny_mask = p.deny.iter().fold(0, |m, c| m | c.bit());
-        add_merged(&mut protected, &p.path, key, i as u32, deny_mask);
+        let rule_id = add_merged(&mut protected, &p.path, key, i as u32, p.decisions.masks());
+        add_agent_rules(
+            &mut agent_rules,
+            &mut protected,
+            policy,
+            &p.decisions,
+            rule_id,
+            0,
+        );
     }
     let ancestors = ancestors_of(&protected);
     let network = net::flatten(&policy.network).map_err(|overflows| {
@@ -226,7 +291,14 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
             return Err(CompileError::TooMany { what, count, max });
         }
     }
-    let binaries = compile_binaries(policy)?;
+    let binaries = compile_binaries(policy, &mut agent_rules)?;
+    if agent_rules.len() > MAX_AGENT_RULES as usize {
+        return Err(CompileError::TooMany {
+            what: "agent decisions ([[protect.agent]] and [[binaries.agent]] entries)",
+            count: agent_rules.len(),
+            max: MAX_AGENT_RULES,
+        });
+    }
     Ok(Compiled {
         agents,
         protected,
@@ -234,6 +306,7 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
         network,
         network_rules: policy.network.iter().map(ToString::to_string).collect(),
         binaries,
+        agent_rules,
     })
 }
 
@@ -260,7 +333,10 @@ fn ancestors_of(protected: &[CompiledProtect]) -> Vec<(InodeKey, u32)> {
 
 /// Identifies every listed binary by inode, following symlinks, so the kernel matches the
 /// executable itself under any of its names (hard links, symlinks, `/bin` vs `/usr/bin`).
-fn compile_binaries(policy: &Policy) -> Result<Vec<CompiledBinary>, CompileError> {
+fn compile_binaries(
+    policy: &Policy,
+    agent_rules: &mut Vec<(AgentRuleKey, Masks)>,
+) -> Result<Vec<CompiledBinary>, CompileError> {
     let mut binaries: Vec<CompiledBinary> = Vec::with_capacity(policy.binaries.len());
     for (i, b) in policy.binaries.iter().enumerate() {
         let meta = std::fs::metadata(&b.path).map_err(|source| CompileError::Binary {
@@ -273,8 +349,15 @@ fn compile_binaries(policy: &Policy) -> Result<Vec<CompiledBinary>, CompileError
             });
         }
         let key = inode_key(&meta);
-        let deny_mask = b.deny.iter().fold(0, |m, c| m | c.bit());
-        add_merged(&mut binaries, &b.path, key, i as u32, deny_mask);
+        let rule_id = add_merged(&mut binaries, &b.path, key, i as u32, b.decisions.masks());
+        add_agent_rules(
+            agent_rules,
+            &mut binaries,
+            policy,
+            &b.decisions,
+            rule_id,
+            RULE_BINARY_FLAG,
+        );
     }
     Ok(binaries)
 }
@@ -298,10 +381,17 @@ mod tests {
             .iter()
             .map(|path| Binary {
                 path: path.to_path_buf(),
-                deny: vec![Class::Exec],
+                decisions: crate::policy::Decisions {
+                    deny: vec![Class::Exec],
+                    ..Default::default()
+                },
             })
             .collect();
         p
+    }
+
+    fn compile_binaries_for(policy: &Policy) -> Result<Vec<CompiledBinary>, CompileError> {
+        compile_binaries(policy, &mut Vec::new())
     }
 
     #[test]
@@ -313,7 +403,7 @@ mod tests {
         std::fs::write(&bin, "#!/bin/sh\n").expect("write");
         std::os::unix::fs::symlink(&bin, dir.join("via-symlink")).expect("symlink");
         std::fs::hard_link(&bin, dir.join("via-hardlink")).expect("link");
-        let compiled = compile_binaries(&policy_with(&[
+        let compiled = compile_binaries_for(&policy_with(&[
             &bin,
             &dir.join("via-symlink"),
             &dir.join("via-hardlink"),
@@ -324,10 +414,10 @@ mod tests {
         assert_eq!(compiled[0].key.ino, meta.ino());
         assert_eq!(compiled[0].rule.deny_mask, Class::Exec.bit());
 
-        let err = compile_binaries(&policy_with(&[&dir.join("missing")])).unwrap_err();
+        let err = compile_binaries_for(&policy_with(&[&dir.join("missing")])).unwrap_err();
         assert!(matches!(err, CompileError::Binary { .. }), "{err}");
         assert!(err.to_string().contains("must exist"), "{err}");
-        let err = compile_binaries(&policy_with(&[&dir])).unwrap_err();
+        let err = compile_binaries_for(&policy_with(&[&dir])).unwrap_err();
         assert!(matches!(err, CompileError::NotAFile { .. }), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -3,6 +3,7 @@
 
 mod binaries;
 mod compile;
+mod decisions;
 mod error;
 pub mod net;
 mod raw;
@@ -14,6 +15,7 @@ use toml::Spanned;
 
 pub use binaries::Binary;
 pub use compile::{compile, Compiled};
+pub use decisions::Decisions;
 pub use error::{Located, PolicyError};
 pub use net::NetRule;
 
@@ -61,11 +63,11 @@ pub struct Agent {
     pub allow_fileless_exec: bool,
 }
 
-/// A protected subtree and the classes denied to agents in it.
+/// A protected subtree and the decisions on it.
 #[derive(Debug, Clone)]
 pub struct Protected {
     pub path: PathBuf,
-    pub deny: Vec<Class>,
+    pub decisions: Decisions,
 }
 
 /// The class names a policy may use, and the kernel classes each stands for.
@@ -118,6 +120,7 @@ impl Policy {
             path,
             lines: LineIndex::new(text),
             problems: Vec::new(),
+            agent_names: Vec::new(),
         };
         let policy = v.policy(raw);
         if v.problems.is_empty() {
@@ -131,10 +134,16 @@ impl Policy {
         self.agents.iter().find(|a| a.name == name)
     }
 
-    /// Every class some rule of this policy denies, in class order.
+    /// Every class some rule of this policy denies or leases, in class order.
     pub fn classes(&self) -> Vec<Class> {
         let used = |c: &Class| {
-            self.protected.iter().any(|p| p.deny.contains(c))
+            self.protected
+                .iter()
+                .any(|p| p.decisions.guarded().contains(c))
+                || self
+                    .binaries
+                    .iter()
+                    .any(|b| b.decisions.guarded().contains(c))
                 || self.network.iter().any(|n| n.deny.contains(c))
         };
         Class::ALL.into_iter().filter(used).collect()
@@ -173,6 +182,8 @@ struct Validator<'a> {
     path: &'a Path,
     lines: LineIndex<'a>,
     problems: Vec<Located>,
+    /// The policy's agents, once read (agent decisions must name one).
+    agent_names: Vec<String>,
 }
 
 impl Validator<'_> {
@@ -213,6 +224,7 @@ impl Validator<'_> {
             }
             agents.push(agent);
         }
+        self.agent_names = agents.iter().map(|a| a.name.clone()).collect();
         let mut protected: Vec<Protected> = Vec::new();
         for (i, p) in raw.protect.into_iter().enumerate() {
             let path_at = p.get_ref().path.clone();
@@ -319,40 +331,32 @@ impl Validator<'_> {
                 format!("`{p}` must be an absolute path without `.` or `..` components"),
             );
         }
-        let mut deny: Vec<Class> = Vec::new();
-        if raw.deny.get_ref().is_empty() {
-            self.problem(
-                &raw.deny,
-                &format!("protect[{i}].deny"),
-                "is empty; list the classes to deny, e.g. [\"delete\"]",
-            );
-        }
-        for name in raw.deny.get_ref() {
-            match CLASS_NAMES.iter().find(|(n, _)| n == name.get_ref()) {
-                Some((_, classes)) => {
-                    for c in *classes {
-                        if !deny.contains(c) {
-                            deny.push(*c);
-                        }
-                    }
-                }
-                None => {
-                    let known: Vec<&str> = CLASS_NAMES.iter().map(|(n, _)| *n).collect();
-                    let n = name.get_ref();
-                    let why = if net::NET_CLASSES.iter().any(|c| c.name() == n) || n == "network" {
-                        format!(
-                            "`{n}` is a network class and belongs in a [[network]] entry; \
-                             file classes: {}",
-                            known.join(", ")
-                        )
-                    } else {
-                        format!("unknown class `{n}`; known classes: {}", known.join(", "))
-                    };
-                    self.problem(name, &format!("protect[{i}].deny"), why);
-                }
+        let resolve = |n: &str| -> Result<&'static [Class], String> {
+            if let Some((_, classes)) = CLASS_NAMES.iter().find(|(k, _)| *k == n) {
+                return Ok(classes);
             }
-        }
-        Protected { path, deny }
+            let known: Vec<&str> = CLASS_NAMES.iter().map(|(k, _)| *k).collect();
+            Err(
+                if net::NET_CLASSES.iter().any(|c| c.name() == n) || n == "network" {
+                    format!(
+                        "`{n}` is a network class and belongs in a [[network]] entry; \
+                         file classes: {}",
+                        known.join(", ")
+                    )
+                } else {
+                    format!("unknown class `{n}`; known classes: {}", known.join(", "))
+                },
+            )
+        };
+        let decisions = self.decisions(
+            &format!("protect[{i}]"),
+            &raw.path,
+            raw.deny,
+            raw.lease,
+            raw.agent,
+            &resolve,
+        );
+        Protected { path, decisions }
     }
 }
 

@@ -35,11 +35,34 @@ pub struct RawAgent {
     pub allow_fileless_exec: Option<Spanned<bool>>,
 }
 
+/// A list of class names, as written.
+pub type RawClasses = Spanned<Vec<Spanned<String>>>;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProtect {
     pub path: Spanned<String>,
-    pub deny: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub deny: Option<RawClasses>,
+    #[serde(default)]
+    pub lease: Option<RawClasses>,
+    /// `[[protect.agent]]`: one agent's own decisions on this resource.
+    #[serde(default)]
+    pub agent: Vec<Spanned<RawAgentDecisions>>,
+}
+
+/// One agent's decisions on a resource, replacing the resource's defaults for the classes
+/// it names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgentDecisions {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub allow: Option<RawClasses>,
+    #[serde(default)]
+    pub lease: Option<RawClasses>,
+    #[serde(default)]
+    pub deny: Option<RawClasses>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,5 +78,11 @@ pub struct RawNetwork {
 #[serde(deny_unknown_fields)]
 pub struct RawBinary {
     pub path: Spanned<String>,
-    pub deny: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub deny: Option<RawClasses>,
+    #[serde(default)]
+    pub lease: Option<RawClasses>,
+    /// `[[binaries.agent]]`: one agent's own decisions on this binary.
+    #[serde(default)]
+    pub agent: Vec<Spanned<RawAgentDecisions>>,
 }

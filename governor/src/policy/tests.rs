@@ -47,8 +47,11 @@ fn good_policy_validates() {
     assert_eq!(p.agents[0].mode, Mode::Observe);
     assert_eq!(p.agents[1].mode, Mode::Enforce);
     assert_eq!(p.agents[1].cgroup, Path::new("agents/ops"));
-    assert_eq!(p.protected[0].deny, vec![Class::Unlink, Class::Rmdir]);
-    assert_eq!(p.protected[1].deny, vec![Class::Unlink]);
+    assert_eq!(
+        p.protected[0].decisions.deny,
+        vec![Class::Unlink, Class::Rmdir]
+    );
+    assert_eq!(p.protected[1].decisions.deny, vec![Class::Unlink]);
 }
 
 #[test]
@@ -146,4 +149,96 @@ fn all_problems_are_reported_at_once() {
         .replace("\"observe\"", "\"bogus\"")
         .replace("/srv/prod", "relative");
     assert_eq!(problems(&text).len(), 2);
+}
+
+/// GOOD with lease decisions and agent entries on /srv/prod.
+fn with_decisions(extra: &str) -> String {
+    GOOD.replace(
+        "deny = [\"delete\"]\n",
+        &format!("deny = [\"delete\"]\nlease = [\"write\", \"truncate\"]\n{extra}"),
+    )
+}
+
+#[test]
+fn lease_and_agent_decisions_validate() {
+    let text = with_decisions(
+        "[[protect.agent]]\nname = \"ops\"\nallow = [\"write\"]\nlease = [\"delete\"]\n",
+    );
+    let p = parse(&text).expect("valid");
+    let d = &p.protected[0].decisions;
+    assert_eq!(d.lease, vec![Class::Write, Class::Truncate]);
+    assert_eq!(d.agents.len(), 1);
+    assert_eq!(d.agents[0].agent, "ops");
+    assert_eq!(d.agents[0].allow, vec![Class::Write]);
+    assert_eq!(d.agents[0].lease, vec![Class::Unlink, Class::Rmdir]);
+    let own = d.agents[0].masks(d.masks());
+    assert_eq!(own.deny_mask, 0, "delete moved to lease for ops");
+    assert_eq!(
+        own.lease_mask,
+        Class::Unlink.bit() | Class::Rmdir.bit() | Class::Truncate.bit()
+    );
+    assert!(
+        p.classes().contains(&Class::Truncate),
+        "leased classes count"
+    );
+}
+
+#[test]
+fn a_class_gets_one_decision() {
+    let p = problems(&GOOD.replace(
+        "deny = [\"delete\"]\n",
+        "deny = [\"delete\"]\nlease = [\"unlink\"]\n",
+    ));
+    assert_eq!((p[0].line, p[0].field.as_str()), (18, "protect[0].lease"));
+    assert!(p[0].why.contains("unlink also in `deny`"), "{}", p[0].why);
+    let p = problems(&with_decisions(
+        "[[protect.agent]]\nname = \"ops\"\nallow = [\"chmod\"]\ndeny = [\"chmod\"]\n",
+    ));
+    assert_eq!(p[0].field, "protect[0].agent[0].deny");
+    assert!(p[0].why.contains("chmod also in `allow`"), "{}", p[0].why);
+}
+
+#[test]
+fn agent_decisions_must_name_a_known_agent() {
+    let p = problems(&with_decisions(
+        "[[protect.agent]]\nname = \"ghost\"\nallow = [\"write\"]\n",
+    ));
+    assert_eq!(
+        (p[0].line, p[0].field.as_str()),
+        (20, "protect[0].agent[0].name")
+    );
+    assert!(
+        p[0].why.contains("`ghost` is not an agent") && p[0].why.contains("coder, ops"),
+        "{}",
+        p[0].why
+    );
+}
+
+#[test]
+fn agent_decisions_must_decide_something_once() {
+    let p = problems(&with_decisions("[[protect.agent]]\nname = \"ops\"\n"));
+    assert_eq!(p[0].field, "protect[0].agent[0].name");
+    assert!(p[0].why.contains("decides nothing"), "{}", p[0].why);
+    let twice = "[[protect.agent]]\nname = \"ops\"\nallow = [\"write\"]\n";
+    let p = problems(&with_decisions(&format!("{twice}{twice}")));
+    assert_eq!(p[0].field, "protect[0].agent[1].name");
+    assert!(p[0].why.contains("two entries"), "{}", p[0].why);
+    let p = problems(&with_decisions(
+        "[[protect.agent]]\nname = \"ops\"\nallow = []\n",
+    ));
+    assert_eq!(p[0].field, "protect[0].agent[0].allow");
+    assert!(p[0].why.contains("is empty"), "{}", p[0].why);
+}
+
+#[test]
+fn a_resource_must_decide_something() {
+    let p = problems(&GOOD.replace("deny = [\"delete\"]\n", ""));
+    assert_eq!((p[0].line, p[0].field.as_str()), (16, "protect[0].path"));
+    assert!(p[0].why.contains("decides nothing"), "{}", p[0].why);
+    // Agent decisions alone are enough.
+    parse(&GOOD.replace(
+        "deny = [\"delete\"]\n",
+        "[[protect.agent]]\nname = \"coder\"\ndeny = [\"write\"]\n",
+    ))
+    .expect("valid");
 }
