@@ -145,7 +145,10 @@ impl Daemon {
         policy_text: &str,
         extra: &[&str],
     ) -> Daemon {
-        assert!(!self.alive(), "stop or kill the daemon before starting its successor");
+        assert!(
+            !self.alive(),
+            "stop or kill the daemon before starting its successor"
+        );
         self.unload_on_drop = false;
         let pin_dir = self.pin_dir.clone();
         Self::spawn(dir, policy_file, policy_text, extra, pin_dir)
@@ -234,6 +237,28 @@ impl Daemon {
             .collect()
     }
 
+    /// Waits up to 5 s for a log line whose message starts with `message` (the reader thread
+    /// may still be behind the ready file).
+    pub fn wait_logged(&self, message: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self.logged().into_iter().find(|v| {
+                v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            });
+            if let Some(v) = found {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{message}` line within 5 s: {:#?}",
+                self.logged()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits up to 5 s for a decision matching `pred`.
     pub fn wait_decision(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         self.wait_decision_after(0, what, pred)
@@ -312,10 +337,11 @@ impl Daemon {
 
     /// Stops the daemon with SIGTERM, removes its pinned enforcement (`governor unload`) and
     /// returns its log lines.
-    pub fn stop(self) -> Vec<String> {
-        let mut this = self;
-        this.terminate(libc::SIGTERM);
-        this.lines.lock().expect("lock").clone()
+    pub fn stop(mut self) -> Vec<String> {
+        self.terminate(libc::SIGTERM);
+        let lines = self.lines.lock().expect("lock").clone();
+        drop(self); // unloads
+        lines
     }
 
     /// Sends SIGTERM and waits for the daemon to exit, leaving its pins in place; returns its

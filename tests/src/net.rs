@@ -414,23 +414,23 @@ deny = ["connect"]
         let allow = [op("connect", "127.0.0.2", self.p, Want::Ok)];
         let agent = self.agent();
         let mut d = self.start(extra);
-        check(&deny, &self.run_as(&d, &agent, None, &deny), "while enforcing");
+        let first_pid = d.pid();
+        check(
+            &deny,
+            &self.run_as(&d, &agent, None, &deny),
+            "while enforcing",
+        );
         d.kill();
         assert!(!d.alive(), "the daemon must be dead");
-        check(&deny, &self.run_as(&d, &agent, None, &deny), "after SIGKILL");
+        check(
+            &deny,
+            &self.run_as(&d, &agent, None, &deny),
+            "after SIGKILL",
+        );
         check(&allow, &self.run_as_host(&allow), "non-agent after SIGKILL");
-        let first_pid = d.pid();
 
         let mut d = d.successor(&self.dir, "policy.toml", &self.policy(), extra);
-        let adopted = d
-            .logged()
-            .into_iter()
-            .find(|v| {
-                v["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("adopted pinned enforcement"))
-            })
-            .unwrap_or_else(|| panic!("an `adopted pinned enforcement` line: {:#?}", d.logged()));
+        let adopted = d.wait_logged("adopted pinned enforcement");
         assert_eq!(adopted["previous_pid"], first_pid, "{adopted}");
         assert_eq!(adopted["same_build"], true, "{adopted}");
         assert!(
@@ -438,17 +438,26 @@ deny = ["connect"]
             "the old network links were removed: {adopted}"
         );
         let mark = d.mark();
-        check(&deny, &self.run_as(&d, &agent, None, &deny), "after adoption");
+        check(
+            &deny,
+            &self.run_as(&d, &agent, None, &deny),
+            "after adoption",
+        );
         d.wait_decision_after(mark, "the successor receives the refusal", |v| {
             v["class"] == "connect" && v["addr"] == "127.0.0.2" && v["port"] == self.p
         });
 
         let log = d.stop_keeping_pins();
         assert!(
-            log.iter().any(|l| l.contains("stopped; enforcement stays pinned")),
+            log.iter()
+                .any(|l| l.contains("stopped; enforcement stays pinned")),
             "{log:#?}"
         );
-        check(&deny, &self.run_as(&d, &agent, None, &deny), "after SIGTERM");
+        check(
+            &deny,
+            &self.run_as(&d, &agent, None, &deny),
+            "after SIGTERM",
+        );
         let (policy, pin_dir) = (d.policy.clone(), d.pin_dir.clone());
         drop(d); // `governor unload`
         assert!(!pin_dir.exists(), "{} must be gone", pin_dir.display());

@@ -144,7 +144,8 @@ fn log_adoption(pins: &PinDir, generation: u64, counts: PinnedCounts, retired: &
                 same_build = same,
                 retired_links = retired.links,
                 retired = %retired.entries.join(", "),
-                "adopted pinned enforcement: generation {} (pid {}{}) kept enforcing until                  generation {generation} was attached, then its {} links were removed",
+                "adopted pinned enforcement: generation {} (pid {}{}) kept enforcing until \
+                 generation {generation} was attached, then its {} links were removed",
                 m.generation,
                 m.pid,
                 if same {
@@ -163,7 +164,9 @@ fn log_adoption(pins: &PinDir, generation: u64, counts: PinnedCounts, retired: &
             reason = %reason,
             retired_links = retired.links,
             retired = %retired.entries.join(", "),
-            "replaced a pin set this governor cannot read ({entries} entries: {reason}): it              kept enforcing until generation {generation} was attached, then all of it was              removed; nothing of it was reused"
+            "replaced a pin set this governor cannot read ({entries} entries: {reason}): it \
+             kept enforcing until generation {generation} was attached, then all of it was \
+             removed; nothing of it was reused"
         ),
     }
 }

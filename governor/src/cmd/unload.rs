@@ -12,7 +12,10 @@ use crate::{
 pub fn run(args: UnloadArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.pin_dir;
     let Some(pins) = PinDir::open_existing(dir)? else {
-        println!("nothing pinned at {}: no enforcement to remove", dir.display());
+        println!(
+            "nothing pinned at {}: no enforcement to remove",
+            dir.display()
+        );
         return Ok(ExitCode::SUCCESS);
     };
     let what = match &pins.previous {

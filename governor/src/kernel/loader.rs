@@ -6,10 +6,7 @@
 
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{
-        links::FdLink,
-        Lsm,
-    },
+    programs::{links::FdLink, Lsm},
     Ebpf, EbpfLoader,
 };
 use governor_common::{
@@ -202,10 +199,10 @@ impl Enforcer {
                 continue;
             }
             let path = maps.join(name);
-            map.pin(&path).map_err(|source| PinError::Pin {
+            map.pin(&path).map_err(|error| PinError::Pin {
                 what: format!("map {name}"),
                 path,
-                source,
+                error,
             })?;
         }
         let progs = generation.progs();
@@ -214,10 +211,10 @@ impl Enforcer {
                 continue; // not loaded on this kernel (absent hook, degraded family)
             }
             let path = progs.join(name);
-            prog.pin(&path).map_err(|source| PinError::Pin {
+            prog.pin(&path).map_err(|error| PinError::Pin {
                 what: format!("program {name}"),
                 path,
-                source,
+                error,
             })?;
         }
         let mut counts = PinnedCounts::default();

@@ -75,8 +75,8 @@ const RETIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
-    #[error("pin directory {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("pin directory {path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error(
         "pin directory {0} is not on a bpf filesystem: mount one (`mount -t bpf bpf {BPFFS_MOUNT}`) \
          or pass a --pin-dir below one"
@@ -94,11 +94,11 @@ pub enum PinError {
          (SIGTERM: enforcement stays pinned)"
     )]
     Busy { path: PathBuf, holder: String },
-    #[error("pinning {what} at {path}: {source}")]
+    #[error("pinning {what} at {path}: {error}")]
     Pin {
         what: String,
         path: PathBuf,
-        source: aya::pin::PinError,
+        error: aya::pin::PinError,
     },
     #[error(
         "removed the pins of {path}, but {0} of their links are still in the kernel after {1:?} \
@@ -109,9 +109,9 @@ pub enum PinError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PinError + '_ {
-    move |source| PinError::Io {
+    move |error| PinError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -158,7 +158,10 @@ impl Manifest {
             let (key, value) = word
                 .split_once('=')
                 .ok_or_else(|| format!("manifest word {word:?} is not key=value"))?;
-            let num = |v: &str| v.parse::<u64>().map_err(|_| format!("manifest {key}={v:?}"));
+            let num = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("manifest {key}={v:?}"))
+            };
             match key {
                 "format" => m.format = num(value)? as u32,
                 "generation" => m.generation = num(value)?,
@@ -301,11 +304,11 @@ impl PinDir {
     }
 
     /// Points the manifest at `manifest`'s generation, atomically: a new symlink renamed over
-    /// the old one.
+    /// the old one. (bpffs refuses names with a dot: no `.tmp` names.)
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), PinError> {
         let tmp = self
             .dir
-            .join(format!(".{MANIFEST}.{}", std::process::id()));
+            .join(format!("{MANIFEST}-new-{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(manifest.text(), &tmp).map_err(io_err(&tmp))?;
         let target = self.dir.join(MANIFEST);
@@ -369,10 +372,10 @@ impl PinDir {
 /// Pins `link` at `dir/name`; the returned pin keeps the link's fd (dropping it does not detach).
 pub fn pin_link(dir: &Path, name: &str, link: FdLink) -> Result<PinnedLink, PinError> {
     let path = dir.join(name);
-    link.pin(&path).map_err(|source| PinError::Pin {
+    link.pin(&path).map_err(|error| PinError::Pin {
         what: format!("link {name}"),
         path,
-        source,
+        error,
     })
 }
 
@@ -511,13 +514,50 @@ fn link_ids(path: &Path, ids: &mut BTreeSet<u32>) {
                 link_ids(&e.path(), ids);
             }
         }
-    } else if meta.file_type().is_file() {
+    } else if meta.file_type().is_file() && is_link_pin(path) {
         if let Ok(link) = PinnedLink::from_pin(path) {
             if let Ok(info) = FdLink::from(link).info() {
                 ids.insert(info.id());
             }
         }
     }
+}
+
+/// Whether the object pinned at `path` is a BPF link (not a map or program): the kernel names
+/// the file behind the fd `anon_inode:bpf-link`.
+fn is_link_pin(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    /// `union bpf_attr` as BPF_OBJ_GET reads it.
+    #[repr(C)]
+    struct ObjGet {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    let attr = ObjGet {
+        pathname: c.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+    };
+    const BPF_OBJ_GET: libc::c_long = 7;
+    // SAFETY: bpf(BPF_OBJ_GET) reads `attr` (and the path it points to, alive in `c`).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            &attr as *const ObjGet,
+            std::mem::size_of::<ObjGet>(),
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the kernel just returned this fd to us; `OwnedFd` closes it.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .is_ok_and(|t| t.as_os_str() == "anon_inode:bpf-link")
 }
 
 fn remove(path: &Path) -> Result<(), PinError> {
