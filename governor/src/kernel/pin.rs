@@ -25,7 +25,7 @@
 //! links (from here both generations run: an operation is refused if either refuses, so there
 //! is no gap), pins its own generation, points the manifest at it, and only then removes
 //! every other entry of the directory. Removing a link's last pin detaches it; the daemon then
-//! checks that none of the old links is still in the kernel.
+//! checks that none of the old links, nor the programs behind them, is still in the kernel.
 //!
 //! Why not reuse the pinned maps: a map's contents are the policy of the daemon that filled
 //! it. Reconciling them entry by entry with a new policy is where a stale rule would survive or
@@ -71,7 +71,7 @@ const MAGIC: &str = "governor-pins";
 const MANIFEST: &str = "manifest";
 const GEN_PREFIX: &str = "gen-";
 /// How long retired links may take to leave the kernel.
-const RETIRE_TIMEOUT: Duration = Duration::from_secs(5);
+const RETIRE_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
@@ -101,8 +101,8 @@ pub enum PinError {
         error: aya::pin::PinError,
     },
     #[error(
-        "removed the pins of {path}, but {0} of their links are still in the kernel after {1:?} \
-         (link ids {2:?}): some process holds them open",
+        "removed the pins of {path}, but {0} of their links or programs are still in the kernel \
+         after {1:?} (ids {2:?}): some process holds them open",
         .ids.len(), RETIRE_TIMEOUT, .ids
     )]
     StillAttached { path: PathBuf, ids: Vec<u32> },
@@ -327,12 +327,12 @@ impl PinDir {
             }
             doomed.push((name, path));
         }
-        let mut ids = BTreeSet::new();
+        let mut ids = Ids::default();
         for (_, path) in &doomed {
             link_ids(path, &mut ids);
         }
         let mut retired = Retired {
-            links: ids.len(),
+            links: ids.links.len(),
             ..Retired::default()
         };
         for (name, path) in doomed {
@@ -347,10 +347,10 @@ impl PinDir {
     /// go), the manifest and the directory itself; returns the removed entries and how many
     /// links were detached.
     pub fn unload(self) -> Result<Retired, PinError> {
-        let mut ids = BTreeSet::new();
+        let mut ids = Ids::default();
         link_ids(&self.dir, &mut ids);
         let mut retired = Retired {
-            links: ids.len(),
+            links: ids.links.len(),
             ..Retired::default()
         };
         for name in entries(&self.dir)? {
@@ -503,8 +503,9 @@ fn read_previous(dir: &Path) -> Result<Previous, PinError> {
     })
 }
 
-/// Ids of every BPF link pinned at or below `path` (pins of other kinds are skipped).
-fn link_ids(path: &Path, ids: &mut BTreeSet<u32>) {
+/// Ids of every BPF link pinned at or below `path`, and of the programs behind them and
+/// pinned there (map pins are skipped).
+fn link_ids(path: &Path, ids: &mut Ids) {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return;
     };
@@ -514,21 +515,37 @@ fn link_ids(path: &Path, ids: &mut BTreeSet<u32>) {
                 link_ids(&e.path(), ids);
             }
         }
-    } else if meta.file_type().is_file() && is_link_pin(path) {
-        if let Ok(link) = PinnedLink::from_pin(path) {
-            if let Ok(info) = FdLink::from(link).info() {
-                ids.insert(info.id());
+    } else if meta.file_type().is_file() {
+        match pin_kind(path).as_deref().and_then(std::ffi::OsStr::to_str) {
+            Some("anon_inode:bpf-link") => {
+                if let Ok(link) = PinnedLink::from_pin(path) {
+                    if let Ok(info) = FdLink::from(link).info() {
+                        ids.links.insert(info.id());
+                        ids.programs.insert(info.program_id());
+                    }
+                }
             }
+            Some("anon_inode:bpf-prog") => {
+                if let Ok(info) = aya::programs::ProgramInfo::from_pin(path) {
+                    ids.programs.insert(info.id());
+                }
+            }
+            _ => {}
         }
     }
 }
 
-/// Whether the object pinned at `path` is a BPF link (not a map or program): the kernel names
-/// the file behind the fd `anon_inode:bpf-link`.
-fn is_link_pin(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
+/// Links and programs that must leave the kernel.
+#[derive(Debug, Default)]
+struct Ids {
+    links: BTreeSet<u32>,
+    programs: BTreeSet<u32>,
+}
+
+/// What is pinned at `path`: the name of the file behind its fd (`anon_inode:bpf-link`,
+/// `anon_inode:bpf-prog`, `anon_inode:bpf-map`).
+fn pin_kind(path: &Path) -> Option<std::ffi::OsString> {
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
     /// `union bpf_attr` as BPF_OBJ_GET reads it.
     #[repr(C)]
     struct ObjGet {
@@ -552,12 +569,13 @@ fn is_link_pin(path: &Path) -> bool {
         )
     };
     if fd < 0 {
-        return false;
+        return None;
     }
     // SAFETY: the kernel just returned this fd to us; `OwnedFd` closes it.
     let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .is_ok_and(|t| t.as_os_str() == "anon_inode:bpf-link")
+        .ok()
+        .map(PathBuf::into_os_string)
 }
 
 fn remove(path: &Path) -> Result<(), PinError> {
@@ -569,9 +587,10 @@ fn remove(path: &Path) -> Result<(), PinError> {
     }
 }
 
-/// Waits until none of `ids` is a link in the kernel.
-fn wait_detached(dir: &Path, ids: &BTreeSet<u32>) -> Result<(), PinError> {
-    if ids.is_empty() {
+/// Waits until none of `ids` is in the kernel: no link, and no program (the kernel releases a
+/// link's id before it detaches its program; a program that is gone is attached nowhere).
+fn wait_detached(dir: &Path, ids: &Ids) -> Result<(), PinError> {
+    if ids.links.is_empty() && ids.programs.is_empty() {
         return Ok(());
     }
     let deadline = Instant::now() + RETIRE_TIMEOUT;
@@ -579,7 +598,13 @@ fn wait_detached(dir: &Path, ids: &BTreeSet<u32>) -> Result<(), PinError> {
         let alive: Vec<u32> = aya::programs::loaded_links()
             .filter_map(Result::ok)
             .map(|l| l.id())
-            .filter(|id| ids.contains(id))
+            .filter(|id| ids.links.contains(id))
+            .chain(
+                aya::programs::loaded_programs()
+                    .filter_map(Result::ok)
+                    .map(|p| p.id())
+                    .filter(|id| ids.programs.contains(id)),
+            )
             .collect();
         if alive.is_empty() {
             return Ok(());
