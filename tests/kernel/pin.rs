@@ -130,7 +130,7 @@ fn pin_sigkill_keeps_enforcing_and_a_restart_adopts_without_gap() {
     let stop = dir.join("stop-hammer");
     let script = format!(
         "n=0; until [ -e '{stop}' ]; do n=$((n+1)); rm -f '{target}' 2>/dev/null && echo REMOVED; \
-         done; echo TRIES $n",
+         sleep 0.05; done; echo TRIES $n",
         stop = stop.display(),
         target = p(&dir, "prod/db.sqlite")
     );
