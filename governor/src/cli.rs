@@ -18,8 +18,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Load the kernel programs and enforce a policy until stopped (SIGINT/SIGTERM).
+    /// Load the kernel programs and enforce a policy. Enforcement is pinned: it stays when the
+    /// daemon stops (SIGINT/SIGTERM) or dies, and the next daemon replaces it without a gap.
     Daemon(DaemonArgs),
+    /// Remove pinned enforcement: detach every program a daemon left pinned. Refuses while a
+    /// daemon runs on the pin directory (stop it first).
+    Unload(UnloadArgs),
     /// Run a command inside an agent's cgroup (created if missing).
     Run(RunArgs),
     /// Policy tools.
@@ -46,6 +50,18 @@ pub struct DaemonArgs {
     /// policy denies can be enforced.
     #[arg(long)]
     pub require_full: bool,
+    /// Directory on a bpf filesystem for the pinned links, programs and maps (governor owns
+    /// everything in it). If bpffs is not mounted on /sys/fs/bpf and the directory lies below
+    /// it, the daemon mounts it.
+    #[arg(long, default_value = crate::kernel::pin::DEFAULT_PIN_DIR)]
+    pub pin_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UnloadArgs {
+    /// The daemon's pin directory.
+    #[arg(long, default_value = crate::kernel::pin::DEFAULT_PIN_DIR)]
+    pub pin_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

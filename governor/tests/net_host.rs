@@ -9,10 +9,14 @@
 
 use std::process::Command;
 
-use governor_kernel_tests::{governor_bin, net::NetScenario, scratch, set_governor_bin, write};
+use governor_kernel_tests::{
+    governor_bin, net::NetScenario, scratch, set_governor_bin, set_pin_prefix, write,
+};
 
 fn setup() {
     set_governor_bin(env!("CARGO_BIN_EXE_governor"));
+    // Each test pins in its own directory: they run in parallel, and share the host.
+    set_pin_prefix("/sys/fs/bpf/governor-test-");
     // SAFETY: plain geteuid(2).
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
@@ -71,26 +75,20 @@ fn host_network_enforced_without_bpf_lsm() {
         );
     }
     s.check_all(&d, true);
-    let lines = d.stop();
+    let log = d.stop();
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("stopped; kernel programs detached")),
-        "{lines:#?}"
+        log.iter()
+            .any(|l| l.contains("stopped; enforcement stays pinned")),
+        "{log:#?}"
     );
-    // Stopping the daemon detached the programs: the agent may connect again.
-    let out = Command::new(governor_bin())
-        .args(["run", "--policy"])
-        .arg(s.dir.join("policy.toml"))
-        .args(["--agent", &s.agent(), "--", "python3"])
-        .arg(s.dir.join("probe.py"))
-        .arg(format!("connect,127.0.0.2,{}", s.p))
-        .output()
-        .expect("governor run");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("RESULT 0 ok"),
-        "after the daemon stopped: {out:?}"
-    );
+}
+
+/// Pinning in degraded mode: only the network programs are pinned, and they outlive the
+/// daemon until `governor unload`.
+#[test]
+fn host_network_enforcement_survives_the_daemon() {
+    setup();
+    NetScenario::new("host-pinned").check_pinned(&[]);
 }
 
 /// On this host: `--require-full` refuses, naming what is missing, before touching anything.

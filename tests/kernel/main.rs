@@ -9,4 +9,5 @@ mod io_uring;
 mod leases;
 mod net;
 mod no_bpf_lsm;
+mod pin;
 mod task;

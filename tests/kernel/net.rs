@@ -3,10 +3,7 @@
 //! mode, unregistered sub-cgroups, non-agents. The scenario itself is shared with the host
 //! tier: `governor_kernel_tests::net`.
 
-use governor_kernel_tests::{
-    net::{NetScenario, Op, Want},
-    require_bpf_lsm,
-};
+use governor_kernel_tests::{net::NetScenario, require_bpf_lsm};
 
 #[test]
 fn net_full_mode_connect_bind_send() {
@@ -32,34 +29,7 @@ fn net_full_mode_connect_bind_send() {
 }
 
 #[test]
-fn net_enforcement_ends_with_the_daemon() {
+fn net_enforcement_survives_the_daemon_until_unload() {
     require_bpf_lsm();
-    let s = NetScenario::new("vm-detach");
-    let d = s.start(&["--require-full"]);
-    let deny = [Op {
-        op: "connect",
-        host: "127.0.0.2",
-        port: s.p,
-        want: Want::Denied {
-            class: "connect",
-            addr: "127.0.0.2",
-            family: "ipv4",
-        },
-    }];
-    let results = s.run_as(&d, &s.agent(), None, &deny);
-    governor_kernel_tests::net::check(&deny, &results, "while enforcing");
-    let policy = d.policy.clone();
-    d.stop();
-    let out = std::process::Command::new(governor_kernel_tests::governor_bin())
-        .args(["run", "--policy"])
-        .arg(&policy)
-        .args(["--agent", &s.agent(), "--", "python3"])
-        .arg(s.dir.join("probe.py"))
-        .arg(format!("connect,127.0.0.2,{}", s.p))
-        .output()
-        .expect("governor run");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("RESULT 0 ok"),
-        "after the daemon stopped: {out:?}"
-    );
+    NetScenario::new("vm-pinned").check_pinned(&["--require-full"]);
 }

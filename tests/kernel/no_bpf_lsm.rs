@@ -38,8 +38,9 @@ fn no_bpf_lsm_daemon_refuses_with_instructions() {
         "must suggest an lsm= list with bpf: {stderr}"
     );
     assert!(stderr.contains("will not pretend"), "{stderr}");
-    // It did not touch the host: no agent cgroup was created.
+    // It did not touch the host: no agent cgroup was created, nothing was pinned.
     assert!(!std::path::Path::new("/sys/fs/cgroup/governor-test/a").exists());
+    assert!(!std::path::Path::new(governor_kernel_tests::DEFAULT_PIN_DIR).exists());
 
     let out = Command::new(governor_bin())
         .arg("preflight")
@@ -67,6 +68,9 @@ fn no_bpf_lsm_network_enforced_in_degraded_mode() {
     assert_eq!(enforcing["mode"], "degraded", "{enforcing}");
     assert_eq!(enforcing["enforced"], "connect, bind, send", "{enforcing}");
     s.check_all(&d, true);
+    drop(d);
+    // Degraded mode pins too: only network links, and they outlive the daemon.
+    NetScenario::new("no-lsm-pinned").check_pinned(&[]);
 }
 
 #[test]

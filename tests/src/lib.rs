@@ -36,6 +36,49 @@ pub fn governor_bin() -> PathBuf {
     std::env::var_os("GOVERNOR_BIN").map_or_else(|| PathBuf::from("governor"), PathBuf::from)
 }
 
+static PIN_PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The daemon's default pin directory, which the kernel tests use.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/governor";
+
+/// Makes every [`Daemon`] pin in `<prefix><name of its scratch directory>` instead of in
+/// [`DEFAULT_PIN_DIR`] (for the host tier, whose tests run in parallel).
+pub fn set_pin_prefix(prefix: &str) {
+    let _ = PIN_PREFIX.set(prefix.to_owned());
+}
+
+/// The pin directory a daemon started for scratch directory `dir` uses.
+pub fn pin_dir_for(dir: &Path) -> PathBuf {
+    match (PIN_PREFIX.get(), dir.file_name()) {
+        (Some(prefix), Some(name)) => PathBuf::from(format!("{prefix}{}", name.to_string_lossy())),
+        _ => PathBuf::from(DEFAULT_PIN_DIR),
+    }
+}
+
+/// Runs `governor unload --pin-dir DIR` and panics, with its output, unless it succeeded and
+/// the directory is gone: a test must never leave enforcement behind for the next one.
+pub fn unload(pin_dir: &Path) -> Output {
+    try_unload(pin_dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn try_unload(pin_dir: &Path) -> Result<Output, String> {
+    let out = Command::new(governor_bin())
+        .args(["unload", "--pin-dir"])
+        .arg(pin_dir)
+        .output()
+        .map_err(|e| format!("spawning governor unload: {e}"))?;
+    if out.status.success() && !pin_dir.exists() {
+        return Ok(out);
+    }
+    Err(format!(
+        "governor unload --pin-dir {} failed ({}): stdout={:?} stderr={:?}",
+        pin_dir.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
 /// Fails the test unless the running kernel has BPF-LSM active.
 pub fn require_bpf_lsm() {
     let lsm = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
@@ -62,11 +105,17 @@ pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write file");
 }
 
-/// A running `governor daemon`, stopped (SIGTERM) on drop.
+/// A running `governor daemon`. On drop it is stopped (SIGTERM) and its pinned enforcement
+/// removed with `governor unload` (the drop panics if that fails), unless it was handed on to
+/// a [`Daemon::successor`].
 pub struct Daemon {
     child: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
     pub policy: PathBuf,
+    /// Where it pins (`--pin-dir`).
+    pub pin_dir: PathBuf,
+    /// False once a successor took the pin directory over.
+    unload_on_drop: bool,
 }
 
 impl Daemon {
@@ -76,8 +125,44 @@ impl Daemon {
     }
 
     /// Like [`Daemon::start`], with extra `governor daemon` arguments (`--require-full`).
+    /// Fails if the pin directory exists: an earlier test left enforcement behind.
     pub fn start_with(dir: &Path, policy_text: &str, extra: &[&str]) -> Daemon {
-        let policy = dir.join("policy.toml");
+        let pin_dir = pin_dir_for(dir);
+        assert!(
+            !pin_dir.exists(),
+            "{} exists before the daemon starts: enforcement leaked from an earlier run",
+            pin_dir.display()
+        );
+        Self::spawn(dir, "policy.toml", policy_text, extra, pin_dir)
+    }
+
+    /// Starts a new daemon on this one's pin directory, with `policy_text` (written to
+    /// `dir/<policy_file>`), and waits until it enforces; this daemon must have stopped or
+    /// been killed. The new daemon adopts the pins, and unloads them when dropped.
+    pub fn successor(
+        mut self,
+        dir: &Path,
+        policy_file: &str,
+        policy_text: &str,
+        extra: &[&str],
+    ) -> Daemon {
+        assert!(
+            !self.alive(),
+            "stop or kill the daemon before starting its successor"
+        );
+        self.unload_on_drop = false;
+        let pin_dir = self.pin_dir.clone();
+        Self::spawn(dir, policy_file, policy_text, extra, pin_dir)
+    }
+
+    fn spawn(
+        dir: &Path,
+        policy_file: &str,
+        policy_text: &str,
+        extra: &[&str],
+        pin_dir: PathBuf,
+    ) -> Daemon {
+        let policy = dir.join(policy_file);
         write(&policy, policy_text);
         let ready = dir.join("ready");
         let _ = std::fs::remove_file(&ready);
@@ -86,6 +171,8 @@ impl Daemon {
             .arg(&policy)
             .arg("--ready-file")
             .arg(&ready)
+            .arg("--pin-dir")
+            .arg(&pin_dir)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -117,6 +204,8 @@ impl Daemon {
             child: Some(child),
             lines,
             policy,
+            pin_dir,
+            unload_on_drop: true,
         }
     }
 
@@ -147,6 +236,28 @@ impl Daemon {
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .collect()
+    }
+
+    /// Waits up to 5 s for a log line whose message starts with `message` (the reader thread
+    /// may still be behind the ready file).
+    pub fn wait_logged(&self, message: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self.logged().into_iter().find(|v| {
+                v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            });
+            if let Some(v) = found {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{message}` line within 5 s: {:#?}",
+                self.logged()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits up to 5 s for a decision matching `pred`.
@@ -225,16 +336,31 @@ impl Daemon {
         assert!(new.is_empty(), "{what}: expected no event, got {new:#?}");
     }
 
-    /// Stops the daemon with SIGTERM and returns its log lines.
+    /// Stops the daemon with SIGTERM, removes its pinned enforcement (`governor unload`) and
+    /// returns its log lines.
     pub fn stop(mut self) -> Vec<String> {
-        self.terminate();
+        self.terminate(libc::SIGTERM);
+        let lines = self.lines.lock().expect("lock").clone();
+        drop(self); // unloads
+        lines
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit, leaving its pins in place; returns its
+    /// log lines. The pins are removed when this value is dropped.
+    pub fn stop_keeping_pins(&mut self) -> Vec<String> {
+        self.terminate(libc::SIGTERM);
         self.lines.lock().expect("lock").clone()
     }
 
-    fn terminate(&mut self) {
+    /// SIGKILLs the daemon and waits for it to be gone: it gets no chance to clean up.
+    pub fn kill(&mut self) {
+        self.terminate(libc::SIGKILL);
+    }
+
+    fn terminate(&mut self, signal: i32) {
         if let Some(mut child) = self.child.take() {
             // SAFETY: plain kill(2) on our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            unsafe { libc::kill(child.id() as i32, signal) };
             let deadline = Instant::now() + Duration::from_secs(10);
             while child.try_wait().ok().flatten().is_none() {
                 if Instant::now() > deadline {
@@ -252,7 +378,16 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.terminate();
+        self.terminate(libc::SIGTERM);
+        if !self.unload_on_drop {
+            return;
+        }
+        match try_unload(&self.pin_dir) {
+            Ok(_) => {}
+            // The test already failed: report (a second panic would abort the run).
+            Err(e) if thread::panicking() => eprintln!("cleanup after a failed test: {e}"),
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 

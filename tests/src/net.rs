@@ -382,6 +382,92 @@ deny = ["connect"]
         parse_results(&out, ops.len())
     }
 
+    /// Runs `ops` as agent `agent` of the policy file `policy`, with no daemon object (after
+    /// the daemon is gone).
+    pub fn run_with_policy(&self, policy: &Path, agent: &str, ops: &[Op]) -> Vec<Result<(), i32>> {
+        let args: Vec<String> = ops
+            .iter()
+            .map(|o| format!("{},{},{}", o.op, o.host, o.port))
+            .collect();
+        let out = Command::new(governor_bin())
+            .args(["run", "--policy"])
+            .arg(policy)
+            .args(["--agent", agent, "--", "python3"])
+            .arg(self.dir.join("probe.py"))
+            .args(&args)
+            .output()
+            .expect("spawn governor run");
+        parse_results(&out, ops.len())
+    }
+
+    /// Pinning, for the network classes: the enforcing agent's connect to 127.0.0.2:p stays
+    /// refused after the daemon is SIGKILLed (a non-agent still connects), a successor adopts
+    /// the pins and receives the next refusal's event, a SIGTERM keeps enforcement too, and
+    /// only `governor unload` (the harness, when the last daemon is dropped) ends it.
+    pub fn check_pinned(&self, extra: &[&str]) {
+        let deny = [op(
+            "connect",
+            "127.0.0.2",
+            self.p,
+            denied("connect", "127.0.0.2", "ipv4"),
+        )];
+        let allow = [op("connect", "127.0.0.2", self.p, Want::Ok)];
+        let agent = self.agent();
+        let mut d = self.start(extra);
+        let first_pid = d.pid();
+        check(
+            &deny,
+            &self.run_as(&d, &agent, None, &deny),
+            "while enforcing",
+        );
+        d.kill();
+        assert!(!d.alive(), "the daemon must be dead");
+        check(
+            &deny,
+            &self.run_as(&d, &agent, None, &deny),
+            "after SIGKILL",
+        );
+        check(&allow, &self.run_as_host(&allow), "non-agent after SIGKILL");
+
+        let mut d = d.successor(&self.dir, "policy.toml", &self.policy(), extra);
+        let adopted = d.wait_logged("adopted pinned enforcement");
+        assert_eq!(adopted["previous_pid"], first_pid, "{adopted}");
+        assert_eq!(adopted["same_build"], true, "{adopted}");
+        assert!(
+            adopted["retired_links"].as_u64().is_some_and(|n| n >= 6),
+            "the old network links were removed: {adopted}"
+        );
+        let mark = d.mark();
+        check(
+            &deny,
+            &self.run_as(&d, &agent, None, &deny),
+            "after adoption",
+        );
+        d.wait_decision_after(mark, "the successor receives the refusal", |v| {
+            v["class"] == "connect" && v["addr"] == "127.0.0.2" && v["port"] == self.p
+        });
+
+        let log = d.stop_keeping_pins();
+        assert!(
+            log.iter()
+                .any(|l| l.contains("stopped; enforcement stays pinned")),
+            "{log:#?}"
+        );
+        check(
+            &deny,
+            &self.run_as(&d, &agent, None, &deny),
+            "after SIGTERM",
+        );
+        let (policy, pin_dir) = (d.policy.clone(), d.pin_dir.clone());
+        drop(d); // `governor unload`
+        assert!(!pin_dir.exists(), "{} must be gone", pin_dir.display());
+        check(
+            &allow,
+            &self.run_with_policy(&policy, &agent, &allow),
+            "agent after governor unload",
+        );
+    }
+
     /// Runs `ops` as a plain process (not in any agent cgroup).
     pub fn run_as_host(&self, ops: &[Op]) -> Vec<Result<(), i32>> {
         let args: Vec<String> = ops

@@ -1,5 +1,6 @@
-//! `governor daemon`: preflight, compile the policy, load and attach the kernel programs,
-//! stream decisions to the log until SIGINT/SIGTERM.
+//! `governor daemon`: preflight, compile the policy, load and attach the kernel programs, pin
+//! them (replacing any generation a previous daemon pinned: `kernel::pin`), stream decisions to
+//! the log until SIGINT/SIGTERM. Stopping leaves enforcement pinned; `governor unload` ends it.
 
 use std::{
     process::ExitCode,
@@ -24,8 +25,9 @@ use crate::{
         btf::Btf,
         coverage::{self, Plan},
         events::{self, ReaderStats},
-        loader::Enforcer,
+        loader::{Enforcer, PinnedCounts, OBJECT},
         net, offsets,
+        pin::{self, Manifest, PinDir, Previous},
         preflight::Capabilities,
     },
     logging,
@@ -59,7 +61,10 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     if plan.net {
         net::install(&mut enforcer, &compiled.network)?;
     }
-    let ring = enforcer.take_events()?;
+    // Everything is loaded, verified and filled: only now touch the pin directory. A previous
+    // generation found there keeps enforcing until ours is attached and pinned.
+    let mut pins = PinDir::open(&args.pin_dir)?;
+    let generation = pins.new_generation()?;
     if plan.lsm {
         enforcer.attach()?;
     }
@@ -77,6 +82,19 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
             "network programs attached (they run only for sockets created in these subtrees)"
         );
     }
+    let counts = enforcer.pin(&generation)?;
+    let ring = enforcer.take_events()?;
+    pins.write_manifest(&Manifest {
+        format: pin::FORMAT,
+        generation: generation.number,
+        build: pin::build_id(OBJECT),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+        lsm: counts.lsm,
+        net: counts.net,
+    })?;
+    let retired = pins.retire_others()?;
+    log_adoption(&pins, generation.number, counts, &retired);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -89,14 +107,77 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         compiled,
         enforcer,
         ring,
-        Kernel { caps, plan },
+        Kernel {
+            caps,
+            plan,
+            pins,
+            generation: generation.number,
+        },
     ))
 }
 
-/// What the kernel offered: its capabilities and what the daemon enforces on it.
+/// Says what this daemon did with the pin directory it found: started it, or replaced the
+/// generation a previous daemon left (same build or not), or replaced a pin set it cannot read.
+fn log_adoption(pins: &PinDir, generation: u64, counts: PinnedCounts, retired: &pin::Retired) {
+    let dir = pins.path().display().to_string();
+    let build = pin::build_id(OBJECT);
+    match &pins.previous {
+        Previous::Empty => tracing::info!(
+            pin_dir = %dir,
+            generation,
+            lsm_links = counts.lsm,
+            net_links = counts.net,
+            "pinned enforcement: generation {generation} (nothing was pinned before)"
+        ),
+        Previous::Governor(m) => {
+            let same = m.build == build;
+            tracing::info!(
+                pin_dir = %dir,
+                generation,
+                lsm_links = counts.lsm,
+                net_links = counts.net,
+                previous_generation = m.generation,
+                previous_pid = m.pid,
+                previous_build = %m.build,
+                previous_version = %m.version,
+                build = %build,
+                same_build = same,
+                retired_links = retired.links,
+                retired = %retired.entries.join(", "),
+                "adopted pinned enforcement: generation {} (pid {}{}) kept enforcing until \
+                 generation {generation} was attached, then its {} links were removed",
+                m.generation,
+                m.pid,
+                if same {
+                    ", same build"
+                } else {
+                    ", a different governor build: replaced whole, nothing of it reused"
+                },
+                retired.links
+            );
+        }
+        Previous::Unknown { reason, entries } => tracing::warn!(
+            pin_dir = %dir,
+            generation,
+            lsm_links = counts.lsm,
+            net_links = counts.net,
+            reason = %reason,
+            retired_links = retired.links,
+            retired = %retired.entries.join(", "),
+            "replaced a pin set this governor cannot read ({entries} entries: {reason}): it \
+             kept enforcing until generation {generation} was attached, then all of it was \
+             removed; nothing of it was reused"
+        ),
+    }
+}
+
+/// What the kernel offered: its capabilities and what the daemon enforces on it; the pin
+/// directory (locked while the daemon runs) and the generation pinned there.
 struct Kernel {
     caps: Capabilities,
     plan: Plan,
+    pins: PinDir,
+    generation: u64,
 }
 
 /// Says plainly, at WARN, which classes this daemon does not enforce and which policy rules
@@ -157,7 +238,12 @@ async fn serve(
     ring: aya::maps::RingBuf<aya::maps::MapData>,
     kernel: Kernel,
 ) -> anyhow::Result<ExitCode> {
-    let Kernel { caps, plan } = kernel;
+    let Kernel {
+        caps,
+        plan,
+        pins,
+        generation,
+    } = kernel;
     let stats = Arc::new(ReaderStats::default());
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
     let reader = tokio::spawn(events::read(ring, tx, Arc::clone(&stats)));
@@ -216,9 +302,16 @@ async fn serve(
         events_received = stats.received.load(Ordering::Relaxed),
         events_malformed = stats.malformed.load(Ordering::Relaxed),
         events_overflowed = stats.overflowed.load(Ordering::Relaxed),
-        "stopped; kernel programs detached"
+        pin_dir = %pins.path().display(),
+        generation,
+        "stopped; enforcement stays pinned in {} (generation {generation}): the next daemon \
+         replaces it without a gap; `governor unload --pin-dir {}` removes it",
+        pins.path().display(),
+        pins.path().display()
     );
+    // Closes our fds only: the pins keep every link attached. The lock goes last.
     drop(enforcer);
+    drop(pins);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,9 +1,12 @@
 //! Loads governor's eBPF object, fills its maps from a compiled policy and attaches the
-//! BPF-LSM programs. One [`Enforcer`] owns the `Ebpf` object; dropping it detaches everything.
+//! BPF-LSM programs. One [`Enforcer`] owns the `Ebpf` object and every link attached from it
+//! (BPF-LSM here, network in `kernel::net`). Dropping it detaches whatever was not pinned;
+//! [`Enforcer::pin`] pins the links, programs and maps so that enforcement outlives the
+//! process (`kernel::pin`).
 
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::Lsm,
+    programs::{links::FdLink, Lsm},
     Ebpf, EbpfLoader,
 };
 use governor_common::{
@@ -12,10 +15,11 @@ use governor_common::{
     AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, Masks, ProtectedRule,
 };
 
+use super::pin::{self, Generation, PinError};
 use crate::policy::Compiled;
 
 /// The eBPF object built by build.rs from governor-ebpf.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/governor"));
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/governor"));
 
 /// BPF-LSM programs; each program is named after the hook it attaches to.
 pub const LSM_PROGRAMS: &[&str] = &[
@@ -111,6 +115,15 @@ pub struct Enforcer {
     /// Optional hooks this kernel lacks, with what covers them instead.
     pub absent: Vec<(&'static str, &'static str)>,
     btf: aya::Btf,
+    /// Attached links not pinned yet, each with its pin name (`lsm-<hook>`, `net-…`).
+    links: Vec<(String, FdLink)>,
+}
+
+/// How many links of each family [`Enforcer::pin`] pinned.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PinnedCounts {
+    pub lsm: usize,
+    pub net: usize,
 }
 
 impl Enforcer {
@@ -129,6 +142,7 @@ impl Enforcer {
             btf,
             loaded: Vec::new(),
             absent: Vec::new(),
+            links: Vec::new(),
         })
     }
 
@@ -161,14 +175,67 @@ impl Enforcer {
         Ok(())
     }
 
-    /// Attaches every LSM program; enforcement starts here.
+    /// Attaches every LSM program; enforcement starts here. The links stay with the
+    /// `Enforcer` until [`Enforcer::pin`] pins them (or it is dropped, which detaches them).
     pub fn attach(&mut self) -> Result<(), LoadError> {
         for &name in &self.loaded {
             let prog: &mut Lsm = program(&mut self.ebpf, name)?;
-            prog.attach()
+            let id = prog
+                .attach()
                 .map_err(|source| program_error(name, source))?;
+            let link = prog
+                .take_link(id)
+                .map_err(|source| program_error(name, source))?;
+            self.links.push((format!("lsm-{name}"), FdLink::from(link)));
         }
         Ok(())
+    }
+
+    /// Keeps an attached link (from another hook family) under `name` until it is pinned.
+    pub fn keep_link(&mut self, name: String, link: FdLink) {
+        self.links.push((name, link));
+    }
+
+    /// Pins every map, every loaded program and every attached link into `generation`. Maps
+    /// must be pinned before [`Enforcer::take_events`] takes the ring buffer out.
+    pub fn pin(&mut self, generation: &Generation) -> Result<PinnedCounts, PinError> {
+        let maps = generation.maps();
+        for (name, map) in self.ebpf.maps() {
+            // `.rodata`, `.bss`: the object's globals, not state worth a pin.
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = maps.join(name);
+            map.pin(&path).map_err(|error| PinError::Pin {
+                what: format!("map {name}"),
+                path,
+                error,
+            })?;
+        }
+        let progs = generation.progs();
+        for (name, prog) in self.ebpf.programs_mut() {
+            if prog.fd().is_err() {
+                continue; // not loaded on this kernel (absent hook, degraded family)
+            }
+            let path = progs.join(name);
+            prog.pin(&path).map_err(|error| PinError::Pin {
+                what: format!("program {name}"),
+                path,
+                error,
+            })?;
+        }
+        let mut counts = PinnedCounts::default();
+        let links = generation.links();
+        for (name, link) in std::mem::take(&mut self.links) {
+            if name.starts_with("lsm-") {
+                counts.lsm += 1;
+            } else {
+                counts.net += 1;
+            }
+            // The pin holds the link now; the returned handle only closes our fd when dropped.
+            pin::pin_link(&links, &name, link)?;
+        }
+        Ok(counts)
     }
 
     /// The object, for the network hook family (`kernel::net`), which loads, fills and

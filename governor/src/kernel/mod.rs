@@ -7,4 +7,5 @@ pub mod events;
 pub mod loader;
 pub mod net;
 pub mod offsets;
+pub mod pin;
 pub mod preflight;

@@ -12,17 +12,18 @@
 //! nested agent cgroups and unregistered sub-cgroups are covered by their top agent cgroup,
 //! and every decision runs the program exactly once (attaching to nested agent cgroups too
 //! would run it, and emit its event, once per level). Tasks outside agent subtrees never run
-//! these programs. The links live in the `Ebpf` object the `Enforcer` owns: dropping it
-//! detaches them.
+//! these programs. Each link is handed to the `Enforcer`, which pins it (`kernel::pin`) as
+//! `net-<program>-cg<cgroup id>`; an unpinned link is detached when the `Enforcer` is dropped.
 
 use std::{
     fs::File,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
 
 use aya::{
     maps::{lpm_trie::Key, LpmTrie},
-    programs::{CgroupAttachMode, CgroupSockAddr},
+    programs::{links::FdLink, CgroupAttachMode, CgroupSockAddr},
     util::KernelVersion,
     Ebpf,
 };
@@ -115,22 +116,36 @@ pub fn install(enforcer: &mut Enforcer, net: &CompiledNet) -> Result<(), NetErro
 }
 
 /// Attaches every network program to each cgroup directory in `cgroups` (absolute paths,
-/// from [`attach_points`]); enforcement of network classes starts here.
+/// from [`attach_points`]); enforcement of network classes starts here. The links go to the
+/// `Enforcer`, to be pinned.
 pub fn attach(enforcer: &mut Enforcer, cgroups: &[PathBuf]) -> Result<(), NetError> {
-    let ebpf = enforcer.ebpf_mut();
     for dir in cgroups {
-        let fd = File::open(dir).map_err(|source| NetError::Cgroup {
+        let cgroup_err = |source| NetError::Cgroup {
             path: dir.clone(),
             source,
-        })?;
+        };
+        let fd = File::open(dir).map_err(cgroup_err)?;
+        // The cgroup v2 id is the inode number of its directory.
+        let cgroup_id = fd.metadata().map_err(cgroup_err)?.ino();
         for &name in NET_PROGRAMS {
-            program(ebpf, name)?
+            let attach_err = |cause: String| NetError::Attach {
+                program: name,
+                cgroup: dir.clone(),
+                cause,
+            };
+            let prog = program(enforcer.ebpf_mut(), name)?;
+            let id = prog
                 .attach(&fd, attach_mode())
-                .map_err(|source| NetError::Attach {
-                    program: name,
-                    cgroup: dir.clone(),
-                    cause: super::loader::innermost_cause(&source).0,
-                })?;
+                .map_err(|e| attach_err(super::loader::innermost_cause(&e).0))?;
+            let link = prog
+                .take_link(id)
+                .map_err(|e| attach_err(super::loader::innermost_cause(&e).0))?;
+            let link = FdLink::try_from(link).map_err(|e| {
+                attach_err(format!(
+                    "{e}: the kernel attached it without a BPF link, which cannot be pinned"
+                ))
+            })?;
+            enforcer.keep_link(format!("net-{name}-cg{cgroup_id}"), link);
         }
     }
     Ok(())
