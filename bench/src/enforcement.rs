@@ -17,10 +17,11 @@ use std::{fs, path::PathBuf, process::Command, time::Instant};
 use anyhow::{bail, Context, Result};
 use governor_bench::{
     policy::{self, Layout},
-    report::Row,
+    report::{Breakdown, Row},
 };
 
 use crate::{
+    bpfstats::{self, StatsOn},
     daemon::Daemon,
     ops::{Fixture, Op},
     schedule,
@@ -131,7 +132,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
 }
 
 fn measure(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     layout: &Layout,
     canary: &std::path::Path,
     cgroups: &mut Cgroups,
@@ -197,6 +198,15 @@ fn measure(
             Ok(took.as_nanos() as f64 / c.iters as f64)
         },
     )?;
+    let mut cgroups = cgroups.borrow_mut();
+    ctx.breakdown.extend(breakdown(
+        ctx,
+        &fx,
+        &cases,
+        &mut cgroups,
+        canary,
+        &policy_file,
+    )?);
     drop(fx);
     Ok(cases
         .iter()
@@ -211,6 +221,46 @@ fn measure(
             with_ns,
         })
         .collect())
+}
+
+/// One more daemon start, with the kernel's BPF statistics on: one batch of each case, and
+/// the run time of each of governor's programs during it.
+fn breakdown(
+    ctx: &Ctx,
+    fx: &Fixture,
+    cases: &[Case],
+    cgroups: &mut Cgroups,
+    canary: &std::path::Path,
+    policy_file: &std::path::Path,
+) -> Result<Vec<Breakdown>> {
+    cgroups.enter(Who::NonAgent)?;
+    let log = ctx.scratch.join("daemon-stats.log");
+    let daemon = Daemon::start(&ctx.governor, policy_file, &log, 0)?;
+    check_enforcing(ctx, &daemon)?;
+    check_canary(cgroups, canary, true)?;
+    let stats = StatsOn::enable()?;
+    let mut out = Vec::new();
+    for c in cases {
+        cgroups.enter(c.who)?;
+        let before = bpfstats::snapshot()?;
+        let took = fx.run(c.op, c.iters)?;
+        let after = bpfstats::snapshot()?;
+        let n = c.iters as f64;
+        out.push(Breakdown {
+            op: c.op.name().into(),
+            who: c.who.name().into(),
+            ns_per_op: took.as_nanos() as f64 / n,
+            programs: bpfstats::delta(&before, &after)
+                .into_iter()
+                .map(|(name, d)| (name, d.runs as f64 / n, d.run_ns as f64 / d.runs as f64))
+                .collect(),
+        });
+    }
+    drop(stats);
+    cgroups.enter(Who::NonAgent)?;
+    daemon.stop()?;
+    check_canary(cgroups, canary, false)?;
+    Ok(out)
 }
 
 /// Creates `n` protected files, [`policy::FILES_PER_DIR`] per directory.

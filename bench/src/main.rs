@@ -8,6 +8,7 @@
 //! To add a benchmark group, write a module with a `run(&mut Ctx) -> Result<Vec<Row>>` (use
 //! [`schedule::run`] for the interleaved blocks) and list it in [`GROUPS`].
 
+mod bpfstats;
 mod daemon;
 mod enforcement;
 mod ops;
@@ -98,6 +99,8 @@ pub struct Ctx {
     pub governor: PathBuf,
     pub scratch: PathBuf,
     pub machine: Map<String, Value>,
+    /// Where the time goes with governor attached (kernel BPF statistics), per case.
+    pub breakdown: Vec<report::Breakdown>,
 }
 
 fn main() -> ExitCode {
@@ -133,6 +136,7 @@ fn run() -> Result<bool> {
         governor,
         scratch,
         machine,
+        breakdown: Vec::new(),
     };
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -146,7 +150,14 @@ fn run() -> Result<bool> {
     ctx.machine
         .insert("seconds".into(), started.elapsed().as_secs().into());
     println!("\n{}", report::table(&rows)?);
-    let json = report::to_json(ctx.machine, &rows)?;
+    if !ctx.breakdown.is_empty() {
+        println!(
+            "Where the time goes with governor attached (kernel BPF statistics, one batch \
+             each):\n{}",
+            report::breakdown_table(&ctx.breakdown)
+        );
+    }
+    let json = report::to_json(ctx.machine, &rows, &ctx.breakdown)?;
     println!("{JSON_MARKER}{json}");
     Ok(json["pass"] == true)
 }

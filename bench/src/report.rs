@@ -128,8 +128,13 @@ pub fn all_pass(rows: &[Row]) -> Result<bool, StatsError> {
     Ok(true)
 }
 
-/// The machine-readable report: `machine` (facts about where it ran), the rows, and `pass`.
-pub fn to_json(machine: Map<String, Value>, rows: &[Row]) -> Result<Value, StatsError> {
+/// The machine-readable report: `machine` (facts about where it ran), the rows, the
+/// breakdowns, and `pass`.
+pub fn to_json(
+    machine: Map<String, Value>,
+    rows: &[Row],
+    breakdown: &[Breakdown],
+) -> Result<Value, StatsError> {
     let rows = rows
         .iter()
         .map(Row::to_json)
@@ -139,8 +144,106 @@ pub fn to_json(machine: Map<String, Value>, rows: &[Row]) -> Result<Value, Stats
         "schema": 1,
         "machine": machine,
         "rows": rows,
+        "breakdown": breakdown.iter().map(Breakdown::to_json).collect::<Vec<_>>(),
         "pass": pass,
     }))
+}
+
+/// Where one operation's time goes with governor attached, from the kernel's BPF statistics
+/// (see the driver's `bpfstats`): measured inside one batch, so other load on the machine
+/// inflates the programs' time and the operation's alike, and their ratio stays meaningful
+/// where the with/without comparison drowns in noise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breakdown {
+    pub op: String,
+    pub who: String,
+    /// Wall-clock ns/op of the batch, programs included.
+    pub ns_per_op: f64,
+    /// Per program: name, runs per operation, ns per run.
+    pub programs: Vec<(String, f64, f64)>,
+}
+
+impl Breakdown {
+    /// ns/op spent in governor's programs.
+    pub fn bpf_ns_per_op(&self) -> f64 {
+        self.programs.iter().map(|(_, runs, ns)| runs * ns).sum()
+    }
+
+    /// The overhead the programs' own run time accounts for, in percent of the operation
+    /// without them.
+    pub fn program_overhead_pct(&self) -> f64 {
+        let bpf = self.bpf_ns_per_op();
+        100.0 * bpf / (self.ns_per_op - bpf)
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "op": self.op,
+            "who": self.who,
+            "ns_per_op": self.ns_per_op,
+            "bpf_ns_per_op": self.bpf_ns_per_op(),
+            "program_overhead_pct": self.program_overhead_pct(),
+            "programs": self.programs.iter().map(|(name, runs, ns)| json!({
+                "name": name, "runs_per_op": runs, "ns_per_run": ns,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The breakdown as text: one line per operation and caller, its programs by cost.
+pub fn breakdown_table(rows: &[Breakdown]) -> String {
+    let mut out = format!(
+        "{:<15} {:<10} {:>10} {:>9} {:>9}  {}\n",
+        "operation", "who", "ns/op", "bpf ns", "bpf %", "programs (runs/op × ns/run)"
+    );
+    for b in rows {
+        let mut progs = b.programs.clone();
+        progs.sort_by(|x, y| (y.1 * y.2).total_cmp(&(x.1 * x.2)));
+        let progs: Vec<String> = progs
+            .iter()
+            .map(|(name, runs, ns)| format!("{name} {runs:.2}×{ns:.0}"))
+            .collect();
+        out.push_str(&format!(
+            "{:<15} {:<10} {:>10.0} {:>9.0} {:>8.2}%  {}\n",
+            b.op,
+            b.who,
+            b.ns_per_op,
+            b.bpf_ns_per_op(),
+            b.program_overhead_pct(),
+            if progs.is_empty() {
+                "(none ran)".to_owned()
+            } else {
+                progs.join(", ")
+            }
+        ));
+    }
+    out
+}
+
+/// The breakdowns of a report made by [`to_json`]; `None` if it has none.
+pub fn breakdown_from_json(report: &Value) -> Option<Vec<Breakdown>> {
+    report["breakdown"]
+        .as_array()?
+        .iter()
+        .map(|b| {
+            Some(Breakdown {
+                op: b["op"].as_str()?.to_owned(),
+                who: b["who"].as_str()?.to_owned(),
+                ns_per_op: b["ns_per_op"].as_f64()?,
+                programs: b["programs"]
+                    .as_array()?
+                    .iter()
+                    .map(|p| {
+                        Some((
+                            p["name"].as_str()?.to_owned(),
+                            p["runs_per_op"].as_f64()?,
+                            p["ns_per_run"].as_f64()?,
+                        ))
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+            })
+        })
+        .collect()
 }
 
 /// The rows of a report made by [`to_json`]; `None` if it is not one.
@@ -215,7 +318,7 @@ mod tests {
         assert!(!all_pass(&[pass.clone(), fail.clone()]).unwrap());
         assert!(all_pass(std::slice::from_ref(&pass)).unwrap());
 
-        let j = to_json(Map::new(), &[pass.clone(), fail.clone()]).unwrap();
+        let j = to_json(Map::new(), &[pass.clone(), fail.clone()], &[]).unwrap();
         assert_eq!(rows_from_json(&j), Some(vec![pass, fail]));
         assert_eq!(rows_from_json(&json!({"rows": [{"op": "x"}]})), None);
         assert_eq!(j["pass"], false);
@@ -237,6 +340,32 @@ mod tests {
     #[test]
     fn malformed_rows_are_errors() {
         assert!(table(&[row("x", 1.0, &[100.0], &[101.0])]).is_err());
-        assert!(to_json(Map::new(), &[row("x", 1.0, &[100.0, 0.0], &[101.0])]).is_err());
+        assert!(to_json(Map::new(), &[row("x", 1.0, &[100.0, 0.0], &[101.0])], &[]).is_err());
+    }
+
+    #[test]
+    fn breakdown_sums_programs() {
+        let b = Breakdown {
+            op: "open+read".into(),
+            who: "non-agent".into(),
+            ns_per_op: 1100.0,
+            programs: vec![
+                ("file_open".into(), 1.0, 30.0),
+                ("file_permission".into(), 2.0, 35.0),
+            ],
+        };
+        assert_eq!(b.bpf_ns_per_op(), 100.0);
+        assert!((b.program_overhead_pct() - 10.0).abs() < 1e-9);
+        let t = breakdown_table(std::slice::from_ref(&b));
+        let line = t.lines().nth(1).unwrap();
+        assert!(line.contains("10.00%"), "{t}");
+        // The costliest program first.
+        assert!(
+            line.ends_with("file_permission 2.00×35, file_open 1.00×30"),
+            "{t}"
+        );
+        let j = to_json(Map::new(), &[], std::slice::from_ref(&b)).unwrap();
+        assert_eq!(j["breakdown"][0]["bpf_ns_per_op"], 100.0);
+        assert_eq!(breakdown_from_json(&j), Some(vec![b]));
     }
 }

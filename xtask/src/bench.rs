@@ -118,6 +118,10 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     let rows = report::rows_from_json(&report).context("the driver's report has no valid rows")?;
     println!("\n== bench: Linux {} ==", args.kernel);
     print!("{}", report::table(&rows)?);
+    if let Some(b) = report::breakdown_from_json(&report).filter(|b| !b.is_empty()) {
+        println!("\nWhere the time goes with governor attached (kernel BPF statistics):");
+        print!("{}", report::breakdown_table(&b));
+    }
     println!(
         "host load average (1 min) before/after: {} / {}; report: {}",
         report["machine"]["host_load_before"],
