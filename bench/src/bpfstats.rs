@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, io};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 const BPF_PROG_GET_NEXT_ID: i64 = 11;
 const BPF_PROG_GET_FD_BY_ID: i64 = 13;
@@ -78,7 +78,13 @@ pub fn snapshot() -> Result<BTreeMap<String, Counters>> {
         let mut attr: Attr = [0; 16];
         attr[0] = u64::from(id);
         match bpf(BPF_PROG_GET_NEXT_ID, &mut attr) {
-            Ok(_) => id = (attr[0] >> 32) as u32,
+            Ok(_) => {
+                let next = (attr[0] >> 32) as u32;
+                if next <= id {
+                    bail!("BPF_PROG_GET_NEXT_ID after {id} gave {next}: not increasing");
+                }
+                id = next;
+            }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(out),
             Err(e) => return Err(e).context("BPF_PROG_GET_NEXT_ID"),
         }
