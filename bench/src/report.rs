@@ -166,7 +166,10 @@ pub struct Breakdown {
 impl Breakdown {
     /// ns/op spent in governor's programs.
     pub fn bpf_ns_per_op(&self) -> f64 {
-        self.programs.iter().map(|(_, runs, ns)| runs * ns).sum()
+        // fold, not sum: an empty f64 sum is -0.0.
+        self.programs
+            .iter()
+            .fold(0.0, |total, (_, runs, ns)| total + runs * ns)
     }
 
     /// The overhead the programs' own run time accounts for, in percent of the operation
@@ -199,8 +202,11 @@ pub fn breakdown_table(rows: &[Breakdown]) -> String {
     for b in rows {
         let mut progs = b.programs.clone();
         progs.sort_by(|x, y| (y.1 * y.2).total_cmp(&(x.1 * x.2)));
+        // Programs that ran in under one operation in 20 (other processes' doing) are in
+        // the sum and the JSON, not in the text.
         let progs: Vec<String> = progs
             .iter()
+            .filter(|(_, runs, _)| *runs >= 0.05)
             .map(|(name, runs, ns)| format!("{name} {runs:.2}×{ns:.0}"))
             .collect();
         out.push_str(&format!(
@@ -364,6 +370,17 @@ mod tests {
             line.ends_with("file_permission 2.00×35, file_open 1.00×30"),
             "{t}"
         );
+        let rare = Breakdown {
+            programs: vec![("ptrace_access_c".into(), 0.01, 1000.0)],
+            ..b.clone()
+        };
+        let t = breakdown_table(&[rare]);
+        assert!(t.lines().nth(1).unwrap().ends_with("(none ran)"), "{t}");
+        let empty = Breakdown {
+            programs: vec![],
+            ..b.clone()
+        };
+        assert!(empty.bpf_ns_per_op().is_sign_positive());
         let j = to_json(Map::new(), &[], std::slice::from_ref(&b)).unwrap();
         assert_eq!(j["breakdown"][0]["bpf_ns_per_op"], 100.0);
         assert_eq!(breakdown_from_json(&j), Some(vec![b]));
