@@ -120,15 +120,19 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
         current: None,
     };
     let result = measure(ctx, &layout, &protected[0], &mut cgroups);
-    home.enter()?;
-    cgroups.agent.remove()?;
-    cgroups.host.remove()?;
-    Cgroup {
-        rel: CGROUP_PARENT.into(),
-    }
-    .remove()?;
+    // Clean up even after a failure, but report the failure rather than the clean-up's.
+    let cleanup = home.enter().and_then(|()| {
+        cgroups.agent.remove()?;
+        cgroups.host.remove()?;
+        Cgroup {
+            rel: CGROUP_PARENT.into(),
+        }
+        .remove()
+    });
     let _ = fs::remove_dir_all(&layout.root);
-    result
+    let rows = result?;
+    cleanup?;
+    Ok(rows)
 }
 
 fn measure(
