@@ -1,8 +1,9 @@
-//! Developer tasks for governor (`cargo xtask <subcommand>`): tool set-up and
-//! a QEMU runner that executes commands under a BPF-LSM capable kernel. Each
+//! Developer tasks for governor (`cargo xtask <subcommand>`): tool set-up, a QEMU runner
+//! that executes commands under a BPF-LSM capable kernel, tests, demo and benchmarks. Each
 //! subcommand lives in its own module; add new ones to [`Task`].
 
 mod accel;
+mod bench;
 mod cmd;
 mod demo;
 mod guest;
@@ -36,6 +37,8 @@ enum Task {
     Test(test::TestArgs),
     /// The demo: an agent tries to wipe a protected directory on a real BPF-LSM kernel.
     Demo(demo::DemoArgs),
+    /// Benchmarks (enforcement overhead) in one VM boot; fails if a target is missed.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +58,6 @@ fn run() -> anyhow::Result<i32> {
         Task::Vm(args) => vm::cli(args),
         Task::Test(args) => test::run(args),
         Task::Demo(args) => demo::run(args),
+        Task::Bench(args) => bench::run(args),
     }
 }

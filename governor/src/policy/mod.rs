@@ -226,10 +226,12 @@ impl Validator<'_> {
         }
         self.agent_names = agents.iter().map(|a| a.name.clone()).collect();
         let mut protected: Vec<Protected> = Vec::new();
+        // A set, not a scan of `protected`: policies list tens of thousands of paths.
+        let mut seen = std::collections::HashSet::new();
         for (i, p) in raw.protect.into_iter().enumerate() {
             let path_at = p.get_ref().path.clone();
             let prot = self.protect(i, p.into_inner());
-            if protected.iter().any(|x| x.path == prot.path) {
+            if !seen.insert(prot.path.clone()) {
                 self.problem(
                     &path_at,
                     &format!("protect[{i}].path"),

@@ -1,0 +1,143 @@
+//! Starting and stopping `governor daemon` for the "with governor" blocks. Its log goes to a
+//! file (JSON lines), so a busy log can never block it, and is shown when it fails to start.
+
+use std::{
+    fs::{self, File},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// How long a start may take: under QEMU TCG the daemon parses the kernel's BTF and resolves
+/// every protected path.
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running daemon; killed if dropped without [`Daemon::stop`].
+pub struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `governor daemon` on `policy` with its log in `log`, on CPU `cpu`, and waits
+    /// until it reports that it enforces (its ready file).
+    pub fn start(governor: &Path, policy: &Path, log: &Path, cpu: usize) -> Result<Daemon> {
+        let ready = log.with_extension("ready");
+        let _ = fs::remove_file(&ready);
+        let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let mut cmd = Command::new(governor);
+        cmd.args(["daemon", "--log-format", "json", "--policy"])
+            .arg(policy)
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        // SAFETY: the closure only makes async-signal-safe calls (sched_setaffinity).
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} daemon", governor.display()))?;
+        let mut d = Daemon {
+            child: Some(child),
+            log: log.to_owned(),
+        };
+        let started = Instant::now();
+        while !ready.exists() {
+            if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!(
+                    "governor daemon exited with {status} before enforcing; its log:\n{}",
+                    d.log_text()
+                );
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "governor daemon not ready within {}s; its log:\n{}",
+                    START_TIMEOUT.as_secs(),
+                    d.log_text()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        Ok(d)
+    }
+
+    /// The daemon's `enforcing` log record (counts of what it loaded).
+    pub fn enforcing(&self) -> Result<Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["message"] == "enforcing")
+            .with_context(|| {
+                format!(
+                    "no `enforcing` line in the daemon log:\n{}",
+                    self.log_text()
+                )
+            })
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_else(|e| format!("({}: {e})", self.log.display()))
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it to exit cleanly.
+    pub fn stop(mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // SAFETY: kill(2) on our own child, which has not been reaped yet.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!(
+                        "governor daemon exited with {status} on SIGTERM; its log:\n{}",
+                        self.log_text()
+                    );
+                }
+                return Ok(());
+            }
+            if started.elapsed() > STOP_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "governor daemon did not stop within {}s of SIGTERM",
+                    STOP_TIMEOUT.as_secs()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: as in `stop`.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let started = Instant::now();
+            while child.try_wait().ok().flatten().is_none() {
+                if started.elapsed() > STOP_TIMEOUT {
+                    let _ = child.kill();
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! `governor-bench`: the benchmark driver. Runs as root inside the BPF-LSM VM (`cargo xtask
+//! bench` starts it), measures each benchmark group without and with governor, prints a
+//! table, and prints the JSON report on one line starting with
+//! [`governor_bench::JSON_MARKER`].
+//!
+//! Exit codes: 0 every target met, 1 a target missed, 2 the benchmark could not run.
+//!
+//! To add a benchmark group, write a module with a `run(&mut Ctx) -> Result<Vec<Row>>` (use
+//! [`schedule::run`] for the interleaved blocks) and list it in [`GROUPS`].
+
+mod bpfstats;
+mod daemon;
+mod enforcement;
+mod ops;
+mod schedule;
+mod sys;
+
+use std::{path::PathBuf, process::ExitCode, time::Instant};
+
+use anyhow::{bail, Context, Result};
+use governor_bench::{report, JSON_MARKER};
+use serde_json::{Map, Value};
+
+use crate::schedule::Schedule;
+
+type GroupFn = fn(&mut Ctx) -> Result<Vec<report::Row>>;
+
+/// Every benchmark group, in the order they run.
+const GROUPS: &[(&str, GroupFn)] = &[(enforcement::NAME, enforcement::run)];
+
+const USAGE: &str = "usage: governor-bench [--group NAME]... [--rounds N] [--repeats N] \
+[--batch-ms MS] [--paths N] [--rules N]
+  --group     run only this group (repeatable; groups: enforcement)
+  --rounds    blocks with governor (default 3; there is one more block without it)
+  --repeats   timed batches of each case per block; the fastest counts (default 5)
+  --batch-ms  target duration of one timed batch (default 100)
+  --paths     protected paths loaded (default 10000)
+  --rules     network rules loaded (default 1000)";
+
+/// Command-line options.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub groups: Vec<String>,
+    pub schedule: Schedule,
+    pub batch_ms: u64,
+    pub paths: usize,
+    pub rules: usize,
+}
+
+impl Opts {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Opts> {
+        let mut o = Opts {
+            groups: Vec::new(),
+            schedule: Schedule {
+                rounds: 3,
+                repeats: 5,
+            },
+            batch_ms: 100,
+            paths: 10_000,
+            rules: 1000,
+        };
+        while let Some(flag) = args.next() {
+            if flag == "--help" || flag == "-h" {
+                bail!("{USAGE}");
+            }
+            let value = args
+                .next()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+            let num = || -> Result<u64> {
+                value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("{flag} wants a positive number, not {value:?}"))
+            };
+            match flag.as_str() {
+                "--group" => {
+                    if !GROUPS.iter().any(|(n, _)| *n == value) {
+                        bail!("no benchmark group {value:?}\n{USAGE}");
+                    }
+                    o.groups.push(value.clone());
+                }
+                "--rounds" => o.schedule.rounds = num()? as usize,
+                "--repeats" => o.schedule.repeats = num()? as usize,
+                "--batch-ms" => o.batch_ms = num()?,
+                "--paths" => o.paths = num()? as usize,
+                "--rules" => o.rules = num()? as usize,
+                _ => bail!("unknown option {flag:?}\n{USAGE}"),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// What every group gets: options, the governor binary, a scratch directory, and the
+/// report's `machine` facts, which a group may add to.
+pub struct Ctx {
+    pub opts: Opts,
+    pub governor: PathBuf,
+    pub scratch: PathBuf,
+    pub machine: Map<String, Value>,
+    /// Where the time goes with governor attached (kernel BPF statistics), per case.
+    pub breakdown: Vec<report::Breakdown>,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("governor-bench: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<bool> {
+    let opts = Opts::parse(std::env::args().skip(1))?;
+    sys::require_root_and_bpf_lsm()?;
+    let governor =
+        std::env::var_os("GOVERNOR_BIN").map_or_else(|| PathBuf::from("governor"), PathBuf::from);
+    let cpus = sys::cpu_count();
+    // The loops run on the last CPU, the daemon on CPU 0.
+    sys::pin_to_cpu(cpus - 1)?;
+    let mut machine = Map::new();
+    machine.insert("kernel".into(), sys::kernel_release().into());
+    machine.insert("cpus".into(), cpus.into());
+    machine.insert("cpu_model".into(), sys::cpu_model().into());
+    machine.insert("rounds".into(), opts.schedule.rounds.into());
+    machine.insert("repeats".into(), opts.schedule.repeats.into());
+    machine.insert("batch_ms".into(), opts.batch_ms.into());
+    let scratch = PathBuf::from("/tmp/governor-bench");
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let mut ctx = Ctx {
+        opts,
+        governor,
+        scratch,
+        machine,
+        breakdown: Vec::new(),
+    };
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for (name, group) in GROUPS {
+        if !ctx.opts.groups.is_empty() && !ctx.opts.groups.iter().any(|g| g == name) {
+            continue;
+        }
+        eprintln!("bench: group {name}");
+        rows.extend(group(&mut ctx).with_context(|| format!("benchmark group {name}"))?);
+    }
+    ctx.machine
+        .insert("seconds".into(), started.elapsed().as_secs().into());
+    println!("\n{}", report::table(&rows)?);
+    if !ctx.breakdown.is_empty() {
+        println!(
+            "Where the time goes with governor attached (kernel BPF statistics, one batch \
+             each):\n{}",
+            report::breakdown_table(&ctx.breakdown)
+        );
+    }
+    let json = report::to_json(ctx.machine, &rows, &ctx.breakdown)?;
+    println!("{JSON_MARKER}{json}");
+    Ok(json["pass"] == true)
+}

@@ -1,0 +1,254 @@
+//! `cargo xtask bench`: governor's benchmarks, in one VM boot. Builds governor and the
+//! benchmark driver (`bench/`, crate governor-bench), runs the driver as root inside the VM,
+//! prints its table, writes its JSON report to `target/bench/<kernel>.json`, and fails if a
+//! target is missed (unless `--no-fail`). Not part of `cargo xtask test`: timings are not
+//! tests.
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use anyhow::{bail, Context, Result};
+use governor_bench::{report, JSON_MARKER};
+use serde_json::Value;
+
+use crate::{
+    cmd,
+    kernels::Series,
+    setup,
+    vm::{self, VmRun},
+};
+
+/// The driver's exit code when it could not run the benchmark at all.
+const DRIVER_ERROR: i32 = 2;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Guest kernel series.
+    #[arg(long, value_enum, default_value_t = Series::V6_12)]
+    pub kernel: Series,
+    /// Report missed targets but exit 0 (for development).
+    #[arg(long)]
+    pub no_fail: bool,
+    /// Only this benchmark group (repeatable; default: all).
+    #[arg(long)]
+    pub group: Vec<String>,
+    /// Blocks with governor; there is one more block without (each starts the daemon anew).
+    #[arg(long)]
+    pub rounds: Option<u32>,
+    /// Timed batches of each case per block (the fastest counts).
+    #[arg(long)]
+    pub repeats: Option<u32>,
+    /// Target duration of one timed batch, in milliseconds.
+    #[arg(long)]
+    pub batch_ms: Option<u32>,
+    /// Seconds before the VM is killed.
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
+}
+
+impl BenchArgs {
+    /// The driver's command-line options.
+    fn driver_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for g in &self.group {
+            a.extend(["--group".to_owned(), g.clone()]);
+        }
+        for (flag, v) in [
+            ("--rounds", self.rounds),
+            ("--repeats", self.repeats),
+            ("--batch-ms", self.batch_ms),
+        ] {
+            if let Some(v) = v {
+                a.extend([flag.to_owned(), v.to_string()]);
+            }
+        }
+        a
+    }
+}
+
+pub fn run(args: BenchArgs) -> Result<i32> {
+    setup::ensure_all()?;
+    eprintln!("\n== bench: building governor and the benchmark driver ==");
+    let bin_dir = vm::build_governor(false)?;
+    let driver = build_driver()?;
+    let load_before = host_load();
+
+    eprintln!(
+        "\n== bench: Linux {} (BPF-LSM), one VM boot ==",
+        args.kernel
+    );
+    let mut argv = vec![driver.into_os_string()];
+    argv.extend(args.driver_args().into_iter().map(Into::into));
+    let mut run = VmRun::new(args.kernel, argv);
+    run.path_prepend.push(bin_dir);
+    run.timeout = Duration::from_secs(args.timeout);
+    let mut report: Option<Value> = None;
+    let code = vm::run_in_vm_with(&run, &mut |line| {
+        if let Some(v) = report_line(&String::from_utf8_lossy(line)) {
+            report = Some(v);
+        }
+    })?;
+    if let Some(sig) = cmd::caught_signal() {
+        return Ok(128 + sig);
+    }
+    let Some(mut report) = report else {
+        eprintln!(
+            "xtask bench: the benchmark produced no report (driver exit code {code}{}); \
+             see its output above",
+            if code == DRIVER_ERROR {
+                ": it could not run"
+            } else {
+                ""
+            }
+        );
+        return Ok(if code == 0 { 1 } else { code });
+    };
+    report["machine"]["host_cpus"] = std::thread::available_parallelism()
+        .map_or(0, usize::from)
+        .into();
+    report["machine"]["host_load_before"] = load_before.into();
+    report["machine"]["host_load_after"] = host_load().into();
+
+    let out = vm::target_dir()?
+        .join("bench")
+        .join(format!("{}.json", args.kernel));
+    std::fs::create_dir_all(out.parent().context("report path has a parent")?)?;
+    std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+
+    let rows = report::rows_from_json(&report).context("the driver's report has no valid rows")?;
+    println!("\n== bench: Linux {} ==", args.kernel);
+    print!("{}", report::table(&rows)?);
+    if let Some(b) = report::breakdown_from_json(&report).filter(|b| !b.is_empty()) {
+        println!("\nWhere the time goes with governor attached (kernel BPF statistics):");
+        print!("{}", report::breakdown_table(&b));
+    }
+    println!(
+        "host load average (1 min) before/after: {} / {}; report: {}",
+        report["machine"]["host_load_before"],
+        report["machine"]["host_load_after"],
+        out.display()
+    );
+    let missed = missed(&report);
+    if missed.is_empty() {
+        println!("xtask bench: every target met");
+        return Ok(0);
+    }
+    println!(
+        "xtask bench: TARGET MISSED for {}{}",
+        missed.join(", "),
+        if args.no_fail {
+            " (--no-fail: exit 0)"
+        } else {
+            ""
+        }
+    );
+    Ok(i32::from(!args.no_fail))
+}
+
+/// The report on a guest output line starting with [`JSON_MARKER`].
+fn report_line(line: &str) -> Option<Value> {
+    let json = line.trim_end().split_once(JSON_MARKER)?.1;
+    serde_json::from_str(json).ok()
+}
+
+/// "operation/who" of every row that missed its target.
+fn missed(report: &Value) -> Vec<String> {
+    report["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter(|r| r["pass"] != true)
+                .map(|r| {
+                    format!(
+                        "{} {}/{} ({:+.1}% > {}%)",
+                        r["group"].as_str().unwrap_or("?"),
+                        r["op"].as_str().unwrap_or("?"),
+                        r["who"].as_str().unwrap_or("?"),
+                        r["overhead_pct"].as_f64().unwrap_or(f64::NAN),
+                        r["target_pct"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| vec!["(report without rows)".to_owned()])
+}
+
+/// The 1-minute load average of the host (how busy the machine under the VM was).
+fn host_load() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Builds the benchmark driver and returns its path.
+fn build_driver() -> Result<PathBuf> {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(vm::workspace_root()).args([
+        "build",
+        "-p",
+        "governor-bench",
+        "--bin",
+        "governor-bench",
+        "--message-format=json-render-diagnostics",
+    ]);
+    let out = c.output().with_context(|| format!("cannot start {c:?}"))?;
+    if !out.status.success() {
+        bail!("building the benchmark driver failed: {c:?}");
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "governor-bench")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo built no governor-bench executable")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_report_line_and_misses() {
+        assert!(report_line("bench: block 1/9 without governor").is_none());
+        assert!(report_line(&format!("{JSON_MARKER}{{not json")).is_none());
+        let line = format!(
+            "{JSON_MARKER}{}\r",
+            serde_json::json!({"pass": false, "rows": [
+                {"group": "enforcement", "op": "open+read", "who": "agent", "pass": true,
+                 "overhead_pct": 1.0, "target_pct": 3.0},
+                {"group": "enforcement", "op": "tcp connect", "who": "non-agent", "pass": false,
+                 "overhead_pct": 2.25, "target_pct": 1.0}]})
+        );
+        let r = report_line(&line).expect("report found");
+        assert_eq!(
+            missed(&r),
+            ["enforcement tcp connect/non-agent (+2.2% > 1.0%)"]
+        );
+        assert_eq!(missed(&serde_json::json!({})), ["(report without rows)"]);
+    }
+
+    #[test]
+    fn passes_only_given_options() {
+        let a = BenchArgs {
+            kernel: Series::V6_12,
+            no_fail: false,
+            group: vec!["enforcement".into()],
+            rounds: Some(2),
+            repeats: None,
+            batch_ms: Some(50),
+            timeout: 1,
+        };
+        assert_eq!(
+            a.driver_args(),
+            [
+                "--group",
+                "enforcement",
+                "--rounds",
+                "2",
+                "--batch-ms",
+                "50"
+            ]
+        );
+    }
+}
