@@ -77,6 +77,45 @@ impl CgroupFs {
             .map_err(|source| CgroupError::Io { path, source })
     }
 
+    /// Every cgroup below the one at `rel` (not itself), parents before children, as (path,
+    /// id). A cgroup for which `stop(id)` is true is left out with everything below it (a
+    /// nested agent cgroup, whose subtree is its own). Cgroups removed during the walk are
+    /// skipped.
+    pub fn descendants(
+        &self,
+        rel: &Path,
+        stop: impl Fn(u64) -> bool,
+    ) -> Result<Vec<(PathBuf, u64)>, CgroupError> {
+        use std::os::unix::fs::DirEntryExt;
+        let mut out = Vec::new();
+        let mut pending = vec![self.path(rel)];
+        while let Some(dir) = pending.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(CgroupError::Io { path: dir, source }),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|source| CgroupError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                // cgroupfs holds directories (cgroups) and interface files, no symlinks.
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                // A cgroup directory's inode number is the cgroup id.
+                let id = entry.ino();
+                if stop(id) {
+                    continue;
+                }
+                out.push((entry.path(), id));
+                pending.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+
     /// Moves process `pid` (0 = the caller) into the cgroup at `rel`.
     pub fn enter(&self, rel: &Path, pid: u32) -> Result<(), CgroupError> {
         let procs = self.path(rel).join("cgroup.procs");
