@@ -238,6 +238,8 @@ mod tests {
     fn names() {
         assert_eq!(describe(Class::Signal, 15), "SIGTERM");
         assert_eq!(describe(Class::Signal, 64), "signal 64");
+        assert_eq!(describe(Class::CgroupEscape, 1), "cgroup id 1");
+        assert_eq!(describe(Class::CgroupEscape, 0), "cgroup (unreadable)");
         assert_eq!(
             describe(Class::Signal, owner(OWNER_F_SETOWN, true)),
             "SIGIO as file owner (F_SETOWN) to a process group"

@@ -168,6 +168,55 @@ mod tests {
     }
 
     #[test]
+    fn descendants_lists_every_level_and_stops_at_nested_agents() {
+        let root = std::env::temp_dir().join(format!("governor-cgroup-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for d in ["agent/a/a1/a2", "agent/b", "agent/nested/n1", "other/o"] {
+            fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        fs::write(root.join("agent/cgroup.procs"), "").expect("a file, not a cgroup");
+        let fs = CgroupFs { root: root.clone() };
+        let nested = fs.id(Path::new("agent/nested")).expect("id");
+        let found = fs
+            .descendants(Path::new("agent"), |id| id == nested)
+            .expect("walk");
+        let mut rel: Vec<String> = found
+            .iter()
+            .map(|(p, _)| {
+                p.strip_prefix(&root)
+                    .expect("below root")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        rel.sort();
+        assert_eq!(rel, ["agent/a", "agent/a/a1", "agent/a/a1/a2", "agent/b"]);
+        for (path, id) in &found {
+            assert_eq!(
+                fs::metadata(path).expect("stat").ino(),
+                *id,
+                "{}",
+                path.display()
+            );
+        }
+        let pos = |r: &str| {
+            found
+                .iter()
+                .position(|(p, _)| p.ends_with(r))
+                .expect("listed")
+        };
+        assert!(
+            pos("a") < pos("a1") && pos("a1") < pos("a2"),
+            "parents first: {found:?}"
+        );
+        assert!(fs
+            .descendants(Path::new("missing"), |_| false)
+            .expect("gone")
+            .is_empty());
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
     fn unescapes_spaces() {
         assert_eq!(unescape_mountinfo(r"/mnt/a\040b"), "/mnt/a b");
         assert_eq!(unescape_mountinfo(r"/plain"), "/plain");

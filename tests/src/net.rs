@@ -526,6 +526,7 @@ deny = ["connect"]
             *seen
                 .entry((
                     v["agent"].to_string(),
+                    v["cgroup_id"].to_string(),
                     v["class"].to_string(),
                     v["addr"].to_string(),
                     v["port"].to_string(),
