@@ -9,6 +9,7 @@
 //! | setid            | HostDecision   | [`setid`]: which id, its new value, and whether by exec |
 //! | bpf              | HostDecision   | the bpf(2) command (`BPF_MAP_CREATE` = 0, ...)        |
 //! | kernel-module    | HostDecision   | how: [`MODULE_VIA_REQUEST`], [`MODULE_VIA_FILE`], [`MODULE_VIA_DATA`] |
+//! | cgroup-escape    | HostDecision   | id of the cgroup whose `cgroup.procs`/`cgroup.threads` was to be written (0: unreadable) |
 
 #[cfg(any(test, feature = "user"))]
 use crate::{maps::CredId, Class};
@@ -207,6 +208,10 @@ pub fn describe(class: Class, detail: u64) -> alloc::string::String {
             MODULE_VIA_DATA => "init_module".into(),
             _ => format!("module ({detail})"),
         },
+        Class::CgroupEscape => match detail {
+            0 => "cgroup (unreadable)".into(),
+            id => format!("cgroup id {id}"),
+        },
         _ => format!("{detail}"),
     }
 }
@@ -233,6 +238,8 @@ mod tests {
     fn names() {
         assert_eq!(describe(Class::Signal, 15), "SIGTERM");
         assert_eq!(describe(Class::Signal, 64), "signal 64");
+        assert_eq!(describe(Class::CgroupEscape, 1), "cgroup id 1");
+        assert_eq!(describe(Class::CgroupEscape, 0), "cgroup (unreadable)");
         assert_eq!(
             describe(Class::Signal, owner(OWNER_F_SETOWN, true)),
             "SIGIO as file owner (F_SETOWN) to a process group"

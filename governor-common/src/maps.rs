@@ -1,6 +1,8 @@
 //! Map names, map key/value layouts and the kernel-offsets global.
 
 /// Agent cgroups: key = cgroup v2 id (the cgroup directory's inode number), value = [`AgentInfo`].
+/// Holds the policy's agent cgroups and every cgroup below them ([`AGENT_FLAG_INHERITED`]), so
+/// that one lookup of the current cgroup id answers "is this task an agent?".
 pub const AGENTS: &str = "GOV_AGENTS";
 /// Protected inodes: key = [`InodeKey`], value = [`ProtectedRule`].
 pub const PROTECTED: &str = "GOV_PROTECTED";
@@ -25,8 +27,10 @@ pub const LEASES: &str = "GOV_LEASES";
 /// When present they replace the resource's default masks for that agent.
 pub const AGENT_RULES: &str = "GOV_AGENT_RULES";
 
-/// Capacity of [`AGENTS`].
+/// Most agents a policy may name.
 pub const MAX_AGENTS: u32 = 1024;
+/// Capacity of [`AGENTS`]: the policy's agent cgroups and every cgroup below them.
+pub const MAX_AGENT_CGROUPS: u32 = 65_536;
 /// Capacity of [`PROTECTED`].
 pub const MAX_PROTECTED: u32 = 65_536;
 /// Capacity of [`ANCESTORS`].
@@ -50,6 +54,11 @@ pub const AGENT_UNKNOWN: u32 = u32::MAX;
 /// Bit in [`AgentInfo::flags`]: the agent may execute (exec or `PROT_EXEC`-map) files that
 /// have no name on any filesystem (`i_nlink == 0`: memfd, `O_TMPFILE`, deleted files).
 pub const AGENT_FLAG_ALLOW_FILELESS_EXEC: u32 = 2;
+/// Bit in [`AgentInfo::flags`]: the cgroup is not named by the policy but lies below an agent
+/// cgroup; it was registered with its parent's agent and flags, by the kernel when it was
+/// created (`cgroup:cgroup_mkdir`) or by the daemon at start for cgroups that already existed.
+/// The kernel removes such entries when the cgroup is removed (`cgroup:cgroup_rmdir`).
+pub const AGENT_FLAG_INHERITED: u32 = 4;
 
 /// An agent cgroup, as the kernel sees it.
 #[repr(C)]
@@ -292,6 +301,10 @@ pub enum Counter {
     LeaseAllowed = 4,
     /// Lease-class operations denied because the matching lease had expired.
     LeaseExpired = 5,
+    /// Cgroups created below an agent cgroup that could not be registered in [`AGENTS`]
+    /// (map full): their tasks are not agents to the BPF-LSM programs (agents cannot move
+    /// into them, see `CgroupEscape`; the network programs treat them as unknown agents).
+    CgroupUntracked = 6,
 }
 pub const COUNTER_SLOTS: u32 = 8;
 
@@ -366,11 +379,19 @@ pub struct KernelOffsets {
     pub mount_mnt_parent: u32,
     /// `struct mount::mnt_mountpoint`
     pub mount_mnt_mountpoint: u32,
+    /// `struct inode::i_private` (on kernfs, the inode's `struct kernfs_node`)
+    pub inode_i_private: u32,
+    /// `struct kernfs_node::parent` (`__parent` since 6.15)
+    pub kernfs_node_parent: u32,
+    /// `struct kernfs_node::name`
+    pub kernfs_node_name: u32,
+    /// `struct super_block::s_magic`
+    pub super_block_s_magic: u32,
     /// Non-zero once userspace filled the struct; programs fail closed while it is zero.
     pub valid: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 136);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152);
 
 impl KernelOffsets {
     /// All zero: what the object carries until userspace fills it (`valid == 0`).
@@ -407,6 +428,10 @@ impl KernelOffsets {
         mount_mnt: 0,
         mount_mnt_parent: 0,
         mount_mnt_mountpoint: 0,
+        inode_i_private: 0,
+        kernfs_node_parent: 0,
+        kernfs_node_name: 0,
+        super_block_s_magic: 0,
         valid: 0,
         _pad: 0,
     };

@@ -22,7 +22,10 @@ pub struct Agent {
     pub info: AgentInfo,
 }
 
-/// Looks the current task's cgroup up in the agent map.
+/// Looks the current task's cgroup up in the agent map. A task is an agent when its cgroup or
+/// any ancestor is an agent cgroup; every cgroup below an agent cgroup is in the map too
+/// (`crate::cgroup`), so one lookup answers for the whole subtree. `cgroup_id` is the task's
+/// own cgroup, `info` names the agent it belongs to.
 #[inline(always)]
 pub fn current() -> Option<Agent> {
     // SAFETY: plain helper call.
@@ -34,7 +37,8 @@ pub fn current() -> Option<Agent> {
 
 /// The current task as an agent, for hooks that only run for tasks in an agent cgroup's
 /// subtree (cgroup programs attached to agent cgroups): a task in a descendant cgroup that is
-/// not registered itself is an agent of unknown id, in enforce mode (fail closed).
+/// not registered (`Counter::CgroupUntracked`: the map was full) is an agent of unknown id, in
+/// enforce mode (fail closed).
 #[inline(always)]
 pub fn current_or_unknown() -> Agent {
     // SAFETY: plain helper call.

@@ -139,9 +139,9 @@ pub enum Relation {
 
 /// Is `target` inside `agent`'s cgroup subtree (or another cgroup of the same agent)?
 ///
-/// The acting task is in the agent's registered cgroup (that is how [`crate::agent::current`]
-/// found it), so its cgroup is the subtree root: the target is inside if its cgroup is that one,
-/// or has it as ancestor at the agent's level, or is registered for the same agent.
+/// The target is inside if its cgroup is the acting task's, or has the acting task's cgroup
+/// as ancestor, or is registered for the same agent (every cgroup below an agent cgroup is,
+/// see `crate::cgroup`, so this also covers the agent's other branches and its root).
 #[inline(always)]
 pub fn relation(agent: &Agent, off: &KernelOffsets, target: *const u8) -> Relation {
     let own = task_cgroup(off, current_task());

@@ -3,11 +3,13 @@
 //! One module per hook family; each holds its thin entry points (with the kernel prototype
 //! quoted above them) and the logic they call: `file` (BPF-LSM file classes), `task`
 //! (process classes), `host` (host-wide classes), `net` (cgroup sock_addr programs,
-//! independent of BPF-LSM). Shared layouts and map names live in `governor-common`.
+//! independent of BPF-LSM), `cgroup` (agent cgroup subtrees: tracepoints registering
+//! descendants, and the cgroup-escape hook). Shared layouts and map names live in `governor-common`.
 #![no_std]
 #![no_main]
 
 mod agent;
+mod cgroup;
 mod emit;
 mod file;
 mod host;

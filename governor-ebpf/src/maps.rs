@@ -7,8 +7,8 @@ use aya_ebpf::{
 };
 use governor_common::{
     maps::{
-        COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENTS, MAX_AGENT_RULES, MAX_ANCESTORS, MAX_BINARIES,
-        MAX_LEASES, MAX_PROTECTED,
+        COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENT_CGROUPS, MAX_AGENT_RULES, MAX_ANCESTORS,
+        MAX_BINARIES, MAX_LEASES, MAX_PROTECTED,
     },
     net::{Ip4, Ip6, NetOffsets, NetRules, KEY4_BYTES, KEY6_BYTES, MAX_NET_PREFIXES},
     AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks, ProtectedRule,
@@ -16,7 +16,7 @@ use governor_common::{
 
 /// `maps::AGENTS`
 #[map]
-pub static GOV_AGENTS: HashMap<u64, AgentInfo> = HashMap::with_max_entries(MAX_AGENTS, 0);
+pub static GOV_AGENTS: HashMap<u64, AgentInfo> = HashMap::with_max_entries(MAX_AGENT_CGROUPS, 0);
 
 /// `maps::PROTECTED`
 #[map]

@@ -77,6 +77,45 @@ impl CgroupFs {
             .map_err(|source| CgroupError::Io { path, source })
     }
 
+    /// Every cgroup below the one at `rel` (not itself), parents before children, as (path,
+    /// id). A cgroup for which `stop(id)` is true is left out with everything below it (a
+    /// nested agent cgroup, whose subtree is its own). Cgroups removed during the walk are
+    /// skipped.
+    pub fn descendants(
+        &self,
+        rel: &Path,
+        stop: impl Fn(u64) -> bool,
+    ) -> Result<Vec<(PathBuf, u64)>, CgroupError> {
+        use std::os::unix::fs::DirEntryExt;
+        let mut out = Vec::new();
+        let mut pending = vec![self.path(rel)];
+        while let Some(dir) = pending.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(CgroupError::Io { path: dir, source }),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|source| CgroupError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                // cgroupfs holds directories (cgroups) and interface files, no symlinks.
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                // A cgroup directory's inode number is the cgroup id.
+                let id = entry.ino();
+                if stop(id) {
+                    continue;
+                }
+                out.push((entry.path(), id));
+                pending.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+
     /// Moves process `pid` (0 = the caller) into the cgroup at `rel`.
     pub fn enter(&self, rel: &Path, pid: u32) -> Result<(), CgroupError> {
         let procs = self.path(rel).join("cgroup.procs");
@@ -126,6 +165,55 @@ mod tests {
     fn no_cgroup2_is_none() {
         let info = "32 30 0:28 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
         assert!(CgroupFs::from_mountinfo(info).is_none());
+    }
+
+    #[test]
+    fn descendants_lists_every_level_and_stops_at_nested_agents() {
+        let root = std::env::temp_dir().join(format!("governor-cgroup-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for d in ["agent/a/a1/a2", "agent/b", "agent/nested/n1", "other/o"] {
+            fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        fs::write(root.join("agent/cgroup.procs"), "").expect("a file, not a cgroup");
+        let fs = CgroupFs { root: root.clone() };
+        let nested = fs.id(Path::new("agent/nested")).expect("id");
+        let found = fs
+            .descendants(Path::new("agent"), |id| id == nested)
+            .expect("walk");
+        let mut rel: Vec<String> = found
+            .iter()
+            .map(|(p, _)| {
+                p.strip_prefix(&root)
+                    .expect("below root")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        rel.sort();
+        assert_eq!(rel, ["agent/a", "agent/a/a1", "agent/a/a1/a2", "agent/b"]);
+        for (path, id) in &found {
+            assert_eq!(
+                fs::metadata(path).expect("stat").ino(),
+                *id,
+                "{}",
+                path.display()
+            );
+        }
+        let pos = |r: &str| {
+            found
+                .iter()
+                .position(|(p, _)| p.ends_with(r))
+                .expect("listed")
+        };
+        assert!(
+            pos("a") < pos("a1") && pos("a1") < pos("a2"),
+            "parents first: {found:?}"
+        );
+        assert!(fs
+            .descendants(Path::new("missing"), |_| false)
+            .expect("gone")
+            .is_empty());
+        let _ = fs::remove_dir_all(&root);
     }
 
     #[test]

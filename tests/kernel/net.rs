@@ -1,6 +1,6 @@
 //! Network classes on BPF-LSM kernels, daemon in full mode (`--require-full`): connect, bind
 //! and unconnected sends (UDP, TCP fast open) for IPv4, IPv6 and IPv4-mapped IPv6, observe
-//! mode, unregistered sub-cgroups, non-agents. The scenario itself is shared with the host
+//! mode, sub-cgroups of an agent, non-agents. The scenario itself is shared with the host
 //! tier: `governor_kernel_tests::net`.
 
 use governor_kernel_tests::{net::NetScenario, require_bpf_lsm};

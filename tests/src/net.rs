@@ -346,7 +346,7 @@ deny = ["connect"]
     }
 
     /// Runs `ops` as agent `agent` through `governor run` (moved on into the cgroup directory
-    /// `sub` first, if given: an unregistered cgroup below the agent's) and returns each
+    /// `sub` first, if given: a cgroup below the agent's) and returns each
     /// result: `Ok`, or the errno.
     pub fn run_as(
         &self,
@@ -482,8 +482,8 @@ deny = ["connect"]
         parse_results(&out, ops.len())
     }
 
-    /// The whole scenario against a running daemon `d`: the enforcing agent, an unregistered
-    /// cgroup below it, the observing agent and a non-agent process, with exactly one event
+    /// The whole scenario against a running daemon `d`: the enforcing agent, a cgroup created
+    /// below it, the observing agent and a non-agent process, with exactly one event
     /// per would-be deny and none for anything allowed.
     pub fn check_all(&self, d: &Daemon, fast_open: bool) {
         if fast_open {
@@ -538,10 +538,12 @@ deny = ["connect"]
         assert_eq!(ev["rule"], format!("127.0.0.6/32 port {}", self.p));
         assert_eq!(ev["rule_id"], 4);
 
-        // A task in a cgroup below the agent's that the daemon does not know: fail closed.
+        // A task in a cgroup created below the agent's after the daemon started: the kernel
+        // registered it as the agent's (cgroup:cgroup_mkdir), so the event names the agent
+        // and carries the child's own cgroup id.
         let child = cgroup2_root()
             .join(&self.cgroup_parent)
-            .join("enforce/unregistered-child");
+            .join("enforce/child");
         std::fs::create_dir_all(&child).expect("create child cgroup");
         let ops = [
             op(
@@ -553,15 +555,12 @@ deny = ["connect"]
             op("connect", "127.0.0.2", self.q, Want::Ok),
         ];
         let results = self.run_as(d, &self.agent(), Some(&child), &ops);
-        check(&ops, &results, "unregistered child cgroup");
+        check(&ops, &results, "child cgroup");
         expected += 1;
         let child_id = std::fs::metadata(&child).expect("child cgroup").ino();
-        let ev = d.wait_decision("unregistered child", |v| v["cgroup_id"] == child_id);
+        let ev = d.wait_decision("child cgroup", |v| v["cgroup_id"] == child_id);
         assert_eq!(ev["decision"], "deny", "{ev}");
-        assert_eq!(
-            ev["agent"], "(unregistered cgroup below an agent cgroup)",
-            "{ev}"
-        );
+        assert_eq!(ev["agent"], self.agent(), "{ev}");
         assert_eq!(ev["port"], self.p, "{ev}");
 
         // The observing agent: allowed, recorded as would-be denies.
@@ -613,6 +612,7 @@ deny = ["connect"]
             *seen
                 .entry((
                     v["agent"].to_string(),
+                    v["cgroup_id"].to_string(),
                     v["class"].to_string(),
                     v["addr"].to_string(),
                     v["port"].to_string(),
@@ -630,7 +630,7 @@ impl Drop for NetScenario {
     fn drop(&mut self) {
         // Best effort: the cgroups are empty once the agents' processes exited.
         let root = cgroup2_root().join(&self.cgroup_parent);
-        for sub in ["enforce/unregistered-child", "enforce", "observe", ""] {
+        for sub in ["enforce/child", "enforce", "observe", ""] {
             let _ = std::fs::remove_dir(root.join(sub));
         }
         // The shared parent, once no other scenario uses it (fails harmlessly otherwise).

@@ -55,11 +55,24 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let net_loaded = net::load(&mut enforcer).map_err(anyhow::Error::from);
     let plan = coverage::decide(lsm, net_loaded, &policy.classes(), args.require_full)?;
     warn_degraded(&plan, &policy);
+    let tracking = enforcer.load_cgroup_tracking();
+    if plan.lsm {
+        // Without it an agent could leave every BPF-LSM class behind with a sub-cgroup.
+        tracking.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     let cgroups = CgroupFs::discover()?;
     let compiled = policy::compile(&policy, &cgroups)?;
     enforcer.install(&compiled)?;
     if plan.net {
         net::install(&mut enforcer, &compiled.network)?;
+    }
+    match tracking {
+        Ok(()) => track_subtrees(&mut enforcer, &cgroups, &compiled)?,
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cgroups below agent cgroups are not tracked: the network programs treat their \
+             tasks as agents of unknown id (denied by every rule)"
+        ),
     }
     // Everything is loaded, verified and filled: only now touch the pin directory. A previous
     // generation found there keeps enforcing until ours is attached and pinned.
@@ -169,6 +182,35 @@ fn log_adoption(pins: &PinDir, generation: u64, counts: PinnedCounts, retired: &
              removed; nothing of it was reused"
         ),
     }
+}
+
+/// Makes every cgroup below an agent cgroup count as the agent's: attaches the tracepoints
+/// that register new ones, then registers those that already exist (in that order, so that
+/// none created meanwhile is missed).
+fn track_subtrees(
+    enforcer: &mut Enforcer,
+    cgroups: &CgroupFs,
+    compiled: &Compiled,
+) -> anyhow::Result<()> {
+    enforcer.attach_cgroup_tracking()?;
+    let is_agent_cgroup = |id: u64| compiled.agents.iter().any(|a| a.cgroup_id == id);
+    for a in &compiled.agents {
+        let below = cgroups.descendants(&a.cgroup, is_agent_cgroup)?;
+        let mut registered = 0;
+        for (path, id) in &below {
+            if enforcer.register_inherited(*id, a.info)? {
+                registered += 1;
+                // Removed between the walk and the insert: the tracepoint found no entry
+                // to drop, so drop it here (ids are never reused; this only saves space).
+                if !path.exists() {
+                    enforcer.unregister_inherited(*id)?;
+                }
+            }
+        }
+        tracing::info!(agent = %a.name, cgroup = %a.cgroup.display(), existing = below.len(),
+            registered, "cgroups below the agent cgroup count as the agent's");
+    }
+    Ok(())
 }
 
 /// What the kernel offered: its capabilities and what the daemon enforces on it; the pin
@@ -299,6 +341,7 @@ async fn serve(
         observed = enforcer.counter(Counter::Observed)?,
         unresolved = enforcer.counter(Counter::Unresolved)?,
         kernel_events_dropped = enforcer.counter(Counter::EventsDropped)?,
+        cgroups_untracked = enforcer.counter(Counter::CgroupUntracked)?,
         events_received = stats.received.load(Ordering::Relaxed),
         events_malformed = stats.malformed.load(Ordering::Relaxed),
         events_overflowed = stats.overflowed.load(Ordering::Relaxed),

@@ -6,7 +6,7 @@
 
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{links::FdLink, Lsm},
+    programs::{links::FdLink, Lsm, RawTracePoint},
     Ebpf, EbpfLoader,
 };
 use governor_common::{
@@ -56,12 +56,19 @@ pub const LSM_PROGRAMS: &[&str] = &[
     "file_ioctl",
     "file_ioctl_compat",
     "ptrace_access_check",
+    // governor-ebpf/src/cgroup.rs: cgroup escape
+    "inode_permission",
     // governor-ebpf/src/host.rs: bpf, kernel modules
     "bpf",
     "kernel_module_request",
     "kernel_read_file",
     "kernel_load_data",
 ];
+
+/// Raw tracepoint programs that keep every cgroup below an agent cgroup registered as the
+/// agent's (governor-ebpf/src/cgroup.rs); each is named after its tracepoint. They are not
+/// BPF-LSM programs and load on kernels without it, where they serve the network programs.
+pub const CGROUP_TRACEPOINTS: &[&str] = &["cgroup_mkdir", "cgroup_rmdir"];
 
 /// Hooks that older kernels lack, and what covers the same operations there.
 const OPTIONAL_HOOKS: &[(&str, &str)] = &[
@@ -96,12 +103,23 @@ pub enum LoadError {
         cause: String,
         hint: &'static str,
     },
+    #[error(
+        "the kernel refused tracepoint program `{program}`: {cause}; without it, cgroups an \
+         agent creates below its own would not count as the agent's"
+    )]
+    Tracepoint {
+        program: &'static str,
+        cause: String,
+    },
     #[error("kernel map `{map}`: {source}")]
     Map {
         map: &'static str,
         source: aya::maps::MapError,
     },
 }
+
+/// `BPF_NOEXIST`: a map update that fails with EEXIST instead of replacing an entry.
+const BPF_NOEXIST: u64 = 1;
 
 const EPERM_HINT: &str = ". The kernel lists `bpf` among its LSMs but does not let this \
 process load or attach LSM programs (a sandboxed or locked-down kernel, or missing \
@@ -227,15 +245,74 @@ impl Enforcer {
         let mut counts = PinnedCounts::default();
         let links = generation.links();
         for (name, link) in std::mem::take(&mut self.links) {
-            if name.starts_with("lsm-") {
-                counts.lsm += 1;
-            } else {
+            if name.starts_with("net-") {
                 counts.net += 1;
+            } else {
+                counts.lsm += 1;
             }
             // The pin holds the link now; the returned handle only closes our fd when dropped.
             pin::pin_link(&links, &name, link)?;
         }
         Ok(counts)
+    }
+
+    /// Loads (and so verifies) the cgroup tracepoint programs ([`CGROUP_TRACEPOINTS`]).
+    pub fn load_cgroup_tracking(&mut self) -> Result<(), LoadError> {
+        for &name in CGROUP_TRACEPOINTS {
+            tracepoint(&mut self.ebpf, name)?
+                .load()
+                .map_err(|source| tracepoint_error(name, source))?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the cgroup tracepoint programs: from here on every cgroup created below a
+    /// registered cgroup is registered by the kernel. Call before
+    /// [`Enforcer::register_inherited`] walks the existing ones, so none falls in between.
+    pub fn attach_cgroup_tracking(&mut self) -> Result<(), LoadError> {
+        for &name in CGROUP_TRACEPOINTS {
+            let tp = tracepoint(&mut self.ebpf, name)?;
+            let id = tp
+                .attach(name)
+                .map_err(|source| tracepoint_error(name, source))?;
+            let link = tp
+                .take_link(id)
+                .map_err(|source| tracepoint_error(name, source))?;
+            // Pinned with the BPF-LSM links (it serves their classes), counted with them.
+            self.links.push((format!("tp-{name}"), FdLink::from(link)));
+        }
+        Ok(())
+    }
+
+    /// Registers cgroup `id` (below an agent cgroup) for the agent `info` names, marked
+    /// inherited. An existing entry (the policy's own, or one the kernel just added) is kept:
+    /// returns false then.
+    pub fn register_inherited(&mut self, id: u64, info: AgentInfo) -> Result<bool, LoadError> {
+        let mut agents: HashMap<_, u64, AgentInfo> = self.map(maps::AGENTS)?;
+        let info = AgentInfo {
+            agent_id: info.agent_id,
+            flags: info.flags | maps::AGENT_FLAG_INHERITED,
+        };
+        match agents.insert(id, info, BPF_NOEXIST) {
+            Ok(()) => Ok(true),
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(false)
+            }
+            Err(source) => Err(map_error(maps::AGENTS, source)),
+        }
+    }
+
+    /// Removes the inherited entry of cgroup `id` (one removed while it was being registered).
+    pub fn unregister_inherited(&mut self, id: u64) -> Result<(), LoadError> {
+        let mut agents: HashMap<_, u64, AgentInfo> = self.map(maps::AGENTS)?;
+        match agents.get(&id, 0) {
+            Ok(info) if info.flags & maps::AGENT_FLAG_INHERITED != 0 => agents
+                .remove(&id)
+                .map_err(|source| map_error(maps::AGENTS, source)),
+            _ => Ok(()),
+        }
     }
 
     /// The object, for the network hook family (`kernel::net`), which loads, fills and
@@ -323,6 +400,25 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Lsm, Lo
     })?;
     prog.try_into()
         .map_err(|source| program_error(name, source))
+}
+
+fn tracepoint<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut RawTracePoint, LoadError> {
+    let prog = ebpf.program_mut(name).ok_or(LoadError::Missing {
+        what: "program",
+        name,
+    })?;
+    prog.try_into()
+        .map_err(|source| tracepoint_error(name, source))
+}
+
+fn tracepoint_error(program: &'static str, err: aya::programs::ProgramError) -> LoadError {
+    LoadError::Tracepoint {
+        program,
+        cause: innermost_cause(&err).0,
+    }
 }
 
 /// Describes a program load/attach failure by its innermost cause (aya repeats the outer

@@ -82,6 +82,11 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         cgroup_level: field(btf, "cgroup", "level", 4)?,
         cgroup_ancestors: field(btf, "cgroup", "ancestors", 0)?,
         kernfs_node_id: field(btf, "kernfs_node", "id", 8)?,
+        inode_i_private: field(btf, "inode", "i_private", 8)?,
+        kernfs_node_parent: field(btf, "kernfs_node", "parent", 8)
+            .or_else(|_| field(btf, "kernfs_node", "__parent", 8))?,
+        kernfs_node_name: field(btf, "kernfs_node", "name", 8)?,
+        super_block_s_magic: field(btf, "super_block", "s_magic", 8)?,
         valid: 1,
         _pad: 0,
     })

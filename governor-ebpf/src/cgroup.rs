@@ -1,0 +1,182 @@
+//! Agent cgroup subtrees: which cgroups belong to an agent, and keeping agents inside them.
+//!
+//! A task is an agent when its cgroup, or any ancestor, is an agent cgroup. So that this stays
+//! one hash lookup of the current cgroup id ([`crate::agent::current`]), every cgroup below an
+//! agent cgroup is itself registered in `GOV_AGENTS`, with its parent's agent and flags plus
+//! `AGENT_FLAG_INHERITED`: the `cgroup:cgroup_mkdir` tracepoint adds it, `cgroup_rmdir` removes
+//! it (userspace registers the ones that exist when the daemon starts). `cgroup_mkdir` fires
+//! under `cgroup_mutex`, before `kernfs_activate()` makes the new directory visible: nothing
+//! can open it, write its `cgroup.procs` or clone into it before it is registered.
+//!
+//! Agents may not move any task into a cgroup outside their agent (`CgroupEscape`). Every
+//! such move passes the kernel's write-permission check on a `cgroup.procs` inode
+//! (`inode_permission` with `MAY_WRITE`): opening `cgroup.procs`/`cgroup.threads` for write
+//! (`may_open`), writing a pid through any descriptor, however obtained (`cgroup_may_write`
+//! on the common ancestor of source and destination, which lies outside the agent whenever
+//! the destination does), and `clone3(CLONE_INTO_CGROUP)` (`cgroup_may_write` on the target).
+//! The hook refuses when the file's cgroup is not registered for the acting agent.
+
+use aya_ebpf::{
+    helpers::bpf_probe_read_kernel_str_bytes,
+    macros::{lsm, raw_tracepoint},
+    programs::{LsmContext, RawTracePointContext},
+};
+use governor_common::{
+    maps::{Counter, AGENT_FLAG_INHERITED, RULE_BUILTIN},
+    AgentInfo, Class, EventKind, KernelOffsets, Target,
+};
+
+use crate::{
+    agent::{self, prior, Refusal},
+    emit::{self, Name},
+    maps,
+    vfs::{ptr_at, read_into},
+};
+
+/// `CGROUP2_SUPER_MAGIC` (include/uapi/linux/magic.h).
+const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
+const MAY_WRITE: i32 = 0x2;
+/// `cgroup.procs` and `cgroup.threads`, NUL-padded to 16 bytes.
+const PROCS: [u8; 16] = *b"cgroup.procs\0\0\0\0";
+const THREADS: [u8; 16] = *b"cgroup.threads\0\0";
+
+// TRACE_EVENT(cgroup_mkdir, TP_PROTO(struct cgroup *cgrp, const char *path), ...)
+// (include/trace/events/cgroup.h; raw tracepoint arguments are the TP_PROTO arguments)
+#[raw_tracepoint(tracepoint = "cgroup_mkdir")]
+pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
+    inherit(ctx.arg::<u64>(0) as *const u8);
+    0
+}
+
+// TRACE_EVENT(cgroup_rmdir, TP_PROTO(struct cgroup *cgrp, const char *path), ...)
+#[raw_tracepoint(tracepoint = "cgroup_rmdir")]
+pub fn cgroup_rmdir(ctx: RawTracePointContext) -> i32 {
+    forget(ctx.arg::<u64>(0) as *const u8);
+    0
+}
+
+// int security_inode_permission(struct inode *inode, int mask);
+// Path walks ask for MAY_EXEC only; they return before any lookup.
+#[lsm(hook = "inode_permission")]
+pub fn inode_permission(ctx: LsmContext) -> i32 {
+    prior(&ctx, 2).unwrap_or_else(|| {
+        let mask: i32 = ctx.arg(1);
+        if mask & MAY_WRITE == 0 {
+            return 0;
+        }
+        procs_write(ctx.arg(0))
+    })
+}
+
+/// `kn->id`: the cgroup id of a cgroup directory's kernfs node; 0 if unreadable.
+#[inline(always)]
+fn kn_id(off: &KernelOffsets, kn: *const u8) -> u64 {
+    let mut id: u64 = 0;
+    read_into(kn, off.kernfs_node_id, &mut id);
+    id
+}
+
+/// A new cgroup `cgrp`: registers it for its parent's agent when the parent is registered.
+#[inline(always)]
+fn inherit(cgrp: *const u8) {
+    let off = maps::offsets();
+    let kn = ptr_at(cgrp, off.cgroup_kn);
+    let id = kn_id(&off, kn);
+    let parent = kn_id(&off, ptr_at(kn, off.kernfs_node_parent));
+    // SAFETY: the value is copied out before the map is updated.
+    let Some(info) = (unsafe { maps::GOV_AGENTS.get(&parent) }).copied() else {
+        return;
+    };
+    let child = AgentInfo {
+        agent_id: info.agent_id,
+        flags: info.flags | AGENT_FLAG_INHERITED,
+    };
+    if id == 0 || maps::GOV_AGENTS.insert(&id, &child, 0).is_err() {
+        emit::count(Counter::CgroupUntracked);
+    }
+}
+
+/// A removed cgroup `cgrp`: drops its entry if it was inherited (policy entries stay).
+#[inline(always)]
+fn forget(cgrp: *const u8) {
+    let off = maps::offsets();
+    let id = kn_id(&off, ptr_at(cgrp, off.cgroup_kn));
+    // SAFETY: the value is copied out immediately.
+    let inherited = unsafe { maps::GOV_AGENTS.get(&id) }
+        .is_some_and(|info| info.flags & AGENT_FLAG_INHERITED != 0);
+    if inherited {
+        let _ = maps::GOV_AGENTS.remove(&id);
+    }
+}
+
+/// Write permission on `inode`: refused to an agent when it is the `cgroup.procs` or
+/// `cgroup.threads` of a cgroup (v2) that is not one of the agent's.
+#[inline(always)]
+fn procs_write(inode: *const u8) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let off = maps::offsets();
+    let mut magic: u64 = 0;
+    if off.valid == 0
+        || !read_into(
+            ptr_at(inode, off.inode_i_sb),
+            off.super_block_s_magic,
+            &mut magic,
+        )
+    {
+        // Offsets unset or the inode unreadable: whether this moves a task is unknown.
+        return escape(&agent, &off, 0, core::ptr::null());
+    }
+    if magic != CGROUP2_SUPER_MAGIC {
+        return 0;
+    }
+    let kn = ptr_at(inode, off.inode_i_private);
+    let name = ptr_at(kn, off.kernfs_node_name);
+    let mut buf = [0u8; 16];
+    // SAFETY: probe read of a kernel string into a buffer we own.
+    let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut buf) };
+    if !same(&buf, &PROCS) && !same(&buf, &THREADS) {
+        return 0;
+    }
+    let id = kn_id(&off, ptr_at(kn, off.kernfs_node_parent));
+    // SAFETY: the value is copied out immediately.
+    match unsafe { maps::GOV_AGENTS.get(&id) } {
+        Some(info) if info.agent_id == agent.info.agent_id => 0,
+        _ => escape(&agent, &off, id, name),
+    }
+}
+
+/// Byte-wise equality as two 64-bit compares (no `memcmp` in BPF).
+#[inline(always)]
+fn same(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    let word = |x: &[u8; 16], i: usize| {
+        u64::from_ne_bytes([
+            x[i],
+            x[i + 1],
+            x[i + 2],
+            x[i + 3],
+            x[i + 4],
+            x[i + 5],
+            x[i + 6],
+            x[i + 7],
+        ])
+    };
+    word(a, 0) == word(b, 0) && word(a, 8) == word(b, 8)
+}
+
+/// Refuses moving a task into cgroup `cgroup_id` (0: unknown); `name` is the file's name.
+#[inline(always)]
+fn escape(agent: &agent::Agent, off: &KernelOffsets, cgroup_id: u64, name: *const u8) -> i32 {
+    let refusal = Refusal {
+        kind: EventKind::HostDecision,
+        class: Class::CgroupEscape as u32,
+        rule_id: RULE_BUILTIN,
+        target: Target {
+            detail: cgroup_id,
+            ..Target::default()
+        },
+        depth: 0,
+    };
+    agent::refuse_named(agent, refusal, off, Name::Str(name))
+}

@@ -1,0 +1,401 @@
+//! Agent cgroup subtrees: cgroups an agent (or anyone) creates below an agent cgroup are the
+//! agent's, whether made before or after the daemon started, at any depth; and an agent cannot
+//! move a task into a cgroup outside its agent, by writing `cgroup.procs`/`cgroup.threads`
+//! (opened itself or received) or by `clone3(CLONE_INTO_CGROUP)`.
+
+use std::{
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use governor_kernel_tests::{
+    as_host, assert_eperm, assert_ok, governor_bin, policy, require_bpf_lsm, run_in_cgroup,
+    scratch, write, Daemon,
+};
+use serde_json::Value;
+
+const CGROUP2: &str = "/sys/fs/cgroup";
+
+/// Moves the running process by writing its pid to each argument: a path (opened for write
+/// here) or `fd:N` (a descriptor it was given). Prints, per argument, the argument, the
+/// outcome (`ok`, `open EPERM`, `write EPERM`, ...) and the process's cgroup afterwards.
+const MOVE: &str = r#"
+import errno, os, sys
+def cgroup():
+    return open("/proc/self/cgroup").read().strip().split("::", 1)[1]
+def move(arg):
+    pid = str(os.getpid()).encode()
+    if arg.startswith("fd:"):
+        fd = int(arg[3:])
+    else:
+        try:
+            fd = os.open(arg, os.O_WRONLY)
+        except OSError as e:
+            return "open " + errno.errorcode[e.errno]
+    try:
+        os.write(fd, pid)
+    except OSError as e:
+        return "write " + errno.errorcode[e.errno]
+    return "ok"
+for arg in sys.argv[1:]:
+    print(arg, move(arg), cgroup(), flush=True)
+"#;
+
+/// clone3(CLONE_INTO_CGROUP) into each argument (a cgroup directory). Prints the target and
+/// `ok <the child's cgroup>` or `err <errno name>`.
+const CLONE3: &str = r#"
+import ctypes, errno, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+SYS_clone3, CLONE_INTO_CGROUP, SIGCHLD = 435, 0x200000000, 17
+for target in sys.argv[1:]:
+    dfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    # struct clone_args (CLONE_ARGS_SIZE_VER2): flags, pidfd, child_tid, parent_tid,
+    # exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup
+    raw = struct.pack("11Q", CLONE_INTO_CGROUP, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, dfd)
+    args = ctypes.create_string_buffer(raw, len(raw))
+    r, w = os.pipe()
+    pid = libc.syscall(SYS_clone3, args, ctypes.c_size_t(len(raw)))
+    if pid == 0:
+        os.write(w, open("/proc/self/cgroup").read().strip().split("::", 1)[1].encode())
+        os._exit(0)
+    os.close(w)
+    if pid < 0:
+        print(target, "err", errno.errorcode[ctypes.get_errno()], flush=True)
+    else:
+        child = os.read(r, 4096).decode()
+        os.waitpid(pid, 0)
+        print(target, "ok", child, flush=True)
+    os.close(r)
+    os.close(dfd)
+"#;
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The cgroup directory of `rel` (relative to the cgroup v2 mount).
+fn cg(rel: &str) -> PathBuf {
+    Path::new(CGROUP2).join(rel)
+}
+
+/// A cgroup's id: its directory's inode number.
+fn id(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .ino()
+}
+
+/// Removes cgroup directories, deepest first (they are empty once their processes exited).
+fn remove(dirs: &[&Path]) {
+    for d in dirs {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+/// stdout as lines of words, checking that the script itself ran to the end.
+fn lines(out: &Output, what: &str, n: usize) -> Vec<Vec<String>> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<Vec<String>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    assert!(
+        out.status.success() && v.len() == n,
+        "{what}: {} stdout={stdout:?} stderr={:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    v
+}
+
+/// The one cgroup-escape event logged after `mark` whose `what` names cgroup `id`.
+fn escape_event(d: &Daemon, mark: usize, agent: &str, id: u64) -> Value {
+    let ev = d.wait_decision_after(mark, "cgroup-escape", |v| {
+        v["class"] == "cgroup-escape" && v["what"] == format!("cgroup id {id}")
+    });
+    assert_eq!(ev["decision"], "deny", "{ev}");
+    assert_eq!(ev["agent"], agent, "{ev}");
+    assert_eq!(
+        ev["protected"], "(built-in: agents may never do this)",
+        "{ev}"
+    );
+    ev
+}
+
+#[test]
+fn lsm_subcgroups_of_an_agent_are_the_agent() {
+    require_bpf_lsm();
+    let dir = scratch("cg-sub");
+    write(&dir.join("prod/db.sqlite"), "precious");
+    write(&dir.join("prod/other.txt"), "precious");
+    let agent = "cg-sub";
+    let d = Daemon::start(&dir, &policy(agent, "enforce", &dir.join("prod")));
+    let own = cg(&format!("governor-test/{agent}"));
+    let sub = own.join("sub");
+    let deeper = sub.join("deeper");
+    let db = s(&dir.join("prod/db.sqlite"));
+
+    // The agent makes a cgroup below its own, moves in, and is still the agent; then once
+    // more, one level further down.
+    for (cgroup, depth) in [(&sub, "one level"), (&deeper, "two levels")] {
+        let mark = d.mark();
+        let script = format!(
+            "mkdir -p '{c}' && echo $$ > '{c}/cgroup.procs' && grep -qx '0::{rel}' /proc/self/cgroup \
+             && exec rm '{db}'",
+            c = cgroup.display(),
+            rel = cgroup.strip_prefix(CGROUP2).map(|r| format!("/{}", r.display())).unwrap_or_default(),
+        );
+        let out = d.as_agent(agent, &["sh", "-c", &script]);
+        assert_eperm(&out, &format!("rm from a sub-cgroup ({depth})"));
+        assert!(
+            dir.join("prod/db.sqlite").exists(),
+            "{depth}: target unchanged"
+        );
+        let ev = d.one_since(mark, "deny unlink from sub-cgroup", |v| {
+            v["class"] == "unlink" && v["name"] == "db.sqlite"
+        });
+        assert_eq!(ev["decision"], "deny", "{ev}");
+        assert_eq!(
+            ev["agent"], agent,
+            "{depth}: the event names the agent: {ev}"
+        );
+        assert_eq!(ev["comm"], "rm", "{ev}");
+        assert_eq!(
+            ev["cgroup_id"],
+            id(cgroup),
+            "{depth}: the event carries the sub-cgroup's own id: {ev}"
+        );
+    }
+
+    // A non-agent's cgroup elsewhere, also with a sub-cgroup: unaffected.
+    let plain = cg("governor-test/cg-sub-plain");
+    let plain_sub = plain.join("sub");
+    std::fs::create_dir_all(&plain_sub).expect("mkdir non-agent cgroups");
+    let mark = d.mark();
+    let out = run_in_cgroup(
+        "governor-test/cg-sub-plain/sub",
+        0,
+        0,
+        &["rm", &s(&dir.join("prod/other.txt"))],
+    );
+    assert_ok(&out, "non-agent rm from its own sub-cgroup");
+    assert!(!dir.join("prod/other.txt").exists());
+    d.none_since(mark, "non-agent sub-cgroup");
+
+    // Removing the agent's sub-cgroups and making them again (new ids) works the same.
+    remove(&[&deeper, &sub]);
+    assert!(!sub.exists(), "sub-cgroups removed once empty");
+    let mark = d.mark();
+    let script = format!(
+        "mkdir -p '{c}' && echo $$ > '{c}/cgroup.procs' && exec rm '{db}'",
+        c = sub.display()
+    );
+    let out = d.as_agent(agent, &["sh", "-c", &script]);
+    assert_eperm(&out, "rm from a re-made sub-cgroup");
+    let ev = d.one_since(mark, "deny from re-made sub-cgroup", |v| {
+        v["class"] == "unlink"
+    });
+    assert_eq!(ev["agent"], agent, "{ev}");
+    assert_eq!(ev["cgroup_id"], id(&sub), "{ev}");
+    remove(&[&sub, &plain_sub, &plain]);
+}
+
+#[test]
+fn lsm_agent_cannot_move_tasks_out_of_its_cgroup() {
+    require_bpf_lsm();
+    let dir = scratch("cg-escape");
+    write(&dir.join("prod/db.sqlite"), "precious");
+    write(&dir.join("move.py"), MOVE);
+    write(&dir.join("clone3.py"), CLONE3);
+    // A regular file that merely has the name.
+    write(&dir.join("cgroup.procs"), "");
+    let agent = "cg-esc";
+    let d = Daemon::start(&dir, &policy(agent, "enforce", &dir.join("prod")));
+    let own = cg(&format!("governor-test/{agent}"));
+    let own_rel = format!("/governor-test/{agent}");
+    let sub = own.join("sub");
+    let outside = cg("governor-test/cg-esc-outside");
+    std::fs::create_dir_all(&outside).expect("mkdir non-agent cgroup");
+    std::fs::create_dir_all(&sub).expect("mkdir the agent's sub-cgroup");
+    let root = Path::new(CGROUP2);
+    let mover = s(&dir.join("move.py"));
+
+    // Writing its pid (opening cgroup.procs/threads for write) outside its agent: EPERM at
+    // open, and it stays where it is. Inside its own subtree: allowed, both ways.
+    let mark = d.mark();
+    let targets = [
+        root.join("cgroup.procs"),
+        outside.join("cgroup.procs"),
+        outside.join("cgroup.threads"),
+        dir.join("cgroup.procs"),
+        sub.join("cgroup.procs"),
+        own.join("cgroup.procs"),
+    ];
+    let mut cmd = vec!["python3".to_owned(), mover.clone()];
+    cmd.extend(targets.iter().map(|t| s(t)));
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let got = lines(&d.as_agent(agent, &cmd), "agent moves", targets.len());
+    let want = [
+        ("open EPERM", own_rel.clone()),
+        ("open EPERM", own_rel.clone()),
+        ("open EPERM", own_rel.clone()),
+        ("ok", own_rel.clone()),
+        ("ok", format!("{own_rel}/sub")),
+        ("ok", own_rel.clone()),
+    ];
+    for ((line, t), (result, cgroup)) in got.iter().zip(&targets).zip(&want) {
+        let result: Vec<&str> = result.split(' ').collect();
+        assert_eq!(line[0], s(t), "{got:?}");
+        assert_eq!(
+            &line[1..line.len() - 1],
+            result.as_slice(),
+            "{}: {got:?}",
+            t.display()
+        );
+        assert_eq!(line[line.len() - 1], *cgroup, "{}: {got:?}", t.display());
+    }
+    let ev = escape_event(&d, mark, agent, id(root));
+    assert_eq!(ev["name"], "cgroup.procs", "{ev}");
+    assert_eq!(ev["comm"], "python3", "{ev}");
+    assert_eq!(ev["cgroup_id"], id(&own), "{ev}");
+    let ev = escape_event(&d, mark, agent, id(&outside));
+    assert!(
+        ev["name"] == "cgroup.procs" || ev["name"] == "cgroup.threads",
+        "{ev}"
+    );
+    let escapes = d
+        .decisions()
+        .into_iter()
+        .skip(mark)
+        .filter(|v| v["class"] == "cgroup-escape");
+    assert_eq!(
+        escapes.count(),
+        3,
+        "one event per refused open: {:#?}",
+        d.decisions()
+    );
+
+    // Descriptors opened by a non-agent and handed to the agent: writing through them is
+    // refused outside its agent (the kernel checks the common ancestor of source and
+    // destination, the root here), allowed into its own sub-cgroup.
+    let mark = d.mark();
+    let open_then_run = format!(
+        "exec 3>>'{}' 4>>'{}' 5>>'{}'; exec \"$@\"",
+        root.join("cgroup.procs").display(),
+        outside.join("cgroup.procs").display(),
+        sub.join("cgroup.procs").display()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &open_then_run, "sh"])
+        .arg(governor_bin())
+        .args(["run", "--policy"])
+        .arg(&d.policy)
+        .args([
+            "--agent", agent, "--", "python3", &mover, "fd:3", "fd:4", "fd:5",
+        ])
+        .output()
+        .expect("spawn sh");
+    let got = lines(&out, "writes through received descriptors", 3);
+    let sub_rel = format!("{own_rel}/sub");
+    let want = [
+        ["fd:3", "write", "EPERM", own_rel.as_str()],
+        ["fd:4", "write", "EPERM", own_rel.as_str()],
+        ["fd:5", "ok", sub_rel.as_str(), ""],
+    ];
+    for (line, want) in got.iter().zip(&want) {
+        let want: Vec<&str> = want.iter().copied().filter(|w| !w.is_empty()).collect();
+        assert_eq!(line, &want, "{got:?}");
+    }
+    escape_event(&d, mark, agent, id(root));
+    let escapes = d
+        .decisions()
+        .into_iter()
+        .skip(mark)
+        .filter(|v| v["class"] == "cgroup-escape");
+    assert_eq!(
+        escapes.count(),
+        2,
+        "one event per refused write: {:#?}",
+        d.decisions()
+    );
+
+    // clone3(CLONE_INTO_CGROUP): refused outside its agent, allowed into its sub-cgroup.
+    let mark = d.mark();
+    let cloner = s(&dir.join("clone3.py"));
+    let out = d.as_agent(
+        agent,
+        &["python3", &cloner, CGROUP2, &s(&outside), &s(&sub)],
+    );
+    let got = lines(&out, "agent clone3", 3);
+    assert_eq!(got[0], [CGROUP2, "err", "EPERM"], "{got:?}");
+    assert_eq!(got[1], [s(&outside).as_str(), "err", "EPERM"], "{got:?}");
+    assert_eq!(
+        got[2],
+        [s(&sub).as_str(), "ok", sub_rel.as_str()],
+        "{got:?}"
+    );
+    escape_event(&d, mark, agent, id(root));
+    escape_event(&d, mark, agent, id(&outside));
+    // The same clone3 from a non-agent works: the refusal above is governor's.
+    let out = as_host(&["python3", &cloner, &s(&outside)]);
+    let got = lines(&out, "host clone3", 1);
+    assert_eq!(
+        got[0],
+        [s(&outside).as_str(), "ok", "/governor-test/cg-esc-outside"],
+        "{got:?}"
+    );
+    remove(&[&sub, &outside]);
+}
+
+#[test]
+fn lsm_subcgroups_made_before_the_daemon_are_the_agent() {
+    require_bpf_lsm();
+    let dir = scratch("cg-pre");
+    write(&dir.join("prod/db.sqlite"), "precious");
+    write(&dir.join("move.py"), MOVE);
+    let agent = "cg-pre";
+    let inner_rel = format!("governor-test/{agent}/pre/inner");
+    let inner = cg(&inner_rel);
+    std::fs::create_dir_all(&inner).expect("mkdir sub-cgroups before the daemon");
+    let d = Daemon::start(&dir, &policy(agent, "enforce", &dir.join("prod")));
+    let registered = d
+        .logged()
+        .into_iter()
+        .find(|v| v["message"] == "cgroups below the agent cgroup count as the agent's")
+        .expect("a line about the agent's existing sub-cgroups");
+    assert_eq!(registered["agent"], agent, "{registered}");
+    assert_eq!(registered["existing"], 2, "{registered}");
+    assert_eq!(registered["registered"], 2, "{registered}");
+
+    let mark = d.mark();
+    let out = run_in_cgroup(&inner_rel, 0, 0, &["rm", &s(&dir.join("prod/db.sqlite"))]);
+    assert_eperm(&out, "rm from a sub-cgroup made before the daemon");
+    assert!(dir.join("prod/db.sqlite").exists());
+    let ev = d.one_since(mark, "deny unlink", |v| v["class"] == "unlink");
+    assert_eq!(ev["agent"], agent, "{ev}");
+    assert_eq!(ev["cgroup_id"], id(&inner), "{ev}");
+
+    // And it cannot leave for the root cgroup from there either.
+    let mark = d.mark();
+    let out = run_in_cgroup(
+        &inner_rel,
+        0,
+        0,
+        &[
+            "python3",
+            &s(&dir.join("move.py")),
+            &format!("{CGROUP2}/cgroup.procs"),
+        ],
+    );
+    let got = lines(&out, "move from inner", 1);
+    assert_eq!(
+        got[0][1..],
+        ["open", "EPERM", &format!("/{inner_rel}")],
+        "{got:?}"
+    );
+    escape_event(&d, mark, agent, id(Path::new(CGROUP2)));
+    drop(d);
+    remove(&[&inner, inner.parent().expect("pre")]);
+}
