@@ -48,11 +48,10 @@ fn host_network_enforced_without_bpf_lsm() {
     let degraded = lsm_refused();
     let s = NetScenario::new("host");
     let d = s.start(&[]);
+    // The line is written before the ready file, but the reader thread may not have taken
+    // it in yet.
+    let enforcing = d.wait_logged("enforcing");
     let log = d.logged();
-    let enforcing = log
-        .iter()
-        .find(|v| v["message"] == "enforcing")
-        .expect("an `enforcing` line");
     assert_eq!(
         enforcing["enforced"]
             .as_str()
