@@ -24,6 +24,9 @@ pub const LEASES: &str = "GOV_LEASES";
 /// Per-agent decisions for a protected resource: key = [`AgentRuleKey`], value = [`Masks`].
 /// When present they replace the resource's default masks for that agent.
 pub const AGENT_RULES: &str = "GOV_AGENT_RULES";
+/// Per-CPU scratch space (one entry) where the programs assemble the path of an event before
+/// copying it into the ring-buffer record; only the kernel uses it.
+pub const PATH_SCRATCH: &str = "GOV_PATH_SCRATCH";
 
 /// Capacity of [`AGENTS`].
 pub const MAX_AGENTS: u32 = 1024;
@@ -361,11 +364,18 @@ pub struct KernelOffsets {
     pub mount_mnt_parent: u32,
     /// `struct mount::mnt_mountpoint`
     pub mount_mnt_mountpoint: u32,
+    /// `struct vfsmount::mnt_root` (the dentry a mount shows at its root; for a bind mount
+    /// of a directory, that directory)
+    pub vfsmount_mnt_root: u32,
+    /// `struct task_struct::mm` (null for kernel threads)
+    pub task_struct_mm: u32,
+    /// `struct mm_struct::exe_file`
+    pub mm_struct_exe_file: u32,
     /// Non-zero once userspace filled the struct; programs fail closed while it is zero.
     pub valid: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 136);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 148);
 
 impl KernelOffsets {
     /// All zero: what the object carries until userspace fills it (`valid == 0`).
@@ -402,6 +412,9 @@ impl KernelOffsets {
         mount_mnt: 0,
         mount_mnt_parent: 0,
         mount_mnt_mountpoint: 0,
+        vfsmount_mnt_root: 0,
+        task_struct_mm: 0,
+        mm_struct_exe_file: 0,
         valid: 0,
         _pad: 0,
     };

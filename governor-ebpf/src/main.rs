@@ -14,6 +14,7 @@ mod host;
 mod kread;
 mod maps;
 mod net;
+mod path;
 mod task;
 mod vfs;
 
