@@ -146,7 +146,10 @@ mod tests {
     fn the_root_itself_has_no_components() {
         assert_eq!(show(b"", PATH_PRESENT), "/");
         let f = field(b"");
-        assert_eq!(RecordedPath::new(&f, 0, PATH_PRESENT).components().count(), 0);
+        assert_eq!(
+            RecordedPath::new(&f, 0, PATH_PRESENT).components().count(),
+            0
+        );
     }
 
     #[test]
@@ -163,7 +166,10 @@ mod tests {
     fn truncated_and_unrooted_are_marked() {
         assert_eq!(show(b"c\0b\0", PATH_PRESENT | PATH_TRUNCATED), ".../b/c");
         assert_eq!(show(b"", PATH_PRESENT | PATH_TRUNCATED), "...");
-        assert_eq!(show(b"c\0b\0", PATH_PRESENT | PATH_UNROOTED), "(fsroot)/b/c");
+        assert_eq!(
+            show(b"c\0b\0", PATH_PRESENT | PATH_UNROOTED),
+            "(fsroot)/b/c"
+        );
         // Both: the missing top matters more.
         assert_eq!(
             show(b"c\0", PATH_PRESENT | PATH_UNROOTED | PATH_TRUNCATED),

@@ -5,6 +5,8 @@ use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
     bpf_probe_read_kernel_str_bytes, generated::bpf_ktime_get_boot_ns,
 };
+use core::mem::offset_of;
+
 use governor_common::{
     event::{COMM_LEN, EXE_LEN, NAME_LEN, PATH_LEN},
     maps::Counter,
@@ -38,6 +40,18 @@ pub struct Decided {
     /// The lease that allowed the operation, or 0.
     pub lease_id: u64,
 }
+
+/// Bound on the copy into `Event::path` (see [`path::record`]): `path` holds `PATH_LEN`
+/// bytes, and the mask stays inside the record.
+const PATH_MASK: u32 = 511;
+const _: () = assert!(PATH_LEN as u32 <= PATH_MASK);
+const _: () = assert!(offset_of!(Event, path) + PATH_MASK as usize <= Event::SIZE);
+/// `exe` is the record's last field, so its mask cannot exceed it: the walk fills at most
+/// `EXE_LEN - 1` bytes.
+const EXE_MASK: u32 = EXE_LEN as u32 - 1;
+const EXE_CAP: u32 = EXE_MASK;
+const _: () = assert!((EXE_MASK + 1).is_power_of_two());
+const _: () = assert!(offset_of!(Event, exe) + EXE_MASK as usize <= Event::SIZE);
 
 /// Where an event's `name` and `path` come from.
 #[derive(Clone, Copy)]
@@ -105,28 +119,45 @@ pub fn event(off: &KernelOffsets, d: &Decided, name: Name) {
         (*ev).depth = d.depth;
         (*ev)._pad = 0;
         (*ev).lease_id = d.lease_id;
-        (*ev).exe_inode = InodeKey::default();
-        (*ev).path = [0u8; PATH_LEN];
-        (*ev).exe = [0u8; EXE_LEN];
         (*ev).comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
-        (*ev).name = [0u8; NAME_LEN];
-        match name {
-            Name::Str(s) if !s.is_null() => {
-                let _ = bpf_probe_read_kernel_str_bytes(s, &mut (*ev).name);
-            }
-            _ if !target.dentry.is_null() => vfs::name(off, target.dentry, &mut (*ev).name),
-            _ => {}
+        let s = match name {
+            Name::Str(s) => s,
+            _ => core::ptr::null(),
+        };
+        describe(ev, target.dentry, target.mnt, s);
+    }
+    entry.submit(0);
+}
+
+/// Fills `name`, `path` and `exe` of the record at `ev`: `name` from the kernel string `s` or
+/// else from `dentry`, `path` by walking up from `dentry` (in mount `mnt`, if known), `exe`
+/// from the current task.
+///
+/// Not inlined: this is most of an event's code, and a program emits from several places;
+/// as one BPF subprogram it is in each program once.
+#[inline(never)]
+fn describe(ev: *mut Event, dentry: *const u8, mnt: *const u8, s: *const u8) {
+    let off = &maps::offsets();
+    // SAFETY: `ev` is the caller's reserved record (see `event`).
+    unsafe {
+        path::clear::<{ NAME_LEN as u32 }>((*ev).name.as_mut_ptr());
+        path::clear::<{ PATH_LEN as u32 }>((*ev).path.as_mut_ptr());
+        path::clear::<{ EXE_LEN as u32 }>((*ev).exe.as_mut_ptr());
+        if !s.is_null() {
+            let _ = bpf_probe_read_kernel_str_bytes(s, &mut (*ev).name);
+        } else if !dentry.is_null() {
+            vfs::name(off, dentry, &mut (*ev).name);
         }
+        let target = Loc { dentry, mnt };
         let (len, flags) =
-            path::record::<{ PATH_LEN as u32 }>(off, target, (*ev).path.as_mut_ptr());
+            path::record::<{ PATH_LEN as u32 }, PATH_MASK>(off, target, (*ev).path.as_mut_ptr());
         (*ev).path_len = len;
         (*ev).path_flags = flags;
         let mut exe_inode = InodeKey::default();
         let (len, flags) =
-            path::record_exe::<{ EXE_LEN as u32 }>(off, (*ev).exe.as_mut_ptr(), &mut exe_inode);
+            path::record_exe::<EXE_CAP, EXE_MASK>(off, (*ev).exe.as_mut_ptr(), &mut exe_inode);
         (*ev).exe_len = len;
         (*ev).exe_flags = flags;
         (*ev).exe_inode = exe_inode;
     }
-    entry.submit(0);
 }

@@ -14,7 +14,7 @@ use governor_common::{
     AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks, ProtectedRule,
 };
 
-use crate::path::SCRATCH_BYTES;
+use crate::path::Scratch;
 
 /// `maps::AGENTS`
 #[map]
@@ -45,7 +45,7 @@ pub static GOV_AGENT_RULES: HashMap<AgentRuleKey, Masks> =
 
 /// `maps::PATH_SCRATCH`: where `path.rs` assembles an event's path.
 #[map]
-pub static GOV_PATH_SCRATCH: PerCpuArray<[u8; SCRATCH_BYTES]> = PerCpuArray::with_max_entries(1, 0);
+pub static GOV_PATH_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// `maps::EVENTS`
 #[map]

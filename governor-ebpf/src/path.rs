@@ -27,40 +27,71 @@ const NAME_READ: u32 = 256;
 /// Mask keeping the write offset provably inside the scratch buffer; every field the walk
 /// fills is at most this + 1 bytes long.
 const AT_MASK: u32 = 511;
-/// Size of the per-CPU scratch buffer: any masked offset plus one whole name fits.
-pub const SCRATCH_BYTES: usize = AT_MASK as usize + 1 + NAME_READ as usize;
+/// Size of the names buffer: any masked offset plus one whole name fits.
+const NAMES_BYTES: usize = AT_MASK as usize + 1 + NAME_READ as usize;
 /// Steps per walk: one per component or mount crossed. More than the 64 of a decision, so a
 /// target too deep to decide on is still named (up to the field's size).
 const STEPS: u32 = 128;
 
-/// State of one walk, shared with the `bpf_loop` callback [`step`].
+/// The per-CPU scratch value (`GOV_PATH_SCRATCH`): one walk's state and the names it
+/// collected.
+///
+/// The state lives in a map value, not on the stack, on purpose: the verifier does not track
+/// values in map memory, so every `bpf_loop` iteration of [`step`] starts from the same
+/// verifier state and is checked once. Tracked on the stack, the growing `len` would make
+/// each iteration a new state to explore. Programs do not migrate between CPUs while they
+/// run, and the walk is not reentered on one CPU (LSM and cgroup programs run in task
+/// context and do not nest), so one entry per CPU is enough.
 #[repr(C)]
-struct PathWalk {
-    dentry: *const u8,
-    /// The `struct vfsmount *` of `dentry`, null when unknown.
-    mnt: *const u8,
-    /// `mnt->mnt_root`, null when the mount is unknown.
-    root: *const u8,
+pub struct Scratch {
+    /// Current dentry.
+    dentry: u64,
+    /// Its `struct vfsmount *`, 0 when unknown.
+    mnt: u64,
+    /// `mnt->mnt_root`, 0 when the mount is unknown.
+    root: u64,
     len: u32,
     cap: u32,
     flags: u32,
     done: u32,
+    names: [u8; NAMES_BYTES],
+    /// Never written, so all zero (map values start zeroed): the source for clearing record
+    /// fields with one helper call. Plain assignment of a zero array compiles to a call of
+    /// `memset`, a byte loop the verifier would walk through once per byte.
+    zeros: [u8; ZEROS_BYTES],
+}
+
+/// Size of [`Scratch::zeros`]: the largest field cleared.
+const ZEROS_BYTES: usize = 512;
+
+/// Zeroes `N` bytes at `out` (`N <= ZEROS_BYTES`) from the scratch map's zero area.
+#[inline(always)]
+pub fn clear<const N: u32>(out: *mut u8) {
+    const { assert!(N as usize <= ZEROS_BYTES) };
+    if let Some(w) = maps::GOV_PATH_SCRATCH.get_ptr(0) {
+        // SAFETY: `out` has room for `N` bytes; the source is our own map value.
+        unsafe { bpf_probe_read_kernel(out.cast(), N, (*w).zeros.as_ptr().cast()) };
+    }
 }
 
 /// One step: at the root of a mount, move to its mountpoint in the parent mount (stopping at
 /// the top of the tree); otherwise append this dentry's name and move to its parent.
 /// Returns 1 to stop.
-unsafe extern "C" fn step(_index: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: `ctx` is the `PathWalk` on the caller's stack, passed to bpf_loop in `walk`.
-    let w = unsafe { &mut *ctx.cast::<PathWalk>() };
+unsafe extern "C" fn step(_index: u64, _ctx: *mut c_void) -> i64 {
+    let Some(w) = maps::GOV_PATH_SCRATCH.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: our CPU's scratch value, used by nothing else while this program runs.
+    let w = unsafe { &mut *w };
     let off = maps::offsets();
-    let parent = vfs::ptr_at(w.dentry, off.dentry_d_parent);
+    let dentry = w.dentry as *const u8;
+    let parent = vfs::ptr_at(dentry, off.dentry_d_parent);
     if parent.is_null() {
         w.flags |= PATH_TRUNCATED as u32;
         w.done = 1;
         return 1;
     }
-    if w.dentry == w.root || parent == w.dentry {
+    if w.dentry == w.root || parent == dentry {
         // The root of a filesystem that is not the root of a known mount: an inode hook's
         // dentry (no mount given) or a disconnected one. Nothing says where it is mounted.
         if w.dentry != w.root {
@@ -68,11 +99,11 @@ unsafe extern "C" fn step(_index: u64, ctx: *mut c_void) -> i64 {
             w.done = 1;
             return 1;
         }
-        return match vfs::mount_up(&off, w.mnt) {
+        return match vfs::mount_up(&off, w.mnt as *const u8) {
             Some(up) => {
-                w.dentry = up.dentry;
-                w.mnt = up.mnt;
-                w.root = vfs::mnt_root(&off, up.mnt);
+                w.dentry = up.dentry as u64;
+                w.mnt = up.mnt as u64;
+                w.root = vfs::mnt_root(&off, up.mnt) as u64;
                 0
             }
             // The top of the mount tree: the path is complete.
@@ -82,17 +113,12 @@ unsafe extern "C" fn step(_index: u64, ctx: *mut c_void) -> i64 {
             }
         };
     }
-    let Some(buf) = maps::GOV_PATH_SCRATCH.get_ptr_mut(0) else {
-        w.flags |= PATH_TRUNCATED as u32;
-        w.done = 1;
-        return 1;
-    };
-    let name = vfs::ptr_at(w.dentry, off.dentry_d_name_name);
+    let name = vfs::ptr_at(dentry, off.dentry_d_name_name);
     let at = (w.len & AT_MASK) as usize;
-    // SAFETY: `at + NAME_READ <= SCRATCH_BYTES`; the helper copes with a bad source.
+    // SAFETY: `at + NAME_READ <= NAMES_BYTES`; the helper copes with a bad source.
     let n = unsafe {
         bpf_probe_read_kernel_str(
-            buf.cast::<u8>().wrapping_add(at).cast(),
+            w.names.as_mut_ptr().wrapping_add(at).cast(),
             NAME_READ,
             name.cast(),
         )
@@ -103,60 +129,62 @@ unsafe extern "C" fn step(_index: u64, ctx: *mut c_void) -> i64 {
         return 1;
     }
     w.len += n as u32;
-    w.dentry = parent;
+    w.dentry = parent as u64;
     0
 }
 
-/// Walks up from `loc` and copies the names into `out` (`CAP` bytes, already zeroed).
+/// Walks up from `loc` and copies at most `CAP` bytes of names into `out` (already zeroed).
 /// Returns the bytes used and the `PATH_*` flags. A null `loc.mnt` means the mount is not
 /// known: the walk ends at the filesystem's root, marked [`PATH_UNROOTED`].
+///
+/// `MASK` (a power of two minus one, at least `CAP`) bounds the copy for the verifier, which
+/// knows nothing of the length read back from the map: `out + MASK` must stay inside the
+/// record. A mask holds where a compare-and-clamp does not, because LLVM may spill the length
+/// before comparing it and pass the unchecked copy.
 #[inline(always)]
-pub fn record<const CAP: u32>(off: &KernelOffsets, loc: Loc, out: *mut u8) -> (u16, u16) {
+pub fn record<const CAP: u32, const MASK: u32>(
+    off: &KernelOffsets,
+    loc: Loc,
+    out: *mut u8,
+) -> (u16, u16) {
     if off.valid == 0 || loc.dentry.is_null() {
         return (0, 0);
     }
-    let mut w = PathWalk {
-        dentry: loc.dentry,
-        mnt: loc.mnt,
-        root: vfs::mnt_root(off, loc.mnt),
-        len: 0,
-        cap: CAP,
-        flags: PATH_PRESENT as u32,
-        done: 0,
+    let Some(w) = maps::GOV_PATH_SCRATCH.get_ptr_mut(0) else {
+        return (0, (PATH_PRESENT | PATH_TRUNCATED));
     };
-    // SAFETY: bpf_loop calls `step` with a pointer to `w`, which outlives the call.
+    // SAFETY: our CPU's scratch value (see `Scratch`).
     unsafe {
-        bpf_loop(
-            STEPS,
-            step as *mut c_void,
-            (&mut w as *mut PathWalk).cast(),
-            0,
-        )
-    };
-    if w.done == 0 {
-        w.flags |= PATH_TRUNCATED as u32;
+        (*w).dentry = loc.dentry as u64;
+        (*w).mnt = loc.mnt as u64;
+        (*w).root = vfs::mnt_root(off, loc.mnt) as u64;
+        (*w).len = 0;
+        (*w).cap = CAP;
+        (*w).flags = PATH_PRESENT as u32;
+        (*w).done = 0;
     }
-    let mut len = w.len;
-    if len > CAP {
-        len = CAP;
-    }
-    if let Some(buf) = maps::GOV_PATH_SCRATCH.get_ptr_mut(0) {
-        // SAFETY: `out` has room for `CAP >= len` bytes; the source is our scratch buffer.
-        if unsafe { bpf_probe_read_kernel(out.cast(), len, buf.cast::<c_void>()) } != 0 {
-            len = 0;
-            w.flags |= PATH_TRUNCATED as u32;
+    // SAFETY: `step` keeps its state in the scratch map and ignores its context.
+    unsafe { bpf_loop(STEPS, step as *mut c_void, core::ptr::null_mut(), 0) };
+    // SAFETY: as above; the loop is over.
+    unsafe {
+        let mut flags = (*w).flags;
+        if (*w).done == 0 {
+            flags |= PATH_TRUNCATED as u32;
         }
-    } else {
-        len = 0;
-        w.flags |= PATH_TRUNCATED as u32;
+        // The walk never goes past `CAP <= MASK`, so the mask changes nothing at run time.
+        let mut len = (*w).len & MASK;
+        // `out` has room for `MASK >= len` bytes; the source is our scratch buffer.
+        if bpf_probe_read_kernel(out.cast(), len, (*w).names.as_ptr().cast()) != 0 {
+            len = 0;
+            flags |= PATH_TRUNCATED as u32;
+        }
+        (len as u16, flags as u16)
     }
-    (len as u16, w.flags as u16)
 }
-
 /// Records the current task's executable (`current->mm->exe_file`) into `out` and its inode
 /// into `inode`. A task without one (a kernel thread) records nothing.
 #[inline(always)]
-pub fn record_exe<const CAP: u32>(
+pub fn record_exe<const CAP: u32, const MASK: u32>(
     off: &KernelOffsets,
     out: *mut u8,
     inode: &mut InodeKey,
@@ -175,5 +203,5 @@ pub fn record_exe<const CAP: u32>(
         dentry: vfs::ptr_at(f_path, off.path_dentry),
         mnt: vfs::ptr_at(f_path, off.path_mnt),
     };
-    record::<CAP>(off, loc, out)
+    record::<CAP, MASK>(off, loc, out)
 }

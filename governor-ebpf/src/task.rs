@@ -272,12 +272,7 @@ fn exec_file(agent: &Agent, off: &KernelOffsets, file: *const u8, via: u64) -> i
         },
         depth: 0,
     };
-    agent::refuse_named(
-        agent,
-        refusal,
-        off,
-        Name::File(file),
-    )
+    agent::refuse_named(agent, refusal, off, Name::File(file))
 }
 
 /// The rule of a listed binary whose exec is denied.
