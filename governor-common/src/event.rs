@@ -233,6 +233,8 @@ impl Event {
 
 #[cfg(test)]
 mod tests {
+    use std::string::ToString;
+
     use super::*;
 
     fn sample() -> Event {
@@ -285,6 +287,22 @@ mod tests {
             (3, 4, InodeKey::new(7, 8))
         );
         assert_eq!(Event::trim_nul(&ev.comm), b"rm");
+    }
+
+    #[test]
+    fn recorded_paths_decode_from_their_own_fields() {
+        let mut ev = sample();
+        assert_eq!(ev.target_path().to_string(), "");
+        assert_eq!(ev.exe_path().to_string(), "");
+        ev.path[..12].copy_from_slice(b"db\0prod\0srv\0");
+        ev.path_len = 12;
+        ev.path_flags = PATH_PRESENT;
+        ev.exe[..9].copy_from_slice(b"rm\0bin\0\0\0");
+        ev.exe_len = 7;
+        ev.exe_flags = PATH_PRESENT;
+        let ev = Event::decode(&bytes(&ev)).expect("decodes");
+        assert_eq!(ev.target_path().to_string(), "/srv/prod/db");
+        assert_eq!(ev.exe_path().to_string(), "/bin/rm");
     }
 
     #[test]
