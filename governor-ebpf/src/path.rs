@@ -10,7 +10,10 @@
 
 use aya_ebpf::{
     cty::c_void,
-    helpers::generated::{bpf_loop, bpf_probe_read_kernel, bpf_probe_read_kernel_str},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_loop, bpf_probe_read_kernel, bpf_probe_read_kernel_str},
+    },
 };
 use governor_common::{
     event::{PATH_PRESENT, PATH_TRUNCATED, PATH_UNROOTED},
@@ -39,11 +42,16 @@ const STEPS: u32 = 128;
 /// The state lives in a map value, not on the stack, on purpose: the verifier does not track
 /// values in map memory, so every `bpf_loop` iteration of [`step`] starts from the same
 /// verifier state and is checked once. Tracked on the stack, the growing `len` would make
-/// each iteration a new state to explore. Programs do not migrate between CPUs while they
-/// run, and the walk is not reentered on one CPU (LSM and cgroup programs run in task
-/// context and do not nest), so one entry per CPU is enough.
+/// each iteration a new state to explore.
+///
+/// Programs do not migrate between CPUs while they run, but on a preemptible kernel another
+/// task may run the walk on the same CPU between two steps of ours. `owner` detects that: a
+/// walk that finds another owner stops and records no components, marked truncated. (The
+/// decision never depends on this buffer, only the event's description.)
 #[repr(C)]
 pub struct Scratch {
+    /// `bpf_get_current_pid_tgid()` of the task whose walk this is.
+    owner: u64,
     /// Current dentry.
     dentry: u64,
     /// Its `struct vfsmount *`, 0 when unknown.
@@ -81,8 +89,11 @@ unsafe extern "C" fn step(_index: u64, _ctx: *mut c_void) -> i64 {
     let Some(w) = maps::GOV_PATH_SCRATCH.get_ptr_mut(0) else {
         return 1;
     };
-    // SAFETY: our CPU's scratch value, used by nothing else while this program runs.
+    // SAFETY: our CPU's scratch value; `owner` tells whether another walk took it over.
     let w = unsafe { &mut *w };
+    if w.owner != bpf_get_current_pid_tgid() {
+        return 1;
+    }
     let off = maps::offsets();
     let dentry = w.dentry as *const u8;
     let parent = vfs::ptr_at(dentry, off.dentry_d_parent);
@@ -153,8 +164,10 @@ pub fn record<const CAP: u32, const MASK: u32>(
     let Some(w) = maps::GOV_PATH_SCRATCH.get_ptr_mut(0) else {
         return (0, (PATH_PRESENT | PATH_TRUNCATED));
     };
+    let owner = bpf_get_current_pid_tgid();
     // SAFETY: our CPU's scratch value (see `Scratch`).
     unsafe {
+        (*w).owner = owner;
         (*w).dentry = loc.dentry as u64;
         (*w).mnt = loc.mnt as u64;
         (*w).root = vfs::mnt_root(off, loc.mnt) as u64;
@@ -174,13 +187,18 @@ pub fn record<const CAP: u32, const MASK: u32>(
         // The walk never goes past `CAP <= MASK`, so the mask changes nothing at run time.
         let mut len = (*w).len & MASK;
         // `out` has room for `MASK >= len` bytes; the source is our scratch buffer.
-        if bpf_probe_read_kernel(out.cast(), len, (*w).names.as_ptr().cast()) != 0 {
+        if bpf_probe_read_kernel(out.cast(), len, (*w).names.as_ptr().cast()) != 0
+            || (*w).owner != owner
+        {
+            // Unreadable, or taken over by another walk before or during the copy: the
+            // bytes copied are not ours, and `len = 0` makes the reader ignore them.
             len = 0;
-            flags |= PATH_TRUNCATED as u32;
+            flags = (PATH_PRESENT | PATH_TRUNCATED) as u32;
         }
         (len as u16, flags as u16)
     }
 }
+
 /// Records the current task's executable (`current->mm->exe_file`) into `out` and its inode
 /// into `inode`. A task without one (a kernel thread) records nothing.
 #[inline(always)]
