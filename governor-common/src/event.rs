@@ -31,7 +31,7 @@ pub const PATH_PRESENT: u16 = 4;
 #[repr(u16)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
-    /// A decision on a file operation: `target.inode` and `name` are set.
+    /// A decision on a file operation: `target.inode`, `name` and `path` are set.
     FileDecision = 1,
     /// A decision on a network operation: `target.addr`, `target.port`, `target.family`.
     NetDecision = 2,

@@ -331,7 +331,7 @@ fn rename(ctx: &LsmContext) -> i32 {
     )
 }
 
-/// Refuses moving `dentry` when it is an ancestor of a protected inode.
+/// Refuses moving `at.dentry` when it is an ancestor of a protected inode.
 #[inline(always)]
 fn ancestor(agent: &Agent, off: &KernelOffsets, at: Loc) -> i32 {
     let Some(key) = vfs::inode_key(off, at.dentry) else {
