@@ -1,6 +1,7 @@
 //! The decision event the kernel programs write into the ring buffer, and its checked decoder.
 
 use crate::maps::InodeKey;
+pub use crate::path::RecordedPath;
 
 /// Bumped whenever [`Event`]'s layout changes; the decoder rejects other versions.
 pub const EVENT_VERSION: u16 = 2;
@@ -12,15 +13,25 @@ pub const NAME_LEN: usize = 128;
 pub const PATH_LEN: usize = 480;
 /// Length of the `exe` field (resolved path of the acting task's executable).
 pub const EXE_LEN: usize = 256;
-/// Bit in [`Event::path_flags`] / [`Event::exe_flags`]: the walk did not reach the root, so
-/// the components recorded are only the lowest ones.
+/// Bit in [`Event::path_flags`] / [`Event::exe_flags`]: the walk did not reach the root (out
+/// of room in the field, out of steps, or an unreadable name), so the components recorded are
+/// only the lowest ones.
 pub const PATH_TRUNCATED: u16 = 1;
+/// Bit in [`Event::path_flags`] / [`Event::exe_flags`]: the walk ended at the root of a
+/// filesystem without knowing where that filesystem is mounted (inode hooks get no mount, and
+/// a disconnected dentry has no way up), so the components are relative to that filesystem's
+/// root, not to `/`.
+pub const PATH_UNROOTED: u16 = 2;
+/// Bit in [`Event::path_flags`] / [`Event::exe_flags`]: the kernel recorded a path. Without
+/// it the field is empty: the event has no file target, or the task has no executable (a
+/// kernel thread). With it and no components, the path is `/` itself.
+pub const PATH_PRESENT: u16 = 4;
 
 /// What kind of record an [`Event`] is, i.e. how to read its `target`.
 #[repr(u16)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
-    /// A decision on a file operation: `target.inode` and `name` are set.
+    /// A decision on a file operation: `target.inode`, `name` and `path` are set.
     FileDecision = 1,
     /// A decision on a network operation: `target.addr`, `target.port`, `target.family`.
     NetDecision = 2,
@@ -136,11 +147,17 @@ pub struct Event {
     pub path_flags: u16,
     /// `PATH_*` bits for `exe`.
     pub exe_flags: u16,
-    /// Resolved path of a file target, as the kernel walked it: NUL-terminated components
-    /// from the target upwards (target first), crossing mounts; userspace reverses and joins
-    /// them. Empty for non-file events.
+    /// Resolved path of a file target, as the kernel walked it at decision time: the names
+    /// of the dentries from the target upwards (target first), each followed by one NUL,
+    /// in the first `path_len` bytes (the rest is zero). The walk crosses from the root of
+    /// each mount to its mountpoint in the parent mount, so a target reached through a bind
+    /// mount is named through that mount; mount roots add no component. It stops at the root
+    /// of the mount tree (an absolute path), or sets [`PATH_TRUNCATED`] / [`PATH_UNROOTED`].
+    /// [`PATH_PRESENT`] says a path was recorded at all: not for network, task and host
+    /// events. [`Event::target_path`] decodes it.
     pub path: [u8; PATH_LEN],
-    /// Resolved path of the acting task's executable, encoded like `path`.
+    /// Resolved path of the acting task's executable (`mm->exe_file->f_path`), encoded like
+    /// `path`; not present for kernel threads. [`Event::exe_path`] decodes it.
     pub exe: [u8; EXE_LEN],
 }
 const _: () = assert!(core::mem::size_of::<Event>() == 1024);
@@ -195,6 +212,16 @@ impl Event {
         Ok(ev)
     }
 
+    /// The target's resolved path ([`Event::path`]).
+    pub fn target_path(&self) -> RecordedPath<'_> {
+        RecordedPath::new(&self.path, self.path_len, self.path_flags)
+    }
+
+    /// The acting task's executable ([`Event::exe`]).
+    pub fn exe_path(&self) -> RecordedPath<'_> {
+        RecordedPath::new(&self.exe, self.exe_len, self.exe_flags)
+    }
+
     /// The bytes of a NUL-padded field up to its first NUL.
     pub fn trim_nul(field: &[u8]) -> &[u8] {
         match field.iter().position(|&b| b == 0) {
@@ -206,6 +233,8 @@ impl Event {
 
 #[cfg(test)]
 mod tests {
+    use std::string::ToString;
+
     use super::*;
 
     fn sample() -> Event {
@@ -258,6 +287,22 @@ mod tests {
             (3, 4, InodeKey::new(7, 8))
         );
         assert_eq!(Event::trim_nul(&ev.comm), b"rm");
+    }
+
+    #[test]
+    fn recorded_paths_decode_from_their_own_fields() {
+        let mut ev = sample();
+        assert_eq!(ev.target_path().to_string(), "");
+        assert_eq!(ev.exe_path().to_string(), "");
+        ev.path[..12].copy_from_slice(b"db\0prod\0srv\0");
+        ev.path_len = 12;
+        ev.path_flags = PATH_PRESENT;
+        ev.exe[..9].copy_from_slice(b"rm\0bin\0\0\0");
+        ev.exe_len = 7;
+        ev.exe_flags = PATH_PRESENT;
+        let ev = Event::decode(&bytes(&ev)).expect("decodes");
+        assert_eq!(ev.target_path().to_string(), "/srv/prod/db");
+        assert_eq!(ev.exe_path().to_string(), "/bin/rm");
     }
 
     #[test]

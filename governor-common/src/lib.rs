@@ -14,6 +14,7 @@ pub mod detail;
 pub mod event;
 pub mod maps;
 pub mod net;
+pub mod path;
 
 pub use event::{Decision, Event, EventKind, Target, EVENT_VERSION};
 pub use maps::{

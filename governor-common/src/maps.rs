@@ -26,6 +26,9 @@ pub const LEASES: &str = "GOV_LEASES";
 /// Per-agent decisions for a protected resource: key = [`AgentRuleKey`], value = [`Masks`].
 /// When present they replace the resource's default masks for that agent.
 pub const AGENT_RULES: &str = "GOV_AGENT_RULES";
+/// Per-CPU scratch space (one entry) where the programs assemble the path of an event before
+/// copying it into the ring-buffer record; only the kernel uses it.
+pub const PATH_SCRATCH: &str = "GOV_PATH_SCRATCH";
 
 /// Most agents a policy may name.
 pub const MAX_AGENTS: u32 = 1024;
@@ -387,11 +390,18 @@ pub struct KernelOffsets {
     pub kernfs_node_name: u32,
     /// `struct super_block::s_magic`
     pub super_block_s_magic: u32,
+    /// `struct vfsmount::mnt_root` (the dentry a mount shows at its root; for a bind mount
+    /// of a directory, that directory)
+    pub vfsmount_mnt_root: u32,
+    /// `struct task_struct::mm` (null for kernel threads)
+    pub task_struct_mm: u32,
+    /// `struct mm_struct::exe_file`
+    pub mm_struct_exe_file: u32,
     /// Non-zero once userspace filled the struct; programs fail closed while it is zero.
     pub valid: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 164);
 
 impl KernelOffsets {
     /// All zero: what the object carries until userspace fills it (`valid == 0`).
@@ -432,6 +442,9 @@ impl KernelOffsets {
         kernfs_node_parent: 0,
         kernfs_node_name: 0,
         super_block_s_magic: 0,
+        vfsmount_mnt_root: 0,
+        task_struct_mm: 0,
+        mm_struct_exe_file: 0,
         valid: 0,
         _pad: 0,
     };

@@ -63,14 +63,8 @@ pub struct Refusal {
 }
 
 /// Refuses `r` for `agent`: counts it, emits one event and returns `-EPERM`, or 0 (allowed,
-/// recorded as a would-be deny) when the agent is in observe mode. `dentry`, if non-null,
-/// names the target in the event.
-#[inline(always)]
-pub fn refuse(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8) -> i32 {
-    refuse_named(agent, r, off, Name::Dentry(dentry))
-}
-
-/// [`refuse`], with the event's `name` taken from `name`.
+/// recorded as a would-be deny) when the agent is in observe mode. `name` names the target in
+/// the event (and, for a file, gives its path).
 #[inline(always)]
 pub fn refuse_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) -> i32 {
     verdict(decide_named(agent, r, off, name))

@@ -152,7 +152,13 @@ pub fn path_mknod(ctx: LsmContext) -> i32 {
         let kind = mode & S_IFMT;
         if kind == S_IFCHR || kind == S_IFBLK {
             // A device node would let an agent reach storage beneath the filesystem.
-            return always(Class::Mknod, ctx.arg(1));
+            return always(Class::Mknod, |off| {
+                let mnt = vfs::path_loc(off, ctx.arg(0)).map_or(core::ptr::null(), |l| l.mnt);
+                Name::Loc(Loc {
+                    dentry: ctx.arg(1),
+                    mnt,
+                })
+            });
         }
         // open(O_CREAT) comes here too, with no file type bits: creating a regular file is
         // writing into the directory.
@@ -189,13 +195,13 @@ pub fn inode_create(ctx: LsmContext) -> i32 {
 //                       unsigned long flags, void *data);
 #[lsm(hook = "sb_mount")]
 pub fn sb_mount(ctx: LsmContext) -> i32 {
-    prior(&ctx, 5).unwrap_or_else(|| always(Class::Mount, core::ptr::null()))
+    prior(&ctx, 5).unwrap_or_else(|| always(Class::Mount, |_| Name::None))
 }
 
 // int security_move_mount(const struct path *from_path, const struct path *to_path);
 #[lsm(hook = "move_mount")]
 pub fn move_mount(ctx: LsmContext) -> i32 {
-    prior(&ctx, 2).unwrap_or_else(|| always(Class::Mount, core::ptr::null()))
+    prior(&ctx, 2).unwrap_or_else(|| always(Class::Mount, |_| Name::None))
 }
 
 /// Operation of `class` on `dentry`, reached through the `struct path *` in argument
@@ -220,7 +226,7 @@ fn at_path(path: *const u8, class: Class) -> i32 {
     let off = maps::offsets();
     match vfs::path_loc(&off, path) {
         Some(loc) => decide(&agent, &off, loc, class),
-        None => unresolved(&agent, &off, class, core::ptr::null()),
+        None => unresolved(&agent, &off, class, Name::None),
     }
 }
 
@@ -233,7 +239,7 @@ fn at_file(file: *const u8, class: Class, leased: Leased) -> i32 {
     let off = maps::offsets();
     match vfs::file_loc(&off, file) {
         Some(loc) => decide_as(&agent, &off, loc, class, leased),
-        None => unresolved(&agent, &off, class, core::ptr::null()),
+        None => unresolved(&agent, &off, class, Name::None),
     }
 }
 
@@ -264,7 +270,7 @@ fn open_for_write(file: *const u8) -> i32 {
     }
     match vfs::file_loc(&off, file) {
         Some(loc) => decide(&agent, &off, loc, Class::Write),
-        None => unresolved(&agent, &off, Class::Write, core::ptr::null()),
+        None => unresolved(&agent, &off, Class::Write, Name::None),
     }
 }
 
@@ -281,12 +287,26 @@ fn rename(ctx: &LsmContext) -> i32 {
     let new_dentry: *const u8 = ctx.arg(3);
     let flags: u32 = ctx.arg::<u64>(4) as u32;
     let mnt = vfs::path_loc(&off, new_dir).map_or(core::ptr::null(), |l| l.mnt);
-    let v = ancestor(&agent, &off, old_dentry);
+    let v = ancestor(
+        &agent,
+        &off,
+        Loc {
+            dentry: old_dentry,
+            mnt,
+        },
+    );
     if v != 0 {
         return v;
     }
     if flags & RENAME_EXCHANGE != 0 {
-        let v = ancestor(&agent, &off, new_dentry);
+        let v = ancestor(
+            &agent,
+            &off,
+            Loc {
+                dentry: new_dentry,
+                mnt,
+            },
+        );
         if v != 0 {
             return v;
         }
@@ -314,10 +334,10 @@ fn rename(ctx: &LsmContext) -> i32 {
     )
 }
 
-/// Refuses moving `dentry` when it is an ancestor of a protected inode.
+/// Refuses moving `at.dentry` when it is an ancestor of a protected inode.
 #[inline(always)]
-fn ancestor(agent: &Agent, off: &KernelOffsets, dentry: *const u8) -> i32 {
-    let Some(key) = vfs::inode_key(off, dentry) else {
+fn ancestor(agent: &Agent, off: &KernelOffsets, at: Loc) -> i32 {
+    let Some(key) = vfs::inode_key(off, at.dentry) else {
         return 0;
     };
     // SAFETY: value copied out immediately.
@@ -334,17 +354,19 @@ fn ancestor(agent: &Agent, off: &KernelOffsets, dentry: *const u8) -> i32 {
         },
         depth: 0,
     };
-    agent::refuse(agent, refusal, off, dentry)
+    agent::refuse_named(agent, refusal, off, Name::Loc(at))
 }
 
-/// Operations agents may never perform, wherever they aim.
+/// Operations agents may never perform, wherever they aim. `target` names what they aim at
+/// (a file decision), or nothing (a host decision).
 #[inline(always)]
-fn always(class: Class, dentry: *const u8) -> i32 {
+fn always(class: Class, target: impl FnOnce(&KernelOffsets) -> Name) -> i32 {
     let Some(agent) = agent::current() else {
         return 0;
     };
     let off = maps::offsets();
-    let kind = if dentry.is_null() {
+    let target = target(&off);
+    let kind = if matches!(target, Name::None) {
         EventKind::HostDecision
     } else {
         EventKind::FileDecision
@@ -356,12 +378,12 @@ fn always(class: Class, dentry: *const u8) -> i32 {
         target: Target::default(),
         depth: 0,
     };
-    agent::refuse(&agent, refusal, &off, dentry)
+    agent::refuse_named(&agent, refusal, &off, target)
 }
 
 /// Fail closed: the target could not be resolved.
 #[inline(always)]
-fn unresolved(agent: &Agent, off: &KernelOffsets, class: Class, dentry: *const u8) -> i32 {
+fn unresolved(agent: &Agent, off: &KernelOffsets, class: Class, target: Name) -> i32 {
     emit::count(Counter::Unresolved);
     let refusal = Refusal {
         kind: EventKind::FileDecision,
@@ -370,7 +392,7 @@ fn unresolved(agent: &Agent, off: &KernelOffsets, class: Class, dentry: *const u
         target: Target::default(),
         depth: MAX_PATH_DEPTH,
     };
-    agent::refuse(agent, refusal, off, dentry)
+    agent::refuse_named(agent, refusal, off, target)
 }
 
 /// State of one walk, shared with the `bpf_loop` callback [`walk_step`].
@@ -554,7 +576,7 @@ enum Leased {
 #[inline(always)]
 fn decide_as(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class, leased: Leased) -> i32 {
     if off.valid == 0 {
-        return unresolved(agent, off, class, start.dentry);
+        return unresolved(agent, off, class, Name::Loc(start));
     }
     let mut w = Walk {
         dentry: start.dentry,
@@ -583,7 +605,7 @@ fn decide_as(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class, lease
     match w.outcome {
         CLEAR if ran >= 0 => return 0,
         PROTECTED => {}
-        _ => return unresolved(agent, off, class, start.dentry),
+        _ => return unresolved(agent, off, class, Name::Loc(start)),
     }
     // The nearest protected inode with a decision on the class, for anyone, decides.
     let lease_id = match lease::verdict(agent.info.agent_id, w.rule.rule_id, &w.rule, w.class_bit) {
@@ -613,6 +635,6 @@ fn decide_as(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class, lease
         refusal,
         lease_id,
         off,
-        Name::Dentry(start.dentry),
+        Name::Loc(start),
     ))
 }

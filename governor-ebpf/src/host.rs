@@ -17,7 +17,7 @@ use governor_common::{
 use crate::{
     agent::{self, Refusal},
     emit::Name,
-    maps, vfs,
+    maps,
 };
 
 // LSM_HOOK(int, 0, bpf, int cmd, union bpf_attr *attr, unsigned int size)
@@ -57,9 +57,7 @@ pub fn kernel_read_file(ctx: LsmContext) -> i32 {
     if id != READING_MODULE {
         return 0;
     }
-    deny_always(Class::KernelModule, MODULE_VIA_FILE, |off| {
-        Name::Dentry(vfs::file_dentry(off, file))
-    })
+    deny_always(Class::KernelModule, MODULE_VIA_FILE, |_| Name::File(file))
 }
 
 // LSM_HOOK(int, 0, kernel_load_data, enum kernel_load_data_id id, bool contents)

@@ -17,6 +17,7 @@ mod kread;
 mod lease;
 mod maps;
 mod net;
+mod path;
 mod task;
 mod vfs;
 

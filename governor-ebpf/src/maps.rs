@@ -14,6 +14,8 @@ use governor_common::{
     AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks, ProtectedRule,
 };
 
+use crate::path::Scratch;
+
 /// `maps::AGENTS`
 #[map]
 pub static GOV_AGENTS: HashMap<u64, AgentInfo> = HashMap::with_max_entries(MAX_AGENT_CGROUPS, 0);
@@ -40,6 +42,10 @@ pub static GOV_LEASES: HashMap<LeaseKey, LeaseEntry> = HashMap::with_max_entries
 #[map]
 pub static GOV_AGENT_RULES: HashMap<AgentRuleKey, Masks> =
     HashMap::with_max_entries(MAX_AGENT_RULES, 0);
+
+/// `maps::PATH_SCRATCH`: where `path.rs` assembles an event's path.
+#[map]
+pub static GOV_PATH_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// `maps::EVENTS`
 #[map]

@@ -295,7 +295,7 @@ fn exec_file(agent: &Agent, off: &KernelOffsets, file: *const u8, via: u64) -> i
             Held::None => {}
         }
     }
-    let name = Name::Dentry(vfs::file_dentry(off, file));
+    let name = Name::File(file);
     agent::verdict(agent::settle(agent, refusal, lease_id, off, name))
 }
 
@@ -451,7 +451,7 @@ fn setid_exec(bprm: *const u8, file: *const u8) -> i32 {
     } else {
         (unresolved(), SETID_VIA_EXEC)
     };
-    let name = Name::Dentry(vfs::file_dentry(&off, file));
+    let name = Name::File(file);
     refuse_setid(&agent, &off, rule_id, detail, name)
 }
 

@@ -91,6 +91,13 @@ pub fn mount_up(off: &KernelOffsets, mnt: *const u8) -> Option<Loc> {
     }
 }
 
+/// `mnt->mnt_root` of a `struct vfsmount *`: the dentry shown at the mount's root (null if
+/// `mnt` is null or unreadable).
+#[inline(always)]
+pub fn mnt_root(off: &KernelOffsets, mnt: *const u8) -> *const u8 {
+    ptr_at(mnt, off.vfsmount_mnt_root)
+}
+
 /// Copies `dentry->d_name.name` (NUL-terminated) into `buf`.
 #[inline(always)]
 pub fn name(off: &KernelOffsets, dentry: *const u8, buf: &mut [u8]) {
@@ -138,12 +145,6 @@ pub fn ptr_at(base: *const u8, off: u32) -> *const u8 {
 #[inline(always)]
 pub fn file_inode(off: &KernelOffsets, file: *const u8) -> *const u8 {
     ptr_at(file, off.file_f_inode)
-}
-
-/// `file->f_path.dentry` (null if unreadable): used to name the file in events.
-#[inline(always)]
-pub fn file_dentry(off: &KernelOffsets, file: *const u8) -> *const u8 {
-    ptr_at(file, off.file_f_path_dentry)
 }
 
 /// Fills `key` with the identity of `inode`; false if it is null or unreadable.

@@ -4,6 +4,7 @@
 //! without it.
 
 mod cgroups;
+mod event_identity;
 mod file_classes;
 mod file_delete;
 mod io_uring;

@@ -377,9 +377,11 @@ fn rule_text(ev: &Event, class: Option<Class>, compiled: &Compiled) -> String {
 }
 
 /// Logs one kernel decision with everything the kernel and the policy know about it. Every
-/// kind carries the agent, process identity and class; network decisions add the address,
-/// port and rule; the others add `name`, `protected` (the rule), `detail` and its reading
-/// `what`, file decisions the target inode and depth, task decisions the target's pid.
+/// kind carries the agent, process identity (with `exe`, the executable's path as the kernel
+/// resolved it) and class, and `path`, the target's resolved path (empty when the target is
+/// not a file); network decisions add the address, port and rule; the others add `name`,
+/// `protected` (the rule), `detail` and its reading `what`, file decisions the target inode
+/// and depth, task decisions the target's pid.
 fn log_decision(ev: &Event, compiled: &Compiled) {
     let agent = if ev.agent_id == AGENT_UNKNOWN {
         "(unregistered cgroup below an agent cgroup)"
@@ -390,8 +392,9 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
     let class_name = class.map_or("unknown", Class::name);
     let decision = Decision::from_u32(ev.decision).map_or("unknown", Decision::name);
     let comm = String::from_utf8_lossy(Event::trim_nul(&ev.comm));
-    let exe = std::fs::read_link(format!("/proc/{}/exe", ev.tgid))
-        .map_or_else(|_| "(exited)".to_owned(), |p| p.display().to_string());
+    // Both recorded by the kernel at decision time: right even if the process has exited.
+    let exe = ev.exe_path();
+    let target_path = ev.target_path();
     let message = match Decision::from_u32(ev.decision) {
         Some(Decision::Deny) => "denied",
         Some(Decision::ObserveDeny) => "would deny (observe mode)",
@@ -412,6 +415,8 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
                 gid = ev.gid,
                 comm = %comm,
                 exe = %exe,
+                exe_ino = ev.exe_inode.ino,
+                path = %target_path,
                 cgroup_id = ev.cgroup_id,
                 boot_ns = ev.boot_ns,
                 lease_id = ev.lease_id,
