@@ -357,7 +357,12 @@ fn always(class: Class, dentry: *const u8) -> i32 {
 
 /// Fail closed: the target could not be resolved.
 #[inline(always)]
-fn unresolved(agent: &Agent, off: &KernelOffsets, class: Class, dentry: *const u8) -> i32 {
+pub(crate) fn unresolved(
+    agent: &Agent,
+    off: &KernelOffsets,
+    class: Class,
+    dentry: *const u8,
+) -> i32 {
     emit::count(Counter::Unresolved);
     let refusal = Refusal {
         kind: EventKind::FileDecision,
@@ -448,7 +453,7 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
 /// inode whose rule denies `class`; refuses if found or if the walk cannot finish within
 /// `MAX_PATH_DEPTH` steps (fail closed).
 #[inline(always)]
-fn decide(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class) -> i32 {
+pub(crate) fn decide(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class) -> i32 {
     if off.valid == 0 {
         return unresolved(agent, off, class, start.dentry);
     }

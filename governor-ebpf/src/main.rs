@@ -2,7 +2,7 @@
 //!
 //! One module per hook family; each holds its thin entry points (with the kernel prototype
 //! quoted above them) and the logic they call: `file` (BPF-LSM file classes), `task`
-//! (process classes), `host` (host-wide classes), `net` (cgroup sock_addr programs,
+//! (process classes), `host` (host-wide classes), `ipc` (unix socket connects), `net` (cgroup sock_addr programs,
 //! independent of BPF-LSM). Shared layouts and map names live in `governor-common`.
 #![no_std]
 #![no_main]
@@ -11,6 +11,7 @@ mod agent;
 mod emit;
 mod file;
 mod host;
+mod ipc;
 mod kread;
 mod maps;
 mod net;

@@ -61,6 +61,11 @@ pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write file");
 }
 
+/// governor's configuration directory for test daemons: the VM's `/etc` is read-only, so
+/// the default `/etc/governor` cannot be created there. (The other own directories keep
+/// their defaults: the VM has tmpfs on `/run` and `/var/lib/governor`, and bpffs.)
+pub const TEST_CONFIG_DIR: &str = "/tmp/governor-test/etc-governor";
+
 /// A running `governor daemon`, stopped (SIGTERM) on drop.
 pub struct Daemon {
     child: Option<Child>,
@@ -81,7 +86,8 @@ impl Daemon {
         let ready = dir.join("ready");
         let _ = std::fs::remove_file(&ready);
         let mut child = Command::new(governor_bin())
-            .args(["daemon", "--log-format", "json", "--policy"])
+            .args(["daemon", "--log-format", "json", "--config-dir", TEST_CONFIG_DIR])
+            .arg("--policy")
             .arg(&policy)
             .arg("--ready-file")
             .arg(&ready)

@@ -57,6 +57,9 @@ pub const LSM_PROGRAMS: &[&str] = &[
     "kernel_module_request",
     "kernel_read_file",
     "kernel_load_data",
+    // governor-ebpf/src/ipc.rs: unix-connect
+    "unix_stream_connect",
+    "unix_may_send",
 ];
 
 /// Hooks that older kernels lack, and what covers the same operations there.

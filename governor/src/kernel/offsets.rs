@@ -82,6 +82,8 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         cgroup_level: field(btf, "cgroup", "level", 4)?,
         cgroup_ancestors: field(btf, "cgroup", "ancestors", 0)?,
         kernfs_node_id: field(btf, "kernfs_node", "id", 8)?,
+        unix_sock_path: field(btf, "unix_sock", "path", 16)?,
+        socket_sk: field(btf, "socket", "sk", 8)?,
         valid: 1,
         _pad: 0,
     })
@@ -126,6 +128,7 @@ mod tests {
             eprintln!("{}: {off:?}", file.display());
             assert_eq!(off.valid, 1);
             assert!(off.cred_ids > 0 && off.kernfs_node_id > 0 && off.task_struct_cgroups > 0);
+            assert!(off.unix_sock_path > 0 && off.socket_sk > 0);
         }
     }
 }
