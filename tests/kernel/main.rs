@@ -8,4 +8,5 @@ mod file_delete;
 mod io_uring;
 mod net;
 mod no_bpf_lsm;
+mod self_protect;
 mod task;

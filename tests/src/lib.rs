@@ -86,7 +86,13 @@ impl Daemon {
         let ready = dir.join("ready");
         let _ = std::fs::remove_file(&ready);
         let mut child = Command::new(governor_bin())
-            .args(["daemon", "--log-format", "json", "--config-dir", TEST_CONFIG_DIR])
+            .args([
+                "daemon",
+                "--log-format",
+                "json",
+                "--config-dir",
+                TEST_CONFIG_DIR,
+            ])
             .arg("--policy")
             .arg(&policy)
             .arg("--ready-file")

@@ -49,9 +49,10 @@ pub struct Context {
     pub status: status::Source,
 }
 
-/// The bound admin socket; the socket file is removed on drop.
+/// The bound admin socket; the socket file is removed on drop. Bound before the daemon
+/// touches the host (a second daemon stops there), served once the runtime runs.
 pub struct Listener {
-    listener: UnixListener,
+    listener: std::os::unix::net::UnixListener,
     path: PathBuf,
 }
 
@@ -80,7 +81,7 @@ pub fn listen(path: &Path) -> Result<Listener, AdminError> {
         }
         std::fs::remove_file(path).map_err(io)?;
     }
-    let listener = UnixListener::bind(path).map_err(io)?;
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(io)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(io)?;
     Ok(Listener {
         listener,
@@ -89,9 +90,12 @@ pub fn listen(path: &Path) -> Result<Listener, AdminError> {
 }
 
 /// Accepts connections until the task is dropped; each is served by its own task.
-pub async fn serve(listener: Listener, ctx: Arc<Context>) {
+pub async fn serve(listener: Listener, ctx: Arc<Context>) -> std::io::Result<()> {
+    let accepting = listener.listener.try_clone()?;
+    accepting.set_nonblocking(true)?;
+    let accepting = UnixListener::from_std(accepting)?;
     loop {
-        match listener.listener.accept().await {
+        match accepting.accept().await {
             Ok((stream, _)) => {
                 tokio::spawn(connection(stream, Arc::clone(&ctx)));
             }

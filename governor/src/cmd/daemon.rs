@@ -62,6 +62,8 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
             "governor's {} directory {} does not exist and cannot be created, so it is not \
              protected", d.what, d.path.display());
     }
+    // Before the programs attach: a second daemon stops here.
+    let admin = admin::listen(&args.own_dirs().socket())?;
     let cgroups = CgroupFs::discover()?;
     let compiled = policy::compile(&policy, &cgroups, &own)?;
     enforcer.install(&compiled)?;
@@ -97,9 +99,15 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         cgroups,
         compiled,
         enforcer,
-        ring,
+        Channels { ring, admin },
         Kernel { caps, plan },
     ))
+}
+
+/// Where the daemon hears from: the kernel's event ring buffer and the admin socket.
+struct Channels {
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    admin: admin::Listener,
 }
 
 /// What the kernel offered: its capabilities and what the daemon enforces on it.
@@ -163,11 +171,15 @@ async fn serve(
     cgroups: CgroupFs,
     compiled: Compiled,
     enforcer: Enforcer,
-    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    channels: Channels,
     kernel: Kernel,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let Kernel { caps, plan } = kernel;
+    let Channels {
+        ring,
+        admin: listener,
+    } = channels;
     let stats = Arc::new(ReaderStats::default());
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
     let reader = tokio::spawn(events::read(ring, tx, Arc::clone(&stats)));
@@ -210,7 +222,6 @@ async fn serve(
         );
     }
     let enforcer = Arc::new(Mutex::new(enforcer));
-    let listener = admin::listen(&args.own_dirs().socket())?;
     tracing::info!(socket = %listener.path().display(), admin_uids = ?args.admin_uids,
         "admin socket listening");
     let admin_ctx = admin::Context {
@@ -229,7 +240,7 @@ async fn serve(
             reader: Arc::clone(&stats),
         },
     };
-    let admin_task = tokio::spawn(admin::serve(listener, Arc::new(admin_ctx)));
+    let mut admin_task = tokio::spawn(admin::serve(listener, Arc::new(admin_ctx)));
     if let Some(path) = &args.ready_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing ready file {}", path.display()))?;
@@ -243,10 +254,15 @@ async fn serve(
         res = reader => {
             tracing::error!(result = ?res, "event reader stopped");
         }
+        res = &mut admin_task => {
+            tracing::error!(result = ?res, "admin socket stopped");
+        }
     }
     // Stop answering (the socket file goes with the listener).
-    admin_task.abort();
-    let _ = admin_task.await;
+    if !admin_task.is_finished() {
+        admin_task.abort();
+        let _ = admin_task.await;
+    }
     // Let the logger catch up with what the reader already queued.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     sink.abort();
