@@ -109,27 +109,30 @@ fn lsm_own_dirs_are_off_limits_to_agents() {
             &["sh", "-c", &format!("echo agent >> {f}")],
         );
         denied(&d, a, "chmod", name, &["chmod", "600", f]);
-        denied(&d, a, "chown", name, &["chown", "65534", f]);
-        denied(
-            &d,
-            a,
-            "truncate",
-            name,
-            &[
-                "python3",
-                "-c",
-                &format!("import os; os.truncate({f:?}, 0)"),
-            ],
-        );
         denied(&d, a, "write", "new", &["touch", &format!("{parent}/new")]);
-        denied(
-            &d,
-            a,
-            "write",
-            "new-dir",
-            &["mkdir", &format!("{parent}/new-dir")],
-        );
-        denied(&d, a, "link", name, &["ln", f, &format!("{f}.link")]);
+        // The remaining classes once (they take the same walk in every directory).
+        if parent == STATE {
+            denied(&d, a, "chown", name, &["chown", "65534", f]);
+            denied(
+                &d,
+                a,
+                "truncate",
+                name,
+                &[
+                    "python3",
+                    "-c",
+                    &format!("import os; os.truncate({f:?}, 0)"),
+                ],
+            );
+            denied(
+                &d,
+                a,
+                "write",
+                "new-dir",
+                &["mkdir", &format!("{parent}/new-dir")],
+            );
+            denied(&d, a, "link", name, &["ln", f, &format!("{f}.link")]);
+        }
         assert_eq!(
             std::fs::read_to_string(f).expect("still there"),
             "governor's",
