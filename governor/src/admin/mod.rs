@@ -174,3 +174,175 @@ fn handle(ctx: &Context, req: &Request) -> Response {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+
+    use super::*;
+    use crate::{
+        admin::{
+            client::{self, ClientError},
+            status::{Counters, Status},
+        },
+        kernel::events::ReaderStats,
+    };
+
+    fn fixed() -> Status {
+        serde_json::from_value(serde_json::json!({
+            "daemon": {"pid": 1, "uptime_secs": 0, "version": "test"},
+            "policy": {"name": "p", "owner": "o", "file": "f"},
+            "agents": [],
+            "kernel": {"release": "r", "mode": "full", "enforced": [], "not_enforced": []},
+            "own_dirs": [],
+            "counters": Counters::default(),
+            "events": {"received": 0, "malformed": 0, "overflowed": 0},
+        }))
+        .expect("a Status")
+    }
+
+    /// A server on a socket in a fresh directory, allowing this process's uid, whose
+    /// `denied` counter is 7.
+    fn server(name: &str) -> (tokio::runtime::Runtime, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("governor-admin-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("governor.sock");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // SAFETY: plain getuid(2).
+        let uid = unsafe { libc::getuid() };
+        let ctx = Context {
+            access: peer::Access {
+                admin_uids: vec![uid],
+                agent_cgroups: Vec::new(),
+            },
+            status: status::Source {
+                fixed: fixed(),
+                started: std::time::Instant::now(),
+                counters: Box::new(|| {
+                    Ok(Counters {
+                        denied: 7,
+                        ..Counters::default()
+                    })
+                }),
+                reader: Arc::new(ReaderStats::default()),
+            },
+        };
+        let listener = listen(&path).expect("listen");
+        rt.spawn(serve(listener, Arc::new(ctx)));
+        (rt, path)
+    }
+
+    #[test]
+    fn serves_status_and_answers_bad_requests() {
+        let (rt, path) = server("serve");
+        let result = client::call(&path, &Request::Status).expect("status");
+        assert_eq!(result["counters"]["denied"], 7, "{result}");
+        assert_eq!(result["policy"]["name"], "p", "{result}");
+
+        // Several requests on one connection; a bad one does not end it.
+        let mut conn = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        conn.write_all(b"{\"version\":2,\"command\":\"status\"}\n{\"version\":1,\"command\":\"nope\"}\n{\"version\":1,\"command\":\"status\"}\n")
+            .expect("write");
+        let mut lines = BufReader::new(&conn).lines();
+        let mut next = || -> Response {
+            serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("a reply")
+        };
+        assert_eq!(
+            next().error.map(|e| e.code),
+            Some(ErrorCode::UnsupportedVersion)
+        );
+        assert_eq!(
+            next().error.map(|e| e.code),
+            Some(ErrorCode::UnknownCommand)
+        );
+        assert!(next().ok);
+
+        // A line longer than the limit is refused and the connection closed.
+        let mut conn = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        let long = vec![b'x'; protocol::MAX_LINE + 10];
+        let _ = conn.write_all(&long);
+        let mut reply = String::new();
+        BufReader::new(&conn).read_line(&mut reply).expect("read");
+        assert!(reply.contains("longer than 65536 bytes"), "{reply}");
+
+        // A second daemon cannot take the socket over.
+        assert!(matches!(listen(&path), Err(AdminError::InUse(_))));
+        drop(rt);
+        // The listener removed its socket file when the server stopped.
+        assert!(matches!(
+            client::call(&path, &Request::Status),
+            Err(ClientError::NotRunning(_))
+        ));
+    }
+
+    #[test]
+    fn stale_sockets_are_replaced_and_reported() {
+        let dir = std::env::temp_dir().join(format!("governor-admin-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("governor.sock");
+        // A socket file nobody listens on any more.
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+        assert!(path.exists());
+        let err = client::call(&path, &Request::Status).unwrap_err();
+        assert!(matches!(err, ClientError::Stale(_)), "{err}");
+        assert!(err.to_string().contains("not running"), "{err}");
+        let listener = listen(&path).expect("a stale socket is replaced");
+        drop(listener);
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn refused_peers_get_a_forbidden_reply() {
+        let dir =
+            std::env::temp_dir().join(format!("governor-admin-refuse-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("governor.sock");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // This process's own cgroup is registered as an agent's.
+        let own = std::fs::read_to_string("/proc/self/cgroup").expect("own cgroup");
+        let cgroup = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("a cgroup v2 line")
+            .trim_start_matches('/')
+            .to_owned();
+        // SAFETY: plain getuid(2).
+        let uid = unsafe { libc::getuid() };
+        let ctx = Context {
+            access: peer::Access {
+                admin_uids: vec![uid],
+                agent_cgroups: vec![("me".into(), PathBuf::from(cgroup))],
+            },
+            status: status::Source {
+                fixed: fixed(),
+                started: std::time::Instant::now(),
+                counters: Box::new(|| Err("unused".into())),
+                reader: Arc::new(ReaderStats::default()),
+            },
+        };
+        rt.spawn(serve(listen(&path).expect("listen"), Arc::new(ctx)));
+        let err = client::call(&path, &Request::Status).unwrap_err();
+        match err {
+            ClientError::Refused { code, message } => {
+                assert_eq!(code, ErrorCode::Forbidden);
+                assert!(message.contains("agent `me`"), "{message}");
+            }
+            other => panic!("expected a forbidden reply, got {other}"),
+        }
+        drop(rt);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
