@@ -121,7 +121,13 @@ impl Daemon {
                     lines.lock().expect("lock").join("\n")
                 );
             }
-            assert!(Instant::now() < deadline, "daemon not ready within 60 s");
+            if Instant::now() >= deadline {
+                // Stop it: a daemon that becomes ready later would hold the admin socket and
+                // make every later test's daemon refuse to start.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("daemon not ready within 60 s");
+            }
             thread::sleep(Duration::from_millis(20));
         }
         Daemon {
