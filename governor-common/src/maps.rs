@@ -145,11 +145,14 @@ pub enum Class {
     KernelModule = 20,
     /// Leaving the agent's cgroup subtree.
     CgroupEscape = 21,
+    /// connect(2) to, or a datagram sent to, a unix socket bound to a path in a protected
+    /// directory (governor's own admin socket among them).
+    UnixConnect = 22,
 }
 
 impl Class {
     /// Every class, in value order.
-    pub const ALL: [Class; 21] = [
+    pub const ALL: [Class; 22] = [
         Self::Unlink,
         Self::Rmdir,
         Self::Rename,
@@ -171,6 +174,7 @@ impl Class {
         Self::Bpf,
         Self::KernelModule,
         Self::CgroupEscape,
+        Self::UnixConnect,
     ];
 
     pub const fn bit(self) -> u32 {
@@ -204,6 +208,7 @@ impl Class {
             Self::Bpf => "bpf",
             Self::KernelModule => "kernel-module",
             Self::CgroupEscape => "cgroup-escape",
+            Self::UnixConnect => "unix-connect",
         }
     }
 }
@@ -282,6 +287,10 @@ pub const RULE_BUILTIN: u32 = u32::MAX - 1;
 /// `rule_id` of the fileless-exec rule: an agent executed a file without a name on any
 /// filesystem (memfd, `O_TMPFILE`, deleted), and its policy does not allow that.
 pub const RULE_FILELESS: u32 = u32::MAX - 2;
+/// `rule_id` of governor's own directories (state, config and keys, runtime with the admin
+/// socket, bpffs pins): always protected against every file class and unix-connect, whatever
+/// the policy says.
+pub const RULE_SELF: u32 = u32::MAX - 3;
 /// Bit added to a `rule_id` when the match was an *ancestor* of the protected path.
 pub const RULE_ANCESTOR_FLAG: u32 = 1 << 30;
 /// Bit added to a `[[binaries]]` rule id in [`AGENT_RULES`] keys, so that binaries and
@@ -397,11 +406,16 @@ pub struct KernelOffsets {
     pub task_struct_mm: u32,
     /// `struct mm_struct::exe_file`
     pub mm_struct_exe_file: u32,
+    /// `struct unix_sock::path` (the `struct path` a unix socket is bound to; its dentry is
+    /// null for abstract and unbound sockets)
+    pub unix_sock_path: u32,
+    /// `struct socket::sk`
+    pub socket_sk: u32,
     /// Non-zero once userspace filled the struct; programs fail closed while it is zero.
     pub valid: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 164);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 172);
 
 impl KernelOffsets {
     /// All zero: what the object carries until userspace fills it (`valid == 0`).
@@ -445,6 +459,8 @@ impl KernelOffsets {
         vfsmount_mnt_root: 0,
         task_struct_mm: 0,
         mm_struct_exe_file: 0,
+        unix_sock_path: 0,
+        socket_sk: 0,
         valid: 0,
         _pad: 0,
     };

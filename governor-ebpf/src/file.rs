@@ -383,7 +383,7 @@ fn always(class: Class, target: impl FnOnce(&KernelOffsets) -> Name) -> i32 {
 
 /// Fail closed: the target could not be resolved.
 #[inline(always)]
-fn unresolved(agent: &Agent, off: &KernelOffsets, class: Class, target: Name) -> i32 {
+pub(crate) fn unresolved(agent: &Agent, off: &KernelOffsets, class: Class, target: Name) -> i32 {
     emit::count(Counter::Unresolved);
     let refusal = Refusal {
         kind: EventKind::FileDecision,
@@ -559,7 +559,7 @@ fn lease_on_path(agent: &Agent, start: Loc, class: Class, depth: u32) -> u64 {
 /// inode whose rule denies `class`; refuses if found or if the walk cannot finish within
 /// `MAX_PATH_DEPTH` steps (fail closed).
 #[inline(always)]
-fn decide(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class) -> i32 {
+pub(crate) fn decide(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class) -> i32 {
     decide_as(agent, off, start, class, Leased::Record)
 }
 

@@ -2,9 +2,10 @@
 //!
 //! One module per hook family; each holds its thin entry points (with the kernel prototype
 //! quoted above them) and the logic they call: `file` (BPF-LSM file classes), `task`
-//! (process classes), `host` (host-wide classes), `net` (cgroup sock_addr programs,
-//! independent of BPF-LSM), `cgroup` (agent cgroup subtrees: tracepoints registering
-//! descendants, and the cgroup-escape hook). Shared layouts and map names live in `governor-common`.
+//! (process classes), `host` (host-wide classes), `ipc` (unix socket connects), `net` (cgroup
+//! sock_addr programs, independent of BPF-LSM), `cgroup` (agent cgroup subtrees: tracepoints
+//! registering descendants, and the cgroup-escape hook). Shared layouts and map names live in
+//! `governor-common`.
 #![no_std]
 #![no_main]
 
@@ -13,6 +14,7 @@ mod cgroup;
 mod emit;
 mod file;
 mod host;
+mod ipc;
 mod kread;
 mod lease;
 mod maps;

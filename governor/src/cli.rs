@@ -4,10 +4,12 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::logging::LogFormat;
+use crate::{logging::LogFormat, own_dirs};
 
 /// Default policy location for the daemon and `governor run`.
 pub const DEFAULT_POLICY: &str = "/etc/governor/policy.toml";
+/// Default admin socket (in the default runtime directory).
+pub const DEFAULT_SOCKET: &str = "/run/governor/governor.sock";
 
 #[derive(Debug, Parser)]
 #[command(name = "governor", version, about, propagate_version = true)]
@@ -31,6 +33,8 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Show what this kernel offers governor (BPF-LSM, BTF, lockdown).
     Preflight(PreflightArgs),
+    /// Ask the running daemon what it enforces, and its counters.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +59,21 @@ pub struct DaemonArgs {
     /// it, the daemon mounts it.
     #[arg(long, default_value = crate::kernel::pin::DEFAULT_PIN_DIR)]
     pub pin_dir: PathBuf,
+    /// A uid, besides root, that may use the admin socket (repeat for more). Tasks in agent
+    /// cgroups are refused whatever their uid.
+    #[arg(long = "admin-uid", value_name = "UID")]
+    pub admin_uids: Vec<u32>,
+    /// governor's state directory (created if missing; always protected from agents).
+    #[arg(long, default_value = own_dirs::DEFAULT_STATE)]
+    pub state_dir: PathBuf,
+    /// governor's configuration and trusted-keys directory (created if missing; always
+    /// protected from agents).
+    #[arg(long, default_value = own_dirs::DEFAULT_CONFIG)]
+    pub config_dir: PathBuf,
+    /// governor's runtime directory, home of the admin socket `governor.sock` (created if
+    /// missing; always protected from agents, unix-connect included).
+    #[arg(long, default_value = own_dirs::DEFAULT_RUNTIME)]
+    pub runtime_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +81,28 @@ pub struct UnloadArgs {
     /// The daemon's pin directory.
     #[arg(long, default_value = crate::kernel::pin::DEFAULT_PIN_DIR)]
     pub pin_dir: PathBuf,
+}
+
+impl DaemonArgs {
+    /// governor's own directories, as given.
+    pub fn own_dirs(&self) -> own_dirs::OwnDirs {
+        own_dirs::OwnDirs {
+            state: self.state_dir.clone(),
+            config: self.config_dir.clone(),
+            runtime: self.runtime_dir.clone(),
+            bpffs: self.pin_dir.clone(),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -61,15 +61,18 @@ fn host_network_enforced_without_bpf_lsm() {
     );
     if degraded {
         assert_eq!(enforcing["mode"], "degraded", "{enforcing}");
-        assert_eq!(enforcing["not_enforced"], "unlink, rmdir", "{enforcing}");
+        assert_eq!(
+            enforcing["not_enforced"], "unlink, rmdir, unix-connect",
+            "{enforcing}"
+        );
         let warn = log
             .iter()
-            .find(|v| v["level"] == "WARN" && v["not_enforced"] == "unlink, rmdir")
+            .find(|v| v["level"] == "WARN" && v["not_enforced"] == "unlink, rmdir, unix-connect")
             .unwrap_or_else(|| panic!("a WARN naming the classes not enforced: {log:#?}"));
         assert!(
-            warn["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("degraded mode: NOT enforcing unlink, rmdir")),
+            warn["message"].as_str().is_some_and(
+                |m| m.contains("degraded mode: NOT enforcing unlink, rmdir, unix-connect")
+            ),
             "{warn}"
         );
     }
@@ -137,7 +140,7 @@ deny = ["connect"]
         "{stderr}"
     );
     assert!(
-        stderr.contains("cannot enforce unlink, rmdir (BPF-LSM programs)"),
+        stderr.contains("cannot enforce unlink, rmdir, unix-connect (BPF-LSM programs)"),
         "{stderr}"
     );
     // Refused before touching the host.

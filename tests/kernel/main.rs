@@ -12,4 +12,5 @@ mod leases;
 mod net;
 mod no_bpf_lsm;
 mod pin;
+mod self_protect;
 mod task;

@@ -17,7 +17,7 @@ fn net_full_mode_connect_bind_send() {
         .expect("an `enforcing` line");
     assert_eq!(enforcing["mode"], "full", "{enforcing}");
     assert_eq!(
-        enforcing["enforced"], "unlink, rmdir, connect, bind, send",
+        enforcing["enforced"], "unlink, rmdir, connect, bind, send, unix-connect",
         "{enforcing}"
     );
     assert_eq!(enforcing["not_enforced"], "", "{enforcing}");

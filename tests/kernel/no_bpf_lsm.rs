@@ -57,7 +57,7 @@ fn no_bpf_lsm_network_enforced_in_degraded_mode() {
     let log = d.logged();
     let warn = log
         .iter()
-        .find(|v| v["level"] == "WARN" && v["not_enforced"] == "unlink, rmdir")
+        .find(|v| v["level"] == "WARN" && v["not_enforced"] == "unlink, rmdir, unix-connect")
         .unwrap_or_else(|| panic!("a WARN naming the classes not enforced: {log:#?}"));
     let reason = warn["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("BPF-LSM is not active"), "{warn}");

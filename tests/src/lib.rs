@@ -55,6 +55,19 @@ pub fn pin_dir_for(dir: &Path) -> PathBuf {
     }
 }
 
+/// `--runtime-dir` for daemons that run side by side (the host tests, which set a pin
+/// prefix): each gets its own admin socket, named after its pin directory. Daemons in the VM
+/// run one at a time and keep the default, `/run/governor`.
+fn runtime_dir_args(pin_dir: &Path) -> Vec<String> {
+    match (PIN_PREFIX.get(), pin_dir.file_name()) {
+        (Some(_), Some(name)) => vec![
+            "--runtime-dir".to_owned(),
+            format!("/run/{}", name.to_string_lossy()),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Runs `governor unload --pin-dir DIR` and panics, with its output, unless it succeeded and
 /// the directory is gone: a test must never leave enforcement behind for the next one.
 pub fn unload(pin_dir: &Path) -> Output {
@@ -105,6 +118,11 @@ pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write file");
 }
 
+/// governor's configuration directory for test daemons: the VM's `/etc` is read-only, so
+/// the default `/etc/governor` cannot be created there. (The other own directories keep
+/// their defaults: the VM has tmpfs on `/run` and `/var/lib/governor`, and bpffs.)
+pub const TEST_CONFIG_DIR: &str = "/tmp/governor-test/etc-governor";
+
 /// A running `governor daemon`. On drop it is stopped (SIGTERM) and its pinned enforcement
 /// removed with `governor unload` (the drop panics if that fails), unless it was handed on to
 /// a [`Daemon::successor`].
@@ -128,9 +146,12 @@ impl Daemon {
     /// Fails if the pin directory exists: an earlier test left enforcement behind.
     pub fn start_with(dir: &Path, policy_text: &str, extra: &[&str]) -> Daemon {
         let pin_dir = pin_dir_for(dir);
+        // An empty directory is harmless (the daemon creates it among its own directories
+        // before it pins anything); pins in it mean enforcement leaked.
+        let leaked = std::fs::read_dir(&pin_dir).is_ok_and(|mut d| d.next().is_some());
         assert!(
-            !pin_dir.exists(),
-            "{} exists before the daemon starts: enforcement leaked from an earlier run",
+            !leaked,
+            "{} holds pins before the daemon starts: enforcement leaked from an earlier run",
             pin_dir.display()
         );
         Self::spawn(dir, "policy.toml", policy_text, extra, pin_dir)
@@ -167,12 +188,20 @@ impl Daemon {
         let ready = dir.join("ready");
         let _ = std::fs::remove_file(&ready);
         let mut child = Command::new(governor_bin())
-            .args(["daemon", "--log-format", "json", "--policy"])
+            .args([
+                "daemon",
+                "--log-format",
+                "json",
+                "--config-dir",
+                TEST_CONFIG_DIR,
+            ])
+            .arg("--policy")
             .arg(&policy)
             .arg("--ready-file")
             .arg(&ready)
             .arg("--pin-dir")
             .arg(&pin_dir)
+            .args(runtime_dir_args(&pin_dir))
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -197,7 +226,13 @@ impl Daemon {
                     lines.lock().expect("lock").join("\n")
                 );
             }
-            assert!(Instant::now() < deadline, "daemon not ready within 60 s");
+            if Instant::now() >= deadline {
+                // Stop it: a daemon that becomes ready later would hold the admin socket and
+                // make every later test's daemon refuse to start.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("daemon not ready within 60 s");
+            }
             thread::sleep(Duration::from_millis(20));
         }
         Daemon {

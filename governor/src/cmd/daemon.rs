@@ -1,17 +1,19 @@
-//! `governor daemon`: preflight, compile the policy, load and attach the kernel programs, pin
-//! them (replacing any generation a previous daemon pinned: `kernel::pin`), stream decisions to
-//! the log until SIGINT/SIGTERM. Stopping leaves enforcement pinned; `governor unload` ends it.
+//! `governor daemon`: preflight, compile the policy (governor's own directories first), load
+//! and attach the kernel programs, pin them (replacing any generation a previous daemon
+//! pinned: `kernel::pin`), answer the admin socket and stream decisions to the log until
+//! SIGINT/SIGTERM. Stopping leaves enforcement pinned; `governor unload` ends it.
 
 use std::{
     process::ExitCode,
-    sync::{atomic::Ordering, Arc},
+    sync::{atomic::Ordering, Arc, Mutex},
 };
 
 use anyhow::Context;
 use governor_common::{
     detail,
     maps::{
-        Counter, AGENT_UNKNOWN, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_FILELESS, RULE_UNRESOLVED,
+        Counter, AGENT_UNKNOWN, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_FILELESS, RULE_SELF,
+        RULE_UNRESOLVED,
     },
     net::{AF_INET, AF_INET6},
     Class, Decision, Event, EventKind,
@@ -19,6 +21,7 @@ use governor_common::{
 use tokio::{signal::unix::SignalKind, sync::mpsc};
 
 use crate::{
+    admin,
     cgroup::CgroupFs,
     cli::DaemonArgs,
     kernel::{
@@ -60,8 +63,16 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         // Without it an agent could leave every BPF-LSM class behind with a sub-cgroup.
         tracking.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
     }
+    let (own, own_absent) = args.own_dirs().ensure()?;
+    for (d, why) in &own_absent {
+        tracing::warn!(dir = %d.path.display(), reason = %why,
+            "governor's {} directory {} does not exist and cannot be created, so it is not \
+             protected", d.what, d.path.display());
+    }
+    // Before the programs attach: a second daemon stops here.
+    let admin = admin::listen(&args.own_dirs().socket())?;
     let cgroups = CgroupFs::discover()?;
-    let compiled = policy::compile(&policy, &cgroups)?;
+    let compiled = policy::compile(&policy, &cgroups, &own)?;
     enforcer.install(&compiled)?;
     if plan.net {
         net::install(&mut enforcer, &compiled.network)?;
@@ -119,7 +130,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         cgroups,
         compiled,
         enforcer,
-        ring,
+        Channels { ring, admin },
         Kernel {
             caps,
             plan,
@@ -215,6 +226,12 @@ fn track_subtrees(
 
 /// What the kernel offered: its capabilities and what the daemon enforces on it; the pin
 /// directory (locked while the daemon runs) and the generation pinned there.
+/// Where the daemon hears from: the kernel's event ring buffer and the admin socket.
+struct Channels {
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    admin: admin::Listener,
+}
+
 struct Kernel {
     caps: Capabilities,
     plan: Plan,
@@ -276,16 +293,21 @@ async fn serve(
     policy: Policy,
     cgroups: CgroupFs,
     compiled: Compiled,
-    mut enforcer: Enforcer,
-    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    enforcer: Enforcer,
+    channels: Channels,
     kernel: Kernel,
 ) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let Kernel {
         caps,
         plan,
         pins,
         generation,
     } = kernel;
+    let Channels {
+        ring,
+        admin: listener,
+    } = channels;
     let stats = Arc::new(ReaderStats::default());
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
     let reader = tokio::spawn(events::read(ring, tx, Arc::clone(&stats)));
@@ -319,6 +341,34 @@ async fn serve(
         tracing::info!(agent = %a.name, cgroup = %a.cgroup.display(), cgroup_id = a.cgroup_id,
             mode = policy.agent(&a.name).map_or("?", |x| x.mode.name()), "agent registered");
     }
+    tracing::info!(dirs = %own_dirs_text(&compiled),
+        "governor's own directories are protected from agents (every file class, unix-connect)");
+    if !plan.lsm {
+        tracing::warn!(
+            "degraded mode: governor's own directories and admin socket are NOT \
+            protected from agents by the kernel (no BPF-LSM programs)"
+        );
+    }
+    let enforcer = Arc::new(Mutex::new(enforcer));
+    tracing::info!(socket = %listener.path().display(), admin_uids = ?args.admin_uids,
+        "admin socket listening");
+    let admin_ctx = admin::Context {
+        access: admin::peer::Access {
+            admin_uids: args.admin_uids.clone(),
+            agent_cgroups: compiled
+                .agents
+                .iter()
+                .map(|a| (a.name.clone(), a.cgroup.clone()))
+                .collect(),
+        },
+        status: admin::status::Source {
+            fixed: fixed_status(&policy, &compiled, &caps, &plan),
+            started,
+            counters: Box::new(counter_reader(Arc::clone(&enforcer))),
+            reader: Arc::clone(&stats),
+        },
+    };
+    let mut admin_task = tokio::spawn(admin::serve(listener, Arc::new(admin_ctx)));
     if let Some(path) = &args.ready_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing ready file {}", path.display()))?;
@@ -332,16 +382,27 @@ async fn serve(
         res = reader => {
             tracing::error!(result = ?res, "event reader stopped");
         }
+        res = &mut admin_task => {
+            tracing::error!(result = ?res, "admin socket stopped");
+        }
+    }
+    // Stop answering (the socket file goes with the listener).
+    if !admin_task.is_finished() {
+        admin_task.abort();
+        let _ = admin_task.await;
     }
     // Let the logger catch up with what the reader already queued.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     sink.abort();
+    let counters = counter_reader(Arc::clone(&enforcer))().map_err(anyhow::Error::msg)?;
     tracing::info!(
-        denied = enforcer.counter(Counter::Denied)?,
-        observed = enforcer.counter(Counter::Observed)?,
-        unresolved = enforcer.counter(Counter::Unresolved)?,
-        kernel_events_dropped = enforcer.counter(Counter::EventsDropped)?,
-        cgroups_untracked = enforcer.counter(Counter::CgroupUntracked)?,
+        denied = counters.denied,
+        observed = counters.observed,
+        unresolved = counters.unresolved,
+        kernel_events_dropped = counters.kernel_events_dropped,
+        lease_allowed = counters.lease_allowed,
+        lease_expired = counters.lease_expired,
+        cgroups_untracked = counters.cgroups_untracked,
         events_received = stats.received.load(Ordering::Relaxed),
         events_malformed = stats.malformed.load(Ordering::Relaxed),
         events_overflowed = stats.overflowed.load(Ordering::Relaxed),
@@ -358,6 +419,90 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Reads the kernel counters through the shared enforcer.
+fn counter_reader(
+    enforcer: Arc<Mutex<Enforcer>>,
+) -> impl Fn() -> Result<admin::status::Counters, String> + Send + Sync {
+    move || {
+        let mut e = enforcer
+            .lock()
+            .map_err(|_| "the enforcer lock is poisoned".to_owned())?;
+        let mut read = |c: Counter| e.counter(c).map_err(|err| err.to_string());
+        Ok(admin::status::Counters {
+            denied: read(Counter::Denied)?,
+            observed: read(Counter::Observed)?,
+            unresolved: read(Counter::Unresolved)?,
+            kernel_events_dropped: read(Counter::EventsDropped)?,
+            lease_allowed: read(Counter::LeaseAllowed)?,
+            lease_expired: read(Counter::LeaseExpired)?,
+            cgroups_untracked: read(Counter::CgroupUntracked)?,
+        })
+    }
+}
+
+/// The parts of `status` fixed at startup.
+fn fixed_status(
+    policy: &Policy,
+    compiled: &Compiled,
+    caps: &Capabilities,
+    plan: &Plan,
+) -> admin::status::Status {
+    use admin::status::{AgentInfo, DaemonInfo, KernelInfo, PolicyInfo, Status};
+    let names = |cs: Vec<Class>| cs.iter().map(|c| c.name().to_owned()).collect();
+    Status {
+        daemon: DaemonInfo {
+            pid: std::process::id(),
+            uptime_secs: 0,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        policy: PolicyInfo {
+            name: policy.name.clone(),
+            owner: policy.owner.clone(),
+            file: policy.source.display().to_string(),
+        },
+        agents: compiled
+            .agents
+            .iter()
+            .map(|a| AgentInfo {
+                name: a.name.clone(),
+                cgroup: a.cgroup.display().to_string(),
+                mode: policy
+                    .agent(&a.name)
+                    .map_or("?", |x| x.mode.name())
+                    .to_owned(),
+            })
+            .collect(),
+        kernel: KernelInfo {
+            release: caps.kernel_release.clone(),
+            mode: if plan.missing.is_empty() {
+                "full"
+            } else {
+                "degraded"
+            }
+            .to_owned(),
+            enforced: names(plan.enforced()),
+            not_enforced: names(plan.not_enforced()),
+        },
+        own_dirs: compiled
+            .own
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect(),
+        counters: admin::status::Counters::default(),
+        events: admin::status::ReaderCounters::default(),
+    }
+}
+
+/// governor's own directories, comma-separated.
+fn own_dirs_text(compiled: &Compiled) -> String {
+    compiled
+        .own
+        .iter()
+        .map(|d| d.path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What a decision's `rule_id` stands for, in words.
 fn rule_text(ev: &Event, class: Option<Class>, compiled: &Compiled) -> String {
     let path = |id: u32, p: Option<&std::path::Path>| {
@@ -367,6 +512,8 @@ fn rule_text(ev: &Event, class: Option<Class>, compiled: &Compiled) -> String {
         RULE_UNRESOLVED => "(unresolved: failed closed)".to_owned(),
         RULE_BUILTIN => "(built-in: agents may never do this)".to_owned(),
         RULE_FILELESS => "(fileless: the file has no name on any filesystem)".to_owned(),
+        // Also the ancestors of those directories: RULE_SELF has RULE_ANCESTOR_FLAG's bit.
+        RULE_SELF => format!("(governor's own: {})", own_dirs_text(compiled)),
         id if class == Some(Class::Exec) => path(id, compiled.binary_path(id)),
         id if id & RULE_ANCESTOR_FLAG != 0 => {
             let id = id & !RULE_ANCESTOR_FLAG;

@@ -4,6 +4,7 @@ mod daemon;
 mod policy;
 mod preflight;
 mod run;
+mod status;
 mod unload;
 
 use std::process::ExitCode;
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Preflight(args) => preflight::run(args),
+        Command::Status(args) => status::run(args),
         Command::Unload(args) => unload::run(args),
     }
 }

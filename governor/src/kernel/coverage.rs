@@ -1,6 +1,6 @@
 //! Which classes this kernel lets governor enforce, and whether the daemon may start with
 //! that. governor's programs come in two independent families:
-//! - BPF-LSM programs enforce the file classes ([`LSM_CLASSES`]); kernels without BPF-LSM, or
+//! - BPF-LSM programs enforce the file classes and unix-connect ([`LSM_CLASSES`]); kernels without BPF-LSM, or
 //!   that refuse LSM programs (sandboxed, locked down), cannot run them;
 //! - cgroup sock_addr programs enforce the network classes ([`NET_CLASSES`]); they load on
 //!   kernels without BPF-LSM.
@@ -13,7 +13,7 @@
 use governor_common::Class;
 
 /// Classes enforced by the BPF-LSM programs.
-pub const LSM_CLASSES: &[Class] = &[Class::Unlink, Class::Rmdir];
+pub const LSM_CLASSES: &[Class] = &[Class::Unlink, Class::Rmdir, Class::UnixConnect];
 /// Classes enforced by the cgroup sock_addr programs.
 pub const NET_CLASSES: &[Class] = &[Class::Connect, Class::Bind, Class::Send];
 
@@ -158,7 +158,10 @@ mod tests {
         )
         .expect("degraded");
         assert!(!p.lsm && p.net);
-        assert_eq!(p.not_enforced(), vec![Class::Unlink, Class::Rmdir]);
+        assert_eq!(
+            p.not_enforced(),
+            vec![Class::Unlink, Class::Rmdir, Class::UnixConnect]
+        );
         assert_eq!(p.enforced(), vec![Class::Connect, Class::Bind, Class::Send]);
     }
 
@@ -170,7 +173,10 @@ mod tests {
             msg.starts_with("refusing to start: --require-full"),
             "{msg}"
         );
-        assert!(msg.contains("cannot enforce unlink, rmdir"), "{msg}");
+        assert!(
+            msg.contains("cannot enforce unlink, rmdir, unix-connect"),
+            "{msg}"
+        );
         assert!(msg.ends_with("BPF-LSM unavailable"), "{msg}");
     }
 

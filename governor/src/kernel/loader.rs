@@ -63,6 +63,9 @@ pub const LSM_PROGRAMS: &[&str] = &[
     "kernel_module_request",
     "kernel_read_file",
     "kernel_load_data",
+    // governor-ebpf/src/ipc.rs: unix-connect
+    "unix_stream_connect",
+    "unix_may_send",
 ];
 
 /// Raw tracepoint programs that keep every cgroup below an agent cgroup registered as the

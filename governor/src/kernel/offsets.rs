@@ -90,6 +90,8 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
             .or_else(|_| field(btf, "kernfs_node", "__parent", 8))?,
         kernfs_node_name: field(btf, "kernfs_node", "name", 8)?,
         super_block_s_magic: field(btf, "super_block", "s_magic", 8)?,
+        unix_sock_path: field(btf, "unix_sock", "path", 16)?,
+        socket_sk: field(btf, "socket", "sk", 8)?,
         valid: 1,
         _pad: 0,
     })
@@ -134,6 +136,7 @@ mod tests {
             eprintln!("{}: {off:?}", file.display());
             assert_eq!(off.valid, 1);
             assert!(off.cred_ids > 0 && off.kernfs_node_id > 0 && off.task_struct_cgroups > 0);
+            assert!(off.unix_sock_path > 0 && off.socket_sk > 0);
         }
     }
 }

@@ -1,17 +1,21 @@
-//! Validated policy → kernel map entries: agent cgroup ids and protected inode identities.
+//! Validated policy → kernel map entries: agent cgroup ids and protected inode identities,
+//! governor's own directories first (`RULE_SELF`: no policy can lift their protection).
 
 use std::{os::unix::fs::MetadataExt, path::PathBuf};
 
 use governor_common::{
-    maps::{AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_OBSERVE, RULE_BINARY_FLAG},
-    AgentInfo, AgentRuleKey, InodeKey, Masks, ProtectedRule,
+    maps::{AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_OBSERVE, RULE_BINARY_FLAG, RULE_SELF},
+    AgentInfo, AgentRuleKey, Class, InodeKey, Masks, ProtectedRule,
 };
 
 use super::{
     net::{self, CompiledNet},
     Decisions, Mode, Policy,
 };
-use crate::cgroup::{CgroupError, CgroupFs};
+use crate::{
+    cgroup::{CgroupError, CgroupFs},
+    own_dirs::OwnDir,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
@@ -22,6 +26,15 @@ pub enum CompileError {
          (protection is by inode, so the path must exist when the policy is loaded)"
     )]
     Protected {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "governor's {what} directory {path}: {source}; the daemon creates it before compiling \
+         the policy, so it should exist"
+    )]
+    OwnDir {
+        what: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
@@ -132,6 +145,15 @@ fn add_agent_rules(
     }
 }
 
+/// What governor's own directories are protected against: every file class and
+/// unix-connect.
+pub fn self_deny_mask() -> u32 {
+    super::FILE_CLASSES
+        .iter()
+        .chain([&Class::UnixConnect])
+        .fold(0, |m, c| m | c.bit())
+}
+
 /// Everything the kernel maps need for one policy.
 #[derive(Debug, Clone)]
 pub struct Compiled {
@@ -147,6 +169,8 @@ pub struct Compiled {
     pub binaries: Vec<CompiledBinary>,
     /// Agents' own decisions on resources (`GOV_AGENT_RULES`).
     pub agent_rules: Vec<(AgentRuleKey, Masks)>,
+    /// governor's own directories, protected with `RULE_SELF` (also in `protected`).
+    pub own: Vec<OwnDir>,
 }
 
 impl Compiled {
@@ -207,8 +231,14 @@ fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
 
 /// Resolves `policy` against this host: creates missing agent cgroups and identifies every
 /// protected path by inode. Protected paths are followed through symlinks once, here, so the
-/// kernel guards the real object.
-pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileError> {
+/// kernel guards the real object. governor's own directories (`own`, which must exist) come
+/// first and keep `RULE_SELF` and their full mask even when a policy entry names the same
+/// inode.
+pub fn compile(
+    policy: &Policy,
+    cgroups: &CgroupFs,
+    own: &[OwnDir],
+) -> Result<Compiled, CompileError> {
     use governor_common::maps::{MAX_AGENTS, MAX_AGENT_RULES, MAX_BINARIES, MAX_PROTECTED};
     if policy.agents.len() > MAX_AGENTS as usize {
         return Err(CompileError::TooMany {
@@ -217,10 +247,10 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
             max: MAX_AGENTS,
         });
     }
-    if policy.protected.len() > MAX_PROTECTED as usize {
+    if policy.protected.len() + own.len() > MAX_PROTECTED as usize {
         return Err(CompileError::TooMany {
-            what: "protected paths",
-            count: policy.protected.len(),
+            what: "protected paths (governor's own directories included)",
+            count: policy.protected.len() + own.len(),
             max: MAX_PROTECTED,
         });
     }
@@ -256,23 +286,8 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
             },
         });
     }
-    let mut protected = Vec::with_capacity(policy.protected.len());
     let mut agent_rules = Vec::new();
-    for (i, p) in policy.protected.iter().enumerate() {
-        let key = path_key(&p.path).map_err(|source| CompileError::Protected {
-            path: p.path.clone(),
-            source,
-        })?;
-        let rule_id = add_merged(&mut protected, &p.path, key, i as u32, p.decisions.masks());
-        add_agent_rules(
-            &mut agent_rules,
-            &mut protected,
-            policy,
-            &p.decisions,
-            rule_id,
-            0,
-        );
-    }
+    let protected = compile_protected(policy, own, &mut agent_rules)?;
     let ancestors = ancestors_of(&protected);
     let network = net::flatten(&policy.network).map_err(|overflows| {
         let o = &overflows[0];
@@ -307,7 +322,56 @@ pub fn compile(policy: &Policy, cgroups: &CgroupFs) -> Result<Compiled, CompileE
         network_rules: policy.network.iter().map(ToString::to_string).collect(),
         binaries,
         agent_rules,
+        own: own.to_vec(),
     })
+}
+
+/// The protected map's entries: governor's own directories (every class they can be reached
+/// by denied), then the policy's `[[protect]]` paths.
+fn compile_protected(
+    policy: &Policy,
+    own: &[OwnDir],
+    agent_rules: &mut Vec<(AgentRuleKey, Masks)>,
+) -> Result<Vec<CompiledProtect>, CompileError> {
+    let mut protected = Vec::with_capacity(own.len() + policy.protected.len());
+    let own_masks = Masks {
+        deny_mask: self_deny_mask(),
+        lease_mask: 0,
+    };
+    for d in own {
+        let key = path_key(&d.path).map_err(|source| CompileError::OwnDir {
+            what: d.what,
+            path: d.path.clone(),
+            source,
+        })?;
+        add_merged(&mut protected, &d.path, key, RULE_SELF, own_masks);
+    }
+    for (i, p) in policy.protected.iter().enumerate() {
+        let key = path_key(&p.path).map_err(|source| CompileError::Protected {
+            path: p.path.clone(),
+            source,
+        })?;
+        let rule_id = add_merged(&mut protected, &p.path, key, i as u32, p.decisions.masks());
+        // No agent has decisions of its own on governor's own directories.
+        if rule_id != RULE_SELF {
+            add_agent_rules(
+                agent_rules,
+                &mut protected,
+                policy,
+                &p.decisions,
+                rule_id,
+                0,
+            );
+        }
+    }
+    // A policy entry on the same inode as one of governor's own directories was merged into
+    // it: the directory keeps its own rule id and stays denied for everything.
+    for p in protected.iter_mut().filter(|p| p.rule.rule_id == RULE_SELF) {
+        p.rule.deny_mask = self_deny_mask();
+        p.rule.lease_mask = 0;
+        p.rule.agent_mask = 0;
+    }
+    Ok(protected)
 }
 
 /// Inode identity of `path` (following symlinks).
@@ -392,6 +456,58 @@ mod tests {
 
     fn compile_binaries_for(policy: &Policy) -> Result<Vec<CompiledBinary>, CompileError> {
         compile_binaries(policy, &mut Vec::new())
+    }
+
+    #[test]
+    fn own_dirs_come_first_and_keep_their_rule() {
+        let dir = std::env::temp_dir().join(format!("governor-compile-own-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("state")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("prod")).expect("mkdir");
+        let own = vec![OwnDir {
+            what: "state",
+            flag: "state-dir",
+            path: dir.join("state"),
+            mode: 0o700,
+        }];
+        let mut policy = policy_with(&[]);
+        for (path, deny) in [("prod", Class::Unlink), ("state", Class::Rename)] {
+            policy.protected.push(crate::policy::Protected {
+                path: dir.join(path),
+                decisions: crate::policy::Decisions {
+                    deny: vec![deny],
+                    ..Default::default()
+                },
+            });
+        }
+        let list = compile_protected(&policy, &own, &mut Vec::new()).expect("compiles");
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert_eq!(list[0].rule.rule_id, RULE_SELF);
+        assert_eq!(list[0].path, dir.join("state"));
+        let mask = list[0].rule.deny_mask;
+        for c in crate::policy::FILE_CLASSES
+            .iter()
+            .chain([&Class::UnixConnect])
+        {
+            assert!(
+                mask & c.bit() != 0,
+                "{c:?} must be denied in governor's own dirs"
+            );
+        }
+        assert_eq!(list[0].rule.lease_mask, 0);
+        assert_eq!(
+            list[1].rule.rule_id, 0,
+            "the policy's own entry keeps its index"
+        );
+        assert_eq!(list[1].rule.deny_mask, Class::Unlink.bit());
+
+        let missing = [OwnDir {
+            path: dir.join("missing"),
+            ..own[0].clone()
+        }];
+        let err = compile_protected(&policy, &missing, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, CompileError::OwnDir { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

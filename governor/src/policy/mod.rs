@@ -84,10 +84,12 @@ const CLASS_NAMES: &[(&str, &[Class])] = &[
     ("xattr", &[Class::Xattr]),
     ("mknod", &[Class::Mknod]),
     ("modify", FILE_CLASSES),
+    ("unix-connect", &[Class::UnixConnect]),
 ];
 
-/// Every class that applies to a protected path ("modify").
-const FILE_CLASSES: &[Class] = &[
+/// Every class that applies to a protected path ("modify"). `unix-connect` (connecting to
+/// unix sockets bound below the path) is listed on its own.
+pub const FILE_CLASSES: &[Class] = &[
     Class::Unlink,
     Class::Rmdir,
     Class::Rename,

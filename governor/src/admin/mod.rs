@@ -1,0 +1,348 @@
+//! The admin socket: a unix stream socket in governor's runtime directory
+//! (`/run/governor/governor.sock`) speaking the line-delimited JSON protocol of [`protocol`].
+//! Every peer is checked on accept ([`peer`]); each request has its handler file (`status`).
+//! `governor status` is the client ([`client`]).
+//!
+//! The socket is mode 0666 because the daemon decides who may use it itself; the kernel
+//! refuses agents' connects before that (the runtime directory is one of governor's own,
+//! protected for unix-connect).
+
+pub mod client;
+pub mod peer;
+pub mod protocol;
+pub mod status;
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{UnixListener, UnixStream},
+};
+
+use self::protocol::{ErrorCode, Request, Response};
+
+/// A connection idle this long is closed.
+const IDLE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(
+        "another governor daemon is already listening on {0}; stop it first (two daemons \
+         would fight over the same kernel and directories)"
+    )]
+    InUse(PathBuf),
+    #[error("admin socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What request handlers need.
+pub struct Context {
+    pub access: peer::Access,
+    pub status: status::Source,
+}
+
+/// The bound admin socket; the socket file is removed on drop. Bound before the daemon
+/// touches the host (a second daemon stops there), served once the runtime runs.
+pub struct Listener {
+    listener: std::os::unix::net::UnixListener,
+    path: PathBuf,
+}
+
+impl Listener {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds the admin socket at `path`. A socket file left by a daemon that is gone is
+/// replaced; one a live daemon answers on is not.
+pub fn listen(path: &Path) -> Result<Listener, AdminError> {
+    let io = |source| AdminError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if path.symlink_metadata().is_ok() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(AdminError::InUse(path.to_owned()));
+        }
+        std::fs::remove_file(path).map_err(io)?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(io)?;
+    Ok(Listener {
+        listener,
+        path: path.to_owned(),
+    })
+}
+
+/// Accepts connections until the task is dropped; each is served by its own task.
+pub async fn serve(listener: Listener, ctx: Arc<Context>) -> std::io::Result<()> {
+    let accepting = listener.listener.try_clone()?;
+    accepting.set_nonblocking(true)?;
+    let accepting = UnixListener::from_std(accepting)?;
+    loop {
+        match accepting.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(connection(stream, Arc::clone(&ctx)));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, socket = %listener.path.display(), "admin socket: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// One client: peer check, then request/reply lines until it closes, idles or misbehaves.
+async fn connection(stream: UnixStream, ctx: Arc<Context>) {
+    let (uid, pid) = match stream.peer_cred() {
+        Ok(c) => (c.uid(), c.pid()),
+        Err(e) => {
+            tracing::warn!(error = %e, "admin socket: cannot read the peer's credentials; refused");
+            return;
+        }
+    };
+    let (read, mut write) = stream.into_split();
+    if let Err(refused) = ctx.access.check(uid, pid) {
+        tracing::warn!(uid, pid, reason = %refused, "admin socket: peer refused");
+        let reply = Response::error(ErrorCode::Forbidden, refused.to_string());
+        let _ = write.write_all(reply.to_line().as_bytes()).await;
+        return;
+    }
+    let mut read = BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let limit = protocol::MAX_LINE as u64 + 1;
+        let mut bounded = (&mut read).take(limit);
+        let got = tokio::time::timeout(IDLE, bounded.read_until(b'\n', &mut line)).await;
+        let n = match got {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) | Err(_) => return,
+        };
+        if n == 0 {
+            return;
+        }
+        let complete = line.last() == Some(&b'\n');
+        if complete {
+            line.pop();
+        }
+        let too_long = !complete && line.len() > protocol::MAX_LINE;
+        let reply = if too_long {
+            Response::error(
+                ErrorCode::Malformed,
+                format!(
+                    "malformed request: longer than {} bytes",
+                    protocol::MAX_LINE
+                ),
+            )
+        } else {
+            match protocol::parse(&line) {
+                Ok(req) => handle(&ctx, &req),
+                Err(reply) => reply,
+            }
+        };
+        if write.write_all(reply.to_line().as_bytes()).await.is_err() || too_long || !complete {
+            return;
+        }
+    }
+}
+
+/// Runs one request.
+fn handle(ctx: &Context, req: &Request) -> Response {
+    match req {
+        Request::Status => match ctx.status.handle() {
+            Ok(status) => match serde_json::to_value(status) {
+                Ok(v) => Response::ok(v),
+                Err(e) => Response::error(ErrorCode::Internal, e.to_string()),
+            },
+            Err(e) => Response::error(ErrorCode::Internal, format!("reading counters: {e}")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+
+    use super::*;
+    use crate::{
+        admin::{
+            client::{self, ClientError},
+            status::{Counters, Status},
+        },
+        kernel::events::ReaderStats,
+    };
+
+    fn fixed() -> Status {
+        serde_json::from_value(serde_json::json!({
+            "daemon": {"pid": 1, "uptime_secs": 0, "version": "test"},
+            "policy": {"name": "p", "owner": "o", "file": "f"},
+            "agents": [],
+            "kernel": {"release": "r", "mode": "full", "enforced": [], "not_enforced": []},
+            "own_dirs": [],
+            "counters": Counters::default(),
+            "events": {"received": 0, "malformed": 0, "overflowed": 0},
+        }))
+        .expect("a Status")
+    }
+
+    /// A server on a socket in a fresh directory, allowing this process's uid, whose
+    /// `denied` counter is 7.
+    fn server(name: &str) -> (tokio::runtime::Runtime, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("governor-admin-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("governor.sock");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // SAFETY: plain getuid(2).
+        let uid = unsafe { libc::getuid() };
+        let ctx = Context {
+            access: peer::Access {
+                admin_uids: vec![uid],
+                agent_cgroups: Vec::new(),
+            },
+            status: status::Source {
+                fixed: fixed(),
+                started: std::time::Instant::now(),
+                counters: Box::new(|| {
+                    Ok(Counters {
+                        denied: 7,
+                        ..Counters::default()
+                    })
+                }),
+                reader: Arc::new(ReaderStats::default()),
+            },
+        };
+        let listener = listen(&path).expect("listen");
+        rt.spawn(serve(listener, Arc::new(ctx)));
+        (rt, path)
+    }
+
+    #[test]
+    fn serves_status_and_answers_bad_requests() {
+        let (rt, path) = server("serve");
+        let result = client::call(&path, &Request::Status).expect("status");
+        assert_eq!(result["counters"]["denied"], 7, "{result}");
+        assert_eq!(result["policy"]["name"], "p", "{result}");
+
+        // Several requests on one connection; a bad one does not end it.
+        let mut conn = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        conn.write_all(b"{\"version\":2,\"command\":\"status\"}\n{\"version\":1,\"command\":\"nope\"}\n{\"version\":1,\"command\":\"status\"}\n")
+            .expect("write");
+        let mut lines = BufReader::new(&conn).lines();
+        let mut next = || -> Response {
+            serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("a reply")
+        };
+        assert_eq!(
+            next().error.map(|e| e.code),
+            Some(ErrorCode::UnsupportedVersion)
+        );
+        assert_eq!(
+            next().error.map(|e| e.code),
+            Some(ErrorCode::UnknownCommand)
+        );
+        assert!(next().ok);
+
+        // A line longer than the limit is refused and the connection closed.
+        let mut conn = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        let long = vec![b'x'; protocol::MAX_LINE + 10];
+        let _ = conn.write_all(&long);
+        let mut reply = String::new();
+        BufReader::new(&conn).read_line(&mut reply).expect("read");
+        assert!(reply.contains("longer than 65536 bytes"), "{reply}");
+
+        // A second daemon cannot take the socket over.
+        assert!(matches!(listen(&path), Err(AdminError::InUse(_))));
+        drop(rt);
+        // The listener removed its socket file when the server stopped.
+        assert!(matches!(
+            client::call(&path, &Request::Status),
+            Err(ClientError::NotRunning(_))
+        ));
+    }
+
+    #[test]
+    fn stale_sockets_are_replaced_and_reported() {
+        let dir = std::env::temp_dir().join(format!("governor-admin-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("governor.sock");
+        // A socket file nobody listens on any more.
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+        assert!(path.exists());
+        let err = client::call(&path, &Request::Status).unwrap_err();
+        assert!(matches!(err, ClientError::Stale(_)), "{err}");
+        assert!(err.to_string().contains("not running"), "{err}");
+        let listener = listen(&path).expect("a stale socket is replaced");
+        drop(listener);
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn refused_peers_get_a_forbidden_reply() {
+        let dir =
+            std::env::temp_dir().join(format!("governor-admin-refuse-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("governor.sock");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // This process's own cgroup is registered as an agent's.
+        let own = std::fs::read_to_string("/proc/self/cgroup").expect("own cgroup");
+        let cgroup = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("a cgroup v2 line")
+            .trim_start_matches('/')
+            .to_owned();
+        // SAFETY: plain getuid(2).
+        let uid = unsafe { libc::getuid() };
+        let ctx = Context {
+            access: peer::Access {
+                admin_uids: vec![uid],
+                agent_cgroups: vec![("me".into(), PathBuf::from(cgroup))],
+            },
+            status: status::Source {
+                fixed: fixed(),
+                started: std::time::Instant::now(),
+                counters: Box::new(|| Err("unused".into())),
+                reader: Arc::new(ReaderStats::default()),
+            },
+        };
+        rt.spawn(serve(listen(&path).expect("listen"), Arc::new(ctx)));
+        let err = client::call(&path, &Request::Status).unwrap_err();
+        match err {
+            ClientError::Refused { code, message } => {
+                assert_eq!(code, ErrorCode::Forbidden);
+                assert!(message.contains("agent `me`"), "{message}");
+            }
+            other => panic!("expected a forbidden reply, got {other}"),
+        }
+        drop(rt);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

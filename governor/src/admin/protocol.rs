@@ -1,0 +1,243 @@
+//! The admin protocol: one JSON object per line each way, versioned.
+//!
+//! Request:  `{"version": 1, "command": "status"}`
+//! Reply:    `{"version": 1, "ok": true, "result": {...}}`
+//!        or `{"version": 1, "ok": false, "error": {"code": "unknown-command", "message": "..."}}`
+//!
+//! A request that is not a JSON object, lacks `version` or `command`, or is longer than
+//! [`MAX_LINE`] gets a `malformed` reply; another version gets `unsupported-version`; a
+//! command this daemon does not know gets `unknown-command`. Each is answered, never dropped.
+//! A new command is one more [`Request`] variant, its name in [`COMMANDS`] and its handler
+//! file next to this one.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+/// Longest request line accepted, newline excluded.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Every command, by name.
+pub const COMMANDS: &[&str] = &["status"];
+
+/// A well-formed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Policy, agents, kernel coverage, counters, pid and uptime.
+    Status,
+}
+
+impl Request {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+        }
+    }
+
+    /// The request as one line (newline included).
+    pub fn to_line(&self) -> String {
+        let v = serde_json::json!({ "version": VERSION, "command": self.name() });
+        format!("{v}\n")
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    Malformed,
+    UnsupportedVersion,
+    UnknownCommand,
+    /// The peer may not use the admin socket (uid not allowed, or an agent).
+    Forbidden,
+    /// The daemon could not answer (a kernel map read failed).
+    Internal,
+}
+
+/// The error part of a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// One reply line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub version: u32,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReply>,
+}
+
+impl Response {
+    pub fn ok(result: Value) -> Response {
+        Response {
+            version: VERSION,
+            ok: true,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+        Response {
+            version: VERSION,
+            ok: false,
+            result: None,
+            error: Some(ErrorReply {
+                code,
+                message: message.into(),
+            }),
+        }
+    }
+
+    /// The reply as one line (newline included).
+    pub fn to_line(&self) -> String {
+        // A Response is plain data: serializing it cannot fail.
+        let mut s = serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"version":{VERSION},"ok":false,"error":{{"code":"internal","message":"{e}"}}}}"#)
+        });
+        s.push('\n');
+        s
+    }
+}
+
+/// Parses one request line (without its newline), or the reply that refuses it.
+pub fn parse(line: &[u8]) -> Result<Request, Response> {
+    let malformed = |why: String| {
+        Response::error(
+            ErrorCode::Malformed,
+            format!(
+                "malformed request: {why}; send one JSON object per line, like \
+                 {{\"version\": {VERSION}, \"command\": \"status\"}}"
+            ),
+        )
+    };
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| malformed(format!("not JSON ({e})")))?;
+    let Value::Object(obj) = value else {
+        return Err(malformed("not a JSON object".to_owned()));
+    };
+    let version = match obj.get("version") {
+        None => return Err(malformed("no `version` field".to_owned())),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| malformed(format!("`version` is {v}, not a whole number")))?,
+    };
+    if version != u64::from(VERSION) {
+        return Err(Response::error(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "protocol version {version} is not supported; this daemon speaks version {VERSION}"
+            ),
+        ));
+    }
+    let command = match obj.get("command") {
+        None => return Err(malformed("no `command` field".to_owned())),
+        Some(Value::String(s)) => s.as_str(),
+        Some(v) => return Err(malformed(format!("`command` is {v}, not a string"))),
+    };
+    if let Some(extra) = obj.keys().find(|k| *k != "version" && *k != "command") {
+        return Err(malformed(format!("unknown field `{extra}`")));
+    }
+    match command {
+        "status" => Ok(Request::Status),
+        other => Err(Response::error(
+            ErrorCode::UnknownCommand,
+            format!(
+                "unknown command `{other}`; commands: {}",
+                COMMANDS.join(", ")
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(line: &str) -> ErrorReply {
+        let reply = parse(line.as_bytes()).expect_err(line);
+        assert!(!reply.ok);
+        assert_eq!(reply.version, VERSION);
+        // The reply itself is one well-formed line.
+        let text = reply.to_line();
+        assert!(text.ends_with('\n') && !text[..text.len() - 1].contains('\n'));
+        let back: Response = serde_json::from_str(&text).expect("reply parses");
+        assert_eq!(back, reply);
+        reply.error.expect("an error")
+    }
+
+    #[test]
+    fn status_parses_and_round_trips() {
+        assert_eq!(
+            parse(br#"{"version":1,"command":"status"}"#),
+            Ok(Request::Status)
+        );
+        let line = Request::Status.to_line();
+        assert!(line.ends_with('\n'));
+        assert_eq!(parse(line.trim_end().as_bytes()), Ok(Request::Status));
+    }
+
+    #[test]
+    fn malformed_requests_get_a_malformed_reply() {
+        for (line, why) in [
+            ("", "not JSON"),
+            ("status", "not JSON"),
+            ("{\"version\":1,", "not JSON"),
+            ("[1,2]", "not a JSON object"),
+            ("\"status\"", "not a JSON object"),
+            (r#"{"command":"status"}"#, "no `version`"),
+            (
+                r#"{"version":"1","command":"status"}"#,
+                "not a whole number",
+            ),
+            (r#"{"version":-1,"command":"status"}"#, "not a whole number"),
+            (r#"{"version":1}"#, "no `command`"),
+            (r#"{"version":1,"command":7}"#, "not a string"),
+            (
+                r#"{"version":1,"command":"status","x":1}"#,
+                "unknown field `x`",
+            ),
+        ] {
+            let e = refused(line);
+            assert_eq!(e.code, ErrorCode::Malformed, "{line}: {e:?}");
+            assert!(e.message.contains(why), "{line}: {}", e.message);
+        }
+        let e = refused("\u{fffd}\u{0}");
+        assert_eq!(e.code, ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn unknown_command_names_the_known_ones() {
+        let e = refused(r#"{"version":1,"command":"halt-everything"}"#);
+        assert_eq!(e.code, ErrorCode::UnknownCommand);
+        assert!(e.message.contains("`halt-everything`"), "{}", e.message);
+        assert!(e.message.contains("commands: status"), "{}", e.message);
+    }
+
+    #[test]
+    fn version_mismatch_is_refused_with_our_version() {
+        for v in [0, 2, 99] {
+            let e = refused(&format!(r#"{{"version":{v},"command":"status"}}"#));
+            assert_eq!(e.code, ErrorCode::UnsupportedVersion);
+            assert!(
+                e.message.contains(&format!("version {v} is not supported")),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains("speaks version 1"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn error_codes_are_kebab_case_on_the_wire() {
+        let line = Response::error(ErrorCode::UnsupportedVersion, "x").to_line();
+        assert!(line.contains(r#""code":"unsupported-version""#), "{line}");
+        let ok = Response::ok(serde_json::json!({"a": 1})).to_line();
+        assert_eq!(ok, "{\"version\":1,\"ok\":true,\"result\":{\"a\":1}}\n");
+    }
+}

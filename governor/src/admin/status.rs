@@ -1,0 +1,104 @@
+//! The `status` request: what the daemon enforces and its counters. [`Status`] is the reply's
+//! `result`, read back by `governor status`.
+
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Instant,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::events::ReaderStats;
+
+/// The reply to `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub daemon: DaemonInfo,
+    pub policy: PolicyInfo,
+    pub agents: Vec<AgentInfo>,
+    pub kernel: KernelInfo,
+    /// governor's own directories, protected whatever the policy says.
+    pub own_dirs: Vec<String>,
+    pub counters: Counters,
+    pub events: ReaderCounters,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    pub uptime_secs: u64,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    pub name: String,
+    pub owner: String,
+    pub file: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub name: String,
+    pub cgroup: String,
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelInfo {
+    pub release: String,
+    /// "full" or "degraded".
+    pub mode: String,
+    pub enforced: Vec<String>,
+    pub not_enforced: Vec<String>,
+}
+
+/// The kernel's counters (summed over CPUs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub denied: u64,
+    pub observed: u64,
+    pub unresolved: u64,
+    /// Events the kernel could not put into the ring buffer.
+    pub kernel_events_dropped: u64,
+    pub lease_allowed: u64,
+    pub lease_expired: u64,
+    /// Cgroups below an agent cgroup the kernel could not register (map full).
+    #[serde(default)]
+    pub cgroups_untracked: u64,
+}
+
+/// The event reader's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaderCounters {
+    pub received: u64,
+    pub malformed: u64,
+    pub overflowed: u64,
+}
+
+/// Reads the kernel counters now.
+pub type CounterReader = dyn Fn() -> Result<Counters, String> + Send + Sync;
+
+/// Everything `status` reports: fixed at startup, plus live counter sources.
+pub struct Source {
+    /// The fixed part; `daemon.uptime_secs`, `counters` and `events` are filled per request.
+    pub fixed: Status,
+    pub started: Instant,
+    pub counters: Box<CounterReader>,
+    pub reader: Arc<ReaderStats>,
+}
+
+impl Source {
+    /// The status now, or why the kernel counters could not be read.
+    pub fn handle(&self) -> Result<Status, String> {
+        let mut s = self.fixed.clone();
+        s.daemon.uptime_secs = self.started.elapsed().as_secs();
+        s.counters = (self.counters)()?;
+        s.events = ReaderCounters {
+            received: self.reader.received.load(Ordering::Relaxed),
+            malformed: self.reader.malformed.load(Ordering::Relaxed),
+            overflowed: self.reader.overflowed.load(Ordering::Relaxed),
+        };
+        Ok(s)
+    }
+}

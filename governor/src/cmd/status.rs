@@ -1,0 +1,184 @@
+//! `governor status [--json]`: asks the running daemon, over its admin socket, what it
+//! enforces and what it has counted, and prints a table (or the reply's JSON).
+
+use std::{fmt::Write as _, process::ExitCode};
+
+use anyhow::Context;
+
+use crate::{
+    admin::{client, protocol::Request, status::Status},
+    cli::StatusArgs,
+};
+
+pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let result = client::call(&args.socket, &Request::Status)?;
+    let status: Status = serde_json::from_value(result.clone())
+        .context("the daemon's status reply is not understood; is `governor` the same version as the daemon?")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print!("{}", table(&status));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `1d02h03m04s`, leaving out leading zero units.
+fn duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s:02}s"),
+        (0, _, _) => format!("{h}h{m:02}m{s:02}s"),
+        _ => format!("{d}d{h:02}h{m:02}m{s:02}s"),
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The human-readable form.
+fn table(s: &Status) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(out, "{k:<16} {v}");
+    };
+    line(
+        "daemon",
+        format!(
+            "pid {}, up {}, governor {}",
+            s.daemon.pid,
+            duration(s.daemon.uptime_secs),
+            s.daemon.version
+        ),
+    );
+    line(
+        "policy",
+        format!(
+            "{} (owner {}) from {}",
+            s.policy.name, s.policy.owner, s.policy.file
+        ),
+    );
+    line(
+        "kernel",
+        format!("{}, {} mode", s.kernel.release, s.kernel.mode),
+    );
+    line("  enforced", list(&s.kernel.enforced));
+    line("  not enforced", list(&s.kernel.not_enforced));
+    line("own dirs", list(&s.own_dirs));
+    out.push('\n');
+    let name_w = s
+        .agents
+        .iter()
+        .map(|a| a.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let cg_w = s
+        .agents
+        .iter()
+        .map(|a| a.cgroup.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let _ = writeln!(out, "{:<name_w$}  {:<cg_w$}  MODE", "AGENT", "CGROUP");
+    if s.agents.is_empty() {
+        let _ = writeln!(out, "(no agents)");
+    }
+    for a in &s.agents {
+        let _ = writeln!(out, "{:<name_w$}  {:<cg_w$}  {}", a.name, a.cgroup, a.mode);
+    }
+    out.push('\n');
+    let c = &s.counters;
+    let e = &s.events;
+    let rows = [
+        ("denied", c.denied),
+        ("observed (would deny)", c.observed),
+        ("unresolved (failed closed)", c.unresolved),
+        ("kernel events dropped", c.kernel_events_dropped),
+        ("lease allowed", c.lease_allowed),
+        ("lease expired", c.lease_expired),
+        ("cgroups untracked", c.cgroups_untracked),
+        ("events received", e.received),
+        ("events malformed", e.malformed),
+        ("events overflowed", e.overflowed),
+    ];
+    let _ = writeln!(out, "{:<27} VALUE", "COUNTER");
+    for (k, v) in rows {
+        let _ = writeln!(out, "{k:<27} {v}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::status::{
+        AgentInfo, Counters, DaemonInfo, KernelInfo, PolicyInfo, ReaderCounters,
+    };
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(59), "59s");
+        assert_eq!(duration(61), "1m01s");
+        assert_eq!(duration(3600 + 62), "1h01m02s");
+        assert_eq!(duration(86_400 * 2 + 5), "2d00h00m05s");
+    }
+
+    #[test]
+    fn table_shows_every_part() {
+        let s = Status {
+            daemon: DaemonInfo {
+                pid: 42,
+                uptime_secs: 75,
+                version: "0.1.0".into(),
+            },
+            policy: PolicyInfo {
+                name: "demo".into(),
+                owner: "o@example.com".into(),
+                file: "/etc/governor/policy.toml".into(),
+            },
+            agents: vec![AgentInfo {
+                name: "demo-agent".into(),
+                cgroup: "governor/demo-agent".into(),
+                mode: "enforce".into(),
+            }],
+            kernel: KernelInfo {
+                release: "6.12.0".into(),
+                mode: "degraded".into(),
+                enforced: vec!["connect".into()],
+                not_enforced: vec![],
+            },
+            own_dirs: vec!["/var/lib/governor".into()],
+            counters: Counters {
+                denied: 7,
+                kernel_events_dropped: 3,
+                ..Counters::default()
+            },
+            events: ReaderCounters {
+                received: 9,
+                ..ReaderCounters::default()
+            },
+        };
+        let t = table(&s);
+        for want in [
+            "pid 42, up 1m15s",
+            "demo (owner o@example.com) from /etc/governor/policy.toml",
+            "6.12.0, degraded mode",
+            "  enforced       connect",
+            "  not enforced   (none)",
+            "demo-agent  governor/demo-agent  enforce",
+            "denied                      7",
+            "kernel events dropped       3",
+            "events received             9",
+            "/var/lib/governor",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in:\n{t}");
+        }
+    }
+}
