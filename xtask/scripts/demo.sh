@@ -7,6 +7,8 @@ POLICY=policies/demo.toml
 PROD=/tmp/governor-demo/prod
 LOG=/tmp/governor-demo/daemon.log
 READY=/tmp/governor-demo/ready
+# The VM sees the host's root read-only: governor's config dir goes under /tmp here.
+CONFIG=/tmp/governor-demo/etc-governor
 
 say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '\033[2m$ %s\033[0m\n' "$*"; }
@@ -24,7 +26,7 @@ show "find $PROD -type f"; find "$PROD" -type f
 say "The operator starts governor with $POLICY"
 sed -n '/^\[/,$p' "$POLICY" | grep -v '^#' | grep -v '^$'
 show "governor daemon --policy $POLICY &"
-governor daemon --policy "$POLICY" --ready-file "$READY" 2>"$LOG" &
+governor daemon --policy "$POLICY" --config-dir "$CONFIG" --ready-file "$READY" 2>"$LOG" &
 DAEMON=$!
 i=0; while [ ! -f "$READY" ]; do
   i=$((i+1)); [ $i -gt 600 ] && { cat "$LOG"; fail "daemon did not start"; }
@@ -44,12 +46,24 @@ sleep 0.3
 say "What the daemon recorded (one structured event per denied operation)"
 grep "governor::decision\|denied" "$LOG" | head -5
 
+say "The live counters, from the daemon's admin socket"
+show "governor status"
+governor status | sed -n '/COUNTER/,/kernel events dropped/p'
+
+say "Stopping the daemon: enforcement stays pinned in the kernel"
+kill -TERM $DAEMON; wait $DAEMON
+tail -1 "$LOG" | cut -c1-200
+show "governor run --agent demo-agent -- rm -rf $PROD"
+governor run --policy "$POLICY" --agent demo-agent -- rm -rf "$PROD" 2>&1 | tail -1
+n=$(find "$PROD" -type f | wc -l)
+[ "$n" -eq 3 ] || fail "expected enforcement to outlive the daemon, found $n files"
+printf '\033[32mSTILL DENIED with no daemon running.\033[0m\n'
+show "governor unload"
+governor unload || fail "unload failed"
+
 say "Control: the same command from outside the agent cgroup"
 show "rm -rf $PROD"
 rm -rf "$PROD" && [ ! -e "$PROD" ] || fail "control rm should succeed"
 printf '\033[32mALLOWED: a non-agent process is unaffected; %s is gone.\033[0m\n' "$PROD"
 
-say "Stopping the daemon"
-kill -TERM $DAEMON; wait $DAEMON
-tail -1 "$LOG"
 say "Demo complete"

@@ -17,6 +17,11 @@ use crate::{
     vm::{self, VmRun},
 };
 
+/// Time limit of one kernel's test boot: every test starts its own daemon, which parses the
+/// kernel's BTF and verifies every program under QEMU TCG (tens of seconds each on a loaded
+/// 2-core host).
+const KERNEL_TESTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2400);
+
 /// `lsm=` list for the no-BPF-LSM boot: the distribution's defaults minus `bpf`.
 const LSM_WITHOUT_BPF: &str = "lsm=landlock,lockdown,yama,integrity,apparmor";
 
@@ -101,6 +106,7 @@ pub fn run(args: TestArgs) -> Result<i32> {
             argv.push(f.as_ref());
         }
         let mut run = VmRun::new(series, argv);
+        run.timeout = KERNEL_TESTS_TIMEOUT;
         run.path_prepend.push(bin_dir.clone());
         // The kernel-module tests load a module of the guest's own kernel.
         let kernel = kernels::ensure(series)?;

@@ -201,38 +201,54 @@ mod tests {
         .expect("a Status")
     }
 
-    /// A server on a socket in a fresh directory, allowing this process's uid, whose
-    /// `denied` counter is 7.
-    fn server(name: &str) -> (tokio::runtime::Runtime, PathBuf) {
+    /// A runtime, and the socket path in a fresh directory named after `name`.
+    fn fresh(name: &str) -> (tokio::runtime::Runtime, PathBuf) {
         let dir =
             std::env::temp_dir().join(format!("governor-admin-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let path = dir.join("governor.sock");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
+        (rt, dir.join("governor.sock"))
+    }
+
+    /// The context of a server allowing this process's uid, with `agent_cgroups`.
+    fn context(
+        agent_cgroups: Vec<(String, PathBuf)>,
+        counters: Box<status::CounterReader>,
+    ) -> Context {
         // SAFETY: plain getuid(2).
         let uid = unsafe { libc::getuid() };
-        let ctx = Context {
+        Context {
             access: peer::Access {
                 admin_uids: vec![uid],
-                agent_cgroups: Vec::new(),
+                agent_cgroups,
             },
             status: status::Source {
                 fixed: fixed(),
                 started: std::time::Instant::now(),
-                counters: Box::new(|| {
-                    Ok(Counters {
-                        denied: 7,
-                        ..Counters::default()
-                    })
-                }),
+                counters,
                 reader: Arc::new(ReaderStats::default()),
             },
-        };
+        }
+    }
+
+    /// A server on a socket in a fresh directory, allowing this process's uid, whose
+    /// `denied` counter is 7.
+    fn server(name: &str) -> (tokio::runtime::Runtime, PathBuf) {
+        let (rt, path) = fresh(name);
+        let ctx = context(
+            Vec::new(),
+            Box::new(|| {
+                Ok(Counters {
+                    denied: 7,
+                    ..Counters::default()
+                })
+            }),
+        );
         let listener = listen(&path).expect("listen");
         rt.spawn(serve(listener, Arc::new(ctx)));
         (rt, path)
@@ -301,16 +317,7 @@ mod tests {
 
     #[test]
     fn refused_peers_get_a_forbidden_reply() {
-        let dir =
-            std::env::temp_dir().join(format!("governor-admin-refuse-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let path = dir.join("governor.sock");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let (rt, path) = fresh("refuse");
         // This process's own cgroup is registered as an agent's.
         let own = std::fs::read_to_string("/proc/self/cgroup").expect("own cgroup");
         let cgroup = own
@@ -319,20 +326,10 @@ mod tests {
             .expect("a cgroup v2 line")
             .trim_start_matches('/')
             .to_owned();
-        // SAFETY: plain getuid(2).
-        let uid = unsafe { libc::getuid() };
-        let ctx = Context {
-            access: peer::Access {
-                admin_uids: vec![uid],
-                agent_cgroups: vec![("me".into(), PathBuf::from(cgroup))],
-            },
-            status: status::Source {
-                fixed: fixed(),
-                started: std::time::Instant::now(),
-                counters: Box::new(|| Err("unused".into())),
-                reader: Arc::new(ReaderStats::default()),
-            },
-        };
+        let ctx = context(
+            vec![("me".into(), PathBuf::from(cgroup))],
+            Box::new(|| Err("unused".into())),
+        );
         rt.spawn(serve(listen(&path).expect("listen"), Arc::new(ctx)));
         let err = client::call(&path, &Request::Status).unwrap_err();
         match err {
@@ -343,6 +340,8 @@ mod tests {
             other => panic!("expected a forbidden reply, got {other}"),
         }
         drop(rt);
-        let _ = std::fs::remove_dir_all(&dir);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
