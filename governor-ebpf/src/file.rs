@@ -527,16 +527,20 @@ unsafe extern "C" fn lease_step(index: u64, ctx: *mut c_void) -> i64 {
     }
 }
 
-/// The lease `agent` holds for `class` on the inodes from `start` up to `depth` levels above
-/// it: its id, or 0 (counting an expired one).
-#[inline(always)]
-fn lease_on_path(agent: &Agent, start: Loc, class: Class, depth: u32) -> u64 {
+/// The lease `agent_id` holds for `class` on the inodes from `dentry` (in `mnt`) up to
+/// `depth` levels above it: its id, or 0 (counting an expired one).
+///
+/// Not inlined, and given plain scalars: its walk state then lives in its own frame, not in
+/// every hook that decides (6.1 limits the combined stack of a program's call chain to 512
+/// bytes, and `path_rename` decides twice).
+#[inline(never)]
+fn lease_on_path(agent_id: u32, class: u32, dentry: *const u8, mnt: *const u8, depth: u32) -> u64 {
     let mut l = LeaseWalk {
-        dentry: start.dentry,
-        mnt: start.mnt,
+        dentry,
+        mnt,
         lease_id: 0,
-        agent_id: agent.info.agent_id,
-        class: class as u32,
+        agent_id,
+        class,
         steps: depth + 1,
         expired: 0,
     };
@@ -610,7 +614,13 @@ fn decide_as(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class, lease
     // The nearest protected inode with a decision on the class, for anyone, decides.
     let lease_id = match lease::verdict(agent.info.agent_id, w.rule.rule_id, &w.rule, w.class_bit) {
         Verdict::Deny => 0,
-        Verdict::Lease => match lease_on_path(agent, start, class, w.depth) {
+        Verdict::Lease => match lease_on_path(
+            agent.info.agent_id,
+            class as u32,
+            start.dentry,
+            start.mnt,
+            w.depth,
+        ) {
             0 => 0,
             _ if leased == Leased::Count => {
                 emit::count(Counter::LeaseAllowed);

@@ -21,8 +21,41 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("governor: error: {err:#}");
+            eprintln!("governor: error: {}", message(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, joined by `: `, leaving out a cause whose text the message so
+/// far already contains (many errors quote their source in their own message).
+fn message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_already_quoted_are_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(30);
+        let err = anyhow::Error::new(io).context(format!(
+            "config dir: {}; create it",
+            std::io::Error::from_raw_os_error(30)
+        ));
+        let text = super::message(&err);
+        assert_eq!(text.matches("Read-only file system").count(), 1, "{text}");
+        let err = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::message(&err), "outer: inner");
     }
 }
