@@ -230,6 +230,37 @@ pub struct ProtectedRule {
 }
 const _: () = assert!(core::mem::size_of::<ProtectedRule>() == 16);
 
+/// What the policy says about one class on one resource, for one agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Refused; no lease can lift it.
+    Deny,
+    /// Allowed only under an unexpired lease.
+    Lease,
+    /// The agent's own decisions allow what the resource's defaults would not.
+    Allow,
+    /// This resource says nothing about the class (a resource further up may).
+    Silent,
+}
+
+impl ProtectedRule {
+    /// The verdict of this resource on the class `bit` for an agent whose own decisions on it
+    /// (its [`AGENT_RULES`] entry) are `own`: those replace the defaults when present. The
+    /// kernel and the daemon's log both decide through here.
+    #[inline(always)]
+    pub fn verdict(&self, own: Option<Masks>, bit: u32) -> Verdict {
+        match own {
+            Some(own) if own.deny_mask & bit != 0 => Verdict::Deny,
+            Some(own) if own.lease_mask & bit != 0 => Verdict::Lease,
+            Some(_) if (self.deny_mask | self.lease_mask) & bit != 0 => Verdict::Allow,
+            Some(_) => Verdict::Silent,
+            None if self.deny_mask & bit != 0 => Verdict::Deny,
+            None if self.lease_mask & bit != 0 => Verdict::Lease,
+            None => Verdict::Silent,
+        }
+    }
+}
+
 /// The decision masks of one (agent, resource) pair: a class in `deny_mask` is denied, one
 /// in `lease_mask` needs a lease, any other is allowed.
 #[repr(C)]

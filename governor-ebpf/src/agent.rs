@@ -72,13 +72,8 @@ pub fn refuse_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) 
 
 /// Decides a would-be deny of `r` for `agent`: [`Decision::Deny`], or
 /// [`Decision::ObserveDeny`] when the agent is in observe mode. Counts it and emits exactly
-/// one event; the caller turns the decision into its hook's return convention.
-#[inline(always)]
-pub fn decide(agent: &Agent, r: Refusal, off: &KernelOffsets, dentry: *const u8) -> Decision {
-    decide_named(agent, r, off, Name::Dentry(dentry))
-}
-
-/// [`decide`], with the event's `name` taken from `name`.
+/// one event, its `name` taken from `name`; the caller turns the decision into its hook's
+/// return convention.
 #[inline(always)]
 pub fn decide_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) -> Decision {
     settle(agent, r, 0, off, name)
@@ -86,7 +81,7 @@ pub fn decide_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) 
 
 /// Settles an operation that is not a plain allow, with one event: allowed under lease
 /// `lease_id` when it is non-zero ([`Decision::LeaseAllow`]), else a would-be deny
-/// ([`decide`]). One emission site, so that hooks deciding several targets stay small for
+/// ([`decide_named`]). One emission site, so that hooks deciding several targets stay small for
 /// the verifier.
 #[inline(always)]
 pub fn settle(
@@ -106,29 +101,6 @@ pub fn settle(
         emit::count(Counter::Denied);
         Decision::Deny
     };
-    record(agent, r, decision, lease_id, off, name);
-    decision
-}
-
-/// An LSM hook's return value for `decision`.
-#[inline(always)]
-pub fn verdict(decision: Decision) -> i32 {
-    match decision {
-        Decision::Deny => -EPERM,
-        Decision::ObserveDeny | Decision::LeaseAllow => 0,
-    }
-}
-
-/// Emits the event for `r` decided as `decision`.
-#[inline(always)]
-fn record(
-    agent: &Agent,
-    r: Refusal,
-    decision: Decision,
-    lease_id: u64,
-    off: &KernelOffsets,
-    name: Name,
-) {
     let decided = Decided {
         kind: r.kind,
         cgroup_id: agent.cgroup_id,
@@ -141,6 +113,16 @@ fn record(
         lease_id,
     };
     emit::event(off, &decided, name);
+    decision
+}
+
+/// An LSM hook's return value for `decision`.
+#[inline(always)]
+pub fn verdict(decision: Decision) -> i32 {
+    match decision {
+        Decision::Deny => -EPERM,
+        Decision::ObserveDeny | Decision::LeaseAllow => 0,
+    }
 }
 
 /// The previous LSM program's refusal, if any: argument `n` of an LSM program is the phony

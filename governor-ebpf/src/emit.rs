@@ -57,11 +57,9 @@ const _: () = assert!(offset_of!(Event, exe) + EXE_MASK as usize <= Event::SIZE)
 #[derive(Clone, Copy)]
 pub enum Name {
     None,
-    /// A dentry whose mount is not known (inode hooks): `name` is `d_name`, `path` goes up to
-    /// the root of its filesystem and is marked unrooted. Skipped if null.
-    Dentry(*const u8),
     /// A dentry and the mount it was reached through: `name` is `d_name`, `path` is absolute.
-    /// Skipped if the dentry is null; a null mount is treated like [`Name::Dentry`].
+    /// Skipped if the dentry is null. With a null mount (inode hooks, which are given none)
+    /// `path` goes up to the root of the dentry's filesystem and is marked unrooted.
     Loc(Loc),
     /// An open `struct file *`: named by its `f_path`, like [`Name::Loc`]. Skipped if null.
     File(*const u8),
@@ -82,10 +80,6 @@ pub fn event(off: &KernelOffsets, d: &Decided, name: Name) {
     let uid_gid = bpf_get_current_uid_gid();
     let ev = entry.as_mut_ptr();
     let target = match name {
-        Name::Dentry(dentry) => Loc {
-            dentry,
-            mnt: core::ptr::null(),
-        },
         Name::Loc(loc) => loc,
         Name::File(file) if !file.is_null() => {
             let f_path = file.wrapping_add(off.file_f_path as usize);

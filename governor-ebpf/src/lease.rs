@@ -9,42 +9,23 @@
 //! `bpf_ktime_get_boot_ns()`, a clock that setting the wall clock does not move.
 
 use aya_ebpf::helpers::generated::bpf_ktime_get_boot_ns;
+pub use governor_common::maps::Verdict;
 use governor_common::{AgentRuleKey, InodeKey, LeaseKey, ProtectedRule};
 
 use crate::maps;
 
-/// What the policy says about one class on one resource, for one agent.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Refused; no lease can lift it.
-    Deny,
-    /// Allowed only under an unexpired lease.
-    Lease,
-    /// The agent's own decisions allow what the resource's defaults would not.
-    Allow,
-    /// This resource says nothing about the class (a resource further up may).
-    Silent,
-}
-
-/// The verdict of `rule` on the class `bit` for `agent_id`. `override_id` keys the agent's own
-/// decisions (the rule id, tagged by resource kind).
+/// The verdict of `rule` on the class `bit` for `agent_id` ([`ProtectedRule::verdict`]),
+/// with the agent's own decisions looked up under `override_id` (the rule id, tagged by
+/// resource kind).
 #[inline(always)]
 pub fn verdict(agent_id: u32, override_id: u32, rule: &ProtectedRule, bit: u32) -> Verdict {
     let key = AgentRuleKey {
         agent_id,
         rule_id: override_id,
     };
-    let defaults = rule.deny_mask | rule.lease_mask;
     // SAFETY: the value is copied out immediately.
-    match unsafe { maps::GOV_AGENT_RULES.get(&key) }.copied() {
-        Some(own) if own.deny_mask & bit != 0 => Verdict::Deny,
-        Some(own) if own.lease_mask & bit != 0 => Verdict::Lease,
-        Some(_) if defaults & bit != 0 => Verdict::Allow,
-        Some(_) => Verdict::Silent,
-        None if rule.deny_mask & bit != 0 => Verdict::Deny,
-        None if rule.lease_mask & bit != 0 => Verdict::Lease,
-        None => Verdict::Silent,
-    }
+    let own = unsafe { maps::GOV_AGENT_RULES.get(&key) }.copied();
+    rule.verdict(own, bit)
 }
 
 /// The lease, if any, that `agent_id` holds for `class` on `object`.

@@ -30,6 +30,7 @@ use governor_common::{
 
 use crate::{
     agent::{self, Refusal},
+    emit::Name,
     maps,
 };
 
@@ -133,7 +134,7 @@ fn decide(ctx: &SockAddrContext, op: NetOp, v6: bool) -> i32 {
         depth: 0,
     };
     let agent = agent::current_or_unknown();
-    match agent::decide(&agent, refusal, &maps::offsets(), core::ptr::null()) {
+    match agent::decide_named(&agent, refusal, &maps::offsets(), Name::None) {
         Decision::Deny => REFUSE,
         Decision::ObserveDeny | Decision::LeaseAllow => ALLOW,
     }

@@ -4,7 +4,9 @@
 use std::{os::unix::fs::MetadataExt, path::PathBuf};
 
 use governor_common::{
-    maps::{AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_OBSERVE, RULE_BINARY_FLAG, RULE_SELF},
+    maps::{
+        Verdict, AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_OBSERVE, RULE_BINARY_FLAG, RULE_SELF,
+    },
     AgentInfo, AgentRuleKey, Class, InodeKey, Masks, ProtectedRule,
 };
 
@@ -205,11 +207,7 @@ impl Compiled {
             .iter()
             .find(|(k, _)| k.agent_id == agent_id && k.rule_id == rule_id | tag)
             .map(|(_, m)| *m);
-        let masks = own.unwrap_or(Masks {
-            deny_mask: rule.rule.deny_mask,
-            lease_mask: rule.rule.lease_mask,
-        });
-        masks.deny_mask & class.bit() == 0 && masks.lease_mask & class.bit() != 0
+        rule.rule.verdict(own, class.bit()) == Verdict::Lease
     }
 
     pub fn binary_path(&self, rule_id: u32) -> Option<&std::path::Path> {
