@@ -56,17 +56,20 @@ impl Decisions {
 
     /// Every class some decision here denies or leases, for anyone.
     pub fn guarded(&self) -> Vec<Class> {
-        let mut all = self.deny.clone();
-        all.extend(&self.lease);
-        for a in &self.agents {
-            all.extend(&a.deny);
-            all.extend(&a.lease);
-        }
-        let m = mask(&all);
+        let m = self.guarded_mask();
         Class::ALL
             .into_iter()
             .filter(|c| m & c.bit() != 0)
             .collect()
+    }
+
+    /// [`Decisions::guarded`], as a mask of [`Class::bit`]s.
+    pub fn guarded_mask(&self) -> u32 {
+        self.agents
+            .iter()
+            .fold(mask(&self.deny) | mask(&self.lease), |m, a| {
+                m | mask(&a.deny) | mask(&a.lease)
+            })
     }
 }
 

@@ -138,17 +138,22 @@ impl Policy {
 
     /// Every class some rule of this policy denies or leases, in class order.
     pub fn classes(&self) -> Vec<Class> {
-        let used = |c: &Class| {
-            self.protected
-                .iter()
-                .any(|p| p.decisions.guarded().contains(c))
-                || self
-                    .binaries
-                    .iter()
-                    .any(|b| b.decisions.guarded().contains(c))
-                || self.network.iter().any(|n| n.deny.contains(c))
-        };
-        Class::ALL.into_iter().filter(used).collect()
+        // One pass over the entries (a policy may hold tens of thousands), not one per class.
+        let decided = self
+            .protected
+            .iter()
+            .map(|p| &p.decisions)
+            .chain(self.binaries.iter().map(|b| &b.decisions))
+            .fold(0, |m, d| m | d.guarded_mask());
+        let denied = self
+            .network
+            .iter()
+            .flat_map(|n| n.deny.iter())
+            .fold(decided, |m, c| m | c.bit());
+        Class::ALL
+            .into_iter()
+            .filter(|c| denied & c.bit() != 0)
+            .collect()
     }
 }
 
