@@ -51,11 +51,7 @@ impl LeaseMap {
 
     /// Grants `agent_id` the class on `path` (and below) for `ttl` of boot time.
     pub fn grant(&mut self, agent_id: u32, class: Class, path: &Path, ttl: Duration, id: u64) {
-        let key = LeaseKey {
-            agent_id,
-            class: class as u32,
-            object: inode_key(path),
-        };
+        let key = lease_key(agent_id, class, path);
         let entry = LeaseEntry {
             lease_id: id,
             not_after_boot_ns: boot_ns() + ttl.as_nanos() as u64,
@@ -65,11 +61,16 @@ impl LeaseMap {
 
     /// Removes the lease of `agent_id` on `class` at `path`.
     pub fn revoke(&mut self, agent_id: u32, class: Class, path: &Path) {
-        let key = LeaseKey {
-            agent_id,
-            class: class as u32,
-            object: inode_key(path),
-        };
+        let key = lease_key(agent_id, class, path);
         self.map.remove(&key).expect("remove lease");
+    }
+}
+
+/// The lease map's key for `agent_id` doing `class` to the inode at `path`.
+fn lease_key(agent_id: u32, class: Class, path: &Path) -> LeaseKey {
+    LeaseKey {
+        agent_id,
+        class: class as u32,
+        object: inode_key(path),
     }
 }
