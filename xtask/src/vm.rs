@@ -28,6 +28,12 @@ pub const EXIT_NO_STATUS: i32 = 125;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(900);
 pub const DEFAULT_MEM: &str = "2G";
+/// One vCPU. With two, a 6.12 guest once died with "Oops: int3" at
+/// `bpf_lsm_file_fcntl+0x5`: one vCPU ran the stale breakpoint that the other's
+/// `text_poke_bp` had already removed while attaching a BPF trampoline, which
+/// QEMU TCG's cross-vCPU self-modifying-code handling does not always catch.
+/// A single vCPU makes that impossible, and the tests are sequential anyway.
+pub const DEFAULT_CPUS: u32 = 1;
 
 /// Standard PATH entries appended after [`VmRun::path_prepend`].
 const STD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -42,6 +48,7 @@ pub struct VmRun {
     pub timeout: Duration,
     /// Guest memory in QEMU syntax ("2G", "512M"; a bare number means MiB).
     pub mem: String,
+    /// Guest vCPUs; default [`DEFAULT_CPUS`].
     pub cpus: u32,
     /// argv, passed exactly; `cmd[0]` is looked up in the guest PATH.
     pub cmd: Vec<OsString>,
@@ -67,7 +74,7 @@ impl VmRun {
             kernel,
             timeout: DEFAULT_TIMEOUT,
             mem: DEFAULT_MEM.to_string(),
-            cpus: 2,
+            cpus: DEFAULT_CPUS,
             cmd: cmd.into_iter().map(Into::into).collect(),
             cwd: None,
             env: Vec::new(),
