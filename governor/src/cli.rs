@@ -10,6 +10,8 @@ use crate::{logging::LogFormat, own_dirs};
 pub const DEFAULT_POLICY: &str = "/etc/governor/policy.toml";
 /// Default admin socket (in the default runtime directory).
 pub const DEFAULT_SOCKET: &str = "/run/governor/governor.sock";
+/// Where agents file lease requests.
+pub const DEFAULT_REQUEST_SOCKET: &str = "/run/governor-requests/request.sock";
 
 #[derive(Debug, Parser)]
 #[command(name = "governor", version, about, propagate_version = true)]
@@ -35,6 +37,101 @@ pub enum Command {
     Preflight(PreflightArgs),
     /// Ask the running daemon what it enforces, and its counters.
     Status(StatusArgs),
+    /// Kill switch: revoke the agents' leases and freeze their cgroups (or kill every task
+    /// in them with --kill), in one step; reports the time to enforcement.
+    Halt(HaltArgs),
+    /// Undo a halt: thaw the agents' cgroups; they may take leases again.
+    Resume(ResumeArgs),
+    /// From inside an agent: ask the operators for a lease (grants nothing by itself).
+    Request(RequestArgs),
+}
+
+/// Which agents a halt or resume is for.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct AgentSelect {
+    /// One agent, by name.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Every agent of the policy.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HaltArgs {
+    #[command(flatten)]
+    pub which: AgentSelect,
+    /// Kill every task in the agents' cgroups (cgroup.kill) instead of freezing them.
+    #[arg(long)]
+    pub kill: bool,
+    /// Why (recorded with the halt).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub which: AgentSelect,
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RequestArgs {
+    /// The class asked for, as the policy names it (delete, write, exec, connect, ...).
+    #[arg(long)]
+    pub class: String,
+    /// What it is for: a file or directory path (or, for network classes, the rule).
+    #[arg(long)]
+    pub target: String,
+    /// Why the agent needs it (shown to the operators).
+    #[arg(long)]
+    pub reason: String,
+    /// How long a lease it asks for ("90s", "15m", "2h"; at most the agent's max_lease_ttl).
+    #[arg(long, value_parser = parse_duration)]
+    pub ttl: Option<std::time::Duration>,
+    /// Wait up to this long for an operator's decision ("5m"), printing it.
+    #[arg(long, value_parser = parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    /// Print the daemon's replies as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The request socket.
+    #[arg(long, default_value = DEFAULT_REQUEST_SOCKET)]
+    pub socket: PathBuf,
+}
+
+/// Parses "90s", "15m", "2h", "1d" (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 15m, 2h or 1d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("`{text}`: unknown unit `{unit}`; use s, m, h or d")),
+    };
+    if secs == 0 {
+        return Err(format!("`{text}`: a duration must be longer than zero"));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +171,14 @@ pub struct DaemonArgs {
     /// missing; always protected from agents, unix-connect included).
     #[arg(long, default_value = own_dirs::DEFAULT_RUNTIME)]
     pub runtime_dir: PathBuf,
+    /// Directory of the request socket `request.sock`, where agents file lease requests
+    /// (created if missing; protected from agents for every file class, but they may connect).
+    #[arg(long, default_value = own_dirs::DEFAULT_REQUESTS)]
+    pub request_dir: PathBuf,
+    /// Directory of the trusted operator keys (`*.pub`); default: `trusted-keys` in the
+    /// configuration directory.
+    #[arg(long)]
+    pub trusted_keys: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,7 +196,15 @@ impl DaemonArgs {
             config: self.config_dir.clone(),
             runtime: self.runtime_dir.clone(),
             bpffs: self.pin_dir.clone(),
+            requests: self.request_dir.clone(),
         }
+    }
+
+    /// The trusted operator keys' directory.
+    pub fn trusted_dir(&self) -> PathBuf {
+        self.trusted_keys
+            .clone()
+            .unwrap_or_else(|| self.config_dir.join("trusted-keys"))
     }
 }
 

@@ -7,10 +7,13 @@ mod admin;
 mod cgroup;
 mod cli;
 mod cmd;
+mod halt;
+mod leases;
 mod kernel;
 mod logging;
 mod own_dirs;
 mod policy;
+mod requests;
 
 use std::process::ExitCode;
 

@@ -1,7 +1,8 @@
 //! governor's own directories: its state, its configuration and trusted keys, its runtime
-//! directory (home of the admin socket) and its bpffs pin directory. Every one is protected
-//! against agents for every file class and unix-connect, whatever the policy says
-//! (`policy::compile` adds them with `RULE_SELF`). The daemon creates the missing ones before
+//! directory (home of the admin socket), its bpffs pin directory, and the directory of the
+//! request socket agents file lease requests through. Every one is protected against agents
+//! for every file class, and all but the request directory for unix-connect too, whatever
+//! the policy says (`policy::compile` adds them with `RULE_SELF`). The daemon creates the missing ones before
 //! it compiles the policy, since protection is by inode.
 
 use std::{
@@ -19,6 +20,10 @@ pub const DEFAULT_RUNTIME: &str = "/run/governor";
 pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf/governor";
 /// File name of the admin socket in the runtime directory.
 pub const SOCKET_NAME: &str = "governor.sock";
+/// Default directory of the request socket (agents may connect to it, and do nothing else).
+pub const DEFAULT_REQUESTS: &str = "/run/governor-requests";
+/// File name of the request socket in its directory.
+pub const REQUEST_SOCKET_NAME: &str = "request.sock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OwnDirError {
@@ -54,6 +59,8 @@ pub struct OwnDir {
     pub path: PathBuf,
     /// Mode it is created with when missing.
     pub mode: u32,
+    /// Agents may connect to unix sockets in it (the request socket's directory).
+    pub connectable: bool,
 }
 
 /// A directory left unprotected, and why.
@@ -66,6 +73,7 @@ pub struct OwnDirs {
     pub config: PathBuf,
     pub runtime: PathBuf,
     pub bpffs: PathBuf,
+    pub requests: PathBuf,
 }
 
 impl Default for OwnDirs {
@@ -75,18 +83,20 @@ impl Default for OwnDirs {
             config: DEFAULT_CONFIG.into(),
             runtime: DEFAULT_RUNTIME.into(),
             bpffs: DEFAULT_BPFFS.into(),
+            requests: DEFAULT_REQUESTS.into(),
         }
     }
 }
 
 impl OwnDirs {
     /// Every directory, with its name, flag and creation mode.
-    pub fn list(&self) -> [OwnDir; 4] {
+    pub fn list(&self) -> [OwnDir; 5] {
         let dir = |what, flag, path: &Path, mode| OwnDir {
             what,
             flag,
             path: path.to_owned(),
             mode,
+            connectable: false,
         };
         [
             dir("state", "state-dir", &self.state, 0o700),
@@ -95,12 +105,21 @@ impl OwnDirs {
             // every peer itself.
             dir("runtime", "runtime-dir", &self.runtime, 0o755),
             dir("bpffs", "bpffs-dir", &self.bpffs, 0o700),
+            OwnDir {
+                connectable: true,
+                ..dir("requests", "request-dir", &self.requests, 0o755)
+            },
         ]
     }
 
     /// The admin socket's path.
     pub fn socket(&self) -> PathBuf {
         self.runtime.join(SOCKET_NAME)
+    }
+
+    /// The request socket's path.
+    pub fn request_socket(&self) -> PathBuf {
+        self.requests.join(REQUEST_SOCKET_NAME)
     }
 
     /// Creates every missing directory (parents included) with its mode, and returns the
@@ -184,11 +203,12 @@ mod tests {
             config: root.join("etc/governor"),
             runtime: root.join("run/governor"),
             bpffs: root.join("bpf/governor"),
+            requests: root.join("run/governor-requests"),
         };
         std::fs::create_dir_all(root.join("bpf")).expect("mkdir");
         let (present, absent) = dirs.ensure().expect("creates");
         // The temporary directory is not a bpffs mount.
-        assert_eq!(present.len(), 3, "{present:?}");
+        assert_eq!(present.len(), 4, "{present:?}");
         assert_eq!(absent.len(), 1);
         assert!(absent[0].1.contains("not a bpffs mount"), "{absent:?}");
         for d in &present {

@@ -17,6 +17,7 @@ use std::{
 use serde_json::Value;
 
 pub mod lease;
+pub mod operator;
 pub mod net;
 
 static GOVERNOR_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -63,9 +64,21 @@ fn runtime_dir_args(pin_dir: &Path) -> Vec<String> {
         (Some(_), Some(name)) => vec![
             "--runtime-dir".to_owned(),
             format!("/run/{}", name.to_string_lossy()),
+            "--request-dir".to_owned(),
+            format!("/run/{}-requests", name.to_string_lossy()),
         ],
         _ => Vec::new(),
     }
+}
+
+/// The state directory (lease store, halts, requests) of the daemons on `pin_dir`: one per
+/// test, shared with its successors, so that leases outlive a restart as they do in
+/// production, and no test sees another's.
+pub fn state_dir_for(pin_dir: &Path) -> PathBuf {
+    let name = pin_dir
+        .file_name()
+        .map_or_else(|| "governor".to_owned(), |n| n.to_string_lossy().into_owned());
+    PathBuf::from(format!("/tmp/governor-test/state/{name}"))
 }
 
 /// Runs `governor unload --pin-dir DIR` and panics, with its output, unless it succeeded and
@@ -154,6 +167,8 @@ impl Daemon {
             "{} holds pins before the daemon starts: enforcement leaked from an earlier run",
             pin_dir.display()
         );
+        // A fresh state: no leases, halts or requests from an earlier test.
+        let _ = std::fs::remove_dir_all(state_dir_for(&pin_dir));
         Self::spawn(dir, "policy.toml", policy_text, extra, pin_dir)
     }
 
@@ -201,6 +216,8 @@ impl Daemon {
             .arg(&ready)
             .arg("--pin-dir")
             .arg(&pin_dir)
+            .arg("--state-dir")
+            .arg(state_dir_for(&pin_dir))
             .args(runtime_dir_args(&pin_dir))
             .args(extra)
             .stdin(Stdio::null())

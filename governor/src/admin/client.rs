@@ -50,6 +50,11 @@ pub enum ClientError {
 
 /// Sends `req` to the daemon listening on `socket`; its `result` on success.
 pub fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
+    call_line(socket, &req.to_line())
+}
+
+/// Sends one request line (ending in a newline) to `socket`; the reply's `result`.
+pub fn call_line(socket: &Path, request_line: &str) -> Result<Value, ClientError> {
     let io = |source: std::io::Error| ClientError::Io {
         path: socket.to_owned(),
         source,
@@ -67,7 +72,7 @@ pub fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
     // A refused peer gets its reply without the daemon reading the request, and the write
     // may then fail: read the reply whatever happened to the write.
-    let written = stream.write_all(req.to_line().as_bytes());
+    let written = stream.write_all(request_line.as_bytes());
     let mut line = String::new();
     let read = BufReader::new(&stream).read_line(&mut line);
     if line.is_empty() {

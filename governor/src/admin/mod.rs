@@ -8,14 +8,18 @@
 //! protected for unix-connect).
 
 pub mod client;
+mod halt;
+mod leases;
 pub mod peer;
 pub mod protocol;
 pub mod status;
 
 use std::{
+    future::Future,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    sync::Arc,
+    pin::Pin,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -25,6 +29,7 @@ use tokio::{
 };
 
 use self::protocol::{ErrorCode, Request, Response};
+use crate::leases::Authority;
 
 /// A connection idle this long is closed.
 const IDLE: Duration = Duration::from_secs(60);
@@ -43,10 +48,55 @@ pub enum AdminError {
     },
 }
 
-/// What request handlers need.
+/// A connected client, as `SO_PEERCRED` and the service's admission check saw it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub uid: u32,
+    pub pid: Option<i32>,
+    /// The agent whose cgroup the peer runs in (request socket peers only).
+    pub agent: Option<String>,
+}
+
+/// A future a handler returns.
+pub type Reply<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
+
+/// What one socket serves: who may connect, and the answer to each request line. The line
+/// framing (one JSON object per line, bounded, idle timeout) is shared.
+pub trait Service: Send + Sync + 'static {
+    /// Checks a peer on accept; the error is sent back as a `forbidden` reply.
+    fn admit(&self, uid: u32, pid: Option<i32>) -> Result<Peer, String>;
+    /// Answers one request line.
+    fn handle<'a>(&'a self, peer: &'a Peer, line: &'a [u8]) -> Reply<'a>;
+}
+
+/// What the admin socket's handlers need.
 pub struct Context {
     pub access: peer::Access,
     pub status: status::Source,
+    /// The lease authority (absent in tests of the status request alone).
+    pub authority: Option<Arc<Mutex<Authority>>>,
+    /// Each agent's cgroup as an absolute path (for halts).
+    pub agent_cgroups: Vec<(String, PathBuf)>,
+}
+
+impl Service for Context {
+    fn admit(&self, uid: u32, pid: Option<i32>) -> Result<Peer, String> {
+        self.access.check(uid, pid).map_err(|e| e.to_string())?;
+        Ok(Peer {
+            uid,
+            pid,
+            agent: None,
+        })
+    }
+
+    fn handle<'a>(&'a self, peer: &'a Peer, line: &'a [u8]) -> Reply<'a> {
+        Box::pin(async move {
+            match protocol::parse(line) {
+                Ok(req) => handle(self, peer, req).await,
+                Err(reply) => reply,
+            }
+        })
+    }
 }
 
 /// The bound admin socket; the socket file is removed on drop. Bound before the daemon
@@ -90,7 +140,7 @@ pub fn listen(path: &Path) -> Result<Listener, AdminError> {
 }
 
 /// Accepts connections until the task is dropped; each is served by its own task.
-pub async fn serve(listener: Listener, ctx: Arc<Context>) -> std::io::Result<()> {
+pub async fn serve<S: Service>(listener: Listener, ctx: Arc<S>) -> std::io::Result<()> {
     let accepting = listener.listener.try_clone()?;
     accepting.set_nonblocking(true)?;
     let accepting = UnixListener::from_std(accepting)?;
@@ -108,7 +158,7 @@ pub async fn serve(listener: Listener, ctx: Arc<Context>) -> std::io::Result<()>
 }
 
 /// One client: peer check, then request/reply lines until it closes, idles or misbehaves.
-async fn connection(stream: UnixStream, ctx: Arc<Context>) {
+async fn connection<S: Service>(stream: UnixStream, ctx: Arc<S>) {
     let (uid, pid) = match stream.peer_cred() {
         Ok(c) => (c.uid(), c.pid()),
         Err(e) => {
@@ -117,12 +167,15 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>) {
         }
     };
     let (read, mut write) = stream.into_split();
-    if let Err(refused) = ctx.access.check(uid, pid) {
-        tracing::warn!(uid, pid, reason = %refused, "admin socket: peer refused");
-        let reply = Response::error(ErrorCode::Forbidden, refused.to_string());
-        let _ = write.write_all(reply.to_line().as_bytes()).await;
-        return;
-    }
+    let peer = match ctx.admit(uid, pid) {
+        Ok(peer) => peer,
+        Err(refused) => {
+            tracing::warn!(uid, pid, reason = %refused, "socket peer refused");
+            let reply = Response::error(ErrorCode::Forbidden, refused);
+            let _ = write.write_all(reply.to_line().as_bytes()).await;
+            return;
+        }
+    };
     let mut read = BufReader::new(read);
     let mut line = Vec::new();
     loop {
@@ -151,10 +204,7 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>) {
                 ),
             )
         } else {
-            match protocol::parse(&line) {
-                Ok(req) => handle(&ctx, &req),
-                Err(reply) => reply,
-            }
+            ctx.handle(&peer, &line).await
         };
         if write.write_all(reply.to_line().as_bytes()).await.is_err() || too_long || !complete {
             return;
@@ -163,7 +213,7 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>) {
 }
 
 /// Runs one request.
-fn handle(ctx: &Context, req: &Request) -> Response {
+async fn handle(ctx: &Context, peer: &Peer, req: Request) -> Response {
     match req {
         Request::Status => match ctx.status.handle() {
             Ok(status) => match serde_json::to_value(status) {
@@ -172,6 +222,21 @@ fn handle(ctx: &Context, req: &Request) -> Response {
             },
             Err(e) => Response::error(ErrorCode::Internal, format!("reading counters: {e}")),
         },
+        Request::Halt {
+            agents,
+            kill,
+            reason,
+        } => halt::halt(ctx, peer, &agents, kill, reason).await,
+        Request::Resume { agents } => halt::resume(ctx, peer, &agents).await,
+        other => {
+            let Some(auth) = &ctx.authority else {
+                return Response::error(
+                    ErrorCode::Internal,
+                    "this daemon has no lease authority".to_owned(),
+                );
+            };
+            leases::handle(auth, peer, other)
+        }
     }
 }
 
@@ -232,7 +297,10 @@ mod tests {
                 started: std::time::Instant::now(),
                 counters,
                 reader: Arc::new(ReaderStats::default()),
+                authority: None,
             },
+            authority: None,
+            agent_cgroups: Vec::new(),
         }
     }
 

@@ -62,21 +62,38 @@ impl Access {
     /// Checks the contents of `/proc/PID/cgroup`: the cgroup v2 path must not be an agent
     /// cgroup or lie below one.
     fn check_cgroup(&self, pid: i32, text: &str) -> Result<(), Refused> {
+        match self.agent_in(pid, text)? {
+            Some((agent, cgroup)) => Err(Refused::Agent { pid, cgroup, agent }),
+            None => Ok(()),
+        }
+    }
+
+    /// The agent whose cgroup (or a cgroup below it) `pid` runs in, if any, read from
+    /// `/proc/PID/cgroup`; an unreadable or unexpected file is an error.
+    pub fn agent_of(&self, pid: Option<i32>) -> Result<Option<String>, Refused> {
+        let pid = pid.filter(|p| *p > 0).ok_or(Refused::NoPid)?;
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| {
+            Refused::CgroupUnreadable {
+                pid,
+                why: e.to_string(),
+            }
+        })?;
+        Ok(self.agent_in(pid, &text)?.map(|(agent, _)| agent))
+    }
+
+    /// The agent and cgroup path `text` (a `/proc/PID/cgroup`) puts its task in, if an
+    /// agent's.
+    fn agent_in(&self, pid: i32, text: &str) -> Result<Option<(String, String)>, Refused> {
         let path = text
             .lines()
             .find_map(|l| l.strip_prefix("0::"))
             .ok_or(Refused::NoCgroup2 { pid })?;
         let rel = Path::new(path.trim_start_matches('/'));
-        for (agent, cgroup) in &self.agent_cgroups {
-            if rel.starts_with(cgroup) {
-                return Err(Refused::Agent {
-                    pid,
-                    cgroup: path.to_owned(),
-                    agent: agent.clone(),
-                });
-            }
-        }
-        Ok(())
+        Ok(self
+            .agent_cgroups
+            .iter()
+            .find(|(_, cgroup)| rel.starts_with(cgroup))
+            .map(|(agent, _)| (agent.clone(), path.to_owned())))
     }
 }
 

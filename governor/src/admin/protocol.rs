@@ -18,30 +18,87 @@ pub const VERSION: u32 = 1;
 /// Longest request line accepted, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;
 /// Every command, by name.
-pub const COMMANDS: &[&str] = &["status"];
+pub const COMMANDS: &[&str] = &[
+    "status",
+    "lease-submit",
+    "lease-list",
+    "lease-show",
+    "lease-revoke",
+    "halt",
+    "resume",
+    "request-list",
+    "request-show",
+    "request-approve",
+    "request-reject",
+];
 
-/// A well-formed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which agents a halt or resume applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Agents {
+    All,
+    One(String),
+}
+
+/// One request: `command` names the variant, `args` carries its fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "command",
+    content = "args",
+    rename_all = "kebab-case",
+    deny_unknown_fields
+)]
 pub enum Request {
-    /// Policy, agents, kernel coverage, counters, pid and uptime.
     Status,
+    /// Verify a signed lease and install it. `lease` is the lease file's text; `origin` names
+    /// it in messages (the file the operator gave).
+    LeaseSubmit { lease: String, origin: String },
+    /// Leases the daemon knows: the active and scheduled ones, or (`all`) every one it has a
+    /// record of.
+    LeaseList { all: bool },
+    LeaseShow { id: String },
+    LeaseRevoke { id: String, reason: Option<String> },
+    /// Revoke the agents' leases and freeze (or kill) their cgroups.
+    Halt {
+        agents: Agents,
+        kill: bool,
+        reason: Option<String>,
+    },
+    Resume { agents: Agents },
+    /// Agents' lease requests; `all` includes decided ones.
+    RequestList { all: bool },
+    RequestShow { id: String },
+    /// An operator's signed lease answering request `id` (it may still need approvals).
+    RequestApprove { id: String, lease: String },
+    RequestReject { id: String, reason: String },
 }
 
 impl Request {
     pub fn name(&self) -> &'static str {
         match self {
             Request::Status => "status",
+            Request::LeaseSubmit { .. } => "lease-submit",
+            Request::LeaseList { .. } => "lease-list",
+            Request::LeaseShow { .. } => "lease-show",
+            Request::LeaseRevoke { .. } => "lease-revoke",
+            Request::Halt { .. } => "halt",
+            Request::Resume { .. } => "resume",
+            Request::RequestList { .. } => "request-list",
+            Request::RequestShow { .. } => "request-show",
+            Request::RequestApprove { .. } => "request-approve",
+            Request::RequestReject { .. } => "request-reject",
         }
     }
 
-    /// The request as one line (newline included).
     pub fn to_line(&self) -> String {
-        let v = serde_json::json!({ "version": VERSION, "command": self.name() });
+        let mut v = serde_json::to_value(self).unwrap_or_else(|_| serde_json::json!({}));
+        if let Value::Object(obj) = &mut v {
+            obj.insert("version".to_owned(), Value::from(VERSION));
+        }
         format!("{v}\n")
     }
 }
 
-/// Why a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorCode {
@@ -137,22 +194,28 @@ pub fn parse(line: &[u8]) -> Result<Request, Response> {
     }
     let command = match obj.get("command") {
         None => return Err(malformed("no `command` field".to_owned())),
-        Some(Value::String(s)) => s.as_str(),
+        Some(Value::String(s)) => s.clone(),
         Some(v) => return Err(malformed(format!("`command` is {v}, not a string"))),
     };
-    if let Some(extra) = obj.keys().find(|k| *k != "version" && *k != "command") {
+    if let Some(extra) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "version" | "command" | "args"))
+    {
         return Err(malformed(format!("unknown field `{extra}`")));
     }
-    match command {
-        "status" => Ok(Request::Status),
-        other => Err(Response::error(
+    if !COMMANDS.contains(&command.as_str()) {
+        return Err(Response::error(
             ErrorCode::UnknownCommand,
             format!(
-                "unknown command `{other}`; commands: {}",
+                "unknown command `{command}`; commands: {}",
                 COMMANDS.join(", ")
             ),
-        )),
+        ));
     }
+    let mut obj = obj;
+    obj.remove("version");
+    Request::deserialize(Value::Object(obj))
+        .map_err(|e| malformed(format!("bad arguments for `{command}`: {e}")))
 }
 
 #[cfg(test)]
@@ -180,6 +243,46 @@ mod tests {
         let line = Request::Status.to_line();
         assert!(line.ends_with('\n'));
         assert_eq!(parse(line.trim_end().as_bytes()), Ok(Request::Status));
+    }
+
+    #[test]
+    fn every_request_round_trips() {
+        for req in [
+            Request::LeaseSubmit {
+                lease: "[lease]\n".into(),
+                origin: "x.lease".into(),
+            },
+            Request::LeaseList { all: true },
+            Request::LeaseRevoke {
+                id: "l-1".into(),
+                reason: None,
+            },
+            Request::Halt {
+                agents: Agents::One("a".into()),
+                kill: false,
+                reason: Some("why".into()),
+            },
+            Request::Resume {
+                agents: Agents::All,
+            },
+            Request::RequestReject {
+                id: "r-1".into(),
+                reason: "no".into(),
+            },
+        ] {
+            let line = req.to_line();
+            assert_eq!(parse(line.trim_end().as_bytes()), Ok(req), "{line}");
+        }
+    }
+
+    #[test]
+    fn bad_arguments_name_the_command_and_field() {
+        let e = refused(r#"{"version":1,"command":"lease-show","args":{}}"#);
+        assert_eq!(e.code, ErrorCode::Malformed);
+        assert!(e.message.contains("`lease-show`"), "{}", e.message);
+        assert!(e.message.contains("`id`"), "{}", e.message);
+        let e = refused(r#"{"version":1,"command":"lease-show","args":{"id":"x","y":1}}"#);
+        assert!(e.message.contains("`y`"), "{}", e.message);
     }
 
     #[test]
@@ -216,7 +319,7 @@ mod tests {
         let e = refused(r#"{"version":1,"command":"halt-everything"}"#);
         assert_eq!(e.code, ErrorCode::UnknownCommand);
         assert!(e.message.contains("`halt-everything`"), "{}", e.message);
-        assert!(e.message.contains("commands: status"), "{}", e.message);
+        assert!(e.message.contains("commands: status, lease-submit"), "{}", e.message);
     }
 
     #[test]

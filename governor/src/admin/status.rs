@@ -2,13 +2,13 @@
 //! `result`, read back by `governor status`.
 
 use std::{
-    sync::{atomic::Ordering, Arc},
+    sync::{atomic::Ordering, Arc, Mutex},
     time::Instant,
 };
 
 use serde::{Deserialize, Serialize};
 
-use crate::kernel::events::ReaderStats;
+use crate::{halt::Halt, kernel::events::ReaderStats, leases::Authority};
 
 /// The reply to `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +21,18 @@ pub struct Status {
     pub own_dirs: Vec<String>,
     pub counters: Counters,
     pub events: ReaderCounters,
+    /// This host's identity, as lease files bind it (`/etc/machine-id`).
+    #[serde(default)]
+    pub host: String,
+    /// Live leases (enforced or scheduled), with `left_secs`.
+    #[serde(default)]
+    pub leases: Vec<serde_json::Value>,
+    /// Halted agents.
+    #[serde(default)]
+    pub halts: Vec<Halt>,
+    /// Agents' requests waiting for an operator.
+    #[serde(default)]
+    pub requests_pending: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +47,9 @@ pub struct PolicyInfo {
     pub name: String,
     pub owner: String,
     pub file: String,
+    /// SHA-256 of the policy file (first 16 bytes, hex).
+    #[serde(default)]
+    pub version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +101,7 @@ pub struct Source {
     pub started: Instant,
     pub counters: Box<CounterReader>,
     pub reader: Arc<ReaderStats>,
+    pub authority: Option<Arc<Mutex<Authority>>>,
 }
 
 impl Source {
@@ -99,6 +115,15 @@ impl Source {
             malformed: self.reader.malformed.load(Ordering::Relaxed),
             overflowed: self.reader.overflowed.load(Ordering::Relaxed),
         };
+        if let Some(auth) = &self.authority {
+            let a = auth
+                .lock()
+                .map_err(|_| "the lease authority lock is poisoned".to_owned())?;
+            s.host = a.host().to_owned();
+            s.leases = a.live();
+            s.halts = a.halts().cloned().collect();
+            s.requests_pending = a.requests(false).len();
+        }
         Ok(s)
     }
 }

@@ -22,7 +22,9 @@ use tokio::{signal::unix::SignalKind, sync::mpsc};
 
 use crate::{
     admin,
+    authority::lease,
     cgroup::CgroupFs,
+    halt, leases, requests,
     cli::DaemonArgs,
     kernel::{
         btf::Btf,
@@ -71,6 +73,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     }
     // Before the programs attach: a second daemon stops here.
     let admin = admin::listen(&args.own_dirs().socket())?;
+    let requests = admin::listen(&args.own_dirs().request_socket())?;
     let cgroups = CgroupFs::discover()?;
     let compiled = policy::compile(&policy, &cgroups, &own)?;
     enforcer.install(&compiled)?;
@@ -130,7 +133,11 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         cgroups,
         compiled,
         enforcer,
-        Channels { ring, admin },
+        Channels {
+            ring,
+            admin,
+            requests,
+        },
         Kernel {
             caps,
             plan,
@@ -230,6 +237,8 @@ fn track_subtrees(
 struct Channels {
     ring: aya::maps::RingBuf<aya::maps::MapData>,
     admin: admin::Listener,
+    /// Agents' lease requests.
+    requests: admin::Listener,
 }
 
 struct Kernel {
@@ -307,15 +316,50 @@ async fn serve(
     let Channels {
         ring,
         admin: listener,
+        requests: request_listener,
     } = channels;
     let stats = Arc::new(ReaderStats::default());
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
     let reader = tokio::spawn(events::read(ring, tx, Arc::clone(&stats)));
     let compiled = Arc::new(compiled);
+    let enforcer = Arc::new(Mutex::new(enforcer));
+    let host = lease::host_id().context("reading this host's identity (lease files are bound to it)")?;
+    let authority = Arc::new(Mutex::new(leases::Authority::open(leases::Setup {
+        state_dir: args.state_dir.clone(),
+        trusted_dir: args.trusted_dir(),
+        host,
+        policy: Arc::new(policy.clone()),
+        compiled: Arc::clone(&compiled),
+        enforcer: Arc::clone(&enforcer),
+    })?));
+    let agent_cgroups: Vec<(String, std::path::PathBuf)> = compiled
+        .agents
+        .iter()
+        .map(|a| (a.name.clone(), cgroups.path(&a.cgroup)))
+        .collect();
+    refreeze_halted(&authority, &agent_cgroups);
     let sink_policy = Arc::clone(&compiled);
+    let sink_authority = Arc::clone(&authority);
     let sink = tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
-            log_decision(&ev, &sink_policy);
+            let lease = (ev.lease_id != 0)
+                .then(|| {
+                    sink_authority.lock().ok().and_then(|a| {
+                        a.by_kernel_id(ev.lease_id).map(|r| r.id.clone())
+                    })
+                })
+                .flatten();
+            log_decision(&ev, &sink_policy, lease.as_deref());
+        }
+    });
+    let tick_authority = Arc::clone(&authority);
+    let ticker = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(200));
+        loop {
+            every.tick().await;
+            if let Ok(mut a) = tick_authority.lock() {
+                a.tick();
+            }
         }
     });
 
@@ -349,23 +393,36 @@ async fn serve(
             protected from agents by the kernel (no BPF-LSM programs)"
         );
     }
-    let enforcer = Arc::new(Mutex::new(enforcer));
     tracing::info!(socket = %listener.path().display(), admin_uids = ?args.admin_uids,
         "admin socket listening");
+    tracing::info!(socket = %request_listener.path().display(),
+        trusted_keys = %args.trusted_dir().display(),
+        "request socket listening (agents ask for leases here; only signed leases grant)");
+    let access = admin::peer::Access {
+        admin_uids: args.admin_uids.clone(),
+        agent_cgroups: compiled
+            .agents
+            .iter()
+            .map(|a| (a.name.clone(), a.cgroup.clone()))
+            .collect(),
+    };
+    let request_task = tokio::spawn(admin::serve(
+        request_listener,
+        Arc::new(requests::Requests {
+            access: access.clone(),
+            authority: Arc::clone(&authority),
+        }),
+    ));
     let admin_ctx = admin::Context {
-        access: admin::peer::Access {
-            admin_uids: args.admin_uids.clone(),
-            agent_cgroups: compiled
-                .agents
-                .iter()
-                .map(|a| (a.name.clone(), a.cgroup.clone()))
-                .collect(),
-        },
+        access,
+        authority: Some(Arc::clone(&authority)),
+        agent_cgroups,
         status: admin::status::Source {
             fixed: fixed_status(&policy, &compiled, &caps, &plan),
             started,
             counters: Box::new(counter_reader(Arc::clone(&enforcer))),
             reader: Arc::clone(&stats),
+            authority: Some(Arc::clone(&authority)),
         },
     };
     let mut admin_task = tokio::spawn(admin::serve(listener, Arc::new(admin_ctx)));
@@ -386,7 +443,10 @@ async fn serve(
             tracing::error!(result = ?res, "admin socket stopped");
         }
     }
-    // Stop answering (the socket file goes with the listener).
+    // Stop answering (the socket files go with the listeners).
+    ticker.abort();
+    request_task.abort();
+    let _ = request_task.await;
     if !admin_task.is_finished() {
         admin_task.abort();
         let _ = admin_task.await;
@@ -459,6 +519,7 @@ fn fixed_status(
             name: policy.name.clone(),
             owner: policy.owner.clone(),
             file: policy.source.display().to_string(),
+            version: policy.version.clone(),
         },
         agents: compiled
             .agents
@@ -490,6 +551,34 @@ fn fixed_status(
             .collect(),
         counters: admin::status::Counters::default(),
         events: admin::status::ReaderCounters::default(),
+        host: String::new(),
+        leases: Vec::new(),
+        halts: Vec::new(),
+        requests_pending: 0,
+    }
+}
+
+/// Freezes again the agents a previous daemon halted (their halt outlives daemon restarts
+/// and reboots until `governor resume`).
+fn refreeze_halted(
+    authority: &Arc<Mutex<leases::Authority>>,
+    agent_cgroups: &[(String, std::path::PathBuf)],
+) {
+    let Ok(a) = authority.lock() else {
+        return;
+    };
+    for h in a.halts() {
+        match agent_cgroups.iter().find(|(n, _)| *n == h.agent) {
+            Some((_, path)) => match halt::start(path, halt::Action::Freeze) {
+                Ok(()) => tracing::warn!(target: "governor::halt", agent = %h.agent,
+                    "agent stays halted (since a previous daemon's halt): cgroup frozen; \
+                     `governor resume --agent {}` ends it", h.agent),
+                Err(e) => tracing::error!(target: "governor::halt", agent = %h.agent,
+                    error = %e, "agent is recorded halted but its cgroup cannot be frozen"),
+            },
+            None => tracing::warn!(target: "governor::halt", agent = %h.agent,
+                "a halted agent is no longer in the policy"),
+        }
     }
 }
 
@@ -529,7 +618,7 @@ fn rule_text(ev: &Event, class: Option<Class>, compiled: &Compiled) -> String {
 /// not a file); network decisions add the address, port and rule; the others add `name`,
 /// `protected` (the rule), `detail` and its reading `what`, file decisions the target inode
 /// and depth, task decisions the target's pid.
-fn log_decision(ev: &Event, compiled: &Compiled) {
+fn log_decision(ev: &Event, compiled: &Compiled, lease: Option<&str>) {
     let agent = if ev.agent_id == AGENT_UNKNOWN {
         "(unregistered cgroup below an agent cgroup)"
     } else {
@@ -567,6 +656,7 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
                 cgroup_id = ev.cgroup_id,
                 boot_ns = ev.boot_ns,
                 lease_id = ev.lease_id,
+                lease = lease.unwrap_or(""),
                 $($extra)*
                 "{}",
                 message
@@ -598,10 +688,20 @@ fn log_decision(ev: &Event, compiled: &Compiled) {
     let dev = ev.target.inode.dev;
     let lease_required = ev.decision != Decision::LeaseAllow as u32
         && class.is_some_and(|c| compiled.needs_lease(ev.agent_id, ev.rule_id, c));
+    // The exact command that would allow this operation, for the operator.
+    let lease_hint = if lease_required {
+        format!(
+            "governor lease issue --key KEY --agent {agent} --scope {class_name}:{target_path} \
+             --ttl 15m --reason '...'"
+        )
+    } else {
+        String::new()
+    };
     macro_rules! object_decision {
         ($($extra:tt)*) => {
             decision!(
                 lease_required,
+                lease_hint = %lease_hint,
                 name = %name,
                 protected = %protected,
                 detail = ev.target.detail,

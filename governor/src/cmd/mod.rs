@@ -1,8 +1,10 @@
 //! Dispatch from the parsed command line to one file per subcommand.
 
 mod daemon;
+mod halt;
 mod policy;
 mod preflight;
+mod request;
 mod run;
 mod status;
 mod unload;
@@ -19,5 +21,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Preflight(args) => preflight::run(args),
         Command::Status(args) => status::run(args),
         Command::Unload(args) => unload::run(args),
+        Command::Halt(args) => halt::halt(args),
+        Command::Resume(args) => halt::resume(args),
+        Command::Request(args) => request::run(args),
     }
 }

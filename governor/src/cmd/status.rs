@@ -59,10 +59,11 @@ fn table(s: &Status) -> String {
     line(
         "policy",
         format!(
-            "{} (owner {}) from {}",
-            s.policy.name, s.policy.owner, s.policy.file
+            "{} (owner {}) from {}, version {}",
+            s.policy.name, s.policy.owner, s.policy.file, s.policy.version
         ),
     );
+    line("host", s.host.clone());
     line(
         "kernel",
         format!("{}, {} mode", s.kernel.release, s.kernel.mode),
@@ -90,8 +91,50 @@ fn table(s: &Status) -> String {
         let _ = writeln!(out, "(no agents)");
     }
     for a in &s.agents {
-        let _ = writeln!(out, "{:<name_w$}  {:<cg_w$}  {}", a.name, a.cgroup, a.mode);
+        let halted = s.halts.iter().find(|h| h.agent == a.name).map_or_else(String::new, |h| {
+            format!(
+                "  HALTED ({:?}{})",
+                h.action,
+                h.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+            )
+        });
+        let _ = writeln!(
+            out,
+            "{:<name_w$}  {:<cg_w$}  {}{halted}",
+            a.name, a.cgroup, a.mode
+        );
     }
+    out.push('\n');
+    let _ = writeln!(out, "{:<28} {:<12} {:<10} {:>10}  SCOPES", "LEASE", "AGENT", "STATE", "LEFT");
+    if s.leases.is_empty() {
+        let _ = writeln!(out, "(no live leases)");
+    }
+    for l in &s.leases {
+        let scopes: Vec<String> = l["scopes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|sc| {
+                        format!(
+                            "{}:{}",
+                            sc["class"].as_str().unwrap_or("?"),
+                            sc["target"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<28} {:<12} {:<10} {:>10}  {}",
+            l["id"].as_str().unwrap_or("?"),
+            l["agent"].as_str().unwrap_or("?"),
+            l["state"].as_str().unwrap_or("?"),
+            duration(l["left_secs"].as_u64().unwrap_or(0)),
+            scopes.join(", ")
+        );
+    }
+    line("pending requests", s.requests_pending.to_string());
     out.push('\n');
     let c = &s.counters;
     let e = &s.events;
@@ -142,6 +185,7 @@ mod tests {
                 name: "demo".into(),
                 owner: "o@example.com".into(),
                 file: "/etc/governor/policy.toml".into(),
+                version: "abcd".into(),
             },
             agents: vec![AgentInfo {
                 name: "demo-agent".into(),
@@ -164,11 +208,19 @@ mod tests {
                 received: 9,
                 ..ReaderCounters::default()
             },
+            host: "m1".into(),
+            leases: vec![serde_json::json!({"id": "l-1", "agent": "demo-agent",
+                "state": "enforced", "left_secs": 90,
+                "scopes": [{"class": "delete", "target": "/srv/x"}]})],
+            halts: Vec::new(),
+            requests_pending: 2,
         };
         let t = table(&s);
         for want in [
             "pid 42, up 1m15s",
-            "demo (owner o@example.com) from /etc/governor/policy.toml",
+            "demo (owner o@example.com) from /etc/governor/policy.toml, version abcd",
+            "l-1                          demo-agent   enforced        1m30s  delete:/srv/x",
+            "pending requests 2",
             "6.12.0, degraded mode",
             "  enforced       connect",
             "  not enforced   (none)",

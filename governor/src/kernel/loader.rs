@@ -12,7 +12,7 @@ use aya::{
 use governor_common::{
     maps::{self, Counter},
     net::NetOffsets,
-    AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, Masks, ProtectedRule,
+    AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks, ProtectedRule,
 };
 
 use super::pin::{self, Generation, PinError};
@@ -364,6 +364,24 @@ impl Enforcer {
                 .map_err(|source| map_error(maps::AGENT_RULES, source))?;
         }
         Ok(())
+    }
+
+    /// Installs (or replaces) one lease entry: from now until its boot-time expiry the
+    /// kernel lets the agent do the class to the object.
+    pub fn set_lease(&mut self, key: LeaseKey, entry: LeaseEntry) -> Result<(), LoadError> {
+        let mut leases: HashMap<_, LeaseKey, LeaseEntry> = self.map(maps::LEASES)?;
+        leases
+            .insert(key, entry, 0)
+            .map_err(|source| map_error(maps::LEASES, source))
+    }
+
+    /// Removes one lease entry; an entry that is already gone is not an error.
+    pub fn remove_lease(&mut self, key: &LeaseKey) -> Result<(), LoadError> {
+        let mut leases: HashMap<_, LeaseKey, LeaseEntry> = self.map(maps::LEASES)?;
+        match leases.remove(key) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(map_error(maps::LEASES, source)),
+        }
     }
 
     /// Takes the event ring buffer out, for the reader task to own.

@@ -22,7 +22,7 @@ pub struct Binary {
 }
 
 /// The class names a `[[binaries]]` entry may use.
-const BINARY_CLASSES: &[(&str, &[Class])] = &[("exec", &[Class::Exec])];
+pub(super) const BINARY_CLASSES: &[(&str, &[Class])] = &[("exec", &[Class::Exec])];
 
 impl Validator<'_> {
     pub(super) fn binaries(&mut self, raw: Vec<Spanned<RawBinary>>) -> Vec<Binary> {

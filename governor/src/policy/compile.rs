@@ -156,6 +156,16 @@ pub fn self_deny_mask() -> u32 {
         .fold(0, |m, c| m | c.bit())
 }
 
+/// What one of governor's own directories is protected against: [`self_deny_mask`], less
+/// unix-connect for the request socket's directory.
+pub fn own_deny_mask(d: &OwnDir) -> u32 {
+    if d.connectable {
+        self_deny_mask() & !Class::UnixConnect.bit()
+    } else {
+        self_deny_mask()
+    }
+}
+
 /// Everything the kernel maps need for one policy.
 #[derive(Debug, Clone)]
 pub struct Compiled {
@@ -208,6 +218,15 @@ impl Compiled {
             .find(|(k, _)| k.agent_id == agent_id && k.rule_id == rule_id | tag)
             .map(|(_, m)| *m);
         rule.rule.verdict(own, class.bit()) == Verdict::Lease
+    }
+
+    /// Agent `agent_id`'s own decisions on resource `override_id` (a rule id, tagged with
+    /// `RULE_BINARY_FLAG` for binaries), if it has any.
+    pub fn agent_masks(&self, agent_id: u32, override_id: u32) -> Option<Masks> {
+        self.agent_rules
+            .iter()
+            .find(|(k, _)| k.agent_id == agent_id && k.rule_id == override_id)
+            .map(|(_, m)| *m)
     }
 
     pub fn binary_path(&self, rule_id: u32) -> Option<&std::path::Path> {
@@ -332,11 +351,11 @@ fn compile_protected(
     agent_rules: &mut Vec<(AgentRuleKey, Masks)>,
 ) -> Result<Vec<CompiledProtect>, CompileError> {
     let mut protected = Vec::with_capacity(own.len() + policy.protected.len());
-    let own_masks = Masks {
-        deny_mask: self_deny_mask(),
-        lease_mask: 0,
-    };
     for d in own {
+        let own_masks = Masks {
+            deny_mask: own_deny_mask(d),
+            lease_mask: 0,
+        };
         let key = path_key(&d.path).map_err(|source| CompileError::OwnDir {
             what: d.what,
             path: d.path.clone(),
@@ -365,7 +384,12 @@ fn compile_protected(
     // A policy entry on the same inode as one of governor's own directories was merged into
     // it: the directory keeps its own rule id and stays denied for everything.
     for p in protected.iter_mut().filter(|p| p.rule.rule_id == RULE_SELF) {
-        p.rule.deny_mask = self_deny_mask();
+        let mask = own
+            .iter()
+            .filter(|d| path_key(&d.path).is_ok_and(|k| k == p.key))
+            .fold(0, |m, d| m | own_deny_mask(d));
+        // Never less than every class, should the inode no longer match a directory.
+        p.rule.deny_mask = if mask == 0 { self_deny_mask() } else { mask };
         p.rule.lease_mask = 0;
         p.rule.agent_mask = 0;
     }
@@ -467,6 +491,7 @@ mod tests {
             flag: "state-dir",
             path: dir.join("state"),
             mode: 0o700,
+            connectable: false,
         }];
         let mut policy = policy_with(&[]);
         for (path, deny) in [("prod", Class::Unlink), ("state", Class::Rename)] {

@@ -87,6 +87,28 @@ const CLASS_NAMES: &[(&str, &[Class])] = &[
     ("unix-connect", &[Class::UnixConnect]),
 ];
 
+/// The kernel classes a policy class name stands for, whatever kind of resource it applies to
+/// (protected paths, binaries, network rules); `None` for a name no policy may use. Lease
+/// scopes name their class this way.
+pub fn classes_for_name(name: &str) -> Option<&'static [Class]> {
+    CLASS_NAMES
+        .iter()
+        .chain(binaries::BINARY_CLASSES)
+        .chain(net::NET_CLASS_NAMES)
+        .find(|(n, _)| *n == name)
+        .map(|(_, cs)| *cs)
+}
+
+/// Every class name a policy (or a lease scope) may use.
+pub fn class_names() -> Vec<&'static str> {
+    CLASS_NAMES
+        .iter()
+        .chain(binaries::BINARY_CLASSES)
+        .chain(net::NET_CLASS_NAMES)
+        .map(|(n, _)| *n)
+        .collect()
+}
+
 /// Every class that applies to a protected path ("modify"). `unix-connect` (connecting to
 /// unix sockets bound below the path) is listed on its own.
 pub const FILE_CLASSES: &[Class] = &[

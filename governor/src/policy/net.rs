@@ -32,7 +32,7 @@ use toml::Spanned;
 use super::{raw::RawNetwork, Validator};
 
 /// The class names a `[[network]]` rule may deny.
-const NET_CLASS_NAMES: &[(&str, &[Class])] = &[
+pub(super) const NET_CLASS_NAMES: &[(&str, &[Class])] = &[
     ("connect", &[Class::Connect]),
     ("bind", &[Class::Bind]),
     ("send", &[Class::Send]),

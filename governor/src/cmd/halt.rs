@@ -1,0 +1,81 @@
+//! `governor halt` and `governor resume`: the kill switch, over the admin socket.
+
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use crate::{
+    admin::{
+        client,
+        protocol::{Agents, Request},
+    },
+    cli::{AgentSelect, HaltArgs, ResumeArgs},
+};
+
+fn agents(which: &AgentSelect) -> Agents {
+    match &which.agent {
+        Some(name) => Agents::One(name.clone()),
+        None => Agents::All,
+    }
+}
+
+pub fn halt(args: HaltArgs) -> anyhow::Result<ExitCode> {
+    let result = client::call(
+        &args.socket,
+        &Request::Halt {
+            agents: agents(&args.which),
+            kill: args.kill,
+            reason: args.reason.clone(),
+        },
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let halts = result["halts"].as_array().cloned().unwrap_or_default();
+    if halts.is_empty() {
+        println!("no agents to halt");
+    }
+    for h in &halts {
+        let revoked: Vec<&str> = h["revoked"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            "halted {}: {} leases revoked{}; cgroup {} {:.3} ms after the command arrived",
+            h["agent"].as_str().unwrap_or("?"),
+            revoked.len(),
+            if revoked.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", revoked.join(", "))
+            },
+            if args.kill { "emptied" } else { "frozen" },
+            h["enforced_in_us"].as_u64().unwrap_or(0) as f64 / 1000.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
+    let result = client::call(
+        &args.socket,
+        &Request::Resume {
+            agents: agents(&args.which),
+        },
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let resumed: Vec<&str> = result["resumed"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if resumed.is_empty() {
+        println!("no halted agents");
+    } else {
+        println!("resumed {}", resumed.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,677 @@
+//! The daemon's lease authority: it turns a signed lease file into kernel lease entries, and
+//! takes them out again when the lease ends, is revoked, or its agent is halted.
+//!
+//! Submit runs every check before anything changes: the file parses; its id is new (a lease
+//! is used once: replay is refused, also across restarts, from the [`store`]); its agent is
+//! one of the policy's and is not halted; its signatures verify against the trusted keys and
+//! enough distinct trusted keys signed for the policy's approval count on each scope's
+//! class; its lifetime fits the agent's `max_lease_ttl`; it is for this host; and every scope
+//! resolves to something the policy leases ([`resolve`]). Only then is it recorded and, once
+//! its `not_before` is reached, installed with a boot-time deadline ([`clock`]).
+//!
+//! The kernel enforces the deadline by itself; [`Authority::tick`] only tidies expired
+//! entries away, records the expiry, and installs scheduled leases when their time comes.
+
+mod approvals;
+pub mod clock;
+pub mod resolve;
+pub mod store;
+
+pub use approvals::Ask;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use governor_common::{LeaseEntry, LeaseKey};
+use serde_json::{json, Value};
+
+use self::{
+    resolve::{ScopeError, ScopeSpec},
+    store::{Record, ScopeRecord, SignerRecord, State, Store, StoreError},
+};
+use crate::{
+    authority::{
+        keys::TrustedKeys,
+        lease::{self, Lease, Role, VerifyContext},
+    },
+    halt::Halt,
+    kernel::loader::Enforcer,
+    policy::{Compiled, Policy},
+    requests::book::Book,
+};
+
+/// Why a request about leases was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Refused on its merits; the message says why and what to do.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The daemon could not do its part (store, kernel map).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for LeaseError {
+    fn from(e: StoreError) -> Self {
+        LeaseError::Internal(e.to_string())
+    }
+}
+
+impl From<ScopeError> for LeaseError {
+    fn from(e: ScopeError) -> Self {
+        LeaseError::Rejected(e.to_string())
+    }
+}
+
+/// What the authority needs from the rest of the daemon.
+pub struct Setup {
+    pub state_dir: PathBuf,
+    pub trusted_dir: PathBuf,
+    pub host: String,
+    pub policy: Arc<Policy>,
+    pub compiled: Arc<Compiled>,
+    pub enforcer: Arc<Mutex<Enforcer>>,
+}
+
+/// A lease that passed every check, ready to record.
+struct Checked {
+    lease: Lease,
+    agent_id: u32,
+    scopes: Vec<(ScopeRecord, Vec<LeaseKey>)>,
+    signers: Vec<SignerRecord>,
+    /// Distinct trusted keys that signed, and how many the policy asks for.
+    have: u32,
+    need: u32,
+}
+
+/// The leases this daemon knows, and the kernel entries it installed for them.
+pub struct Authority {
+    store: Store,
+    trusted_dir: PathBuf,
+    host: String,
+    policy: Arc<Policy>,
+    compiled: Arc<Compiled>,
+    enforcer: Arc<Mutex<Enforcer>>,
+    records: BTreeMap<String, Record>,
+    /// Kernel entries per installed lease.
+    installed: HashMap<String, Vec<LeaseKey>>,
+    /// Halted agents (persisted in `<state>/halts.json`): they take no leases until resumed.
+    halts: BTreeMap<String, Halt>,
+    halts_file: PathBuf,
+    /// Agents' lease requests.
+    requests: Book,
+}
+
+impl Authority {
+    /// Opens the store and re-installs what a previous daemon left enforced or scheduled,
+    /// after checking each lease again (keys and policy may have changed since).
+    pub fn open(setup: Setup) -> Result<Authority, LeaseError> {
+        let store = Store::open(&setup.state_dir)?;
+        let (records, bad) = store.load()?;
+        let (requests, bad_requests) = Book::open(&setup.state_dir)?;
+        for e in &bad_requests {
+            tracing::error!(error = %e, "request store: record not readable; ignored");
+        }
+        let halts_file = setup.state_dir.join("halts.json");
+        let halts = match std::fs::read(&halts_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                LeaseError::Internal(format!(
+                    "{}: not governor's halt list ({e}); fix or remove it (agents listed there \
+                     stay halted until then)",
+                    halts_file.display()
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => {
+                return Err(LeaseError::Internal(format!("{}: {e}", halts_file.display())))
+            }
+        };
+        for e in &bad {
+            tracing::error!(error = %e, "lease store: record not readable; ignored");
+        }
+        let mut auth = Authority {
+            store,
+            trusted_dir: setup.trusted_dir,
+            host: setup.host,
+            policy: setup.policy,
+            compiled: setup.compiled,
+            enforcer: setup.enforcer,
+            records,
+            installed: HashMap::new(),
+            halts,
+            halts_file,
+            requests,
+        };
+        auth.restore();
+        Ok(auth)
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Re-checks and re-installs the live leases found in the store.
+    fn restore(&mut self) {
+        let now_ms = clock::wall_ms();
+        let live: Vec<String> = self
+            .records
+            .values()
+            .filter(|r| r.state.is_live())
+            .map(|r| r.id.clone())
+            .collect();
+        for id in live {
+            let outcome = self
+                .store
+                .lease_text(&id)
+                .map_err(LeaseError::from)
+                .and_then(|text| self.check(&text, &format!("{id}.lease"), true));
+            match outcome {
+                Ok(checked) if checked.have >= checked.need => {
+                    let was = self.records.get(&id).map(|r| r.state.clone());
+                    if let Some(r) = self.records.get_mut(&id) {
+                        r.scopes = checked.scopes.iter().map(|(s, _)| s.clone()).collect();
+                    }
+                    let keys: Vec<LeaseKey> =
+                        checked.scopes.into_iter().flat_map(|(_, k)| k).collect();
+                    if was == Some(State::Enforced) || self.due(&id, now_ms) {
+                        self.installed.insert(id.clone(), keys);
+                        match self.install(&id) {
+                            Ok(()) => self.change(&id, State::Enforced, "reinstalled", ""),
+                            Err(e) => self.drop_lease(&id, &e.to_string()),
+                        }
+                    } else {
+                        self.installed.insert(id.clone(), keys);
+                    }
+                }
+                Ok(checked) => self.drop_lease(
+                    &id,
+                    &format!(
+                        "{} of the {} approvals it needs are still valid",
+                        checked.have, checked.need
+                    ),
+                ),
+                Err(e) => self.drop_lease(&id, &e.to_string()),
+            }
+        }
+        self.tick();
+    }
+
+    fn due(&self, id: &str, now_ms: u64) -> bool {
+        self.records
+            .get(id)
+            .is_some_and(|r| r.not_before.saturating_mul(1000) <= now_ms)
+    }
+
+    /// Marks a lease that no longer verifies as dropped.
+    fn drop_lease(&mut self, id: &str, reason: &str) {
+        tracing::warn!(target: "governor::lease", lease = id, reason,
+            "lease dropped: it no longer verifies, so it is not installed again");
+        self.uninstall(id);
+        self.change(
+            id,
+            State::Dropped {
+                reason: reason.to_owned(),
+            },
+            "dropped",
+            reason,
+        );
+    }
+
+    /// Runs every check on lease `text`; `replayed` skips the replay check (a restart
+    /// re-checking its own store).
+    fn check(&self, text: &str, origin: &str, replayed: bool) -> Result<Checked, LeaseError> {
+        let lease = Lease::parse(text, origin).map_err(|e| LeaseError::Rejected(e.to_string()))?;
+        let body = &lease.body;
+        if !store::valid_id(&body.id) {
+            return Err(LeaseError::Rejected(format!(
+                "{origin}: lease id `{}` is not usable: 1 to 64 characters of letters, digits, \
+                 `-` and `_` (`governor lease issue` makes one)",
+                body.id
+            )));
+        }
+        if !replayed {
+            if let Some(prior) = self.records.get(&body.id) {
+                return Err(LeaseError::Rejected(format!(
+                    "{origin}: lease {} was already submitted (it is {}): a lease is used \
+                     once; issue a new one",
+                    body.id,
+                    prior.state.name()
+                )));
+            }
+        }
+        let Some(agent_id) = self.compiled.agents.iter().position(|a| a.name == body.agent)
+        else {
+            return Err(LeaseError::Rejected(format!(
+                "{origin}: the lease is for agent `{}`, which policy `{}` does not define \
+                 (agents: {})",
+                body.agent,
+                self.policy.name,
+                self.compiled
+                    .agents
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let Some(agent) = self.policy.agent(&body.agent) else {
+            return Err(LeaseError::Internal(format!(
+                "agent `{}` is compiled but not in the policy",
+                body.agent
+            )));
+        };
+        if body.scopes.is_empty() {
+            return Err(LeaseError::Rejected(format!(
+                "{origin}: the lease has no scope, so it would allow nothing"
+            )));
+        }
+        let need = body
+            .scopes
+            .iter()
+            .map(|s| self.policy.approvals_required(&s.class))
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let (trusted, problems) = TrustedKeys::load(&self.trusted_dir);
+        for p in &problems {
+            tracing::warn!(target: "governor::lease", problem = %p,
+                "trusted keys: a key file is not trusted");
+        }
+        let verified = lease::verify(
+            &lease,
+            &VerifyContext {
+                trusted: &trusted,
+                host: &self.host,
+                now: clock::wall_secs(),
+                max_ttl_secs: agent.max_lease_ttl.as_secs(),
+                required_approvals: 1,
+            },
+        )
+        .map_err(|e| LeaseError::Rejected(format!("{origin}: {e}")))?;
+        let mut signers: Vec<SignerRecord> = Vec::new();
+        for s in &verified.signers {
+            let key_id = s.key_id.to_string();
+            if signers.iter().all(|x| x.key_id != key_id) {
+                signers.push(SignerRecord {
+                    key_id,
+                    operator: s.operator.clone(),
+                    role: match s.role {
+                        Role::Issuer => "issuer",
+                        Role::Approver => "approver",
+                    }
+                    .to_owned(),
+                });
+            }
+        }
+        let mut scopes = Vec::new();
+        for s in &body.scopes {
+            let spec = ScopeSpec {
+                class: &s.class,
+                target: &s.target,
+                pin: s.pin.as_ref().map(|p| (p.dev, p.ino)),
+            };
+            let r = resolve::resolve(&self.compiled, agent_id as u32, &body.agent, &spec)
+                .map_err(|e| LeaseError::Rejected(format!("{origin}: {e}")))?;
+            scopes.push((
+                ScopeRecord {
+                    class: s.class.clone(),
+                    target: s.target.clone(),
+                    object: r.object,
+                    resource: r.resource,
+                },
+                r.keys,
+            ));
+        }
+        Ok(Checked {
+            have: signers.len() as u32,
+            need,
+            lease,
+            agent_id: agent_id as u32,
+            scopes,
+            signers,
+        })
+    }
+
+    /// Verifies and records lease `text` (from `origin`), installing it now if its
+    /// `not_before` has come. `halted` names agents that take no leases now.
+    pub fn submit(
+        &mut self,
+        text: &str,
+        origin: &str,
+        uid: u32,
+    ) -> Result<Record, LeaseError> {
+        let received_ms = clock::wall_ms();
+        let outcome = self.check(text, origin, false).and_then(|c| {
+            if let Some(h) = self.halts.get(&c.lease.body.agent) {
+                return Err(LeaseError::Rejected(format!(
+                    "{origin}: agent `{}` was halted by uid {}{}; it takes no leases until \
+                     `governor resume --agent {}`",
+                    c.lease.body.agent,
+                    h.by_uid,
+                    h.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
+                    c.lease.body.agent
+                )));
+            }
+            if c.have < c.need {
+                return Err(LeaseError::Rejected(format!(
+                    "{origin}: {} distinct trusted key(s) signed this lease, and the policy asks \
+                     for {} on its scope(s); another operator adds one with `governor lease \
+                     cosign {origin} --key THEIR_KEY`",
+                    c.have, c.need
+                )));
+            }
+            Ok(c)
+        });
+        let checked = match outcome {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(target: "governor::lease", origin, uid, error = %e,
+                    "lease rejected");
+                return Err(e);
+            }
+        };
+        let body = &checked.lease.body;
+        let id = body.id.clone();
+        let mut record = Record {
+            id: id.clone(),
+            kernel_id: store::kernel_id(&id),
+            agent: body.agent.clone(),
+            scopes: checked.scopes.iter().map(|(s, _)| s.clone()).collect(),
+            not_before: body.not_before,
+            not_after: body.not_after,
+            reason: body.reason.clone(),
+            ticket: body.ticket.clone(),
+            request: body.request.clone(),
+            signers: checked.signers.clone(),
+            submitted_by_uid: uid,
+            policy: format!("{}@{}", self.policy.name, self.policy.version),
+            state: State::Scheduled,
+            history: Vec::new(),
+        };
+        record.log(received_ms, "submitted", format!("by uid {uid} from {origin}"));
+        self.store.save_lease(&id, text)?;
+        self.store.save(&record)?;
+        let _ = checked.agent_id;
+        self.records.insert(id.clone(), record);
+        self.installed.insert(
+            id.clone(),
+            checked.scopes.into_iter().flat_map(|(_, k)| k).collect(),
+        );
+        if self.due(&id, clock::wall_ms()) {
+            self.install(&id)?;
+            self.change(&id, State::Enforced, "enforced", "");
+        } else {
+            self.change(&id, State::Scheduled, "scheduled", "");
+        }
+        let record = self
+            .records
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| LeaseError::Internal(format!("lease {id} vanished")))?;
+        tracing::info!(target: "governor::lease", lease = %id, agent = %record.agent,
+            state = record.state.name(),
+            scopes = %record.scopes.iter().map(|s| format!("{}:{}", s.class, s.target))
+                .collect::<Vec<_>>().join(", "),
+            signers = %record.signers.iter().map(|s| format!("{} ({})", s.operator, s.role))
+                .collect::<Vec<_>>().join(", "),
+            not_after = record.not_after,
+            latency_ms = clock::wall_ms().saturating_sub(received_ms),
+            "lease {}", record.state.name());
+        Ok(record)
+    }
+
+    /// Writes lease `id`'s entries into the kernel. Where another live lease holds the same
+    /// entry, the later deadline wins.
+    fn install(&mut self, id: &str) -> Result<(), LeaseError> {
+        let Some(record) = self.records.get(id) else {
+            return Err(LeaseError::NotFound(format!("no lease {id}")));
+        };
+        let entry = LeaseEntry {
+            lease_id: record.kernel_id,
+            not_after_boot_ns: clock::boot_deadline(
+                record.not_after,
+                clock::wall_ms(),
+                clock::boot_ns(),
+            ),
+        };
+        let keys = self.installed.get(id).cloned().unwrap_or_default();
+        let mut e = self
+            .enforcer
+            .lock()
+            .map_err(|_| LeaseError::Internal("the enforcer lock is poisoned".into()))?;
+        for key in &keys {
+            let later = self.installed.iter().any(|(other, ks)| {
+                other != id
+                    && ks.contains(key)
+                    && self.records.get(other).is_some_and(|o| {
+                        o.state == State::Enforced && o.not_after > record.not_after
+                    })
+            });
+            if !later {
+                e.set_lease(*key, entry)
+                    .map_err(|err| LeaseError::Internal(format!("installing lease {id}: {err}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes lease `id`'s entries out of the kernel, handing each entry that another
+    /// enforced lease also holds to that lease.
+    fn uninstall(&mut self, id: &str) {
+        let Some(keys) = self.installed.remove(id) else {
+            return;
+        };
+        let Ok(mut e) = self.enforcer.lock() else {
+            tracing::error!(lease = id, "the enforcer lock is poisoned; lease entries stay");
+            return;
+        };
+        for key in &keys {
+            let heir = self
+                .installed
+                .iter()
+                .filter(|(_, ks)| ks.contains(key))
+                .filter_map(|(other, _)| self.records.get(other))
+                .filter(|r| r.state == State::Enforced)
+                .max_by_key(|r| r.not_after);
+            let res = match heir {
+                Some(r) => e.set_lease(
+                    *key,
+                    LeaseEntry {
+                        lease_id: r.kernel_id,
+                        not_after_boot_ns: clock::boot_deadline(
+                            r.not_after,
+                            clock::wall_ms(),
+                            clock::boot_ns(),
+                        ),
+                    },
+                ),
+                None => e.remove_lease(key),
+            };
+            if let Err(err) = res {
+                tracing::error!(lease = id, error = %err,
+                    "could not remove a lease entry from the kernel (it still expires there)");
+            }
+        }
+    }
+
+    /// Moves lease `id` to `state`, logging `what` in its history, and saves it.
+    fn change(&mut self, id: &str, state: State, what: &str, detail: &str) {
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        r.state = state;
+        r.log(clock::wall_ms(), what, detail);
+        if let Err(e) = self.store.save(r) {
+            tracing::error!(lease = id, error = %e, "lease store: could not save the record");
+        }
+    }
+
+    /// Revokes lease `id`: its entries leave the kernel at once.
+    pub fn revoke(
+        &mut self,
+        id: &str,
+        uid: u32,
+        reason: Option<String>,
+    ) -> Result<Record, LeaseError> {
+        let Some(r) = self.records.get(id) else {
+            return Err(LeaseError::NotFound(format!(
+                "no lease {id} (see `governor lease list --all`)"
+            )));
+        };
+        if !r.state.is_live() {
+            return Err(LeaseError::Rejected(format!(
+                "lease {id} is already {}",
+                r.state.name()
+            )));
+        }
+        self.uninstall(id);
+        let detail = reason.clone().unwrap_or_default();
+        self.change(
+            id,
+            State::Revoked {
+                by_uid: uid,
+                reason,
+            },
+            "revoked",
+            &format!("by uid {uid}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") }),
+        );
+        tracing::info!(target: "governor::lease", lease = id, uid, "lease revoked");
+        self.records
+            .get(id)
+            .cloned()
+            .ok_or_else(|| LeaseError::Internal(format!("lease {id} vanished")))
+    }
+
+    /// Revokes every live lease of `agent`; their ids.
+    pub fn revoke_agent(&mut self, agent: &str, uid: u32, reason: &str) -> Vec<String> {
+        let ids: Vec<String> = self
+            .records
+            .values()
+            .filter(|r| r.agent == agent && r.state.is_live())
+            .map(|r| r.id.clone())
+            .collect();
+        for id in &ids {
+            let _ = self.revoke(id, uid, Some(reason.to_owned()));
+        }
+        ids
+    }
+
+    /// Expires ended leases (removing their entries) and installs scheduled ones whose
+    /// time has come.
+    pub fn tick(&mut self) {
+        let now_ms = clock::wall_ms();
+        let ended: Vec<String> = self
+            .records
+            .values()
+            .filter(|r| r.state.is_live() && r.not_after.saturating_mul(1000) <= now_ms)
+            .map(|r| r.id.clone())
+            .collect();
+        for id in ended {
+            self.uninstall(&id);
+            self.change(&id, State::Expired, "expired", "");
+            tracing::info!(target: "governor::lease", lease = %id, "lease expired");
+        }
+        let due: Vec<String> = self
+            .records
+            .values()
+            .filter(|r| r.state == State::Scheduled && r.not_before.saturating_mul(1000) <= now_ms)
+            .map(|r| r.id.clone())
+            .collect();
+        for id in due {
+            match self.install(&id) {
+                Ok(()) => {
+                    self.change(&id, State::Enforced, "enforced", "not_before reached");
+                    tracing::info!(target: "governor::lease", lease = %id, "lease enforced");
+                }
+                Err(e) => self.drop_lease(&id, &e.to_string()),
+            }
+        }
+    }
+
+    /// The leases, newest first: the live ones, or (`all`) every one on record.
+    pub fn list(&self, all: bool) -> Vec<Value> {
+        let now = clock::wall_secs();
+        let mut out: Vec<&Record> = self
+            .records
+            .values()
+            .filter(|r| all || r.state.is_live())
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.history.first().map_or(0, |c| c.at_ms)));
+        out.into_iter().map(|r| view(r, now)).collect()
+    }
+
+    /// One lease's record and its signed file.
+    pub fn show(&self, id: &str) -> Result<Value, LeaseError> {
+        let r = self
+            .records
+            .get(id)
+            .ok_or_else(|| LeaseError::NotFound(format!("no lease {id}")))?;
+        let mut v = view(r, clock::wall_secs());
+        v["file"] = Value::from(self.store.lease_text(id).unwrap_or_default());
+        Ok(v)
+    }
+
+    /// Live leases per agent, for `status`: (id, agent, seconds left).
+    pub fn live(&self) -> Vec<Value> {
+        self.list(false)
+    }
+
+    /// Looks up the lease the kernel reported as `kernel_id`.
+    pub fn by_kernel_id(&self, kernel_id: u64) -> Option<&Record> {
+        self.records.values().find(|r| r.kernel_id == kernel_id)
+    }
+
+    /// The halt of `agent`, if it is halted.
+    pub fn halted(&self, agent: &str) -> Option<&Halt> {
+        self.halts.get(agent)
+    }
+
+    pub fn halts(&self) -> impl Iterator<Item = &Halt> {
+        self.halts.values()
+    }
+
+    /// Records (and persists) a halt.
+    pub fn record_halt(&mut self, halt: Halt) -> Result<(), LeaseError> {
+        self.halts.insert(halt.agent.clone(), halt);
+        self.save_halts()
+    }
+
+    /// Forgets `agent`'s halt; whether it was halted.
+    pub fn clear_halt(&mut self, agent: &str) -> Result<bool, LeaseError> {
+        let was = self.halts.remove(agent).is_some();
+        self.save_halts()?;
+        Ok(was)
+    }
+
+    fn save_halts(&self) -> Result<(), LeaseError> {
+        let bytes = serde_json::to_vec_pretty(&self.halts)
+            .map_err(|e| LeaseError::Internal(e.to_string()))?;
+        store::write_atomic(&self.halts_file, &bytes)?;
+        Ok(())
+    }
+
+    pub fn trusted_dir(&self) -> &Path {
+        &self.trusted_dir
+    }
+}
+
+/// A record as clients see it: the record plus the seconds left.
+fn view(r: &Record, now: u64) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or_else(|_| json!({ "id": r.id }));
+    v["left_secs"] = Value::from(if r.state.is_live() {
+        r.not_after.saturating_sub(now)
+    } else {
+        0
+    });
+    v["enforced_at_ms"] = r.enforced_at_ms().map_or(Value::Null, Value::from);
+    v
+}

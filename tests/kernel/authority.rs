@@ -1,0 +1,364 @@
+//! Authority end to end: operators' keys, signed lease files, the daemon's checks on submit,
+//! the kernel enforcing exactly what was signed, expiry and revocation, agents' requests
+//! (which grant nothing until an operator signs), and the kill switch.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use governor_kernel_tests::{
+    assert_eperm, assert_ok, governor_bin,
+    operator::{err_stderr, governor, ok_stdout, submit, trusted_dir, Operator},
+    require_bpf_lsm, scratch, write, Daemon,
+};
+use serde_json::Value;
+
+const OPS_CGROUP: &str = "/sys/fs/cgroup/governor-test/ops";
+
+fn policy(dir: &Path) -> String {
+    format!(
+        r#"
+[policy]
+name = "authority"
+owner = "platform-team@example.com"
+
+[[agents]]
+name = "ops"
+cgroup = "governor-test/ops"
+max_lease_ttl = "1h"
+
+[[agents]]
+name = "other"
+cgroup = "governor-test/other"
+
+[classes.rmdir]
+reversibility = "irreversible"
+blast_radius = "high"
+decision = "lease"
+approvals = 2
+
+[[protect]]
+path = "{prod}"
+lease = ["delete"]
+deny = ["truncate"]
+
+[[protect]]
+path = "{vault}"
+lease = ["rmdir"]
+"#,
+        prod = dir.join("prod").display(),
+        vault = dir.join("vault").display(),
+    )
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The `id` of lease file `file`.
+fn lease_id(file: &Path) -> String {
+    let text = std::fs::read_to_string(file).expect("read lease");
+    text.lines()
+        .find_map(|l| {
+            let v = l.trim().strip_prefix("id")?.trim_start().strip_prefix('=')?;
+            Some(v.trim().trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| panic!("no id in {text}"))
+}
+
+/// The daemon's view of lease `id` (`governor lease list --all --json`).
+fn lease_state(id: &str) -> Value {
+    let out = ok_stdout(&governor(&["lease", "list", "--all", "--json"]), "lease list");
+    let v: Value = serde_json::from_str(&out).expect("lease list json");
+    v["leases"]
+        .as_array()
+        .and_then(|a| a.iter().find(|l| l["id"] == id).cloned())
+        .unwrap_or_else(|| panic!("lease {id} not listed: {v}"))
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Sleeps until the wall clock reads `ms` (unix milliseconds).
+fn sleep_until_wall(ms: u64) {
+    let now = wall_ms();
+    if ms > now {
+        thread::sleep(Duration::from_millis(ms - now));
+    }
+}
+
+/// Thaws the ops cgroup on drop, so a failed halt test cannot leave later tests frozen.
+struct Thaw;
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let _ = std::fs::write(format!("{OPS_CGROUP}/cgroup.freeze"), "0");
+    }
+}
+
+#[test]
+fn lsm_signed_leases_grant_exactly_what_was_signed_until_they_end() {
+    require_bpf_lsm();
+    let dir = scratch("authority-leases");
+    for f in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        write(&dir.join("prod").join(f), "precious");
+    }
+    for d in ["sub1", "sub2"] {
+        std::fs::create_dir_all(dir.join("vault").join(d)).expect("mkdir vault");
+    }
+    let _ = std::fs::remove_dir_all(trusted_dir());
+    let alice = Operator::new(&dir, "alice", true);
+    let bob = Operator::new(&dir, "bob", true);
+    let mallory = Operator::new(&dir, "mallory", false);
+    let d = Daemon::start(&dir, &policy(&dir));
+    let prod = dir.join("prod");
+    let p = |f: &str| s(&prod.join(f));
+
+    // Without a lease: refused, and the operator is shown the command that would allow it.
+    assert_eperm(&d.as_agent("ops", &["rm", &p("a")]), "rm a without a lease");
+    let ev = d.wait_decision("unlink a refused", |v| {
+        v["path"] == p("a").as_str() && v["decision"] == "deny"
+    });
+    assert_eq!(ev["lease_required"], true, "{ev}");
+    let hint = ev["lease_hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.starts_with("governor lease issue") && hint.contains(&format!("--agent ops --scope unlink:{}", p("a"))),
+        "{ev}"
+    );
+
+    // A key the daemon does not trust grants nothing.
+    let m = mallory.issue(&dir.join("m.lease"), "ops", &[&format!("delete:{}", p("a"))], "5m");
+    let e = err_stderr(&submit(&m), "submit an untrusted lease");
+    assert!(e.contains("trusted"), "{e}");
+    assert_eperm(&d.as_agent("ops", &["rm", &p("a")]), "rm a after the untrusted lease");
+
+    // Alice's lease on `a`: exactly that agent, class and file.
+    let l1 = alice.issue(&dir.join("l1.lease"), "ops", &[&format!("delete:{}", p("a"))], "5m");
+    let id1 = lease_id(&l1);
+    let out = ok_stdout(&submit(&l1), "submit l1");
+    assert!(out.contains(&format!("lease {id1} for agent ops: enforced since")), "{out}");
+    let e = err_stderr(&submit(&l1), "submit l1 again");
+    assert!(e.contains("already submitted"), "replay must be refused: {e}");
+    assert_eperm(&d.as_agent("ops", &["rm", &p("b")]), "rm b: not in the scope");
+    assert_eperm(&d.as_agent("other", &["rm", &p("a")]), "another agent");
+    assert_eperm(
+        &d.as_agent("ops", &["truncate", "-s", "0", &p("a")]),
+        "truncate: another class",
+    );
+    assert_ok(&d.as_agent("ops", &["rm", &p("a")]), "rm a under the lease");
+    assert!(!prod.join("a").exists());
+    let ev = d.wait_decision("lease-allow a", |v| {
+        v["decision"] == "lease-allow" && v["path"] == p("a").as_str()
+    });
+    assert_eq!(ev["lease"], id1.as_str(), "{ev}");
+    let status = ok_stdout(&governor(&["status"]), "status");
+    assert!(status.contains(&id1), "status lists the live lease: {status}");
+
+    // Leases that could not grant anything are refused with the reason.
+    let t = alice.issue(&dir.join("t.lease"), "ops", &[&format!("truncate:{}", p("b"))], "5m");
+    let e = err_stderr(&submit(&t), "a lease on a denied class");
+    assert!(e.contains("cannot lift a deny"), "{e}");
+    let n = alice.issue(&dir.join("n.lease"), "ops", &[&format!("delete:{}", s(&dir))], "5m");
+    let e = err_stderr(&submit(&n), "a lease above the protected path");
+    assert!(e.contains("nothing to grant"), "{e}");
+    let long = alice.issue(&dir.join("long.lease"), "ops", &[&format!("delete:{}", p("b"))], "2h");
+    let e = err_stderr(&submit(&long), "a lease longer than max_lease_ttl");
+    assert!(e.to_lowercase().contains("ttl"), "{e}");
+
+    // Expiry: refused again within a second of not_after (the kernel checks boot time).
+    let l2 = alice.issue(&dir.join("l2.lease"), "ops", &[&format!("delete:{}", s(&prod))], "4s");
+    ok_stdout(&submit(&l2), "submit l2");
+    let not_after = lease_state(&lease_id(&l2))["not_after"]
+        .as_u64()
+        .expect("not_after");
+    assert_ok(&d.as_agent("ops", &["rm", &p("c")]), "rm c under the directory lease");
+    sleep_until_wall(not_after * 1000 + 500);
+    assert_eperm(&d.as_agent("ops", &["rm", &p("d")]), "rm d 0.5 s after expiry");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while lease_state(&lease_id(&l2))["state"] != "expired" {
+        assert!(Instant::now() < deadline, "the daemon did not record the expiry");
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    // Revocation blocks again at once.
+    let l3 = alice.issue(&dir.join("l3.lease"), "ops", &[&format!("delete:{}", s(&prod))], "10m");
+    ok_stdout(&submit(&l3), "submit l3");
+    assert_ok(&d.as_agent("ops", &["rm", &p("d")]), "rm d under l3");
+    let id3 = lease_id(&l3);
+    let out = ok_stdout(&governor(&["lease", "revoke", &id3, "--reason", "done"]), "revoke");
+    assert!(out.contains("revoked"), "{out}");
+    assert_eperm(&d.as_agent("ops", &["rm", &p("e")]), "rm e right after the revoke");
+    assert_eq!(lease_state(&id3)["state"], "revoked");
+
+    // Two approvals for rmdir in the vault: the issuer alone is not enough.
+    let vault = dir.join("vault");
+    let l4 = alice.issue(
+        &dir.join("l4.lease"),
+        "ops",
+        &[&format!("rmdir:{}", s(&vault.join("sub1")))],
+        "5m",
+    );
+    let e = err_stderr(&submit(&l4), "one approval of two");
+    assert!(e.contains("cosign"), "{e}");
+    assert_eperm(
+        &d.as_agent("ops", &["rmdir", &s(&vault.join("sub1"))]),
+        "rmdir with one approval",
+    );
+    bob.cosign(&l4);
+    ok_stdout(&submit(&l4), "submit l4 with two approvals");
+    assert_ok(
+        &d.as_agent("ops", &["rmdir", &s(&vault.join("sub1"))]),
+        "rmdir sub1 with two approvals",
+    );
+    assert_eperm(
+        &d.as_agent("ops", &["rmdir", &s(&vault.join("sub2"))]),
+        "rmdir sub2: not in the scope",
+    );
+    let signers = lease_state(&lease_id(&l4))["signers"].to_string();
+    assert!(signers.contains("alice") && signers.contains("bob"), "{signers}");
+
+    // Setting the wall clock back a day does not extend a lease.
+    let l5 = alice.issue(&dir.join("l5.lease"), "ops", &[&format!("delete:{}", s(&prod))], "3s");
+    ok_stdout(&submit(&l5), "submit l5");
+    let start = Instant::now();
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let set = |secs: u64| {
+        let out = Command::new("date")
+            .args(["-s", &format!("@{secs}")])
+            .output()
+            .expect("date -s");
+        assert!(out.status.success(), "date -s: {out:?}");
+    };
+    set(before - 86_400);
+    thread::sleep(Duration::from_millis(3500));
+    let refused = d.as_agent("ops", &["rm", &p("f")]);
+    set(before + start.elapsed().as_secs() + 1);
+    assert_eperm(&refused, "rm f after l5 ran out, with the clock a day back");
+    assert!(prod.join("f").exists());
+}
+
+#[test]
+fn lsm_agent_requests_grant_nothing_until_signed_and_halt_freezes() {
+    require_bpf_lsm();
+    let dir = scratch("authority-requests");
+    for f in ["x", "y", "z"] {
+        write(&dir.join("prod").join(f), "precious");
+    }
+    std::fs::create_dir_all(dir.join("vault")).expect("mkdir vault");
+    let _ = std::fs::remove_dir_all(trusted_dir());
+    let alice = Operator::new(&dir, "alice", true);
+    let d = Daemon::start(&dir, &policy(&dir));
+    let _thaw = Thaw;
+    let p = |f: &str| s(&dir.join("prod").join(f));
+    let gov = s(&governor_bin());
+    let request = |class: &str, target: &str| {
+        d.as_agent(
+            "ops",
+            &[&gov, "request", "--class", class, "--target", target, "--reason", "clean up", "--ttl", "5m"],
+        )
+    };
+
+    // The agent asks; nothing is granted.
+    let out = ok_stdout(&request("delete", &p("x")), "request delete x");
+    assert!(out.contains("request r-1 filed"), "{out}");
+    assert_eperm(&d.as_agent("ops", &["rm", &p("x")]), "rm x with only a request");
+    // Asking for what no lease can give is refused at once.
+    let e = err_stderr(&request("truncate", &p("x")), "request a denied class");
+    assert!(e.contains("cannot lift a deny"), "{e}");
+    // Only agents file requests.
+    let e = err_stderr(
+        &governor(&["request", "--class", "delete", "--target", &p("x"), "--reason", "r"]),
+        "request from outside every agent",
+    );
+    assert!(e.contains("only processes in agent cgroups"), "{e}");
+    let out = ok_stdout(&governor(&["lease", "pending"]), "lease pending");
+    assert!(
+        out.contains("r-1") && out.contains("governor lease approve r-1 --key"),
+        "{out}"
+    );
+    assert_eperm(&d.as_agent("ops", &["rm", &p("x")]), "rm x still only requested");
+
+    // An operator signs: now it is allowed.
+    let out = ok_stdout(&alice.approve("r-1"), "approve r-1");
+    assert!(out.contains("request r-1 approved"), "{out}");
+    assert_ok(&d.as_agent("ops", &["rm", &p("x")]), "rm x after the approval");
+    let out = ok_stdout(&governor(&["lease", "list", "--json"]), "lease list");
+    let leases: Value = serde_json::from_str(&out).expect("json");
+    let approved = leases["leases"]
+        .as_array()
+        .and_then(|a| a.iter().find(|l| l["request"] == "r-1").cloned())
+        .unwrap_or_else(|| panic!("no lease for r-1: {leases}"));
+
+    // A rejected request stays without effect.
+    let out = ok_stdout(&request("delete", &p("y")), "request delete y");
+    assert!(out.contains("r-2"), "{out}");
+    ok_stdout(&governor(&["lease", "reject", "r-2", "--reason", "no"]), "reject r-2");
+    assert_eperm(&d.as_agent("ops", &["rm", &p("y")]), "rm y after the rejection");
+    let e = err_stderr(&alice.approve("r-2"), "approve a rejected request");
+    assert!(e.contains("already rejected"), "{e}");
+
+    // The kill switch: leases revoked and the cgroup frozen in one step.
+    let ticks = dir.join("ticks");
+    let mut ticker: Child = Command::new(governor_bin())
+        .args(["run", "--policy"])
+        .arg(&d.policy)
+        .args(["--agent", "ops", "--", "sh", "-c"])
+        .arg(format!("while :; do echo t >> {}; sleep 0.05; done", s(&ticks)))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn ticker");
+    let count = || {
+        std::fs::read_to_string(&ticks)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() < 3 {
+        assert!(Instant::now() < deadline, "the ticker does not tick");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let out = ok_stdout(
+        &governor(&["halt", "--agent", "ops", "--reason", "incident"]),
+        "halt",
+    );
+    assert!(
+        out.contains("halted ops: 1 leases revoked") && out.contains("cgroup frozen"),
+        "{out}"
+    );
+    let events = std::fs::read_to_string(format!("{OPS_CGROUP}/cgroup.events")).expect("events");
+    assert!(events.contains("frozen 1"), "{events}");
+    let frozen_at = count();
+    thread::sleep(Duration::from_millis(700));
+    assert_eq!(count(), frozen_at, "a frozen agent must not run");
+    assert_eq!(lease_state(approved["id"].as_str().unwrap_or("?"))["state"], "revoked");
+    let status = ok_stdout(&governor(&["status"]), "status");
+    assert!(status.contains("HALTED"), "{status}");
+    let l = alice.issue(&dir.join("h.lease"), "ops", &[&format!("delete:{}", p("z"))], "5m");
+    let e = err_stderr(&submit(&l), "a lease for a halted agent");
+    assert!(e.contains("halted"), "{e}");
+
+    let out = ok_stdout(&governor(&["resume", "--agent", "ops"]), "resume");
+    assert!(out.contains("resumed ops"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() <= frozen_at {
+        assert!(Instant::now() < deadline, "the ticker did not run again after resume");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eperm(&d.as_agent("ops", &["rm", &p("z")]), "the halt revoked the lease");
+
+    // --kill empties the cgroup.
+    let out = ok_stdout(&governor(&["halt", "--agent", "ops", "--kill"]), "halt --kill");
+    assert!(out.contains("cgroup emptied"), "{out}");
+    let status = ticker.wait().expect("ticker ends");
+    assert!(!status.success(), "the ticker was killed: {status}");
+    ok_stdout(&governor(&["resume", "--agent", "ops"]), "resume after kill");
+}
