@@ -57,16 +57,16 @@ impl TrustedKeys {
 
     fn add_file(&mut self, path: &Path) -> Result<(), KeyError> {
         let file = PublicKeyFile::load(path)?;
-        if path.file_name().and_then(|n| n.to_str()) != Some(file.file_name().as_str()) {
-            return Err(KeyError::FileName {
-                path: path.to_owned(),
-                key_id: file.id.to_string(),
-            });
-        }
         if let Some(first) = self.keys.get(&file.id) {
             return Err(KeyError::Duplicate {
                 path: path.to_owned(),
                 first: first.file.clone(),
+                key_id: file.id.to_string(),
+            });
+        }
+        if path.file_name().and_then(|n| n.to_str()) != Some(file.file_name().as_str()) {
+            return Err(KeyError::FileName {
+                path: path.to_owned(),
                 key_id: file.id.to_string(),
             });
         }
