@@ -107,6 +107,11 @@ pub enum ErrorCode {
     UnknownCommand,
     /// The peer may not use the admin socket (uid not allowed, or an agent).
     Forbidden,
+    /// Understood, and refused on its merits (a lease that does not verify, an unknown
+    /// agent, a halted agent); the message says why and what to do.
+    Rejected,
+    /// No lease or request with that id.
+    NotFound,
     /// The daemon could not answer (a kernel map read failed).
     Internal,
 }

@@ -322,6 +322,9 @@ async fn serve(
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
     let reader = tokio::spawn(events::read(ring, tx, Arc::clone(&stats)));
     let compiled = Arc::new(compiled);
+    for (hook, covered) in &enforcer.absent {
+        tracing::info!(hook = %hook, "LSM hook absent on this kernel; {covered}");
+    }
     let enforcer = Arc::new(Mutex::new(enforcer));
     let host = lease::host_id().context("reading this host's identity (lease files are bound to it)")?;
     let authority = Arc::new(Mutex::new(leases::Authority::open(leases::Setup {
@@ -378,9 +381,6 @@ async fn serve(
         binaries = compiled.binaries.len(),
         "enforcing"
     );
-    for (hook, covered) in &enforcer.absent {
-        tracing::info!(hook = %hook, "LSM hook absent on this kernel; {covered}");
-    }
     for a in &compiled.agents {
         tracing::info!(agent = %a.name, cgroup = %a.cgroup.display(), cgroup_id = a.cgroup_id,
             mode = policy.agent(&a.name).map_or("?", |x| x.mode.name()), "agent registered");

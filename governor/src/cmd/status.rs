@@ -134,7 +134,7 @@ fn table(s: &Status) -> String {
             scopes.join(", ")
         );
     }
-    line("pending requests", s.requests_pending.to_string());
+    let _ = writeln!(out, "{:<16} {}", "pending requests", s.requests_pending);
     out.push('\n');
     let c = &s.counters;
     let e = &s.events;
