@@ -1,6 +1,8 @@
 //! Dispatch from the parsed command line to one file per subcommand.
 
 mod daemon;
+mod key;
+mod lease;
 mod policy;
 mod preflight;
 mod run;
@@ -19,5 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Preflight(args) => preflight::run(args),
         Command::Status(args) => status::run(args),
         Command::Unload(args) => unload::run(args),
+        Command::Key(cmd) => key::run(cmd),
+        Command::Lease(cmd) => lease::run(cmd),
     }
 }
