@@ -4,7 +4,11 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::{logging::LogFormat, own_dirs};
+use crate::{
+    authority::{keys, time},
+    logging::LogFormat,
+    own_dirs,
+};
 
 /// Default policy location for the daemon and `governor run`.
 pub const DEFAULT_POLICY: &str = "/etc/governor/policy.toml";
@@ -44,6 +48,12 @@ pub enum Command {
     Resume(ResumeArgs),
     /// From inside an agent: ask the operators for a lease (grants nothing by itself).
     Request(RequestArgs),
+    /// Operator signing keys: generate one, list the trusted ones.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Signed, time-limited leases that let an agent do what the policy leases.
+    #[command(subcommand)]
+    Lease(LeaseCommand),
 }
 
 /// Which agents a halt or resume is for.
@@ -245,4 +255,134 @@ pub struct PreflightArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an ed25519 key pair: the secret key (mode 0600) and its self-signed public key
+    /// in the trusted-keys directory. Prints the key id (its fingerprint) and both paths.
+    Generate(KeyGenerateArgs),
+    /// List the trusted keys (id, operator, file) and every problem with the directory's
+    /// files. Exits 1 if there is any problem.
+    List(KeyListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeyGenerateArgs {
+    /// Who holds the key: "Name <email>" or an email address. Signed into the public key.
+    #[arg(long)]
+    pub operator: String,
+    /// Directory for the secret key `<id>.key` [default: $GOVERNOR_KEY_DIR, else
+    /// ~/.config/governor/keys]. Created mode 0700 if missing.
+    #[arg(long, value_name = "DIR")]
+    pub secret_dir: Option<PathBuf>,
+    /// Directory for the public key `<id>.pub` (created mode 0755 if missing).
+    #[arg(long, value_name = "DIR", default_value = keys::DEFAULT_TRUSTED_DIR)]
+    pub trusted_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeyListArgs {
+    /// Show only the key whose id starts with this (at least 8 hex digits).
+    pub id: Option<String>,
+    /// The trusted-keys directory.
+    #[arg(long, value_name = "DIR", default_value = keys::DEFAULT_TRUSTED_DIR)]
+    pub trusted_dir: PathBuf,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeaseCommand {
+    /// Write a new lease signed by your key (the issuer). Offline: nothing is granted until
+    /// the daemon accepts it.
+    Issue(LeaseIssueArgs),
+    /// Add your approval (signature) to a lease, after showing what it grants.
+    Cosign(LeaseCosignArgs),
+    /// Show a lease file: what it grants, when, whether each signature verifies against the
+    /// trusted keys, and whether the lease passes the daemon's checks on this host now
+    /// (given the policy's --approvals and --max-ttl). Exits 1 if it does not.
+    Show(LeaseShowArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeaseIssueArgs {
+    /// Your secret key file.
+    #[arg(long, value_name = "SECRET")]
+    pub key: PathBuf,
+    /// The agent the lease is for (its name in the policy).
+    #[arg(long)]
+    pub agent: String,
+    /// CLASS:TARGET, split at the first `:`; TARGET is an absolute path or
+    /// ADDR[/PREFIX][:PORT] ([::1]:5432 for IPv6 with a port). Repeat for more.
+    #[arg(long = "scope", value_name = "CLASS:TARGET", required = true)]
+    pub scopes: Vec<String>,
+    /// Pin every path target to the file it is now (device and inode), so a file swapped in
+    /// later at the same path is not covered.
+    #[arg(long)]
+    pub pin: bool,
+    /// How long it lasts: 90s, 15m, 2h, 1d. The daemon refuses more than the policy's
+    /// maximum for the agent.
+    #[arg(long, value_parser = parse_ttl)]
+    pub ttl: u64,
+    /// When it starts (RFC 3339, e.g. 2026-11-21T19:40:00Z) [default: now].
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    pub not_before: Option<u64>,
+    /// Why the agent needs it (recorded and signed).
+    #[arg(long)]
+    pub reason: String,
+    /// A ticket or change id.
+    #[arg(long)]
+    pub ticket: Option<String>,
+    /// The agent request this lease answers.
+    #[arg(long)]
+    pub request: Option<String>,
+    /// The host it is valid on: a machine id (/etc/machine-id), or `this`.
+    #[arg(long, value_name = "MACHINE_ID|this", default_value = "this")]
+    pub host: String,
+    /// Where to write it [default: stdout].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeaseCosignArgs {
+    /// The lease file.
+    pub file: PathBuf,
+    /// Your secret key file.
+    #[arg(long, value_name = "SECRET")]
+    pub key: PathBuf,
+    /// Where to write the cosigned lease [default: replace FILE atomically].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Trusted keys, to check the signatures already on the lease before adding yours.
+    #[arg(long, value_name = "DIR", default_value = keys::DEFAULT_TRUSTED_DIR)]
+    pub trusted_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeaseShowArgs {
+    /// The lease file.
+    pub file: PathBuf,
+    /// Trusted keys to check the signatures against.
+    #[arg(long, value_name = "DIR", default_value = keys::DEFAULT_TRUSTED_DIR)]
+    pub trusted_dir: PathBuf,
+    /// Distinct trusted signers the policy requires, the issuer included.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub approvals: u32,
+    /// The policy's maximum TTL for the agent (90s, 15m, 2h, 1d) [default: not checked].
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub max_ttl: Option<u64>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    time::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn parse_time(text: &str) -> Result<u64, String> {
+    time::parse_rfc3339(text).map_err(|e| e.to_string())
 }

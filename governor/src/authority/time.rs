@@ -194,7 +194,17 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(900));
         assert_eq!(parse_duration("2h"), Ok(7200));
         assert_eq!(parse_duration("1d"), Ok(86_400));
-        for bad in ["", "15", "m", "0m", "1.5h", "-1m", "1w", "1 m", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "15",
+            "m",
+            "0m",
+            "1.5h",
+            "-1m",
+            "1w",
+            "1 m",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }

@@ -2,6 +2,8 @@
 
 mod daemon;
 mod halt;
+mod key;
+mod lease;
 mod policy;
 mod preflight;
 mod request;
@@ -24,5 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Halt(args) => halt::halt(args),
         Command::Resume(args) => halt::resume(args),
         Command::Request(args) => request::run(args),
+        Command::Key(cmd) => key::run(cmd),
+        Command::Lease(cmd) => lease::run(cmd),
     }
 }

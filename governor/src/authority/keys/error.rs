@@ -38,7 +38,9 @@ pub enum KeyError {
         stated: String,
         actual: String,
     },
-    #[error("{path}: a trusted key file must be named `{key_id}.pub` (its fingerprint); rename it")]
+    #[error(
+        "{path}: a trusted key file must be named `{key_id}.pub` (its fingerprint); rename it"
+    )]
     FileName { path: PathBuf, key_id: String },
     #[error(
         "{path}: the self-signature does not verify: the operator, key or date was changed \

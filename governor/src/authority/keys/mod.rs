@@ -15,7 +15,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use error::KeyError;
-pub use id::{KeyId, MIN_PREFIX};
+pub use id::KeyId;
 pub use public::PublicKeyFile;
 pub use secret::SecretKey;
 pub use trusted::{TrustedKey, TrustedKeys};
@@ -85,7 +85,9 @@ pub fn check_operator(operator: &str) -> Result<(), KeyError> {
     if local.is_empty()
         || domain.is_empty()
         || domain.contains('@')
-        || email.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+        || email
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>')
     {
         return bad("the email is not of the form user@domain");
     }
@@ -95,8 +97,7 @@ pub fn check_operator(operator: &str) -> Result<(), KeyError> {
 /// Decodes base64 into exactly `N` bytes.
 pub(crate) fn decode_fixed<const N: usize>(text: &str) -> Result<[u8; N], String> {
     use base64ct::{Base64, Encoding};
-    let bytes =
-        Base64::decode_vec(text.trim()).map_err(|_| "it is not valid base64".to_owned())?;
+    let bytes = Base64::decode_vec(text.trim()).map_err(|_| "it is not valid base64".to_owned())?;
     <[u8; N]>::try_from(bytes.as_slice())
         .map_err(|_| format!("it decodes to {} bytes, not {N}", bytes.len()))
 }

@@ -151,8 +151,14 @@ fn file_name_must_be_the_key_id_and_duplicates_are_refused() {
     let (keys, errors) = TrustedKeys::load(&dir);
     assert_eq!(keys.len(), 1);
     assert_eq!(errors.len(), 2, "{errors:?}");
-    assert!(matches!(&errors[0], KeyError::FileName { .. }), "{errors:?}");
-    assert!(matches!(&errors[1], KeyError::Duplicate { .. }), "{errors:?}");
+    assert!(
+        matches!(&errors[0], KeyError::FileName { .. }),
+        "{errors:?}"
+    );
+    assert!(
+        matches!(&errors[1], KeyError::Duplicate { .. }),
+        "{errors:?}"
+    );
     fs::remove_dir_all(&dir).expect("cleanup");
 }
 
@@ -164,7 +170,10 @@ fn unknown_fields_and_missing_dir_are_errors() {
     fs::write(&path, format!("{text}extra = 1\n")).expect("write");
     let (keys, errors) = TrustedKeys::load(&dir);
     assert!(keys.is_empty());
-    assert!(matches!(errors[0], KeyError::Syntax { line: 8, .. }), "{errors:?}");
+    assert!(
+        matches!(errors[0], KeyError::Syntax { line: 8, .. }),
+        "{errors:?}"
+    );
     let (keys, errors) = TrustedKeys::load(&dir.join("missing"));
     assert!(keys.is_empty());
     assert!(matches!(errors[..], [KeyError::Io { .. }]));
@@ -188,14 +197,25 @@ fn key_ids_print_parse_and_match_prefixes() {
         file: PathBuf::from("a.pub"),
     });
     assert_eq!(keys.find(&text[..8].to_uppercase()).expect("prefix").id, id);
-    assert!(matches!(keys.find(&text[..7]), Err(KeyError::ShortPrefix(_))));
-    let other = if text.starts_with('0') { "11111111" } else { "00000000" };
+    assert!(matches!(
+        keys.find(&text[..7]),
+        Err(KeyError::ShortPrefix(_))
+    ));
+    let other = if text.starts_with('0') {
+        "11111111"
+    } else {
+        "00000000"
+    };
     assert!(matches!(keys.find(other), Err(KeyError::NotFound(_))));
 }
 
 #[test]
 fn operators() {
-    for good in ["alice@example.com", "Alice Doe <alice@example.com>", "A <a@b>"] {
+    for good in [
+        "alice@example.com",
+        "Alice Doe <alice@example.com>",
+        "A <a@b>",
+    ] {
         assert!(check_operator(good).is_ok(), "{good}");
     }
     for bad in [

@@ -91,8 +91,11 @@ impl TrustedKeys {
     /// The one key whose id starts with `prefix` (at least `MIN_PREFIX` hex digits).
     pub fn find(&self, prefix: &str) -> Result<&TrustedKey, KeyError> {
         let p = id::prefix(prefix)?;
-        let matches: Vec<&TrustedKey> =
-            self.keys.values().filter(|k| k.id.starts_with(&p)).collect();
+        let matches: Vec<&TrustedKey> = self
+            .keys
+            .values()
+            .filter(|k| k.id.starts_with(&p))
+            .collect();
         match matches.as_slice() {
             [] => Err(KeyError::NotFound(p)),
             [one] => Ok(one),

@@ -174,9 +174,13 @@ impl Lease {
         let mut signatures = Vec::with_capacity(raw.signature.len());
         for (i, s) in raw.signature.iter().enumerate() {
             let s = s.get_ref();
-            let key_id: KeyId = s.key_id.get_ref().parse().map_err(|e: crate::authority::keys::KeyError| {
-                cx.err(format!("signature[{i}].key_id"), s.key_id.span())(e.to_string())
-            })?;
+            let key_id: KeyId =
+                s.key_id
+                    .get_ref()
+                    .parse()
+                    .map_err(|e: crate::authority::keys::KeyError| {
+                        cx.err(format!("signature[{i}].key_id"), s.key_id.span())(e.to_string())
+                    })?;
             let signature = crate::authority::keys::decode_fixed::<64>(s.signature.get_ref())
                 .map_err(cx.err(format!("signature[{i}].signature"), s.signature.span()))?;
             signatures.push(Signature {
@@ -232,9 +236,17 @@ impl Lease {
         }
         for s in &b.scopes {
             out.push_str("\n[[scope]]\n");
-            out.push_str(&format!("class = {}\ntarget = {}\n", quote(&s.class), quote(&s.target)));
+            out.push_str(&format!(
+                "class = {}\ntarget = {}\n",
+                quote(&s.class),
+                quote(&s.target)
+            ));
             if let Some(p) = s.pin {
-                out.push_str(&format!("pin = {{ dev = {}, ino = {} }}\n", number(p.dev), number(p.ino)));
+                out.push_str(&format!(
+                    "pin = {{ dev = {}, ino = {} }}\n",
+                    number(p.dev),
+                    number(p.ino)
+                ));
             }
         }
         for s in &self.signatures {

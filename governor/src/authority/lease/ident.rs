@@ -46,10 +46,10 @@ pub fn new_lease_id() -> Result<String, LeaseError> {
 fn lease_id_of(bytes: [u8; 16]) -> String {
     let n = u128::from_be_bytes(bytes);
     let mut out = String::from("l-");
-    for i in 0..26 {
+    for i in 0..26i32 {
         // Digit i holds bits 127-5i down to 123-5i; the last one holds the low 3 bits,
         // shifted up as base32 pads them.
-        let shift = 123 - 5 * i as i32;
+        let shift = 123 - 5 * i;
         let digit = if shift >= 0 {
             (n >> shift) & 31
         } else {

@@ -19,8 +19,8 @@ mod tests;
 mod verify_tests;
 
 pub use error::LeaseError;
-pub use ident::{host_id, host_id_from, new_lease_id, MACHINE_ID};
-pub use validate::{check_target, split_scope};
+pub use ident::{host_id, new_lease_id};
+pub use validate::split_scope;
 pub use verify::{check_signature, verify, SignatureStatus, Signer, Verified, VerifyContext};
 
 use crate::authority::keys::KeyId;

@@ -36,7 +36,10 @@ pub fn body() -> LeaseBody {
             Scope {
                 class: "unlink".into(),
                 target: "/srv/prod/a.db".into(),
-                pin: Some(Pin { dev: 2049, ino: 131 }),
+                pin: Some(Pin {
+                    dev: 2049,
+                    ino: 131,
+                }),
             },
             Scope {
                 class: "connect".into(),
@@ -214,7 +217,8 @@ fn flipping_any_byte_of_the_signed_message_fails() {
     assert!(msg.len() > body_len);
     let sig = EdSignature::from_bytes(&s.signature);
     let vk = alice.verifying_key();
-    vk.verify_strict(&msg, &sig).expect("intact message verifies");
+    vk.verify_strict(&msg, &sig)
+        .expect("intact message verifies");
     for i in 0..msg.len() {
         for bit in [0x01, 0x80] {
             let mut m = msg.clone();
@@ -338,12 +342,28 @@ fn parse_errors_name_origin_line_and_field() {
             + 1
     };
     let cases = [
-        ("target = \"/srv/prod/a.db\"", "target = \"srv/prod\"", "scope[0].target"),
-        ("class = \"connect\"", "class = \"Connect\"", "scope[1].class"),
+        (
+            "target = \"/srv/prod/a.db\"",
+            "target = \"srv/prod\"",
+            "scope[0].target",
+        ),
+        (
+            "class = \"connect\"",
+            "class = \"Connect\"",
+            "scope[1].class",
+        ),
         ("agent = \"coder\"", "agent = \"\"", "agent"),
         ("id = \"l-test\"", "id = \"l test\"", "id"),
-        ("not_after = ", "not_after = 2026-11-21T19:55:00\n#", "not_after"),
-        ("operator = \"bob", "operator = \"bob\\u001b\"\n#", "signature[1].operator"),
+        (
+            "not_after = ",
+            "not_after = 2026-11-21T19:55:00\n#",
+            "not_after",
+        ),
+        (
+            "operator = \"bob",
+            "operator = \"bob\\u001b\"\n#",
+            "signature[1].operator",
+        ),
     ];
     for (needle, replacement, field) in cases {
         let line = line_of(needle);
@@ -354,7 +374,10 @@ fn parse_errors_name_origin_line_and_field() {
                 line: l,
                 field: f,
                 ..
-            } => assert_eq!((origin.as_str(), l, f.as_str()), ("lease.toml", line, field)),
+            } => assert_eq!(
+                (origin.as_str(), l, f.as_str()),
+                ("lease.toml", line, field)
+            ),
             other => panic!("{field}: {other}"),
         }
     }
@@ -379,7 +402,11 @@ fn unknown_fields_and_syntax_errors_are_refused() {
     let text = good.replacen("role = \"approver\"", "role = \"boss\"", 1);
     let err = parse_error(&text);
     assert!(matches!(err, LeaseError::Syntax { .. }), "{err}");
-    let text = good.replacen("[[scope]]\nclass = \"unlink\"", "[[scope]]\nsudo = 1\nclass = \"unlink\"", 1);
+    let text = good.replacen(
+        "[[scope]]\nclass = \"unlink\"",
+        "[[scope]]\nsudo = 1\nclass = \"unlink\"",
+        1,
+    );
     assert!(matches!(parse_error(&text), LeaseError::Syntax { .. }));
     let err = parse_error("version = 1\nid = ");
     assert!(
@@ -413,7 +440,11 @@ fn write_is_atomic_and_read_back() {
         .expect("ls")
         .map(|e| e.expect("entry").file_name())
         .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("l.lease")], "no temp file left");
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("l.lease")],
+        "no temp file left"
+    );
     let err = Lease::read(&dir.join("missing")).expect_err("missing");
     assert!(matches!(err, LeaseError::Read { .. }));
     std::fs::remove_dir_all(&dir).expect("cleanup");

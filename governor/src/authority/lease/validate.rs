@@ -93,7 +93,8 @@ pub fn check_target(s: &str) -> Result<(), String> {
 /// Whether `s` is `ADDR[/PREFIX][:PORT]`.
 fn address(s: &str) -> bool {
     let port_ok = |p: &str| p.parse::<u16>().is_ok_and(|p| p > 0);
-    let prefix_ok = |p: Option<&str>, max: u8| p.is_none_or(|p| p.parse::<u8>().is_ok_and(|n| n <= max));
+    let prefix_ok =
+        |p: Option<&str>, max: u8| p.is_none_or(|p| p.parse::<u8>().is_ok_and(|n| n <= max));
     if let Some(rest) = s.strip_prefix('[') {
         let Some((v6, after)) = rest.split_once(']') else {
             return false;

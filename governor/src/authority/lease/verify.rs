@@ -116,7 +116,8 @@ pub fn verify(lease: &Lease, ctx: &VerifyContext) -> Result<Verified, LeaseError
     let mut signers: Vec<Signer> = Vec::new();
     let mut untrusted: Vec<String> = Vec::new();
     // The issuer first, so `signers[0]` is the issuer.
-    let ordered = std::iter::once(*issuer).chain(lease.signatures.iter().filter(|s| s.role != Role::Issuer));
+    let ordered =
+        std::iter::once(*issuer).chain(lease.signatures.iter().filter(|s| s.role != Role::Issuer));
     for sig in ordered {
         match check_signature(sig, b, ctx.trusted) {
             SignatureStatus::Invalid(key) => {
@@ -161,11 +162,4 @@ pub fn verify(lease: &Lease, ctx: &VerifyContext) -> Result<Verified, LeaseError
         signers,
         starts_at: (b.not_before > ctx.now).then_some(b.not_before),
     })
-}
-
-impl Lease {
-    /// `verify(self, ctx)`.
-    pub fn verify(&self, ctx: &VerifyContext) -> Result<Verified, LeaseError> {
-        verify(self, ctx)
-    }
 }

@@ -39,11 +39,15 @@ fn expiry_with_a_fixed_clock() {
     assert_eq!(ok.starts_at, None);
     for now in [end, end + 1, end + 86_400] {
         match verify(&lease, &ctx(&t, now, 1)) {
-            Err(LeaseError::Expired { not_after, now: n }) => assert_eq!((not_after, n), (end, now)),
+            Err(LeaseError::Expired { not_after, now: n }) => {
+                assert_eq!((not_after, n), (end, now))
+            }
             other => panic!("at {now}: {other:?}"),
         }
     }
-    let msg = verify(&lease, &ctx(&t, end + 61, 1)).expect_err("expired").to_string();
+    let msg = verify(&lease, &ctx(&t, end + 61, 1))
+        .expect_err("expired")
+        .to_string();
     assert!(msg.contains("2026-11-21T19:55:00Z (1m01s ago)"), "{msg}");
 }
 
@@ -54,7 +58,12 @@ fn a_lease_not_yet_in_force_verifies_and_says_when_it_starts() {
     let lease = issued(&alice);
     let v = verify(&lease, &ctx(&t, NOW - 30, 1)).expect("future start is not an error");
     assert_eq!(v.starts_at, Some(NOW));
-    assert_eq!(verify(&lease, &ctx(&t, NOW, 1)).expect("at start").starts_at, None);
+    assert_eq!(
+        verify(&lease, &ctx(&t, NOW, 1))
+            .expect("at start")
+            .starts_at,
+        None
+    );
 }
 
 #[test]
@@ -70,14 +79,19 @@ fn approval_counting() {
         }) if untrusted.is_empty() => {}
         other => panic!("issuer alone: {other:?}"),
     }
-    let msg = verify(&alone, &ctx(&t, NOW, 2)).expect_err("short").to_string();
+    let msg = verify(&alone, &ctx(&t, NOW, 2))
+        .expect_err("short")
+        .to_string();
     assert!(msg.contains("governor lease cosign"), "{msg}");
 
     let mut two = alone.clone();
     two.cosign(&bob, NOW + 1).expect("cosign");
     let v = verify(&two, &ctx(&t, NOW, 2)).expect("issuer + approver");
     let ids: Vec<_> = v.signers.iter().map(|s| (s.key_id, s.role)).collect();
-    assert_eq!(ids, vec![(alice.id(), Role::Issuer), (bob.id(), Role::Approver)]);
+    assert_eq!(
+        ids,
+        vec![(alice.id(), Role::Issuer), (bob.id(), Role::Approver)]
+    );
     assert_eq!(v.signers[0].operator, "Alice <alice@example.com>");
 
     // The issuer's key approving too (bypassing `cosign`'s refusal) counts once.
@@ -88,7 +102,11 @@ fn approval_counting() {
     same.signatures.push(dup);
     assert!(matches!(
         verify(&same, &ctx(&t, NOW, 2)),
-        Err(LeaseError::TooFewSigners { needed: 2, present: 1, .. })
+        Err(LeaseError::TooFewSigners {
+            needed: 2,
+            present: 1,
+            ..
+        })
     ));
 
     // An approver whose key is not trusted here is not counted, and is named.
@@ -108,7 +126,11 @@ fn approval_counting() {
     // Three required, two trusted signers.
     assert!(matches!(
         verify(&two, &ctx(&t, NOW, 3)),
-        Err(LeaseError::TooFewSigners { needed: 3, present: 2, .. })
+        Err(LeaseError::TooFewSigners {
+            needed: 3,
+            present: 2,
+            ..
+        })
     ));
 }
 
@@ -222,7 +244,10 @@ fn a_trusted_signature_that_does_not_verify_fails_the_lease() {
         let mut l = good.clone();
         l.signatures[0].signature[i] ^= 0x80;
         assert!(
-            matches!(verify(&l, &ctx(&t, NOW, 1)), Err(LeaseError::Tampered { .. })),
+            matches!(
+                verify(&l, &ctx(&t, NOW, 1)),
+                Err(LeaseError::Tampered { .. })
+            ),
             "byte {i}"
         );
     }
@@ -235,5 +260,11 @@ fn a_lease_round_tripped_through_its_file_verifies() {
     let mut lease = issued(&alice);
     lease.cosign(&bob, NOW).expect("cosign");
     let parsed = Lease::parse(&lease.to_toml(), "file").expect("parse");
-    assert_eq!(verify(&parsed, &ctx(&t, NOW, 2)).expect("verifies").signers.len(), 2);
+    assert_eq!(
+        verify(&parsed, &ctx(&t, NOW, 2))
+            .expect("verifies")
+            .signers
+            .len(),
+        2
+    );
 }
