@@ -110,11 +110,12 @@ pub struct RequestArgs {
     #[arg(long)]
     pub reason: String,
     /// How long a lease it asks for ("90s", "15m", "2h"; at most the agent's max_lease_ttl).
-    #[arg(long, value_parser = parse_duration)]
-    pub ttl: Option<std::time::Duration>,
-    /// Wait up to this long for an operator's decision ("5m"), printing it.
-    #[arg(long, value_parser = parse_duration)]
-    pub wait: Option<std::time::Duration>,
+    #[arg(long, value_parser = parse_ttl)]
+    pub ttl: Option<u64>,
+    /// Wait up to this long for an operator's decision ("5m"), printing it. Exit code 3:
+    /// rejected; 4: still undecided.
+    #[arg(long, value_parser = parse_ttl)]
+    pub wait: Option<u64>,
     /// Print the daemon's replies as JSON.
     #[arg(long)]
     pub json: bool,
@@ -123,26 +124,6 @@ pub struct RequestArgs {
     pub socket: PathBuf,
 }
 
-/// Parses "90s", "15m", "2h", "1d" (a bare number means seconds).
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 90s, 15m, 2h or 1d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("`{text}`: unknown unit `{unit}`; use s, m, h or d")),
-    };
-    if secs == 0 {
-        return Err(format!("`{text}`: a duration must be longer than zero"));
-    }
-    Ok(std::time::Duration::from_secs(secs))
-}
 
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
@@ -304,6 +285,112 @@ pub enum LeaseCommand {
     /// trusted keys, and whether the lease passes the daemon's checks on this host now
     /// (given the policy's --approvals and --max-ttl). Exits 1 if it does not.
     Show(LeaseShowArgs),
+    /// Hand a signed lease to the running daemon: it checks signatures, approvals, TTL,
+    /// host and replay, installs it in the kernel, and reports when it is enforced.
+    Submit(LeaseSubmitArgs),
+    /// The daemon's leases: the live ones with the time left (--all: every one on record).
+    List(LeaseListArgs),
+    /// Revoke a lease: its kernel entries go at once.
+    Revoke(LeaseRevokeArgs),
+    /// Agents' lease requests waiting for an operator.
+    Pending(LeasePendingArgs),
+    /// Answer an agent's request with a lease signed by your key (pinned to the target as it
+    /// is now), and submit it.
+    Approve(LeaseApproveArgs),
+    /// Turn an agent's request down.
+    Reject(LeaseRejectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeaseSubmitArgs {
+    /// The signed lease file.
+    pub file: PathBuf,
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeaseListArgs {
+    /// Every lease on record (expired, revoked, dropped too).
+    #[arg(long)]
+    pub all: bool,
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeaseRevokeArgs {
+    /// The lease id.
+    pub id: String,
+    /// Why (recorded).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeasePendingArgs {
+    /// Decided requests too.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeaseApproveArgs {
+    /// The request id (`governor lease pending`).
+    pub id: String,
+    /// Your secret key file.
+    #[arg(long, value_name = "SECRET")]
+    pub key: PathBuf,
+    /// How long the lease lasts [default: what the agent asked for].
+    #[arg(long, value_parser = parse_ttl)]
+    pub ttl: Option<u64>,
+    /// A ticket or change id.
+    #[arg(long)]
+    pub ticket: Option<String>,
+    /// Also write the signed lease here.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeaseRejectArgs {
+    /// The request id.
+    pub id: String,
+    /// Why (the agent sees it).
+    #[arg(long)]
+    pub reason: String,
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -18,7 +18,7 @@ pub fn run(args: RequestArgs) -> anyhow::Result<ExitCode> {
             class: args.class.clone(),
             target: args.target.clone(),
             reason: args.reason.clone(),
-            ttl_secs: args.ttl.map(|d| d.as_secs()),
+            ttl_secs: args.ttl,
         }
         .to_line(),
     )?;
@@ -37,7 +37,7 @@ pub fn run(args: RequestArgs) -> anyhow::Result<ExitCode> {
     let Some(wait) = args.wait else {
         return Ok(ExitCode::SUCCESS);
     };
-    let deadline = Instant::now() + wait;
+    let deadline = Instant::now() + Duration::from_secs(wait);
     loop {
         let now = client::call_line(
             &args.socket,
@@ -62,7 +62,7 @@ pub fn run(args: RequestArgs) -> anyhow::Result<ExitCode> {
                 report(&args, &now, &format!(
                     "request {id} is still {} after {} s",
                     now["state"].as_str().unwrap_or("pending"),
-                    wait.as_secs()
+                    wait
                 ));
                 return Ok(ExitCode::from(4));
             }

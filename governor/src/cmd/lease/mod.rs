@@ -1,9 +1,17 @@
 //! `governor lease ...`: one file per subcommand. `issue`, `cosign` and `show` work on
-//! files, offline.
+//! files, offline; `submit`, `list`, `revoke`, `pending`, `approve` and `reject` ask the
+//! running daemon over its admin socket.
 
+mod approve;
 mod cosign;
 mod issue;
+mod list;
+mod pending;
+mod reject;
+mod revoke;
 mod show;
+mod submit;
+mod view;
 
 use std::process::ExitCode;
 
@@ -14,5 +22,11 @@ pub fn run(cmd: LeaseCommand) -> anyhow::Result<ExitCode> {
         LeaseCommand::Issue(args) => issue::run(args),
         LeaseCommand::Cosign(args) => cosign::run(args),
         LeaseCommand::Show(args) => show::run(args),
+        LeaseCommand::Submit(args) => submit::run(args),
+        LeaseCommand::List(args) => list::run(args),
+        LeaseCommand::Revoke(args) => revoke::run(args),
+        LeaseCommand::Pending(args) => pending::run(args),
+        LeaseCommand::Approve(args) => approve::run(args),
+        LeaseCommand::Reject(args) => reject::run(args),
     }
 }

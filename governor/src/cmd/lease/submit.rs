@@ -1,0 +1,26 @@
+//! `governor lease submit FILE`: hand a signed lease to the daemon, which verifies it and
+//! installs it in the kernel; prints when it is enforced.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::view::print_lease;
+use crate::{
+    admin::{client, protocol::Request},
+    cli::LeaseSubmitArgs,
+};
+
+pub fn run(args: LeaseSubmitArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading lease file {}", args.file.display()))?;
+    let result = client::call(
+        &args.socket,
+        &Request::LeaseSubmit {
+            lease: text,
+            origin: args.file.display().to_string(),
+        },
+    )?;
+    print_lease(&result, args.json);
+    Ok(ExitCode::SUCCESS)
+}
