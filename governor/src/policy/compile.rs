@@ -91,18 +91,23 @@ pub struct CompiledProtect {
 pub type CompiledBinary = CompiledProtect;
 
 /// Adds the rule for `key`, or, when an earlier policy entry named the same inode (a symlink
-/// and its target, a hard link), merges `masks` into that entry (a deny wins over a lease).
-/// Returns the rule id the kernel will report for `key`.
+/// and its target, a hard link), merges `decisions` into that entry (a deny wins over a
+/// lease). Classes the entry explicitly allows go into `agent_mask`: the kernel's walk stops
+/// at this inode for them, and with no agent entry saying otherwise they are allowed (an
+/// enclosing protected path does not decide them). Returns the rule id the kernel will
+/// report for `key`.
 fn add_merged(
     list: &mut Vec<CompiledProtect>,
     path: &std::path::Path,
     key: InodeKey,
     rule_id: u32,
-    masks: Masks,
+    decisions: &Decisions,
 ) -> u32 {
+    let masks = decisions.masks();
     if let Some(same) = list.iter_mut().find(|c| c.key == key) {
         same.rule.deny_mask |= masks.deny_mask;
         same.rule.lease_mask = (same.rule.lease_mask | masks.lease_mask) & !same.rule.deny_mask;
+        same.rule.agent_mask |= decisions.allow_mask();
         return same.rule.rule_id;
     }
     list.push(CompiledProtect {
@@ -112,7 +117,7 @@ fn add_merged(
             rule_id,
             deny_mask: masks.deny_mask,
             lease_mask: masks.lease_mask,
-            agent_mask: 0,
+            agent_mask: decisions.allow_mask(),
         },
     });
     rule_id
@@ -332,9 +337,12 @@ fn compile_protected(
     agent_rules: &mut Vec<(AgentRuleKey, Masks)>,
 ) -> Result<Vec<CompiledProtect>, CompileError> {
     let mut protected = Vec::with_capacity(own.len() + policy.protected.len());
-    let own_masks = Masks {
-        deny_mask: self_deny_mask(),
-        lease_mask: 0,
+    let own_decisions = Decisions {
+        deny: Class::ALL
+            .into_iter()
+            .filter(|c| self_deny_mask() & c.bit() != 0)
+            .collect(),
+        ..Decisions::default()
     };
     for d in own {
         let key = path_key(&d.path).map_err(|source| CompileError::OwnDir {
@@ -342,14 +350,14 @@ fn compile_protected(
             path: d.path.clone(),
             source,
         })?;
-        add_merged(&mut protected, &d.path, key, RULE_SELF, own_masks);
+        add_merged(&mut protected, &d.path, key, RULE_SELF, &own_decisions);
     }
     for (i, p) in policy.protected.iter().enumerate() {
         let key = path_key(&p.path).map_err(|source| CompileError::Protected {
             path: p.path.clone(),
             source,
         })?;
-        let rule_id = add_merged(&mut protected, &p.path, key, i as u32, p.decisions.masks());
+        let rule_id = add_merged(&mut protected, &p.path, key, i as u32, &p.decisions);
         // No agent has decisions of its own on governor's own directories.
         if rule_id != RULE_SELF {
             add_agent_rules(
@@ -411,7 +419,7 @@ fn compile_binaries(
             });
         }
         let key = inode_key(&meta);
-        let rule_id = add_merged(&mut binaries, &b.path, key, i as u32, b.decisions.masks());
+        let rule_id = add_merged(&mut binaries, &b.path, key, i as u32, &b.decisions);
         add_agent_rules(
             agent_rules,
             &mut binaries,
