@@ -286,6 +286,9 @@ impl ClassTable {
     }
 }
 
+/// An `approvals` written without `decision = "lease"`: where, the classes, the name.
+pub(super) type PendingApprovals = (Spanned<u32>, &'static [Class], String);
+
 /// Parses one tag value, or says which values exist.
 fn pick<T: Copy>(value: &str, options: &[(&str, T)]) -> Result<T, String> {
     options
@@ -305,7 +308,7 @@ impl Validator<'_> {
     pub(super) fn class_table(
         &mut self,
         raw: BTreeMap<Spanned<String>, Spanned<RawClass>>,
-    ) -> (ClassTable, Vec<(Spanned<u32>, &'static [Class], String)>) {
+    ) -> (ClassTable, Vec<PendingApprovals>) {
         let mut atomic: Vec<ClassRule> = Class::ALL.iter().map(|&c| builtin(c)).collect();
         let mut written = 0u32;
         let mut set_by: Vec<(Class, String)> = Vec::new();
@@ -452,11 +455,7 @@ impl Validator<'_> {
     }
 
     /// Reports each `approvals` of a class no decision of the policy leases.
-    pub(super) fn approvals_need_a_lease(
-        &mut self,
-        pending: Vec<(Spanned<u32>, &'static [Class], String)>,
-        leased: u32,
-    ) {
+    pub(super) fn approvals_need_a_lease(&mut self, pending: Vec<PendingApprovals>, leased: u32) {
         for (at, members, name) in pending {
             if members.iter().all(|m| leased & m.bit() == 0) {
                 self.problem(

@@ -517,6 +517,55 @@ mod tests {
     }
 
     #[test]
+    fn explicit_allow_stops_the_walk_and_class_table_fills_the_masks() {
+        let dir =
+            std::env::temp_dir().join(format!("governor-compile-allow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("srv/scratch")).expect("mkdir");
+        let text = format!(
+            "[policy]\nname = \"t\"\nowner = \"o@example.com\"\n\n[classes.write]\n\
+             decision = \"lease\"\n\n[[protect]]\npath = \"{}\"\n\n[[protect]]\npath = \"{}\"\n\
+             allow = [\"delete\", \"write\"]\n",
+            dir.join("srv").display(),
+            dir.join("srv/scratch").display()
+        );
+        let policy = Policy::parse(Path::new("p.toml"), &text).expect("valid");
+        let list = compile_protected(&policy, &[], &mut Vec::new()).expect("compiles");
+        let bits = |cs: &[Class]| cs.iter().fold(0, |m, c| m | c.bit());
+        let srv = &list[0].rule;
+        assert_eq!(
+            srv.deny_mask,
+            bits(&[
+                Class::Unlink,
+                Class::Rmdir,
+                Class::Rename,
+                Class::Truncate,
+                Class::UnixConnect
+            ])
+        );
+        assert_eq!(srv.lease_mask, Class::Write.bit());
+        assert_eq!(srv.agent_mask, 0);
+        let scratch = &list[1].rule;
+        assert_eq!(
+            scratch.agent_mask,
+            bits(&[Class::Unlink, Class::Rmdir, Class::Write]),
+            "explicitly allowed classes stop the kernel's walk here"
+        );
+        for c in [Class::Unlink, Class::Write] {
+            assert_eq!(
+                scratch.verdict(None, c.bit()),
+                governor_common::maps::Verdict::Silent,
+                "{c:?}: allowed (no agent entry)"
+            );
+        }
+        assert_eq!(
+            scratch.verdict(None, Class::Truncate.bit()),
+            governor_common::maps::Verdict::Deny
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn binaries_are_identified_by_inode_through_links() {
         let dir = std::env::temp_dir().join(format!("governor-compile-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

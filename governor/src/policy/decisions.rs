@@ -137,7 +137,6 @@ impl Validator<'_> {
     /// at `field` (e.g. `protect[3]`), whose kind covers the classes `kind`; `at` is the
     /// entry's path, where a missing decision is reported. Classes of `kind` the lists do not
     /// name take the class table's decision.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn decisions(
         &mut self,
         field: &str,

@@ -491,3 +491,7 @@ impl Validator<'_> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "lang_tests.rs"]
+mod lang_tests;
