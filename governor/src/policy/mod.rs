@@ -165,6 +165,8 @@ impl Policy {
         if v.problems.is_empty() {
             Ok(policy)
         } else {
+            // In file order (validation visits [classes] before the agents above it).
+            v.problems.sort_by_key(|p| (p.line, p.column));
             Err(PolicyError::Invalid(v.problems))
         }
     }
