@@ -224,8 +224,9 @@ pub struct ProtectedRule {
     pub deny_mask: u32,
     /// Classes allowed only under a lease, as [`Class::bit`]s (disjoint from `deny_mask`).
     pub lease_mask: u32,
-    /// Classes some agent's own entry in [`AGENT_RULES`] decides for this resource: the
-    /// kernel consults that map only for these.
+    /// Classes some agent's own entry in [`AGENT_RULES`] decides for this resource (the
+    /// kernel consults that map only for these), and classes the resource explicitly allows
+    /// (the walk stops here for them; with no agent entry the verdict is `Silent`, allowed).
     pub agent_mask: u32,
 }
 const _: () = assert!(core::mem::size_of::<ProtectedRule>() == 16);

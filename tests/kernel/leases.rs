@@ -37,6 +37,7 @@ cgroup = "governor-test/trusted"
 path = "{prod}"
 deny = ["rmdir", "chmod"]
 lease = ["unlink", "write"]
+allow = ["rename", "truncate", "unix-connect"]
 
 [[protect.agent]]
 name = "trusted"

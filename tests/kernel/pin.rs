@@ -35,6 +35,7 @@ cgroup = "governor-test/{agent}"
 [[protect]]
 path = "{}"
 deny = ["delete"]
+allow = ["rename", "truncate", "unix-connect"]
 
 [[network]]
 cidr = "127.0.0.2"
@@ -44,7 +45,8 @@ deny = ["connect"]
     );
     if let Some(rel) = extra {
         text.push_str(&format!(
-            "\n[[protect]]\npath = \"{}\"\ndeny = [\"delete\"]\n",
+            "\n[[protect]]\npath = \"{}\"\ndeny = [\"delete\"]\n\
+             allow = [\"rename\", \"truncate\", \"unix-connect\"]\n",
             p(dir, rel)
         ));
     }

@@ -424,6 +424,7 @@ mode = "enforce"
 [[protect]]
 path = "{}"
 deny = ["unix-connect"]
+allow = ["delete", "rename", "truncate"]
 "#,
         sockets.display()
     );

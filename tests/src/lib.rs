@@ -520,9 +520,12 @@ pub fn policy(agent: &str, mode: &str, protected: &Path) -> String {
     policy_denying(agent, mode, protected, "delete")
 }
 
-/// Like [`policy`], denying the comma-separated quoted `classes` (e.g. `"modify"`).
+/// Like [`policy`], denying the comma-separated quoted `classes` (e.g. `"modify"`), and
+/// explicitly allowing every other class the built-in class table would deny by default
+/// (README "Policies"), so the policy decides exactly the classes the test names.
 pub fn policy_denying(agent: &str, mode: &str, protected: &Path, classes: &str) -> String {
-    format!(
+    let denied: Vec<&str> = classes.split(',').map(str::trim).collect();
+    let mut text = format!(
         r#"
 [policy]
 name = "test-{agent}"
@@ -538,10 +541,35 @@ path = "{}"
 deny = [{}]
 "#,
         protected.display(),
-        classes
-            .split(',')
-            .map(|c| format!("{:?}", c.trim()))
+        denied
+            .iter()
+            .map(|c| format!("{c:?}"))
             .collect::<Vec<_>>()
             .join(", ")
-    )
+    );
+    let allow = allow_the_rest(&denied);
+    if !allow.is_empty() {
+        text.push_str(&format!("allow = [{allow}]\n"));
+    }
+    text
+}
+
+/// The classes of a `[[protect]]` entry that the built-in class table denies when the entry
+/// does not name them (high-risk: irreversible or high blast radius).
+pub const DENIED_BY_DEFAULT: &[&str] = &["unlink", "rmdir", "rename", "truncate", "unix-connect"];
+
+/// `DENIED_BY_DEFAULT` minus the classes `denied` covers, quoted and comma-separated: the
+/// `allow` list that keeps a test policy from denying more than it names.
+pub fn allow_the_rest(denied: &[&str]) -> String {
+    let covers = |name: &str, class: &str| match name {
+        "delete" => matches!(class, "unlink" | "rmdir"),
+        "modify" => class != "unix-connect",
+        other => other == class,
+    };
+    DENIED_BY_DEFAULT
+        .iter()
+        .filter(|c| !denied.iter().any(|d| covers(d, c)))
+        .map(|c| format!("{c:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -74,22 +74,6 @@ pub enum Request {
 }
 
 impl Request {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Request::Status => "status",
-            Request::LeaseSubmit { .. } => "lease-submit",
-            Request::LeaseList { .. } => "lease-list",
-            Request::LeaseShow { .. } => "lease-show",
-            Request::LeaseRevoke { .. } => "lease-revoke",
-            Request::Halt { .. } => "halt",
-            Request::Resume { .. } => "resume",
-            Request::RequestList { .. } => "request-list",
-            Request::RequestShow { .. } => "request-show",
-            Request::RequestApprove { .. } => "request-approve",
-            Request::RequestReject { .. } => "request-reject",
-        }
-    }
-
     pub fn to_line(&self) -> String {
         let mut v = serde_json::to_value(self).unwrap_or_else(|_| serde_json::json!({}));
         if let Value::Object(obj) = &mut v {

@@ -21,7 +21,7 @@ pub use approvals::Ask;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex},
 };
 
@@ -155,10 +155,6 @@ impl Authority {
         &self.host
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// Re-checks and re-installs the live leases found in the store.
     fn restore(&mut self) {
         let now_ms = clock::wall_ms();
@@ -245,6 +241,14 @@ impl Authority {
                      once; issue a new one",
                     body.id,
                     prior.state.name()
+                )));
+            }
+            if self.store.seen(&body.id) {
+                return Err(LeaseError::Rejected(format!(
+                    "{origin}: lease {} was already submitted (its record in {} is \
+                     unreadable): a lease is used once; issue a new one",
+                    body.id,
+                    self.store.dir().display()
                 )));
             }
         }
@@ -659,9 +663,6 @@ impl Authority {
         Ok(())
     }
 
-    pub fn trusted_dir(&self) -> &Path {
-        &self.trusted_dir
-    }
 }
 
 /// A record as clients see it: the record plus the seconds left.

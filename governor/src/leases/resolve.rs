@@ -138,7 +138,7 @@ pub fn resolve(
         return Err(ScopeError::UnknownClass {
             class,
             target,
-            known: policy::class_names().join(", "),
+            known: policy::classes::class_names().collect::<Vec<_>>().join(", "),
         });
     };
     if classes.iter().any(|c| policy::net::NET_CLASSES.contains(c)) {

@@ -12,7 +12,12 @@ use std::path::PathBuf;
 use governor_common::Class;
 use toml::Spanned;
 
-use super::{clean_absolute, decisions::Decisions, raw::RawBinary, Validator, CLASS_NAMES};
+use super::{
+    clean_absolute,
+    decisions::{Decisions, RawLists},
+    raw::RawBinary,
+    Validator, CLASS_NAMES,
+};
 
 /// A listed binary and the decisions on it.
 #[derive(Debug, Clone)]
@@ -85,10 +90,14 @@ impl Validator<'_> {
         let decisions = self.decisions(
             &format!("binaries[{i}]"),
             &raw.path,
-            raw.deny,
-            raw.lease,
+            RawLists {
+                allow: raw.allow,
+                deny: raw.deny,
+                lease: raw.lease,
+            },
             raw.agent,
             &resolve,
+            &[Class::Exec],
         );
         Binary {
             path: PathBuf::from(p),

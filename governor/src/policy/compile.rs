@@ -91,18 +91,23 @@ pub struct CompiledProtect {
 pub type CompiledBinary = CompiledProtect;
 
 /// Adds the rule for `key`, or, when an earlier policy entry named the same inode (a symlink
-/// and its target, a hard link), merges `masks` into that entry (a deny wins over a lease).
-/// Returns the rule id the kernel will report for `key`.
+/// and its target, a hard link), merges `decisions` into that entry (a deny wins over a
+/// lease). Classes the entry explicitly allows go into `agent_mask`: the kernel's walk stops
+/// at this inode for them, and with no agent entry saying otherwise they are allowed (an
+/// enclosing protected path does not decide them). Returns the rule id the kernel will
+/// report for `key`.
 fn add_merged(
     list: &mut Vec<CompiledProtect>,
     path: &std::path::Path,
     key: InodeKey,
     rule_id: u32,
-    masks: Masks,
+    decisions: &Decisions,
 ) -> u32 {
+    let masks = decisions.masks();
     if let Some(same) = list.iter_mut().find(|c| c.key == key) {
         same.rule.deny_mask |= masks.deny_mask;
         same.rule.lease_mask = (same.rule.lease_mask | masks.lease_mask) & !same.rule.deny_mask;
+        same.rule.agent_mask |= decisions.allow_mask();
         return same.rule.rule_id;
     }
     list.push(CompiledProtect {
@@ -112,7 +117,7 @@ fn add_merged(
             rule_id,
             deny_mask: masks.deny_mask,
             lease_mask: masks.lease_mask,
-            agent_mask: 0,
+            agent_mask: decisions.allow_mask(),
         },
     });
     rule_id
@@ -352,23 +357,26 @@ fn compile_protected(
 ) -> Result<Vec<CompiledProtect>, CompileError> {
     let mut protected = Vec::with_capacity(own.len() + policy.protected.len());
     for d in own {
-        let own_masks = Masks {
-            deny_mask: own_deny_mask(d),
-            lease_mask: 0,
+        let own_decisions = Decisions {
+            deny: Class::ALL
+                .into_iter()
+                .filter(|c| own_deny_mask(d) & c.bit() != 0)
+                .collect(),
+            ..Decisions::default()
         };
         let key = path_key(&d.path).map_err(|source| CompileError::OwnDir {
             what: d.what,
             path: d.path.clone(),
             source,
         })?;
-        add_merged(&mut protected, &d.path, key, RULE_SELF, own_masks);
+        add_merged(&mut protected, &d.path, key, RULE_SELF, &own_decisions);
     }
     for (i, p) in policy.protected.iter().enumerate() {
         let key = path_key(&p.path).map_err(|source| CompileError::Protected {
             path: p.path.clone(),
             source,
         })?;
-        let rule_id = add_merged(&mut protected, &p.path, key, i as u32, p.decisions.masks());
+        let rule_id = add_merged(&mut protected, &p.path, key, i as u32, &p.decisions);
         // No agent has decisions of its own on governor's own directories.
         if rule_id != RULE_SELF {
             add_agent_rules(
@@ -435,7 +443,7 @@ fn compile_binaries(
             });
         }
         let key = inode_key(&meta);
-        let rule_id = add_merged(&mut binaries, &b.path, key, i as u32, b.decisions.masks());
+        let rule_id = add_merged(&mut binaries, &b.path, key, i as u32, &b.decisions);
         add_agent_rules(
             agent_rules,
             &mut binaries,
@@ -530,6 +538,55 @@ mod tests {
         }];
         let err = compile_protected(&policy, &missing, &mut Vec::new()).unwrap_err();
         assert!(matches!(err, CompileError::OwnDir { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn explicit_allow_stops_the_walk_and_class_table_fills_the_masks() {
+        let dir =
+            std::env::temp_dir().join(format!("governor-compile-allow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("srv/scratch")).expect("mkdir");
+        let text = format!(
+            "[policy]\nname = \"t\"\nowner = \"o@example.com\"\n\n[classes.write]\n\
+             decision = \"lease\"\n\n[[protect]]\npath = \"{}\"\n\n[[protect]]\npath = \"{}\"\n\
+             allow = [\"delete\", \"write\"]\n",
+            dir.join("srv").display(),
+            dir.join("srv/scratch").display()
+        );
+        let policy = Policy::parse(Path::new("p.toml"), &text).expect("valid");
+        let list = compile_protected(&policy, &[], &mut Vec::new()).expect("compiles");
+        let bits = |cs: &[Class]| cs.iter().fold(0, |m, c| m | c.bit());
+        let srv = &list[0].rule;
+        assert_eq!(
+            srv.deny_mask,
+            bits(&[
+                Class::Unlink,
+                Class::Rmdir,
+                Class::Rename,
+                Class::Truncate,
+                Class::UnixConnect
+            ])
+        );
+        assert_eq!(srv.lease_mask, Class::Write.bit());
+        assert_eq!(srv.agent_mask, 0);
+        let scratch = &list[1].rule;
+        assert_eq!(
+            scratch.agent_mask,
+            bits(&[Class::Unlink, Class::Rmdir, Class::Write]),
+            "explicitly allowed classes stop the kernel's walk here"
+        );
+        for c in [Class::Unlink, Class::Write] {
+            assert_eq!(
+                scratch.verdict(None, c.bit()),
+                governor_common::maps::Verdict::Silent,
+                "{c:?}: allowed (no agent entry)"
+            );
+        }
+        assert_eq!(
+            scratch.verdict(None, Class::Truncate.bit()),
+            governor_common::maps::Verdict::Deny
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

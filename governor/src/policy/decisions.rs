@@ -1,11 +1,12 @@
-//! Decisions on a resource: which classes are denied, which need a lease, and each agent's
-//! own decisions that replace those defaults.
+//! Decisions on a resource: which classes it allows, denies or leases itself, what the class
+//! table decides for the rest, and each agent's own decisions that replace those.
 //!
 //! ```toml
 //! [[protect]]
 //! path = "/srv/prod"
 //! deny = ["delete"]        # refused to every agent; no lease lifts it
 //! lease = ["write"]        # allowed only under an unexpired lease
+//! allow = ["truncate"]     # allowed here, whatever the class table says
 //!
 //! [[protect.agent]]        # the deployer agent's own decisions on /srv/prod
 //! name = "deployer"
@@ -13,23 +14,47 @@
 //! lease = ["delete"]       # may delete under a lease
 //! ```
 //!
-//! Classes an agent entry does not name keep the resource's defaults. A class not named
-//! anywhere is allowed (it is not this resource's business).
+//! How they combine (deny by default):
+//! 1. A class the entry's `allow`, `lease` or `deny` list names gets that decision.
+//! 2. Any other class of the resource's kind (file classes and unix-connect for `[[protect]]`,
+//!    exec for `[[binaries]]`, connect/bind/send for `[[network]]`) gets the policy's
+//!    `[classes.X].decision`, else the built-in one: deny for high-risk classes, allow for
+//!    the rest (see `classes`).
+//! 3. An agent's `[[….agent]]` entry replaces steps 1-2 for the classes it names, for that
+//!    agent only.
+//!
+//! Nested protected paths: the nearest protected path that *decides* a class decides it. Its
+//! lists always decide; a class-table `deny` or `lease` decides; a class the class table
+//! allows is left to an enclosing protected path (allowed if none decides it). So `allow` on
+//! a path is what makes an exception below a path that denies or leases.
 
 use governor_common::{maps::Masks, Class};
 use toml::Spanned;
 
 use super::{
+    classes::ClassDecision,
     raw::{RawAgentDecisions, RawClasses},
     Validator,
 };
 
+/// An entry's three decision lists, as written.
+pub(super) struct RawLists {
+    pub allow: Option<RawClasses>,
+    pub deny: Option<RawClasses>,
+    pub lease: Option<RawClasses>,
+}
+
 /// The decisions of one resource.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decisions {
+    /// Classes this entry explicitly allows.
+    pub allow: Vec<Class>,
     pub deny: Vec<Class>,
     pub lease: Vec<Class>,
     pub agents: Vec<AgentDecisions>,
+    /// What the class table decides for the classes of this kind that the lists above do not
+    /// name (deny by default).
+    pub from_classes: Masks,
 }
 
 /// One agent's own decisions on a resource.
@@ -46,12 +71,28 @@ fn mask(classes: &[Class]) -> u32 {
 }
 
 impl Decisions {
-    /// The defaults, as kernel masks.
+    /// The defaults (the entry's lists, then the class table), as kernel masks.
     pub fn masks(&self) -> Masks {
+        let deny = mask(&self.deny) | self.from_classes.deny_mask;
         Masks {
-            deny_mask: mask(&self.deny),
-            lease_mask: mask(&self.lease) & !mask(&self.deny),
+            deny_mask: deny,
+            lease_mask: (mask(&self.lease) | self.from_classes.lease_mask) & !deny,
         }
+    }
+
+    /// Classes this entry explicitly allows, as a mask: the kernel's walk stops here for them
+    /// (an enclosing protected path does not decide them).
+    pub fn allow_mask(&self) -> u32 {
+        mask(&self.allow) & !mask(&self.deny) & !mask(&self.lease)
+    }
+
+    /// Every class some list of this entry or of its agent entries leases, as a mask.
+    pub fn leased_mask(&self) -> u32 {
+        self.agents
+            .iter()
+            .fold(mask(&self.lease) | self.from_classes.lease_mask, |m, a| {
+                m | mask(&a.lease)
+            })
     }
 
     /// Every class some decision here denies or leases, for anyone.
@@ -65,11 +106,10 @@ impl Decisions {
 
     /// [`Decisions::guarded`], as a mask of [`Class::bit`]s.
     pub fn guarded_mask(&self) -> u32 {
-        self.agents
-            .iter()
-            .fold(mask(&self.deny) | mask(&self.lease), |m, a| {
-                m | mask(&a.deny) | mask(&a.lease)
-            })
+        let m = self.masks();
+        self.agents.iter().fold(m.deny_mask | m.lease_mask, |m, a| {
+            m | mask(&a.deny) | mask(&a.lease)
+        })
     }
 }
 
@@ -93,35 +133,41 @@ impl AgentDecisions {
 pub(super) type Resolve<'r> = &'r dyn Fn(&str) -> Result<&'static [Class], String>;
 
 impl Validator<'_> {
-    /// Validates the `deny` / `lease` lists and `[[…agent]]` entries of the entry at `field`
-    /// (e.g. `protect[3]`); `at` is the entry's path, where a missing decision is reported.
+    /// Validates the `allow` / `deny` / `lease` lists and `[[…agent]]` entries of the entry
+    /// at `field` (e.g. `protect[3]`), whose kind covers the classes `kind`; `at` is the
+    /// entry's path, where a missing decision is reported. Classes of `kind` the lists do not
+    /// name take the class table's decision.
     pub(super) fn decisions(
         &mut self,
         field: &str,
         at: &Spanned<String>,
-        deny: Option<RawClasses>,
-        lease: Option<RawClasses>,
+        lists: RawLists,
         agents: Vec<Spanned<RawAgentDecisions>>,
         resolve: Resolve,
+        kind: &[Class],
     ) -> Decisions {
-        if deny.is_none() && lease.is_none() && agents.is_empty() {
-            self.problem(
-                at,
-                &format!("{field}.path"),
-                format!(
-                    "decides nothing: give `deny = [...]`, `lease = [...]` or an agent entry \
-                     ([[{}.agent]])",
-                    field.split('[').next().unwrap_or(field)
-                ),
-            );
-        }
+        let RawLists { allow, deny, lease } = lists;
+        let allow_at = allow;
+        let allow = self.classes(allow_at.as_ref(), &format!("{field}.allow"), resolve);
         let deny = self.classes(deny.as_ref(), &format!("{field}.deny"), resolve);
         let lease_at = lease;
         let lease = self.classes(lease_at.as_ref(), &format!("{field}.lease"), resolve);
+        let named = mask(&allow) | mask(&deny) | mask(&lease);
+        let unnamed: Vec<Class> = kind
+            .iter()
+            .copied()
+            .filter(|c| named & c.bit() == 0)
+            .collect();
+        let from_classes = Masks {
+            deny_mask: self.table.mask(&unnamed, ClassDecision::Deny),
+            lease_mask: self.table.mask(&unnamed, ClassDecision::Lease),
+        };
         let mut d = Decisions {
+            allow,
             deny,
             lease,
             agents: Vec::new(),
+            from_classes,
         };
         self.disjoint(
             &[(&d.deny, "deny")],
@@ -130,6 +176,26 @@ impl Validator<'_> {
             field,
             "lease",
         );
+        self.disjoint(
+            &[(&d.deny, "deny"), (&d.lease, "lease")],
+            &d.allow,
+            allow_at.as_ref(),
+            field,
+            "allow",
+        );
+        let m = d.masks();
+        if m.deny_mask == 0 && m.lease_mask == 0 && d.allow.is_empty() && agents.is_empty() {
+            self.problem(
+                at,
+                &format!("{field}.path"),
+                format!(
+                    "decides nothing: the class table allows every class here; give \
+                     `deny = [...]`, `lease = [...]`, `allow = [...]` or an agent entry \
+                     ([[{}.agent]])",
+                    field.split('[').next().unwrap_or(field)
+                ),
+            );
+        }
         for (j, a) in agents.into_iter().enumerate() {
             let a_field = format!("{field}.agent[{j}]");
             let entry = self.agent_decisions(&a_field, a.into_inner(), resolve);
@@ -142,6 +208,7 @@ impl Validator<'_> {
             }
             d.agents.push(entry);
         }
+        self.leased |= d.leased_mask();
         d
     }
 
@@ -266,7 +333,7 @@ mod tests {
         let defaults = Decisions {
             deny: vec![Class::Unlink, Class::Rmdir],
             lease: vec![Class::Write],
-            agents: Vec::new(),
+            ..Decisions::default()
         }
         .masks();
         let own = AgentDecisions {
@@ -285,7 +352,7 @@ mod tests {
         let m = Decisions {
             deny: vec![Class::Write],
             lease: vec![Class::Write, Class::Chmod],
-            agents: Vec::new(),
+            ..Decisions::default()
         }
         .masks();
         assert_eq!(

@@ -2,32 +2,48 @@
 //! (`compile`). Validation collects every problem with its file, line and field.
 
 mod binaries;
+pub mod classes;
 mod compile;
 mod decisions;
+pub mod duration;
 mod error;
 pub mod net;
 mod raw;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use governor_common::Class;
 use toml::Spanned;
 
 pub use binaries::Binary;
+pub use classes::{classes_for_name, ClassDecision, ClassRule, ClassTable};
 pub use compile::{compile, Compiled};
 pub use decisions::Decisions;
 pub use error::{Located, PolicyError};
 pub use net::NetRule;
 
+use decisions::RawLists;
 use error::LineIndex;
 use raw::{RawAgent, RawPolicy, RawProtect};
+
+/// The longest `max_lease_ttl` an agent may have.
+pub const MAX_LEASE_TTL_CAP: Duration = Duration::from_secs(7 * 86_400);
+/// `max_lease_ttl` when an agent does not set it.
+pub const DEFAULT_MAX_LEASE_TTL: Duration = Duration::from_secs(3600);
 
 /// A validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub source: PathBuf,
+    /// Hex SHA-256 (first 16 bytes) of the policy file's bytes.
+    pub version: String,
     pub name: String,
     pub owner: String,
+    /// Every class's tags and policy-wide decision (`[classes]` over the built-in table).
+    pub class_table: ClassTable,
     pub agents: Vec<Agent>,
     pub protected: Vec<Protected>,
     /// `[[network]]` rules, in policy order (a rule's index is its `rule_id`).
@@ -56,11 +72,14 @@ impl Mode {
 #[derive(Debug, Clone)]
 pub struct Agent {
     pub name: String,
-    /// Path of the agent's cgroup relative to the cgroup v2 mount, e.g. `governor/demo`.
+    /// Path of the agent's cgroup relative to the cgroup v2 mount, e.g. `governor/demo`
+    /// (`governor/<name>` when the policy does not say).
     pub cgroup: PathBuf,
     pub mode: Mode,
     /// May execute files with no name on any filesystem (memfd, `O_TMPFILE`, deleted).
     pub allow_fileless_exec: bool,
+    /// The longest lease this agent may be granted (default 1h, at most 7d).
+    pub max_lease_ttl: Duration,
 }
 
 /// A protected subtree and the decisions on it.
@@ -87,27 +106,20 @@ const CLASS_NAMES: &[(&str, &[Class])] = &[
     ("unix-connect", &[Class::UnixConnect]),
 ];
 
-/// The kernel classes a policy class name stands for, whatever kind of resource it applies to
-/// (protected paths, binaries, network rules); `None` for a name no policy may use. Lease
-/// scopes name their class this way.
-pub fn classes_for_name(name: &str) -> Option<&'static [Class]> {
-    CLASS_NAMES
-        .iter()
-        .chain(binaries::BINARY_CLASSES)
-        .chain(net::NET_CLASS_NAMES)
-        .find(|(n, _)| *n == name)
-        .map(|(_, cs)| *cs)
-}
-
-/// Every class name a policy (or a lease scope) may use.
-pub fn class_names() -> Vec<&'static str> {
-    CLASS_NAMES
-        .iter()
-        .chain(binaries::BINARY_CLASSES)
-        .chain(net::NET_CLASS_NAMES)
-        .map(|(n, _)| *n)
-        .collect()
-}
+/// The classes a `[[protect]]` entry decides: every file class and unix-connect.
+pub const PROTECT_CLASSES: &[Class] = &[
+    Class::Unlink,
+    Class::Rmdir,
+    Class::Rename,
+    Class::Truncate,
+    Class::Write,
+    Class::Chmod,
+    Class::Chown,
+    Class::Link,
+    Class::Xattr,
+    Class::Mknod,
+    Class::UnixConnect,
+];
 
 /// Every class that applies to a protected path ("modify"). `unix-connect` (connecting to
 /// unix sockets bound below the path) is listed on its own.
@@ -145,17 +157,44 @@ impl Policy {
             lines: LineIndex::new(text),
             problems: Vec::new(),
             agent_names: Vec::new(),
+            table: ClassTable::default(),
+            leased: 0,
         };
-        let policy = v.policy(raw);
+        let mut policy = v.policy(raw);
+        policy.version = version_of(text.as_bytes());
         if v.problems.is_empty() {
             Ok(policy)
         } else {
+            // In file order (validation visits [classes] before the agents above it).
+            v.problems.sort_by_key(|p| (p.line, p.column));
             Err(PolicyError::Invalid(v.problems))
         }
     }
 
     pub fn agent(&self, name: &str) -> Option<&Agent> {
         self.agents.iter().find(|a| a.name == name)
+    }
+
+    /// The tags and policy-wide decision of a class name (`delete`, `write`, `connect`, …;
+    /// an aggregate answers with its strictest member), or `None` for an unknown name.
+    pub fn class_rule(&self, class_name: &str) -> Option<&ClassRule> {
+        self.class_table.rule(class_name)
+    }
+
+    /// How many approvals a lease on `class_name` needs: the class's `approvals` (default 2
+    /// for a high blast radius, else 1), whether the lease comes from the class table or
+    /// from a resource's `lease` list. An unknown name or an always-denied global class
+    /// gets `u32::MAX` (no lease on it can be approved).
+    pub fn approvals_required(&self, class_name: &str) -> u32 {
+        match self.class_rule(class_name) {
+            Some(rule)
+                if !classes_for_name(class_name)
+                    .is_some_and(|cs| cs.iter().any(|c| classes::GLOBAL_CLASSES.contains(c))) =>
+            {
+                rule.approvals
+            }
+            _ => u32::MAX,
+        }
     }
 
     /// Every class some rule of this policy denies or leases, in class order.
@@ -177,6 +216,15 @@ impl Policy {
             .filter(|c| denied & c.bit() != 0)
             .collect()
     }
+}
+
+/// Hex of the first 16 bytes of the SHA-256 of `bytes`.
+fn version_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// True for `a/b/c`: non-empty, no empty, `.` or `..` segments.
@@ -213,6 +261,10 @@ struct Validator<'a> {
     problems: Vec<Located>,
     /// The policy's agents, once read (agent decisions must name one).
     agent_names: Vec<String>,
+    /// The class table, once read (resources take their undecided classes from it).
+    table: ClassTable,
+    /// Every class some decision of the policy leases, as a mask.
+    leased: u32,
 }
 
 impl Validator<'_> {
@@ -237,6 +289,8 @@ impl Validator<'_> {
                 "is empty; name the team or person accountable for this policy (it is recorded in lineage)",
             );
         }
+        let (table, pending_approvals) = self.class_table(raw.classes);
+        self.table = table;
         let mut agents: Vec<Agent> = Vec::new();
         for (i, a) in raw.agents.into_iter().enumerate() {
             let name_at = a.get_ref().name.clone();
@@ -274,9 +328,13 @@ impl Validator<'_> {
         }
         let network = self.network_rules(raw.network);
         let binaries = self.binaries(raw.binaries);
+        let leased = self.leased | network.iter().fold(0, |m, n| m | n.lease_mask());
+        self.approvals_need_a_lease(pending_approvals, leased);
         Policy {
             source: self.path.to_owned(),
+            version: String::new(),
             name,
+            class_table: self.table.clone(),
             owner: header.owner.into_inner().trim().to_owned(),
             agents,
             protected,
@@ -303,7 +361,14 @@ impl Validator<'_> {
 
     fn agent(&mut self, i: usize, raw: RawAgent) -> Agent {
         let name = self.identifier(&raw.name, &format!("agents[{i}].name"));
-        let cgroup = self.cgroup(&raw.cgroup, &format!("agents[{i}].cgroup"));
+        let cgroup = match &raw.cgroup {
+            Some(c) => self.cgroup(c, &format!("agents[{i}].cgroup")),
+            None => Path::new("governor").join(&name),
+        };
+        let max_lease_ttl = match &raw.max_lease_ttl {
+            None => DEFAULT_MAX_LEASE_TTL,
+            Some(t) => self.lease_ttl(t, &format!("agents[{i}].max_lease_ttl")),
+        };
         let mode = match &raw.mode {
             None => Mode::Enforce,
             Some(m) => match m.get_ref().as_str() {
@@ -325,6 +390,37 @@ impl Validator<'_> {
             cgroup,
             mode,
             allow_fileless_exec,
+            max_lease_ttl,
+        }
+    }
+
+    fn lease_ttl(&mut self, value: &Spanned<String>, field: &str) -> Duration {
+        match duration::parse_duration(value.get_ref()) {
+            Ok(d) if d.is_zero() => {
+                self.problem(
+                    value,
+                    field,
+                    "is zero: an agent's leases must last a while; give e.g. \"15m\"",
+                );
+                DEFAULT_MAX_LEASE_TTL
+            }
+            Ok(d) if d > MAX_LEASE_TTL_CAP => {
+                self.problem(
+                    value,
+                    field,
+                    format!(
+                        "`{}` is longer than the 7d cap: a lease is a temporary exception; \
+                         give 7d or less (re-issue a lease when it runs out)",
+                        value.get_ref()
+                    ),
+                );
+                DEFAULT_MAX_LEASE_TTL
+            }
+            Ok(d) => d,
+            Err(why) => {
+                self.problem(value, field, why);
+                DEFAULT_MAX_LEASE_TTL
+            }
         }
     }
 
@@ -382,10 +478,14 @@ impl Validator<'_> {
         let decisions = self.decisions(
             &format!("protect[{i}]"),
             &raw.path,
-            raw.deny,
-            raw.lease,
+            RawLists {
+                allow: raw.allow,
+                deny: raw.deny,
+                lease: raw.lease,
+            },
             raw.agent,
             &resolve,
+            PROTECT_CLASSES,
         );
         Protected { path, decisions }
     }
@@ -393,3 +493,7 @@ impl Validator<'_> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "lang_tests.rs"]
+mod lang_tests;

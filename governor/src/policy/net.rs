@@ -6,7 +6,15 @@
 //! cidr = "10.0.0.0/8"          # IPv4, IPv6 or IPv4-mapped IPv6; a bare address is /32 or /128
 //! ports = [5432, "6379-6380"]  # optional; absent = every port
 //! deny = ["connect", "send"]   # connect, bind, send, or "network" = all three
+//! allow = ["bind"]             # optional: this rule allows bind whatever [classes] says
 //! ```
+//!
+//! A class the rule's lists do not name takes the class table's decision (`[classes.X]`,
+//! else built-in: connect, bind and send are allowed). Rules do not override each other:
+//! every rule containing an address applies, and `allow` only keeps *this* rule from
+//! deciding the class. The network programs consult no lease map, so a class the class
+//! table leases on a network rule is refused like a denied one (no lease lifts it in the
+//! kernel).
 //!
 //! Semantics the kernel side relies on:
 //! - IPv4-mapped IPv6 (`::ffff:a.b.c.d`) destinations are IPv4 destinations: a rule written in
@@ -29,7 +37,7 @@ use governor_common::{
 };
 use toml::Spanned;
 
-use super::{raw::RawNetwork, Validator};
+use super::{classes::ClassDecision, raw::RawNetwork, Validator};
 
 /// The class names a `[[network]]` rule may deny.
 pub(super) const NET_CLASS_NAMES: &[(&str, &[Class])] = &[
@@ -124,12 +132,27 @@ pub struct NetRule {
     pub cidr: Prefix,
     /// Sorted, overlapping and adjacent ranges merged; empty means every port.
     pub ports: Vec<PortRange>,
+    /// Classes denied: the rule's `deny` list and the class table's denies for the classes
+    /// its lists do not name.
     pub deny: Vec<Class>,
+    /// Classes the class table leases on this rule (refused by the kernel, see module docs).
+    pub lease: Vec<Class>,
+    /// Classes the rule explicitly allows.
+    pub allow: Vec<Class>,
 }
 
 impl NetRule {
+    /// Classes the kernel refuses for this rule: denied and leased ones.
     pub fn deny_mask(&self) -> u32 {
-        self.deny.iter().fold(0, |m, c| m | c.bit())
+        self.deny
+            .iter()
+            .chain(&self.lease)
+            .fold(0, |m, c| m | c.bit())
+    }
+
+    /// Classes the class table leases on this rule, as a mask.
+    pub fn lease_mask(&self) -> u32 {
+        self.lease.iter().fold(0, |m, c| m | c.bit())
     }
 
     /// The ranges the kernel stores for this rule.
@@ -374,14 +397,61 @@ impl Validator<'_> {
                 ports_ok = false;
             }
         }
-        let deny = self.network_classes(i, &raw.deny);
+        let explicit_deny = match &raw.deny {
+            Some(d) => self.network_classes(i, d, "deny"),
+            None => Some(Vec::new()),
+        };
+        let allow = match &raw.allow {
+            Some(a) => self.network_classes(i, a, "allow"),
+            None => Some(Vec::new()),
+        };
         if !ports_ok {
             return None;
+        }
+        let (mut deny, allow) = (explicit_deny?, allow?);
+        let both: Vec<&str> = allow
+            .iter()
+            .filter(|c| deny.contains(c))
+            .map(|c| c.name())
+            .collect();
+        if let (false, Some(at)) = (both.is_empty(), &raw.allow) {
+            self.problem(
+                at,
+                &format!("network[{i}].allow"),
+                format!(
+                    "{} also in `deny`; each class gets one decision",
+                    both.join(", ")
+                ),
+            );
+        }
+        let unnamed: Vec<Class> = NET_CLASSES
+            .iter()
+            .copied()
+            .filter(|c| !deny.contains(c) && !allow.contains(c))
+            .collect();
+        let from_table = |d| -> Vec<Class> {
+            unnamed
+                .iter()
+                .copied()
+                .filter(|c| self.table.of(*c).decision == d)
+                .collect()
+        };
+        deny.extend(from_table(ClassDecision::Deny));
+        let lease = from_table(ClassDecision::Lease);
+        if deny.is_empty() && lease.is_empty() && allow.is_empty() {
+            self.problem(
+                &raw.cidr,
+                &format!("network[{i}].cidr"),
+                "decides nothing: the class table allows connect, bind and send; give \
+                 `deny = [...]` (or decide them in [classes])",
+            );
         }
         Some(NetRule {
             cidr: cidr?,
             ports,
-            deny: deny?,
+            deny,
+            lease,
+            allow,
         })
     }
 
@@ -389,14 +459,15 @@ impl Validator<'_> {
         &mut self,
         i: usize,
         raw: &Spanned<Vec<Spanned<String>>>,
+        list: &str,
     ) -> Option<Vec<Class>> {
-        let field = format!("network[{i}].deny");
+        let field = format!("network[{i}].{list}");
         let known: Vec<&str> = NET_CLASS_NAMES.iter().map(|(n, _)| *n).collect();
         if raw.get_ref().is_empty() {
             self.problem(
                 raw,
                 &field,
-                "is empty; list the classes to deny, e.g. [\"connect\"]",
+                format!("is empty; list the classes to {list}, e.g. [\"connect\"]"),
             );
             return None;
         }

@@ -1,5 +1,7 @@
 //! The policy file exactly as written: serde types with spans, no validation yet.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -15,6 +17,22 @@ pub struct RawPolicy {
     pub network: Vec<Spanned<RawNetwork>>,
     #[serde(default)]
     pub binaries: Vec<Spanned<RawBinary>>,
+    /// `[classes.<name>]`: tags and policy-wide decisions per class.
+    #[serde(default)]
+    pub classes: BTreeMap<Spanned<String>, Spanned<RawClass>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClass {
+    #[serde(default)]
+    pub reversibility: Option<Spanned<String>>,
+    #[serde(default)]
+    pub blast_radius: Option<Spanned<String>>,
+    #[serde(default)]
+    pub decision: Option<Spanned<String>>,
+    #[serde(default)]
+    pub approvals: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -28,11 +46,14 @@ pub struct RawHeader {
 #[serde(deny_unknown_fields)]
 pub struct RawAgent {
     pub name: Spanned<String>,
-    pub cgroup: Spanned<String>,
+    #[serde(default)]
+    pub cgroup: Option<Spanned<String>>,
     #[serde(default)]
     pub mode: Option<Spanned<String>>,
     #[serde(default)]
     pub allow_fileless_exec: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub max_lease_ttl: Option<Spanned<String>>,
 }
 
 /// A list of class names, as written.
@@ -42,6 +63,8 @@ pub type RawClasses = Spanned<Vec<Spanned<String>>>;
 #[serde(deny_unknown_fields)]
 pub struct RawProtect {
     pub path: Spanned<String>,
+    #[serde(default)]
+    pub allow: Option<RawClasses>,
     #[serde(default)]
     pub deny: Option<RawClasses>,
     #[serde(default)]
@@ -71,13 +94,18 @@ pub struct RawNetwork {
     pub cidr: Spanned<String>,
     #[serde(default)]
     pub ports: Option<Spanned<Vec<Spanned<toml::Value>>>>,
-    pub deny: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub allow: Option<RawClasses>,
+    #[serde(default)]
+    pub deny: Option<RawClasses>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBinary {
     pub path: Spanned<String>,
+    #[serde(default)]
+    pub allow: Option<RawClasses>,
     #[serde(default)]
     pub deny: Option<RawClasses>,
     #[serde(default)]

@@ -172,7 +172,11 @@ fn lease_and_agent_decisions_validate() {
     assert_eq!(d.agents[0].allow, vec![Class::Write]);
     assert_eq!(d.agents[0].lease, vec![Class::Unlink, Class::Rmdir]);
     let own = d.agents[0].masks(d.masks());
-    assert_eq!(own.deny_mask, 0, "delete moved to lease for ops");
+    assert_eq!(
+        own.deny_mask,
+        Class::Rename.bit() | Class::UnixConnect.bit(),
+        "delete moved to lease for ops; rename and unix-connect are denied by the class table"
+    );
     assert_eq!(
         own.lease_mask,
         Class::Unlink.bit() | Class::Rmdir.bit() | Class::Truncate.bit()
@@ -231,14 +235,36 @@ fn agent_decisions_must_decide_something_once() {
 }
 
 #[test]
-fn a_resource_must_decide_something() {
-    let p = problems(&GOOD.replace("deny = [\"delete\"]\n", ""));
+fn a_resource_with_no_lists_gets_the_class_table() {
+    let p = parse(&GOOD.replace("deny = [\"delete\"]\n", "")).expect("valid");
+    let m = p.protected[0].decisions.masks();
+    let high_risk = [
+        Class::Unlink,
+        Class::Rmdir,
+        Class::Rename,
+        Class::Truncate,
+        Class::UnixConnect,
+    ];
+    assert_eq!(m.deny_mask, high_risk.iter().fold(0, |m, c| m | c.bit()));
+    assert_eq!(m.lease_mask, 0);
+    // A class table that allows every class leaves a bare resource deciding nothing.
+    let all_allowed: String = ["delete", "rename", "truncate", "unix-connect"]
+        .iter()
+        .map(|c| format!("[classes.{c}]\ndecision = \"allow\"\n"))
+        .collect();
+    let p = problems(&format!(
+        "{}{all_allowed}",
+        GOOD.replace("deny = [\"delete\"]\n", "")
+    ));
     assert_eq!((p[0].line, p[0].field.as_str()), (16, "protect[0].path"));
     assert!(p[0].why.contains("decides nothing"), "{}", p[0].why);
     // Agent decisions alone are enough.
-    parse(&GOOD.replace(
-        "deny = [\"delete\"]\n",
-        "[[protect.agent]]\nname = \"coder\"\ndeny = [\"write\"]\n",
+    parse(&format!(
+        "{}{all_allowed}",
+        GOOD.replace(
+            "deny = [\"delete\"]\n",
+            "[[protect.agent]]\nname = \"coder\"\ndeny = [\"write\"]\n",
+        )
     ))
     .expect("valid");
 }
