@@ -218,3 +218,61 @@ fn signatures_text(sigs: &[SigView], trusted_dir: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authority::lease::{Pin, Scope};
+
+    fn body() -> LeaseBody {
+        LeaseBody {
+            version: 1,
+            id: "l-x".into(),
+            agent: "coder".into(),
+            host: "h1".into(),
+            scopes: vec![Scope {
+                class: "unlink".into(),
+                target: "/srv/a".into(),
+                pin: Some(Pin { dev: 8, ino: 9 }),
+            }],
+            not_before: 1000,
+            not_after: 1900,
+            reason: "two\nlines".into(),
+            ticket: None,
+            request: Some("r-1".into()),
+        }
+    }
+
+    #[test]
+    fn states_around_the_window() {
+        let b = body();
+        assert_eq!(
+            state(&b, 940),
+            "not yet in force: starts in 1m00s, expires in 16m00s"
+        );
+        assert_eq!(state(&b, 1000), "in force, expires in 15m00s");
+        assert_eq!(state(&b, 1899), "in force, expires in 1s");
+        assert_eq!(state(&b, 1900), "expired 0s ago");
+        assert_eq!(state(&b, 1961), "expired 1m01s ago");
+    }
+
+    #[test]
+    fn body_text_says_whose_host_and_shows_pins() {
+        let b = body();
+        let t = body_text(&b, Some("h1"), 1000);
+        for want in [
+            "host       h1 (this host)",
+            "valid      1970-01-01T00:16:40Z to 1970-01-01T00:31:40Z (15m00s)",
+            "reason     two\n           lines",
+            "ticket     -",
+            "request    r-1",
+            "  unlink  /srv/a  (pinned: dev 8 ino 9)",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in:\n{t}");
+        }
+        let t = body_text(&b, Some("h2"), 1000);
+        assert!(t.contains("h1 (NOT this host, which is h2)"), "{t}");
+        let t = body_text(&b, None, 1000);
+        assert!(t.contains("no /etc/machine-id"), "{t}");
+    }
+}
