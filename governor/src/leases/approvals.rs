@@ -11,7 +11,7 @@ use super::{
     resolve::{self, ScopeSpec},
     Authority, LeaseError,
 };
-use crate::requests::book::{LeaseRequest, ReqState, MAX_REASON};
+use crate::requests::book::{self, LeaseRequest, ReqState, MAX_REASON};
 
 /// What an agent asks for.
 pub struct Ask<'a> {
@@ -189,7 +189,7 @@ impl Authority {
 }
 
 fn request_view(r: &LeaseRequest) -> Value {
-    let mut v = json!(r);
+    let mut v = book::flat(r);
     if r.state.open() {
         v["approve_command"] = Value::from(format!("governor lease approve {} --key KEY", r.id));
     }

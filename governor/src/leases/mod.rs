@@ -668,6 +668,7 @@ impl Authority {
 /// A record as clients see it: the record plus the seconds left.
 fn view(r: &Record, now: u64) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or_else(|_| json!({ "id": r.id }));
+    crate::requests::book::lift(&mut v);
     v["left_secs"] = Value::from(if r.state.is_live() {
         r.not_after.saturating_sub(now)
     } else {

@@ -114,7 +114,9 @@ pub struct Record {
     pub submitted_by_uid: u32,
     /// The policy (name and version) it was accepted under.
     pub policy: String,
-    #[serde(flatten)]
+    /// Stored nested (serde cannot read back an internally tagged enum flattened into its
+    /// parent); clients see its fields at the top level (`leases::view`).
+    #[serde(rename = "status")]
     pub state: State,
     pub history: Vec<Change>,
 }

@@ -64,8 +64,26 @@ pub struct LeaseRequest {
     pub uid: u32,
     /// The policy resource a lease would lift.
     pub resource: String,
-    #[serde(flatten)]
+    /// Stored nested; clients see its fields at the top level (`flat`).
+    #[serde(rename = "status")]
     pub state: ReqState,
+}
+
+/// A request as clients see it: the status's fields (`state`, and `lease`, `reason`, `have`,
+/// `need` where they apply) at the top level.
+pub fn flat(r: &LeaseRequest) -> serde_json::Value {
+    let mut v = serde_json::json!(r);
+    lift(&mut v);
+    v
+}
+
+/// Moves the fields of `v["status"]` up into `v`.
+pub fn lift(v: &mut serde_json::Value) {
+    if let Some(obj) = v.as_object_mut() {
+        if let Some(serde_json::Value::Object(status)) = obj.remove("status") {
+            obj.extend(status);
+        }
+    }
 }
 
 /// The request book.

@@ -136,7 +136,7 @@ impl Service for Requests {
                         pid: peer.pid.unwrap_or(0),
                         uid: peer.uid,
                     })
-                    .map(|r| json!(r)),
+                    .map(|r| book::flat(&r)),
                 AgentRequest::RequestStatus { id } => auth.request_for(agent, &id),
             };
             match result {
