@@ -34,8 +34,13 @@ max_lease_ttl = "1h"
 name = "other"
 cgroup = "governor-test/other"
 
-[classes.rmdir]
-reversibility = "irreversible"
+# Deletes here are reversible enough (backups): one operator may approve them.
+[classes.delete]
+decision = "lease"
+approvals = 1
+
+[classes.chmod]
+reversibility = "reversible"
 blast_radius = "high"
 decision = "lease"
 approvals = 2
@@ -47,7 +52,7 @@ deny = ["truncate"]
 
 [[protect]]
 path = "{vault}"
-lease = ["rmdir"]
+lease = ["chmod"]
 "#,
         prod = dir.join("prod").display(),
         vault = dir.join("vault").display(),
@@ -196,29 +201,29 @@ fn lsm_signed_leases_grant_exactly_what_was_signed_until_they_end() {
     assert_eperm(&d.as_agent("ops", &["rm", &p("e")]), "rm e right after the revoke");
     assert_eq!(lease_state(&id3)["state"], "revoked");
 
-    // Two approvals for rmdir in the vault: the issuer alone is not enough.
+    // Two approvals for chmod in the vault: the issuer alone is not enough.
     let vault = dir.join("vault");
     let l4 = alice.issue(
         &dir.join("l4.lease"),
         "ops",
-        &[&format!("rmdir:{}", s(&vault.join("sub1")))],
+        &[&format!("chmod:{}", s(&vault.join("sub1")))],
         "5m",
     );
     let e = err_stderr(&submit(&l4), "one approval of two");
     assert!(e.contains("cosign"), "{e}");
     assert_eperm(
-        &d.as_agent("ops", &["rmdir", &s(&vault.join("sub1"))]),
-        "rmdir with one approval",
+        &d.as_agent("ops", &["chmod", "700", &s(&vault.join("sub1"))]),
+        "chmod with one approval",
     );
     bob.cosign(&l4);
     ok_stdout(&submit(&l4), "submit l4 with two approvals");
     assert_ok(
-        &d.as_agent("ops", &["rmdir", &s(&vault.join("sub1"))]),
-        "rmdir sub1 with two approvals",
+        &d.as_agent("ops", &["chmod", "700", &s(&vault.join("sub1"))]),
+        "chmod sub1 with two approvals",
     );
     assert_eperm(
-        &d.as_agent("ops", &["rmdir", &s(&vault.join("sub2"))]),
-        "rmdir sub2: not in the scope",
+        &d.as_agent("ops", &["chmod", "700", &s(&vault.join("sub2"))]),
+        "chmod sub2: not in the scope",
     );
     let signers = lease_state(&lease_id(&l4))["signers"].to_string();
     assert!(signers.contains("alice") && signers.contains("bob"), "{signers}");
