@@ -63,6 +63,8 @@ pub type Reply<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
 /// What one socket serves: who may connect, and the answer to each request line. The line
 /// framing (one JSON object per line, bounded, idle timeout) is shared.
 pub trait Service: Send + Sync + 'static {
+    /// "admin socket" or "request socket", for the log.
+    fn name(&self) -> &'static str;
     /// Checks a peer on accept; the error is sent back as a `forbidden` reply.
     fn admit(&self, uid: u32, pid: Option<i32>) -> Result<Peer, String>;
     /// Answers one request line.
@@ -80,6 +82,10 @@ pub struct Context {
 }
 
 impl Service for Context {
+    fn name(&self) -> &'static str {
+        "admin socket"
+    }
+
     fn admit(&self, uid: u32, pid: Option<i32>) -> Result<Peer, String> {
         self.access.check(uid, pid).map_err(|e| e.to_string())?;
         Ok(Peer {
@@ -170,7 +176,7 @@ async fn connection<S: Service>(stream: UnixStream, ctx: Arc<S>) {
     let peer = match ctx.admit(uid, pid) {
         Ok(peer) => peer,
         Err(refused) => {
-            tracing::warn!(uid, pid, reason = %refused, "socket peer refused");
+            tracing::warn!(uid, pid, reason = %refused, "{}: peer refused", ctx.name());
             let reply = Response::error(ErrorCode::Forbidden, refused);
             let _ = write.write_all(reply.to_line().as_bytes()).await;
             return;

@@ -92,6 +92,10 @@ pub struct Requests {
 }
 
 impl Service for Requests {
+    fn name(&self) -> &'static str {
+        "request socket"
+    }
+
     fn admit(&self, uid: u32, pid: Option<i32>) -> Result<Peer, String> {
         match self.access.agent_of(pid) {
             Ok(Some(agent)) => Ok(Peer {
