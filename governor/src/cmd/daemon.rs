@@ -282,6 +282,7 @@ fn warn_degraded(plan: &Plan, policy: &Policy) {
             let inert: Vec<Class> = n
                 .deny
                 .iter()
+                .chain(&n.lease)
                 .copied()
                 .filter(|c| m.classes.contains(c))
                 .collect();

@@ -206,11 +206,8 @@ impl Policy {
             .map(|p| &p.decisions)
             .chain(self.binaries.iter().map(|b| &b.decisions))
             .fold(0, |m, d| m | d.guarded_mask());
-        let denied = self
-            .network
-            .iter()
-            .flat_map(|n| n.deny.iter())
-            .fold(decided, |m, c| m | c.bit());
+        // A network rule's leased classes are refused like denied ones (see `net`).
+        let denied = self.network.iter().fold(decided, |m, n| m | n.deny_mask());
         Class::ALL
             .into_iter()
             .filter(|c| denied & c.bit() != 0)
