@@ -8,6 +8,14 @@
 //!
 //! Return convention of sock_addr programs: 1 allows the operation, 0 refuses it (EPERM).
 //!
+//! The most specific rule that covers the address and port and decides a checked class (for
+//! anyone) decides, with the same verdicts as files (`crate::lease`): `deny` refuses, `lease`
+//! allows only while `GOV_LEASES` holds an unexpired entry for (agent, class, that rule), an
+//! agent's own `allow` lets it through. An operation checked as several classes (a UDP
+//! connect is a connect and a send) passes only if every class the rule decides does; one
+//! event names the first class refused, or the leased class and its lease id. Both maps are
+//! plain hash maps, so this works the same on kernels without BPF-LSM.
+//!
 //! TCP fast open (`sendto(MSG_FASTOPEN)` on an unconnected TCP socket) reaches the connect
 //! programs: `tcp_sendmsg_fastopen()` calls `__inet_stream_connect()`, which runs the
 //! protocol's `pre_connect`, i.e. `BPF_CGROUP_RUN_PROG_INET{4,6}_CONNECT`. A fast open is told
@@ -21,16 +29,18 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 use governor_common::{
+    maps::Counter,
     net::{
-        checked_classes, net_detail, reported_class, v4_mapped, Ip4, Ip6, NetOp, NetRules, AF_INET,
-        AF_INET6, SOCK_STREAM,
+        checked_classes, lease_object, net_detail, v4_mapped, Ip4, Ip6, NetOp, NetRules, PortRule,
+        AF_INET, AF_INET6, RULE_NET_FLAG, SOCK_STREAM,
     },
-    Decision, EventKind, Target,
+    Class, Decision, EventKind, Target,
 };
 
 use crate::{
     agent::{self, Refusal},
-    emit::Name,
+    emit::{self, Name},
+    lease::{self, Held, Verdict},
     maps,
 };
 
@@ -126,17 +136,73 @@ fn decide(ctx: &SockAddrContext, op: NetOp, v6: bool) -> i32 {
     let Some(hit) = rules.first_match(port, checked) else {
         return ALLOW;
     };
+    let agent = agent::current_or_unknown();
+    let decided = hit.decided() & checked;
+    let mut refused: Option<Class> = None;
+    let mut leased: Option<(Class, u64)> = None;
+    // Reported in this order: connect before send before bind.
+    for class in [Class::Connect, Class::Send, Class::Bind] {
+        if decided & class.bit() == 0 {
+            continue;
+        }
+        match outcome(agent.info.agent_id, &hit, class) {
+            Outcome::Pass => {}
+            Outcome::Leased(id) => {
+                if leased.is_none() {
+                    leased = Some((class, id));
+                }
+            }
+            Outcome::Refused => {
+                refused = Some(class);
+                break;
+            }
+        }
+    }
+    let (class, lease_id) = match (refused, leased) {
+        (Some(class), _) => (class, 0),
+        (None, Some(lease)) => lease,
+        (None, None) => return ALLOW,
+    };
     let refusal = Refusal {
         kind: EventKind::NetDecision,
-        class: reported_class(hit.deny_mask & checked) as u32,
+        class: class as u32,
         rule_id: hit.rule_id,
         target,
         depth: 0,
     };
-    let agent = agent::current_or_unknown();
-    match agent::decide_named(&agent, refusal, &maps::offsets(), Name::None) {
+    match agent::settle(&agent, refusal, lease_id, &maps::offsets(), Name::None) {
         Decision::Deny => REFUSE,
         Decision::ObserveDeny | Decision::LeaseAllow => ALLOW,
+    }
+}
+
+/// How one class a matched rule decides turns out for the agent.
+enum Outcome {
+    /// Allowed: the agent's own decision, or nothing said about it for this agent.
+    Pass,
+    /// Allowed under this lease.
+    Leased(u64),
+    /// Denied, or a lease is required and none is held (or it expired).
+    Refused,
+}
+
+/// The verdict of `hit` on `class` for `agent_id` ([`lease::verdict`] with the agent's own
+/// decisions under `rule_id | RULE_NET_FLAG`) and, for `lease`, whether a lease is held on the
+/// rule.
+#[inline(always)]
+fn outcome(agent_id: u32, hit: &PortRule, class: Class) -> Outcome {
+    let rule = hit.rule();
+    match lease::verdict(agent_id, hit.rule_id | RULE_NET_FLAG, &rule, class.bit()) {
+        Verdict::Allow | Verdict::Silent => Outcome::Pass,
+        Verdict::Deny => Outcome::Refused,
+        Verdict::Lease => match lease::held(agent_id, class as u32, lease_object(hit.rule_id)) {
+            Held::Valid(id) => Outcome::Leased(id),
+            Held::Expired => {
+                emit::count(Counter::LeaseExpired);
+                Outcome::Refused
+            }
+            Held::None => Outcome::Refused,
+        },
     }
 }
 

@@ -84,7 +84,7 @@ impl Validator<'_> {
         };
         let decisions = self.decisions(
             &format!("binaries[{i}]"),
-            &raw.path,
+            ("path", &raw.path),
             raw.deny,
             raw.lease,
             raw.agent,

@@ -94,11 +94,12 @@ pub(super) type Resolve<'r> = &'r dyn Fn(&str) -> Result<&'static [Class], Strin
 
 impl Validator<'_> {
     /// Validates the `deny` / `lease` lists and `[[…agent]]` entries of the entry at `field`
-    /// (e.g. `protect[3]`); `at` is the entry's path, where a missing decision is reported.
+    /// (e.g. `protect[3]`); `at` is the entry's key field (`path`, `cidr`) and its name, where
+    /// a missing decision is reported.
     pub(super) fn decisions(
         &mut self,
         field: &str,
-        at: &Spanned<String>,
+        (at_name, at): (&str, &Spanned<String>),
         deny: Option<RawClasses>,
         lease: Option<RawClasses>,
         agents: Vec<Spanned<RawAgentDecisions>>,
@@ -107,7 +108,7 @@ impl Validator<'_> {
         if deny.is_none() && lease.is_none() && agents.is_empty() {
             self.problem(
                 at,
-                &format!("{field}.path"),
+                &format!("{field}.{at_name}"),
                 format!(
                     "decides nothing: give `deny = [...]`, `lease = [...]` or an agent entry \
                      ([[{}.agent]])",
@@ -202,11 +203,7 @@ impl Validator<'_> {
             return Vec::new();
         };
         if raw.get_ref().is_empty() {
-            self.problem(
-                raw,
-                field,
-                "is empty; list classes, e.g. [\"delete\"], or leave the field out",
-            );
+            self.problem(raw, field, "is empty; list classes or leave the field out");
         }
         let mut out: Vec<Class> = Vec::new();
         for name in raw.get_ref() {

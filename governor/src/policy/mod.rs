@@ -144,15 +144,11 @@ impl Policy {
             .iter()
             .map(|p| &p.decisions)
             .chain(self.binaries.iter().map(|b| &b.decisions))
+            .chain(self.network.iter().map(|n| &n.decisions))
             .fold(0, |m, d| m | d.guarded_mask());
-        let denied = self
-            .network
-            .iter()
-            .flat_map(|n| n.deny.iter())
-            .fold(decided, |m, c| m | c.bit());
         Class::ALL
             .into_iter()
-            .filter(|c| denied & c.bit() != 0)
+            .filter(|c| decided & c.bit() != 0)
             .collect()
     }
 }
@@ -359,7 +355,7 @@ impl Validator<'_> {
         };
         let decisions = self.decisions(
             &format!("protect[{i}]"),
-            &raw.path,
+            ("path", &raw.path),
             raw.deny,
             raw.lease,
             raw.agent,

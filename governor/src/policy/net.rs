@@ -5,8 +5,17 @@
 //! [[network]]
 //! cidr = "10.0.0.0/8"          # IPv4, IPv6 or IPv4-mapped IPv6; a bare address is /32 or /128
 //! ports = [5432, "6379-6380"]  # optional; absent = every port
-//! deny = ["connect", "send"]   # connect, bind, send, or "network" = all three
+//! deny = ["send"]              # connect, bind, send, or "network" = all three
+//! lease = ["connect"]          # allowed only under an unexpired lease on this rule
+//!
+//! [[network.agent]]            # one agent's own decisions on this rule
+//! name = "deployer"
+//! allow = ["connect"]          # `allow`, `lease`, `deny`, as for [[protect.agent]]
 //! ```
+//!
+//! Decisions work as for `[[protect]]` (`super::decisions`): a `deny` no lease lifts, a
+//! `lease` on (agent, class, this rule), agents' own entries replacing the defaults for the
+//! classes they name.
 //!
 //! Semantics the kernel side relies on:
 //! - IPv4-mapped IPv6 (`::ffff:a.b.c.d`) destinations are IPv4 destinations: a rule written in
@@ -25,13 +34,13 @@ use std::{
 
 use governor_common::{
     net::{Ip4, Ip6, NetRules, PortRule, MAX_PORT_RULES},
-    Class,
+    Class, ProtectedRule,
 };
 use toml::Spanned;
 
-use super::{raw::RawNetwork, Validator};
+use super::{raw::RawNetwork, Decisions, Validator};
 
-/// The class names a `[[network]]` rule may deny.
+/// The class names a `[[network]]` rule may decide.
 const NET_CLASS_NAMES: &[(&str, &[Class])] = &[
     ("connect", &[Class::Connect]),
     ("bind", &[Class::Bind]),
@@ -39,7 +48,7 @@ const NET_CLASS_NAMES: &[(&str, &[Class])] = &[
     ("network", &[Class::Connect, Class::Bind, Class::Send]),
 ];
 
-/// Every class a network rule can deny.
+/// Every class a network rule can decide.
 pub const NET_CLASSES: &[Class] = &[Class::Connect, Class::Bind, Class::Send];
 
 /// An address prefix, normalized: host bits zero, IPv4-mapped prefixes stored as IPv4.
@@ -124,12 +133,24 @@ pub struct NetRule {
     pub cidr: Prefix,
     /// Sorted, overlapping and adjacent ranges merged; empty means every port.
     pub ports: Vec<PortRange>,
-    pub deny: Vec<Class>,
+    pub decisions: Decisions,
 }
 
 impl NetRule {
-    pub fn deny_mask(&self) -> u32 {
-        self.deny.iter().fold(0, |m, c| m | c.bit())
+    /// This rule's decisions as the kernel stores them (in each port range of the tries),
+    /// under `rule_id`.
+    pub fn kernel_rule(&self, rule_id: u32) -> ProtectedRule {
+        let defaults = self.decisions.masks();
+        let agent_mask = self.decisions.agents.iter().fold(0, |m, own| {
+            let masks = own.masks(defaults);
+            m | own.named() | masks.deny_mask | masks.lease_mask
+        });
+        ProtectedRule {
+            rule_id,
+            deny_mask: defaults.deny_mask,
+            lease_mask: defaults.lease_mask,
+            agent_mask,
+        }
     }
 
     /// The ranges the kernel stores for this rule.
@@ -297,7 +318,7 @@ impl Validator<'_> {
                     &cidr_at,
                     &format!("network[{i}].cidr"),
                     format!(
-                        "{} has the same prefix and ports as network[{j}]; merge their deny lists",
+                        "{} has the same prefix and ports as network[{j}]; merge their decisions",
                         rule.cidr
                     ),
                 );
@@ -374,64 +395,42 @@ impl Validator<'_> {
                 ports_ok = false;
             }
         }
-        let deny = self.network_classes(i, &raw.deny);
+        let decisions = self.decisions(
+            &format!("network[{i}]"),
+            ("cidr", &raw.cidr),
+            raw.deny,
+            raw.lease,
+            raw.agent,
+            &net_class,
+        );
         if !ports_ok {
             return None;
         }
         Some(NetRule {
             cidr: cidr?,
             ports,
-            deny: deny?,
+            decisions,
         })
     }
+}
 
-    fn network_classes(
-        &mut self,
-        i: usize,
-        raw: &Spanned<Vec<Spanned<String>>>,
-    ) -> Option<Vec<Class>> {
-        let field = format!("network[{i}].deny");
-        let known: Vec<&str> = NET_CLASS_NAMES.iter().map(|(n, _)| *n).collect();
-        if raw.get_ref().is_empty() {
-            self.problem(
-                raw,
-                &field,
-                "is empty; list the classes to deny, e.g. [\"connect\"]",
-            );
-            return None;
-        }
-        let mut deny: Vec<Class> = Vec::new();
-        let mut ok = true;
-        for name in raw.get_ref() {
-            let n = name.get_ref().as_str();
-            match NET_CLASS_NAMES.iter().find(|(k, _)| *k == n) {
-                Some((_, classes)) => {
-                    for c in *classes {
-                        if !deny.contains(c) {
-                            deny.push(*c);
-                        }
-                    }
-                }
-                None => {
-                    let why = if super::CLASS_NAMES.iter().any(|(k, _)| *k == n) {
-                        format!(
-                            "`{n}` is a file class and belongs in a [[protect]] entry; network \
-                             rules deny: {}",
-                            known.join(", ")
-                        )
-                    } else {
-                        format!(
-                            "unknown class `{n}`; network rules deny: {} (all three)",
-                            known.join(", ")
-                        )
-                    };
-                    self.problem(name, &field, why);
-                    ok = false;
-                }
-            }
-        }
-        ok.then_some(deny)
+/// The classes a network class name stands for, or why it is not one.
+fn net_class(n: &str) -> Result<&'static [Class], String> {
+    if let Some((_, classes)) = NET_CLASS_NAMES.iter().find(|(k, _)| *k == n) {
+        return Ok(classes);
     }
+    let known: Vec<&str> = NET_CLASS_NAMES.iter().map(|(k, _)| *k).collect();
+    Err(if super::CLASS_NAMES.iter().any(|(k, _)| *k == n) {
+        format!(
+            "`{n}` is a file class and belongs in a [[protect]] entry; network rules decide: {}",
+            known.join(", ")
+        )
+    } else {
+        format!(
+            "unknown class `{n}`; network rules decide: {} (all three)",
+            known.join(", ")
+        )
+    })
 }
 
 /// One LPM trie entry.
@@ -460,7 +459,7 @@ pub struct Overflow {
 
 /// Flattens `rules` into trie entries (module docs of `governor_common::net`): the value at
 /// each distinct prefix lists the port ranges of every rule containing it, most specific
-/// prefix first, then in policy order; `rule_id` is the rule's index. If any rule denies
+/// prefix first, then in policy order; `rule_id` is the rule's index. If any rule decides
 /// bind, the wildcard hosts `0.0.0.0/32` and `::/128` also carry every bind rule of their
 /// family (`::` also the IPv4 ones), restricted to bind.
 pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
@@ -471,7 +470,13 @@ pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
             keys.push(r.cidr);
         }
     }
-    if rules.iter().any(|r| r.deny_mask() & bind != 0) {
+    let decided: Vec<ProtectedRule> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.kernel_rule(i as u32))
+        .collect();
+    let decides = |r: &ProtectedRule| r.deny_mask | r.lease_mask | r.agent_mask;
+    if decided.iter().any(|r| decides(r) & bind != 0) {
         for w in [WILDCARD4, WILDCARD6] {
             if !keys.contains(&w) {
                 keys.push(w);
@@ -489,7 +494,7 @@ pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
         let mut contributors = containing.clone();
         for &i in &containing {
             for p in rules[i].ranges() {
-                entries.push(port_rule(i, rules[i].deny_mask(), p));
+                entries.push(port_rule(decided[i], p));
             }
         }
         if key.is_wildcard_host() {
@@ -498,9 +503,15 @@ pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
                     (key, r.cidr),
                     (Prefix::V4(..), Prefix::V4(..)) | (Prefix::V6(..), _)
                 );
-                if family_ok && r.deny_mask() & bind != 0 && !containing.contains(&i) {
+                if family_ok && decides(&decided[i]) & bind != 0 && !containing.contains(&i) {
+                    let only_bind = ProtectedRule {
+                        rule_id: decided[i].rule_id,
+                        deny_mask: decided[i].deny_mask & bind,
+                        lease_mask: decided[i].lease_mask & bind,
+                        agent_mask: decided[i].agent_mask & bind,
+                    };
                     for p in r.ranges() {
-                        entries.push(port_rule(i, bind, p));
+                        entries.push(port_rule(only_bind, p));
                     }
                     contributors.push(i);
                 }
@@ -541,10 +552,12 @@ pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
     }
 }
 
-fn port_rule(rule_id: usize, deny_mask: u32, p: PortRange) -> PortRule {
+fn port_rule(rule: ProtectedRule, p: PortRange) -> PortRule {
     PortRule {
-        rule_id: rule_id as u32,
-        deny_mask,
+        rule_id: rule.rule_id,
+        deny_mask: rule.deny_mask,
+        lease_mask: rule.lease_mask,
+        agent_mask: rule.agent_mask,
         port_lo: p.lo,
         port_hi: p.hi,
     }

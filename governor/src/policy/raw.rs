@@ -71,7 +71,13 @@ pub struct RawNetwork {
     pub cidr: Spanned<String>,
     #[serde(default)]
     pub ports: Option<Spanned<Vec<Spanned<toml::Value>>>>,
-    pub deny: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub deny: Option<RawClasses>,
+    #[serde(default)]
+    pub lease: Option<RawClasses>,
+    /// `[[network.agent]]`: one agent's own decisions on this rule.
+    #[serde(default)]
+    pub agent: Vec<Spanned<RawAgentDecisions>>,
 }
 
 #[derive(Debug, Deserialize)]
