@@ -18,6 +18,7 @@ use serde_json::Value;
 
 pub mod lease;
 pub mod net;
+pub mod net_lease;
 
 static GOVERNOR_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
