@@ -154,20 +154,15 @@ lease = ["send"]
 
     /// One operation by `agent` allowed under lease `lease_id` on `rule_id`: exactly one
     /// `lease-allow` event of `class` with that lease id.
-    fn leased(
-        &self,
-        d: &Daemon,
-        agent: &str,
-        o: Op,
-        class: &str,
-        rule_id: u32,
-        lease_id: u64,
-        what: &str,
-    ) {
+    fn leased(&self, d: &Daemon, agent: &str, o: Op, class: &str, rule_id: u32, lease_id: u64) {
+        let what = format!(
+            "{} {}:{} by {agent} under lease {lease_id}",
+            o.op, o.host, o.port
+        );
         let mark = d.mark();
-        self.run(d, agent, &[o], what);
-        let ev = d.one_since(mark, what, |v| v["class"] == class);
-        assert_event(&ev, "lease-allow", agent, rule_id, lease_id, what);
+        self.run(d, agent, &[o], &what);
+        let ev = d.one_since(mark, &what, |v| v["class"] == class);
+        assert_event(&ev, "lease-allow", agent, rule_id, lease_id, &what);
         assert_eq!(ev["lease_required"], false, "{what}: {ev}");
     }
 
@@ -204,7 +199,6 @@ lease = ["send"]
             "connect",
             RULE_LEASE,
             23,
-            "connect, leased",
         );
         // The lease on the other rule holds for that rule's address.
         self.leased(
@@ -214,7 +208,6 @@ lease = ["send"]
             "connect",
             RULE_OTHER,
             21,
-            "connect 127.0.0.3, leased",
         );
         // The lessee's lease does nothing for another agent.
         self.refused(d, "other", p, RULE_LEASE, true, "another agent's connect");
@@ -281,7 +274,6 @@ lease = ["send"]
             "connect",
             RULE_OWN,
             26,
-            "other connect, leased",
         );
         // `trusted`'s allow is for that rule only.
         self.refused(
@@ -321,7 +313,6 @@ lease = ["send"]
             "send",
             RULE_SEND,
             28,
-            "send, leased",
         );
         // A UDP connect sets the destination of later sends: it is checked as send, and the
         // send lease covers it.
@@ -332,7 +323,6 @@ lease = ["send"]
             "send",
             RULE_SEND,
             28,
-            "udp connect, leased",
         );
 
         // A process outside agent cgroups needs no lease.
