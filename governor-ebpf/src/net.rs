@@ -31,10 +31,10 @@ use aya_ebpf::{
 use governor_common::{
     maps::Counter,
     net::{
-        checked_classes, lease_object, net_detail, v4_mapped, Ip4, Ip6, NetOp, NetRules, PortRule,
-        AF_INET, AF_INET6, RULE_NET_FLAG, SOCK_STREAM,
+        checked_classes, lease_object, net_detail, v4_mapped, Ip4, Ip6, NetOp, NetRules, AF_INET,
+        AF_INET6, RULE_NET_FLAG, SOCK_STREAM,
     },
-    Class, Decision, EventKind, Target,
+    Class, Decision, EventKind, ProtectedRule, Target,
 };
 
 use crate::{
@@ -138,6 +138,7 @@ fn decide(ctx: &SockAddrContext, op: NetOp, v6: bool) -> i32 {
     };
     let agent = agent::current_or_unknown();
     let decided = hit.decided() & checked;
+    let masks = u64::from(hit.deny_mask) | u64::from(hit.lease_mask) << 32;
     let mut refused: Option<Class> = None;
     let mut leased: Option<(Class, u64)> = None;
     // Reported in this order: connect before send before bind.
@@ -145,16 +146,16 @@ fn decide(ctx: &SockAddrContext, op: NetOp, v6: bool) -> i32 {
         if decided & class.bit() == 0 {
             continue;
         }
-        match outcome(agent.info.agent_id, &hit, class) {
-            Outcome::Pass => {}
-            Outcome::Leased(id) => {
-                if leased.is_none() {
-                    leased = Some((class, id));
-                }
-            }
-            Outcome::Refused => {
+        match outcome(agent.info.agent_id, class as u32, hit.rule_id, masks) {
+            PASS => {}
+            REFUSED => {
                 refused = Some(class);
                 break;
+            }
+            lease_id => {
+                if leased.is_none() {
+                    leased = Some((class, lease_id));
+                }
             }
         }
     }
@@ -176,32 +177,38 @@ fn decide(ctx: &SockAddrContext, op: NetOp, v6: bool) -> i32 {
     }
 }
 
-/// How one class a matched rule decides turns out for the agent.
-enum Outcome {
-    /// Allowed: the agent's own decision, or nothing said about it for this agent.
-    Pass,
-    /// Allowed under this lease.
-    Leased(u64),
-    /// Denied, or a lease is required and none is held (or it expired).
-    Refused,
-}
+/// [`outcome`]: allowed (the agent's own decision, or nothing said about the class for it).
+const PASS: u64 = 0;
+/// [`outcome`]: denied, or a lease is required and none is held (or it expired).
+const REFUSED: u64 = u64::MAX;
 
-/// The verdict of `hit` on `class` for `agent_id` ([`lease::verdict`] with the agent's own
-/// decisions under `rule_id | RULE_NET_FLAG`) and, for `lease`, whether a lease is held on the
-/// rule.
-#[inline(always)]
-fn outcome(agent_id: u32, hit: &PortRule, class: Class) -> Outcome {
-    let rule = hit.rule();
-    match lease::verdict(agent_id, hit.rule_id | RULE_NET_FLAG, &rule, class.bit()) {
-        Verdict::Allow | Verdict::Silent => Outcome::Pass,
-        Verdict::Deny => Outcome::Refused,
-        Verdict::Lease => match lease::held(agent_id, class as u32, lease_object(hit.rule_id)) {
-            Held::Valid(id) => Outcome::Leased(id),
+/// How class `class` turns out for `agent_id` under the network rule `rule_id`, whose default
+/// masks are `masks` (deny in the low half, lease in the high half): [`PASS`], [`REFUSED`], or
+/// the id of the lease that allows it. The verdict is [`lease::verdict`] with the agent's own
+/// decisions under `rule_id | RULE_NET_FLAG`; for `lease`, the lease is looked up on the rule.
+///
+/// Not inlined, and given plain scalars: its keys and lookups then live in its own frame, not
+/// in the frame above the event emission (6.1 limits the combined stack of a program's call
+/// chain to 512 bytes).
+#[inline(never)]
+fn outcome(agent_id: u32, class: u32, rule_id: u32, masks: u64) -> u64 {
+    let rule = ProtectedRule {
+        rule_id,
+        deny_mask: masks as u32,
+        lease_mask: (masks >> 32) as u32,
+        agent_mask: 0,
+    };
+    match lease::verdict(agent_id, rule_id | RULE_NET_FLAG, &rule, 1 << class) {
+        Verdict::Allow | Verdict::Silent => PASS,
+        Verdict::Deny => REFUSED,
+        Verdict::Lease => match lease::held(agent_id, class, lease_object(rule_id)) {
+            // Lease id 0 means "no lease" in events, as on the file side.
+            Held::Valid(id) if id != PASS && id != REFUSED => id,
+            Held::Valid(_) | Held::None => REFUSED,
             Held::Expired => {
                 emit::count(Counter::LeaseExpired);
-                Outcome::Refused
+                REFUSED
             }
-            Held::None => Outcome::Refused,
         },
     }
 }
