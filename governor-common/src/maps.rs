@@ -24,7 +24,9 @@ pub const BINARIES: &str = "GOV_BINARIES";
 /// `bpf_ktime_get_boot_ns()` (boot-time clock: changing the wall clock cannot extend it).
 pub const LEASES: &str = "GOV_LEASES";
 /// Per-agent decisions for a protected resource: key = [`AgentRuleKey`], value = [`Masks`].
-/// When present they replace the resource's default masks for that agent.
+/// When present they replace the resource's default masks for that agent. The key's rule id
+/// is tagged by kind: plain for `[[protect]]`, [`RULE_BINARY_FLAG`] for `[[binaries]]`,
+/// [`crate::net::RULE_NET_FLAG`] for `[[network]]`.
 pub const AGENT_RULES: &str = "GOV_AGENT_RULES";
 /// Per-CPU scratch space (one entry) where the programs assemble the path of an event before
 /// copying it into the ring-buffer record; only the kernel uses it.

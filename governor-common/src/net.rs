@@ -20,10 +20,13 @@
 //! one prefix. Ports are not part of the key because an LPM key can only match a prefix of
 //! its bits: "10.0.0.0/8, port 5432" cannot be expressed as one prefix.
 //!
-//! The first [`PortRule`] in order that covers the port and denies a class being checked
-//! decides, and its `rule_id` is reported.
+//! The first [`PortRule`] in order that covers the port and decides a class being checked
+//! (denies or leases it, for anyone) decides, and its `rule_id` is reported. Its verdict for
+//! the acting agent is [`ProtectedRule::verdict`], exactly as for files: the agent's own
+//! decisions sit in `GOV_AGENT_RULES` under `rule_id | RULE_NET_FLAG`, and a lease on the rule
+//! is the `GOV_LEASES` entry for `(agent, class, (LEASE_OBJECT_NET, rule_id))`.
 
-use crate::maps::Class;
+use crate::maps::{Class, InodeKey, ProtectedRule, LEASE_OBJECT_NET};
 
 /// LPM trie of IPv4 prefixes: key `lpm_trie::Key<Ip4>`, value [`NetRules`].
 pub const NET4: &str = "GOV_NET4";
@@ -61,14 +64,19 @@ pub const SOCK_DGRAM: u32 = 2;
 pub struct PortRule {
     /// Index of the rule in the policy's `[[network]]` list.
     pub rule_id: u32,
-    /// Classes denied, as [`Class::bit`]s.
+    /// Classes denied to agents without their own decision, as [`Class::bit`]s.
     pub deny_mask: u32,
+    /// Classes allowed only under a lease (disjoint from `deny_mask`).
+    pub lease_mask: u32,
+    /// Classes some agent's own entry decides for this rule (see
+    /// [`ProtectedRule::agent_mask`]).
+    pub agent_mask: u32,
     /// First port covered (host byte order).
     pub port_lo: u16,
     /// Last port covered, inclusive (host byte order).
     pub port_hi: u16,
 }
-const _: () = assert!(core::mem::size_of::<PortRule>() == 12);
+const _: () = assert!(core::mem::size_of::<PortRule>() == 20);
 
 impl PortRule {
     /// Does this range cover `port`?
@@ -76,6 +84,34 @@ impl PortRule {
     pub const fn covers(&self, port: u16) -> bool {
         self.port_lo <= port && port <= self.port_hi
     }
+
+    /// Every class this rule decides, for anyone.
+    #[inline(always)]
+    pub const fn decided(&self) -> u32 {
+        self.deny_mask | self.lease_mask | self.agent_mask
+    }
+
+    /// The rule's decisions in the form files and binaries use, for
+    /// [`ProtectedRule::verdict`].
+    #[inline(always)]
+    pub const fn rule(&self) -> ProtectedRule {
+        ProtectedRule {
+            rule_id: self.rule_id,
+            deny_mask: self.deny_mask,
+            lease_mask: self.lease_mask,
+            agent_mask: self.agent_mask,
+        }
+    }
+}
+
+/// Bit added to a `[[network]]` rule id in `GOV_AGENT_RULES` keys, so that network rules,
+/// protected paths and binaries (numbered independently) never share an agent's entry.
+pub const RULE_NET_FLAG: u32 = 1 << 28;
+
+/// The object of a lease on network rule `rule_id` (`LeaseKey::object`).
+#[inline(always)]
+pub const fn lease_object(rule_id: u32) -> InodeKey {
+    InodeKey::new(LEASE_OBJECT_NET, rule_id as u64)
 }
 
 /// A trie value: every port range that applies to addresses in the key's prefix, in
@@ -88,7 +124,7 @@ pub struct NetRules {
     pub _pad: u32,
     pub rules: [PortRule; MAX_PORT_RULES],
 }
-const _: () = assert!(core::mem::size_of::<NetRules>() == 8 + 12 * MAX_PORT_RULES);
+const _: () = assert!(core::mem::size_of::<NetRules>() == 8 + 20 * MAX_PORT_RULES);
 
 impl NetRules {
     pub const EMPTY: NetRules = NetRules {
@@ -97,13 +133,15 @@ impl NetRules {
         rules: [PortRule {
             rule_id: 0,
             deny_mask: 0,
+            lease_mask: 0,
+            agent_mask: 0,
             port_lo: 0,
             port_hi: 0,
         }; MAX_PORT_RULES],
     };
 
-    /// The first entry, in order, that covers `port` and denies a class among `classes`
-    /// (a mask of [`Class::bit`]s).
+    /// The first entry, in order, that covers `port` and decides a class among `classes`
+    /// (a mask of [`Class::bit`]s) for anyone.
     #[inline(always)]
     pub fn first_match(&self, port: u16, classes: u32) -> Option<PortRule> {
         let count = self.count as usize;
@@ -113,7 +151,7 @@ impl NetRules {
                 break;
             }
             let r = self.rules[i];
-            if r.deny_mask & classes != 0 && r.covers(port) {
+            if r.decided() & classes != 0 && r.covers(port) {
                 return Some(r);
             }
             i += 1;
@@ -174,19 +212,6 @@ pub const fn checked_classes(op: NetOp, sock_type: u32, fast_open: bool) -> u32 
     }
 }
 
-/// The class reported for a match whose denied-and-checked classes are `mask`: connect before
-/// send before bind.
-#[inline(always)]
-pub const fn reported_class(mask: u32) -> Class {
-    if mask & Class::Connect.bit() != 0 {
-        Class::Connect
-    } else if mask & Class::Send.bit() != 0 {
-        Class::Send
-    } else {
-        Class::Bind
-    }
-}
-
 /// `Target::detail` of a network event: socket type in the high half, protocol in the low.
 #[inline(always)]
 pub const fn net_detail(sock_type: u32, protocol: u32) -> u64 {
@@ -226,6 +251,7 @@ mod tests {
                 deny_mask,
                 port_lo,
                 port_hi,
+                ..PortRule::default()
             };
         }
         v.count = entries.len() as u32;
@@ -246,6 +272,21 @@ mod tests {
     }
 
     #[test]
+    fn leased_and_agent_decided_classes_match_too() {
+        let c = Class::Connect.bit();
+        let s = Class::Send.bit();
+        let mut v = rules(&[(4, 0, 80, 80), (5, 0, 0, 65535)]);
+        v.rules[0].lease_mask = c;
+        v.rules[1].agent_mask = s;
+        let hit = v.first_match(80, c).expect("leased class matches");
+        assert_eq!(hit.rule_id, 4);
+        assert_eq!(hit.rule().verdict(None, c), crate::maps::Verdict::Lease);
+        assert_eq!(v.first_match(80, s).map(|r| r.rule_id), Some(5));
+        assert_eq!(v.first_match(81, c), None);
+        assert_eq!(lease_object(4), InodeKey::new(LEASE_OBJECT_NET, 4));
+    }
+
+    #[test]
     fn entries_beyond_count_are_ignored() {
         let mut v = rules(&[(1, Class::Bind.bit(), 80, 80)]);
         v.rules[1] = PortRule {
@@ -253,6 +294,7 @@ mod tests {
             deny_mask: u32::MAX,
             port_lo: 0,
             port_hi: 65535,
+            ..PortRule::default()
         };
         assert_eq!(v.first_match(443, u32::MAX), None);
         v.count = u32::MAX; // corrupt count: still bounded by the array
@@ -285,8 +327,5 @@ mod tests {
             checked_classes(NetOp::Bind, SOCK_STREAM, false),
             Class::Bind.bit()
         );
-        assert_eq!(reported_class(c | s), Class::Connect);
-        assert_eq!(reported_class(s), Class::Send);
-        assert_eq!(reported_class(Class::Bind.bit()), Class::Bind);
     }
 }

@@ -8,6 +8,14 @@
 //!
 //! Return convention of sock_addr programs: 1 allows the operation, 0 refuses it (EPERM).
 //!
+//! The most specific rule that covers the address and port and decides a checked class (for
+//! anyone) decides, with the same verdicts as files (`crate::lease`): `deny` refuses, `lease`
+//! allows only while `GOV_LEASES` holds an unexpired entry for (agent, class, that rule), an
+//! agent's own `allow` lets it through. An operation checked as several classes (a UDP
+//! connect is a connect and a send) passes only if every class the rule decides does; one
+//! event names the first class refused, or the leased class and its lease id. Both maps are
+//! plain hash maps, so this works the same on kernels without BPF-LSM.
+//!
 //! TCP fast open (`sendto(MSG_FASTOPEN)` on an unconnected TCP socket) reaches the connect
 //! programs: `tcp_sendmsg_fastopen()` calls `__inet_stream_connect()`, which runs the
 //! protocol's `pre_connect`, i.e. `BPF_CGROUP_RUN_PROG_INET{4,6}_CONNECT`. A fast open is told
@@ -21,16 +29,18 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 use governor_common::{
+    maps::Counter,
     net::{
-        checked_classes, net_detail, reported_class, v4_mapped, Ip4, Ip6, NetOp, NetRules, AF_INET,
-        AF_INET6, SOCK_STREAM,
+        checked_classes, lease_object, net_detail, v4_mapped, Ip4, Ip6, NetOp, NetRules, AF_INET,
+        AF_INET6, RULE_NET_FLAG, SOCK_STREAM,
     },
-    Decision, EventKind, Target,
+    Class, Decision, EventKind, ProtectedRule, Target,
 };
 
 use crate::{
     agent::{self, Refusal},
-    emit::Name,
+    emit::{self, Name},
+    lease::{self, Held, Verdict},
     maps,
 };
 
@@ -126,17 +136,80 @@ fn decide(ctx: &SockAddrContext, op: NetOp, v6: bool) -> i32 {
     let Some(hit) = rules.first_match(port, checked) else {
         return ALLOW;
     };
+    let agent = agent::current_or_unknown();
+    let decided = hit.decided() & checked;
+    let masks = u64::from(hit.deny_mask) | u64::from(hit.lease_mask) << 32;
+    let mut refused: Option<Class> = None;
+    let mut leased: Option<(Class, u64)> = None;
+    // Reported in this order: connect before send before bind.
+    for class in [Class::Connect, Class::Send, Class::Bind] {
+        if decided & class.bit() == 0 {
+            continue;
+        }
+        match outcome(agent.info.agent_id, class as u32, hit.rule_id, masks) {
+            PASS => {}
+            REFUSED => {
+                refused = Some(class);
+                break;
+            }
+            lease_id => {
+                if leased.is_none() {
+                    leased = Some((class, lease_id));
+                }
+            }
+        }
+    }
+    let (class, lease_id) = match (refused, leased) {
+        (Some(class), _) => (class, 0),
+        (None, Some(lease)) => lease,
+        (None, None) => return ALLOW,
+    };
     let refusal = Refusal {
         kind: EventKind::NetDecision,
-        class: reported_class(hit.deny_mask & checked) as u32,
+        class: class as u32,
         rule_id: hit.rule_id,
         target,
         depth: 0,
     };
-    let agent = agent::current_or_unknown();
-    match agent::decide_named(&agent, refusal, &maps::offsets(), Name::None) {
+    match agent::settle(&agent, refusal, lease_id, &maps::offsets(), Name::None) {
         Decision::Deny => REFUSE,
         Decision::ObserveDeny | Decision::LeaseAllow => ALLOW,
+    }
+}
+
+/// [`outcome`]: allowed (the agent's own decision, or nothing said about the class for it).
+const PASS: u64 = 0;
+/// [`outcome`]: denied, or a lease is required and none is held (or it expired).
+const REFUSED: u64 = u64::MAX;
+
+/// How class `class` turns out for `agent_id` under the network rule `rule_id`, whose default
+/// masks are `masks` (deny in the low half, lease in the high half): [`PASS`], [`REFUSED`], or
+/// the id of the lease that allows it. The verdict is [`lease::verdict`] with the agent's own
+/// decisions under `rule_id | RULE_NET_FLAG`; for `lease`, the lease is looked up on the rule.
+///
+/// Not inlined, and given plain scalars: its keys and lookups then live in its own frame, not
+/// in the frame above the event emission (6.1 limits the combined stack of a program's call
+/// chain to 512 bytes).
+#[inline(never)]
+fn outcome(agent_id: u32, class: u32, rule_id: u32, masks: u64) -> u64 {
+    let rule = ProtectedRule {
+        rule_id,
+        deny_mask: masks as u32,
+        lease_mask: (masks >> 32) as u32,
+        agent_mask: 0,
+    };
+    match lease::verdict(agent_id, rule_id | RULE_NET_FLAG, &rule, 1 << class) {
+        Verdict::Allow | Verdict::Silent => PASS,
+        Verdict::Deny => REFUSED,
+        Verdict::Lease => match lease::held(agent_id, class, lease_object(rule_id)) {
+            // Lease id 0 means "no lease" in events, as on the file side.
+            Held::Valid(id) if id != PASS && id != REFUSED => id,
+            Held::Valid(_) | Held::None => REFUSED,
+            Held::Expired => {
+                emit::count(Counter::LeaseExpired);
+                REFUSED
+            }
+        },
     }
 }
 

@@ -10,7 +10,8 @@
 use std::process::Command;
 
 use governor_kernel_tests::{
-    governor_bin, net::NetScenario, scratch, set_governor_bin, set_pin_prefix, write,
+    governor_bin, net::NetScenario, net_lease::NetLeaseScenario, scratch, set_governor_bin,
+    set_pin_prefix, write,
 };
 
 fn setup() {
@@ -83,6 +84,21 @@ fn host_network_enforced_without_bpf_lsm() {
             .any(|l| l.contains("stopped; enforcement stays pinned")),
         "{log:#?}"
     );
+}
+
+/// Leases and agents' own decisions on network rules, enforced by the sock_addr programs
+/// alone (no BPF-LSM on this host).
+#[test]
+fn host_network_leases_without_bpf_lsm() {
+    setup();
+    let degraded = lsm_refused();
+    let s = NetLeaseScenario::new("host-lease");
+    let d = s.start(&[]);
+    let enforcing = d.wait_logged("enforcing");
+    if degraded {
+        assert_eq!(enforcing["mode"], "degraded", "{enforcing}");
+    }
+    s.check_all(&d);
 }
 
 /// Pinning in degraded mode: only the network programs are pinned, and they outlive the

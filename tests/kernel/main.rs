@@ -11,6 +11,7 @@ mod file_delete;
 mod io_uring;
 mod leases;
 mod net;
+mod net_leases;
 mod no_bpf_lsm;
 mod pin;
 mod self_protect;

@@ -5,7 +5,9 @@
 
 use std::process::Command;
 
-use governor_kernel_tests::{governor_bin, net::NetScenario, policy, scratch, write};
+use governor_kernel_tests::{
+    governor_bin, net::NetScenario, net_lease::NetLeaseScenario, policy, scratch, write,
+};
 
 fn require_no_bpf_lsm() {
     let lsm = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
@@ -71,6 +73,15 @@ fn no_bpf_lsm_network_enforced_in_degraded_mode() {
     drop(d);
     // Degraded mode pins too: only network links, and they outlive the daemon.
     NetScenario::new("no-lsm-pinned").check_pinned(&[]);
+}
+
+#[test]
+fn no_bpf_lsm_network_leases_in_degraded_mode() {
+    require_no_bpf_lsm();
+    let s = NetLeaseScenario::new("no-lsm-lease");
+    let d = s.start(&[]);
+    assert_eq!(d.wait_logged("enforcing")["mode"], "degraded");
+    s.check_all(&d);
 }
 
 #[test]

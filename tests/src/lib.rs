@@ -19,6 +19,7 @@ use serde_json::Value;
 pub mod lease;
 pub mod operator;
 pub mod net;
+pub mod net_lease;
 
 static GOVERNOR_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
@@ -136,6 +137,9 @@ pub fn write(path: &Path, text: &str) {
 /// their defaults: the VM has tmpfs on `/run` and `/var/lib/governor`, and bpffs.)
 pub const TEST_CONFIG_DIR: &str = "/tmp/governor-test/etc-governor";
 
+/// How long a test waits for a daemon to enforce.
+const DAEMON_START_LIMIT_SECS: u64 = 180;
+
 /// A running `governor daemon`. On drop it is stopped (SIGTERM) and its pinned enforcement
 /// removed with `governor unload` (the drop panics if that fails), unless it was handed on to
 /// a [`Daemon::successor`].
@@ -234,7 +238,9 @@ impl Daemon {
                 sink.lock().expect("lock").push(line);
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // Generous: under QEMU TCG on a loaded 2-core host a daemon start (BTF parse and the
+        // verification of ~45 programs) has taken over 40 s.
+        let deadline = Instant::now() + Duration::from_secs(DAEMON_START_LIMIT_SECS);
         while !ready.exists() {
             if let Ok(Some(status)) = child.try_wait() {
                 thread::sleep(Duration::from_millis(100));
@@ -248,7 +254,7 @@ impl Daemon {
                 // make every later test's daemon refuse to start.
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("daemon not ready within 60 s");
+                panic!("daemon not ready within {DAEMON_START_LIMIT_SECS} s");
             }
             thread::sleep(Duration::from_millis(20));
         }

@@ -81,7 +81,7 @@ pub struct Op {
     pub want: Want,
 }
 
-fn op(op: &'static str, host: &'static str, port: u16, want: Want) -> Op {
+pub fn op(op: &'static str, host: &'static str, port: u16, want: Want) -> Op {
     Op {
         op,
         host,
@@ -90,7 +90,7 @@ fn op(op: &'static str, host: &'static str, port: u16, want: Want) -> Op {
     }
 }
 
-fn denied(class: &'static str, addr: &'static str, family: &'static str) -> Want {
+pub fn denied(class: &'static str, addr: &'static str, family: &'static str) -> Want {
     Want::Denied {
         class,
         addr,

@@ -280,10 +280,9 @@ fn warn_degraded(plan: &Plan, policy: &Policy) {
         }
         for (i, n) in policy.network.iter().enumerate() {
             let inert: Vec<Class> = n
-                .deny
-                .iter()
-                .chain(&n.lease)
-                .copied()
+                .decisions
+                .guarded()
+                .into_iter()
                 .filter(|c| m.classes.contains(c))
                 .collect();
             if !inert.is_empty() {
@@ -670,7 +669,10 @@ fn log_decision(ev: &Event, compiled: &Compiled, lease: Option<&str>) {
         let rule = compiled
             .network_rule(ev.rule_id)
             .map_or_else(|| format!("rule {}", ev.rule_id), str::to_owned);
+        let lease_required = ev.decision != Decision::LeaseAllow as u32
+            && class.is_some_and(|c| compiled.needs_lease(ev.agent_id, ev.rule_id, c));
         decision!(
+            lease_required,
             addr = %addr,
             port = ev.target.port,
             family,

@@ -64,7 +64,7 @@ impl Authority {
             target: ask.target,
             pin: None,
         };
-        let resolved = resolve::resolve(&self.compiled, agent_id as u32, ask.agent, &spec)?;
+        let resolved = resolve::resolve(&self.policy, &self.compiled, agent_id as u32, ask.agent, &spec)?;
         let req = self
             .requests
             .file(LeaseRequest {

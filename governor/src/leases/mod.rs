@@ -323,7 +323,7 @@ impl Authority {
                 target: &s.target,
                 pin: s.pin.as_ref().map(|p| (p.dev, p.ino)),
             };
-            let r = resolve::resolve(&self.compiled, agent_id as u32, &body.agent, &spec)
+            let r = resolve::resolve(&self.policy, &self.compiled, agent_id as u32, &body.agent, &spec)
                 .map_err(|e| LeaseError::Rejected(format!("{origin}: {e}")))?;
             scopes.push((
                 ScopeRecord {

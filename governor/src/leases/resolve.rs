@@ -15,10 +15,15 @@ use std::{
 
 use governor_common::{
     maps::{Verdict, RULE_BINARY_FLAG, RULE_SELF},
-    Class, InodeKey, LeaseKey,
+    net::lease_object,
+    Class, InodeKey, LeaseKey, Masks,
 };
 
-use crate::policy::{self, Compiled};
+use crate::policy::{
+    self,
+    net::{self, Prefix},
+    Compiled, Policy,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ScopeError {
@@ -96,14 +101,20 @@ pub enum ScopeError {
         resolved: PathBuf,
     },
     #[error(
-        "scope `{class}:{target}`: leases on network classes are given per [[network]] rule; \
-         this daemon's policy has no rule `{target}` deciding `lease` for agent `{agent}`"
+        "scope `{class}:{target}`: no [[network]] rule covering {target} decides `lease` on \
+         {class} for agent `{agent}` (network leases are per rule: name an address, prefix or \
+         port the rule covers)"
     )]
     NoNetworkRule {
         class: String,
         target: String,
         agent: String,
     },
+    #[error(
+        "scope `{class}:{target}`: not a network target; write ADDR[/PREFIX][:PORT], with \
+         IPv6 in brackets when a port follows ([2001:db8::1]:5432)"
+    )]
+    BadNetworkTarget { class: String, target: String },
 }
 
 /// One scope as the lease file states it.
@@ -125,8 +136,10 @@ pub struct Resolved {
     pub object: String,
 }
 
-/// Resolves `scope` for agent `agent_id` (`agent` by name) against the compiled policy.
+/// Resolves `scope` for agent `agent_id` (`agent` by name) against the policy and its
+/// compiled form.
 pub fn resolve(
+    policy: &Policy,
     compiled: &Compiled,
     agent_id: u32,
     agent: &str,
@@ -142,7 +155,7 @@ pub fn resolve(
         });
     };
     if classes.iter().any(|c| policy::net::NET_CLASSES.contains(c)) {
-        return resolve_network(compiled, agent_id, agent, scope, classes);
+        return resolve_network(policy, agent_id, agent, scope, classes);
     }
     if !Path::new(scope.target).is_absolute() {
         return Err(ScopeError::NotAbsolute { class, target });
@@ -286,18 +299,107 @@ fn binary_verdict(
     )))
 }
 
-/// Network scopes: the target names a `[[network]]` rule as the policy writes it.
+/// Parses a network scope target: `ADDR[/PREFIX][:PORT]`, IPv6 in brackets when a port
+/// follows (`[2001:db8::1]:5432`).
+fn net_target(target: &str) -> Option<(Prefix, Option<u16>)> {
+    let (addr, port) = if let Some(rest) = target.strip_prefix('[') {
+        let (a, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?.parse().ok()?),
+        };
+        (a, port)
+    } else if target.matches(':').count() == 1 {
+        let (a, p) = target.split_once(':')?;
+        (a, Some(p.parse().ok()?))
+    } else {
+        (target, None)
+    };
+    Some((net::parse_cidr(addr).ok()?, port))
+}
+
+/// Network scopes: the target is an address or prefix (and port) the policy's
+/// `[[network]]` rules cover. Like the kernel, the most specific rule containing it (and its
+/// port) that decides the class for anyone decides; a lease is on that rule.
 fn resolve_network(
-    compiled: &Compiled,
+    policy: &Policy,
     agent_id: u32,
     agent: &str,
     scope: &ScopeSpec<'_>,
     classes: &[Class],
 ) -> Result<Resolved, ScopeError> {
-    let _ = (compiled, agent_id, classes);
-    Err(ScopeError::NoNetworkRule {
-        class: scope.class.to_owned(),
-        target: scope.target.to_owned(),
-        agent: agent.to_owned(),
-    })
+    let class = scope.class.to_owned();
+    let target = scope.target.to_owned();
+    let Some((prefix, port)) = net_target(scope.target) else {
+        return Err(ScopeError::BadNetworkTarget { class, target });
+    };
+    let mut rules: Vec<(usize, &net::NetRule)> = policy
+        .network
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.cidr.contains(&prefix))
+        .filter(|(_, r)| {
+            port.is_none_or(|p| r.ports.is_empty() || r.ports.iter().any(|x| x.lo <= p && p <= x.hi))
+        })
+        .collect();
+    rules.sort_by_key(|(_, r)| std::cmp::Reverse(r.cidr.len()));
+    let mut keys = Vec::new();
+    let mut resource = String::new();
+    let mut first_err = None;
+    for &kc in classes {
+        let decided = rules.iter().find_map(|(i, r)| {
+            let kernel = r.kernel_rule(*i as u32);
+            let own = agent_masks(policy, &r.decisions, agent);
+            match kernel.verdict(own, kc.bit()) {
+                Verdict::Silent => None,
+                v => Some((*i, v, r.to_string())),
+            }
+        });
+        match decided {
+            Some((i, Verdict::Lease, text)) => {
+                keys.push(LeaseKey {
+                    agent_id,
+                    class: kc as u32,
+                    object: lease_object(i as u32),
+                });
+                resource = format!("[[network]] {text}");
+            }
+            Some((_, Verdict::Deny, text)) => {
+                first_err.get_or_insert(ScopeError::Denied {
+                    class: class.clone(),
+                    target: target.clone(),
+                    kernel_class: kc.name(),
+                    resource: format!("[[network]] {text}"),
+                    agent: agent.to_owned(),
+                });
+            }
+            _ => {
+                first_err.get_or_insert(ScopeError::NoNetworkRule {
+                    class: class.clone(),
+                    target: target.clone(),
+                    agent: agent.to_owned(),
+                });
+            }
+        }
+    }
+    match first_err {
+        Some(e) if keys.is_empty() => Err(e),
+        _ => Ok(Resolved {
+            keys,
+            resource,
+            object: target,
+        }),
+    }
+}
+
+/// An agent's own masks on a network rule, from the policy (what the compiled agent rules
+/// hold under `rule_id | RULE_NET_FLAG`).
+fn agent_masks(policy: &Policy, decisions: &crate::policy::Decisions, agent: &str) -> Option<Masks> {
+    let _ = policy;
+    let defaults = decisions.masks();
+    decisions
+        .agents
+        .iter()
+        .find(|own| own.agent == agent)
+        .map(|own| own.masks(defaults))
 }

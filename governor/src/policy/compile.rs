@@ -7,6 +7,7 @@ use governor_common::{
     maps::{
         Verdict, AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_OBSERVE, RULE_BINARY_FLAG, RULE_SELF,
     },
+    net::RULE_NET_FLAG,
     AgentInfo, AgentRuleKey, Class, InodeKey, Masks, ProtectedRule,
 };
 
@@ -123,24 +124,22 @@ fn add_merged(
     rule_id
 }
 
-/// Adds each agent's own decisions on the resource `rule_id` (tagged with `tag`) to `out`,
-/// and marks the classes they decide in the resource's `agent_mask`.
+/// Adds each agent's own decisions on the resource `rule_id` (tagged with `tag`) to `out`;
+/// returns the classes they decide, for the resource's `agent_mask`.
 fn add_agent_rules(
     out: &mut Vec<(AgentRuleKey, Masks)>,
-    list: &mut [CompiledProtect],
     policy: &Policy,
     decisions: &Decisions,
     rule_id: u32,
     tag: u32,
-) {
+) -> u32 {
     let defaults = decisions.masks();
+    let mut agent_mask = 0;
     for own in &decisions.agents {
         // Validation guarantees the agent exists.
         if let Some(agent_id) = policy.agents.iter().position(|a| a.name == own.agent) {
             let masks = own.masks(defaults);
-            if let Some(entry) = list.iter_mut().find(|c| c.rule.rule_id == rule_id) {
-                entry.rule.agent_mask |= own.named() | masks.deny_mask | masks.lease_mask;
-            }
+            agent_mask |= own.named() | masks.deny_mask | masks.lease_mask;
             out.push((
                 AgentRuleKey {
                     agent_id: agent_id as u32,
@@ -149,6 +148,14 @@ fn add_agent_rules(
                 masks,
             ));
         }
+    }
+    agent_mask
+}
+
+/// Marks `agent_mask` in the entry of `list` whose rule is `rule_id`.
+fn mark_agent_mask(list: &mut [CompiledProtect], rule_id: u32, agent_mask: u32) {
+    if let Some(entry) = list.iter_mut().find(|c| c.rule.rule_id == rule_id) {
+        entry.rule.agent_mask |= agent_mask;
     }
 }
 
@@ -183,6 +190,8 @@ pub struct Compiled {
     pub network: CompiledNet,
     /// Each `[[network]]` rule as text, indexed by `rule_id` (for the log).
     pub network_rules: Vec<String>,
+    /// Each `[[network]]` rule's decisions as the tries hold them, indexed by `rule_id`.
+    pub net_rules: Vec<ProtectedRule>,
     pub binaries: Vec<CompiledBinary>,
     /// Agents' own decisions on resources (`GOV_AGENT_RULES`).
     pub agent_rules: Vec<(AgentRuleKey, Masks)>,
@@ -209,12 +218,19 @@ impl Compiled {
     /// Whether `agent_id`'s decision on `class` at resource `rule_id` is `lease` (so a deny
     /// means "no unexpired lease").
     pub fn needs_lease(&self, agent_id: u32, rule_id: u32, class: governor_common::Class) -> bool {
-        let (list, tag) = if class == governor_common::Class::Exec {
-            (&self.binaries, RULE_BINARY_FLAG)
-        } else {
-            (&self.protected, 0)
+        let find = |list: &[CompiledProtect]| {
+            list.iter()
+                .find(|p| p.rule.rule_id == rule_id)
+                .map(|p| p.rule)
         };
-        let Some(rule) = list.iter().find(|p| p.rule.rule_id == rule_id) else {
+        let (rule, tag) = if class == governor_common::Class::Exec {
+            (find(&self.binaries), RULE_BINARY_FLAG)
+        } else if net::NET_CLASSES.contains(&class) {
+            (self.net_rules.get(rule_id as usize).copied(), RULE_NET_FLAG)
+        } else {
+            (find(&self.protected), 0)
+        };
+        let Some(rule) = rule else {
             return false;
         };
         let own = self
@@ -222,7 +238,7 @@ impl Compiled {
             .iter()
             .find(|(k, _)| k.agent_id == agent_id && k.rule_id == rule_id | tag)
             .map(|(_, m)| *m);
-        rule.rule.verdict(own, class.bit()) == Verdict::Lease
+        rule.verdict(own, class.bit()) == Verdict::Lease
     }
 
     /// Agent `agent_id`'s own decisions on resource `override_id` (a rule id, tagged with
@@ -329,9 +345,22 @@ pub fn compile(
         }
     }
     let binaries = compile_binaries(policy, &mut agent_rules)?;
+    let mut net_rules = Vec::with_capacity(policy.network.len());
+    for (i, n) in policy.network.iter().enumerate() {
+        // The tries carry the same agent mask (`NetRule::kernel_rule`).
+        add_agent_rules(
+            &mut agent_rules,
+            policy,
+            &n.decisions,
+            i as u32,
+            RULE_NET_FLAG,
+        );
+        net_rules.push(n.kernel_rule(i as u32));
+    }
     if agent_rules.len() > MAX_AGENT_RULES as usize {
         return Err(CompileError::TooMany {
-            what: "agent decisions ([[protect.agent]] and [[binaries.agent]] entries)",
+            what: "agent decisions ([[protect.agent]], [[binaries.agent]] and [[network.agent]] \
+                   entries)",
             count: agent_rules.len(),
             max: MAX_AGENT_RULES,
         });
@@ -342,6 +371,7 @@ pub fn compile(
         ancestors,
         network,
         network_rules: policy.network.iter().map(ToString::to_string).collect(),
+        net_rules,
         binaries,
         agent_rules,
         own: own.to_vec(),
@@ -379,14 +409,8 @@ fn compile_protected(
         let rule_id = add_merged(&mut protected, &p.path, key, i as u32, &p.decisions);
         // No agent has decisions of its own on governor's own directories.
         if rule_id != RULE_SELF {
-            add_agent_rules(
-                agent_rules,
-                &mut protected,
-                policy,
-                &p.decisions,
-                rule_id,
-                0,
-            );
+            let agent_mask = add_agent_rules(agent_rules, policy, &p.decisions, rule_id, 0);
+            mark_agent_mask(&mut protected, rule_id, agent_mask);
         }
     }
     // A policy entry on the same inode as one of governor's own directories was merged into
@@ -444,14 +468,9 @@ fn compile_binaries(
         }
         let key = inode_key(&meta);
         let rule_id = add_merged(&mut binaries, &b.path, key, i as u32, &b.decisions);
-        add_agent_rules(
-            agent_rules,
-            &mut binaries,
-            policy,
-            &b.decisions,
-            rule_id,
-            RULE_BINARY_FLAG,
-        );
+        let agent_mask =
+            add_agent_rules(agent_rules, policy, &b.decisions, rule_id, RULE_BINARY_FLAG);
+        mark_agent_mask(&mut binaries, rule_id, agent_mask);
     }
     Ok(binaries)
 }

@@ -149,6 +149,7 @@ impl Validator<'_> {
         let RawLists { allow, deny, lease } = lists;
         let allow_at = allow;
         let allow = self.classes(allow_at.as_ref(), &format!("{field}.allow"), resolve);
+        let deny_at_given = deny.is_some();
         let deny = self.classes(deny.as_ref(), &format!("{field}.deny"), resolve);
         let lease_at = lease;
         let lease = self.classes(lease_at.as_ref(), &format!("{field}.lease"), resolve);
@@ -184,10 +185,20 @@ impl Validator<'_> {
             "allow",
         );
         let m = d.masks();
-        if m.deny_mask == 0 && m.lease_mask == 0 && d.allow.is_empty() && agents.is_empty() {
+        // A list given but empty (or invalid) is reported on its own.
+        let lists_given = allow_at.is_some() || deny_at_given || lease_at.is_some();
+        if m.deny_mask == 0
+            && m.lease_mask == 0
+            && d.allow.is_empty()
+            && agents.is_empty()
+            && !lists_given
+        {
             self.problem(
                 at,
-                &format!("{field}.path"),
+                &format!(
+                    "{field}.{}",
+                    if field.starts_with("network") { "cidr" } else { "path" }
+                ),
                 format!(
                     "decides nothing: the class table allows every class here; give \
                      `deny = [...]`, `lease = [...]`, `allow = [...]` or an agent entry \
@@ -269,11 +280,7 @@ impl Validator<'_> {
             return Vec::new();
         };
         if raw.get_ref().is_empty() {
-            self.problem(
-                raw,
-                field,
-                "is empty; list classes, e.g. [\"delete\"], or leave the field out",
-            );
+            self.problem(raw, field, "is empty; list classes or leave the field out");
         }
         let mut out: Vec<Class> = Vec::new();
         for name in raw.get_ref() {

@@ -284,20 +284,17 @@ fn class_table_on_binaries_and_network() {
         Class::Exec.bit(),
         "exec is high-risk: a listed binary with no lists is denied"
     );
-    let db = &p.network[0];
-    assert_eq!(db.deny, vec![Class::Bind]);
-    assert_eq!(db.lease, vec![Class::Connect]);
+    let db = p.network[0].decisions.masks();
+    assert_eq!(db.deny_mask, Class::Bind.bit());
     assert_eq!(
-        db.deny_mask(),
-        bits(&[Class::Connect, Class::Bind]),
-        "the network programs hold no leases: a leased class is refused"
+        db.lease_mask,
+        Class::Connect.bit(),
+        "the class table's lease applies to a network rule that does not name the class"
     );
-    let lan = &p.network[1];
-    assert_eq!(
-        (lan.deny.clone(), lan.allow.clone()),
-        (vec![], vec![Class::Bind])
-    );
-    assert_eq!(lan.lease, vec![Class::Connect]);
+    let lan = &p.network[1].decisions;
+    assert_eq!(lan.allow, vec![Class::Bind]);
+    assert_eq!(lan.masks().deny_mask, 0);
+    assert_eq!(lan.masks().lease_mask, Class::Connect.bit());
     // With the built-in table, a bare network rule decides nothing.
     let (line, field, why) = only_problem(&format!("{BASE}\n[[network]]\ncidr = \"10.0.0.0/8\"\n"));
     assert_eq!((line, field.as_str()), (10, "network[0].cidr"));
@@ -353,7 +350,7 @@ fn shipped_policies_validate() {
             default
                 .network
                 .iter()
-                .any(|n| n.lease.contains(&Class::Connect)
+                .any(|n| n.decisions.masks().lease_mask & Class::Connect.bit() != 0
                     && n.ports.iter().any(|r| r.lo <= port && port <= r.hi)),
             "default.toml leases connect to port {port}"
         );

@@ -205,12 +205,11 @@ impl Policy {
             .iter()
             .map(|p| &p.decisions)
             .chain(self.binaries.iter().map(|b| &b.decisions))
+            .chain(self.network.iter().map(|n| &n.decisions))
             .fold(0, |m, d| m | d.guarded_mask());
-        // A network rule's leased classes are refused like denied ones (see `net`).
-        let denied = self.network.iter().fold(decided, |m, n| m | n.deny_mask());
         Class::ALL
             .into_iter()
-            .filter(|c| denied & c.bit() != 0)
+            .filter(|c| decided & c.bit() != 0)
             .collect()
     }
 }
@@ -325,7 +324,9 @@ impl Validator<'_> {
         }
         let network = self.network_rules(raw.network);
         let binaries = self.binaries(raw.binaries);
-        let leased = self.leased | network.iter().fold(0, |m, n| m | n.lease_mask());
+        let leased = self.leased | network
+            .iter()
+            .fold(0, |m, n| m | n.decisions.masks().lease_mask);
         self.approvals_need_a_lease(pending_approvals, leased);
         Policy {
             source: self.path.to_owned(),

@@ -5,16 +5,18 @@
 //! [[network]]
 //! cidr = "10.0.0.0/8"          # IPv4, IPv6 or IPv4-mapped IPv6; a bare address is /32 or /128
 //! ports = [5432, "6379-6380"]  # optional; absent = every port
-//! deny = ["connect", "send"]   # connect, bind, send, or "network" = all three
-//! allow = ["bind"]             # optional: this rule allows bind whatever [classes] says
+//! deny = ["send"]              # connect, bind, send, or "network" = all three
+//! lease = ["connect"]          # allowed only under an unexpired lease on this rule
+//!
+//! [[network.agent]]            # one agent's own decisions on this rule
+//! name = "deployer"
+//! allow = ["connect"]          # `allow`, `lease`, `deny`, as for [[protect.agent]]
 //! ```
 //!
-//! A class the rule's lists do not name takes the class table's decision (`[classes.X]`,
-//! else built-in: connect, bind and send are allowed). Rules do not override each other:
-//! every rule containing an address applies, and `allow` only keeps *this* rule from
-//! deciding the class. The network programs consult no lease map, so a class the class
-//! table leases on a network rule is refused like a denied one (no lease lifts it in the
-//! kernel).
+//! Decisions work as for `[[protect]]` (`super::decisions`): a `deny` no lease lifts, a
+//! `lease` on (agent, class, this rule), `allow`, agents' own entries replacing the defaults
+//! for the classes they name; a class the rule's lists do not name takes the class table's
+//! decision (`[classes.X]`, else built-in: connect, bind and send are allowed).
 //!
 //! Semantics the kernel side relies on:
 //! - IPv4-mapped IPv6 (`::ffff:a.b.c.d`) destinations are IPv4 destinations: a rule written in
@@ -33,13 +35,13 @@ use std::{
 
 use governor_common::{
     net::{Ip4, Ip6, NetRules, PortRule, MAX_PORT_RULES},
-    Class,
+    Class, ProtectedRule,
 };
 use toml::Spanned;
 
-use super::{classes::ClassDecision, raw::RawNetwork, Validator};
+use super::{decisions::RawLists, raw::RawNetwork, Decisions, Validator};
 
-/// The class names a `[[network]]` rule may deny.
+/// The class names a `[[network]]` rule may decide.
 pub(super) const NET_CLASS_NAMES: &[(&str, &[Class])] = &[
     ("connect", &[Class::Connect]),
     ("bind", &[Class::Bind]),
@@ -47,7 +49,7 @@ pub(super) const NET_CLASS_NAMES: &[(&str, &[Class])] = &[
     ("network", &[Class::Connect, Class::Bind, Class::Send]),
 ];
 
-/// Every class a network rule can deny.
+/// Every class a network rule can decide.
 pub const NET_CLASSES: &[Class] = &[Class::Connect, Class::Bind, Class::Send];
 
 /// An address prefix, normalized: host bits zero, IPv4-mapped prefixes stored as IPv4.
@@ -132,27 +134,24 @@ pub struct NetRule {
     pub cidr: Prefix,
     /// Sorted, overlapping and adjacent ranges merged; empty means every port.
     pub ports: Vec<PortRange>,
-    /// Classes denied: the rule's `deny` list and the class table's denies for the classes
-    /// its lists do not name.
-    pub deny: Vec<Class>,
-    /// Classes the class table leases on this rule (refused by the kernel, see module docs).
-    pub lease: Vec<Class>,
-    /// Classes the rule explicitly allows.
-    pub allow: Vec<Class>,
+    pub decisions: Decisions,
 }
 
 impl NetRule {
-    /// Classes the kernel refuses for this rule: denied and leased ones.
-    pub fn deny_mask(&self) -> u32 {
-        self.deny
-            .iter()
-            .chain(&self.lease)
-            .fold(0, |m, c| m | c.bit())
-    }
-
-    /// Classes the class table leases on this rule, as a mask.
-    pub fn lease_mask(&self) -> u32 {
-        self.lease.iter().fold(0, |m, c| m | c.bit())
+    /// This rule's decisions as the kernel stores them (in each port range of the tries),
+    /// under `rule_id`.
+    pub fn kernel_rule(&self, rule_id: u32) -> ProtectedRule {
+        let defaults = self.decisions.masks();
+        let agent_mask = self.decisions.agents.iter().fold(0, |m, own| {
+            let masks = own.masks(defaults);
+            m | own.named() | masks.deny_mask | masks.lease_mask
+        });
+        ProtectedRule {
+            rule_id,
+            deny_mask: defaults.deny_mask,
+            lease_mask: defaults.lease_mask,
+            agent_mask,
+        }
     }
 
     /// The ranges the kernel stores for this rule.
@@ -320,7 +319,7 @@ impl Validator<'_> {
                     &cidr_at,
                     &format!("network[{i}].cidr"),
                     format!(
-                        "{} has the same prefix and ports as network[{j}]; merge their deny lists",
+                        "{} has the same prefix and ports as network[{j}]; merge their decisions",
                         rule.cidr
                     ),
                 );
@@ -397,112 +396,46 @@ impl Validator<'_> {
                 ports_ok = false;
             }
         }
-        let explicit_deny = match &raw.deny {
-            Some(d) => self.network_classes(i, d, "deny"),
-            None => Some(Vec::new()),
-        };
-        let allow = match &raw.allow {
-            Some(a) => self.network_classes(i, a, "allow"),
-            None => Some(Vec::new()),
-        };
+        let decisions = self.decisions(
+            &format!("network[{i}]"),
+            &raw.cidr,
+            RawLists {
+                allow: raw.allow,
+                deny: raw.deny,
+                lease: raw.lease,
+            },
+            raw.agent,
+            &net_class,
+            NET_CLASSES,
+        );
         if !ports_ok {
             return None;
-        }
-        let (mut deny, allow) = (explicit_deny?, allow?);
-        let both: Vec<&str> = allow
-            .iter()
-            .filter(|c| deny.contains(c))
-            .map(|c| c.name())
-            .collect();
-        if let (false, Some(at)) = (both.is_empty(), &raw.allow) {
-            self.problem(
-                at,
-                &format!("network[{i}].allow"),
-                format!(
-                    "{} also in `deny`; each class gets one decision",
-                    both.join(", ")
-                ),
-            );
-        }
-        let unnamed: Vec<Class> = NET_CLASSES
-            .iter()
-            .copied()
-            .filter(|c| !deny.contains(c) && !allow.contains(c))
-            .collect();
-        let from_table = |d| -> Vec<Class> {
-            unnamed
-                .iter()
-                .copied()
-                .filter(|c| self.table.of(*c).decision == d)
-                .collect()
-        };
-        deny.extend(from_table(ClassDecision::Deny));
-        let lease = from_table(ClassDecision::Lease);
-        if deny.is_empty() && lease.is_empty() && allow.is_empty() {
-            self.problem(
-                &raw.cidr,
-                &format!("network[{i}].cidr"),
-                "decides nothing: the class table allows connect, bind and send; give \
-                 `deny = [...]` (or decide them in [classes])",
-            );
         }
         Some(NetRule {
             cidr: cidr?,
             ports,
-            deny,
-            lease,
-            allow,
+            decisions,
         })
     }
+}
 
-    fn network_classes(
-        &mut self,
-        i: usize,
-        raw: &Spanned<Vec<Spanned<String>>>,
-        list: &str,
-    ) -> Option<Vec<Class>> {
-        let field = format!("network[{i}].{list}");
-        let known: Vec<&str> = NET_CLASS_NAMES.iter().map(|(n, _)| *n).collect();
-        if raw.get_ref().is_empty() {
-            self.problem(
-                raw,
-                &field,
-                format!("is empty; list the classes to {list}, e.g. [\"connect\"]"),
-            );
-            return None;
-        }
-        let mut deny: Vec<Class> = Vec::new();
-        let mut ok = true;
-        for name in raw.get_ref() {
-            let n = name.get_ref().as_str();
-            match NET_CLASS_NAMES.iter().find(|(k, _)| *k == n) {
-                Some((_, classes)) => {
-                    for c in *classes {
-                        if !deny.contains(c) {
-                            deny.push(*c);
-                        }
-                    }
-                }
-                None => {
-                    let why = if super::CLASS_NAMES.iter().any(|(k, _)| *k == n) {
-                        format!(
-                            "`{n}` is a file class and belongs in a [[protect]] entry; network \
-                             rules deny: {}",
-                            known.join(", ")
-                        )
-                    } else {
-                        format!(
-                            "unknown class `{n}`; network rules deny: {} (all three)",
-                            known.join(", ")
-                        )
-                    };
-                    self.problem(name, &field, why);
-                    ok = false;
-                }
-            }
-        }
-        ok.then_some(deny)
+/// The classes a network class name stands for, or why it is not one.
+fn net_class(n: &str) -> Result<&'static [Class], String> {
+    if let Some((_, classes)) = NET_CLASS_NAMES.iter().find(|(k, _)| *k == n) {
+        return Ok(classes);
     }
+    let known: Vec<&str> = NET_CLASS_NAMES.iter().map(|(k, _)| *k).collect();
+    Err(if super::CLASS_NAMES.iter().any(|(k, _)| *k == n) {
+        format!(
+            "`{n}` is a file class and belongs in a [[protect]] entry; network rules decide: {}",
+            known.join(", ")
+        )
+    } else {
+        format!(
+            "unknown class `{n}`; network rules decide: {} (all three)",
+            known.join(", ")
+        )
+    })
 }
 
 /// One LPM trie entry.
@@ -531,7 +464,7 @@ pub struct Overflow {
 
 /// Flattens `rules` into trie entries (module docs of `governor_common::net`): the value at
 /// each distinct prefix lists the port ranges of every rule containing it, most specific
-/// prefix first, then in policy order; `rule_id` is the rule's index. If any rule denies
+/// prefix first, then in policy order; `rule_id` is the rule's index. If any rule decides
 /// bind, the wildcard hosts `0.0.0.0/32` and `::/128` also carry every bind rule of their
 /// family (`::` also the IPv4 ones), restricted to bind.
 pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
@@ -542,7 +475,13 @@ pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
             keys.push(r.cidr);
         }
     }
-    if rules.iter().any(|r| r.deny_mask() & bind != 0) {
+    let decided: Vec<ProtectedRule> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.kernel_rule(i as u32))
+        .collect();
+    let decides = |r: &ProtectedRule| r.deny_mask | r.lease_mask | r.agent_mask;
+    if decided.iter().any(|r| decides(r) & bind != 0) {
         for w in [WILDCARD4, WILDCARD6] {
             if !keys.contains(&w) {
                 keys.push(w);
@@ -560,7 +499,7 @@ pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
         let mut contributors = containing.clone();
         for &i in &containing {
             for p in rules[i].ranges() {
-                entries.push(port_rule(i, rules[i].deny_mask(), p));
+                entries.push(port_rule(decided[i], p));
             }
         }
         if key.is_wildcard_host() {
@@ -569,9 +508,15 @@ pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
                     (key, r.cidr),
                     (Prefix::V4(..), Prefix::V4(..)) | (Prefix::V6(..), _)
                 );
-                if family_ok && r.deny_mask() & bind != 0 && !containing.contains(&i) {
+                if family_ok && decides(&decided[i]) & bind != 0 && !containing.contains(&i) {
+                    let only_bind = ProtectedRule {
+                        rule_id: decided[i].rule_id,
+                        deny_mask: decided[i].deny_mask & bind,
+                        lease_mask: decided[i].lease_mask & bind,
+                        agent_mask: decided[i].agent_mask & bind,
+                    };
                     for p in r.ranges() {
-                        entries.push(port_rule(i, bind, p));
+                        entries.push(port_rule(only_bind, p));
                     }
                     contributors.push(i);
                 }
@@ -612,10 +557,12 @@ pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
     }
 }
 
-fn port_rule(rule_id: usize, deny_mask: u32, p: PortRange) -> PortRule {
+fn port_rule(rule: ProtectedRule, p: PortRange) -> PortRule {
     PortRule {
-        rule_id: rule_id as u32,
-        deny_mask,
+        rule_id: rule.rule_id,
+        deny_mask: rule.deny_mask,
+        lease_mask: rule.lease_mask,
+        agent_mask: rule.agent_mask,
         port_lo: p.lo,
         port_hi: p.hi,
     }

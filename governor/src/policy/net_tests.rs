@@ -93,18 +93,21 @@ deny = ["connect", "connect"]
             PortRange { lo: 6379, hi: 6381 },
         ]
     );
-    assert_eq!(r[0].deny, vec![Class::Connect, Class::Send]);
+    assert_eq!(r[0].decisions.deny, vec![Class::Connect, Class::Send]);
     assert_eq!(r[0].to_string(), "10.0.0.0/8 port 22,5432,6379-6381");
     assert_eq!(r[1].cidr, Prefix::V4(Ipv4Addr::new(192, 168, 1, 7), 32));
     assert!(r[1].ports.is_empty());
-    assert_eq!(r[1].deny, vec![Class::Connect, Class::Bind, Class::Send]);
+    assert_eq!(
+        r[1].decisions.deny,
+        vec![Class::Connect, Class::Bind, Class::Send]
+    );
     assert_eq!(r[1].to_string(), "192.168.1.7/32 (all ports)");
     assert_eq!(r[2].cidr, Prefix::V6("2001:db8::".parse().expect("v6"), 32));
     // IPv4-mapped prefixes are IPv4 rules.
     assert_eq!(r[3].cidr, Prefix::V4(Ipv4Addr::new(10, 1, 0, 0), 16));
     assert_eq!(r[4].cidr, Prefix::V4(Ipv4Addr::new(127, 0, 0, 2), 32));
     assert_eq!(r[5].cidr, Prefix::V6(Ipv6Addr::LOCALHOST, 128));
-    assert_eq!(r[5].deny, vec![Class::Connect]);
+    assert_eq!(r[5].decisions.deny, vec![Class::Connect]);
     let p = parse(&rule("10.0.0.0/8", "", "[\"send\"]")).expect("valid");
     assert_eq!(p.classes(), vec![Class::Send]);
 }
@@ -186,10 +189,10 @@ fn too_many_port_ranges_in_one_rule() {
 #[test]
 fn deny_errors() {
     let cases: &[(&str, &str)] = &[
-        ("[]", "is empty; list the classes to deny"),
+        ("[]", "is empty; list classes or leave the field out"),
         (
             "[\"nuke\"]",
-            "unknown class `nuke`; network rules deny: connect, bind, send, network",
+            "unknown class `nuke`; network rules decide: connect, bind, send, network",
         ),
         (
             "[\"delete\"]",
@@ -441,5 +444,170 @@ fn no_bind_rule_no_wildcard_entries() {
             c.v4[0].value.rules[0].port_hi
         ),
         (0, 65535)
+    );
+}
+
+/// One `[[network]]` entry on 10.0.0.0/8 port 22 (line 8), its `cidr` on line 9, then
+/// `body` from line 11.
+fn decided(body: &str) -> String {
+    format!("[[network]]\ncidr = \"10.0.0.0/8\"\nports = [22]\n{body}")
+}
+
+#[test]
+fn lease_and_agent_decisions_validate() {
+    let r = rules(&decided(
+        "deny = [\"send\"]\nlease = [\"connect\", \"bind\"]\n\
+         [[network.agent]]\nname = \"a\"\nallow = [\"connect\"]\nlease = [\"send\"]\n",
+    ));
+    let d = &r[0].decisions;
+    assert_eq!(d.deny, vec![Class::Send]);
+    assert_eq!(d.lease, vec![Class::Connect, Class::Bind]);
+    assert_eq!(d.agents.len(), 1);
+    assert_eq!(
+        (
+            d.agents[0].agent.as_str(),
+            &d.agents[0].allow,
+            &d.agents[0].lease
+        ),
+        ("a", &vec![Class::Connect], &vec![Class::Send])
+    );
+    let conn = Class::Connect.bit();
+    let send = Class::Send.bit();
+    let bind = Class::Bind.bit();
+    let k = r[0].kernel_rule(0);
+    assert_eq!(
+        (k.deny_mask, k.lease_mask, k.agent_mask),
+        (send, conn | bind, conn | send | bind)
+    );
+    let own = d.agents[0].masks(d.masks());
+    assert_eq!((own.deny_mask, own.lease_mask), (0, send | bind));
+    assert_eq!(
+        k.verdict(Some(own), conn),
+        governor_common::maps::Verdict::Allow
+    );
+    assert_eq!(k.verdict(None, conn), governor_common::maps::Verdict::Lease);
+    assert_eq!(k.verdict(None, send), governor_common::maps::Verdict::Deny);
+    // The tries carry every mask; the wildcard bind entries only the bind bit of each.
+    let c = flatten(&r).expect("fits");
+    let rule8 = &c.v4.iter().find(|e| e.prefix_len == 8).expect("/8").value;
+    assert_eq!(
+        (
+            rule8.rules[0].deny_mask,
+            rule8.rules[0].lease_mask,
+            rule8.rules[0].agent_mask
+        ),
+        (send, conn | bind, conn | send | bind)
+    );
+    let wild = &c
+        .v4
+        .iter()
+        .find(|e| e.prefix_len == 32)
+        .expect("0.0.0.0/32")
+        .value;
+    assert_eq!(
+        (
+            wild.rules[0].deny_mask,
+            wild.rules[0].lease_mask,
+            wild.rules[0].agent_mask
+        ),
+        (0, bind, bind)
+    );
+    // A lease-only rule still matches in the kernel's lookup.
+    assert_eq!(
+        kernel_decides(&c, "10.9.9.9".parse().expect("ip"), 22, conn),
+        Some((0, send))
+    );
+    let p = parse(&decided("lease = [\"connect\"]\n")).expect("valid");
+    assert_eq!(p.classes(), vec![Class::Connect], "leased classes count");
+    // Agent decisions alone are enough.
+    let r = rules(&decided(
+        "[[network.agent]]\nname = \"a\"\ndeny = [\"network\"]\n",
+    ));
+    assert_eq!(r[0].kernel_rule(3).agent_mask, conn | send | bind);
+    assert_eq!(r[0].kernel_rule(3).deny_mask, 0);
+}
+
+#[test]
+fn a_network_rule_must_decide_something() {
+    let (line, field, why) = one_problem(&decided(""));
+    assert_eq!((line, field.as_str()), (9, "network[0].cidr"));
+    assert!(
+        why.contains("decides nothing") && why.contains("[[network.agent]]"),
+        "{why}"
+    );
+}
+
+#[test]
+fn network_lease_overlapping_deny_is_an_error() {
+    let (line, field, why) = one_problem(&decided("deny = [\"connect\"]\nlease = [\"network\"]\n"));
+    assert_eq!((line, field.as_str()), (12, "network[0].lease"));
+    assert!(
+        why.contains("connect also in `deny`; each class gets one decision"),
+        "{why}"
+    );
+}
+
+#[test]
+fn network_lease_list_errors() {
+    let cases: &[(&str, &str)] = &[
+        ("[]", "is empty; list classes or leave the field out"),
+        ("[\"write\"]", "`write` is a file class"),
+        ("[\"exec\"]", "unknown class `exec`; network rules decide"),
+    ];
+    for (lease, want) in cases {
+        let (line, field, why) = one_problem(&decided(&format!("lease = {lease}\n")));
+        assert_eq!((line, field.as_str()), (11, "network[0].lease"), "{lease}");
+        assert!(why.contains(want), "{lease}: {why}");
+    }
+}
+
+#[test]
+fn network_agent_entry_must_name_a_known_agent() {
+    let (line, field, why) = one_problem(&decided(
+        "deny = [\"send\"]\n[[network.agent]]\nname = \"ghost\"\nallow = [\"send\"]\n",
+    ));
+    assert_eq!((line, field.as_str()), (13, "network[0].agent[0].name"));
+    assert!(
+        why.contains("`ghost` is not an agent of this policy (known agents: a)"),
+        "{why}"
+    );
+}
+
+#[test]
+fn network_agent_entry_errors() {
+    let entry = |body: &str| {
+        decided(&format!(
+            "deny = [\"send\"]\n[[network.agent]]\nname = \"a\"\n{body}"
+        ))
+    };
+    // Nothing decided.
+    let (line, field, why) = one_problem(&entry(""));
+    assert_eq!((line, field.as_str()), (13, "network[0].agent[0].name"));
+    assert!(
+        why.contains("decides nothing: give `allow`, `lease` or `deny`"),
+        "{why}"
+    );
+    // An empty list.
+    let (line, field, why) = one_problem(&entry("allow = []\n"));
+    assert_eq!((line, field.as_str()), (14, "network[0].agent[0].allow"));
+    assert!(why.contains("is empty"), "{why}");
+    // One class, two decisions.
+    let (line, field, why) = one_problem(&entry("allow = [\"send\"]\ndeny = [\"network\"]\n"));
+    assert_eq!((line, field.as_str()), (15, "network[0].agent[0].deny"));
+    assert!(why.contains("send also in `allow`"), "{why}");
+    let (line, field, why) = one_problem(&entry("allow = [\"bind\"]\nlease = [\"bind\"]\n"));
+    assert_eq!((line, field.as_str()), (15, "network[0].agent[0].lease"));
+    assert!(why.contains("bind also in `allow`"), "{why}");
+    // A file class.
+    let (line, field, why) = one_problem(&entry("lease = [\"delete\"]\n"));
+    assert_eq!((line, field.as_str()), (14, "network[0].agent[0].lease"));
+    assert!(why.contains("`delete` is a file class"), "{why}");
+    // Two entries for one agent.
+    let twice = "[[network.agent]]\nname = \"a\"\nallow = [\"send\"]\n";
+    let (line, field, why) = one_problem(&decided(&format!("deny = [\"send\"]\n{twice}{twice}")));
+    assert_eq!((line, field.as_str()), (9, "network[0].agent[1].name"));
+    assert!(
+        why.contains("agent `a` has two entries here; merge them"),
+        "{why}"
     );
 }

@@ -98,6 +98,11 @@ pub struct RawNetwork {
     pub allow: Option<RawClasses>,
     #[serde(default)]
     pub deny: Option<RawClasses>,
+    #[serde(default)]
+    pub lease: Option<RawClasses>,
+    /// `[[network.agent]]`: one agent's own decisions on this rule.
+    #[serde(default)]
+    pub agent: Vec<Spanned<RawAgentDecisions>>,
 }
 
 #[derive(Debug, Deserialize)]
