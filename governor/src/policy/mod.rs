@@ -61,6 +61,8 @@ pub struct Agent {
     pub mode: Mode,
     /// May execute files with no name on any filesystem (memfd, `O_TMPFILE`, deleted).
     pub allow_fileless_exec: bool,
+    /// May connect and send to abstract unix sockets created outside its cgroup subtree.
+    pub allow_outside_abstract_unix: bool,
 }
 
 /// A protected subtree and the decisions on it.
@@ -298,11 +300,15 @@ impl Validator<'_> {
             },
         };
         let allow_fileless_exec = raw.allow_fileless_exec.is_some_and(Spanned::into_inner);
+        let allow_outside_abstract_unix = raw
+            .allow_outside_abstract_unix
+            .is_some_and(Spanned::into_inner);
         Agent {
             name,
             cgroup,
             mode,
             allow_fileless_exec,
+            allow_outside_abstract_unix,
         }
     }
 
