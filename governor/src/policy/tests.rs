@@ -118,7 +118,10 @@ fn allow_outside_abstract_unix_is_per_agent_and_off_by_default() {
     );
     let p = parse(&text).expect("valid");
     assert!(p.agents[0].allow_outside_abstract_unix);
-    assert!(!p.agents[1].allow_outside_abstract_unix, "only the agent that sets it");
+    assert!(
+        !p.agents[1].allow_outside_abstract_unix,
+        "only the agent that sets it"
+    );
     let err = parse(&text.replace("abstract_unix = true", "abstract_unix = \"yes\""))
         .unwrap_err()
         .to_string();
