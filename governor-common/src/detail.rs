@@ -10,6 +10,8 @@
 //! | bpf              | HostDecision   | the bpf(2) command (`BPF_MAP_CREATE` = 0, ...)        |
 //! | kernel-module    | HostDecision   | how: [`MODULE_VIA_REQUEST`], [`MODULE_VIA_FILE`], [`MODULE_VIA_DATA`] |
 //! | cgroup-escape    | HostDecision   | id of the cgroup whose `cgroup.procs`/`cgroup.threads` was to be written (0: unreadable) |
+//! | cgroup-control   | HostDecision   | id of the cgroup whose interface file was to be written, or in which a cgroup was to be created, removed or renamed (0: unreadable) |
+//! | unix-connect     | HostDecision   | abstract socket: [`UNIX_ABSTRACT`] and the id of the cgroup the socket was created in (0: unreadable); path sockets are FileDecisions with `detail` 0 |
 
 #[cfg(any(test, feature = "user"))]
 use crate::{maps::CredId, Class};
@@ -27,6 +29,10 @@ pub const MODULE_VIA_REQUEST: u64 = 1;
 pub const MODULE_VIA_FILE: u64 = 2;
 /// init_module(2): the module comes from memory.
 pub const MODULE_VIA_DATA: u64 = 3;
+
+/// Unix-connect flag: the peer is an abstract socket; the low bits are the id of the cgroup
+/// its socket was created in.
+pub const UNIX_ABSTRACT: u64 = 1 << 63;
 
 /// Signal flag: no signal is sent now, a file owner is being set, to be signalled (SIGIO
 /// unless F_SETSIG chose another) whenever the file has I/O. Bits 40..48 say how
@@ -208,9 +214,13 @@ pub fn describe(class: Class, detail: u64) -> alloc::string::String {
             MODULE_VIA_DATA => "init_module".into(),
             _ => format!("module ({detail})"),
         },
-        Class::CgroupEscape => match detail {
+        Class::CgroupEscape | Class::CgroupControl => match detail {
             0 => "cgroup (unreadable)".into(),
             id => format!("cgroup id {id}"),
+        },
+        Class::UnixConnect if detail & UNIX_ABSTRACT != 0 => match detail & !UNIX_ABSTRACT {
+            0 => "abstract socket of an unreadable cgroup".into(),
+            id => format!("abstract socket of cgroup id {id}"),
         },
         _ => format!("{detail}"),
     }
@@ -240,6 +250,16 @@ mod tests {
         assert_eq!(describe(Class::Signal, 64), "signal 64");
         assert_eq!(describe(Class::CgroupEscape, 1), "cgroup id 1");
         assert_eq!(describe(Class::CgroupEscape, 0), "cgroup (unreadable)");
+        assert_eq!(describe(Class::CgroupControl, 7), "cgroup id 7");
+        assert_eq!(
+            describe(Class::UnixConnect, UNIX_ABSTRACT | 42),
+            "abstract socket of cgroup id 42"
+        );
+        assert_eq!(
+            describe(Class::UnixConnect, UNIX_ABSTRACT),
+            "abstract socket of an unreadable cgroup"
+        );
+        assert_eq!(describe(Class::UnixConnect, 0), "0");
         assert_eq!(
             describe(Class::Signal, owner(OWNER_F_SETOWN, true)),
             "SIGIO as file owner (F_SETOWN) to a process group"

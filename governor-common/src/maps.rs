@@ -64,6 +64,9 @@ pub const AGENT_FLAG_ALLOW_FILELESS_EXEC: u32 = 2;
 /// created (`cgroup:cgroup_mkdir`) or by the daemon at start for cgroups that already existed.
 /// The kernel removes such entries when the cgroup is removed (`cgroup:cgroup_rmdir`).
 pub const AGENT_FLAG_INHERITED: u32 = 4;
+/// Bit in [`AgentInfo::flags`]: the agent may connect and send to abstract unix sockets
+/// created outside its cgroup subtree (`allow_outside_abstract_unix`).
+pub const AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX: u32 = 8;
 
 /// An agent cgroup, as the kernel sees it.
 #[repr(C)]
@@ -148,13 +151,18 @@ pub enum Class {
     /// Leaving the agent's cgroup subtree.
     CgroupEscape = 21,
     /// connect(2) to, or a datagram sent to, a unix socket bound to a path in a protected
-    /// directory (governor's own admin socket among them).
+    /// directory (governor's own admin socket among them); and to an abstract unix socket
+    /// whose socket was created outside the agent's cgroup subtree.
     UnixConnect = 22,
+    /// Writing a cgroup v2 interface file (`cgroup.kill`, `cgroup.freeze`, `memory.max`, ...)
+    /// of a cgroup outside the agent or of its top agent cgroup, or creating, removing or
+    /// renaming cgroups in a cgroup outside the agent.
+    CgroupControl = 23,
 }
 
 impl Class {
     /// Every class, in value order.
-    pub const ALL: [Class; 22] = [
+    pub const ALL: [Class; 23] = [
         Self::Unlink,
         Self::Rmdir,
         Self::Rename,
@@ -177,6 +185,7 @@ impl Class {
         Self::KernelModule,
         Self::CgroupEscape,
         Self::UnixConnect,
+        Self::CgroupControl,
     ];
 
     pub const fn bit(self) -> u32 {
@@ -211,6 +220,7 @@ impl Class {
             Self::KernelModule => "kernel-module",
             Self::CgroupEscape => "cgroup-escape",
             Self::UnixConnect => "unix-connect",
+            Self::CgroupControl => "cgroup-control",
         }
     }
 }
@@ -445,11 +455,18 @@ pub struct KernelOffsets {
     pub unix_sock_path: u32,
     /// `struct socket::sk`
     pub socket_sk: u32,
+    /// `struct unix_sock::addr` (null for an unbound socket: a socketpair end, or one never
+    /// bound nor autobound)
+    pub unix_sock_addr: u32,
+    /// `struct sock::sk_cgrp_data.cgroup` (the cgroup v2 of the task that created the socket)
+    pub sock_sk_cgrp_data_cgroup: u32,
+    /// `struct inode::i_mode`
+    pub inode_i_mode: u32,
     /// Non-zero once userspace filled the struct; programs fail closed while it is zero.
     pub valid: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 172);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 184);
 
 impl KernelOffsets {
     /// All zero: what the object carries until userspace fills it (`valid == 0`).
@@ -495,6 +512,9 @@ impl KernelOffsets {
         mm_struct_exe_file: 0,
         unix_sock_path: 0,
         socket_sk: 0,
+        unix_sock_addr: 0,
+        sock_sk_cgrp_data_cgroup: 0,
+        inode_i_mode: 0,
         valid: 0,
         _pad: 0,
     };

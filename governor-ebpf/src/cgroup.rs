@@ -15,6 +15,19 @@
 //! on the common ancestor of source and destination, which lies outside the agent whenever
 //! the destination does), and `clone3(CLONE_INTO_CGROUP)` (`cgroup_may_write` on the target).
 //! The hook refuses when the file's cgroup is not registered for the acting agent.
+//!
+//! The same hook keeps agents' hands off cgroups that are not theirs (`CgroupControl`):
+//! - opening any other interface file (`cgroup.kill`, `cgroup.freeze`, `memory.max`,
+//!   `cgroup.subtree_control`, ...) for write is refused when its cgroup is not registered for
+//!   the agent, and also when it is one of the agent's *top* cgroups (named by the policy, not
+//!   `AGENT_FLAG_INHERITED`): governor and the operator own those (`governor halt` freezes and
+//!   kills through them, their limits are the operator's). `cgroup.procs`/`cgroup.threads` of
+//!   a top cgroup stay writable, so tasks can move within the subtree;
+//! - write permission on a cgroup *directory* (`may_create`, `may_delete` and rename ask it:
+//!   mkdir, rmdir, rename of a cgroup) is refused unless that directory is one of the agent's
+//!   cgroups, top included: an agent makes and removes sub-cgroups of its own only.
+//!
+//! Sub-cgroups the agent made (inherited entries) are its to manage, interface files included.
 
 use aya_ebpf::{
     helpers::bpf_probe_read_kernel_str_bytes,
@@ -36,6 +49,9 @@ use crate::{
 /// `CGROUP2_SUPER_MAGIC` (include/uapi/linux/magic.h).
 const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
 const MAY_WRITE: i32 = 0x2;
+/// `S_IFMT` and `S_IFDIR` (include/uapi/linux/stat.h).
+const S_IFMT: u16 = 0o170000;
+const S_IFDIR: u16 = 0o040000;
 /// `cgroup.procs` and `cgroup.threads`, NUL-padded to 16 bytes.
 const PROCS: [u8; 16] = *b"cgroup.procs\0\0\0\0";
 const THREADS: [u8; 16] = *b"cgroup.threads\0\0";
@@ -64,7 +80,7 @@ pub fn inode_permission(ctx: LsmContext) -> i32 {
         if mask & MAY_WRITE == 0 {
             return 0;
         }
-        procs_write(ctx.arg(0))
+        cgroup_write(ctx.arg(0))
     })
 }
 
@@ -109,10 +125,10 @@ fn forget(cgrp: *const u8) {
     }
 }
 
-/// Write permission on `inode`: refused to an agent when it is the `cgroup.procs` or
-/// `cgroup.threads` of a cgroup (v2) that is not one of the agent's.
+/// Write permission on `inode` (a cgroup v2 file or directory): refused to an agent outside
+/// its own cgroups, and for the interface files of its top cgroups (see the module doc).
 #[inline(always)]
-fn procs_write(inode: *const u8) -> i32 {
+fn cgroup_write(inode: *const u8) -> i32 {
     let Some(agent) = agent::current() else {
         return 0;
     };
@@ -126,24 +142,45 @@ fn procs_write(inode: *const u8) -> i32 {
         )
     {
         // Offsets unset or the inode unreadable: whether this moves a task is unknown.
-        return escape(&agent, &off, 0, core::ptr::null());
+        return refuse(&agent, &off, Class::CgroupEscape, 0, core::ptr::null());
     }
     if magic != CGROUP2_SUPER_MAGIC {
         return 0;
     }
     let kn = ptr_at(inode, off.inode_i_private);
     let name = ptr_at(kn, off.kernfs_node_name);
+    let mut mode: u16 = 0;
+    if !read_into(inode, off.inode_i_mode, &mut mode) {
+        return refuse(&agent, &off, Class::CgroupControl, 0, name);
+    }
+    if mode & S_IFMT == S_IFDIR {
+        // The cgroup itself: creating, removing or renaming cgroups in it.
+        let id = kn_id(&off, kn);
+        // SAFETY: the value is copied out immediately.
+        return match unsafe { maps::GOV_AGENTS.get(&id) } {
+            Some(info) if info.agent_id == agent.info.agent_id => 0,
+            _ => refuse(&agent, &off, Class::CgroupControl, id, name),
+        };
+    }
     let mut buf = [0u8; 16];
     // SAFETY: probe read of a kernel string into a buffer we own.
     let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut buf) };
-    if !same(&buf, &PROCS) && !same(&buf, &THREADS) {
-        return 0;
-    }
+    let procs = same(&buf, &PROCS) || same(&buf, &THREADS);
+    let class = if procs {
+        Class::CgroupEscape
+    } else {
+        Class::CgroupControl
+    };
     let id = kn_id(&off, ptr_at(kn, off.kernfs_node_parent));
     // SAFETY: the value is copied out immediately.
     match unsafe { maps::GOV_AGENTS.get(&id) } {
-        Some(info) if info.agent_id == agent.info.agent_id => 0,
-        _ => escape(&agent, &off, id, name),
+        Some(info)
+            if info.agent_id == agent.info.agent_id
+                && (procs || info.flags & AGENT_FLAG_INHERITED != 0) =>
+        {
+            0
+        }
+        _ => refuse(&agent, &off, class, id, name),
     }
 }
 
@@ -165,12 +202,19 @@ fn same(a: &[u8; 16], b: &[u8; 16]) -> bool {
     word(a, 0) == word(b, 0) && word(a, 8) == word(b, 8)
 }
 
-/// Refuses moving a task into cgroup `cgroup_id` (0: unknown); `name` is the file's name.
+/// Refuses a write of `class` on cgroup `cgroup_id` (0: unknown); `name` is the name of the
+/// file or directory written.
 #[inline(always)]
-fn escape(agent: &agent::Agent, off: &KernelOffsets, cgroup_id: u64, name: *const u8) -> i32 {
+fn refuse(
+    agent: &agent::Agent,
+    off: &KernelOffsets,
+    class: Class,
+    cgroup_id: u64,
+    name: *const u8,
+) -> i32 {
     let refusal = Refusal {
         kind: EventKind::HostDecision,
-        class: Class::CgroupEscape as u32,
+        class: class as u32,
         rule_id: RULE_BUILTIN,
         target: Target {
             detail: cgroup_id,

@@ -4,20 +4,31 @@
 //! socket file up through its directories and mounts, so a protected directory (governor's
 //! runtime directory with its admin socket, or any `[[protect]]` path listing
 //! `unix-connect`) covers every socket below it, whatever name or path the agent used.
-//! Abstract and unbound sockets have no inode and are not covered.
+//!
+//! Abstract sockets have no inode, so no path rule can name them; any process in the network
+//! namespace can reach one by its name (a root daemon's control socket among them). An agent
+//! may reach an abstract socket only when that socket was created inside the agent's cgroup
+//! subtree: its `sk_cgrp_data` cgroup (the creating task's cgroup v2, fixed at `socket(2)`)
+//! must be registered for the same agent. Agents whose policy sets
+//! `allow_outside_abstract_unix` are not checked. Unbound peers (socketpair ends, sockets
+//! never bound) have no name to be reached by and are not checked.
 //!
 //! Entry points are thin; each quotes the kernel prototype (identical on 6.1 and 6.12). The
 //! last argument of every LSM program is the previous program's verdict, which we return when
 //! it is already a refusal.
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
-use governor_common::Class;
+use governor_common::{
+    detail::UNIX_ABSTRACT,
+    maps::{AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX, RULE_BUILTIN},
+    Class, EventKind, KernelOffsets, Target,
+};
 
 use crate::{
-    agent::{self, prior},
+    agent::{self, prior, Agent, Refusal},
     emit::Name,
-    file, maps,
-    vfs::{self, ptr_at, Loc},
+    file, kread, maps,
+    vfs::{self, ptr_at, read_into, Loc},
 };
 
 // int security_unix_stream_connect(struct sock *sock, struct sock *other, struct sock *newsk);
@@ -43,7 +54,8 @@ enum SockRef {
 }
 
 /// An agent reaching the unix socket `peer`: refused if the file it is bound to lies in a
-/// protected tree whose rule denies UnixConnect, or (fail closed) if it cannot be read.
+/// protected tree whose rule denies UnixConnect, if it is an abstract socket from outside the
+/// agent ([`abstract_peer`]), or (fail closed) if it cannot be read.
 #[inline(always)]
 fn to_unix_sock(peer: SockRef) -> i32 {
     let Some(agent) = agent::current() else {
@@ -66,8 +78,43 @@ fn to_unix_sock(peer: SockRef) -> i32 {
         return file::unresolved(&agent, &off, Class::UnixConnect, Name::None);
     };
     if dentry.is_null() {
-        // An abstract or unbound socket: no file, nothing a path rule can name.
-        return 0;
+        // No file: an abstract socket, or an unbound one (no name: nothing to check).
+        let mut addr: *const u8 = core::ptr::null();
+        if !read_into(sk, off.unix_sock_addr, &mut addr) {
+            return file::unresolved(&agent, &off, Class::UnixConnect, Name::None);
+        }
+        if addr.is_null() {
+            return 0;
+        }
+        return abstract_peer(&agent, &off, sk);
     }
     file::decide(&agent, &off, Loc { dentry, mnt }, Class::UnixConnect)
+}
+
+/// An agent reaching the abstract socket `sk`: allowed when the socket was created in a cgroup
+/// registered for the same agent, or the agent may reach any; refused otherwise, also when the
+/// socket's cgroup cannot be read (fail closed).
+#[inline(always)]
+fn abstract_peer(agent: &Agent, off: &KernelOffsets, sk: *const u8) -> i32 {
+    if agent.info.flags & AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX != 0 {
+        return 0;
+    }
+    let id = kread::cgroup_id(off, ptr_at(sk, off.sock_sk_cgrp_data_cgroup));
+    // SAFETY: the value is copied out immediately.
+    if let Some(info) = unsafe { maps::GOV_AGENTS.get(&id) } {
+        if id != 0 && info.agent_id == agent.info.agent_id {
+            return 0;
+        }
+    }
+    let refusal = Refusal {
+        kind: EventKind::HostDecision,
+        class: Class::UnixConnect as u32,
+        rule_id: RULE_BUILTIN,
+        target: Target {
+            detail: UNIX_ABSTRACT | id,
+            ..Target::default()
+        },
+        depth: 0,
+    };
+    agent::refuse_named(agent, refusal, off, Name::None)
 }

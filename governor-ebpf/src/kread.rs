@@ -110,7 +110,7 @@ fn task_cgroup(off: &KernelOffsets, task: *const u8) -> *const u8 {
 /// `cgrp->kn->id`: the cgroup id, as `bpf_get_current_cgroup_id()` reports it; 0 if
 /// unreadable (no cgroup has id 0).
 #[inline(always)]
-fn cgroup_id(off: &KernelOffsets, cgrp: *const u8) -> u64 {
+pub fn cgroup_id(off: &KernelOffsets, cgrp: *const u8) -> u64 {
     let mut id: u64 = 0;
     read_into(ptr_at(cgrp, off.cgroup_kn), off.kernfs_node_id, &mut id);
     id

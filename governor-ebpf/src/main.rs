@@ -4,8 +4,8 @@
 //! quoted above them) and the logic they call: `file` (BPF-LSM file classes), `task`
 //! (process classes), `host` (host-wide classes), `ipc` (unix socket connects), `net` (cgroup
 //! sock_addr programs, independent of BPF-LSM), `cgroup` (agent cgroup subtrees: tracepoints
-//! registering descendants, and the cgroup-escape hook). Shared layouts and map names live in
-//! `governor-common`.
+//! registering descendants, and the cgroup-escape/cgroup-control hook). Shared layouts and
+//! map names live in `governor-common`.
 #![no_std]
 #![no_main]
 

@@ -11,7 +11,7 @@ use std::{
 
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok, governor_bin, policy, require_bpf_lsm, run_in_cgroup,
-    scratch, write, Daemon,
+    scratch, spawn_in_cgroup, write, Daemon,
 };
 use serde_json::Value;
 
@@ -398,4 +398,242 @@ fn lsm_subcgroups_made_before_the_daemon_are_the_agent() {
     escape_event(&d, mark, agent, id(Path::new(CGROUP2)));
     drop(d);
     remove(&[&inner, inner.parent().expect("pre")]);
+}
+
+/// Acts on cgroups, one argument each: `w:PATH:VALUE` (open for write, write VALUE),
+/// `mkdir:PATH`, `rmdir:PATH`, `mv:PATH:NEW`. Prints per argument the argument and `ok`,
+/// `open-ERRNO`, `write-ERRNO` or `ERRNO`.
+const CONTROL: &str = r#"
+import errno, os, sys
+def act(arg):
+    op, path, *rest = arg.split(":")
+    try:
+        if op == "w":
+            fd = os.open(path, os.O_WRONLY)
+        elif op == "mkdir":
+            os.mkdir(path)
+        elif op == "rmdir":
+            os.rmdir(path)
+        elif op == "mv":
+            os.rename(path, rest[0])
+    except OSError as e:
+        return ("open-" if op == "w" else "") + errno.errorcode[e.errno]
+    if op == "w":
+        try:
+            os.write(fd, rest[0].encode())
+        except OSError as e:
+            return "write-" + errno.errorcode[e.errno]
+        finally:
+            os.close(fd)
+    return "ok"
+for arg in sys.argv[1:]:
+    print(arg, act(arg), flush=True)
+"#;
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_owned()
+}
+
+/// Runs [`CONTROL`] with `args` (as the agent when `agent` is set, else as a plain host
+/// process) and checks each result against `want`.
+fn control(d: &Daemon, agent: Option<&str>, script: &Path, ops: &[(String, &str)]) {
+    let mut cmd = vec!["python3".to_owned(), s(script)];
+    cmd.extend(ops.iter().map(|(op, _)| op.clone()));
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = match agent {
+        Some(agent) => d.as_agent(agent, &cmd),
+        None => as_host(&cmd),
+    };
+    let who = agent.unwrap_or("host");
+    let got = lines(&out, who, ops.len());
+    for (line, (op, want)) in got.iter().zip(ops) {
+        assert_eq!(line, &[op.as_str(), *want], "{who}: {got:?}");
+    }
+}
+
+#[test]
+fn lsm_agent_cannot_control_cgroups_outside_its_own() {
+    require_bpf_lsm();
+    let dir = scratch("cg-ctl");
+    write(&dir.join("prod/db.sqlite"), "precious");
+    write(&dir.join("control.py"), CONTROL);
+    let script = dir.join("control.py");
+    let agent = "cg-ctl";
+    let d = Daemon::start(&dir, &policy(agent, "enforce", &dir.join("prod")));
+    let own = cg(&format!("governor-test/{agent}"));
+    let outside = cg("governor-test/cg-ctl-outside");
+    let child = outside.join("child");
+    std::fs::create_dir_all(&child).expect("mkdir non-agent cgroups");
+    // The pids controller in the test cgroups, so that `pids.max` exists.
+    for parent in [Path::new(CGROUP2), &cg("governor-test")] {
+        let ctl = parent.join("cgroup.subtree_control");
+        if !read(&ctl).split(' ').any(|c| c == "pids") {
+            std::fs::write(&ctl, "+pids").unwrap_or_else(|e| panic!("{}: {e}", ctl.display()));
+        }
+    }
+    assert!(
+        outside.join("pids.max").exists() && own.join("pids.max").exists(),
+        "the VM must offer the pids controller"
+    );
+    // A non-agent process lives in the outside cgroup's child.
+    let mut sleeper = spawn_in_cgroup(
+        "governor-test/cg-ctl-outside/child",
+        0,
+        0,
+        &["sleep", "300"],
+    );
+    let w = |p: &Path, file: &str, v: &str| format!("w:{}:{v}", p.join(file).display());
+    let on = |op: &str, p: &Path| format!("{op}:{}", p.display());
+
+    // Outside its agent: every interface file, and making, removing or renaming cgroups.
+    let mark = d.mark();
+    let refused = [
+        w(&outside, "cgroup.freeze", "1"),
+        w(&child, "cgroup.kill", "1"),
+        w(&outside, "pids.max", "1"),
+        w(&outside, "cgroup.subtree_control", "-pids"),
+        w(&outside, "cgroup.max.descendants", "0"),
+        w(Path::new(CGROUP2), "cgroup.subtree_control", "-pids"),
+        on("mkdir", &outside.join("new")),
+        on("mkdir", &cg("cg-ctl-top")),
+        on("rmdir", &child),
+        // (cgroup v2 cannot rename at all; governor refuses before the kernel does: the
+        // event below shows it.)
+        format!("mv:{}:{}", child.display(), outside.join("moved").display()),
+        // Its own top cgroup sits in governor-test: removing it is refused too.
+        on("rmdir", &own),
+        // Its top cgroup's interface files belong to governor and the operator.
+        w(&own, "cgroup.freeze", "0"),
+        w(&own, "cgroup.kill", "0"),
+        w(&own, "pids.max", "1000"),
+        w(&own, "cgroup.max.descendants", "0"),
+        w(&own, "cgroup.subtree_control", "+pids"),
+        w(&own, "cgroup.type", "domain"),
+    ];
+    let ops: Vec<(String, &str)> = refused
+        .iter()
+        .map(|op| {
+            let want = if op.starts_with("w:") {
+                "open-EPERM"
+            } else {
+                "EPERM"
+            };
+            (op.clone(), want)
+        })
+        .collect();
+    control(&d, Some(agent), &script, &ops);
+    // Nothing changed: the sleeper lives, unfrozen; limits and cgroups as they were.
+    assert!(
+        matches!(sleeper.try_wait(), Ok(None)),
+        "cgroup.kill refused"
+    );
+    assert!(read(&outside.join("cgroup.events")).contains("frozen 0"));
+    assert_eq!(read(&outside.join("pids.max")), "max");
+    assert_eq!(read(&own.join("pids.max")), "max");
+    assert_eq!(read(&outside.join("cgroup.max.descendants")), "max");
+    assert_eq!(read(&own.join("cgroup.max.descendants")), "max");
+    assert_eq!(read(&own.join("cgroup.type")), "domain");
+    assert!(read(&outside.join("cgroup.subtree_control")).is_empty());
+    assert!(child.exists() && own.exists());
+    assert!(!outside.join("new").exists() && !outside.join("moved").exists());
+    assert!(!cg("cg-ctl-top").exists());
+    // One event per refusal, each naming the cgroup checked.
+    let events: Vec<Value> = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let ev: Vec<Value> = d.decisions().into_iter().skip(mark).collect();
+            if ev.len() >= refused.len() || std::time::Instant::now() > deadline {
+                break ev;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    assert_eq!(events.len(), refused.len(), "{events:#?}");
+    for ev in &events {
+        assert_eq!(ev["class"], "cgroup-control", "{ev}");
+        assert_eq!(ev["decision"], "deny", "{ev}");
+        assert_eq!(ev["agent"], agent, "{ev}");
+        assert_eq!(ev["comm"], "python3", "{ev}");
+        assert_eq!(ev["cgroup_id"], id(&own), "{ev}");
+    }
+    let find = |name: &str, cgroup: &Path| {
+        let what = format!("cgroup id {}", id(cgroup));
+        assert!(
+            events
+                .iter()
+                .any(|v| v["name"] == name && v["what"] == what),
+            "no event for {name} in {}: {events:#?}",
+            cgroup.display()
+        );
+    };
+    find("cgroup.freeze", &outside);
+    find("cgroup.kill", &child);
+    find("pids.max", &outside);
+    // mkdir, rmdir and rename in it: the directory written is the cgroup itself.
+    assert_eq!(
+        events
+            .iter()
+            .filter(|v| v["name"] == "cg-ctl-outside"
+                && v["what"] == format!("cgroup id {}", id(&outside)))
+            .count(),
+        3,
+        "{events:#?}"
+    );
+    find("", Path::new(CGROUP2)); // mkdir in the root cgroup
+    find("governor-test", &cg("governor-test")); // rmdir of its own top cgroup
+    find("cgroup.freeze", &own);
+    find("cgroup.kill", &own);
+
+    // Its own subtree below the top: cgroups it makes are its to manage.
+    let sub = own.join("sub");
+    let mark = d.mark();
+    let ops = [
+        (on("mkdir", &sub), "ok"),
+        (on("mkdir", &sub.join("deeper")), "ok"),
+        (w(&sub, "cgroup.max.descendants", "3"), "ok"),
+        (w(&sub, "cgroup.freeze", "1"), "ok"),
+        (on("rmdir", &sub.join("deeper")), "ok"),
+    ];
+    let ops: Vec<(String, &str)> = ops.iter().map(|(o, r)| (o.clone(), *r)).collect();
+    control(&d, Some(agent), &script, &ops);
+    assert_eq!(read(&sub.join("cgroup.max.descendants")), "3");
+    assert!(read(&sub.join("cgroup.events")).contains("frozen 1"));
+    assert!(!sub.join("deeper").exists());
+    control(
+        &d,
+        Some(agent),
+        &script,
+        &[
+            (w(&sub, "cgroup.freeze", "0"), "ok"),
+            (on("rmdir", &sub), "ok"),
+        ],
+    );
+    assert!(!sub.exists());
+    d.none_since(mark, "the agent's own sub-cgroups");
+
+    // A non-agent (root) does all of it, the refused writes included.
+    let mark = d.mark();
+    let host = [
+        (w(&outside, "pids.max", "100"), "ok"),
+        (w(&outside, "cgroup.max.descendants", "5"), "ok"),
+        (w(&outside, "cgroup.freeze", "1"), "ok"),
+        (w(&outside, "cgroup.freeze", "0"), "ok"),
+        (w(&own, "pids.max", "1000"), "ok"),
+        (on("mkdir", &outside.join("new")), "ok"),
+        (on("rmdir", &outside.join("new")), "ok"),
+        (w(&child, "cgroup.kill", "1"), "ok"),
+    ];
+    let host: Vec<(String, &str)> = host.iter().map(|(o, r)| (o.clone(), *r)).collect();
+    control(&d, None, &script, &host);
+    assert_eq!(read(&outside.join("pids.max")), "100");
+    assert_eq!(read(&own.join("pids.max")), "1000");
+    let status = sleeper.wait().expect("wait for the sleeper");
+    assert!(!status.success(), "killed through cgroup.kill: {status}");
+    d.none_since(mark, "non-agent cgroup writes");
+    std::fs::write(own.join("pids.max"), "max").expect("reset pids.max");
+    drop(d);
+    remove(&[&child, &outside]);
 }

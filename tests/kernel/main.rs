@@ -3,6 +3,7 @@
 //! a kernel booted without it. Each test probes for what it needs and fails, never skips,
 //! without it.
 
+mod abstract_unix;
 mod authority;
 mod cgroups;
 mod event_identity;

@@ -92,6 +92,9 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         super_block_s_magic: field(btf, "super_block", "s_magic", 8)?,
         unix_sock_path: field(btf, "unix_sock", "path", 16)?,
         socket_sk: field(btf, "socket", "sk", 8)?,
+        unix_sock_addr: field(btf, "unix_sock", "addr", 8)?,
+        sock_sk_cgrp_data_cgroup: field(btf, "sock", "sk_cgrp_data.cgroup", 8)?,
+        inode_i_mode: field(btf, "inode", "i_mode", 2)?,
         valid: 1,
         _pad: 0,
     })
@@ -137,6 +140,7 @@ mod tests {
             assert_eq!(off.valid, 1);
             assert!(off.cred_ids > 0 && off.kernfs_node_id > 0 && off.task_struct_cgroups > 0);
             assert!(off.unix_sock_path > 0 && off.socket_sk > 0);
+            assert!(off.unix_sock_addr > 0 && off.sock_sk_cgrp_data_cgroup > 0);
         }
     }
 }

@@ -138,6 +138,7 @@ const NAMES: &[(&str, &[Class])] = &[
     ("bpf", &[Class::Bpf]),
     ("kernel-module", &[Class::KernelModule]),
     ("cgroup-escape", &[Class::CgroupEscape]),
+    ("cgroup-control", &[Class::CgroupControl]),
 ];
 
 /// Classes every agent is always denied, whatever the policy says (`RULE_BUILTIN`; making
@@ -150,6 +151,7 @@ pub const GLOBAL_CLASSES: &[Class] = &[
     Class::Bpf,
     Class::KernelModule,
     Class::CgroupEscape,
+    Class::CgroupControl,
 ];
 
 /// The kernel classes a policy class name stands for (`delete` → unlink + rmdir), or `None`
@@ -181,7 +183,8 @@ fn builtin_tags(class: Class) -> (Reversibility, BlastRadius) {
         | Class::Setid
         | Class::Bpf
         | Class::KernelModule
-        | Class::CgroupEscape => (Irreversible, High),
+        | Class::CgroupEscape
+        | Class::CgroupControl => (Irreversible, High),
     }
 }
 

@@ -5,7 +5,8 @@ use std::{os::unix::fs::MetadataExt, path::PathBuf};
 
 use governor_common::{
     maps::{
-        Verdict, AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_OBSERVE, RULE_BINARY_FLAG, RULE_SELF,
+        Verdict, AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX,
+        AGENT_FLAG_OBSERVE, RULE_BINARY_FLAG, RULE_SELF,
     },
     net::RULE_NET_FLAG,
     AgentInfo, AgentRuleKey, Class, InodeKey, Masks, ProtectedRule,
@@ -313,6 +314,9 @@ pub fn compile(
         };
         if agent.allow_fileless_exec {
             flags |= AGENT_FLAG_ALLOW_FILELESS_EXEC;
+        }
+        if agent.allow_outside_abstract_unix {
+            flags |= AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX;
         }
         agents.push(CompiledAgent {
             name: agent.name.clone(),

@@ -80,6 +80,8 @@ pub struct Agent {
     pub allow_fileless_exec: bool,
     /// The longest lease this agent may be granted (default 1h, at most 7d).
     pub max_lease_ttl: Duration,
+    /// May connect and send to abstract unix sockets created outside its cgroup subtree.
+    pub allow_outside_abstract_unix: bool,
 }
 
 /// A protected subtree and the decisions on it.
@@ -383,12 +385,16 @@ impl Validator<'_> {
             },
         };
         let allow_fileless_exec = raw.allow_fileless_exec.is_some_and(Spanned::into_inner);
+        let allow_outside_abstract_unix = raw
+            .allow_outside_abstract_unix
+            .is_some_and(Spanned::into_inner);
         Agent {
             name,
             cgroup,
             mode,
             allow_fileless_exec,
             max_lease_ttl,
+            allow_outside_abstract_unix,
         }
     }
 

@@ -54,6 +54,8 @@ pub struct RawAgent {
     pub allow_fileless_exec: Option<Spanned<bool>>,
     #[serde(default)]
     pub max_lease_ttl: Option<Spanned<String>>,
+    #[serde(default)]
+    pub allow_outside_abstract_unix: Option<Spanned<bool>>,
 }
 
 /// A list of class names, as written.

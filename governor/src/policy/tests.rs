@@ -109,6 +109,30 @@ fn bad_cgroup_paths() {
 }
 
 #[test]
+fn allow_outside_abstract_unix_is_per_agent_and_off_by_default() {
+    let p = parse(GOOD).expect("valid");
+    assert!(!p.agents[0].allow_outside_abstract_unix, "default is deny");
+    let text = GOOD.replace(
+        "mode = \"observe\"\n",
+        "mode = \"observe\"\nallow_outside_abstract_unix = true\n",
+    );
+    let p = parse(&text).expect("valid");
+    assert!(p.agents[0].allow_outside_abstract_unix);
+    assert!(
+        !p.agents[1].allow_outside_abstract_unix,
+        "only the agent that sets it"
+    );
+    let err = parse(&text.replace("abstract_unix = true", "abstract_unix = \"yes\""))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("p.toml: 10:"), "{err}");
+    let err = parse(&text.replace("allow_outside_abstract_unix", "allow_abstract_unix"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("allow_abstract_unix"), "{err}");
+}
+
+#[test]
 fn duplicate_agent() {
     let p = problems(&GOOD.replace("name = \"ops\"", "name = \"coder\""));
     assert_eq!((p[0].line, p[0].field.as_str()), (12, "agents[1].name"));
