@@ -148,11 +148,17 @@ pub enum Class {
     /// connect(2) to, or a datagram sent to, a unix socket bound to a path in a protected
     /// directory (governor's own admin socket among them).
     UnixConnect = 22,
+    /// Pushing input into a terminal: ioctl TIOCSTI (fake typed input) and TIOCLINUX (the
+    /// virtual console's selection paste and other console controls).
+    TtyInject = 23,
+    /// Loading a kernel to boot into: kexec_file_load(2) (kernel image, initramfs) and
+    /// kexec_load(2).
+    Kexec = 24,
 }
 
 impl Class {
     /// Every class, in value order.
-    pub const ALL: [Class; 22] = [
+    pub const ALL: [Class; 24] = [
         Self::Unlink,
         Self::Rmdir,
         Self::Rename,
@@ -175,6 +181,8 @@ impl Class {
         Self::KernelModule,
         Self::CgroupEscape,
         Self::UnixConnect,
+        Self::TtyInject,
+        Self::Kexec,
     ];
 
     pub const fn bit(self) -> u32 {
@@ -209,6 +217,8 @@ impl Class {
             Self::KernelModule => "kernel-module",
             Self::CgroupEscape => "cgroup-escape",
             Self::UnixConnect => "unix-connect",
+            Self::TtyInject => "tty-inject",
+            Self::Kexec => "kexec",
         }
     }
 }
@@ -442,11 +452,22 @@ pub struct KernelOffsets {
     pub unix_sock_path: u32,
     /// `struct socket::sk`
     pub socket_sk: u32,
+    /// `struct cred::cap_permitted` (a 64-bit `kernel_cap_t` on 6.1 and 6.12)
+    pub cred_cap_permitted: u32,
+    /// `struct proc_inode::pid` (the task a `/proc/PID/...` inode belongs to; null for
+    /// procfs files of no task)
+    pub proc_inode_pid: u32,
+    /// `struct proc_inode::vfs_inode` (the embedded `struct inode`)
+    pub proc_inode_vfs_inode: u32,
+    /// `struct pid::tasks` (`tasks[PIDTYPE_PID]` first: the task with that pid)
+    pub pid_tasks: u32,
+    /// `struct task_struct::pid_links` (`pid_links[PIDTYPE_PID]` first)
+    pub task_struct_pid_links: u32,
     /// Non-zero once userspace filled the struct; programs fail closed while it is zero.
     pub valid: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 172);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 192);
 
 impl KernelOffsets {
     /// All zero: what the object carries until userspace fills it (`valid == 0`).
@@ -492,6 +513,11 @@ impl KernelOffsets {
         mm_struct_exe_file: 0,
         unix_sock_path: 0,
         socket_sk: 0,
+        cred_cap_permitted: 0,
+        proc_inode_pid: 0,
+        proc_inode_vfs_inode: 0,
+        pid_tasks: 0,
+        task_struct_pid_links: 0,
         valid: 0,
         _pad: 0,
     };

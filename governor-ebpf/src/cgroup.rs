@@ -29,12 +29,14 @@ use governor_common::{
 use crate::{
     agent::{self, prior, Refusal},
     emit::{self, Name},
-    maps,
+    maps, task,
     vfs::{ptr_at, read_into},
 };
 
 /// `CGROUP2_SUPER_MAGIC` (include/uapi/linux/magic.h).
 const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
+/// `PROC_SUPER_MAGIC`: write permission on procfs files is decided by `crate::task`.
+const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 const MAY_WRITE: i32 = 0x2;
 /// `cgroup.procs` and `cgroup.threads`, NUL-padded to 16 bytes.
 const PROCS: [u8; 16] = *b"cgroup.procs\0\0\0\0";
@@ -110,7 +112,8 @@ fn forget(cgrp: *const u8) {
 }
 
 /// Write permission on `inode`: refused to an agent when it is the `cgroup.procs` or
-/// `cgroup.threads` of a cgroup (v2) that is not one of the agent's.
+/// `cgroup.threads` of a cgroup (v2) that is not one of the agent's, or a procfs file of a
+/// task outside the agent (`crate::task::proc_write`).
 #[inline(always)]
 fn procs_write(inode: *const u8) -> i32 {
     let Some(agent) = agent::current() else {
@@ -127,6 +130,9 @@ fn procs_write(inode: *const u8) -> i32 {
     {
         // Offsets unset or the inode unreadable: whether this moves a task is unknown.
         return escape(&agent, &off, 0, core::ptr::null());
+    }
+    if magic == PROC_SUPER_MAGIC {
+        return task::proc_write(&agent, &off, inode);
     }
     if magic != CGROUP2_SUPER_MAGIC {
         return 0;

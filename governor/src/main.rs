@@ -9,6 +9,7 @@ mod cli;
 mod cmd;
 mod kernel;
 mod logging;
+mod oom;
 mod own_dirs;
 mod policy;
 

@@ -92,6 +92,13 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         super_block_s_magic: field(btf, "super_block", "s_magic", 8)?,
         unix_sock_path: field(btf, "unix_sock", "path", 16)?,
         socket_sk: field(btf, "socket", "sk", 8)?,
+        cred_cap_permitted: field(btf, "cred", "cap_permitted", 8)?,
+        proc_inode_pid: field(btf, "proc_inode", "pid", 8)?,
+        proc_inode_vfs_inode: btf.member_offset("proc_inode", "vfs_inode")?,
+        // `struct hlist_head tasks[PIDTYPE_MAX]` and `struct hlist_node pid_links[PIDTYPE_MAX]`:
+        // only the PIDTYPE_PID (first) element is read.
+        pid_tasks: btf.member_offset("pid", "tasks")?,
+        task_struct_pid_links: btf.member_offset("task_struct", "pid_links")?,
         valid: 1,
         _pad: 0,
     })
