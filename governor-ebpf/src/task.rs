@@ -1,5 +1,6 @@
 //! Process classes: exec of listed binaries and of nameless files (Exec), signals (Signal)
-//! and ptrace (Ptrace) aimed outside the agent, uid/gid transitions (Setid).
+//! and ptrace (Ptrace) aimed outside the agent, writes to the `/proc/PID` files of tasks
+//! outside it (Ptrace too), uid/gid transitions and capability gains by exec (Setid).
 //!
 //! Signals include the ones the kernel sends later on an agent's behalf: a file's owner
 //! (fcntl F_SETOWN, ...) gets SIGIO, or any signal F_SETSIG picks, whenever the file has I/O,
