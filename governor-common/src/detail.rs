@@ -5,13 +5,15 @@
 //! |------------------|----------------|-------------------------------------------------------|
 //! | exec             | FileDecision   | how: [`EXEC_VIA_EXECVE`], [`EXEC_VIA_MMAP`], [`EXEC_VIA_MPROTECT`] |
 //! | signal           | TaskDecision   | the signal number; for a file owner being set, [`owner`] |
-//! | ptrace           | TaskDecision   | the `PTRACE_MODE_*` bits of the access check          |
-//! | setid            | HostDecision   | [`setid`]: which id, its new value, and whether by exec |
+//! | ptrace           | TaskDecision   | the `PTRACE_MODE_*` bits of the access check; [`PTRACE_VIA_PROC_WRITE`] for a write to a `/proc/PID` file |
+//! | setid            | HostDecision   | [`setid`]: which id (or [`SETID_CAPS`]), its new value, and whether by exec |
 //! | bpf              | HostDecision   | the bpf(2) command (`BPF_MAP_CREATE` = 0, ...)        |
 //! | kernel-module    | HostDecision   | how: [`MODULE_VIA_REQUEST`], [`MODULE_VIA_FILE`], [`MODULE_VIA_DATA`] |
 //! | cgroup-escape    | HostDecision   | id of the cgroup whose `cgroup.procs`/`cgroup.threads` was to be written (0: unreadable) |
 //! | cgroup-control   | HostDecision   | id of the cgroup whose interface file was to be written, or in which a cgroup was to be created, removed or renamed (0: unreadable) |
 //! | unix-connect     | HostDecision   | abstract socket: [`UNIX_ABSTRACT`] and the id of the cgroup the socket was created in (0: unreadable); path sockets are FileDecisions with `detail` 0 |
+//! | tty-inject       | HostDecision   | the ioctl command ([`TIOCSTI`], [`TIOCLINUX`])         |
+//! | kexec            | HostDecision   | how: [`KEXEC_VIA_FILE`], [`KEXEC_VIA_INITRAMFS`], [`KEXEC_VIA_DATA`] |
 
 #[cfg(any(test, feature = "user"))]
 use crate::{maps::CredId, Class};
@@ -33,6 +35,22 @@ pub const MODULE_VIA_DATA: u64 = 3;
 /// Unix-connect flag: the peer is an abstract socket; the low bits are the id of the cgroup
 /// its socket was created in.
 pub const UNIX_ABSTRACT: u64 = 1 << 63;
+/// Kernel image read from a file by kexec_file_load(2) (`READING_KEXEC_IMAGE`).
+pub const KEXEC_VIA_FILE: u64 = 1;
+/// Initramfs read from a file by kexec_file_load(2) (`READING_KEXEC_INITRAMFS`).
+pub const KEXEC_VIA_INITRAMFS: u64 = 2;
+/// kexec_load(2): segments from memory (`LOADING_KEXEC_IMAGE`).
+pub const KEXEC_VIA_DATA: u64 = 3;
+
+/// `TIOCSTI` from `<asm-generic/ioctls.h>`: insert a byte into the terminal's input queue.
+pub const TIOCSTI: u64 = 0x5412;
+/// `TIOCLINUX` from `<asm-generic/ioctls.h>`: virtual console controls, selection paste
+/// among them.
+pub const TIOCLINUX: u64 = 0x541C;
+
+/// Ptrace flag: no access check, a write to a file of the target under `/proc/PID`
+/// (`oom_score_adj`, `attr/*`, `comm`, ...).
+pub const PTRACE_VIA_PROC_WRITE: u64 = 1 << 32;
 
 /// Signal flag: no signal is sent now, a file owner is being set, to be signalled (SIGIO
 /// unless F_SETSIG chose another) whenever the file has I/O. Bits 40..48 say how
@@ -57,6 +75,9 @@ pub const fn owner(how: u64, group: bool) -> u64 {
 
 /// Setid `which` value for setgroups(2); its "new id" is the new number of groups.
 pub const SETID_GROUPS: u64 = 8;
+/// Setid `which` value for an exec whose file capabilities raise the permitted
+/// capabilities; its "new id" is the lowest capability raised (`CAP_NET_RAW` = 13, ...).
+pub const SETID_CAPS: u64 = 9;
 /// Setid flag: the transition came from executing a set-user/group-ID file.
 pub const SETID_VIA_EXEC: u64 = 1 << 40;
 
@@ -101,6 +122,52 @@ const SIGNALS: [&str; 32] = [
     "SIGIO",
     "SIGPWR",
     "SIGSYS",
+];
+
+/// Capability names, indexed by number (`<linux/capability.h>`).
+#[cfg(any(test, feature = "user"))]
+const CAPS: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 /// bpf(2) command names, indexed by number.
@@ -176,6 +243,7 @@ pub fn describe(class: Class, detail: u64) -> alloc::string::String {
             }
             s
         }
+        Class::Ptrace if detail & PTRACE_VIA_PROC_WRITE != 0 => "write to /proc/PID".into(),
         Class::Ptrace => {
             let mut s = format!("mode {detail:#x}:");
             for (bit, name) in [
@@ -202,6 +270,11 @@ pub fn describe(class: Class, detail: u64) -> alloc::string::String {
             match CredId::ALL.get(which as usize) {
                 Some(id) => format!("{}={new}{via}", id.name()),
                 None if which == SETID_GROUPS => format!("setgroups to {new} groups{via}"),
+                None if which == SETID_CAPS => format!(
+                    "exec of a file whose capabilities raise {}",
+                    CAPS.get(new as usize)
+                        .map_or_else(|| format!("capability {new}"), |s| (*s).into())
+                ),
                 None => format!("id {which}={new}{via}"),
             }
         }
@@ -213,6 +286,17 @@ pub fn describe(class: Class, detail: u64) -> alloc::string::String {
             MODULE_VIA_FILE => "finit_module".into(),
             MODULE_VIA_DATA => "init_module".into(),
             _ => format!("module ({detail})"),
+        },
+        Class::TtyInject => match detail {
+            TIOCSTI => "TIOCSTI".into(),
+            TIOCLINUX => "TIOCLINUX".into(),
+            _ => format!("ioctl {detail:#x}"),
+        },
+        Class::Kexec => match detail {
+            KEXEC_VIA_FILE => "kexec_file_load kernel".into(),
+            KEXEC_VIA_INITRAMFS => "kexec_file_load initramfs".into(),
+            KEXEC_VIA_DATA => "kexec_load".into(),
+            _ => format!("kexec ({detail})"),
         },
         Class::CgroupEscape | Class::CgroupControl => match detail {
             0 => "cgroup (unreadable)".into(),
@@ -272,6 +356,19 @@ mod tests {
         assert_eq!(describe(Class::Bpf, 5), "BPF_PROG_LOAD");
         assert_eq!(describe(Class::Ptrace, 0x12), "mode 0x12: attach realcreds");
         assert_eq!(describe(Class::Exec, EXEC_VIA_MMAP), "mmap PROT_EXEC");
+        assert_eq!(describe(Class::TtyInject, TIOCSTI), "TIOCSTI");
+        assert_eq!(
+            describe(Class::Kexec, KEXEC_VIA_FILE),
+            "kexec_file_load kernel"
+        );
+        assert_eq!(
+            describe(Class::Setid, setid(SETID_CAPS, 13) | SETID_VIA_EXEC),
+            "exec of a file whose capabilities raise CAP_NET_RAW"
+        );
+        assert_eq!(
+            describe(Class::Ptrace, PTRACE_VIA_PROC_WRITE),
+            "write to /proc/PID"
+        );
         assert_eq!(
             describe(Class::KernelModule, MODULE_VIA_FILE),
             "finit_module"

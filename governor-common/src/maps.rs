@@ -158,11 +158,17 @@ pub enum Class {
     /// of a cgroup outside the agent or of its top agent cgroup, or creating, removing or
     /// renaming cgroups in a cgroup outside the agent.
     CgroupControl = 23,
+    /// Pushing input into a terminal: ioctl TIOCSTI (fake typed input) and TIOCLINUX (the
+    /// virtual console's selection paste and other console controls).
+    TtyInject = 24,
+    /// Loading a kernel to boot into: kexec_file_load(2) (kernel image, initramfs) and
+    /// kexec_load(2).
+    Kexec = 25,
 }
 
 impl Class {
     /// Every class, in value order.
-    pub const ALL: [Class; 23] = [
+    pub const ALL: [Class; 25] = [
         Self::Unlink,
         Self::Rmdir,
         Self::Rename,
@@ -186,6 +192,8 @@ impl Class {
         Self::CgroupEscape,
         Self::UnixConnect,
         Self::CgroupControl,
+        Self::TtyInject,
+        Self::Kexec,
     ];
 
     pub const fn bit(self) -> u32 {
@@ -221,6 +229,8 @@ impl Class {
             Self::CgroupEscape => "cgroup-escape",
             Self::UnixConnect => "unix-connect",
             Self::CgroupControl => "cgroup-control",
+            Self::TtyInject => "tty-inject",
+            Self::Kexec => "kexec",
         }
     }
 }
@@ -462,11 +472,22 @@ pub struct KernelOffsets {
     pub sock_sk_cgrp_data_cgroup: u32,
     /// `struct inode::i_mode`
     pub inode_i_mode: u32,
+    /// `struct cred::cap_permitted` (a 64-bit `kernel_cap_t` on 6.1 and 6.12)
+    pub cred_cap_permitted: u32,
+    /// `struct proc_inode::pid` (the task a `/proc/PID/...` inode belongs to; null for
+    /// procfs files of no task)
+    pub proc_inode_pid: u32,
+    /// `struct proc_inode::vfs_inode` (the embedded `struct inode`)
+    pub proc_inode_vfs_inode: u32,
+    /// `struct pid::tasks` (`tasks[PIDTYPE_PID]` first: the task with that pid)
+    pub pid_tasks: u32,
+    /// `struct task_struct::pid_links` (`pid_links[PIDTYPE_PID]` first)
+    pub task_struct_pid_links: u32,
     /// Non-zero once userspace filled the struct; programs fail closed while it is zero.
     pub valid: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 184);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 204);
 
 impl KernelOffsets {
     /// All zero: what the object carries until userspace fills it (`valid == 0`).
@@ -515,6 +536,11 @@ impl KernelOffsets {
         unix_sock_addr: 0,
         sock_sk_cgrp_data_cgroup: 0,
         inode_i_mode: 0,
+        cred_cap_permitted: 0,
+        proc_inode_pid: 0,
+        proc_inode_vfs_inode: 0,
+        pid_tasks: 0,
+        task_struct_pid_links: 0,
         valid: 0,
         _pad: 0,
     };

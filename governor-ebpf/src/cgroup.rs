@@ -42,12 +42,14 @@ use governor_common::{
 use crate::{
     agent::{self, prior, Refusal},
     emit::{self, Name},
-    maps,
+    maps, task,
     vfs::{ptr_at, read_into},
 };
 
 /// `CGROUP2_SUPER_MAGIC` (include/uapi/linux/magic.h).
 const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
+/// `PROC_SUPER_MAGIC`: write permission on procfs files is decided by `crate::task`.
+const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 const MAY_WRITE: i32 = 0x2;
 /// `S_IFMT` and `S_IFDIR` (include/uapi/linux/stat.h).
 const S_IFMT: u16 = 0o170000;
@@ -125,8 +127,9 @@ fn forget(cgrp: *const u8) {
     }
 }
 
-/// Write permission on `inode` (a cgroup v2 file or directory): refused to an agent outside
-/// its own cgroups, and for the interface files of its top cgroups (see the module doc).
+/// Write permission on `inode`: for a cgroup v2 file or directory, refused to an agent
+/// outside its own cgroups and for the interface files of its top cgroups (see the module
+/// doc); for a procfs file of a task outside the agent, refused (`crate::task::proc_write`).
 #[inline(always)]
 fn cgroup_write(inode: *const u8) -> i32 {
     let Some(agent) = agent::current() else {
@@ -143,6 +146,9 @@ fn cgroup_write(inode: *const u8) -> i32 {
     {
         // Offsets unset or the inode unreadable: whether this moves a task is unknown.
         return refuse(&agent, &off, Class::CgroupEscape, 0, core::ptr::null());
+    }
+    if magic == PROC_SUPER_MAGIC {
+        return task::proc_write(&agent, &off, inode);
     }
     if magic != CGROUP2_SUPER_MAGIC {
         return 0;

@@ -1,5 +1,6 @@
 //! Process classes: exec of listed binaries and of nameless files (Exec), signals (Signal)
-//! and ptrace (Ptrace) aimed outside the agent, uid/gid transitions (Setid).
+//! and ptrace (Ptrace) aimed outside the agent, writes to the `/proc/PID` files of tasks
+//! outside it (Ptrace too), uid/gid transitions and capability gains by exec (Setid).
 //!
 //! Signals include the ones the kernel sends later on an agent's behalf: a file's owner
 //! (fcntl F_SETOWN, ...) gets SIGIO, or any signal F_SETSIG picks, whenever the file has I/O,
@@ -24,7 +25,8 @@ use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::lsm, programs::LsmCont
 use governor_common::{
     detail::{
         self, EXEC_VIA_EXECVE, EXEC_VIA_MMAP, EXEC_VIA_MPROTECT, OWNER_FIOSETOWN, OWNER_F_SETOWN,
-        OWNER_F_SETOWN_EX, OWNER_SIOCSPGRP, SETID_GROUPS, SETID_VIA_EXEC,
+        OWNER_F_SETOWN_EX, OWNER_SIOCSPGRP, PTRACE_VIA_PROC_WRITE, SETID_CAPS, SETID_GROUPS,
+        SETID_VIA_EXEC,
     },
     maps::{
         Counter, CredId, AGENT_FLAG_ALLOW_FILELESS_EXEC, RULE_BINARY_FLAG, RULE_BUILTIN,
@@ -36,6 +38,7 @@ use governor_common::{
 use crate::{
     agent::{self, Agent, Refusal},
     emit::{self, Name},
+    host,
     kread::{self, Relation},
     lease::{self, Held, Verdict},
     maps, vfs,
@@ -167,14 +170,15 @@ pub fn file_fcntl(ctx: LsmContext) -> i32 {
 }
 
 // LSM_HOOK(int, 0, file_ioctl, struct file *file, unsigned int cmd, unsigned long arg)
-// FIOSETOWN/SIOCSPGRP set a socket's owner like F_SETOWN.
+// FIOSETOWN/SIOCSPGRP set a socket's owner like F_SETOWN; TIOCSTI/TIOCLINUX push input
+// into a terminal (`crate::host`).
 #[lsm(hook = "file_ioctl")]
 pub fn file_ioctl(ctx: LsmContext) -> i32 {
     let cmd: u32 = ctx.arg(1);
     if let Some(refused) = agent::prior(&ctx, 3) {
         return refused;
     }
-    owner_ioctl(cmd)
+    any_ioctl(cmd)
 }
 
 // LSM_HOOK(int, 0, file_ioctl_compat, struct file *file, unsigned int cmd, unsigned long arg)
@@ -185,7 +189,7 @@ pub fn file_ioctl_compat(ctx: LsmContext) -> i32 {
     if let Some(refused) = agent::prior(&ctx, 3) {
         return refused;
     }
-    owner_ioctl(cmd)
+    any_ioctl(cmd)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -426,33 +430,52 @@ fn same_groups(off: &KernelOffsets, new: *const u8, old: *const u8, count: i64) 
     true
 }
 
-/// execve(2) of a set-user-ID or set-group-ID file: the new effective ids (already applied
-/// to `bprm->cred`) differ from the ones the task runs with.
+/// execve(2) of a set-user-ID or set-group-ID file, or of a file whose capabilities
+/// (`security.capability`) raise the permitted set: the new effective ids or permitted
+/// capabilities (already applied to `bprm->cred` by the capability module, which runs before
+/// BPF-LSM) differ from the ones the task runs with. Under no_new_privs the kernel grants
+/// neither, and there is nothing to refuse.
 #[inline(always)]
 fn setid_exec(bprm: *const u8, file: *const u8) -> i32 {
     let Some(agent) = agent::current() else {
         return 0;
     };
     let off = maps::offsets();
+    let new = vfs::ptr_at(bprm, off.linux_binprm_cred);
+    let old = kread::task_cred(&off, kread::current_task());
     let mut new_ids = [0u32; 8];
     let mut old_ids = [0u32; 8];
+    let mut new_caps: u64 = 0;
+    let mut old_caps: u64 = 0;
     let (rule_id, detail) = if off.valid != 0
-        && kread::cred_ids(&off, vfs::ptr_at(bprm, off.linux_binprm_cred), &mut new_ids)
-        && kread::cred_ids(
-            &off,
-            kread::task_cred(&off, kread::current_task()),
-            &mut old_ids,
-        ) {
+        && kread::cred_ids(&off, new, &mut new_ids)
+        && kread::cred_ids(&off, old, &mut old_ids)
+        && vfs::read_into(new, off.cred_cap_permitted, &mut new_caps)
+        && vfs::read_into(old, off.cred_cap_permitted, &mut old_caps)
+    {
         let detail = first_change(&new_ids, &old_ids, &EFFECTIVE);
-        if detail == NO_CHANGE {
+        let raised = new_caps & !old_caps;
+        if detail != NO_CHANGE {
+            (RULE_BUILTIN, detail | SETID_VIA_EXEC)
+        } else if raised != 0 {
+            let caps = detail::setid(SETID_CAPS, lowest_bit(raised));
+            (RULE_BUILTIN, caps | SETID_VIA_EXEC)
+        } else {
             return 0;
         }
-        (RULE_BUILTIN, detail | SETID_VIA_EXEC)
     } else {
         (unresolved(), SETID_VIA_EXEC)
     };
     let name = Name::File(file);
     refuse_setid(&agent, &off, rule_id, detail, name)
+}
+
+/// The number of the lowest set bit of `v` (non-zero): the bits below it, counted without a
+/// branch (`count_ones` is plain arithmetic in BPF; branches here multiply the paths the 6.1
+/// verifier walks through the event code after it).
+#[inline(always)]
+fn lowest_bit(v: u64) -> u32 {
+    ((v & v.wrapping_neg()).wrapping_sub(1)).count_ones()
 }
 
 /// What a set-ID exec changes. The other ids are no evidence: exec also resets the saved and
@@ -511,6 +534,43 @@ fn ptrace(target: *const u8, mode: u32) -> i32 {
     aimed_outside(&agent, target, Class::Ptrace, mode as u64)
 }
 
+/// Write permission on procfs `inode` for `agent`: refused when the file belongs to a task
+/// outside the agent (`/proc/PID/oom_score_adj`, `attr/*`, `comm`, ... of the daemon or any
+/// host process). Procfs files of no task (`/proc/sys`, ...) are not this class's business.
+/// Every procfs inode is embedded in a `struct proc_inode`, whose `pid` names the task.
+#[inline(always)]
+pub fn proc_write(agent: &Agent, off: &KernelOffsets, inode: *const u8) -> i32 {
+    let proc_inode = inode.wrapping_sub(off.proc_inode_vfs_inode as usize);
+    let mut pid: *const u8 = core::ptr::null();
+    let mut first: *const u8 = core::ptr::null();
+    let target = if !vfs::read_into(proc_inode, off.proc_inode_pid, &mut pid) {
+        core::ptr::null()
+    } else if pid.is_null() {
+        return 0;
+    } else if !vfs::read_into(pid, off.pid_tasks, &mut first) {
+        core::ptr::null()
+    } else if first.is_null() {
+        // The task has exited: the write fails with ESRCH, there is nothing to protect.
+        return 0;
+    } else {
+        first.wrapping_sub(off.task_struct_pid_links as usize)
+    };
+    if target.is_null() {
+        let refusal = Refusal {
+            kind: EventKind::TaskDecision,
+            class: Class::Ptrace as u32,
+            rule_id: unresolved(),
+            target: Target {
+                detail: PTRACE_VIA_PROC_WRITE,
+                ..Target::default()
+            },
+            depth: 0,
+        };
+        return agent::refuse_named(agent, refusal, off, Name::None);
+    }
+    aimed_outside(agent, target, Class::Ptrace, PTRACE_VIA_PROC_WRITE)
+}
+
 /// Refuses `class` if `target` is outside the agent; fails closed if that cannot be told.
 #[inline(always)]
 fn aimed_outside(agent: &Agent, target: *const u8, class: Class, detail: u64) -> i32 {
@@ -557,12 +617,13 @@ const F_SETOWN_EX: u32 = 15;
 const FIOSETOWN: u32 = 0x8901;
 const SIOCSPGRP: u32 = 0x8902;
 
+/// An ioctl(2): file owners here, terminal input in `crate::host`.
 #[inline(always)]
-fn owner_ioctl(cmd: u32) -> i32 {
+fn any_ioctl(cmd: u32) -> i32 {
     match cmd {
         FIOSETOWN => owner_by_pointer(OWNER_FIOSETOWN),
         SIOCSPGRP => owner_by_pointer(OWNER_SIOCSPGRP),
-        _ => 0,
+        _ => host::tty_ioctl(cmd),
     }
 }
 

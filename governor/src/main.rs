@@ -12,6 +12,7 @@ mod halt;
 mod leases;
 mod kernel;
 mod logging;
+mod oom;
 mod own_dirs;
 mod policy;
 mod requests;

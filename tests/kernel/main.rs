@@ -9,6 +9,7 @@ mod cgroups;
 mod event_identity;
 mod file_classes;
 mod file_delete;
+mod host_gaps;
 mod io_uring;
 mod leases;
 mod net;

@@ -35,7 +35,7 @@ use crate::{
         pin::{self, Manifest, PinDir, Previous},
         preflight::Capabilities,
     },
-    logging,
+    logging, oom,
     policy::{self, Compiled, Policy},
 };
 
@@ -44,6 +44,9 @@ const EVENT_QUEUE: usize = 65_536;
 
 pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     logging::init(args.log_format);
+    if let Err(e) = oom::exempt_self() {
+        tracing::warn!(error = %e, "the OOM killer may pick the daemon when an agent exhausts memory");
+    }
     let policy = Policy::load(&args.policy)?;
     let caps = Capabilities::probe();
     caps.require_btf()?;

@@ -95,6 +95,13 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         unix_sock_addr: field(btf, "unix_sock", "addr", 8)?,
         sock_sk_cgrp_data_cgroup: field(btf, "sock", "sk_cgrp_data.cgroup", 8)?,
         inode_i_mode: field(btf, "inode", "i_mode", 2)?,
+        cred_cap_permitted: field(btf, "cred", "cap_permitted", 8)?,
+        proc_inode_pid: field(btf, "proc_inode", "pid", 8)?,
+        proc_inode_vfs_inode: btf.member_offset("proc_inode", "vfs_inode")?,
+        // `struct hlist_head tasks[PIDTYPE_MAX]` and `struct hlist_node pid_links[PIDTYPE_MAX]`:
+        // only the PIDTYPE_PID (first) element is read.
+        pid_tasks: btf.member_offset("pid", "tasks")?,
+        task_struct_pid_links: btf.member_offset("task_struct", "pid_links")?,
         valid: 1,
         _pad: 0,
     })

@@ -139,6 +139,8 @@ const NAMES: &[(&str, &[Class])] = &[
     ("kernel-module", &[Class::KernelModule]),
     ("cgroup-escape", &[Class::CgroupEscape]),
     ("cgroup-control", &[Class::CgroupControl]),
+    ("tty-inject", &[Class::TtyInject]),
+    ("kexec", &[Class::Kexec]),
 ];
 
 /// Classes every agent is always denied, whatever the policy says (`RULE_BUILTIN`; making
@@ -152,6 +154,8 @@ pub const GLOBAL_CLASSES: &[Class] = &[
     Class::KernelModule,
     Class::CgroupEscape,
     Class::CgroupControl,
+    Class::TtyInject,
+    Class::Kexec,
 ];
 
 /// The kernel classes a policy class name stands for (`delete` → unlink + rmdir), or `None`
@@ -184,7 +188,9 @@ fn builtin_tags(class: Class) -> (Reversibility, BlastRadius) {
         | Class::Bpf
         | Class::KernelModule
         | Class::CgroupEscape
-        | Class::CgroupControl => (Irreversible, High),
+        | Class::CgroupControl
+        | Class::TtyInject
+        | Class::Kexec => (Irreversible, High),
     }
 }
 
