@@ -32,6 +32,7 @@ use crate::{
         net, offsets,
         pin::{self, Manifest, PinDir, Previous},
         preflight::Capabilities,
+        tree_seqs,
     },
     logging,
     policy::{self, Compiled, Policy},
@@ -50,7 +51,18 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     // Load (and so verify) the programs before touching the host: a kernel that refuses them
     // gets a clear error and no side effects. Each program family loads on its own, so that
     // a kernel refusing BPF-LSM can still enforce the network classes (kernel::coverage).
-    let mut enforcer = Enforcer::open(&offsets, &net::offsets(&btf))?;
+    let seqs = match tree_seqs::resolve(&btf) {
+        Ok(seqs) => {
+            tracing::info!("write cache on: writes through a descriptor are decided once per file");
+            seqs
+        }
+        Err(e) => {
+            tracing::warn!(reason = %e, "write cache off: agents' writes through descriptors \
+                are decided by a walk on every write (slower, equally strict)");
+            Default::default()
+        }
+    };
+    let mut enforcer = Enforcer::open(&offsets, &net::offsets(&btf), &seqs)?;
     let lsm = caps
         .require_bpf_lsm()
         .map_err(anyhow::Error::from)
