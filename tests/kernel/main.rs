@@ -14,3 +14,4 @@ mod no_bpf_lsm;
 mod pin;
 mod self_protect;
 mod task;
+mod write_cache;
