@@ -32,8 +32,13 @@ impl Daemon {
         let _ = fs::remove_file(&ready);
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(governor);
+        // The guest sees the host's /etc read-only: governor's config directory (one of its
+        // own, always protected) goes next to the log instead.
+        let config_dir = log.with_file_name("etc-governor");
         cmd.args(["daemon", "--log-format", "json", "--policy"])
             .arg(policy)
+            .arg("--config-dir")
+            .arg(&config_dir)
             .arg("--ready-file")
             .arg(&ready)
             .stdin(Stdio::null())

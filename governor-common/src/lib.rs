@@ -19,5 +19,5 @@ pub mod path;
 pub use event::{Decision, Event, EventKind, Target, EVENT_VERSION};
 pub use maps::{
     AgentInfo, AgentRuleKey, Class, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks,
-    ProtectedRule,
+    ProtectedRule, TreeSeqs, WriteStamp,
 };

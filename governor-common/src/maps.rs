@@ -32,6 +32,16 @@ pub const AGENT_RULES: &str = "GOV_AGENT_RULES";
 /// copying it into the ring-buffer record; only the kernel uses it.
 pub const PATH_SCRATCH: &str = "GOV_PATH_SCRATCH";
 
+/// Writes already decided per open file: key = the `struct file *` (as u64), value =
+/// [`WriteStamp`]. Filled when a walk for the write class found no protected inode with a
+/// decision on writes (a plain allow, the same for every agent), consulted first by
+/// `file_permission`, deleted when the file is freed (`file_free_security`), so a reused
+/// pointer never finds an entry of an earlier file.
+pub const WRITE_CACHE: &str = "GOV_WRITE_CACHE";
+/// Read-only global holding [`TreeSeqs`]: where the kernel's dentry-tree and mount-tree
+/// sequence counters live.
+pub const TREE_SEQS_GLOBAL: &str = "GOV_TREE_SEQS";
+
 /// Most agents a policy may name.
 pub const MAX_AGENTS: u32 = 1024;
 /// Capacity of [`AGENTS`]: the policy's agent cgroups and every cgroup below them.
@@ -46,6 +56,13 @@ pub const MAX_BINARIES: u32 = 4096;
 pub const MAX_LEASES: u32 = 16_384;
 /// Capacity of [`AGENT_RULES`].
 pub const MAX_AGENT_RULES: u32 = 16_384;
+/// Capacity of [`WRITE_CACHE`]: open files whose writes are known to be plain allows. When
+/// it is full, further files are simply walked on every write.
+pub const MAX_WRITE_CACHE: u32 = 65_536;
+/// How long a [`WRITE_CACHE`] entry stands at most, in nanoseconds of `bpf_ktime_get_ns`,
+/// even if the trees did not change: far less than the time the kernel needs to wrap a
+/// 32-bit sequence counter (2^31 serialized write sections).
+pub const WRITE_CACHE_TTL_NS: u64 = 1_000_000_000;
 /// Size of the [`EVENTS`] ring buffer in bytes (a power of two, a multiple of the page size).
 pub const EVENTS_BYTES: u32 = 1 << 24;
 /// How many dentries the kernel walks up from a target before it gives up and fails closed.
@@ -78,6 +95,32 @@ pub struct AgentInfo {
     pub flags: u32,
 }
 const _: () = assert!(core::mem::size_of::<AgentInfo>() == 8);
+
+/// Kernel addresses of the two `seqlock_t`s whose sequence changes whenever a file's place
+/// in the tree can change: `rename_lock` (every `d_move`, `d_exchange` and alias splice, so
+/// every change of any `d_parent`) and `mount_lock` (every mount, unmount, move and
+/// propagation, so every change of a mount's parent or mountpoint). Their `sequence` sits at
+/// offset 0 (checked against BTF by userspace). 0 when unknown: the kernel then keeps no
+/// [`WRITE_CACHE`] entries and walks on every write.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeSeqs {
+    pub rename_lock: u64,
+    pub mount_lock: u64,
+}
+const _: () = assert!(core::mem::size_of::<TreeSeqs>() == 16);
+
+/// Value of [`WRITE_CACHE`]: the two sequences read (both even) *before* the walk that found
+/// the plain allow, and the `bpf_ktime_get_ns` time after which the entry no longer counts.
+/// An entry counts only while both sequences still hold exactly these values.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStamp {
+    pub rename_seq: u32,
+    pub mount_seq: u32,
+    pub not_after_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<WriteStamp>() == 16);
 
 /// Identity of an inode: kernel `dev_t` of its superblock plus inode number.
 ///
@@ -599,4 +642,6 @@ mod pod {
     unsafe impl aya::Pod for super::LeaseKey {}
     unsafe impl aya::Pod for super::LeaseEntry {}
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::TreeSeqs {}
+    unsafe impl aya::Pod for super::WriteStamp {}
 }

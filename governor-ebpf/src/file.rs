@@ -7,6 +7,9 @@
 //! `/proc/self/fd`, `O_PATH` reopen and bind mounts all reach the same inodes. A walk that
 //! cannot finish within `MAX_PATH_DEPTH` steps is denied (fail closed).
 //!
+//! Writes through an open file are decided once per file while nothing the answer rests on
+//! changes (`write_cache`); a file the open itself just created is not walked again at open.
+//!
 //! Entry points are thin; each quotes the kernel prototype (identical on 6.1 and 6.12 unless
 //! noted). The last argument of every LSM program is the previous program's verdict, which we
 //! return when it is already a refusal.
@@ -14,7 +17,7 @@
 use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop, macros::lsm, programs::LsmContext};
 use governor_common::{
     maps::{Counter, MAX_PATH_DEPTH, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_UNRESOLVED},
-    Class, EventKind, InodeKey, KernelOffsets, ProtectedRule, Target,
+    Class, EventKind, InodeKey, KernelOffsets, ProtectedRule, Target, WriteStamp,
 };
 
 use crate::{
@@ -23,9 +26,12 @@ use crate::{
     lease::{self, Held, Verdict},
     maps,
     vfs::{self, Loc},
+    write_cache,
 };
 
 const FMODE_WRITE: u32 = 0x2;
+/// `f_mode` bit set by the open that created the file (the same value on 6.1 and 6.12).
+const FMODE_CREATED: u32 = 0x10_0000;
 const MAY_WRITE: i32 = 0x2;
 const S_IFMT: u32 = 0o170000;
 const S_IFCHR: u32 = 0o020000;
@@ -81,10 +87,15 @@ pub fn file_permission(ctx: LsmContext) -> i32 {
         if mask & MAY_WRITE == 0 {
             return 0;
         }
-        // A leased write was recorded when the file was opened; each write(2) under the
-        // lease is only counted, so a long write does not flood the event stream.
-        at_file(ctx.arg(0), Class::Write, Leased::Count)
+        write_through(ctx.arg(0))
     })
+}
+
+// void security_file_free(struct file *file);  (every file of every task, as it is freed)
+#[lsm(hook = "file_free_security")]
+pub fn file_free_security(ctx: LsmContext) -> i32 {
+    write_cache::forget(ctx.arg(0));
+    0
 }
 
 // int security_path_chmod(const struct path *path, umode_t mode);
@@ -238,8 +249,37 @@ fn at_file(file: *const u8, class: Class, leased: Leased) -> i32 {
     };
     let off = maps::offsets();
     match vfs::file_loc(&off, file) {
-        Some(loc) => decide_as(&agent, &off, loc, class, leased),
+        Some(loc) => decide_as(&agent, &off, loc, class, leased, Keep::NOTHING),
         None => unresolved(&agent, &off, class, Name::None),
+    }
+}
+
+/// A write (or fallocate) through an open `struct file *`: the answer kept for the file
+/// while it holds (`write_cache`), else a walk, whose plain allow is kept.
+#[inline(always)]
+fn write_through(file: *const u8) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let stamp = write_cache::stamp();
+    if let Some(now) = &stamp {
+        if write_cache::holds(file, now) {
+            return 0;
+        }
+    }
+    let off = maps::offsets();
+    match vfs::file_loc(&off, file) {
+        // A leased write was recorded when the file was opened; each write(2) under the
+        // lease is only counted, so a long write does not flood the event stream.
+        Some(loc) => decide_as(
+            &agent,
+            &off,
+            loc,
+            Class::Write,
+            Leased::Count,
+            Keep { file, stamp },
+        ),
+        None => unresolved(&agent, &off, Class::Write, Name::None),
     }
 }
 
@@ -264,12 +304,30 @@ fn open_for_write(file: *const u8) -> i32 {
         return 0;
     };
     let off = maps::offsets();
-    let writing = vfs::file_mode(&off, file).is_none_or(|m| m & FMODE_WRITE != 0);
+    let mode = vfs::file_mode(&off, file);
+    let writing = mode.is_none_or(|m| m & FMODE_WRITE != 0);
     if !writing {
         return 0;
     }
+    // A named file this very open created: `path_mknod` and `inode_create` have just decided
+    // the directory for this task (the kernel sets FMODE_CREATED only after both allowed),
+    // and the new inode itself is no protected resource. O_TMPFILE files (no name yet) are
+    // still walked: their directory was decided by nobody else; a link giving them a name
+    // is decided by `path_link`. Nothing is kept for the file here: the first write walks.
+    let created = mode.is_some_and(|m| m & FMODE_CREATED != 0);
+    if created && vfs::nlink(&off, vfs::file_inode(&off, file)) > 0 {
+        return 0;
+    }
+    let stamp = write_cache::stamp();
     match vfs::file_loc(&off, file) {
-        Some(loc) => decide(&agent, &off, loc, Class::Write),
+        Some(loc) => decide_as(
+            &agent,
+            &off,
+            loc,
+            Class::Write,
+            Leased::Record,
+            Keep { file, stamp },
+        ),
         None => unresolved(&agent, &off, Class::Write, Name::None),
     }
 }
@@ -564,7 +622,23 @@ fn lease_on_path(agent_id: u32, class: u32, dentry: *const u8, mnt: *const u8, d
 /// `MAX_PATH_DEPTH` steps (fail closed).
 #[inline(always)]
 pub(crate) fn decide(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class) -> i32 {
-    decide_as(agent, off, start, class, Leased::Record)
+    decide_as(agent, off, start, class, Leased::Record, Keep::NOTHING)
+}
+
+/// Where to keep a plain allow the walk finds (`write_cache`): for the write class on an
+/// open file, with the tree sequences read before the walk; `stamp` is `None` to keep
+/// nothing.
+#[derive(Clone, Copy)]
+struct Keep {
+    file: *const u8,
+    stamp: Option<WriteStamp>,
+}
+
+impl Keep {
+    const NOTHING: Keep = Keep {
+        file: core::ptr::null(),
+        stamp: None,
+    };
 }
 
 /// What to do with an operation a lease allows.
@@ -576,9 +650,17 @@ enum Leased {
     Count,
 }
 
-/// [`decide`], with `leased` saying whether a lease-allowed operation is recorded.
+/// [`decide`], with `leased` saying whether a lease-allowed operation is recorded, and `keep`
+/// where a plain allow is kept.
 #[inline(always)]
-fn decide_as(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class, leased: Leased) -> i32 {
+fn decide_as(
+    agent: &Agent,
+    off: &KernelOffsets,
+    start: Loc,
+    class: Class,
+    leased: Leased,
+    keep: Keep,
+) -> i32 {
     if off.valid == 0 {
         return unresolved(agent, off, class, Name::Loc(start));
     }
@@ -607,7 +689,14 @@ fn decide_as(agent: &Agent, off: &KernelOffsets, start: Loc, class: Class, lease
         )
     };
     match w.outcome {
-        CLEAR if ran >= 0 => return 0,
+        CLEAR if ran >= 0 => {
+            // No protected inode on the way decides this class for anyone: the same answer
+            // for every agent, and the only one ever kept.
+            if let Some(stamp) = &keep.stamp {
+                write_cache::keep(keep.file, stamp);
+            }
+            return 0;
+        }
         PROTECTED => {}
         _ => return unresolved(agent, off, class, Name::Loc(start)),
     }

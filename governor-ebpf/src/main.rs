@@ -22,6 +22,7 @@ mod net;
 mod path;
 mod task;
 mod vfs;
+mod write_cache;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -3,15 +3,16 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{lpm_trie, HashMap, LpmTrie, PerCpuArray, RingBuf},
+    maps::{lpm_trie, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use governor_common::{
     maps::{
         COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENT_CGROUPS, MAX_AGENT_RULES, MAX_ANCESTORS,
-        MAX_BINARIES, MAX_LEASES, MAX_PROTECTED,
+        MAX_BINARIES, MAX_LEASES, MAX_PROTECTED, MAX_WRITE_CACHE,
     },
     net::{Ip4, Ip6, NetOffsets, NetRules, KEY4_BYTES, KEY6_BYTES, MAX_NET_PREFIXES},
     AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks, ProtectedRule,
+    TreeSeqs, WriteStamp,
 };
 
 use crate::path::Scratch;
@@ -43,6 +44,12 @@ pub static GOV_LEASES: HashMap<LeaseKey, LeaseEntry> = HashMap::with_max_entries
 pub static GOV_AGENT_RULES: HashMap<AgentRuleKey, Masks> =
     HashMap::with_max_entries(MAX_AGENT_RULES, 0);
 
+/// `maps::WRITE_CACHE` (`write_cache.rs`). LRU: a full map evicts, and an evicted file is
+/// simply walked again.
+#[map]
+pub static GOV_WRITE_CACHE: LruHashMap<u64, WriteStamp> =
+    LruHashMap::with_max_entries(MAX_WRITE_CACHE, 0);
+
 /// `maps::PATH_SCRATCH`: where `path.rs` assembles an event's path.
 #[map]
 pub static GOV_PATH_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
@@ -64,6 +71,20 @@ static GOV_OFFSETS: KernelOffsets = KernelOffsets::UNSET;
 pub fn offsets() -> KernelOffsets {
     // SAFETY: reading a static we own; volatile because the loader rewrites it before load.
     unsafe { core::ptr::read_volatile(&GOV_OFFSETS) }
+}
+
+/// `maps::TREE_SEQS_GLOBAL`: set by userspace at load time (read-only afterwards).
+#[unsafe(no_mangle)]
+static GOV_TREE_SEQS: TreeSeqs = TreeSeqs {
+    rename_lock: 0,
+    mount_lock: 0,
+};
+
+/// Where the tree sequence counters live (volatile read, like [`offsets`]).
+#[inline(always)]
+pub fn tree_seqs() -> TreeSeqs {
+    // SAFETY: reading a static we own; volatile because the loader rewrites it before load.
+    unsafe { core::ptr::read_volatile(&GOV_TREE_SEQS) }
 }
 
 // ---- network classes (net.rs) ----

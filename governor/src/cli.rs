@@ -124,7 +124,6 @@ pub struct RequestArgs {
     pub socket: PathBuf,
 }
 
-
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
     /// Policy file to enforce.

@@ -68,7 +68,11 @@ fn lease_id(file: &Path) -> String {
     let text = std::fs::read_to_string(file).expect("read lease");
     text.lines()
         .find_map(|l| {
-            let v = l.trim().strip_prefix("id")?.trim_start().strip_prefix('=')?;
+            let v = l
+                .trim()
+                .strip_prefix("id")?
+                .trim_start()
+                .strip_prefix('=')?;
             Some(v.trim().trim_matches('"').to_owned())
         })
         .unwrap_or_else(|| panic!("no id in {text}"))
@@ -76,7 +80,10 @@ fn lease_id(file: &Path) -> String {
 
 /// The daemon's view of lease `id` (`governor lease list --all --json`).
 fn lease_state(id: &str) -> Value {
-    let out = ok_stdout(&governor(&["lease", "list", "--all", "--json"]), "lease list");
+    let out = ok_stdout(
+        &governor(&["lease", "list", "--all", "--json"]),
+        "lease list",
+    );
     let v: Value = serde_json::from_str(&out).expect("lease list json");
     v["leases"]
         .as_array()
@@ -133,24 +140,47 @@ fn lsm_signed_leases_grant_exactly_what_was_signed_until_they_end() {
     assert_eq!(ev["lease_required"], true, "{ev}");
     let hint = ev["lease_hint"].as_str().unwrap_or_default();
     assert!(
-        hint.starts_with("governor lease issue") && hint.contains(&format!("--agent ops --scope unlink:{}", p("a"))),
+        hint.starts_with("governor lease issue")
+            && hint.contains(&format!("--agent ops --scope unlink:{}", p("a"))),
         "{ev}"
     );
 
     // A key the daemon does not trust grants nothing.
-    let m = mallory.issue(&dir.join("m.lease"), "ops", &[&format!("delete:{}", p("a"))], "5m");
+    let m = mallory.issue(
+        &dir.join("m.lease"),
+        "ops",
+        &[&format!("delete:{}", p("a"))],
+        "5m",
+    );
     let e = err_stderr(&submit(&m), "submit an untrusted lease");
     assert!(e.contains("trusted"), "{e}");
-    assert_eperm(&d.as_agent("ops", &["rm", &p("a")]), "rm a after the untrusted lease");
+    assert_eperm(
+        &d.as_agent("ops", &["rm", &p("a")]),
+        "rm a after the untrusted lease",
+    );
 
     // Alice's lease on `a`: exactly that agent, class and file.
-    let l1 = alice.issue(&dir.join("l1.lease"), "ops", &[&format!("delete:{}", p("a"))], "5m");
+    let l1 = alice.issue(
+        &dir.join("l1.lease"),
+        "ops",
+        &[&format!("delete:{}", p("a"))],
+        "5m",
+    );
     let id1 = lease_id(&l1);
     let out = ok_stdout(&submit(&l1), "submit l1");
-    assert!(out.contains(&format!("lease {id1} for agent ops: enforced since")), "{out}");
+    assert!(
+        out.contains(&format!("lease {id1} for agent ops: enforced since")),
+        "{out}"
+    );
     let e = err_stderr(&submit(&l1), "submit l1 again");
-    assert!(e.contains("already submitted"), "replay must be refused: {e}");
-    assert_eperm(&d.as_agent("ops", &["rm", &p("b")]), "rm b: not in the scope");
+    assert!(
+        e.contains("already submitted"),
+        "replay must be refused: {e}"
+    );
+    assert_eperm(
+        &d.as_agent("ops", &["rm", &p("b")]),
+        "rm b: not in the scope",
+    );
     assert_eperm(&d.as_agent("other", &["rm", &p("a")]), "another agent");
     assert_eperm(
         &d.as_agent("ops", &["truncate", "-s", "0", &p("a")]),
@@ -163,43 +193,86 @@ fn lsm_signed_leases_grant_exactly_what_was_signed_until_they_end() {
     });
     assert_eq!(ev["lease"], id1.as_str(), "{ev}");
     let status = ok_stdout(&governor(&["status"]), "status");
-    assert!(status.contains(&id1), "status lists the live lease: {status}");
+    assert!(
+        status.contains(&id1),
+        "status lists the live lease: {status}"
+    );
 
     // Leases that could not grant anything are refused with the reason.
-    let t = alice.issue(&dir.join("t.lease"), "ops", &[&format!("truncate:{}", p("b"))], "5m");
+    let t = alice.issue(
+        &dir.join("t.lease"),
+        "ops",
+        &[&format!("truncate:{}", p("b"))],
+        "5m",
+    );
     let e = err_stderr(&submit(&t), "a lease on a denied class");
     assert!(e.contains("cannot lift a deny"), "{e}");
-    let n = alice.issue(&dir.join("n.lease"), "ops", &[&format!("delete:{}", s(&dir))], "5m");
+    let n = alice.issue(
+        &dir.join("n.lease"),
+        "ops",
+        &[&format!("delete:{}", s(&dir))],
+        "5m",
+    );
     let e = err_stderr(&submit(&n), "a lease above the protected path");
     assert!(e.contains("nothing to grant"), "{e}");
-    let long = alice.issue(&dir.join("long.lease"), "ops", &[&format!("delete:{}", p("b"))], "2h");
+    let long = alice.issue(
+        &dir.join("long.lease"),
+        "ops",
+        &[&format!("delete:{}", p("b"))],
+        "2h",
+    );
     let e = err_stderr(&submit(&long), "a lease longer than max_lease_ttl");
     assert!(e.to_lowercase().contains("ttl"), "{e}");
 
     // Expiry: refused again within a second of not_after (the kernel checks boot time). The
     // lifetime leaves room for a slow TCG guest between issue and the first use.
-    let l2 = alice.issue(&dir.join("l2.lease"), "ops", &[&format!("delete:{}", s(&prod))], "10s");
+    let l2 = alice.issue(
+        &dir.join("l2.lease"),
+        "ops",
+        &[&format!("delete:{}", s(&prod))],
+        "10s",
+    );
     ok_stdout(&submit(&l2), "submit l2");
     let not_after = lease_state(&lease_id(&l2))["not_after"]
         .as_u64()
         .expect("not_after");
-    assert_ok(&d.as_agent("ops", &["rm", &p("c")]), "rm c under the directory lease");
+    assert_ok(
+        &d.as_agent("ops", &["rm", &p("c")]),
+        "rm c under the directory lease",
+    );
     sleep_until_wall(not_after * 1000 + 500);
-    assert_eperm(&d.as_agent("ops", &["rm", &p("d")]), "rm d 0.5 s after expiry");
+    assert_eperm(
+        &d.as_agent("ops", &["rm", &p("d")]),
+        "rm d 0.5 s after expiry",
+    );
     let deadline = Instant::now() + Duration::from_secs(3);
     while lease_state(&lease_id(&l2))["state"] != "expired" {
-        assert!(Instant::now() < deadline, "the daemon did not record the expiry");
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not record the expiry"
+        );
         thread::sleep(Duration::from_millis(100));
     }
 
     // Revocation blocks again at once.
-    let l3 = alice.issue(&dir.join("l3.lease"), "ops", &[&format!("delete:{}", s(&prod))], "10m");
+    let l3 = alice.issue(
+        &dir.join("l3.lease"),
+        "ops",
+        &[&format!("delete:{}", s(&prod))],
+        "10m",
+    );
     ok_stdout(&submit(&l3), "submit l3");
     assert_ok(&d.as_agent("ops", &["rm", &p("d")]), "rm d under l3");
     let id3 = lease_id(&l3);
-    let out = ok_stdout(&governor(&["lease", "revoke", &id3, "--reason", "done"]), "revoke");
+    let out = ok_stdout(
+        &governor(&["lease", "revoke", &id3, "--reason", "done"]),
+        "revoke",
+    );
     assert!(out.contains("revoked"), "{out}");
-    assert_eperm(&d.as_agent("ops", &["rm", &p("e")]), "rm e right after the revoke");
+    assert_eperm(
+        &d.as_agent("ops", &["rm", &p("e")]),
+        "rm e right after the revoke",
+    );
     assert_eq!(lease_state(&id3)["state"], "revoked");
 
     // Two approvals for chmod in the vault: the issuer alone is not enough.
@@ -227,12 +300,20 @@ fn lsm_signed_leases_grant_exactly_what_was_signed_until_they_end() {
         "chmod sub2: not in the scope",
     );
     let signers = lease_state(&lease_id(&l4))["signers"].to_string();
-    assert!(signers.contains("alice") && signers.contains("bob"), "{signers}");
+    assert!(
+        signers.contains("alice") && signers.contains("bob"),
+        "{signers}"
+    );
 
     // Setting the wall clock back a day does not extend a lease: the kernel's deadline is on
     // the boot-time clock, fixed when the lease was installed.
     let start = Instant::now();
-    let l5 = alice.issue(&dir.join("l5.lease"), "ops", &[&format!("delete:{}", s(&prod))], "8s");
+    let l5 = alice.issue(
+        &dir.join("l5.lease"),
+        "ops",
+        &[&format!("delete:{}", s(&prod))],
+        "8s",
+    );
     ok_stdout(&submit(&l5), "submit l5");
     let before = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -273,20 +354,34 @@ fn lsm_agent_requests_grant_nothing_until_signed_and_halt_freezes() {
     let request = |class: &str, target: &str| {
         d.as_agent(
             "ops",
-            &[&gov, "request", "--class", class, "--target", target, "--reason", "clean up", "--ttl", "5m"],
+            &[
+                &gov, "request", "--class", class, "--target", target, "--reason", "clean up",
+                "--ttl", "5m",
+            ],
         )
     };
 
     // The agent asks; nothing is granted.
     let out = ok_stdout(&request("delete", &p("x")), "request delete x");
     assert!(out.contains("request r-1 filed"), "{out}");
-    assert_eperm(&d.as_agent("ops", &["rm", &p("x")]), "rm x with only a request");
+    assert_eperm(
+        &d.as_agent("ops", &["rm", &p("x")]),
+        "rm x with only a request",
+    );
     // Asking for what no lease can give is refused at once.
     let e = err_stderr(&request("truncate", &p("x")), "request a denied class");
     assert!(e.contains("cannot lift a deny"), "{e}");
     // Only agents file requests.
     let e = err_stderr(
-        &governor(&["request", "--class", "delete", "--target", &p("x"), "--reason", "r"]),
+        &governor(&[
+            "request",
+            "--class",
+            "delete",
+            "--target",
+            &p("x"),
+            "--reason",
+            "r",
+        ]),
         "request from outside every agent",
     );
     assert!(e.contains("only processes in agent cgroups"), "{e}");
@@ -295,12 +390,18 @@ fn lsm_agent_requests_grant_nothing_until_signed_and_halt_freezes() {
         out.contains("r-1") && out.contains("governor lease approve r-1 --key"),
         "{out}"
     );
-    assert_eperm(&d.as_agent("ops", &["rm", &p("x")]), "rm x still only requested");
+    assert_eperm(
+        &d.as_agent("ops", &["rm", &p("x")]),
+        "rm x still only requested",
+    );
 
     // An operator signs: now it is allowed.
     let out = ok_stdout(&alice.approve("r-1"), "approve r-1");
     assert!(out.contains("request r-1 approved"), "{out}");
-    assert_ok(&d.as_agent("ops", &["rm", &p("x")]), "rm x after the approval");
+    assert_ok(
+        &d.as_agent("ops", &["rm", &p("x")]),
+        "rm x after the approval",
+    );
     let out = ok_stdout(&governor(&["lease", "list", "--json"]), "lease list");
     let leases: Value = serde_json::from_str(&out).expect("json");
     let approved = leases["leases"]
@@ -311,8 +412,14 @@ fn lsm_agent_requests_grant_nothing_until_signed_and_halt_freezes() {
     // A rejected request stays without effect.
     let out = ok_stdout(&request("delete", &p("y")), "request delete y");
     assert!(out.contains("r-2"), "{out}");
-    ok_stdout(&governor(&["lease", "reject", "r-2", "--reason", "no"]), "reject r-2");
-    assert_eperm(&d.as_agent("ops", &["rm", &p("y")]), "rm y after the rejection");
+    ok_stdout(
+        &governor(&["lease", "reject", "r-2", "--reason", "no"]),
+        "reject r-2",
+    );
+    assert_eperm(
+        &d.as_agent("ops", &["rm", &p("y")]),
+        "rm y after the rejection",
+    );
     let e = err_stderr(&alice.approve("r-2"), "approve a rejected request");
     assert!(e.contains("already rejected"), "{e}");
 
@@ -322,7 +429,10 @@ fn lsm_agent_requests_grant_nothing_until_signed_and_halt_freezes() {
         .args(["run", "--policy"])
         .arg(&d.policy)
         .args(["--agent", "ops", "--", "sh", "-c"])
-        .arg(format!("while :; do echo t >> {}; sleep 0.05; done", s(&ticks)))
+        .arg(format!(
+            "while :; do echo t >> {}; sleep 0.05; done",
+            s(&ticks)
+        ))
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn ticker");
@@ -349,10 +459,18 @@ fn lsm_agent_requests_grant_nothing_until_signed_and_halt_freezes() {
     let frozen_at = count();
     thread::sleep(Duration::from_millis(700));
     assert_eq!(count(), frozen_at, "a frozen agent must not run");
-    assert_eq!(lease_state(approved["id"].as_str().unwrap_or("?"))["state"], "revoked");
+    assert_eq!(
+        lease_state(approved["id"].as_str().unwrap_or("?"))["state"],
+        "revoked"
+    );
     let status = ok_stdout(&governor(&["status"]), "status");
     assert!(status.contains("HALTED"), "{status}");
-    let l = alice.issue(&dir.join("h.lease"), "ops", &[&format!("delete:{}", p("z"))], "5m");
+    let l = alice.issue(
+        &dir.join("h.lease"),
+        "ops",
+        &[&format!("delete:{}", p("z"))],
+        "5m",
+    );
     let e = err_stderr(&submit(&l), "a lease for a halted agent");
     assert!(e.contains("halted"), "{e}");
 
@@ -360,15 +478,27 @@ fn lsm_agent_requests_grant_nothing_until_signed_and_halt_freezes() {
     assert!(out.contains("resumed ops"), "{out}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while count() <= frozen_at {
-        assert!(Instant::now() < deadline, "the ticker did not run again after resume");
+        assert!(
+            Instant::now() < deadline,
+            "the ticker did not run again after resume"
+        );
         thread::sleep(Duration::from_millis(50));
     }
-    assert_eperm(&d.as_agent("ops", &["rm", &p("z")]), "the halt revoked the lease");
+    assert_eperm(
+        &d.as_agent("ops", &["rm", &p("z")]),
+        "the halt revoked the lease",
+    );
 
     // --kill empties the cgroup.
-    let out = ok_stdout(&governor(&["halt", "--agent", "ops", "--kill"]), "halt --kill");
+    let out = ok_stdout(
+        &governor(&["halt", "--agent", "ops", "--kill"]),
+        "halt --kill",
+    );
     assert!(out.contains("cgroup emptied"), "{out}");
     let status = ticker.wait().expect("ticker ends");
     assert!(!status.success(), "the ticker was killed: {status}");
-    ok_stdout(&governor(&["resume", "--agent", "ops"]), "resume after kill");
+    ok_stdout(
+        &governor(&["resume", "--agent", "ops"]),
+        "resume after kill",
+    );
 }

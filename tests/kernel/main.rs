@@ -18,3 +18,4 @@ mod no_bpf_lsm;
 mod pin;
 mod self_protect;
 mod task;
+mod write_cache;

@@ -17,9 +17,9 @@ use std::{
 use serde_json::Value;
 
 pub mod lease;
-pub mod operator;
 pub mod net;
 pub mod net_lease;
+pub mod operator;
 
 static GOVERNOR_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
@@ -76,9 +76,10 @@ fn runtime_dir_args(pin_dir: &Path) -> Vec<String> {
 /// test, shared with its successors, so that leases outlive a restart as they do in
 /// production, and no test sees another's.
 pub fn state_dir_for(pin_dir: &Path) -> PathBuf {
-    let name = pin_dir
-        .file_name()
-        .map_or_else(|| "governor".to_owned(), |n| n.to_string_lossy().into_owned());
+    let name = pin_dir.file_name().map_or_else(
+        || "governor".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     PathBuf::from(format!("/tmp/governor-test/state/{name}"))
 }
 

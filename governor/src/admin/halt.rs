@@ -75,8 +75,7 @@ pub async fn halt(
     let mut halts = Vec::new();
     for ((name, path), revoked) in targets.iter().zip(revoked) {
         let what = if kill { "emptied" } else { "frozen" };
-        let took = match halt::wait_until(path, what, received, |p| halt::done(p, action)).await
-        {
+        let took = match halt::wait_until(path, what, received, |p| halt::done(p, action)).await {
             Ok(d) => d,
             Err(e) => {
                 return Response::error(ErrorCode::Internal, format!("halting `{name}`: {e}"))
@@ -131,10 +130,7 @@ pub async fn resume(ctx: &Context, peer: &Peer, which: &Agents) -> Response {
             Err(e) => return error_reply(&e),
         };
         if halted.is_none() && matches!(which, Agents::One(_)) {
-            return Response::error(
-                ErrorCode::Rejected,
-                format!("agent `{name}` is not halted"),
-            );
+            return Response::error(ErrorCode::Rejected, format!("agent `{name}` is not halted"));
         }
         if halted.is_none() {
             continue;

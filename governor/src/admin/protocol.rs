@@ -40,7 +40,9 @@ pub enum Agents {
     One(String),
 }
 
-/// One request: `command` names the variant, `args` carries its fields.
+/// One request: `command` names the variant, `args` carries its fields. The names are the
+/// wire's command names (`request-list` lists agents' requests).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     tag = "command",
@@ -52,25 +54,47 @@ pub enum Request {
     Status,
     /// Verify a signed lease and install it. `lease` is the lease file's text; `origin` names
     /// it in messages (the file the operator gave).
-    LeaseSubmit { lease: String, origin: String },
+    LeaseSubmit {
+        lease: String,
+        origin: String,
+    },
     /// Leases the daemon knows: the active and scheduled ones, or (`all`) every one it has a
     /// record of.
-    LeaseList { all: bool },
-    LeaseShow { id: String },
-    LeaseRevoke { id: String, reason: Option<String> },
+    LeaseList {
+        all: bool,
+    },
+    LeaseShow {
+        id: String,
+    },
+    LeaseRevoke {
+        id: String,
+        reason: Option<String>,
+    },
     /// Revoke the agents' leases and freeze (or kill) their cgroups.
     Halt {
         agents: Agents,
         kill: bool,
         reason: Option<String>,
     },
-    Resume { agents: Agents },
+    Resume {
+        agents: Agents,
+    },
     /// Agents' lease requests; `all` includes decided ones.
-    RequestList { all: bool },
-    RequestShow { id: String },
+    RequestList {
+        all: bool,
+    },
+    RequestShow {
+        id: String,
+    },
     /// An operator's signed lease answering request `id` (it may still need approvals).
-    RequestApprove { id: String, lease: String },
-    RequestReject { id: String, reason: String },
+    RequestApprove {
+        id: String,
+        lease: String,
+    },
+    RequestReject {
+        id: String,
+        reason: String,
+    },
 }
 
 impl Request {
@@ -308,7 +332,11 @@ mod tests {
         let e = refused(r#"{"version":1,"command":"halt-everything"}"#);
         assert_eq!(e.code, ErrorCode::UnknownCommand);
         assert!(e.message.contains("`halt-everything`"), "{}", e.message);
-        assert!(e.message.contains("commands: status, lease-submit"), "{}", e.message);
+        assert!(
+            e.message.contains("commands: status, lease-submit"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

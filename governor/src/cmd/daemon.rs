@@ -24,8 +24,8 @@ use crate::{
     admin,
     authority::lease,
     cgroup::CgroupFs,
-    halt, leases, requests,
     cli::DaemonArgs,
+    halt,
     kernel::{
         btf::Btf,
         coverage::{self, Plan},
@@ -34,9 +34,11 @@ use crate::{
         net, offsets,
         pin::{self, Manifest, PinDir, Previous},
         preflight::Capabilities,
+        tree_seqs,
     },
-    logging, oom,
+    leases, logging, oom,
     policy::{self, Compiled, Policy},
+    requests,
 };
 
 /// Decoded events waiting for the logger; beyond this the reader counts overflow.
@@ -55,7 +57,18 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     // Load (and so verify) the programs before touching the host: a kernel that refuses them
     // gets a clear error and no side effects. Each program family loads on its own, so that
     // a kernel refusing BPF-LSM can still enforce the network classes (kernel::coverage).
-    let mut enforcer = Enforcer::open(&offsets, &net::offsets(&btf))?;
+    let seqs = match tree_seqs::resolve(&btf) {
+        Ok(seqs) => {
+            tracing::info!("write cache on: writes through a descriptor are decided once per file");
+            seqs
+        }
+        Err(e) => {
+            tracing::warn!(reason = %e, "write cache off: agents' writes through descriptors \
+                are decided by a walk on every write (slower, equally strict)");
+            Default::default()
+        }
+    };
+    let mut enforcer = Enforcer::open(&offsets, &net::offsets(&btf), &seqs)?;
     let lsm = caps
         .require_bpf_lsm()
         .map_err(anyhow::Error::from)
@@ -329,7 +342,8 @@ async fn serve(
         tracing::info!(hook = %hook, "LSM hook absent on this kernel; {covered}");
     }
     let enforcer = Arc::new(Mutex::new(enforcer));
-    let host = lease::host_id().context("reading this host's identity (lease files are bound to it)")?;
+    let host =
+        lease::host_id().context("reading this host's identity (lease files are bound to it)")?;
     let authority = Arc::new(Mutex::new(leases::Authority::open(leases::Setup {
         state_dir: args.state_dir.clone(),
         trusted_dir: args.trusted_dir(),
@@ -350,9 +364,10 @@ async fn serve(
         while let Some(ev) = rx.recv().await {
             let lease = (ev.lease_id != 0)
                 .then(|| {
-                    sink_authority.lock().ok().and_then(|a| {
-                        a.by_kernel_id(ev.lease_id).map(|r| r.id.clone())
-                    })
+                    sink_authority
+                        .lock()
+                        .ok()
+                        .and_then(|a| a.by_kernel_id(ev.lease_id).map(|r| r.id.clone()))
                 })
                 .flatten();
             log_decision(&ev, &sink_policy, lease.as_deref());

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use crate::{
     cli::PreflightArgs,
-    kernel::{btf::Btf, coverage, loader::Enforcer, net, offsets, preflight::Capabilities},
+    kernel::{
+        btf::Btf, coverage, loader::Enforcer, net, offsets, preflight::Capabilities, tree_seqs,
+    },
 };
 
 pub fn run(args: PreflightArgs) -> anyhow::Result<ExitCode> {
@@ -61,9 +63,12 @@ fn probe_enforcement(caps: &Capabilities) -> (anyhow::Result<()>, anyhow::Result
     let opened = (|| -> anyhow::Result<Enforcer> {
         caps.require_btf()?;
         let btf = Btf::from_sys_fs()?;
+        // Without the sequence addresses the programs load the same and only keep nothing.
+        let seqs = tree_seqs::resolve(&btf).unwrap_or_default();
         Ok(Enforcer::open(
             &offsets::resolve(&btf)?,
             &net::offsets(&btf),
+            &seqs,
         )?)
     })();
     let mut enforcer = match opened {

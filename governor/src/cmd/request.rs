@@ -45,25 +45,37 @@ pub fn run(args: RequestArgs) -> anyhow::Result<ExitCode> {
         )?;
         match now["state"].as_str() {
             Some("approved") => {
-                report(&args, &now, &format!(
-                    "request {id} approved: lease {} is enforced",
-                    now["lease"].as_str().unwrap_or("?")
-                ));
+                report(
+                    &args,
+                    &now,
+                    &format!(
+                        "request {id} approved: lease {} is enforced",
+                        now["lease"].as_str().unwrap_or("?")
+                    ),
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             Some("rejected") => {
-                report(&args, &now, &format!(
-                    "request {id} rejected: {}",
-                    now["reason"].as_str().unwrap_or("")
-                ));
+                report(
+                    &args,
+                    &now,
+                    &format!(
+                        "request {id} rejected: {}",
+                        now["reason"].as_str().unwrap_or("")
+                    ),
+                );
                 return Ok(ExitCode::from(3));
             }
             _ if Instant::now() >= deadline => {
-                report(&args, &now, &format!(
-                    "request {id} is still {} after {} s",
-                    now["state"].as_str().unwrap_or("pending"),
-                    wait
-                ));
+                report(
+                    &args,
+                    &now,
+                    &format!(
+                        "request {id} is still {} after {} s",
+                        now["state"].as_str().unwrap_or("pending"),
+                        wait
+                    ),
+                );
                 return Ok(ExitCode::from(4));
             }
             _ => std::thread::sleep(Duration::from_millis(200)),

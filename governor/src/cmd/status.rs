@@ -91,13 +91,20 @@ fn table(s: &Status) -> String {
         let _ = writeln!(out, "(no agents)");
     }
     for a in &s.agents {
-        let halted = s.halts.iter().find(|h| h.agent == a.name).map_or_else(String::new, |h| {
-            format!(
-                "  HALTED ({:?}{})",
-                h.action,
-                h.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
-            )
-        });
+        let halted = s
+            .halts
+            .iter()
+            .find(|h| h.agent == a.name)
+            .map_or_else(String::new, |h| {
+                format!(
+                    "  HALTED ({:?}{})",
+                    h.action,
+                    h.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                )
+            });
         let _ = writeln!(
             out,
             "{:<name_w$}  {:<cg_w$}  {}{halted}",
@@ -105,7 +112,11 @@ fn table(s: &Status) -> String {
         );
     }
     out.push('\n');
-    let _ = writeln!(out, "{:<28} {:<12} {:<10} {:>10}  SCOPES", "LEASE", "AGENT", "STATE", "LEFT");
+    let _ = writeln!(
+        out,
+        "{:<28} {:<12} {:<10} {:>10}  SCOPES",
+        "LEASE", "AGENT", "STATE", "LEFT"
+    );
     if s.leases.is_empty() {
         let _ = writeln!(out, "(no live leases)");
     }

@@ -13,6 +13,7 @@ use governor_common::{
     maps::{self, Counter},
     net::NetOffsets,
     AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks, ProtectedRule,
+    TreeSeqs,
 };
 
 use super::pin::{self, Generation, PinError};
@@ -30,6 +31,7 @@ pub const LSM_PROGRAMS: &[&str] = &[
     "file_truncate",
     "file_open",
     "file_permission",
+    "file_free_security",
     "path_chmod",
     "path_chown",
     "path_link",
@@ -148,15 +150,20 @@ pub struct PinnedCounts {
 }
 
 impl Enforcer {
-    /// Loads the object and creates its maps, with `offsets` and `net` set as its read-only
-    /// globals. No program is in the kernel yet: each hook family loads its own, so that one
-    /// the kernel refuses (BPF-LSM) does not take the others (network) down with it.
-    pub fn open(offsets: &KernelOffsets, net: &NetOffsets) -> Result<Enforcer, LoadError> {
+    /// Loads the object and creates its maps, with `offsets`, `net` and `seqs` set as its
+    /// read-only globals. No program is in the kernel yet: each hook family loads its own, so
+    /// that one the kernel refuses (BPF-LSM) does not take the others (network) down with it.
+    pub fn open(
+        offsets: &KernelOffsets,
+        net: &NetOffsets,
+        seqs: &TreeSeqs,
+    ) -> Result<Enforcer, LoadError> {
         let btf = aya::Btf::from_sys_fs()?;
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(maps::OFFSETS_GLOBAL, offsets, true)
             .override_global(governor_common::net::NET_OFFSETS_GLOBAL, net, true)
+            .override_global(maps::TREE_SEQS_GLOBAL, seqs, true)
             .load(OBJECT)?;
         Ok(Enforcer {
             ebpf,

@@ -9,3 +9,4 @@ pub mod net;
 pub mod offsets;
 pub mod pin;
 pub mod preflight;
+pub mod tree_seqs;

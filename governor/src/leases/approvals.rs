@@ -40,7 +40,11 @@ impl Authority {
                  and why"
             ));
         }
-        let Some(agent_id) = self.compiled.agents.iter().position(|a| a.name == ask.agent)
+        let Some(agent_id) = self
+            .compiled
+            .agents
+            .iter()
+            .position(|a| a.name == ask.agent)
         else {
             return Err(LeaseError::Internal(format!(
                 "agent `{}` is not compiled",
@@ -64,7 +68,13 @@ impl Authority {
             target: ask.target,
             pin: None,
         };
-        let resolved = resolve::resolve(&self.policy, &self.compiled, agent_id as u32, ask.agent, &spec)?;
+        let resolved = resolve::resolve(
+            &self.policy,
+            &self.compiled,
+            agent_id as u32,
+            ask.agent,
+            &spec,
+        )?;
         let req = self
             .requests
             .file(LeaseRequest {
@@ -93,7 +103,11 @@ impl Authority {
 
     /// Requests as clients see them, with the command that approves each open one.
     pub fn requests(&self, all: bool) -> Vec<Value> {
-        self.requests.list(all).into_iter().map(request_view).collect()
+        self.requests
+            .list(all)
+            .into_iter()
+            .map(request_view)
+            .collect()
     }
 
     pub fn request(&self, id: &str) -> Result<Value, LeaseError> {

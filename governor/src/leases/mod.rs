@@ -128,7 +128,10 @@ impl Authority {
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => {
-                return Err(LeaseError::Internal(format!("{}: {e}", halts_file.display())))
+                return Err(LeaseError::Internal(format!(
+                    "{}: {e}",
+                    halts_file.display()
+                )))
             }
         };
         for e in &bad {
@@ -252,7 +255,11 @@ impl Authority {
                 )));
             }
         }
-        let Some(agent_id) = self.compiled.agents.iter().position(|a| a.name == body.agent)
+        let Some(agent_id) = self
+            .compiled
+            .agents
+            .iter()
+            .position(|a| a.name == body.agent)
         else {
             return Err(LeaseError::Rejected(format!(
                 "{origin}: the lease is for agent `{}`, which policy `{}` does not define \
@@ -323,8 +330,14 @@ impl Authority {
                 target: &s.target,
                 pin: s.pin.as_ref().map(|p| (p.dev, p.ino)),
             };
-            let r = resolve::resolve(&self.policy, &self.compiled, agent_id as u32, &body.agent, &spec)
-                .map_err(|e| LeaseError::Rejected(format!("{origin}: {e}")))?;
+            let r = resolve::resolve(
+                &self.policy,
+                &self.compiled,
+                agent_id as u32,
+                &body.agent,
+                &spec,
+            )
+            .map_err(|e| LeaseError::Rejected(format!("{origin}: {e}")))?;
             scopes.push((
                 ScopeRecord {
                     class: s.class.clone(),
@@ -347,12 +360,7 @@ impl Authority {
 
     /// Verifies and records lease `text` (from `origin`), installing it now if its
     /// `not_before` has come. `halted` names agents that take no leases now.
-    pub fn submit(
-        &mut self,
-        text: &str,
-        origin: &str,
-        uid: u32,
-    ) -> Result<Record, LeaseError> {
+    pub fn submit(&mut self, text: &str, origin: &str, uid: u32) -> Result<Record, LeaseError> {
         let received_ms = clock::wall_ms();
         let outcome = self.check(text, origin, false).and_then(|c| {
             if let Some(h) = self.halts.get(&c.lease.body.agent) {
@@ -361,7 +369,10 @@ impl Authority {
                      `governor resume --agent {}`",
                     c.lease.body.agent,
                     h.by_uid,
-                    h.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
+                    h.reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default(),
                     c.lease.body.agent
                 )));
             }
@@ -401,7 +412,11 @@ impl Authority {
             state: State::Scheduled,
             history: Vec::new(),
         };
-        record.log(received_ms, "submitted", format!("by uid {uid} from {origin}"));
+        record.log(
+            received_ms,
+            "submitted",
+            format!("by uid {uid} from {origin}"),
+        );
         self.store.save_lease(&id, text)?;
         self.store.save(&record)?;
         let _ = checked.agent_id;
@@ -475,7 +490,10 @@ impl Authority {
             return;
         };
         let Ok(mut e) = self.enforcer.lock() else {
-            tracing::error!(lease = id, "the enforcer lock is poisoned; lease entries stay");
+            tracing::error!(
+                lease = id,
+                "the enforcer lock is poisoned; lease entries stay"
+            );
             return;
         };
         for key in &keys {
@@ -546,7 +564,14 @@ impl Authority {
                 reason,
             },
             "revoked",
-            &format!("by uid {uid}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") }),
+            &format!(
+                "by uid {uid}{}",
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {detail}")
+                }
+            ),
         );
         tracing::info!(target: "governor::lease", lease = id, uid, "lease revoked");
         self.records
@@ -662,7 +687,6 @@ impl Authority {
         store::write_atomic(&self.halts_file, &bytes)?;
         Ok(())
     }
-
 }
 
 /// A record as clients see it: the record plus the seconds left.

@@ -8,6 +8,10 @@
 //! identified by inode, like everything the kernel guards; a scope pinned at approval must
 //! still name the same inode ("fresh state"), or it is refused.
 
+// Refusals carry the paths and names the operator needs to see, and are built only on the
+// refusal path, at most once per submit: their size costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
 use std::{
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
@@ -25,6 +29,7 @@ use crate::policy::{
     Compiled, Policy,
 };
 
+/// Why a scope is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ScopeError {
     #[error("scope `{class}:{target}`: unknown class `{class}`; classes: {known}")]
@@ -151,7 +156,9 @@ pub fn resolve(
         return Err(ScopeError::UnknownClass {
             class,
             target,
-            known: policy::classes::class_names().collect::<Vec<_>>().join(", "),
+            known: policy::classes::class_names()
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     };
     if classes.iter().any(|c| policy::net::NET_CLASSES.contains(c)) {
@@ -339,7 +346,9 @@ fn resolve_network(
         .enumerate()
         .filter(|(_, r)| r.cidr.contains(&prefix))
         .filter(|(_, r)| {
-            port.is_none_or(|p| r.ports.is_empty() || r.ports.iter().any(|x| x.lo <= p && p <= x.hi))
+            port.is_none_or(|p| {
+                r.ports.is_empty() || r.ports.iter().any(|x| x.lo <= p && p <= x.hi)
+            })
         })
         .collect();
     rules.sort_by_key(|(_, r)| std::cmp::Reverse(r.cidr.len()));
@@ -394,7 +403,11 @@ fn resolve_network(
 
 /// An agent's own masks on a network rule, from the policy (what the compiled agent rules
 /// hold under `rule_id | RULE_NET_FLAG`).
-fn agent_masks(policy: &Policy, decisions: &crate::policy::Decisions, agent: &str) -> Option<Masks> {
+fn agent_masks(
+    policy: &Policy,
+    decisions: &crate::policy::Decisions,
+    agent: &str,
+) -> Option<Masks> {
     let _ = policy;
     let defaults = decisions.masks();
     decisions

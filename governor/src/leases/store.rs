@@ -44,7 +44,9 @@ pub enum State {
     },
     /// Accepted once, but no longer valid when a restarted daemon checked it again (a key
     /// no longer trusted, a policy that changed); never installed again.
-    Dropped { reason: String },
+    Dropped {
+        reason: String,
+    },
 }
 
 impl State {

@@ -197,7 +197,11 @@ impl Validator<'_> {
                 at,
                 &format!(
                     "{field}.{}",
-                    if field.starts_with("network") { "cidr" } else { "path" }
+                    if field.starts_with("network") {
+                        "cidr"
+                    } else {
+                        "path"
+                    }
                 ),
                 format!(
                     "decides nothing: the class table allows every class here; give \

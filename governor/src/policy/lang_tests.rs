@@ -350,8 +350,10 @@ fn shipped_policies_validate() {
             default
                 .network
                 .iter()
-                .any(|n| n.decisions.masks().lease_mask & Class::Connect.bit() != 0
-                    && n.ports.iter().any(|r| r.lo <= port && port <= r.hi)),
+                .any(
+                    |n| n.decisions.masks().lease_mask & Class::Connect.bit() != 0
+                        && n.ports.iter().any(|r| r.lo <= port && port <= r.hi)
+                ),
             "default.toml leases connect to port {port}"
         );
     }

@@ -326,9 +326,10 @@ impl Validator<'_> {
         }
         let network = self.network_rules(raw.network);
         let binaries = self.binaries(raw.binaries);
-        let leased = self.leased | network
-            .iter()
-            .fold(0, |m, n| m | n.decisions.masks().lease_mask);
+        let leased = self.leased
+            | network
+                .iter()
+                .fold(0, |m, n| m | n.decisions.masks().lease_mask);
         self.approvals_need_a_lease(pending_approvals, leased);
         Policy {
             source: self.path.to_owned(),

@@ -25,10 +25,19 @@ pub enum ReqState {
     Pending,
     /// An operator signed a lease for it; it needs more approvals (the partial lease is
     /// kept for the next approver to cosign).
-    NeedsApprovals { have: u32, need: u32, lease: String },
+    NeedsApprovals {
+        have: u32,
+        need: u32,
+        lease: String,
+    },
     /// Answered by lease `lease`.
-    Approved { lease: String },
-    Rejected { by_uid: u32, reason: String },
+    Approved {
+        lease: String,
+    },
+    Rejected {
+        by_uid: u32,
+        reason: String,
+    },
 }
 
 impl ReqState {
@@ -116,9 +125,8 @@ impl Book {
             }
             match std::fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|b| {
-                    serde_json::from_slice::<LeaseRequest>(&b).map_err(|e| e.to_string())
-                }) {
+                .and_then(|b| serde_json::from_slice::<LeaseRequest>(&b).map_err(|e| e.to_string()))
+            {
                 Ok(r) => {
                     items.insert(r.id.clone(), r);
                 }

@@ -77,7 +77,9 @@ pub fn parse(line: &[u8]) -> Result<AgentRequest, Response> {
         Some(v) => {
             return Err(Response::error(
                 ErrorCode::UnsupportedVersion,
-                format!("protocol version {v} is not supported; this daemon speaks version {VERSION}"),
+                format!(
+                    "protocol version {v} is not supported; this daemon speaks version {VERSION}"
+                ),
             ))
         }
         None => return Err(malformed("no whole-number `version` field".to_owned())),
@@ -122,7 +124,10 @@ impl Service for Requests {
                 return Response::error(ErrorCode::Forbidden, "not an agent");
             };
             let Ok(mut auth) = self.authority.lock() else {
-                return Response::error(ErrorCode::Internal, "the lease authority lock is poisoned");
+                return Response::error(
+                    ErrorCode::Internal,
+                    "the lease authority lock is poisoned",
+                );
             };
             let result = match req {
                 AgentRequest::Request {

@@ -33,7 +33,12 @@ fn pin_of(target: &str) -> anyhow::Result<Option<Pin>> {
 
 pub fn run(args: LeaseApproveArgs) -> anyhow::Result<ExitCode> {
     let key = SecretKey::load(&args.key)?;
-    let req = client::call(&args.socket, &Request::RequestShow { id: args.id.clone() })?;
+    let req = client::call(
+        &args.socket,
+        &Request::RequestShow {
+            id: args.id.clone(),
+        },
+    )?;
     let now = time::now();
     let lease = match req["state"].as_str() {
         Some("pending") => {
@@ -72,7 +77,10 @@ pub fn run(args: LeaseApproveArgs) -> anyhow::Result<ExitCode> {
             lease
         }
         Some(other) => anyhow::bail!("request {} is already {other}", args.id),
-        None => anyhow::bail!("the daemon's reply about request {} is not understood", args.id),
+        None => anyhow::bail!(
+            "the daemon's reply about request {} is not understood",
+            args.id
+        ),
     };
     if let Some(out) = &args.out {
         lease.write(out)?;

@@ -16,10 +16,7 @@ pub fn run(args: LeaseListArgs) -> anyhow::Result<ExitCode> {
     }
     let leases = result["leases"].as_array().cloned().unwrap_or_default();
     if leases.is_empty() {
-        println!(
-            "no {}leases",
-            if args.all { "" } else { "live " }
-        );
+        println!("no {}leases", if args.all { "" } else { "live " });
         return Ok(ExitCode::SUCCESS);
     }
     println!(

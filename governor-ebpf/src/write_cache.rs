@@ -1,0 +1,92 @@
+//! Writes decided once per open file: an agent's `write(2)` through a descriptor whose file
+//! the walk found under no protected inode with a decision on writes costs a lookup here
+//! instead of a walk (`file_permission` runs on every write).
+//!
+//! What a walk for the write class answers depends only on the file's place (its dentry's
+//! `d_parent` chain and its mount's parents and mountpoints), the inodes found there, and the
+//! protected map. Only the *plain allow* is kept — no protected inode on the way decides
+//! writes for anyone — which does not depend on the agent, on its own decisions, nor on
+//! leases; lease outcomes, refusals and observe-mode allows are never kept, so they are
+//! decided again on every write (leases expire, and a revoked one blocks at once).
+//!
+//! A kept answer stands while nothing it rests on can have changed:
+//! - the place: every `d_parent` change (rename, exchange, splice of a directory alias, by
+//!   anyone, through any path in the kernel) happens inside the kernel's `rename_lock` write
+//!   section, and every change of a mount's parent or mountpoint (mount, unmount, move,
+//!   propagation, pivot_root) inside `mount_lock`'s. Both sequences are read *before* the walk
+//!   and must be even (no change in progress); the entry counts only while both still hold
+//!   those values, so a change that began at any time after the walk started voids it. The
+//!   entry also lapses after `WRITE_CACHE_TTL_NS`, long before a 32-bit sequence could wrap
+//!   around to the same value;
+//! - the inodes on the way: the open file pins its dentry and every ancestor, which stay
+//!   positive with the same inode while pinned;
+//! - the protected map: never changed in place. A new policy is a new generation of maps,
+//!   this one included, so a daemon restart starts from an empty cache (`kernel::pin`).
+//!
+//! Entries are keyed by the `struct file *` and deleted when the file is freed
+//! (`file_free_security`, which runs before the memory can be reused), so a later file at the
+//! same address never finds one. Without the sequence addresses (userspace could not resolve
+//! them) nothing is kept and every write walks, as before.
+
+use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_ktime_get_ns};
+use governor_common::{maps::WRITE_CACHE_TTL_NS, WriteStamp};
+
+use crate::maps;
+
+/// The tree sequences now, for a walk about to start, with `not_after_ns` this instant plus
+/// the TTL: `None` when they are unknown, unreadable, or a change is in progress (odd), and
+/// nothing may be kept nor trusted.
+#[inline(always)]
+pub fn stamp() -> Option<WriteStamp> {
+    let seqs = maps::tree_seqs();
+    if seqs.rename_lock == 0 || seqs.mount_lock == 0 {
+        return None;
+    }
+    // SAFETY: kernel addresses of two seqlock_t globals, read with probe reads.
+    let rename_seq: u32 = unsafe { bpf_probe_read_kernel(seqs.rename_lock as *const u32) }.ok()?;
+    // SAFETY: as above.
+    let mount_seq: u32 = unsafe { bpf_probe_read_kernel(seqs.mount_lock as *const u32) }.ok()?;
+    if (rename_seq | mount_seq) & 1 != 0 {
+        return None;
+    }
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    Some(WriteStamp {
+        rename_seq,
+        mount_seq,
+        not_after_ns: now + WRITE_CACHE_TTL_NS,
+    })
+}
+
+/// Whether `file`'s writes were found a plain allow under the trees as they are `now`.
+#[inline(always)]
+pub fn holds(file: *const u8, now: &WriteStamp) -> bool {
+    let key = file as u64;
+    // SAFETY: the value is copied out immediately.
+    let Some(kept) = (unsafe { maps::GOV_WRITE_CACHE.get(&key) }).copied() else {
+        return false;
+    };
+    // `now.not_after_ns` is this instant plus the TTL: the instant is before `kept`'s end.
+    let instant = now.not_after_ns - WRITE_CACHE_TTL_NS;
+    kept.rename_seq == now.rename_seq
+        && kept.mount_seq == now.mount_seq
+        && instant < kept.not_after_ns
+}
+
+/// Keeps the plain allow a walk that started at `stamp` found for `file`. A full map evicts
+/// its least recently used entry; a failed insert only means the next write walks.
+#[inline(always)]
+pub fn keep(file: *const u8, stamp: &WriteStamp) {
+    let key = file as u64;
+    let _ = maps::GOV_WRITE_CACHE.insert(&key, stamp, 0);
+}
+
+/// Drops `file`'s entry as it is freed. One lookup for files that have none (every file of
+/// every process passes here); the delete only for those that do.
+#[inline(always)]
+pub fn forget(file: *const u8) {
+    let key = file as u64;
+    if maps::GOV_WRITE_CACHE.get_ptr(&key).is_some() {
+        let _ = maps::GOV_WRITE_CACHE.remove(&key);
+    }
+}
