@@ -55,7 +55,7 @@ sleep 0.3
 say "What the daemon recorded (one structured event per denied operation)"
 grep "governor::decision\|denied" "$LOG" | head -3
 say "Each deny shows the operator the exact command that would allow it"
-grep -o 'lease_hint="[^"]*"' "$LOG" | head -1
+grep -o "lease_hint=governor lease issue .*--reason '...'" "$LOG" | head -1
 
 say "The agent asks for what it needs (a request grants nothing by itself)"
 show "governor run --agent demo-agent -- governor request --class delete --target $PROD/releases/v41 --reason 'remove the old release v41' --ttl 8s"
@@ -107,7 +107,7 @@ printf '\033[32mFROZEN: the agent made no progress for 1 s.\033[0m\n'
 show "governor resume --agent demo-agent"
 governor resume --agent demo-agent
 governor halt --agent demo-agent --kill >/dev/null
-wait $RUNNER 2>/dev/null
+wait $RUNNER 2>/dev/null || true
 governor resume --agent demo-agent >/dev/null
 
 say "The live counters, from the daemon's admin socket"
