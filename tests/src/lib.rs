@@ -40,6 +40,9 @@ pub fn governor_bin() -> PathBuf {
 
 static PIN_PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// The daemon's default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/governor";
+
 /// The daemon's default pin directory, which the kernel tests use.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/governor";
 
@@ -72,10 +75,15 @@ fn runtime_dir_args(pin_dir: &Path) -> Vec<String> {
     }
 }
 
-/// The state directory (lease store, halts, requests) of the daemons on `pin_dir`: one per
-/// test, shared with its successors, so that leases outlive a restart as they do in
-/// production, and no test sees another's.
+/// The state directory (lease store, halts, requests) of the daemons on `pin_dir`, emptied
+/// when a test starts its first daemon and shared with its successors, so that leases outlive
+/// a restart as they do in production, and no test sees another's. In the VM (one daemon at
+/// a time, on the default pin directory) it is the default, `/var/lib/governor` (a tmpfs
+/// there); host tests, side by side, get one each.
 pub fn state_dir_for(pin_dir: &Path) -> PathBuf {
+    if pin_dir == Path::new(DEFAULT_PIN_DIR) {
+        return PathBuf::from(DEFAULT_STATE_DIR);
+    }
     let name = pin_dir.file_name().map_or_else(
         || "governor".to_owned(),
         |n| n.to_string_lossy().into_owned(),
