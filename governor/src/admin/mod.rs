@@ -10,6 +10,8 @@
 pub mod client;
 mod halt;
 mod leases;
+
+pub use leases::error_reply;
 pub mod peer;
 pub mod protocol;
 pub mod status;

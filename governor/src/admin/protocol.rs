@@ -11,7 +11,7 @@
 //! file next to this one.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
@@ -176,26 +176,27 @@ impl Response {
 }
 
 /// Parses one request line (without its newline), or the reply that refuses it.
-pub fn parse(line: &[u8]) -> Result<Request, Response> {
-    let malformed = |why: String| {
-        Response::error(
-            ErrorCode::Malformed,
-            format!(
-                "malformed request: {why}; send one JSON object per line, like \
-                 {{\"version\": {VERSION}, \"command\": \"status\"}}"
-            ),
-        )
-    };
+/// A `malformed` reply: `why`, then what a request line looks like (`example`).
+pub fn malformed(why: &str, example: &str) -> Response {
+    Response::error(
+        ErrorCode::Malformed,
+        format!("malformed request: {why}; send one JSON object per line, like {example}"),
+    )
+}
+
+/// Checks the envelope every socket shares: one JSON object with a supported whole-number
+/// `version`. Returns the object without `version`; errors are replies that show `example`.
+pub fn envelope(line: &[u8], example: &str) -> Result<Map<String, Value>, Response> {
     let value: Value =
-        serde_json::from_slice(line).map_err(|e| malformed(format!("not JSON ({e})")))?;
-    let Value::Object(obj) = value else {
-        return Err(malformed("not a JSON object".to_owned()));
+        serde_json::from_slice(line).map_err(|e| malformed(&format!("not JSON ({e})"), example))?;
+    let Value::Object(mut obj) = value else {
+        return Err(malformed("not a JSON object", example));
     };
-    let version = match obj.get("version") {
-        None => return Err(malformed("no `version` field".to_owned())),
+    let version = match obj.remove("version") {
+        None => return Err(malformed("no `version` field", example)),
         Some(v) => v
             .as_u64()
-            .ok_or_else(|| malformed(format!("`version` is {v}, not a whole number")))?,
+            .ok_or_else(|| malformed(&format!("`version` is {v}, not a whole number"), example))?,
     };
     if version != u64::from(VERSION) {
         return Err(Response::error(
@@ -205,6 +206,13 @@ pub fn parse(line: &[u8]) -> Result<Request, Response> {
             ),
         ));
     }
+    Ok(obj)
+}
+
+pub fn parse(line: &[u8]) -> Result<Request, Response> {
+    let example = format!("{{\"version\": {VERSION}, \"command\": \"status\"}}");
+    let malformed = |why: String| malformed(&why, &example);
+    let obj = envelope(line, &example)?;
     let command = match obj.get("command") {
         None => return Err(malformed("no `command` field".to_owned())),
         Some(Value::String(s)) => s.clone(),
@@ -212,7 +220,7 @@ pub fn parse(line: &[u8]) -> Result<Request, Response> {
     };
     if let Some(extra) = obj
         .keys()
-        .find(|k| !matches!(k.as_str(), "version" | "command" | "args"))
+        .find(|k| !matches!(k.as_str(), "command" | "args"))
     {
         return Err(malformed(format!("unknown field `{extra}`")));
     }
@@ -225,8 +233,6 @@ pub fn parse(line: &[u8]) -> Result<Request, Response> {
             ),
         ));
     }
-    let mut obj = obj;
-    obj.remove("version");
     Request::deserialize(Value::Object(obj))
         .map_err(|e| malformed(format!("bad arguments for `{command}`: {e}")))
 }

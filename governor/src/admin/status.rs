@@ -120,9 +120,9 @@ impl Source {
                 .lock()
                 .map_err(|_| "the lease authority lock is poisoned".to_owned())?;
             s.host = a.host().to_owned();
-            s.leases = a.live();
+            s.leases = a.list(false);
             s.halts = a.halts().cloned().collect();
-            s.requests_pending = a.requests(false).len();
+            s.requests_pending = a.pending_requests();
         }
         Ok(s)
     }

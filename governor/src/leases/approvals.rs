@@ -110,6 +110,11 @@ impl Authority {
             .collect()
     }
 
+    /// How many requests wait for an operator.
+    pub fn pending_requests(&self) -> usize {
+        self.requests.list(false).len()
+    }
+
     pub fn request(&self, id: &str) -> Result<Value, LeaseError> {
         self.requests
             .get(id)

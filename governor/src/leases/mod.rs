@@ -81,7 +81,6 @@ pub struct Setup {
 /// A lease that passed every check, ready to record.
 struct Checked {
     lease: Lease,
-    agent_id: u32,
     scopes: Vec<(ScopeRecord, Vec<LeaseKey>)>,
     signers: Vec<SignerRecord>,
     /// Distinct trusted keys that signed, and how many the policy asks for.
@@ -352,7 +351,6 @@ impl Authority {
             have: signers.len() as u32,
             need,
             lease,
-            agent_id: agent_id as u32,
             scopes,
             signers,
         })
@@ -419,7 +417,6 @@ impl Authority {
         );
         self.store.save_lease(&id, text)?;
         self.store.save(&record)?;
-        let _ = checked.agent_id;
         self.records.insert(id.clone(), record);
         self.installed.insert(
             id.clone(),
@@ -647,11 +644,6 @@ impl Authority {
         let mut v = view(r, clock::wall_secs());
         v["file"] = Value::from(self.store.lease_text(id).unwrap_or_default());
         Ok(v)
-    }
-
-    /// Live leases per agent, for `status`: (id, agent, seconds left).
-    pub fn live(&self) -> Vec<Value> {
-        self.list(false)
     }
 
     /// Looks up the lease the kernel reported as `kernel_id`.

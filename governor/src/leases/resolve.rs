@@ -19,8 +19,8 @@ use std::{
 
 use governor_common::{
     maps::{Verdict, RULE_BINARY_FLAG, RULE_SELF},
-    net::lease_object,
-    Class, InodeKey, LeaseKey, Masks,
+    net::{lease_object, RULE_NET_FLAG},
+    Class, InodeKey, LeaseKey,
 };
 
 use crate::policy::{
@@ -162,7 +162,7 @@ pub fn resolve(
         });
     };
     if classes.iter().any(|c| policy::net::NET_CLASSES.contains(c)) {
-        return resolve_network(policy, agent_id, agent, scope, classes);
+        return resolve_network(policy, compiled, agent_id, agent, scope, classes);
     }
     if !Path::new(scope.target).is_absolute() {
         return Err(ScopeError::NotAbsolute { class, target });
@@ -330,6 +330,7 @@ fn net_target(target: &str) -> Option<(Prefix, Option<u16>)> {
 /// port) that decides the class for anyone decides; a lease is on that rule.
 fn resolve_network(
     policy: &Policy,
+    compiled: &Compiled,
     agent_id: u32,
     agent: &str,
     scope: &ScopeSpec<'_>,
@@ -357,8 +358,9 @@ fn resolve_network(
     let mut first_err = None;
     for &kc in classes {
         let decided = rules.iter().find_map(|(i, r)| {
-            let kernel = r.kernel_rule(*i as u32);
-            let own = agent_masks(policy, &r.decisions, agent);
+            // The rule and the agent's own decisions as the kernel holds them.
+            let kernel = compiled.net_rules.get(*i)?;
+            let own = compiled.agent_masks(agent_id, *i as u32 | RULE_NET_FLAG);
             match kernel.verdict(own, kc.bit()) {
                 Verdict::Silent => None,
                 v => Some((*i, v, r.to_string())),
@@ -399,20 +401,4 @@ fn resolve_network(
             object: target,
         }),
     }
-}
-
-/// An agent's own masks on a network rule, from the policy (what the compiled agent rules
-/// hold under `rule_id | RULE_NET_FLAG`).
-fn agent_masks(
-    policy: &Policy,
-    decisions: &crate::policy::Decisions,
-    agent: &str,
-) -> Option<Masks> {
-    let _ = policy;
-    let defaults = decisions.masks();
-    decisions
-        .agents
-        .iter()
-        .find(|own| own.agent == agent)
-        .map(|own| own.masks(defaults))
 }

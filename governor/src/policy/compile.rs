@@ -234,16 +234,11 @@ impl Compiled {
         let Some(rule) = rule else {
             return false;
         };
-        let own = self
-            .agent_rules
-            .iter()
-            .find(|(k, _)| k.agent_id == agent_id && k.rule_id == rule_id | tag)
-            .map(|(_, m)| *m);
-        rule.verdict(own, class.bit()) == Verdict::Lease
+        rule.verdict(self.agent_masks(agent_id, rule_id | tag), class.bit()) == Verdict::Lease
     }
 
     /// Agent `agent_id`'s own decisions on resource `override_id` (a rule id, tagged with
-    /// `RULE_BINARY_FLAG` for binaries), if it has any.
+    /// `RULE_BINARY_FLAG` for binaries, `RULE_NET_FLAG` for network rules), if it has any.
     pub fn agent_masks(&self, agent_id: u32, override_id: u32) -> Option<Masks> {
         self.agent_rules
             .iter()

@@ -18,11 +18,12 @@ use serde_json::{json, Value};
 
 use crate::{
     admin::{
+        error_reply,
         peer::Access,
-        protocol::{ErrorCode, Response, VERSION},
+        protocol::{self, ErrorCode, Response, VERSION},
         Peer, Reply, Service,
     },
-    leases::{Ask, Authority, LeaseError},
+    leases::{Ask, Authority},
 };
 
 /// What an agent may send.
@@ -57,34 +58,13 @@ impl AgentRequest {
 
 /// Parses one line from an agent.
 pub fn parse(line: &[u8]) -> Result<AgentRequest, Response> {
-    let malformed = |why: String| {
-        Response::error(
-            ErrorCode::Malformed,
-            format!(
-                "malformed request: {why}; send one JSON object per line, like \
-                 {{\"version\":{VERSION},\"command\":\"request\",\"args\":{{\"class\":\"delete\",\
-                 \"target\":\"/path\",\"reason\":\"why\"}}}} (or use `governor request`)"
-            ),
-        )
-    };
-    let mut value: Value =
-        serde_json::from_slice(line).map_err(|e| malformed(format!("not JSON ({e})")))?;
-    let Some(obj) = value.as_object_mut() else {
-        return Err(malformed("not a JSON object".to_owned()));
-    };
-    match obj.remove("version").and_then(|v| v.as_u64()) {
-        Some(v) if v == u64::from(VERSION) => {}
-        Some(v) => {
-            return Err(Response::error(
-                ErrorCode::UnsupportedVersion,
-                format!(
-                    "protocol version {v} is not supported; this daemon speaks version {VERSION}"
-                ),
-            ))
-        }
-        None => return Err(malformed("no whole-number `version` field".to_owned())),
-    }
-    AgentRequest::deserialize(value).map_err(|e| malformed(e.to_string()))
+    let example = format!(
+        "{{\"version\":{VERSION},\"command\":\"request\",\"args\":{{\"class\":\"delete\",\
+         \"target\":\"/path\",\"reason\":\"why\"}}}} (or use `governor request`)"
+    );
+    let obj = protocol::envelope(line, &example)?;
+    AgentRequest::deserialize(Value::Object(obj))
+        .map_err(|e| protocol::malformed(&e.to_string(), &example))
 }
 
 /// The request socket's service.
@@ -150,14 +130,7 @@ impl Service for Requests {
             };
             match result {
                 Ok(v) => Response::ok(v),
-                Err(e) => Response::error(
-                    match e {
-                        LeaseError::Rejected(_) => ErrorCode::Rejected,
-                        LeaseError::NotFound(_) => ErrorCode::NotFound,
-                        LeaseError::Internal(_) => ErrorCode::Internal,
-                    },
-                    e.to_string(),
-                ),
+                Err(e) => error_reply(&e),
             }
         })
     }
