@@ -17,6 +17,8 @@ use governor_kernel_tests::{
 use serde_json::Value;
 
 const OPS_CGROUP: &str = "/sys/fs/cgroup/governor-test/ops";
+/// A local "database" port whose connects the policy leases.
+const DB_PORT: u16 = 15432;
 
 fn policy(dir: &Path) -> String {
     format!(
@@ -53,7 +55,13 @@ deny = ["truncate"]
 [[protect]]
 path = "{vault}"
 lease = ["chmod"]
+
+[[network]]
+cidr = "127.0.0.1"
+ports = [{port}]
+lease = ["connect"]
 "#,
+        port = DB_PORT,
         prod = dir.join("prod").display(),
         vault = dir.join("vault").display(),
     )
@@ -304,6 +312,33 @@ fn lsm_signed_leases_grant_exactly_what_was_signed_until_they_end() {
         signers.contains("alice") && signers.contains("bob"),
         "{signers}"
     );
+
+    // Network scopes name what a [[network]] rule covers; the lease is on that rule.
+    let _db = std::net::TcpListener::bind(("127.0.0.1", DB_PORT)).expect("listen");
+    let connect = format!("import socket; socket.create_connection(('127.0.0.1', {DB_PORT}))");
+    assert_eperm(
+        &d.as_agent("ops", &["python3", "-c", &connect]),
+        "connect without a lease",
+    );
+    let ln = alice.issue(
+        &dir.join("net.lease"),
+        "ops",
+        &[&format!("connect:127.0.0.1:{DB_PORT}")],
+        "5m",
+    );
+    ok_stdout(&submit(&ln), "submit a network lease");
+    assert_ok(
+        &d.as_agent("ops", &["python3", "-c", &connect]),
+        "connect under the network lease",
+    );
+    let stray = alice.issue(
+        &dir.join("stray.lease"),
+        "ops",
+        &["connect:10.9.9.9:80"],
+        "5m",
+    );
+    let e = err_stderr(&submit(&stray), "a network lease no rule covers");
+    assert!(e.contains("no [[network]] rule"), "{e}");
 
     // Setting the wall clock back a day does not extend a lease: the kernel's deadline is on
     // the boot-time clock, fixed when the lease was installed.
