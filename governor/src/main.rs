@@ -11,6 +11,7 @@ mod cmd;
 mod halt;
 mod kernel;
 mod leases;
+mod lineage;
 mod logging;
 mod oom;
 mod own_dirs;

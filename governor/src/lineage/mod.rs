@@ -1,0 +1,8 @@
+//! Lineage: every kernel decision and every act of authority (policy loads, keys, leases and
+//! their life, halts), with the processes behind them, in a SQLite database
+//! (`<state>/lineage.db`) that an incident responder can query with `governor lineage` or
+//! plain `sqlite3`. [`schema`] defines the tables, [`record`] the rows and how they are
+//! written.
+
+pub mod record;
+pub mod schema;

@@ -1,0 +1,184 @@
+//! The lineage database's schema, as numbered migrations. `PRAGMA user_version` holds the
+//! number of migrations applied; [`migrate`] applies the missing ones, each in its own
+//! transaction, and refuses a database written by a newer governor (it would not know its
+//! tables). Every table is meant to be read with plain `sqlite3`: times are integers
+//! (`*_ns`: Unix time in nanoseconds, UTC; `boot_ns`: `CLOCK_BOOTTIME` of the boot named by
+//! `boot_id`), lists are JSON text.
+
+use rusqlite::Connection;
+
+/// Migration `i` (0-based) takes a database from `user_version` `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: every table the first lineage release writes.
+    r#"
+CREATE TABLE policies (
+    version      TEXT    NOT NULL,           -- Policy.version (sha256 prefix of the file)
+    name         TEXT    NOT NULL,
+    owner        TEXT    NOT NULL,           -- accountable team/person, from the policy
+    source       TEXT    NOT NULL,           -- file the daemon loaded it from
+    loaded_ns    INTEGER NOT NULL,
+    text         TEXT    NOT NULL,           -- the policy file as loaded
+    PRIMARY KEY (version, loaded_ns)
+);
+CREATE TABLE keys (
+    key_id       TEXT    PRIMARY KEY,        -- fingerprint
+    operator     TEXT    NOT NULL,           -- name/email bound to the key
+    public_key   TEXT    NOT NULL,           -- base64
+    first_seen_ns INTEGER NOT NULL
+);
+CREATE TABLE processes (
+    boot_id      TEXT    NOT NULL,
+    pid          INTEGER NOT NULL,           -- tgid
+    start_ns     INTEGER NOT NULL,           -- boot_ns the process started (pid reuse safe)
+    ppid         INTEGER,
+    parent_start_ns INTEGER,
+    uid          INTEGER,
+    cgroup_id    INTEGER,
+    agent        TEXT,                       -- NULL: not an agent's process
+    exe          TEXT,                       -- after its last exec
+    argv         TEXT,                       -- JSON array, after its last exec
+    cwd          TEXT,
+    exec_ns      INTEGER,                    -- boot_ns of its last exec
+    exit_ns      INTEGER,
+    exit_code    INTEGER,
+    PRIMARY KEY (boot_id, pid, start_ns)
+);
+CREATE TABLE events (
+    id           INTEGER PRIMARY KEY,        -- EVENT_ID of `governor lineage trace`
+    boot_id      TEXT    NOT NULL,
+    boot_ns      INTEGER NOT NULL,
+    ts_ns        INTEGER NOT NULL,
+    agent        TEXT,                       -- NULL: an agent id the policy does not name
+    cgroup_id    INTEGER NOT NULL,
+    pid          INTEGER NOT NULL,           -- thread id
+    tgid         INTEGER NOT NULL,           -- process id: processes.pid
+    uid          INTEGER NOT NULL,
+    gid          INTEGER NOT NULL,
+    comm         TEXT    NOT NULL,
+    exe          TEXT,
+    class        TEXT    NOT NULL,           -- action class (policy class name)
+    decision     TEXT    NOT NULL,           -- deny | observe-deny | lease-allow
+    target       TEXT    NOT NULL,           -- path, addr:port, pid, or host object
+    path         TEXT,                       -- kernel-resolved path of a file target
+    inode        INTEGER,
+    dev          INTEGER,
+    detail       INTEGER,                    -- class-specific (signal, flags, ...)
+    rule         TEXT,                       -- policy rule that decided; NULL: none matched
+    lease_id     TEXT,                       -- lease that allowed it (lease-allow)
+    policy_version TEXT  NOT NULL,
+    UNIQUE (boot_id, boot_ns, pid, class)
+);
+CREATE TABLE leases (
+    id           TEXT    PRIMARY KEY,
+    agent        TEXT    NOT NULL,
+    host         TEXT    NOT NULL,
+    scopes       TEXT    NOT NULL,           -- JSON [{class, target, object, resource}]
+    not_before   INTEGER NOT NULL,           -- Unix seconds
+    not_after    INTEGER NOT NULL,
+    reason       TEXT    NOT NULL,
+    ticket       TEXT,
+    request_id   TEXT,
+    document     TEXT    NOT NULL,           -- the signed lease file as submitted
+    policy_version TEXT  NOT NULL
+);
+CREATE TABLE lease_signatures (
+    lease_id     TEXT    NOT NULL REFERENCES leases(id),
+    key_id       TEXT    NOT NULL,
+    operator     TEXT    NOT NULL,
+    role         TEXT    NOT NULL,           -- issuer | approver
+    signed_at    INTEGER NOT NULL,           -- Unix seconds
+    PRIMARY KEY (lease_id, key_id)
+);
+CREATE TABLE lease_lifecycle (
+    id           INTEGER PRIMARY KEY,
+    ts_ns        INTEGER NOT NULL,
+    lease_id     TEXT,                       -- NULL for a request not (yet) a lease
+    request_id   TEXT,
+    state        TEXT    NOT NULL CHECK (state IN ('requested', 'rejected', 'issued',
+                     'submitted', 'refused', 'enforced', 'expired', 'revoked', 'dropped')),
+    actor        TEXT,                       -- uid, operator or agent that caused it
+    detail       TEXT                        -- JSON: reason, error, scope asked for
+);
+CREATE TABLE halts (
+    id           INTEGER PRIMARY KEY,
+    ts_ns        INTEGER NOT NULL,
+    action       TEXT    NOT NULL CHECK (action IN ('freeze', 'kill', 'resume')),
+    agents       TEXT    NOT NULL,           -- JSON array of agent names
+    by_uid       INTEGER NOT NULL,
+    leases_revoked INTEGER NOT NULL,
+    enforce_ns   INTEGER                     -- command to enforcement, measured
+);
+CREATE TABLE gaps (
+    id           INTEGER PRIMARY KEY,
+    source       TEXT    NOT NULL,           -- kernel-ring | queue | disk | malformed | downtime
+    lost         INTEGER NOT NULL,           -- events lost (0 when unknown)
+    from_ns      INTEGER NOT NULL,           -- the loss happened between these two times
+    until_ns     INTEGER NOT NULL,
+    detail       TEXT    NOT NULL
+);
+CREATE INDEX events_ts ON events (ts_ns);
+CREATE INDEX events_agent_ts ON events (agent, ts_ns);
+CREATE INDEX events_decision_ts ON events (decision, ts_ns);
+CREATE INDEX events_lease ON events (lease_id) WHERE lease_id IS NOT NULL;
+CREATE INDEX events_path ON events (path);
+CREATE INDEX lifecycle_lease ON lease_lifecycle (lease_id, ts_ns);
+CREATE INDEX processes_pid ON processes (boot_id, pid, start_ns);
+"#,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(
+        "the lineage database is at schema version {found}, newer than this governor knows \
+         ({known}); use the governor release that wrote it, or move the database aside"
+    )]
+    TooNew { found: i64, known: usize },
+    #[error("applying lineage schema migration {number}: {source}")]
+    Migration {
+        number: usize,
+        source: rusqlite::Error,
+    },
+    #[error("reading the lineage schema version: {0}")]
+    Version(rusqlite::Error),
+}
+
+/// Brings `conn`'s schema up to date; returns how many migrations it applied.
+pub fn migrate(conn: &mut Connection) -> Result<usize, SchemaError> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(SchemaError::Version)?;
+    let applied = usize::try_from(found).unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(SchemaError::TooNew {
+            found,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let number = i + 1;
+        let err = |source| SchemaError::Migration { number, source };
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", number as i64)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(MIGRATIONS.len() - applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_a_newer_database() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        assert_eq!(migrate(&mut conn).expect("migrates"), MIGRATIONS.len());
+        assert_eq!(migrate(&mut conn).expect("idempotent"), 0);
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+            .expect("bump");
+        let e = migrate(&mut conn).unwrap_err();
+        assert!(matches!(e, SchemaError::TooNew { .. }), "{e}");
+        assert!(e.to_string().contains("move the database aside"), "{e}");
+    }
+}
