@@ -2,7 +2,9 @@
 //! their life, halts), with the processes behind them, in a SQLite database
 //! (`<state>/lineage.db`) that an incident responder can query with `governor lineage` or
 //! plain `sqlite3`. [`schema`] defines the tables, [`record`] the rows and how they are
-//! written.
+//! written, [`recorder`] the never-waiting handle producers use, [`boot`] the clocks.
 
+pub mod boot;
 pub mod record;
+pub mod recorder;
 pub mod schema;
