@@ -106,7 +106,7 @@ fn probe(kernel: &Kernel) -> Result<bool> {
         &mut [],
         &guest::marker_prefix(&nonce),
         deadline,
-        false,
+        None,
         &mut |_| {},
     );
     qemu.shutdown(Duration::from_secs(1));

@@ -80,18 +80,17 @@ pub struct Tied {
     name: &'static str,
     child: Child,
     status: Option<ExitStatus>,
+    /// Not `Send`: the kernel sends the parent-death signal when the *thread* that forked
+    /// exits, so a `Tied` stays on (and is dropped, i.e. killed, by) the thread that spawned
+    /// it, which therefore outlives the child.
+    _same_thread: std::marker::PhantomData<*const ()>,
 }
 
 impl Tied {
-    /// Spawns `cmd`. Must be called from the main thread, because the kernel
-    /// sends the parent-death signal when the *thread* that forked exits.
+    /// Spawns `cmd`, tied to the calling thread (see `_same_thread`).
     pub fn spawn(name: &'static str, cmd: &mut Command) -> Result<Self> {
-        // SAFETY: plain syscalls without side effects.
-        let (tid, pid) = unsafe { (libc::syscall(libc::SYS_gettid), libc::getpid()) };
-        if tid != libc::c_long::from(pid) {
-            bail!("internal error: {name} must be spawned from the main thread");
-        }
-        let parent = pid;
+        // SAFETY: a plain syscall without side effects.
+        let parent = unsafe { libc::getpid() };
         // SAFETY: the closure only calls async-signal-safe libc functions.
         unsafe {
             cmd.pre_exec(move || {
@@ -116,6 +115,7 @@ impl Tied {
             name,
             child,
             status: None,
+            _same_thread: std::marker::PhantomData,
         })
     }
 

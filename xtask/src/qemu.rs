@@ -155,15 +155,15 @@ pub enum Outcome {
     HelperDied(&'static str, ExitStatus),
 }
 
-/// Forwards QEMU's serial output (if `echo`) line by line to stdout, minus
-/// the exit marker, until the marker, EOF, the deadline, a caught signal or
+/// Forwards QEMU's serial output (if `echo` is set, each line after that
+/// label, e.g. `[6.1] `) line by line to stdout, minus the exit marker, until the marker, EOF, the deadline, a caught signal or
 /// the death of a helper process.
 pub fn supervise(
     qemu: &mut Tied,
     helpers: &mut [&mut Tied],
     prefix: &str,
     deadline: Instant,
-    echo: bool,
+    echo: Option<&str>,
     on_line: &mut dyn FnMut(&[u8]),
 ) -> Outcome {
     let Some(serial) = qemu.child_mut().stdout.take() else {
@@ -199,15 +199,20 @@ pub fn supervise(
                     line.pop();
                 }
                 if let Some((at, code)) = guest::find_marker(&line, prefix) {
-                    if echo && at > 0 {
-                        let _ = out.write_all(&line[..at]).and_then(|()| out.flush());
+                    if let Some(label) = echo.filter(|_| at > 0) {
+                        let mut shown = label.as_bytes().to_vec();
+                        shown.extend_from_slice(&line[..at]);
+                        let _ = out.write_all(&shown).and_then(|()| out.flush());
                     }
                     return Outcome::Exited(code);
                 }
                 on_line(&line);
-                if echo {
-                    line.push(b'\n');
-                    let _ = out.write_all(&line).and_then(|()| out.flush());
+                if let Some(label) = echo {
+                    // One write per line, so that parallel VMs' lines never interleave.
+                    let mut shown = label.as_bytes().to_vec();
+                    shown.extend_from_slice(&line);
+                    shown.push(b'\n');
+                    let _ = out.lock().write_all(&shown).and_then(|()| out.flush());
                 }
             }
             Err(RecvTimeoutError::Timeout) => {

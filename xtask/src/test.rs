@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test. Host unit tests first, then the kernel integration tests
 //! (tests/) inside VMs: on each BPF-LSM kernel (6.12, 6.1), and once on a kernel booted without
-//! BPF-LSM to prove the daemon refuses. All kernel checks of one kernel share one boot.
+//! BPF-LSM to prove the daemon refuses. All kernel checks of one kernel share one boot; the
+//! boots run side by side, one per host CPU.
 
 use std::{
     io::{BufRead, BufReader},
@@ -37,6 +38,9 @@ pub struct TestArgs {
     /// no-BPF-LSM boot unless it matches there too.
     #[arg(long)]
     pub filter: Option<String>,
+    /// VM boots run side by side (default: the host's CPU count; each guest has one vCPU).
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 /// Passed/failed counts, from libtest's `test result:` lines.
@@ -94,8 +98,8 @@ pub fn run(args: TestArgs) -> Result<i32> {
         .kernel
         .map_or_else(|| Series::ALL.to_vec(), |k| vec![k]);
 
+    let mut boots: Vec<(String, VmRun)> = Vec::new();
     for &series in &kernels {
-        eprintln!("\n== test: kernel tests in a VM on Linux {series} (BPF-LSM) ==");
         let mut argv: Vec<&std::ffi::OsStr> = vec![
             kernel_tests.as_os_str(),
             "--test-threads=1".as_ref(),
@@ -115,34 +119,88 @@ pub fn run(args: TestArgs) -> Result<i32> {
             kernel.modules_dir.display().to_string(),
         ));
         run.keep_paths.push(kernel.modules_dir);
-        steps.push(vm_step(format!("kernel tests, Linux {series}"), &run)?);
-        if let Some(sig) = cmd::caught_signal() {
-            return Ok(128 + sig);
-        }
+        boots.push((format!("kernel tests, Linux {series}"), run));
     }
-
     let series = kernels[0];
-    if args
+    let no_bpf_wanted = args
         .filter
         .as_deref()
-        .is_some_and(|f| !"no_bpf_lsm".contains(f) && !f.contains("no_bpf_lsm"))
-    {
-        return Ok(summarize(&steps));
+        .is_none_or(|f| "no_bpf_lsm".contains(f) || f.contains("no_bpf_lsm"));
+    if no_bpf_wanted {
+        let mut run = VmRun::new(
+            series,
+            [
+                kernel_tests.as_os_str(),
+                "--test-threads=1".as_ref(),
+                "no_bpf_lsm".as_ref(),
+            ],
+        );
+        run.path_prepend.push(bin_dir);
+        run.kernel_args.push(LSM_WITHOUT_BPF.to_owned());
+        boots.push((
+            format!("no BPF-LSM, Linux {series} ({LSM_WITHOUT_BPF})"),
+            run,
+        ));
     }
-    eprintln!("\n== test: Linux {series} booted without BPF-LSM ({LSM_WITHOUT_BPF}) ==");
-    let mut run = VmRun::new(
-        series,
-        [
-            kernel_tests.as_os_str(),
-            "--test-threads=1".as_ref(),
-            "no_bpf_lsm".as_ref(),
-        ],
-    );
-    run.path_prepend.push(bin_dir);
-    run.kernel_args.push(LSM_WITHOUT_BPF.to_owned());
-    steps.push(vm_step(format!("no BPF-LSM, Linux {series}"), &run)?);
-
+    steps.extend(run_boots(boots, args.jobs)?);
+    if let Some(sig) = cmd::caught_signal() {
+        return Ok(128 + sig);
+    }
     Ok(summarize(&steps))
+}
+
+/// Runs the VM boots, `jobs` at a time (each guest has one vCPU, so a 2-core host runs two
+/// side by side at nearly full speed), in the order given; every echoed guest line carries
+/// its boot's label. Returns the steps in the order given.
+fn run_boots(boots: Vec<(String, VmRun)>, jobs: Option<usize>) -> Result<Vec<Step>> {
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, boots.len().max(1));
+    // One guard for the whole batch: the per-boot guards nest inside it.
+    let _signals = cmd::catch_termination_signals();
+    let queue = std::sync::Mutex::new(boots.into_iter().enumerate().collect::<Vec<_>>());
+    let done = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let next = queue.lock().map(|mut q| {
+                    if q.is_empty() || cmd::caught_signal().is_some() {
+                        None
+                    } else {
+                        Some(q.remove(0))
+                    }
+                });
+                let Ok(Some((i, (name, mut run)))) = next else {
+                    return;
+                };
+                if jobs > 1 {
+                    run.label = format!("[{}] ", run.kernel);
+                    if !run.kernel_args.is_empty() {
+                        run.label = format!("[{} no-bpf] ", run.kernel);
+                    }
+                }
+                eprintln!("\n== test: {name} (VM started) ==");
+                let step = vm_step(name.clone(), &run).unwrap_or_else(|e| Step {
+                    name,
+                    ok: false,
+                    tally: Tally::default(),
+                    note: format!("{e:#}"),
+                });
+                eprintln!(
+                    "\n== test: {} finished: {} passed, {} failed {} ==",
+                    step.name, step.tally.passed, step.tally.failed, step.note
+                );
+                if let Ok(mut d) = done.lock() {
+                    d.push((i, step));
+                }
+            });
+        }
+    });
+    let mut done = done
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a VM runner thread panicked"))?;
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, s)| s).collect())
 }
 
 /// `cargo test` on the host for everything but the kernel tests and the BPF crate.

@@ -62,6 +62,8 @@ pub struct VmRun {
     pub keep_paths: Vec<PathBuf>,
     /// Extra kernel command-line parameters (e.g. `lsm=landlock,yama`).
     pub kernel_args: Vec<String>,
+    /// Put before every echoed guest line (e.g. `[6.1] ` when VMs run side by side).
+    pub label: String,
 }
 
 impl VmRun {
@@ -81,6 +83,7 @@ impl VmRun {
             path_prepend: Vec::new(),
             keep_paths: Vec::new(),
             kernel_args: Vec::new(),
+            label: String::new(),
         }
     }
 }
@@ -208,7 +211,7 @@ pub fn run_in_vm_with(run: &VmRun, on_line: &mut dyn FnMut(&[u8])) -> Result<i32
         &mut [&mut virtiofsd],
         &prefix,
         deadline,
-        true,
+        Some(run.label.as_str()),
         on_line,
     );
     let grace = match outcome {
