@@ -104,7 +104,13 @@ impl Daemon {
             return Ok(());
         };
         // SAFETY: kill(2) on our own child, which has not been reaped yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        if unsafe { libc::kill(child.id() as i32, libc::SIGTERM) } != 0 {
+            bail!(
+                "cannot stop governor daemon {} with SIGTERM: {}",
+                child.id(),
+                std::io::Error::last_os_error()
+            );
+        }
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait()? {
@@ -133,11 +139,25 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SAFETY: as in `stop`.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            if unsafe { libc::kill(child.id() as i32, libc::SIGTERM) } != 0 {
+                // Waiting for a daemon we cannot signal would never end.
+                eprintln!(
+                    "governor-bench: cannot stop governor daemon {}: {}",
+                    child.id(),
+                    std::io::Error::last_os_error()
+                );
+                return;
+            }
             let started = Instant::now();
             while child.try_wait().ok().flatten().is_none() {
                 if started.elapsed() > STOP_TIMEOUT {
-                    let _ = child.kill();
+                    if let Err(e) = child.kill() {
+                        eprintln!(
+                            "governor-bench: cannot kill governor daemon {}: {e}",
+                            child.id()
+                        );
+                        return;
+                    }
                     break;
                 }
                 thread::sleep(Duration::from_millis(20));
