@@ -17,6 +17,8 @@ use serde_json::Value;
 /// every protected path.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a log record may lag behind the ready file.
+const LOG_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running daemon; killed if dropped without [`Daemon::stop`].
 pub struct Daemon {
@@ -82,16 +84,38 @@ impl Daemon {
 
     /// The daemon's `enforcing` log record (counts of what it loaded).
     pub fn enforcing(&self) -> Result<Value> {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["message"] == "enforcing")
-            .with_context(|| {
-                format!(
-                    "no `enforcing` line in the daemon log:\n{}",
-                    self.log_text()
-                )
-            })
+        self.logged(|m| m == "enforcing", "enforcing")
+    }
+
+    /// How many of governor's own directories the daemon protects (its log record that
+    /// lists them); they count among its protected paths.
+    pub fn own_dirs(&self) -> Result<usize> {
+        let v = self.logged(
+            |m| m.starts_with("governor's own directories are protected"),
+            "governor's own directories are protected",
+        )?;
+        let dirs = v["dirs"]
+            .as_str()
+            .with_context(|| format!("no `dirs` in the daemon's log record {v}"))?;
+        Ok(dirs.split(", ").filter(|d| !d.is_empty()).count())
+    }
+
+    /// The first log record whose message satisfies `pred`; `what` names it in the error.
+    /// The daemon's logger may write a record a moment after the ready file appears.
+    fn logged(&self, pred: impl Fn(&str) -> bool, what: &str) -> Result<Value> {
+        let find = || {
+            self.log_text()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| v["message"].as_str().is_some_and(&pred))
+        };
+        let started = Instant::now();
+        let mut found = find();
+        while found.is_none() && started.elapsed() < LOG_TIMEOUT {
+            thread::sleep(Duration::from_millis(50));
+            found = find();
+        }
+        found.with_context(|| format!("no `{what}` line in the daemon log:\n{}", self.log_text()))
     }
 
     fn log_text(&self) -> String {

@@ -330,23 +330,20 @@ fn check_policy(ctx: &Ctx, layout: &Layout) -> Result<()> {
     Ok(())
 }
 
-/// How many of governor's own directories the daemon adds to the protected paths, at most.
-const OWN_DIRS: u64 = 4;
-
 /// The daemon loaded every protected path and network rule, with every program family.
 fn check_enforcing(ctx: &Ctx, d: &Daemon) -> Result<()> {
     let e = d.enforcing()?;
-    let want = (ctx.opts.paths as u64, ctx.opts.rules as u64);
-    let got = (e["protected"].as_u64(), e["network_rules"].as_u64());
     // The daemon's count includes governor's own directories (state, config, runtime,
-    // bpffs), which it always protects.
-    let paths_ok = got
-        .0
-        .is_some_and(|n| (want.0..=want.0 + OWN_DIRS).contains(&n));
-    if !paths_ok || got.1 != Some(want.1) || e["mode"] != "full" {
+    // bpffs, ...), which it always protects.
+    let want = (
+        (ctx.opts.paths + d.own_dirs()?) as u64,
+        ctx.opts.rules as u64,
+    );
+    let got = (e["protected"].as_u64(), e["network_rules"].as_u64());
+    if got != (Some(want.0), Some(want.1)) || e["mode"] != "full" {
         bail!(
             "the daemon enforces {got:?} protected paths / network rules in mode {}, \
-             expected {want:?} in full mode: {e}",
+             expected {want:?} (governor's own directories included) in full mode: {e}",
             e["mode"]
         );
     }
