@@ -220,9 +220,11 @@ fn measure(
                 let log = ctx.scratch.join(format!("daemon-{starts}.log"));
                 let d = Daemon::start(&ctx.governor, &policy_file, &log, 0)?;
                 check_enforcing(ctx, &d)?;
+                let up = t.elapsed();
                 eprintln!(
-                    "bench: {NAME}: daemon up in {:.1}s",
-                    t.elapsed().as_secs_f64()
+                    "bench: {NAME}: daemon up in {:.1}s, {}",
+                    up.as_secs_f64(),
+                    settled(&d)?
                 );
                 daemon = Some(d);
             } else if let Some(d) = daemon.take() {
@@ -265,9 +267,10 @@ fn breakdown(
     let log = ctx.scratch.join("daemon-stats.log");
     let daemon = Daemon::start(&ctx.governor, policy_file, &log, 0)?;
     check_enforcing(ctx, &daemon)?;
+    eprintln!("bench: {NAME}: daemon up, {}", settled(&daemon)?);
     check_canary(&mut workers.agent, canary, true)?;
     let stats = StatsOn::enable()?;
-    eprintln!("bench: {NAME}: daemon up, BPF statistics on: one batch of each case");
+    eprintln!("bench: {NAME}: BPF statistics on: one batch of each case");
     let mut out = Vec::new();
     for c in cases {
         // Agents may not use bpf(2): the driver reads the statistics, around the worker's
@@ -348,6 +351,14 @@ fn check_enforcing(ctx: &Ctx, d: &Daemon) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Waits for the daemon to go quiet (see [`Daemon::settle`]); says how that went.
+fn settled(d: &Daemon) -> Result<String> {
+    Ok(match d.settle()? {
+        Some(t) => format!("quiet {:.1}s later", t.as_secs_f64()),
+        None => "never quiet for long (measuring anyway)".to_owned(),
+    })
 }
 
 /// The agent worker unlinks the protected `canary`: refused with governor, allowed (and the
