@@ -1,5 +1,8 @@
 //! Starting and stopping `governor daemon` for the "with governor" blocks. Its log goes to a
 //! file (JSON lines), so a busy log can never block it, and is shown when it fails to start.
+//!
+//! Enforcement outlives the daemon (its programs and links are pinned), so stopping one is
+//! SIGTERM and then `governor unload` of its pin directory.
 
 use std::{
     fs::{self, File},
@@ -17,17 +20,37 @@ use serde_json::Value;
 /// every protected path.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a log record may lag behind the ready file.
+const LOG_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `governor unload` may take (it waits for the links to leave the kernel).
+const UNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// The daemon's pin directory (its default, given explicitly to unload the same one).
+const PIN_DIR: &str = "/sys/fs/bpf/governor";
+/// After its ready file, the daemon may still be busy for a while (the first events, the
+/// state it writes); the blocks measure it once it has gone quiet, for at most this long.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Quiet: at most this many clock ticks of CPU (user + system) in [`SETTLE_INTERVAL`].
+const SETTLE_TICKS: u64 = 1;
+const SETTLE_INTERVAL: Duration = Duration::from_millis(500);
 
-/// A running daemon; killed if dropped without [`Daemon::stop`].
+/// A running daemon; stopped and unloaded if dropped without [`Daemon::stop`].
 pub struct Daemon {
     child: Option<Child>,
     log: PathBuf,
+    governor: PathBuf,
 }
 
 impl Daemon {
     /// Starts `governor daemon` on `policy` with its log in `log`, on CPU `cpu`, and waits
     /// until it reports that it enforces (its ready file).
     pub fn start(governor: &Path, policy: &Path, log: &Path, cpu: usize) -> Result<Daemon> {
+        if Path::new(PIN_DIR).exists() {
+            bail!(
+                "{PIN_DIR} exists before the daemon starts: enforcement pinned by an earlier \
+                 daemon would make a block \"without governor\" meaningless (`governor unload` \
+                 removes it)"
+            );
+        }
         let ready = log.with_extension("ready");
         let _ = fs::remove_file(&ready);
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -41,6 +64,7 @@ impl Daemon {
             .arg(&config_dir)
             .arg("--ready-file")
             .arg(&ready)
+            .args(["--pin-dir", PIN_DIR])
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
@@ -59,6 +83,7 @@ impl Daemon {
         let mut d = Daemon {
             child: Some(child),
             log: log.to_owned(),
+            governor: governor.to_owned(),
         };
         let started = Instant::now();
         while !ready.exists() {
@@ -80,18 +105,57 @@ impl Daemon {
         Ok(d)
     }
 
+    /// Waits until the daemon uses (almost) no CPU, for at most [`SETTLE_TIMEOUT`]; returns
+    /// how long that took, or `None` if it never went quiet.
+    pub fn settle(&self) -> Result<Option<Duration>> {
+        let pid = self.child.as_ref().context("the daemon was stopped")?.id();
+        let started = Instant::now();
+        let mut last = cpu_ticks(pid)?;
+        while started.elapsed() < SETTLE_TIMEOUT {
+            thread::sleep(SETTLE_INTERVAL);
+            let now = cpu_ticks(pid)?;
+            if now - last <= SETTLE_TICKS {
+                return Ok(Some(started.elapsed()));
+            }
+            last = now;
+        }
+        Ok(None)
+    }
+
     /// The daemon's `enforcing` log record (counts of what it loaded).
     pub fn enforcing(&self) -> Result<Value> {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["message"] == "enforcing")
-            .with_context(|| {
-                format!(
-                    "no `enforcing` line in the daemon log:\n{}",
-                    self.log_text()
-                )
-            })
+        self.logged(|m| m == "enforcing", "enforcing")
+    }
+
+    /// How many of governor's own directories the daemon protects (its log record that
+    /// lists them); they count among its protected paths.
+    pub fn own_dirs(&self) -> Result<usize> {
+        let v = self.logged(
+            |m| m.starts_with("governor's own directories are protected"),
+            "governor's own directories are protected",
+        )?;
+        let dirs = v["dirs"]
+            .as_str()
+            .with_context(|| format!("no `dirs` in the daemon's log record {v}"))?;
+        Ok(dirs.split(", ").filter(|d| !d.is_empty()).count())
+    }
+
+    /// The first log record whose message satisfies `pred`; `what` names it in the error.
+    /// The daemon's logger may write a record a moment after the ready file appears.
+    fn logged(&self, pred: impl Fn(&str) -> bool, what: &str) -> Result<Value> {
+        let find = || {
+            self.log_text()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| v["message"].as_str().is_some_and(&pred))
+        };
+        let started = Instant::now();
+        let mut found = find();
+        while found.is_none() && started.elapsed() < LOG_TIMEOUT {
+            thread::sleep(Duration::from_millis(50));
+            found = find();
+        }
+        found.with_context(|| format!("no `{what}` line in the daemon log:\n{}", self.log_text()))
     }
 
     fn log_text(&self) -> String {
@@ -104,7 +168,13 @@ impl Daemon {
             return Ok(());
         };
         // SAFETY: kill(2) on our own child, which has not been reaped yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        if unsafe { libc::kill(child.id() as i32, libc::SIGTERM) } != 0 {
+            bail!(
+                "cannot stop governor daemon {} with SIGTERM: {}",
+                child.id(),
+                std::io::Error::last_os_error()
+            );
+        }
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait()? {
@@ -114,7 +184,7 @@ impl Daemon {
                         self.log_text()
                     );
                 }
-                return Ok(());
+                return unload(&self.governor);
             }
             if started.elapsed() > STOP_TIMEOUT {
                 let _ = child.kill();
@@ -133,16 +203,86 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SAFETY: as in `stop`.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            if unsafe { libc::kill(child.id() as i32, libc::SIGTERM) } != 0 {
+                // Waiting for a daemon we cannot signal would never end.
+                eprintln!(
+                    "governor-bench: cannot stop governor daemon {}: {}",
+                    child.id(),
+                    std::io::Error::last_os_error()
+                );
+                return;
+            }
             let started = Instant::now();
             while child.try_wait().ok().flatten().is_none() {
                 if started.elapsed() > STOP_TIMEOUT {
-                    let _ = child.kill();
+                    if let Err(e) = child.kill() {
+                        eprintln!(
+                            "governor-bench: cannot kill governor daemon {}: {e}",
+                            child.id()
+                        );
+                        return;
+                    }
                     break;
                 }
                 thread::sleep(Duration::from_millis(20));
             }
             let _ = child.wait();
+            if let Err(e) = unload(&self.governor) {
+                eprintln!("governor-bench: {e:#}");
+            }
         }
     }
+}
+
+/// `governor unload` of [`PIN_DIR`], within [`UNLOAD_TIMEOUT`].
+fn unload(governor: &Path) -> Result<()> {
+    let mut child = Command::new(governor)
+        .args(["unload", "--pin-dir", PIN_DIR])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {} unload", governor.display()))?;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let out = child.wait_with_output()?;
+            if !status.success() || Path::new(PIN_DIR).exists() {
+                bail!(
+                    "governor unload --pin-dir {PIN_DIR} failed ({status}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            return Ok(());
+        }
+        if started.elapsed() > UNLOAD_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "governor unload --pin-dir {PIN_DIR} did not finish within {}s",
+                UNLOAD_TIMEOUT.as_secs()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// User plus system CPU time of process `pid`, in clock ticks (`/proc/PID/stat`).
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = text
+        .rsplit_once(") ")
+        .map(|(_, r)| r)
+        .with_context(|| format!("{path}: no command name"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 of `rest`.
+    let tick = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("{path}: no field {}", i + 3))
+    };
+    Ok(tick(11)? + tick(12)?)
 }

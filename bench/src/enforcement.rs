@@ -8,11 +8,19 @@
 //! target's ancestors through the protected map and the network programs' trie lookups
 //! (target ≤3%).
 //!
+//! Each caller is a worker process (see `worker.rs`) that sits in its cgroup for the whole
+//! run; the driver stays outside both and starts and stops the daemon.
+//!
 //! Every block checks that it measures what it claims: with governor, the agent is refused
 //! the unlink of a protected canary file; without it, the same unlink succeeds (and the canary
 //! is put back), so programs left attached after the daemon stops would fail the run.
 
-use std::{fs, path::PathBuf, process::Command, time::Instant};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Context, Result};
 use governor_bench::{
@@ -26,6 +34,7 @@ use crate::{
     ops::{Fixture, Op},
     schedule,
     sys::Cgroup,
+    worker::Worker,
     Ctx,
 };
 
@@ -70,19 +79,37 @@ struct Case {
 struct Cgroups {
     host: Cgroup,
     agent: Cgroup,
-    current: Option<Who>,
 }
 
 impl Cgroups {
-    fn enter(&mut self, who: Who) -> Result<()> {
-        if self.current != Some(who) {
-            match who {
-                Who::NonAgent => self.host.enter()?,
-                Who::Agent => self.agent.enter()?,
-            }
-            self.current = Some(who);
+    fn remove(&self) -> Result<()> {
+        self.agent.remove()?;
+        self.host.remove()?;
+        Cgroup {
+            rel: CGROUP_PARENT.into(),
         }
-        Ok(())
+        .remove()
+    }
+}
+
+/// One worker per caller, each in its own cgroup for the whole run.
+struct Workers {
+    host: Worker,
+    agent: Worker,
+}
+
+impl Workers {
+    fn of(&mut self, who: Who) -> &mut Worker {
+        match who {
+            Who::NonAgent => &mut self.host,
+            Who::Agent => &mut self.agent,
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        let agent = self.agent.finish();
+        self.host.finish()?;
+        agent
     }
 }
 
@@ -113,48 +140,58 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
     ctx.machine
         .insert("network_rules".into(), ctx.opts.rules.into());
 
-    let home = Cgroup::current()?;
-    let mut cgroups = Cgroups {
+    let cgroups = Cgroups {
         host: Cgroup::create(&format!("{CGROUP_PARENT}/host"))?,
         agent: Cgroup::create(&format!("{CGROUP_PARENT}/agent"))?,
-        current: None,
     };
-    let result = measure(ctx, &layout, &protected[0], &mut cgroups);
-    // Clean up even after a failure, but report the failure rather than the clean-up's.
-    let cleanup = home.enter().and_then(|()| {
-        cgroups.agent.remove()?;
-        cgroups.host.remove()?;
-        Cgroup {
-            rel: CGROUP_PARENT.into(),
-        }
-        .remove()
-    });
+    let result = with_workers(ctx, &layout, &protected[0], &cgroups);
+    // Clean up even after a failure (the workers have exited or been killed by then), but
+    // report the failure rather than the clean-up's.
+    let cleanup = cgroups.remove();
     let _ = fs::remove_dir_all(&layout.root);
     let rows = result?;
     cleanup?;
     Ok(rows)
 }
 
+/// Starts the two workers, measures, and stops them.
+fn with_workers(
+    ctx: &mut Ctx,
+    layout: &Layout,
+    canary: &Path,
+    cgroups: &Cgroups,
+) -> Result<Vec<Row>> {
+    let work = layout.work_dir();
+    Fixture::create_files(&work)?;
+    // A batch lasts about batch-ms without governor; leave room for a very slow one.
+    let run_timeout = Duration::from_secs(120) + Duration::from_millis(ctx.opts.batch_ms) * 100;
+    let mut workers = Workers {
+        host: Worker::start(Who::NonAgent.name(), &cgroups.host, &work, run_timeout)?,
+        agent: Worker::start(Who::Agent.name(), &cgroups.agent, &work, run_timeout)?,
+    };
+    let rows = measure(ctx, layout, canary, &mut workers)?;
+    workers.finish()?;
+    Ok(rows)
+}
+
 fn measure(
     ctx: &mut Ctx,
     layout: &Layout,
-    canary: &std::path::Path,
-    cgroups: &mut Cgroups,
+    canary: &Path,
+    workers: &mut Workers,
 ) -> Result<Vec<Row>> {
-    let fx = Fixture::new(&layout.work_dir())?;
-    cgroups.enter(Who::NonAgent)?;
     let mut cases = Vec::new();
     for who in [Who::NonAgent, Who::Agent] {
         for op in Op::ALL {
             cases.push(Case { op, who, iters: 0 });
         }
     }
-    // Iterations per batch, from the operation's cost without governor.
+    // Iterations per batch, from the operation's cost without governor, as a non-agent.
     for op in Op::ALL {
-        fx.run(op, CALIBRATION_ITERS / 5)?;
+        workers.host.run(op, CALIBRATION_ITERS / 5)?;
         let mut best = f64::INFINITY;
         for _ in 0..3 {
-            best = best.min(fx.run(op, CALIBRATION_ITERS)?.as_nanos() as f64);
+            best = best.min(workers.host.run(op, CALIBRATION_ITERS)?.as_nanos() as f64);
         }
         let ns = best / CALIBRATION_ITERS as f64;
         let iters = ((ctx.opts.batch_ms as f64 * 1e6 / ns) as u64).clamp(50, 5_000_000);
@@ -170,48 +207,39 @@ fn measure(
     let policy_file = layout.policy_file();
     let mut daemon: Option<Daemon> = None;
     let mut starts = 0;
-    // Both closures move the benchmark between cgroups.
-    let cgroups = std::cell::RefCell::new(cgroups);
+    // Both closures use the workers.
+    let workers = std::cell::RefCell::new(workers);
     let blocks = schedule::run(
         ctx.opts.schedule,
         &cases,
         |c| format!("{}/{}", c.op.name(), c.who.name()),
         |on| {
-            let mut cgroups = cgroups.borrow_mut();
-            cgroups.enter(Who::NonAgent)?;
             if on {
                 starts += 1;
                 let t = Instant::now();
                 let log = ctx.scratch.join(format!("daemon-{starts}.log"));
                 let d = Daemon::start(&ctx.governor, &policy_file, &log, 0)?;
                 check_enforcing(ctx, &d)?;
+                let up = t.elapsed();
                 eprintln!(
-                    "bench: {NAME}: daemon up in {:.1}s",
-                    t.elapsed().as_secs_f64()
+                    "bench: {NAME}: daemon up in {:.1}s, {}",
+                    up.as_secs_f64(),
+                    settled(&d)?
                 );
                 daemon = Some(d);
             } else if let Some(d) = daemon.take() {
                 d.stop()?;
             }
-            check_canary(&mut cgroups, canary, on)?;
-            cgroups.enter(Who::NonAgent)
+            check_canary(&mut workers.borrow_mut().agent, canary, on)
         },
         |c| {
-            cgroups.borrow_mut().enter(c.who)?;
-            let took = fx.run(c.op, c.iters)?;
+            let took = workers.borrow_mut().of(c.who).run(c.op, c.iters)?;
             Ok(took.as_nanos() as f64 / c.iters as f64)
         },
     )?;
-    let mut cgroups = cgroups.borrow_mut();
-    ctx.breakdown.extend(breakdown(
-        ctx,
-        &fx,
-        &cases,
-        &mut cgroups,
-        canary,
-        &policy_file,
-    )?);
-    drop(fx);
+    let workers = workers.into_inner();
+    ctx.breakdown
+        .extend(breakdown(ctx, workers, &cases, canary, &policy_file)?);
     Ok(cases
         .iter()
         .zip(blocks)
@@ -231,28 +259,24 @@ fn measure(
 /// the run time of each of governor's programs during it.
 fn breakdown(
     ctx: &Ctx,
-    fx: &Fixture,
+    workers: &mut Workers,
     cases: &[Case],
-    cgroups: &mut Cgroups,
-    canary: &std::path::Path,
-    policy_file: &std::path::Path,
+    canary: &Path,
+    policy_file: &Path,
 ) -> Result<Vec<Breakdown>> {
-    cgroups.enter(Who::NonAgent)?;
     let log = ctx.scratch.join("daemon-stats.log");
     let daemon = Daemon::start(&ctx.governor, policy_file, &log, 0)?;
     check_enforcing(ctx, &daemon)?;
-    check_canary(cgroups, canary, true)?;
+    eprintln!("bench: {NAME}: daemon up, {}", settled(&daemon)?);
+    check_canary(&mut workers.agent, canary, true)?;
     let stats = StatsOn::enable()?;
-    eprintln!("bench: {NAME}: daemon up, BPF statistics on: one batch of each case");
+    eprintln!("bench: {NAME}: BPF statistics on: one batch of each case");
     let mut out = Vec::new();
     for c in cases {
-        // Agents may not use bpf(2): read the statistics from outside. The two cgroup moves
-        // add a couple of program runs to thousands.
-        cgroups.enter(Who::NonAgent)?;
+        // Agents may not use bpf(2): the driver reads the statistics, around the worker's
+        // batch. The request and reply on the pipes add a few program runs to thousands.
         let before = bpfstats::snapshot()?;
-        cgroups.enter(c.who)?;
-        let took = fx.run(c.op, c.iters)?;
-        cgroups.enter(Who::NonAgent)?;
+        let took = workers.of(c.who).run(c.op, c.iters)?;
         let after = bpfstats::snapshot()?;
         let n = c.iters as f64;
         out.push(Breakdown {
@@ -268,9 +292,8 @@ fn breakdown(
         });
     }
     drop(stats);
-    cgroups.enter(Who::NonAgent)?;
     daemon.stop()?;
-    check_canary(cgroups, canary, false)?;
+    check_canary(&mut workers.agent, canary, false)?;
     Ok(out)
 }
 
@@ -310,49 +333,60 @@ fn check_policy(ctx: &Ctx, layout: &Layout) -> Result<()> {
     Ok(())
 }
 
-/// How many of governor's own directories the daemon adds to the protected paths, at most.
-const OWN_DIRS: u64 = 4;
-
 /// The daemon loaded every protected path and network rule, with every program family.
 fn check_enforcing(ctx: &Ctx, d: &Daemon) -> Result<()> {
     let e = d.enforcing()?;
-    let want = (ctx.opts.paths as u64, ctx.opts.rules as u64);
-    let got = (e["protected"].as_u64(), e["network_rules"].as_u64());
     // The daemon's count includes governor's own directories (state, config, runtime,
-    // bpffs), which it always protects.
-    let paths_ok = got
-        .0
-        .is_some_and(|n| (want.0..=want.0 + OWN_DIRS).contains(&n));
-    if !paths_ok || got.1 != Some(want.1) || e["mode"] != "full" {
+    // bpffs, ...), which it always protects.
+    let want = (
+        (ctx.opts.paths + d.own_dirs()?) as u64,
+        ctx.opts.rules as u64,
+    );
+    let got = (e["protected"].as_u64(), e["network_rules"].as_u64());
+    if got != (Some(want.0), Some(want.1)) || e["mode"] != "full" {
         bail!(
             "the daemon enforces {got:?} protected paths / network rules in mode {}, \
-             expected {want:?} in full mode: {e}",
+             expected {want:?} (governor's own directories included) in full mode: {e}",
             e["mode"]
         );
     }
     Ok(())
 }
 
-/// As the agent, unlinks the protected `canary`: refused with governor, allowed (and the
-/// canary put back) without it.
-fn check_canary(cgroups: &mut Cgroups, canary: &std::path::Path, on: bool) -> Result<()> {
-    cgroups.enter(Who::Agent)?;
-    let res = fs::remove_file(canary);
-    cgroups.enter(Who::NonAgent)?;
-    match (on, res) {
-        (true, Err(e)) if e.raw_os_error() == Some(libc::EPERM) => Ok(()),
+/// Waits for the daemon to go quiet (see [`Daemon::settle`]); says how that went.
+fn settled(d: &Daemon) -> Result<String> {
+    Ok(match d.settle()? {
+        Some(t) => format!("quiet {:.1}s later", t.as_secs_f64()),
+        None => "never quiet for long (measuring anyway)".to_owned(),
+    })
+}
+
+/// The agent worker unlinks the protected `canary`: refused with governor, allowed (and the
+/// canary put back, by the driver) without it.
+fn check_canary(agent: &mut Worker, canary: &Path, on: bool) -> Result<()> {
+    match (on, agent.unlink(canary)?) {
+        (true, Err(libc::EPERM)) => Ok(()),
         (true, other) => bail!(
-            "with the daemon running, the agent's unlink of protected {} gave {other:?}, not \
+            "with the daemon running, the agent's unlink of protected {} gave {}, not \
              EPERM: governor is not enforcing, the measurement would be meaningless",
-            canary.display()
+            canary.display(),
+            errno_text(other)
         ),
         (false, Ok(())) => fs::write(canary, b"protected\n")
             .with_context(|| format!("recreating {}", canary.display())),
         (false, Err(e)) => bail!(
-            "without the daemon, the agent's unlink of {} failed ({e}): governor's programs are \
+            "without the daemon, the agent's unlink of {} failed ({}): governor's programs are \
              still attached (pinned?) or another daemon runs, so a block \"without governor\" \
              would not be",
-            canary.display()
+            canary.display(),
+            std::io::Error::from_raw_os_error(e)
         ),
+    }
+}
+
+fn errno_text(r: std::result::Result<(), i32>) -> String {
+    match r {
+        Ok(()) => "success".to_owned(),
+        Err(e) => std::io::Error::from_raw_os_error(e).to_string(),
     }
 }

@@ -5,6 +5,9 @@
 //!
 //! Exit codes: 0 every target met, 1 a target missed, 2 the benchmark could not run.
 //!
+//! `governor-bench --worker DIR` is the same executable as a worker process, which runs the
+//! timed loops inside one cgroup (see `worker.rs`); the driver starts those itself.
+//!
 //! To add a benchmark group, write a module with a `run(&mut Ctx) -> Result<Vec<Row>>` (use
 //! [`schedule::run`] for the interleaved blocks) and list it in [`GROUPS`].
 
@@ -14,6 +17,7 @@ mod enforcement;
 mod ops;
 mod schedule;
 mod sys;
+mod worker;
 
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
@@ -104,6 +108,23 @@ pub struct Ctx {
 }
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == worker::WORKER_FLAG) {
+        let Some(work) = args.next() else {
+            eprintln!(
+                "governor-bench: {} needs the work directory",
+                worker::WORKER_FLAG
+            );
+            return ExitCode::from(2);
+        };
+        return match worker::serve(std::path::Path::new(&work)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("governor-bench worker: error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run() {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

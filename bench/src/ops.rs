@@ -39,6 +39,11 @@ impl Op {
             Op::Connect => "tcp connect",
         }
     }
+
+    /// The operation named `name` (see [`Op::name`]).
+    pub fn from_name(name: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|op| op.name() == name)
+    }
 }
 
 /// What the loops work on: files in an unprotected directory and a loopback listener.
@@ -62,8 +67,9 @@ fn check(ret: i64, what: &str) -> Result<i64> {
 }
 
 impl Fixture {
-    /// Creates the files under `work` and a listener on 127.0.0.1 (an ephemeral port).
-    pub fn new(work: &Path) -> Result<Fixture> {
+    /// Creates the files the loops use under `work` (the driver does, once, before any
+    /// worker opens them).
+    pub fn create_files(work: &Path) -> Result<()> {
         std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
         let read = work.join("read.dat");
         let write = work.join("write.dat");
@@ -73,6 +79,15 @@ impl Fixture {
             .with_context(|| format!("writing {}", write.display()))?;
         let create = work.join("created");
         let _ = std::fs::remove_file(&create);
+        Ok(())
+    }
+
+    /// The loops over the files [`Fixture::create_files`] made in `work`, with a listener of
+    /// this process's own on 127.0.0.1 (an ephemeral port).
+    pub fn open(work: &Path) -> Result<Fixture> {
+        let read = work.join("read.dat");
+        let write = work.join("write.dat");
+        let create = work.join("created");
         // SAFETY: plain socket calls on values we own; the address struct is fully set.
         let (listener, addr) = unsafe {
             let fd = check(

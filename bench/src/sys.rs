@@ -60,11 +60,11 @@ impl Cgroup {
         Path::new(CGROUP_ROOT).join(&self.rel)
     }
 
-    /// Moves this whole process into the cgroup.
-    pub fn enter(&self) -> Result<()> {
+    /// Moves process `pid` (all its threads) into the cgroup.
+    pub fn add(&self, pid: u32) -> Result<()> {
         let procs = self.path().join("cgroup.procs");
-        fs::write(&procs, std::process::id().to_string())
-            .with_context(|| format!("moving the benchmark into {}", procs.display()))
+        fs::write(&procs, pid.to_string())
+            .with_context(|| format!("moving process {pid} into {}", procs.display()))
     }
 
     /// Removes the (empty) cgroup.

@@ -10,8 +10,8 @@
 use std::process::Command;
 
 use governor_kernel_tests::{
-    governor_bin, net::NetScenario, net_lease::NetLeaseScenario, scratch, set_governor_bin,
-    set_pin_prefix, write,
+    governor_bin, lsm_class_names, net::NetScenario, net_lease::NetLeaseScenario, scratch,
+    set_governor_bin, set_pin_prefix, write, NET_CLASS_NAMES,
 };
 
 fn setup() {
@@ -62,20 +62,24 @@ fn host_network_enforced_without_bpf_lsm() {
     );
     if degraded {
         assert_eq!(enforcing["mode"], "degraded", "{enforcing}");
-        assert_eq!(
-            enforcing["not_enforced"], "unlink, rmdir, unix-connect",
-            "{enforcing}"
+        // Every class but the network ones: file, exec, process and host-wide classes.
+        let lsm = lsm_class_names();
+        assert!(
+            lsm.starts_with("unlink, rmdir, rename, truncate, write,") && lsm.contains("exec"),
+            "{lsm}"
         );
+        assert_eq!(enforcing["not_enforced"], lsm.as_str(), "{enforcing}");
         let warn = log
             .iter()
-            .find(|v| v["level"] == "WARN" && v["not_enforced"] == "unlink, rmdir, unix-connect")
+            .find(|v| v["level"] == "WARN" && v["not_enforced"] == lsm.as_str())
             .unwrap_or_else(|| panic!("a WARN naming the classes not enforced: {log:#?}"));
         assert!(
-            warn["message"].as_str().is_some_and(
-                |m| m.contains("degraded mode: NOT enforcing unlink, rmdir, unix-connect")
-            ),
+            warn["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("degraded mode: NOT enforcing {lsm}"))),
             "{warn}"
         );
+        assert_eq!(enforcing["enforced"], NET_CLASS_NAMES, "{enforcing}");
     }
     s.check_all(&d, true);
     let log = d.stop();
@@ -156,7 +160,10 @@ deny = ["connect"]
         "{stderr}"
     );
     assert!(
-        stderr.contains("cannot enforce unlink, rmdir, unix-connect (BPF-LSM programs)"),
+        stderr.contains(&format!(
+            "cannot enforce {} (BPF-LSM programs)",
+            lsm_class_names()
+        )),
         "{stderr}"
     );
     // Refused before touching the host.

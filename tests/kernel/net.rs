@@ -3,7 +3,7 @@
 //! mode, sub-cgroups of an agent, non-agents. The scenario itself is shared with the host
 //! tier: `governor_kernel_tests::net`.
 
-use governor_kernel_tests::{net::NetScenario, require_bpf_lsm};
+use governor_kernel_tests::{all_class_names, net::NetScenario, require_bpf_lsm};
 
 #[test]
 fn net_full_mode_connect_bind_send() {
@@ -16,9 +16,16 @@ fn net_full_mode_connect_bind_send() {
         .find(|v| v["message"] == "enforcing")
         .expect("an `enforcing` line");
     assert_eq!(enforcing["mode"], "full", "{enforcing}");
+    // Every class, network and BPF-LSM alike.
     assert_eq!(
-        enforcing["enforced"], "unlink, rmdir, connect, bind, send, unix-connect",
+        enforcing["enforced"].as_str(),
+        Some(all_class_names().as_str()),
         "{enforcing}"
+    );
+    assert!(
+        all_class_names().contains("exec, signal, ptrace, setid, connect, bind, send, bpf"),
+        "{}",
+        all_class_names()
     );
     assert_eq!(enforcing["not_enforced"], "", "{enforcing}");
     assert!(

@@ -6,7 +6,8 @@
 use std::process::Command;
 
 use governor_kernel_tests::{
-    governor_bin, net::NetScenario, net_lease::NetLeaseScenario, policy, scratch, write,
+    governor_bin, lsm_class_names, net::NetScenario, net_lease::NetLeaseScenario, policy, scratch,
+    write, NET_CLASS_NAMES,
 };
 
 fn require_no_bpf_lsm() {
@@ -57,10 +58,12 @@ fn no_bpf_lsm_network_enforced_in_degraded_mode() {
     let s = NetScenario::new("no-lsm");
     let d = s.start(&[]);
     let log = d.logged();
+    // Every class but the network ones: file, exec, process and host-wide classes.
+    let lsm = lsm_class_names();
     let warn = log
         .iter()
-        .find(|v| v["level"] == "WARN" && v["not_enforced"] == "unlink, rmdir, unix-connect")
-        .unwrap_or_else(|| panic!("a WARN naming the classes not enforced: {log:#?}"));
+        .find(|v| v["level"] == "WARN" && v["not_enforced"] == lsm.as_str())
+        .unwrap_or_else(|| panic!("a WARN naming the classes not enforced ({lsm}): {log:#?}"));
     let reason = warn["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("BPF-LSM is not active"), "{warn}");
     let enforcing = log
@@ -68,7 +71,8 @@ fn no_bpf_lsm_network_enforced_in_degraded_mode() {
         .find(|v| v["message"] == "enforcing")
         .expect("an `enforcing` line");
     assert_eq!(enforcing["mode"], "degraded", "{enforcing}");
-    assert_eq!(enforcing["enforced"], "connect, bind, send", "{enforcing}");
+    assert_eq!(enforcing["enforced"], NET_CLASS_NAMES, "{enforcing}");
+    assert_eq!(enforcing["not_enforced"], lsm.as_str(), "{enforcing}");
     s.check_all(&d, true);
     drop(d);
     // Degraded mode pins too: only network links, and they outlive the daemon.
@@ -101,6 +105,13 @@ fn no_bpf_lsm_require_full_refuses() {
         "{stderr}"
     );
     assert!(stderr.contains("BPF-LSM is not active"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot enforce {} (BPF-LSM programs)",
+            lsm_class_names()
+        )),
+        "{stderr}"
+    );
     assert!(
         !governor_kernel_tests::net::cgroup2_root()
             .join(&s.cgroup_parent)

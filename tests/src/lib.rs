@@ -588,3 +588,27 @@ pub fn allow_the_rest(denied: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// The network classes, as the daemon lists them (enforced by the cgroup sock_addr programs).
+pub const NET_CLASS_NAMES: &str = "connect, bind, send";
+
+/// Every other class, in class order, as the daemon lists them: what the BPF-LSM programs
+/// enforce, and what a daemon without BPF-LSM says it does not.
+pub fn lsm_class_names() -> String {
+    use governor_common::Class;
+    let names: Vec<&str> = Class::ALL
+        .iter()
+        .filter(|c| !matches!(c, Class::Connect | Class::Bind | Class::Send))
+        .map(|c| c.name())
+        .collect();
+    names.join(", ")
+}
+
+/// Every class in class order, as a daemon in full mode lists what it enforces.
+pub fn all_class_names() -> String {
+    let names: Vec<&str> = governor_common::Class::ALL
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    names.join(", ")
+}

@@ -1,7 +1,8 @@
 //! Which classes this kernel lets governor enforce, and whether the daemon may start with
 //! that. governor's programs come in two independent families:
-//! - BPF-LSM programs enforce the file classes and unix-connect ([`LSM_CLASSES`]); kernels without BPF-LSM, or
-//!   that refuse LSM programs (sandboxed, locked down), cannot run them;
+//! - BPF-LSM programs enforce every class but the network ones ([`LSM_CLASSES`]: file,
+//!   unix-connect, exec, process and host-wide classes); kernels without BPF-LSM, or that
+//!   refuse LSM programs (sandboxed, locked down), cannot run them;
 //! - cgroup sock_addr programs enforce the network classes ([`NET_CLASSES`]); they load on
 //!   kernels without BPF-LSM.
 //!
@@ -12,10 +13,35 @@
 
 use governor_common::Class;
 
-/// Classes enforced by the BPF-LSM programs.
-pub const LSM_CLASSES: &[Class] = &[Class::Unlink, Class::Rmdir, Class::UnixConnect];
 /// Classes enforced by the cgroup sock_addr programs.
 pub const NET_CLASSES: &[Class] = &[Class::Connect, Class::Bind, Class::Send];
+/// Classes enforced by the BPF-LSM programs: every other class, in class order, derived from
+/// [`Class::ALL`] so that a new class is counted where it belongs.
+pub const LSM_CLASSES: &[Class] = &lsm_classes();
+
+/// Every class of [`Class::ALL`] that is not in [`NET_CLASSES`].
+const fn lsm_classes() -> [Class; Class::ALL.len() - NET_CLASSES.len()] {
+    let mut out = [Class::Unlink; Class::ALL.len() - NET_CLASSES.len()];
+    let (mut i, mut n) = (0, 0);
+    while i < Class::ALL.len() {
+        let c = Class::ALL[i];
+        let mut net = false;
+        let mut j = 0;
+        while j < NET_CLASSES.len() {
+            net |= NET_CLASSES[j] as u32 == c as u32;
+            j += 1;
+        }
+        if !net {
+            // Out of bounds here (a compile error) if NET_CLASSES lists a class twice.
+            out[n] = c;
+            n += 1;
+        }
+        i += 1;
+    }
+    // Fails to compile if NET_CLASSES lists a class that is not in Class::ALL.
+    assert!(n == out.len());
+    out
+}
 
 /// One program family that did not load, and why.
 #[derive(Debug)]
@@ -142,6 +168,21 @@ mod tests {
     }
 
     #[test]
+    fn the_two_families_cover_every_class_once() {
+        let mut all: Vec<Class> = LSM_CLASSES.iter().chain(NET_CLASSES).copied().collect();
+        all.sort_by_key(|c| *c as u32);
+        assert_eq!(all, Class::ALL);
+        assert!(LSM_CLASSES
+            .windows(2)
+            .all(|w| (w[0] as u32) < (w[1] as u32)));
+        // The network family is exactly what a policy calls `network`.
+        assert_eq!(
+            crate::policy::classes::classes_for_name("network"),
+            Some(NET_CLASSES)
+        );
+    }
+
+    #[test]
     fn full_when_both_load() {
         let p = decide(Ok(()), Ok(()), &[Class::Unlink], true).expect("full");
         assert!(p.lsm && p.net && p.missing.is_empty());
@@ -158,10 +199,9 @@ mod tests {
         )
         .expect("degraded");
         assert!(!p.lsm && p.net);
-        assert_eq!(
-            p.not_enforced(),
-            vec![Class::Unlink, Class::Rmdir, Class::UnixConnect]
-        );
+        assert_eq!(p.not_enforced(), LSM_CLASSES);
+        assert!(p.not_enforced().contains(&Class::Exec));
+        assert!(p.not_enforced().contains(&Class::CgroupEscape));
         assert_eq!(p.enforced(), vec![Class::Connect, Class::Bind, Class::Send]);
     }
 
@@ -174,7 +214,11 @@ mod tests {
             "{msg}"
         );
         assert!(
-            msg.contains("cannot enforce unlink, rmdir, unix-connect"),
+            msg.contains("cannot enforce unlink, rmdir, rename, truncate, write,"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(", tty-inject, kexec (BPF-LSM programs)"),
             "{msg}"
         );
         assert!(msg.ends_with("BPF-LSM unavailable"), "{msg}");
