@@ -14,10 +14,12 @@
 //! 5. attach and pin the new generation: from here both generations run, and an operation
 //!    is refused if either refuses. Then point the pin manifest at the new one.
 //!
-//! Past step 5 the reload is committed: the old generation is retired (its links leave the
-//! kernel), the authority takes the new policy and its lease entries (dropping, with the
-//! reason, the leases it no longer allows), the shared enforcer becomes the new generation,
-//! the event reader drains the old ring buffer and moves to the new one, and the admin and
+//! Past step 5 the reload is committed: the shared enforcer becomes the new generation, the
+//! authority takes the new policy and its lease entries (dropping, with the reason, the
+//! leases it no longer allows) and its lock is released (the "swap" the reply times). Then
+//! the old generation is retired: its pins are removed and, with the old `Enforcer` closed,
+//! its links and programs leave the kernel. Only then does the event reader drain the old
+//! ring buffer (nothing can write to it any more) and move to the new one, and the admin and
 //! request sockets, `status` and the decision log see the new policy.
 //!
 //! One reload runs at a time. It runs on a blocking thread: the daemon keeps logging
@@ -245,7 +247,6 @@ impl Inner {
             ring,
             generation,
             counts,
-            retired,
         } = filled.go_live(&mut current.pins, &compiled, &p.cgroups)?;
 
         // Committed: the new generation enforces and the manifest names it.
@@ -273,6 +274,13 @@ impl Inner {
             ),
         );
         drop(authority);
+        let swap = swap_started.elapsed();
+        // Our handles on the old generation go first: its programs stay in the kernel for as
+        // long as any fd holds them.
+        drop(old_enforcer);
+        let retire_started = Instant::now();
+        let retired = current.pins.retire_others();
+        let retire = retire_started.elapsed();
         // The old generation's programs have left the kernel (or are reported below): the
         // reader drains its ring and moves on.
         if p.rings.send((ring, Arc::clone(&compiled))).is_err() {
@@ -284,8 +292,6 @@ impl Inner {
         current.file = file.to_path_buf();
         current.reloads += 1;
         self.publish(current, &plan);
-        drop(old_enforcer);
-        let swap = swap_started.elapsed();
         let retired = match retired {
             Ok(r) => json!({ "links": r.links, "entries": r.entries }),
             Err(e) => {
@@ -313,6 +319,7 @@ impl Inner {
             leases_dropped = dropped.len(),
             prepare_ms = prepared.as_millis() as u64,
             swap_us = swap.as_micros() as u64,
+            retire_ms = retire.as_millis() as u64,
             "policy reloaded: version {} (generation {old_generation}) replaced by version {} \
              (generation {generation}) without a gap; swap took {} µs",
             old_policy.version,
@@ -331,6 +338,7 @@ impl Inner {
                      "generation": generation },
             "prepare_ms": prepared.as_millis() as u64,
             "swap_us": swap.as_micros() as u64,
+            "retire_ms": retire.as_millis() as u64,
             "total_ms": received.elapsed().as_millis() as u64,
             "leases": { "kept": kept, "dropped": dropped_json },
             "retired": retired,

@@ -69,8 +69,8 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     // generation found there keeps enforcing until ours is attached and pinned.
     let mut pins = PinDir::open(&args.pin_dir)?;
     let live = filled.go_live(&mut pins, &compiled, &cgroups)?;
-    let retired = live.retired.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-    log_adoption(&pins, live.generation, live.counts, retired);
+    let retired = pins.retire_others()?;
+    log_adoption(&pins, live.generation, live.counts, &retired);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

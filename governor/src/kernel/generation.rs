@@ -9,8 +9,10 @@
 //!    tracking the cgroups below agent cgroups (into this generation's agent map only).
 //! 3. [`Filled::go_live`]: a new generation in the pin directory; attach the BPF-LSM and
 //!    network programs (from here both the previous generation and this one run: an operation
-//!    is refused if either refuses, so there is no gap), pin, point the manifest at it, and
-//!    only then retire every other generation (`kernel::pin`).
+//!    is refused if either refuses, so there is no gap), pin, and point the manifest at it.
+//!    The caller then retires every other generation (`PinDir::retire_others`), once it has
+//!    closed its own handles on the previous one (a reload's old `Enforcer` holds its
+//!    programs in the kernel until it is dropped).
 //!
 //! A failure before the manifest is written leaves the previous generation enforcing alone:
 //! this generation's unpinned links are detached when its `Enforcer` is dropped, and its
@@ -25,7 +27,7 @@ use super::{
     loader::{Enforcer, LoadError, PinnedCounts, OBJECT},
     net::{self, NetError},
     offsets,
-    pin::{self, Manifest, PinDir, PinError, Retired},
+    pin::{self, Manifest, PinDir, PinError},
     preflight::Capabilities,
     tree_seqs,
 };
@@ -116,9 +118,6 @@ pub struct Live {
     pub ring: RingBuf<MapData>,
     pub generation: u64,
     pub counts: PinnedCounts,
-    /// Retiring the other generations: the new one already enforces whether or not this
-    /// succeeded (an error means some old links are still in the kernel, enforcing too).
-    pub retired: Result<Retired, PinError>,
 }
 
 /// Loads (and so verifies) every program family for `policy`. Each family loads on its own,
@@ -173,8 +172,8 @@ impl Loaded {
 }
 
 impl Filled {
-    /// Attaches, pins and names this generation in `pins`, then retires every other one.
-    /// On an error before the manifest names it, nothing of this generation stays in the
+    /// Attaches, pins and names this generation in `pins` (the other generations still
+    /// enforce too until the caller retires them). On an error before the manifest names it, nothing of this generation stays in the
     /// kernel or the pin directory, and the previous generation still enforces.
     pub fn go_live(
         self,
@@ -198,14 +197,12 @@ impl Filled {
                 return Err(e);
             }
         };
-        let retired = pins.retire_others();
         Ok(Live {
             enforcer,
             plan,
             ring,
             generation: generation.number,
             counts,
-            retired,
         })
     }
 }
