@@ -263,6 +263,8 @@ fn lsm_policy_reload_is_atomic_and_gap_free() {
     // the lease is dropped, with the reason, and leaves the kernel.
     write(&file, &policy(&prod, &leased, false));
     let v3 = version_of(&file);
+    // l1 is back (the lease deleted it): every scope resolves, and meets the new deny.
+    write(&leased.join("l1"), "leased");
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
     let logged = d.wait_logged_within(&format!("policy reloaded: version {v2}"), 240);
@@ -291,8 +293,10 @@ fn lsm_policy_reload_is_atomic_and_gap_free() {
         .and_then(|a| a.iter().find(|l| l["id"] == lease_id.as_str()).cloned())
         .unwrap_or_else(|| panic!("lease {lease_id} not listed: {listed}"));
     assert_eq!(shown["state"], "dropped", "{shown}");
+    let reason = shown["reason"].as_str().unwrap_or_default();
     assert!(
-        shown.to_string().contains("a lease cannot lift a deny"),
+        reason.starts_with(&format!("policy reload to `reload` version {v3}"))
+            && reason.contains("a lease cannot lift a deny"),
         "{shown}"
     );
     d.stop();
