@@ -228,6 +228,23 @@ pub enum PolicyCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Make the running daemon re-read its policy file (or FILE) and enforce it, atomically:
+    /// a policy that fails any check changes nothing (SIGHUP to the daemon does the same).
+    Reload(PolicyReloadArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyReloadArgs {
+    /// Enforce this policy file instead of the daemon's own; it becomes the daemon's policy
+    /// file for later reloads.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -16,6 +16,7 @@ mod logging;
 mod oom;
 mod own_dirs;
 mod policy;
+mod reload;
 mod requests;
 
 use std::process::ExitCode;

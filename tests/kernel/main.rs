@@ -16,6 +16,7 @@ mod net;
 mod net_leases;
 mod no_bpf_lsm;
 mod pin;
+mod policy_reload;
 mod self_protect;
 mod task;
 mod write_cache;

@@ -308,7 +308,13 @@ impl Daemon {
     /// Waits up to 5 s for a log line whose message starts with `message` (the reader thread
     /// may still be behind the ready file).
     pub fn wait_logged(&self, message: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        self.wait_logged_within(message, 5)
+    }
+
+    /// Waits up to `secs` for a log line whose message starts with `message` (a policy
+    /// reload verifies every program again: tens of seconds under QEMU TCG).
+    pub fn wait_logged_within(&self, message: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let found = self.logged().into_iter().find(|v| {
                 v["message"]
@@ -320,7 +326,7 @@ impl Daemon {
             }
             assert!(
                 Instant::now() < deadline,
-                "no `{message}` line within 5 s: {:#?}",
+                "no `{message}` line within {secs} s: {:#?}",
                 self.logged()
             );
             thread::sleep(Duration::from_millis(20));

@@ -53,8 +53,22 @@ pub fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
     call_line(socket, &req.to_line())
 }
 
+/// [`call`] for a request that may take long (a policy reload verifies every program):
+/// waits up to `timeout` for the reply.
+pub fn call_waiting(socket: &Path, req: &Request, timeout: Duration) -> Result<Value, ClientError> {
+    call_line_waiting(socket, &req.to_line(), timeout)
+}
+
 /// Sends one request line (ending in a newline) to `socket`; the reply's `result`.
 pub fn call_line(socket: &Path, request_line: &str) -> Result<Value, ClientError> {
+    call_line_waiting(socket, request_line, TIMEOUT)
+}
+
+fn call_line_waiting(
+    socket: &Path,
+    request_line: &str,
+    timeout: Duration,
+) -> Result<Value, ClientError> {
     let io = |source: std::io::Error| ClientError::Io {
         path: socket.to_owned(),
         source,
@@ -68,7 +82,7 @@ pub fn call_line(socket: &Path, request_line: &str) -> Result<Value, ClientError
         },
         _ => io(e),
     })?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
     // A refused peer gets its reply without the daemon reading the request, and the write
     // may then fail: read the reply whatever happened to the write.

@@ -19,10 +19,10 @@ use crate::{
 
 /// The agents `which` selects, with their cgroups.
 fn select(ctx: &Context, which: &Agents) -> Result<Vec<(String, PathBuf)>, Response> {
+    let agent_cgroups = super::current(&ctx.agent_cgroups);
     match which {
-        Agents::All => Ok(ctx.agent_cgroups.clone()),
-        Agents::One(name) => ctx
-            .agent_cgroups
+        Agents::All => Ok(agent_cgroups),
+        Agents::One(name) => agent_cgroups
             .iter()
             .find(|(n, _)| n == name)
             .map(|a| vec![a.clone()])
@@ -31,7 +31,7 @@ fn select(ctx: &Context, which: &Agents) -> Result<Vec<(String, PathBuf)>, Respo
                     ErrorCode::Rejected,
                     format!(
                         "no agent `{name}` in the policy (agents: {})",
-                        ctx.agent_cgroups
+                        agent_cgroups
                             .iter()
                             .map(|(n, _)| n.as_str())
                             .collect::<Vec<_>>()

@@ -33,7 +33,10 @@ pub fn handle(auth: &Arc<Mutex<Authority>>, peer: &Peer, req: Request) -> Respon
         Request::RequestShow { id } => auth.request(&id),
         Request::RequestApprove { id, lease } => auth.approve(&id, &lease, peer.uid),
         Request::RequestReject { id, reason } => auth.reject(&id, peer.uid, &reason),
-        Request::Status | Request::Halt { .. } | Request::Resume { .. } => {
+        Request::Status
+        | Request::Halt { .. }
+        | Request::Resume { .. }
+        | Request::PolicyReload { .. } => {
             Err(LeaseError::Internal("not a lease command".to_owned()))
         }
     };

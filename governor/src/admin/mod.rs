@@ -1,7 +1,9 @@
 //! The admin socket: a unix stream socket in governor's runtime directory
 //! (`/run/governor/governor.sock`) speaking the line-delimited JSON protocol of [`protocol`].
-//! Every peer is checked on accept ([`peer`]); each request has its handler file (`status`).
-//! `governor status` is the client ([`client`]).
+//! Every peer is checked on accept ([`peer`]); each request has its handler file (`status`,
+//! `leases`, `halt`, `reload`). `governor status` is the client ([`client`]). What a policy
+//! reload replaces (who is an agent, the agents' cgroups, the status's fixed part) is held in
+//! [`Shared`] values the daemon swaps.
 //!
 //! The socket is mode 0666 because the daemon decides who may use it itself; the kernel
 //! refuses agents' connects before that (the runtime directory is one of governor's own,
@@ -14,6 +16,7 @@ mod leases;
 pub use leases::error_reply;
 pub mod peer;
 pub mod protocol;
+pub mod reload;
 pub mod status;
 
 use std::{
@@ -21,7 +24,7 @@ use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::Duration,
 };
 
@@ -50,6 +53,20 @@ pub enum AdminError {
     },
 }
 
+/// A value a policy reload replaces as a whole, read by the socket handlers.
+pub type Shared<T> = Arc<RwLock<T>>;
+
+/// A new shared value.
+pub fn shared<T>(value: T) -> Shared<T> {
+    Arc::new(RwLock::new(value))
+}
+
+/// A copy of the current value. A poisoned lock still holds a whole value: writers replace
+/// it in one assignment.
+pub fn current<T: Clone>(value: &Shared<T>) -> T {
+    value.read().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
 /// A connected client, as `SO_PEERCRED` and the service's admission check saw it.
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -75,12 +92,14 @@ pub trait Service: Send + Sync + 'static {
 
 /// What the admin socket's handlers need.
 pub struct Context {
-    pub access: peer::Access,
+    pub access: Shared<peer::Access>,
     pub status: status::Source,
     /// The lease authority (absent in tests of the status request alone).
     pub authority: Option<Arc<Mutex<Authority>>>,
     /// Each agent's cgroup as an absolute path (for halts).
-    pub agent_cgroups: Vec<(String, PathBuf)>,
+    pub agent_cgroups: Shared<Vec<(String, PathBuf)>>,
+    /// Policy reloads (absent in tests that do not reload).
+    pub reload: Option<Arc<dyn reload::Reload>>,
 }
 
 impl Service for Context {
@@ -89,7 +108,9 @@ impl Service for Context {
     }
 
     fn admit(&self, uid: u32, pid: Option<i32>) -> Result<Peer, String> {
-        self.access.check(uid, pid).map_err(|e| e.to_string())?;
+        current(&self.access)
+            .check(uid, pid)
+            .map_err(|e| e.to_string())?;
         Ok(Peer {
             uid,
             pid,
@@ -236,6 +257,7 @@ async fn handle(ctx: &Context, peer: &Peer, req: Request) -> Response {
             reason,
         } => halt::halt(ctx, peer, &agents, kill, reason).await,
         Request::Resume { agents } => halt::resume(ctx, peer, &agents).await,
+        Request::PolicyReload { file } => reload::reload(ctx, peer, file).await,
         other => {
             let Some(auth) = &ctx.authority else {
                 return Response::error(
@@ -296,19 +318,20 @@ mod tests {
         // SAFETY: plain getuid(2).
         let uid = unsafe { libc::getuid() };
         Context {
-            access: peer::Access {
+            access: shared(peer::Access {
                 admin_uids: vec![uid],
                 agent_cgroups,
-            },
+            }),
             status: status::Source {
-                fixed: fixed(),
+                fixed: shared(fixed()),
                 started: std::time::Instant::now(),
                 counters,
                 reader: Arc::new(ReaderStats::default()),
                 authority: None,
             },
             authority: None,
-            agent_cgroups: Vec::new(),
+            agent_cgroups: shared(Vec::new()),
+            reload: None,
         }
     }
 
@@ -371,6 +394,72 @@ mod tests {
             client::call(&path, &Request::Status),
             Err(ClientError::NotRunning(_))
         ));
+    }
+
+    /// A reloader that refuses every file but `/good.toml`, counting its calls.
+    struct FakeReload(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl reload::Reload for FakeReload {
+        fn reload(&self, file: Option<PathBuf>, uid: u32) -> reload::Outcome {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                match file.as_deref().and_then(|f| f.to_str()) {
+                    Some("/good.toml") => Ok(serde_json::json!({ "uid": uid })),
+                    other => Err(reload::Refusal {
+                        code: ErrorCode::Rejected,
+                        message: format!("policy reload refused, nothing changed: {other:?}"),
+                    }),
+                }
+            })
+        }
+    }
+
+    #[test]
+    fn policy_reload_replies_with_the_reloaders_outcome() {
+        let (rt, path) = fresh("reload");
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut ctx = context(Vec::new(), Box::new(|| Ok(Counters::default())));
+        ctx.reload = Some(Arc::new(FakeReload(Arc::clone(&calls))));
+        rt.spawn(serve(listen(&path).expect("listen"), Arc::new(ctx)));
+        let req = |file: Option<&str>| Request::PolicyReload {
+            file: file.map(str::to_owned),
+        };
+        let ok = client::call(&path, &req(Some("/good.toml"))).expect("a good reload");
+        // SAFETY: plain getuid(2).
+        assert_eq!(ok["uid"], unsafe { libc::getuid() });
+        match client::call(&path, &req(Some("/bad.toml"))) {
+            Err(ClientError::Refused { code, message }) => {
+                assert_eq!(code, ErrorCode::Rejected);
+                assert!(message.contains("nothing changed") && message.contains("/bad.toml"));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // A relative path is refused before the reloader is asked.
+        let before = calls.load(std::sync::atomic::Ordering::SeqCst);
+        match client::call(&path, &req(Some("bad.toml"))) {
+            Err(ClientError::Refused { code, message }) => {
+                assert_eq!(code, ErrorCode::Rejected);
+                assert!(message.contains("not an absolute path"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), before);
+        drop(rt);
+
+        // A daemon without a reloader says so.
+        let (rt, path) = fresh("noreload");
+        let ctx = context(Vec::new(), Box::new(|| Ok(Counters::default())));
+        rt.spawn(serve(listen(&path).expect("listen"), Arc::new(ctx)));
+        match client::call(&path, &req(None)) {
+            Err(ClientError::Refused { code, .. }) => assert_eq!(code, ErrorCode::Internal),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        drop(rt);
+        for p in [&path] {
+            if let Some(dir) = p.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub const COMMANDS: &[&str] = &[
     "request-show",
     "request-approve",
     "request-reject",
+    "policy-reload",
 ];
 
 /// Which agents a halt or resume applies to.
@@ -94,6 +95,11 @@ pub enum Request {
     RequestReject {
         id: String,
         reason: String,
+    },
+    /// Replace the enforced policy with the daemon's policy file re-read, or with `file` (an
+    /// absolute path), atomically: a policy that fails any check changes nothing.
+    PolicyReload {
+        file: Option<String>,
     },
 }
 
@@ -288,6 +294,10 @@ mod tests {
                 id: "r-1".into(),
                 reason: "no".into(),
             },
+            Request::PolicyReload { file: None },
+            Request::PolicyReload {
+                file: Some("/etc/governor/next.toml".into()),
+            },
         ] {
             let line = req.to_line();
             assert_eq!(parse(line.trim_end().as_bytes()), Ok(req), "{line}");
@@ -302,6 +312,38 @@ mod tests {
         assert!(e.message.contains("`id`"), "{}", e.message);
         let e = refused(r#"{"version":1,"command":"lease-show","args":{"id":"x","y":1}}"#);
         assert!(e.message.contains("`y`"), "{}", e.message);
+    }
+
+    #[test]
+    fn policy_reload_parses_with_and_without_a_file() {
+        assert_eq!(
+            parse(br#"{"version":1,"command":"policy-reload","args":{}}"#),
+            Ok(Request::PolicyReload { file: None })
+        );
+        assert_eq!(
+            parse(br#"{"version":1,"command":"policy-reload","args":{"file":"/p.toml"}}"#),
+            Ok(Request::PolicyReload {
+                file: Some("/p.toml".into())
+            })
+        );
+        for (line, why) in [
+            (
+                r#"{"version":1,"command":"policy-reload"}"#,
+                "`policy-reload`",
+            ),
+            (
+                r#"{"version":1,"command":"policy-reload","args":{"file":7}}"#,
+                "`policy-reload`",
+            ),
+            (
+                r#"{"version":1,"command":"policy-reload","args":{"path":"/p.toml"}}"#,
+                "`path`",
+            ),
+        ] {
+            let e = refused(line);
+            assert_eq!(e.code, ErrorCode::Malformed, "{line}");
+            assert!(e.message.contains(why), "{line}: {}", e.message);
+        }
     }
 
     #[test]

@@ -50,6 +50,15 @@ pub struct PolicyInfo {
     /// SHA-256 of the policy file (first 16 bytes, hex).
     #[serde(default)]
     pub version: String,
+    /// When the daemon started enforcing it (RFC 3339, UTC): at start-up or a reload.
+    #[serde(default)]
+    pub loaded_at: String,
+    /// The kernel generation enforcing it (`kernel::pin`); each reload makes a new one.
+    #[serde(default)]
+    pub generation: u64,
+    /// Policy reloads since the daemon started.
+    #[serde(default)]
+    pub reloads: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +92,21 @@ pub struct Counters {
     pub cgroups_untracked: u64,
 }
 
+impl Counters {
+    /// Both counts added (a retired generation's and the enforcing one's).
+    pub fn plus(self, o: Counters) -> Counters {
+        Counters {
+            denied: self.denied + o.denied,
+            observed: self.observed + o.observed,
+            unresolved: self.unresolved + o.unresolved,
+            kernel_events_dropped: self.kernel_events_dropped + o.kernel_events_dropped,
+            lease_allowed: self.lease_allowed + o.lease_allowed,
+            lease_expired: self.lease_expired + o.lease_expired,
+            cgroups_untracked: self.cgroups_untracked + o.cgroups_untracked,
+        }
+    }
+}
+
 /// The event reader's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReaderCounters {
@@ -97,7 +121,7 @@ pub type CounterReader = dyn Fn() -> Result<Counters, String> + Send + Sync;
 /// Everything `status` reports: fixed at startup, plus live counter sources.
 pub struct Source {
     /// The fixed part; `daemon.uptime_secs`, `counters` and `events` are filled per request.
-    pub fixed: Status,
+    pub fixed: super::Shared<Status>,
     pub started: Instant,
     pub counters: Box<CounterReader>,
     pub reader: Arc<ReaderStats>,
@@ -107,7 +131,7 @@ pub struct Source {
 impl Source {
     /// The status now, or why the kernel counters could not be read.
     pub fn handle(&self) -> Result<Status, String> {
-        let mut s = self.fixed.clone();
+        let mut s = super::current(&self.fixed);
         s.daemon.uptime_secs = self.started.elapsed().as_secs();
         s.counters = (self.counters)()?;
         s.events = ReaderCounters {

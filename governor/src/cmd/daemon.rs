@@ -1,7 +1,8 @@
-//! `governor daemon`: preflight, compile the policy (governor's own directories first), load
-//! and attach the kernel programs, pin them (replacing any generation a previous daemon
-//! pinned: `kernel::pin`), answer the admin socket and stream decisions to the log until
-//! SIGINT/SIGTERM. Stopping leaves enforcement pinned; `governor unload` ends it.
+//! `governor daemon`: preflight, compile the policy (governor's own directories first), build
+//! the kernel generation (`kernel::generation`: load, fill, attach and pin, replacing any
+//! generation a previous daemon pinned), answer the admin socket and stream decisions to the
+//! log until SIGINT/SIGTERM. SIGHUP, like `governor policy reload`, reloads the policy
+//! (`crate::reload`). Stopping leaves enforcement pinned; `governor unload` ends it.
 
 use std::{
     process::ExitCode,
@@ -12,8 +13,7 @@ use anyhow::Context;
 use governor_common::{
     detail,
     maps::{
-        Counter, AGENT_UNKNOWN, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_FILELESS, RULE_SELF,
-        RULE_UNRESOLVED,
+        AGENT_UNKNOWN, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_FILELESS, RULE_SELF, RULE_UNRESOLVED,
     },
     net::{AF_INET, AF_INET6},
     Class, Decision, Event, EventKind,
@@ -21,23 +21,22 @@ use governor_common::{
 use tokio::{signal::unix::SignalKind, sync::mpsc};
 
 use crate::{
-    admin,
+    admin::{self, reload::Reload},
     authority::lease,
     cgroup::CgroupFs,
     cli::DaemonArgs,
     halt,
     kernel::{
-        btf::Btf,
-        coverage::{self, Plan},
+        coverage,
         events::{self, ReaderStats},
-        loader::{Enforcer, PinnedCounts, OBJECT},
-        net, offsets,
-        pin::{self, Manifest, PinDir, Previous},
-        preflight::Capabilities,
-        tree_seqs,
+        generation::{self, Live},
+        loader::{PinnedCounts, OBJECT},
+        pin::{self, PinDir, Previous},
     },
     leases, logging, oom,
+    own_dirs::OwnDir,
     policy::{self, Compiled, Policy},
+    reload::{self, Reloader},
     requests,
 };
 
@@ -50,37 +49,10 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!(error = %e, "the OOM killer may pick the daemon when an agent exhausts memory");
     }
     let policy = Policy::load(&args.policy)?;
-    let caps = Capabilities::probe();
-    caps.require_btf()?;
-    let btf = Btf::from_sys_fs()?;
-    let offsets = offsets::resolve(&btf)?;
+    let setup = generation::Setup::probe(args.require_full)?;
     // Load (and so verify) the programs before touching the host: a kernel that refuses them
-    // gets a clear error and no side effects. Each program family loads on its own, so that
-    // a kernel refusing BPF-LSM can still enforce the network classes (kernel::coverage).
-    let seqs = match tree_seqs::resolve(&btf) {
-        Ok(seqs) => {
-            tracing::info!("write cache on: writes through a descriptor are decided once per file");
-            seqs
-        }
-        Err(e) => {
-            tracing::warn!(reason = %e, "write cache off: agents' writes through descriptors \
-                are decided by a walk on every write (slower, equally strict)");
-            Default::default()
-        }
-    };
-    let mut enforcer = Enforcer::open(&offsets, &net::offsets(&btf), &seqs)?;
-    let lsm = caps
-        .require_bpf_lsm()
-        .map_err(anyhow::Error::from)
-        .and_then(|()| enforcer.load_lsm().map_err(anyhow::Error::from));
-    let net_loaded = net::load(&mut enforcer).map_err(anyhow::Error::from);
-    let plan = coverage::decide(lsm, net_loaded, &policy.classes(), args.require_full)?;
-    warn_degraded(&plan, &policy);
-    let tracking = enforcer.load_cgroup_tracking();
-    if plan.lsm {
-        // Without it an agent could leave every BPF-LSM class behind with a sub-cgroup.
-        tracking.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    // gets a clear error and no side effects.
+    let loaded = generation::load(&setup, &policy)?;
     let (own, own_absent) = args.own_dirs().ensure()?;
     for (d, why) in &own_absent {
         tracing::warn!(dir = %d.path.display(), reason = %why,
@@ -92,52 +64,13 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let requests = admin::listen(&args.own_dirs().request_socket())?;
     let cgroups = CgroupFs::discover()?;
     let compiled = policy::compile(&policy, &cgroups, &own)?;
-    enforcer.install(&compiled)?;
-    if plan.net {
-        net::install(&mut enforcer, &compiled.network)?;
-    }
-    match tracking {
-        Ok(()) => track_subtrees(&mut enforcer, &cgroups, &compiled)?,
-        Err(e) => tracing::warn!(
-            error = %e,
-            "cgroups below agent cgroups are not tracked: the network programs treat their \
-             tasks as agents of unknown id (denied by every rule)"
-        ),
-    }
+    let filled = loaded.fill(&compiled, &cgroups)?;
     // Everything is loaded, verified and filled: only now touch the pin directory. A previous
     // generation found there keeps enforcing until ours is attached and pinned.
     let mut pins = PinDir::open(&args.pin_dir)?;
-    let generation = pins.new_generation()?;
-    if plan.lsm {
-        enforcer.attach()?;
-    }
-    if plan.net {
-        let agent_cgroups: Vec<&std::path::Path> =
-            compiled.agents.iter().map(|a| a.cgroup.as_path()).collect();
-        let points: Vec<_> = net::attach_points(&agent_cgroups)
-            .iter()
-            .map(|rel| cgroups.path(rel))
-            .collect();
-        net::attach(&mut enforcer, &points)?;
-        let points: Vec<String> = points.iter().map(|p| p.display().to_string()).collect();
-        tracing::info!(
-            cgroups = %points.join(", "),
-            "network programs attached (they run only for sockets created in these subtrees)"
-        );
-    }
-    let counts = enforcer.pin(&generation)?;
-    let ring = enforcer.take_events()?;
-    pins.write_manifest(&Manifest {
-        format: pin::FORMAT,
-        generation: generation.number,
-        build: pin::build_id(OBJECT),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        pid: std::process::id(),
-        lsm: counts.lsm,
-        net: counts.net,
-    })?;
+    let live = filled.go_live(&mut pins, &compiled, &cgroups)?;
     let retired = pins.retire_others()?;
-    log_adoption(&pins, generation.number, counts, &retired);
+    log_adoption(&pins, live.generation, live.counts, &retired);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -145,21 +78,16 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(serve(
         args,
-        policy,
-        cgroups,
-        compiled,
-        enforcer,
-        Channels {
-            ring,
-            admin,
-            requests,
-        },
-        Kernel {
-            caps,
-            plan,
+        Started {
+            policy,
+            own,
+            cgroups,
+            compiled,
+            setup,
+            live,
             pins,
-            generation: generation.number,
         },
+        Channels { admin, requests },
     ))
 }
 
@@ -218,126 +146,59 @@ fn log_adoption(pins: &PinDir, generation: u64, counts: PinnedCounts, retired: &
     }
 }
 
-/// Makes every cgroup below an agent cgroup count as the agent's: attaches the tracepoints
-/// that register new ones, then registers those that already exist (in that order, so that
-/// none created meanwhile is missed).
-fn track_subtrees(
-    enforcer: &mut Enforcer,
-    cgroups: &CgroupFs,
-    compiled: &Compiled,
-) -> anyhow::Result<()> {
-    enforcer.attach_cgroup_tracking()?;
-    let is_agent_cgroup = |id: u64| compiled.agents.iter().any(|a| a.cgroup_id == id);
-    for a in &compiled.agents {
-        let below = cgroups.descendants(&a.cgroup, is_agent_cgroup)?;
-        let mut registered = 0;
-        for (path, id) in &below {
-            if enforcer.register_inherited(*id, a.info)? {
-                registered += 1;
-                // Removed between the walk and the insert: the tracepoint found no entry
-                // to drop, so drop it here (ids are never reused; this only saves space).
-                if !path.exists() {
-                    enforcer.unregister_inherited(*id)?;
-                }
-            }
-        }
-        tracing::info!(agent = %a.name, cgroup = %a.cgroup.display(), existing = below.len(),
-            registered, "cgroups below the agent cgroup count as the agent's");
-    }
-    Ok(())
+/// What start-up made: the policy, compiled against this host, and its live generation.
+struct Started {
+    policy: Policy,
+    own: Vec<OwnDir>,
+    cgroups: CgroupFs,
+    compiled: Compiled,
+    setup: generation::Setup,
+    live: Live,
+    /// Locked while the daemon runs.
+    pins: PinDir,
 }
 
-/// What the kernel offered: its capabilities and what the daemon enforces on it; the pin
-/// directory (locked while the daemon runs) and the generation pinned there.
-/// Where the daemon hears from: the kernel's event ring buffer and the admin socket.
+/// The sockets the daemon answers.
 struct Channels {
-    ring: aya::maps::RingBuf<aya::maps::MapData>,
     admin: admin::Listener,
     /// Agents' lease requests.
     requests: admin::Listener,
 }
 
-struct Kernel {
-    caps: Capabilities,
-    plan: Plan,
-    pins: PinDir,
-    generation: u64,
-}
-
-/// Says plainly, at WARN, which classes this daemon does not enforce and which policy rules
-/// are therefore inert.
-fn warn_degraded(plan: &Plan, policy: &Policy) {
-    for m in &plan.missing {
-        let classes = coverage::class_list(m.classes);
-        tracing::warn!(
-            not_enforced = %classes,
-            programs = m.family,
-            reason = %format!("{:#}", m.reason),
-            "degraded mode: NOT enforcing {classes}: this kernel does not run governor's {} \
-             programs (use --require-full to refuse to start instead)",
-            m.family
-        );
-        for p in &policy.protected {
-            let inert: Vec<Class> = p
-                .decisions
-                .guarded()
-                .into_iter()
-                .filter(|c| m.classes.contains(c))
-                .collect();
-            if !inert.is_empty() {
-                tracing::warn!(
-                    path = %p.path.display(),
-                    classes = %coverage::class_list(&inert),
-                    "degraded mode: [[protect]] {} is NOT enforced for {}",
-                    p.path.display(),
-                    coverage::class_list(&inert)
-                );
-            }
-        }
-        for (i, n) in policy.network.iter().enumerate() {
-            let inert: Vec<Class> = n
-                .decisions
-                .guarded()
-                .into_iter()
-                .filter(|c| m.classes.contains(c))
-                .collect();
-            if !inert.is_empty() {
-                tracing::warn!(
-                    rule = %n,
-                    classes = %coverage::class_list(&inert),
-                    "degraded mode: [[network]] rule {i} ({n}) is NOT enforced for {}",
-                    coverage::class_list(&inert)
-                );
-            }
-        }
-    }
-}
-
-async fn serve(
-    args: DaemonArgs,
-    policy: Policy,
-    cgroups: CgroupFs,
-    compiled: Compiled,
-    enforcer: Enforcer,
-    channels: Channels,
-    kernel: Kernel,
-) -> anyhow::Result<ExitCode> {
-    let started = std::time::Instant::now();
-    let Kernel {
-        caps,
-        plan,
+async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow::Result<ExitCode> {
+    let since = std::time::Instant::now();
+    let Started {
+        policy,
+        own,
+        cgroups,
+        compiled,
+        setup,
+        live,
         pins,
-        generation,
-    } = kernel;
-    let Channels {
+    } = started;
+    let Live {
+        enforcer,
+        plan,
         ring,
+        generation,
+        ..
+    } = live;
+    let Channels {
         admin: listener,
         requests: request_listener,
     } = channels;
     let stats = Arc::new(ReaderStats::default());
-    let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
-    let reader = tokio::spawn(events::read(ring, tx, Arc::clone(&stats)));
     let compiled = Arc::new(compiled);
+    let policy = Arc::new(policy);
+    // Each event comes with the compiled policy of the generation that emitted it.
+    let (tx, mut rx) = mpsc::channel::<(Event, Arc<Compiled>)>(EVENT_QUEUE);
+    let (next_ring, rings) = mpsc::unbounded_channel();
+    let mut reader = tokio::spawn(events::read(
+        (ring, Arc::clone(&compiled)),
+        rings,
+        tx,
+        Arc::clone(&stats),
+    ));
     for (hook, covered) in &enforcer.absent {
         tracing::info!(hook = %hook, "LSM hook absent on this kernel; {covered}");
     }
@@ -348,20 +209,15 @@ async fn serve(
         state_dir: args.state_dir.clone(),
         trusted_dir: args.trusted_dir(),
         host,
-        policy: Arc::new(policy.clone()),
+        policy: Arc::clone(&policy),
         compiled: Arc::clone(&compiled),
         enforcer: Arc::clone(&enforcer),
     })?));
-    let agent_cgroups: Vec<(String, std::path::PathBuf)> = compiled
-        .agents
-        .iter()
-        .map(|a| (a.name.clone(), cgroups.path(&a.cgroup)))
-        .collect();
-    refreeze_halted(&authority, &agent_cgroups);
-    let sink_policy = Arc::clone(&compiled);
+    let agent_cgroups = admin::shared(reload::agent_cgroups(&compiled, &cgroups));
+    refreeze_halted(&authority, &admin::current(&agent_cgroups));
     let sink_authority = Arc::clone(&authority);
     let sink = tokio::spawn(async move {
-        while let Some(ev) = rx.recv().await {
+        while let Some((ev, compiled)) = rx.recv().await {
             let lease = (ev.lease_id != 0)
                 .then(|| {
                     sink_authority
@@ -370,7 +226,7 @@ async fn serve(
                         .and_then(|a| a.by_kernel_id(ev.lease_id).map(|r| r.id.clone()))
                 })
                 .flatten();
-            log_decision(&ev, &sink_policy, lease.as_deref());
+            log_decision(&ev, &compiled, lease.as_deref());
         }
     });
     let tick_authority = Arc::clone(&authority);
@@ -387,9 +243,10 @@ async fn serve(
     tracing::info!(
         policy = %policy.name,
         owner = %policy.owner,
+        version = %policy.version,
         file = %policy.source.display(),
         cgroup2 = %cgroups.root().display(),
-        kernel = %caps.kernel_release,
+        kernel = %setup.caps.kernel_release,
         agents = compiled.agents.len(),
         protected = compiled.protected.len(),
         network_rules = compiled.network_rules.len(),
@@ -416,18 +273,40 @@ async fn serve(
     tracing::info!(socket = %request_listener.path().display(),
         trusted_keys = %args.trusted_dir().display(),
         "request socket listening (agents ask for leases here; only signed leases grant)");
-    let access = admin::peer::Access {
-        admin_uids: args.admin_uids.clone(),
-        agent_cgroups: compiled
-            .agents
-            .iter()
-            .map(|a| (a.name.clone(), a.cgroup.clone()))
-            .collect(),
-    };
+    let access = admin::shared(reload::access(&args.admin_uids, &compiled));
+    let mut fixed = reload::status(&policy, &compiled, &setup.caps, &plan);
+    fixed.policy.generation = generation;
+    let fixed = admin::shared(fixed);
+    let retired_counters = Arc::new(Mutex::new(admin::status::Counters::default()));
+    let counter_source =
+        reload::counter_reader(Arc::clone(&enforcer), Arc::clone(&retired_counters));
+    let reloader = Reloader::new(
+        reload::Parts {
+            setup,
+            own,
+            cgroups,
+            admin_uids: args.admin_uids.clone(),
+            authority: Arc::clone(&authority),
+            enforcer: Arc::clone(&enforcer),
+            rings: next_ring,
+            access: Arc::clone(&access),
+            agent_cgroups: Arc::clone(&agent_cgroups),
+            status: Arc::clone(&fixed),
+            retired_counters: Arc::clone(&retired_counters),
+        },
+        reload::Current {
+            file: args.policy.clone(),
+            policy,
+            compiled,
+            generation,
+            pins,
+            reloads: 0,
+        },
+    );
     let request_task = tokio::spawn(admin::serve(
         request_listener,
         Arc::new(requests::Requests {
-            access: access.clone(),
+            access: Arc::clone(&access),
             authority: Arc::clone(&authority),
         }),
     ));
@@ -436,12 +315,13 @@ async fn serve(
         authority: Some(Arc::clone(&authority)),
         agent_cgroups,
         status: admin::status::Source {
-            fixed: fixed_status(&policy, &compiled, &caps, &plan),
-            started,
-            counters: Box::new(counter_reader(Arc::clone(&enforcer))),
+            fixed,
+            started: since,
+            counters: Box::new(counter_source),
             reader: Arc::clone(&stats),
             authority: Some(Arc::clone(&authority)),
         },
+        reload: Some(Arc::new(reloader.clone())),
     };
     let mut admin_task = tokio::spawn(admin::serve(listener, Arc::new(admin_ctx)));
     if let Some(path) = &args.ready_file {
@@ -451,14 +331,30 @@ async fn serve(
 
     let mut term = tokio::signal::unix::signal(SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
-        res = reader => {
-            tracing::error!(result = ?res, "event reader stopped");
-        }
-        res = &mut admin_task => {
-            tracing::error!(result = ?res, "admin socket stopped");
+    let mut hup = tokio::signal::unix::signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the policy file");
+                // The reloader logs its outcome (refusals at WARN).
+                tokio::spawn(reloader.reload(None, 0));
+            }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: stopping");
+                break;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: stopping");
+                break;
+            }
+            res = &mut reader => {
+                tracing::error!(result = ?res, "event reader stopped");
+                break;
+            }
+            res = &mut admin_task => {
+                tracing::error!(result = ?res, "admin socket stopped");
+                break;
+            }
         }
     }
     // Stop answering (the socket files go with the listeners).
@@ -472,7 +368,9 @@ async fn serve(
     // Let the logger catch up with what the reader already queued.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     sink.abort();
-    let counters = counter_reader(Arc::clone(&enforcer))().map_err(anyhow::Error::msg)?;
+    let (pin_dir, generation) = reloader.pinned();
+    let counters = reload::counter_reader(Arc::clone(&enforcer), retired_counters)()
+        .map_err(anyhow::Error::msg)?;
     tracing::info!(
         denied = counters.denied,
         observed = counters.observed,
@@ -484,96 +382,19 @@ async fn serve(
         events_received = stats.received.load(Ordering::Relaxed),
         events_malformed = stats.malformed.load(Ordering::Relaxed),
         events_overflowed = stats.overflowed.load(Ordering::Relaxed),
-        pin_dir = %pins.path().display(),
+        pin_dir = %pin_dir.display(),
         generation,
         "stopped; enforcement stays pinned in {} (generation {generation}): the next daemon \
          replaces it without a gap; `governor unload --pin-dir {}` removes it",
-        pins.path().display(),
-        pins.path().display()
+        pin_dir.display(),
+        pin_dir.display()
     );
-    // Closes our fds only: the pins keep every link attached. The lock goes last.
+    // Closes our fds only: the pins keep every link attached. The pin lock goes with the
+    // reloader, last.
     drop(enforcer);
-    drop(pins);
+    drop(authority);
+    drop(reloader);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Reads the kernel counters through the shared enforcer.
-fn counter_reader(
-    enforcer: Arc<Mutex<Enforcer>>,
-) -> impl Fn() -> Result<admin::status::Counters, String> + Send + Sync {
-    move || {
-        let mut e = enforcer
-            .lock()
-            .map_err(|_| "the enforcer lock is poisoned".to_owned())?;
-        let mut read = |c: Counter| e.counter(c).map_err(|err| err.to_string());
-        Ok(admin::status::Counters {
-            denied: read(Counter::Denied)?,
-            observed: read(Counter::Observed)?,
-            unresolved: read(Counter::Unresolved)?,
-            kernel_events_dropped: read(Counter::EventsDropped)?,
-            lease_allowed: read(Counter::LeaseAllowed)?,
-            lease_expired: read(Counter::LeaseExpired)?,
-            cgroups_untracked: read(Counter::CgroupUntracked)?,
-        })
-    }
-}
-
-/// The parts of `status` fixed at startup.
-fn fixed_status(
-    policy: &Policy,
-    compiled: &Compiled,
-    caps: &Capabilities,
-    plan: &Plan,
-) -> admin::status::Status {
-    use admin::status::{AgentInfo, DaemonInfo, KernelInfo, PolicyInfo, Status};
-    let names = |cs: Vec<Class>| cs.iter().map(|c| c.name().to_owned()).collect();
-    Status {
-        daemon: DaemonInfo {
-            pid: std::process::id(),
-            uptime_secs: 0,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        },
-        policy: PolicyInfo {
-            name: policy.name.clone(),
-            owner: policy.owner.clone(),
-            file: policy.source.display().to_string(),
-            version: policy.version.clone(),
-        },
-        agents: compiled
-            .agents
-            .iter()
-            .map(|a| AgentInfo {
-                name: a.name.clone(),
-                cgroup: a.cgroup.display().to_string(),
-                mode: policy
-                    .agent(&a.name)
-                    .map_or("?", |x| x.mode.name())
-                    .to_owned(),
-            })
-            .collect(),
-        kernel: KernelInfo {
-            release: caps.kernel_release.clone(),
-            mode: if plan.missing.is_empty() {
-                "full"
-            } else {
-                "degraded"
-            }
-            .to_owned(),
-            enforced: names(plan.enforced()),
-            not_enforced: names(plan.not_enforced()),
-        },
-        own_dirs: compiled
-            .own
-            .iter()
-            .map(|d| d.path.display().to_string())
-            .collect(),
-        counters: admin::status::Counters::default(),
-        events: admin::status::ReaderCounters::default(),
-        host: String::new(),
-        leases: Vec::new(),
-        halts: Vec::new(),
-        requests_pending: 0,
-    }
 }
 
 /// Freezes again the agents a previous daemon halted (their halt outlives daemon restarts

@@ -5,6 +5,7 @@ mod halt;
 mod key;
 mod lease;
 mod policy;
+mod policy_reload;
 mod preflight;
 mod request;
 mod run;

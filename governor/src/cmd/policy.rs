@@ -1,5 +1,6 @@
 //! `governor policy check FILE...`: validate policies, print every problem, and for a valid
 //! policy a summary: agents, resources, the class table and the policy version.
+//! `governor policy reload` is in `policy_reload`.
 
 use std::{fmt::Write as _, process::ExitCode};
 
@@ -27,6 +28,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        PolicyCommand::Reload(args) => super::policy_reload::run(args),
     }
 }
 

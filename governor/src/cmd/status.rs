@@ -63,6 +63,13 @@ fn table(s: &Status) -> String {
             s.policy.name, s.policy.owner, s.policy.file, s.policy.version
         ),
     );
+    line(
+        "  loaded",
+        format!(
+            "{} (generation {}, {} reloads)",
+            s.policy.loaded_at, s.policy.generation, s.policy.reloads
+        ),
+    );
     line("host", s.host.clone());
     line(
         "kernel",
@@ -197,6 +204,9 @@ mod tests {
                 owner: "o@example.com".into(),
                 file: "/etc/governor/policy.toml".into(),
                 version: "abcd".into(),
+                loaded_at: "2026-11-21T19:40:00Z".into(),
+                generation: 3,
+                reloads: 2,
             },
             agents: vec![AgentInfo {
                 name: "demo-agent".into(),
@@ -230,6 +240,7 @@ mod tests {
         for want in [
             "pid 42, up 1m15s",
             "demo (owner o@example.com) from /etc/governor/policy.toml, version abcd",
+            "  loaded         2026-11-21T19:40:00Z (generation 3, 2 reloads)",
             "l-1                          demo-agent   enforced        1m30s  delete:/srv/x",
             "pending requests 2",
             "6.12.0, degraded mode",

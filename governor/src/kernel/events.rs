@@ -1,6 +1,7 @@
 //! The event stream: a reader task drains the kernel ring buffer as fast as it fills, decodes
 //! each record with length checks and hands it on through a bounded channel without ever
-//! waiting; whatever cannot be handed on is counted, never dropped silently.
+//! waiting; whatever cannot be handed on is counted, never dropped silently. After a policy
+//! reload it moves to the new generation's ring buffer once the old one is drained.
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -21,35 +22,72 @@ pub struct ReaderStats {
     pub overflowed: AtomicU64,
 }
 
-/// Runs until the channel's receiver is gone or the ring buffer's fd fails.
-pub async fn read(
-    ring: RingBuf<MapData>,
-    tx: mpsc::Sender<Event>,
+/// The ring buffer of one kernel generation, with what its events need to be read (`C`: the
+/// compiled policy whose agent and rule ids they carry).
+pub type Source<C> = (RingBuf<MapData>, C);
+
+/// Runs until the channel's receiver is gone or a ring buffer's fd fails. Each event goes out
+/// with its generation's `C`. A new generation's ring buffer arrives on `next` once the
+/// previous generation's programs have left the kernel: whatever they wrote is then in the
+/// old ring, which is drained to the end before the reader moves to the new one.
+pub async fn read<C: Clone + Send + 'static>(
+    first: Source<C>,
+    mut next: mpsc::UnboundedReceiver<Source<C>>,
+    tx: mpsc::Sender<(Event, C)>,
     stats: Arc<ReaderStats>,
 ) -> std::io::Result<()> {
-    // SAFETY: the ring buffer owns its map fd and keeps it open, unchanged, for as long as the
-    // `AsyncFd` owns the ring buffer.
-    let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(std::io::Error::from)?;
+    let (ring, mut context) = first;
+    let mut fd = register(ring)?;
     loop {
-        let mut guard = fd.readable_mut().await?;
-        let ring = guard.get_inner_mut();
-        while let Some(record) = ring.next() {
-            stats.received.fetch_add(1, Ordering::Relaxed);
-            match Event::decode(&record) {
-                Ok(event) => match tx.try_send(event) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        stats.overflowed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
-                },
-                Err(e) => {
-                    stats.malformed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, len = record.len(), "malformed kernel event");
+        tokio::select! {
+            guard = fd.readable_mut() => {
+                let mut guard = guard?;
+                if !drain(guard.get_inner_mut(), &context, &tx, &stats) {
+                    return Ok(());
                 }
+                guard.clear_ready();
+            }
+            Some((ring, successor)) = next.recv() => {
+                if !drain(fd.get_mut(), &context, &tx, &stats) {
+                    return Ok(());
+                }
+                fd = register(ring)?;
+                context = successor;
+                tracing::debug!("event reader moved to the new generation's ring buffer");
             }
         }
-        guard.clear_ready();
     }
+}
+
+fn register(ring: RingBuf<MapData>) -> std::io::Result<AsyncFd<RingBuf<MapData>>> {
+    // SAFETY: the ring buffer owns its map fd and keeps it open, unchanged, for as long as the
+    // `AsyncFd` owns the ring buffer.
+    unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(std::io::Error::from)
+}
+
+/// Hands on every record in `ring`; false once the receiver is gone.
+fn drain<C: Clone>(
+    ring: &mut RingBuf<MapData>,
+    context: &C,
+    tx: &mpsc::Sender<(Event, C)>,
+    stats: &ReaderStats,
+) -> bool {
+    while let Some(record) = ring.next() {
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        match Event::decode(&record) {
+            Ok(event) => match tx.try_send((event, context.clone())) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    stats.overflowed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            },
+            Err(e) => {
+                stats.malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, len = record.len(), "malformed kernel event");
+            }
+        }
+    }
+    true
 }

@@ -4,6 +4,7 @@
 pub mod btf;
 pub mod coverage;
 pub mod events;
+pub mod generation;
 pub mod loader;
 pub mod net;
 pub mod offsets;

@@ -303,6 +303,25 @@ impl PinDir {
         Ok(generation)
     }
 
+    /// The generation this process pinned last (or is pinning), if any.
+    pub fn current(&self) -> Option<&Path> {
+        self.current.as_deref()
+    }
+
+    /// Removes `failed`, a generation that did not go live (its manifest was never written),
+    /// with whatever it pinned, and makes `restore` this process's generation again.
+    pub fn discard(
+        &mut self,
+        failed: &Generation,
+        restore: Option<PathBuf>,
+    ) -> Result<(), PinError> {
+        self.current = restore;
+        match std::fs::symlink_metadata(&failed.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            _ => remove(&failed.dir),
+        }
+    }
+
     /// Points the manifest at `manifest`'s generation, atomically: a new symlink renamed over
     /// the old one. (bpffs refuses names with a dot: no `.tmp` names.)
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), PinError> {

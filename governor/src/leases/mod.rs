@@ -13,6 +13,7 @@
 //! entries away, records the expiry, and installs scheduled leases when their time comes.
 
 mod approvals;
+mod carry;
 pub mod clock;
 pub mod resolve;
 pub mod store;

@@ -69,7 +69,8 @@ pub fn parse(line: &[u8]) -> Result<AgentRequest, Response> {
 
 /// The request socket's service.
 pub struct Requests {
-    pub access: Access,
+    /// Replaced on a policy reload.
+    pub access: crate::admin::Shared<Access>,
     pub authority: Arc<Mutex<Authority>>,
 }
 
@@ -79,7 +80,7 @@ impl Service for Requests {
     }
 
     fn admit(&self, uid: u32, pid: Option<i32>) -> Result<Peer, String> {
-        match self.access.agent_of(pid) {
+        match crate::admin::current(&self.access).agent_of(pid) {
             Ok(Some(agent)) => Ok(Peer {
                 uid,
                 pid,

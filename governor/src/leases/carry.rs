@@ -1,0 +1,164 @@
+//! Carrying the live leases across a policy reload. Before a new kernel generation attaches,
+//! [`Authority::carry`] re-checks every live lease against the new policy (every check a
+//! restarted daemon runs, `restore`) and writes the entries of the enforced ones into the new
+//! generation's lease map, so the new generation honours them from its first instant. Nothing
+//! of the authority changes until [`Authority::commit`], called once the new generation
+//! enforces; a reload that fails before then drops the [`Carried`] and the authority goes on
+//! with the old policy as if nothing happened. A lease the new policy no longer allows (its
+//! agent is gone, its scope no longer resolves to something leased) is dropped at commit,
+//! with the reason, in its history and the log.
+
+use std::{collections::HashMap, sync::Arc};
+
+use governor_common::{LeaseEntry, LeaseKey};
+
+use super::{
+    clock,
+    store::{ScopeRecord, State},
+    Authority, LeaseError,
+};
+use crate::{
+    kernel::loader::Enforcer,
+    policy::{Compiled, Policy},
+};
+
+/// The live leases as the successor policy sees them.
+pub struct Carried {
+    policy: Arc<Policy>,
+    compiled: Arc<Compiled>,
+    /// Kernel entries per carried lease, under the new policy.
+    installed: HashMap<String, Vec<LeaseKey>>,
+    scopes: HashMap<String, Vec<ScopeRecord>>,
+    /// Leases kept, by id.
+    pub kept: Vec<String>,
+    /// Leases the new policy no longer allows: id and why.
+    pub dropped: Vec<(String, String)>,
+}
+
+impl Authority {
+    /// Re-checks every live lease against `policy`/`compiled` and writes the entries of the
+    /// enforced ones into `into`, the new generation's maps (not attached yet). The authority
+    /// itself is left as it was.
+    pub fn carry(
+        &mut self,
+        policy: Arc<Policy>,
+        compiled: Arc<Compiled>,
+        into: &mut Enforcer,
+    ) -> Result<Carried, LeaseError> {
+        let live: Vec<String> = self
+            .records
+            .values()
+            .filter(|r| r.state.is_live())
+            .map(|r| r.id.clone())
+            .collect();
+        // `check` reads the authority's policy: lend it the new one for the checks.
+        let old_policy = std::mem::replace(&mut self.policy, Arc::clone(&policy));
+        let old_compiled = std::mem::replace(&mut self.compiled, Arc::clone(&compiled));
+        let mut carried = Carried {
+            policy,
+            compiled,
+            installed: HashMap::new(),
+            scopes: HashMap::new(),
+            kept: Vec::new(),
+            dropped: Vec::new(),
+        };
+        for id in live {
+            let outcome = self
+                .store
+                .lease_text(&id)
+                .map_err(LeaseError::from)
+                .and_then(|text| self.check(&text, &format!("{id}.lease"), true));
+            match outcome {
+                Ok(c) if c.have >= c.need => {
+                    carried.scopes.insert(
+                        id.clone(),
+                        c.scopes.iter().map(|(s, _)| s.clone()).collect(),
+                    );
+                    carried.installed.insert(
+                        id.clone(),
+                        c.scopes.into_iter().flat_map(|(_, k)| k).collect(),
+                    );
+                    carried.kept.push(id);
+                }
+                Ok(c) => carried.dropped.push((
+                    id,
+                    format!(
+                        "{} of the {} approvals it needs under the new policy are valid",
+                        c.have, c.need
+                    ),
+                )),
+                Err(e) => carried.dropped.push((id, e.to_string())),
+            }
+        }
+        self.policy = old_policy;
+        self.compiled = old_compiled;
+        self.fill(&carried, into)?;
+        Ok(carried)
+    }
+
+    /// Writes the carried entries of the enforced leases into `into`; where two leases hold
+    /// the same entry, the later deadline wins (as `install` does).
+    fn fill(&self, carried: &Carried, into: &mut Enforcer) -> Result<(), LeaseError> {
+        let now_ms = clock::wall_ms();
+        let now_boot = clock::boot_ns();
+        let mut best: HashMap<LeaseKey, (u64, LeaseEntry)> = HashMap::new();
+        for (id, keys) in &carried.installed {
+            let Some(r) = self.records.get(id) else {
+                continue;
+            };
+            if r.state != State::Enforced {
+                continue; // scheduled: installed by `tick` when its time comes
+            }
+            let entry = LeaseEntry {
+                lease_id: r.kernel_id,
+                not_after_boot_ns: clock::boot_deadline(r.not_after, now_ms, now_boot),
+            };
+            for key in keys {
+                let later = best.get(key).is_none_or(|(at, _)| *at < r.not_after);
+                if later {
+                    best.insert(*key, (r.not_after, entry));
+                }
+            }
+        }
+        for (key, (_, entry)) in best {
+            into.set_lease(key, entry)
+                .map_err(|e| LeaseError::Internal(format!("carrying leases: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Makes the carried policy the authority's, once its generation enforces (the enforcer
+    /// the authority shares already holds the new generation). Dropped leases are recorded
+    /// with `why` (the reload) and their reason.
+    pub fn commit(&mut self, carried: Carried, why: &str) {
+        let Carried {
+            policy,
+            compiled,
+            installed,
+            mut scopes,
+            kept: _,
+            dropped,
+        } = carried;
+        self.policy = policy;
+        self.compiled = compiled;
+        self.installed = installed;
+        for (id, s) in scopes.drain() {
+            if let Some(r) = self.records.get_mut(&id) {
+                r.scopes = s;
+            }
+        }
+        for (id, reason) in dropped {
+            let reason = format!("{why}: {reason}");
+            tracing::warn!(target: "governor::lease", lease = %id, reason = %reason,
+                "lease dropped: the reloaded policy no longer allows it, so it is out of the kernel");
+            self.change(
+                &id,
+                State::Dropped {
+                    reason: reason.clone(),
+                },
+                "dropped",
+                &reason,
+            );
+        }
+    }
+}
