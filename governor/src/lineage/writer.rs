@@ -963,8 +963,12 @@ mod tests {
         let start = Instant::now();
         let w = Writer::spawn(conn, rx, Options::default(), no_counts(), None).expect("spawn");
         let stats = Arc::clone(&w.stats);
-        w.finish();
+        while stats.committed.load(Ordering::Relaxed) < total {
+            assert!(start.elapsed() < Duration::from_secs(300), "ingest stalled");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let secs = start.elapsed().as_secs_f64();
+        w.finish();
         let committed = stats.committed.load(Ordering::Relaxed);
         assert_eq!(committed, total);
         assert_eq!(refused.events.load(Ordering::Relaxed), 0);
