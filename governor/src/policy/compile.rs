@@ -198,6 +198,8 @@ pub struct Compiled {
     pub agent_rules: Vec<(AgentRuleKey, Masks)>,
     /// governor's own directories, protected with `RULE_SELF` (also in `protected`).
     pub own: Vec<OwnDir>,
+    /// The version of the policy this was compiled from (recorded with each decision).
+    pub policy_version: String,
 }
 
 impl Compiled {
@@ -374,6 +376,7 @@ pub fn compile(
         binaries,
         agent_rules,
         own: own.to_vec(),
+        policy_version: policy.version.clone(),
     })
 }
 
