@@ -344,13 +344,16 @@ async fn serve(
     let enforcer = Arc::new(Mutex::new(enforcer));
     let host =
         lease::host_id().context("reading this host's identity (lease files are bound to it)")?;
+    // Until the lineage writer is wired in: rows queue here and are not stored.
+    let (lineage_recorder, _lineage_queue, _) = crate::lineage::recorder::Recorder::channel(1024);
     let authority = Arc::new(Mutex::new(leases::Authority::open(leases::Setup {
         state_dir: args.state_dir.clone(),
         trusted_dir: args.trusted_dir(),
         host,
         policy: Arc::new(policy.clone()),
         compiled: Arc::clone(&compiled),
-        enforcer: Arc::clone(&enforcer),
+        enforcer: Arc::clone(&enforcer) as Arc<Mutex<dyn leases::LeaseMap>>,
+        recorder: lineage_recorder,
     })?));
     let agent_cgroups: Vec<(String, std::path::PathBuf)> = compiled
         .agents

@@ -2,8 +2,10 @@
 //! their life, halts), with the processes behind them, in a SQLite database
 //! (`<state>/lineage.db`) that an incident responder can query with `governor lineage` or
 //! plain `sqlite3`. [`schema`] defines the tables, [`record`] the rows and how they are
-//! written, [`recorder`] the never-waiting handle producers use, [`boot`] the clocks.
+//! written, [`recorder`] the never-waiting handle producers use, [`boot`] the clocks,
+//! [`authority`] the rows of policies, keys, leases and halts.
 
+pub mod authority;
 pub mod boot;
 pub mod record;
 pub mod recorder;
