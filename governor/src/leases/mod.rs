@@ -21,6 +21,9 @@ pub mod clock;
 pub mod resolve;
 pub mod store;
 
+#[cfg(test)]
+mod lineage_tests;
+
 pub use approvals::Ask;
 
 use std::{
