@@ -13,6 +13,7 @@ mod host_gaps;
 mod io_uring;
 mod leases;
 mod lineage_authority;
+mod lineage_pipeline;
 mod net;
 mod net_leases;
 mod no_bpf_lsm;

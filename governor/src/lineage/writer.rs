@@ -58,7 +58,7 @@ impl Default for Options {
             memory_bytes: 256 << 20,
             poll_every: Duration::from_millis(500),
             backoff_max: Duration::from_secs(5),
-            stop_within: Duration::from_secs(2),
+            stop_within: Duration::from_secs(5),
             retain: None,
             prune_every: Duration::from_secs(3600),
         }
@@ -918,14 +918,22 @@ mod tests {
         let (run, gap) = runs::begin(&mut conn, &clock, 1, false).expect("run");
         assert!(gap.is_some_and(|g| g.source == "downtime"));
         let (rec, rx, _) = Recorder::channel(1_000_000);
-        let w = Writer::spawn(conn, rx, Options::default(), no_counts(), Some(run)).expect("spawn");
+        let options = Options {
+            stop_within: Duration::from_secs(60),
+            ..Options::default()
+        };
+        let w = Writer::spawn(conn, rx, options, no_counts(), Some(run)).expect("spawn");
         let again = rows + CRASH_BATCH;
         for n in 0..again {
             assert!(rec.record(event(n)));
         }
         w.finish();
         let conn = open(&path).expect("reopen");
-        assert_eq!(count(&conn, "SELECT count(*) FROM events") as u64, again);
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM events") as u64,
+            again,
+            "{rows} rows after the crash, sent {again} again"
+        );
         assert_eq!(
             count(
                 &conn,
