@@ -50,6 +50,12 @@ impl CgroupFs {
         })
     }
 
+    /// A hierarchy rooted at `root` (tests: a plain directory stands in for the mount).
+    #[cfg(test)]
+    pub(crate) fn at(root: PathBuf) -> CgroupFs {
+        CgroupFs { root }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -1,7 +1,8 @@
 //! `halt` and `resume` on the admin socket: the kill switch. A halt revokes every live lease
 //! of the agents (the kernel refuses leased operations again at once), then freezes their
 //! cgroups (or kills every task in them), waits until the kernel reports it done, records
-//! the halt, and reports how long it took from the command's arrival to enforcement.
+//! the halt, and reports how long it took from the command's arrival to enforcement. Each
+//! halt and resume is a lineage row with that time.
 
 use std::{path::PathBuf, time::Instant};
 
@@ -15,6 +16,7 @@ use super::{
 use crate::{
     halt::{self, Action, Halt},
     leases::{clock, LeaseError},
+    lineage::{authority::halt_row, boot::BootClock},
 };
 
 /// The agents `which` selects, with their cgroups.
@@ -51,6 +53,7 @@ pub async fn halt(
 ) -> Response {
     let received = Instant::now();
     let at_ms = clock::wall_ms();
+    let at_ns = BootClock::now_ns();
     let targets = match select(ctx, which) {
         Ok(t) => t,
         Err(reply) => return reply,
@@ -104,6 +107,14 @@ pub async fn halt(
             return error_reply(&e);
         }
     }
+    a.recorder().record(halt_row(
+        at_ns,
+        if kill { "kill" } else { "freeze" },
+        halts.iter().map(|h| h.agent.clone()).collect(),
+        peer.uid,
+        halts.iter().map(|h| h.revoked.len() as u32).sum(),
+        halts.iter().map(|h| h.enforced_in_us * 1000).max(),
+    ));
     Response::ok(json!({
         "halts": halts,
         "total_us": received.elapsed().as_micros() as u64,
@@ -112,6 +123,7 @@ pub async fn halt(
 
 pub async fn resume(ctx: &Context, peer: &Peer, which: &Agents) -> Response {
     let received = Instant::now();
+    let at_ns = BootClock::now_ns();
     let targets = match select(ctx, which) {
         Ok(t) => t,
         Err(reply) => return reply,
@@ -120,6 +132,7 @@ pub async fn resume(ctx: &Context, peer: &Peer, which: &Agents) -> Response {
         return Response::error(ErrorCode::Internal, "this daemon has no lease authority");
     };
     let mut resumed = Vec::new();
+    let mut thawed_in = std::time::Duration::ZERO;
     for (name, path) in &targets {
         let halted = auth
             .lock()
@@ -138,8 +151,11 @@ pub async fn resume(ctx: &Context, peer: &Peer, which: &Agents) -> Response {
         if let Err(e) = halt::thaw(path) {
             return Response::error(ErrorCode::Internal, format!("resuming `{name}`: {e}"));
         }
-        if let Err(e) = halt::wait_until(path, "thawed", received, halt::thawed).await {
-            return Response::error(ErrorCode::Internal, format!("resuming `{name}`: {e}"));
+        match halt::wait_until(path, "thawed", received, halt::thawed).await {
+            Ok(took) => thawed_in = thawed_in.max(took),
+            Err(e) => {
+                return Response::error(ErrorCode::Internal, format!("resuming `{name}`: {e}"))
+            }
         }
         match auth.lock() {
             Ok(mut a) => {
@@ -154,6 +170,18 @@ pub async fn resume(ctx: &Context, peer: &Peer, which: &Agents) -> Response {
         tracing::warn!(target: "governor::halt", agent = %name, uid = peer.uid,
             "agent resumed: cgroup thawed; it may take leases again");
         resumed.push(name.clone());
+    }
+    if !resumed.is_empty() {
+        if let Ok(a) = auth.lock() {
+            a.recorder().record(halt_row(
+                at_ns,
+                "resume",
+                resumed.clone(),
+                peer.uid,
+                0,
+                Some(thawed_in.as_nanos() as u64),
+            ));
+        }
     }
     Response::ok(json!({
         "resumed": resumed,

@@ -240,7 +240,8 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         host,
         policy: Arc::clone(&policy),
         compiled: Arc::clone(&compiled),
-        enforcer: Arc::clone(&enforcer),
+        enforcer: Arc::clone(&enforcer) as Arc<Mutex<dyn leases::LeaseMap>>,
+        recorder: recorder.clone(),
     })?));
     let agent_cgroups = admin::shared(reload::agent_cgroups(&compiled, &cgroups));
     refreeze_halted(&authority, &admin::current(&agent_cgroups));

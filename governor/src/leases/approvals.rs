@@ -2,7 +2,8 @@
 //! lease (or a rejection). Filing a request changes nothing in the kernel; approving one
 //! submits the operator's lease through every check of [`Authority::submit`], after making
 //! sure it answers exactly what was asked. A lease that still lacks approvals is kept on the
-//! request for the next operator to cosign.
+//! request for the next operator to cosign. Each filing, rejection and refused approval is a
+//! lineage row; an approval's lease records its own rows, naming the request.
 
 use serde_json::{json, Value};
 
@@ -11,7 +12,10 @@ use super::{
     resolve::{self, ScopeSpec},
     Authority, LeaseError,
 };
-use crate::requests::book::{self, LeaseRequest, ReqState, MAX_REASON};
+use crate::{
+    lineage::authority::{agent_actor, lifecycle, refused, uid_actor},
+    requests::book::{self, LeaseRequest, ReqState, MAX_REASON},
+};
 
 /// What an agent asks for.
 pub struct Ask<'a> {
@@ -91,6 +95,21 @@ impl Authority {
                 state: ReqState::Pending,
             })
             .map_err(LeaseError::Rejected)?;
+        self.recorder.record(lifecycle(
+            "requested",
+            None,
+            Some(&req.id),
+            Some(agent_actor(&req.agent)),
+            json!({
+                "class": req.class,
+                "target": req.target,
+                "reason": req.reason,
+                "ttl_secs": req.ttl_secs,
+                "resource": req.resource,
+                "pid": req.pid,
+                "uid": req.uid,
+            }),
+        ));
         tracing::warn!(target: "governor::request", request = %req.id, agent = %req.agent,
             class = %req.class, target_path = %req.target, reason = %req.reason,
             ttl_secs = req.ttl_secs, pid = req.pid,
@@ -144,20 +163,31 @@ impl Authority {
             )));
         }
         let origin = format!("the lease approving request {id}");
-        let checked = self.check(text, &origin, false)?;
-        let body = &checked.lease.body;
-        let answers = body.request.as_deref() == Some(id)
-            && body.agent == req.agent
-            && body.scopes.len() == 1
-            && body.scopes[0].class == req.class
-            && body.scopes[0].target == req.target;
-        if !answers {
-            return Err(LeaseError::Rejected(format!(
-                "{origin}: it must answer exactly the request (request = \"{id}\", agent \
-                 `{}`, one scope `{}:{}`); `governor lease approve {id}` builds such a lease",
-                req.agent, req.class, req.target
-            )));
-        }
+        let checked = match self.check(text, &origin, false).and_then(|checked| {
+            let body = &checked.lease.body;
+            let answers = body.request.as_deref() == Some(id)
+                && body.agent == req.agent
+                && body.scopes.len() == 1
+                && body.scopes[0].class == req.class
+                && body.scopes[0].target == req.target;
+            if answers {
+                Ok(checked)
+            } else {
+                Err(LeaseError::Rejected(format!(
+                    "{origin}: it must answer exactly the request (request = \"{id}\", agent \
+                     `{}`, one scope `{}:{}`); `governor lease approve {id}` builds such a \
+                     lease",
+                    req.agent, req.class, req.target
+                )))
+            }
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                self.recorder
+                    .record(refused(text, &origin, uid, &e.to_string(), Some(id)));
+                return Err(e);
+            }
+        };
         if checked.have < checked.need {
             let r = self.requests.decide(
                 id,
@@ -201,6 +231,13 @@ impl Authority {
                 reason: reason.to_owned(),
             },
         )?;
+        self.recorder.record(lifecycle(
+            "rejected",
+            None,
+            Some(id),
+            Some(uid_actor(uid)),
+            json!({ "reason": reason }),
+        ));
         tracing::info!(target: "governor::request", request = id, uid, reason,
             "request rejected");
         Ok(json!({ "request": request_view(&r) }))

@@ -11,6 +11,10 @@
 //!
 //! The kernel enforces the deadline by itself; [`Authority::tick`] only tidies expired
 //! entries away, records the expiry, and installs scheduled leases when their time comes.
+//!
+//! Every act leaves lineage rows through the authority's recorder
+//! ([`crate::lineage::authority`]): the policy and the trusted keys it reads, each accepted
+//! lease with its signers, each refusal with its error, and every step after.
 
 mod approvals;
 mod carry;
@@ -18,16 +22,21 @@ pub mod clock;
 pub mod resolve;
 pub mod store;
 
+#[cfg(test)]
+mod lineage_tests;
+
 pub use approvals::Ask;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::PathBuf,
     sync::{Arc, Mutex},
 };
 
 use governor_common::{LeaseEntry, LeaseKey};
 use serde_json::{json, Value};
+
+use crate::lineage::{self, boot::BootClock, recorder::Recorder};
 
 use self::{
     resolve::{ScopeError, ScopeSpec},
@@ -39,7 +48,7 @@ use crate::{
         lease::{self, Lease, Role, VerifyContext},
     },
     halt::Halt,
-    kernel::loader::Enforcer,
+    kernel::loader::{Enforcer, LoadError},
     policy::{Compiled, Policy},
     requests::book::Book,
 };
@@ -69,6 +78,23 @@ impl From<ScopeError> for LeaseError {
     }
 }
 
+/// Where the authority installs lease entries: the kernel's lease map (the [`Enforcer`]),
+/// or a stand-in that only remembers them (tests).
+pub trait LeaseMap: Send {
+    fn set_lease(&mut self, key: LeaseKey, entry: LeaseEntry) -> Result<(), LoadError>;
+    fn remove_lease(&mut self, key: &LeaseKey) -> Result<(), LoadError>;
+}
+
+impl LeaseMap for Enforcer {
+    fn set_lease(&mut self, key: LeaseKey, entry: LeaseEntry) -> Result<(), LoadError> {
+        Enforcer::set_lease(self, key, entry)
+    }
+
+    fn remove_lease(&mut self, key: &LeaseKey) -> Result<(), LoadError> {
+        Enforcer::remove_lease(self, key)
+    }
+}
+
 /// What the authority needs from the rest of the daemon.
 pub struct Setup {
     pub state_dir: PathBuf,
@@ -76,7 +102,9 @@ pub struct Setup {
     pub host: String,
     pub policy: Arc<Policy>,
     pub compiled: Arc<Compiled>,
-    pub enforcer: Arc<Mutex<Enforcer>>,
+    pub enforcer: Arc<Mutex<dyn LeaseMap>>,
+    /// Where policy, key, lease, lifecycle and halt rows go.
+    pub recorder: Recorder,
 }
 
 /// A lease that passed every check, ready to record.
@@ -96,7 +124,7 @@ pub struct Authority {
     host: String,
     policy: Arc<Policy>,
     compiled: Arc<Compiled>,
-    enforcer: Arc<Mutex<Enforcer>>,
+    enforcer: Arc<Mutex<dyn LeaseMap>>,
     records: BTreeMap<String, Record>,
     /// Kernel entries per installed lease.
     installed: HashMap<String, Vec<LeaseKey>>,
@@ -105,6 +133,9 @@ pub struct Authority {
     halts_file: PathBuf,
     /// Agents' lease requests.
     requests: Book,
+    recorder: Recorder,
+    /// Trusted keys already recorded in the lineage (by id).
+    keys_recorded: BTreeSet<String>,
 }
 
 impl Authority {
@@ -149,13 +180,39 @@ impl Authority {
             halts,
             halts_file,
             requests,
+            recorder: setup.recorder,
+            keys_recorded: BTreeSet::new(),
         };
+        auth.recorder
+            .record(lineage::authority::policy_row(&auth.policy));
+        auth.trusted_keys();
         auth.restore();
         Ok(auth)
     }
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Where this authority's lineage rows go (the kill switch records halts there too).
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Reads the trusted-keys directory (it is read afresh for every lease checked, so a
+    /// key added or removed counts at once), recording each key not recorded before.
+    fn trusted_keys(&mut self) -> TrustedKeys {
+        let (trusted, problems) = TrustedKeys::load(&self.trusted_dir);
+        for p in &problems {
+            tracing::warn!(target: "governor::lease", problem = %p,
+                "trusted keys: a key file is not trusted");
+        }
+        for k in trusted.iter() {
+            if self.keys_recorded.insert(k.id.to_string()) {
+                self.recorder.record(lineage::authority::key_row(k));
+            }
+        }
+        trusted
     }
 
     /// Re-checks and re-installs the live leases found in the store.
@@ -227,7 +284,7 @@ impl Authority {
 
     /// Runs every check on lease `text`; `replayed` skips the replay check (a restart
     /// re-checking its own store).
-    fn check(&self, text: &str, origin: &str, replayed: bool) -> Result<Checked, LeaseError> {
+    fn check(&mut self, text: &str, origin: &str, replayed: bool) -> Result<Checked, LeaseError> {
         let lease = Lease::parse(text, origin).map_err(|e| LeaseError::Rejected(e.to_string()))?;
         let body = &lease.body;
         if !store::valid_id(&body.id) {
@@ -292,18 +349,15 @@ impl Authority {
             .max()
             .unwrap_or(1)
             .max(1);
-        let (trusted, problems) = TrustedKeys::load(&self.trusted_dir);
-        for p in &problems {
-            tracing::warn!(target: "governor::lease", problem = %p,
-                "trusted keys: a key file is not trusted");
-        }
+        let max_ttl_secs = agent.max_lease_ttl.as_secs();
+        let trusted = self.trusted_keys();
         let verified = lease::verify(
             &lease,
             &VerifyContext {
                 trusted: &trusted,
                 host: &self.host,
                 now: clock::wall_secs(),
-                max_ttl_secs: agent.max_lease_ttl.as_secs(),
+                max_ttl_secs,
                 required_approvals: 1,
             },
         )
@@ -361,6 +415,7 @@ impl Authority {
     /// `not_before` has come. `halted` names agents that take no leases now.
     pub fn submit(&mut self, text: &str, origin: &str, uid: u32) -> Result<Record, LeaseError> {
         let received_ms = clock::wall_ms();
+        let received_ns = BootClock::now_ns();
         let outcome = self.check(text, origin, false).and_then(|c| {
             if let Some(h) = self.halts.get(&c.lease.body.agent) {
                 return Err(LeaseError::Rejected(format!(
@@ -390,6 +445,13 @@ impl Authority {
             Err(e) => {
                 tracing::warn!(target: "governor::lease", origin, uid, error = %e,
                     "lease rejected");
+                self.recorder.record(lineage::authority::refused(
+                    text,
+                    origin,
+                    uid,
+                    &e.to_string(),
+                    None,
+                ));
                 return Err(e);
             }
         };
@@ -418,6 +480,16 @@ impl Authority {
         );
         self.store.save_lease(&id, text)?;
         self.store.save(&record)?;
+        for row in lineage::authority::accepted(
+            &checked.lease,
+            &record,
+            text,
+            &self.policy.version,
+            received_ns,
+            origin,
+        ) {
+            self.recorder.record(row);
+        }
         self.records.insert(id.clone(), record);
         self.installed.insert(
             id.clone(),
@@ -523,13 +595,17 @@ impl Authority {
         }
     }
 
-    /// Moves lease `id` to `state`, logging `what` in its history, and saves it.
+    /// Moves lease `id` to `state`, logging `what` in its history and the lineage, and
+    /// saves it.
     fn change(&mut self, id: &str, state: State, what: &str, detail: &str) {
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
         r.state = state;
         r.log(clock::wall_ms(), what, detail);
+        if let Some(row) = lineage::authority::transition(r, what, detail) {
+            self.recorder.record(row);
+        }
         if let Err(e) = self.store.save(r) {
             tracing::error!(lease = id, error = %e, "lease store: could not save the record");
         }

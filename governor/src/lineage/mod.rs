@@ -4,8 +4,10 @@
 //! plain `sqlite3`. [`schema`] defines the tables, [`record`] the rows and how they are
 //! written, [`recorder`] the never-waiting handle producers use, [`writer`] the thread that
 //! commits them in batches, [`runs`] the daemon runs (and the downtime between them),
-//! [`retain`] the pruning of old rows, [`boot`] the clocks.
+//! [`retain`] the pruning of old rows, [`boot`] the clocks, [`authority`] the rows of
+//! policies, keys, leases and halts.
 
+pub mod authority;
 pub mod boot;
 pub mod record;
 pub mod recorder;

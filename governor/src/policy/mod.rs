@@ -40,6 +40,8 @@ pub struct Policy {
     pub source: PathBuf,
     /// Hex SHA-256 (first 16 bytes) of the policy file's bytes.
     pub version: String,
+    /// The policy file as loaded (recorded in the lineage).
+    pub text: std::sync::Arc<str>,
     pub name: String,
     pub owner: String,
     /// Every class's tags and policy-wide decision (`[classes]` over the built-in table).
@@ -164,6 +166,7 @@ impl Policy {
         };
         let mut policy = v.policy(raw);
         policy.version = version_of(text.as_bytes());
+        policy.text = text.into();
         if v.problems.is_empty() {
             Ok(policy)
         } else {
@@ -334,6 +337,7 @@ impl Validator<'_> {
         Policy {
             source: self.path.to_owned(),
             version: String::new(),
+            text: "".into(),
             name,
             class_table: self.table.clone(),
             owner: header.owner.into_inner().trim().to_owned(),
