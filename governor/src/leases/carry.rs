@@ -128,8 +128,8 @@ impl Authority {
     }
 
     /// Makes the carried policy the authority's, once its generation enforces (the enforcer
-    /// the authority shares already holds the new generation). Dropped leases are recorded
-    /// with `why` (the reload) and their reason.
+    /// the authority shares already holds the new generation), and records its load in the
+    /// lineage. Dropped leases are recorded with `why` (the reload) and their reason.
     pub fn commit(&mut self, carried: Carried, why: &str) {
         let Carried {
             policy,
@@ -142,6 +142,9 @@ impl Authority {
         self.policy = policy;
         self.compiled = compiled;
         self.installed = installed;
+        // Decisions from now on name this version; lineage says who owns it.
+        self.recorder
+            .record(crate::lineage::authority::policy_row(&self.policy));
         for (id, s) in scopes.drain() {
             if let Some(r) = self.records.get_mut(&id) {
                 r.scopes = s;
