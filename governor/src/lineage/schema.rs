@@ -124,6 +124,10 @@ CREATE INDEX events_path ON events (path);
 CREATE INDEX lifecycle_lease ON lease_lifecycle (lease_id, ts_ns);
 CREATE INDEX processes_pid ON processes (boot_id, pid, start_ns);
 "#,
+    // 2: whether the kernel recorded a process's whole argv.
+    r#"
+ALTER TABLE processes ADD COLUMN argv_truncated INTEGER; -- 1: the last argument may be cut
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]
