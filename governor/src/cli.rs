@@ -169,6 +169,14 @@ pub struct DaemonArgs {
     /// configuration directory.
     #[arg(long)]
     pub trusted_keys: Option<PathBuf>,
+    /// The lineage database (every decision, lease, halt...; created if missing); default:
+    /// `lineage.db` in the state directory.
+    #[arg(long)]
+    pub lineage_db: Option<PathBuf>,
+    /// Prune lineage rows older than this ("30d", "12h"), at start and hourly; rows an
+    /// unexpired lease refers to are kept. Default: keep everything.
+    #[arg(long, value_parser = parse_ttl, value_name = "DURATION")]
+    pub retain: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -188,6 +196,13 @@ impl DaemonArgs {
             bpffs: self.pin_dir.clone(),
             requests: self.request_dir.clone(),
         }
+    }
+
+    /// The lineage database's file.
+    pub fn lineage_db(&self) -> PathBuf {
+        self.lineage_db
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("lineage.db"))
     }
 
     /// The trusted operator keys' directory.
