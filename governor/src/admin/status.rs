@@ -81,6 +81,10 @@ pub struct Counters {
     /// Cgroups below an agent cgroup the kernel could not register (map full).
     #[serde(default)]
     pub cgroups_untracked: u64,
+    /// Process-lineage records (agent fork, exec, exit) the kernel could not put into its
+    /// ring buffer.
+    #[serde(default)]
+    pub procs_dropped: u64,
 }
 
 /// The event reader's counters.

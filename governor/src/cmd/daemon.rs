@@ -35,11 +35,13 @@ use crate::{
         net, offsets,
         pin::{self, Manifest, PinDir, Previous},
         preflight::Capabilities,
-        tree_seqs,
+        procs, tree_seqs,
     },
     leases,
     lineage::{
+        self,
         boot::BootClock,
+        processes::Tracker,
         record::{EventRow, Record},
         recorder::{Recorder, Refused},
         runs,
@@ -92,6 +94,8 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         // Without it an agent could leave every BPF-LSM class behind with a sub-cgroup.
         tracking.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
     }
+    // The lineage's process records; enforcement does not depend on them.
+    let proc_tracking = enforcer.load_proc_tracking();
     let (own, own_absent) = args.own_dirs().ensure()?;
     for (d, why) in &own_absent {
         tracing::warn!(dir = %d.path.display(), reason = %why,
@@ -118,6 +122,16 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
              tasks as agents of unknown id (denied by every rule)"
         ),
     }
+    // After the agent map is filled, before the snapshot of running agent processes (in
+    // `serve`), so that no process falls in between.
+    let procs = match proc_tracking.and_then(|()| enforcer.attach_proc_tracking()) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "lineage: agent processes are NOT recorded (no fork, \
+                exec, exit records; decisions are recorded without their ancestry)");
+            false
+        }
+    };
     // Everything is loaded, verified and filled: only now touch the pin directory. A previous
     // generation found there keeps enforcing until ours is attached and pinned.
     let mut pins = PinDir::open(&args.pin_dir)?;
@@ -141,6 +155,11 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     }
     let counts = enforcer.pin(&generation)?;
     let ring = enforcer.take_events()?;
+    let procs = if procs {
+        Some(enforcer.take_procs()?)
+    } else {
+        None
+    };
     pins.write_manifest(&Manifest {
         format: pin::FORMAT,
         generation: generation.number,
@@ -165,6 +184,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         enforcer,
         Channels {
             ring,
+            procs,
             admin,
             requests,
         },
@@ -262,11 +282,52 @@ fn track_subtrees(
     Ok(())
 }
 
+/// Starts the process-lineage reader on `ring`: it first records the processes already in
+/// every agent cgroup (and the cgroups below it), then every fork, exec and exit.
+fn track_processes(
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    recorder: Recorder,
+    clock: &BootClock,
+    cgroups: &CgroupFs,
+    compiled: &Compiled,
+) -> anyhow::Result<()> {
+    let is_agent_cgroup = |id: u64| compiled.agents.iter().any(|a| a.cgroup_id == id);
+    let mut dirs = Vec::new();
+    for a in &compiled.agents {
+        dirs.push(cgroups.path(&a.cgroup));
+        dirs.extend(
+            cgroups
+                .descendants(&a.cgroup, is_agent_cgroup)?
+                .into_iter()
+                .map(|(path, _)| path),
+        );
+    }
+    let agents = compiled
+        .agents
+        .iter()
+        .map(|a| (a.name.clone(), a.cgroup.clone()))
+        .collect();
+    let tracker = Tracker::new(
+        recorder,
+        clock.boot_id.clone(),
+        lineage::processes::Host::real(cgroups.root()),
+        agents,
+    );
+    tokio::spawn(async move {
+        if let Err(e) = procs::read(ring, tracker, dirs, Arc::default()).await {
+            tracing::error!(error = %e, "lineage: process record reader stopped");
+        }
+    });
+    Ok(())
+}
+
 /// What the kernel offered: its capabilities and what the daemon enforces on it; the pin
 /// directory (locked while the daemon runs) and the generation pinned there.
 /// Where the daemon hears from: the kernel's event ring buffer and the admin socket.
 struct Channels {
     ring: aya::maps::RingBuf<aya::maps::MapData>,
+    /// The process-lineage ring buffer, if the process tracepoints are attached.
+    procs: Option<aya::maps::RingBuf<aya::maps::MapData>>,
     admin: admin::Listener,
     /// Agents' lease requests.
     requests: admin::Listener,
@@ -347,6 +408,7 @@ async fn serve(
     } = kernel;
     let Channels {
         ring,
+        procs,
         admin: listener,
         requests: request_listener,
     } = channels;
@@ -367,6 +429,9 @@ async fn serve(
         Arc::clone(&enforcer),
         Arc::clone(&stats),
     )?;
+    if let Some(ring) = procs {
+        track_processes(ring, recorder.clone(), &clock, &cgroups, &compiled)?;
+    }
     let host =
         lease::host_id().context("reading this host's identity (lease files are bound to it)")?;
     let authority = Arc::new(Mutex::new(leases::Authority::open(leases::Setup {
@@ -521,6 +586,7 @@ async fn serve(
         lease_allowed = counters.lease_allowed,
         lease_expired = counters.lease_expired,
         cgroups_untracked = counters.cgroups_untracked,
+        procs_dropped = counters.procs_dropped,
         events_received = stats.received.load(Ordering::Relaxed),
         events_malformed = stats.malformed.load(Ordering::Relaxed),
         events_overflowed = stats.overflowed.load(Ordering::Relaxed),
@@ -595,6 +661,15 @@ fn loss_counts(
                     value: v,
                 });
             }
+            if let Ok(v) = e.counter(Counter::ProcsDropped) {
+                counts.push(Count {
+                    source: "kernel-ring",
+                    what: "process records (agent fork, exec, exit) the kernel could not put \
+                           into its full process ring buffer; this count is of records, not \
+                           decisions",
+                    value: v,
+                });
+            }
         }
         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         counts.extend([
@@ -644,6 +719,7 @@ fn counter_reader(
             lease_allowed: read(Counter::LeaseAllowed)?,
             lease_expired: read(Counter::LeaseExpired)?,
             cgroups_untracked: read(Counter::CgroupUntracked)?,
+            procs_dropped: read(Counter::ProcsDropped)?,
         })
     }
 }
