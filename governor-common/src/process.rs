@@ -93,7 +93,7 @@ pub struct ProcEvent {
     pub argv: [u8; ARGV_LEN],
 }
 const _: () = assert!(core::mem::size_of::<ProcEvent>() == 1880);
-const _: () = assert!(core::mem::size_of::<ProcEvent>() % 8 == 0);
+const _: () = assert!(core::mem::size_of::<ProcEvent>().is_multiple_of(8));
 
 /// Why a process ring-buffer record could not be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
