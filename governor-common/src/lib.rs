@@ -15,6 +15,7 @@ pub mod event;
 pub mod maps;
 pub mod net;
 pub mod path;
+pub mod process;
 
 pub use event::{Decision, Event, EventKind, Target, EVENT_VERSION};
 pub use maps::{

@@ -11,6 +11,9 @@ pub const PROTECTED: &str = "GOV_PROTECTED";
 pub const ANCESTORS: &str = "GOV_ANCESTORS";
 /// Ring buffer of [`crate::Event`]s.
 pub const EVENTS: &str = "GOV_EVENTS";
+/// Ring buffer of [`crate::process::ProcEvent`]s (agent processes' fork, exec and exit), apart
+/// from [`EVENTS`] so that process records never take the room of decisions.
+pub const PROCS: &str = "GOV_PROCS";
 /// Per-CPU counters, indexed by [`Counter`].
 pub const COUNTERS: &str = "GOV_COUNTERS";
 /// Read-only global holding [`KernelOffsets`] for the running kernel.
@@ -65,6 +68,9 @@ pub const MAX_WRITE_CACHE: u32 = 65_536;
 pub const WRITE_CACHE_TTL_NS: u64 = 1_000_000_000;
 /// Size of the [`EVENTS`] ring buffer in bytes (a power of two, a multiple of the page size).
 pub const EVENTS_BYTES: u32 = 1 << 24;
+/// Size of the [`PROCS`] ring buffer in bytes (a power of two, a multiple of the page size):
+/// about 4400 records.
+pub const PROCS_BYTES: u32 = 1 << 23;
 /// How many dentries the kernel walks up from a target before it gives up and fails closed.
 pub const MAX_PATH_DEPTH: u32 = 64;
 
@@ -414,6 +420,9 @@ pub enum Counter {
     /// (map full): their tasks are not agents to the BPF-LSM programs (agents cannot move
     /// into them, see `CgroupEscape`; the network programs treat them as unknown agents).
     CgroupUntracked = 6,
+    /// Process-lineage records (fork, exec, exit of agent processes) that could not be put
+    /// into the [`PROCS`] ring buffer (full): never silent, always counted.
+    ProcsDropped = 7,
 }
 pub const COUNTER_SLOTS: u32 = 8;
 
@@ -526,11 +535,33 @@ pub struct KernelOffsets {
     pub pid_tasks: u32,
     /// `struct task_struct::pid_links` (`pid_links[PIDTYPE_PID]` first)
     pub task_struct_pid_links: u32,
+    /// `struct task_struct::pid` (the thread id; equal to `tgid` for a process's first thread)
+    pub task_struct_pid: u32,
+    /// `struct task_struct::real_parent`
+    pub task_struct_real_parent: u32,
+    /// `struct task_struct::group_leader`
+    pub task_struct_group_leader: u32,
+    /// `struct task_struct::start_boottime` (ns of `CLOCK_BOOTTIME`)
+    pub task_struct_start_boottime: u32,
+    /// `struct task_struct::exit_code`
+    pub task_struct_exit_code: u32,
+    /// `struct task_struct::signal`
+    pub task_struct_signal: u32,
+    /// `struct signal_struct::live` (threads not yet exiting; 0 once the last one exits)
+    pub signal_struct_live: u32,
+    /// `struct task_struct::fs`
+    pub task_struct_fs: u32,
+    /// `struct fs_struct::pwd`
+    pub fs_struct_pwd: u32,
+    /// `struct mm_struct::arg_start`
+    pub mm_struct_arg_start: u32,
+    /// `struct mm_struct::arg_end`
+    pub mm_struct_arg_end: u32,
     /// Non-zero once userspace filled the struct; programs fail closed while it is zero.
     pub valid: u32,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 204);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 248);
 
 impl KernelOffsets {
     /// All zero: what the object carries until userspace fills it (`valid == 0`).
@@ -584,6 +615,17 @@ impl KernelOffsets {
         proc_inode_vfs_inode: 0,
         pid_tasks: 0,
         task_struct_pid_links: 0,
+        task_struct_pid: 0,
+        task_struct_real_parent: 0,
+        task_struct_group_leader: 0,
+        task_struct_start_boottime: 0,
+        task_struct_exit_code: 0,
+        task_struct_signal: 0,
+        signal_struct_live: 0,
+        task_struct_fs: 0,
+        fs_struct_pwd: 0,
+        mm_struct_arg_start: 0,
+        mm_struct_arg_end: 0,
         valid: 0,
         _pad: 0,
     };

@@ -103,7 +103,7 @@ pub fn group(off: &KernelOffsets, groups: *const u8, i: u32) -> i64 {
 
 /// `task->cgroups->dfl_cgrp`: the task's cgroup v2 (null if unreadable).
 #[inline(always)]
-fn task_cgroup(off: &KernelOffsets, task: *const u8) -> *const u8 {
+pub fn task_cgroup(off: &KernelOffsets, task: *const u8) -> *const u8 {
     ptr_at(ptr_at(task, off.task_struct_cgroups), off.css_set_dfl_cgrp)
 }
 

@@ -4,7 +4,8 @@
 //! quoted above them) and the logic they call: `file` (BPF-LSM file classes), `task`
 //! (process classes), `host` (host-wide classes), `ipc` (unix socket connects), `net` (cgroup
 //! sock_addr programs, independent of BPF-LSM), `cgroup` (agent cgroup subtrees: tracepoints
-//! registering descendants, and the cgroup-escape/cgroup-control hook). Shared layouts and
+//! registering descendants, and the cgroup-escape/cgroup-control hook), `process` (the
+//! fork/exec/exit tracepoints recording agent processes' lineage). Shared layouts and
 //! map names live in `governor-common`.
 #![no_std]
 #![no_main]
@@ -20,6 +21,7 @@ mod lease;
 mod maps;
 mod net;
 mod path;
+mod process;
 mod task;
 mod vfs;
 mod write_cache;

@@ -8,7 +8,7 @@ use aya_ebpf::{
 use governor_common::{
     maps::{
         COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENT_CGROUPS, MAX_AGENT_RULES, MAX_ANCESTORS,
-        MAX_BINARIES, MAX_LEASES, MAX_PROTECTED, MAX_WRITE_CACHE,
+        MAX_BINARIES, MAX_LEASES, MAX_PROTECTED, MAX_WRITE_CACHE, PROCS_BYTES,
     },
     net::{Ip4, Ip6, NetOffsets, NetRules, KEY4_BYTES, KEY6_BYTES, MAX_NET_PREFIXES},
     AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks, ProtectedRule,
@@ -57,6 +57,10 @@ pub static GOV_PATH_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entrie
 /// `maps::EVENTS`
 #[map]
 pub static GOV_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+/// `maps::PROCS` (`process.rs`)
+#[map]
+pub static GOV_PROCS: RingBuf = RingBuf::with_byte_size(PROCS_BYTES, 0);
 
 /// `maps::COUNTERS`
 #[map]

@@ -53,6 +53,7 @@ use crate::{
         loader::Enforcer,
         pin::PinDir,
         preflight::Capabilities,
+        procs,
     },
     leases::{clock, Authority, LeaseError},
     own_dirs::OwnDir,
@@ -118,6 +119,8 @@ pub struct Parts {
     pub enforcer: Arc<Mutex<Enforcer>>,
     /// The event reader's next ring buffer.
     pub rings: mpsc::UnboundedSender<events::Source<Arc<Compiled>>>,
+    /// The process reader's successor channel, if the daemon records agent processes.
+    pub proc_rings: Option<mpsc::UnboundedSender<procs::Successor>>,
     pub access: Shared<Access>,
     pub agent_cgroups: Shared<Vec<(String, PathBuf)>>,
     pub status: Shared<Status>,
@@ -245,6 +248,7 @@ impl Inner {
             enforcer,
             plan,
             ring,
+            procs,
             generation,
             counts,
         } = filled.go_live(&mut current.pins, &compiled, &p.cgroups)?;
@@ -285,6 +289,26 @@ impl Inner {
         // reader drains its ring and moves on.
         if p.rings.send((ring, Arc::clone(&compiled))).is_err() {
             tracing::error!("the event reader is gone: decisions are no longer logged");
+        }
+        match (procs, &p.proc_rings) {
+            (Some(ring), Some(tx)) => {
+                if tx.send((ring, process_agents(&compiled))).is_err() {
+                    tracing::error!(
+                        "the process reader is gone: agent processes are no \
+                        longer recorded"
+                    );
+                }
+            }
+            (Some(_), None) => tracing::warn!(
+                "lineage: the new generation records agent \
+                processes, but this daemon started without process records; restart it to \
+                record them"
+            ),
+            (None, Some(_)) => tracing::warn!(
+                "lineage: the new generation does not record \
+                agent processes"
+            ),
+            (None, None) => {}
         }
         let old_policy = std::mem::replace(&mut current.policy, Arc::clone(&policy));
         let old_generation = std::mem::replace(&mut current.generation, generation);
@@ -443,6 +467,15 @@ pub fn status(policy: &Policy, compiled: &Compiled, caps: &Capabilities, plan: &
     }
 }
 
+/// Agent names by agent id, with their cgroups (what the process tracker needs).
+pub fn process_agents(compiled: &Compiled) -> Vec<(String, PathBuf)> {
+    compiled
+        .agents
+        .iter()
+        .map(|a| (a.name.clone(), a.cgroup.clone()))
+        .collect()
+}
+
 /// The kernel counters of one generation.
 pub fn kernel_counters(e: &mut Enforcer) -> Result<Counters, String> {
     let mut read = |c: Counter| e.counter(c).map_err(|err| err.to_string());
@@ -454,6 +487,7 @@ pub fn kernel_counters(e: &mut Enforcer) -> Result<Counters, String> {
         lease_allowed: read(Counter::LeaseAllowed)?,
         lease_expired: read(Counter::LeaseExpired)?,
         cgroups_untracked: read(Counter::CgroupUntracked)?,
+        procs_dropped: read(Counter::ProcsDropped)?,
     })
 }
 

@@ -14,6 +14,7 @@ mod io_uring;
 mod leases;
 mod lineage_authority;
 mod lineage_pipeline;
+mod lineage_processes;
 mod net;
 mod net_leases;
 mod no_bpf_lsm;

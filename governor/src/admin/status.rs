@@ -90,6 +90,10 @@ pub struct Counters {
     /// Cgroups below an agent cgroup the kernel could not register (map full).
     #[serde(default)]
     pub cgroups_untracked: u64,
+    /// Process-lineage records (agent fork, exec, exit) the kernel could not put into its
+    /// ring buffer.
+    #[serde(default)]
+    pub procs_dropped: u64,
 }
 
 impl Counters {
@@ -103,6 +107,7 @@ impl Counters {
             lease_allowed: self.lease_allowed + o.lease_allowed,
             lease_expired: self.lease_expired + o.lease_expired,
             cgroups_untracked: self.cgroups_untracked + o.cgroups_untracked,
+            procs_dropped: self.procs_dropped + o.procs_dropped,
         }
     }
 }

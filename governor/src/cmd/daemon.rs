@@ -33,10 +33,13 @@ use crate::{
         generation::{self, Live},
         loader::{PinnedCounts, OBJECT},
         pin::{self, PinDir, Previous},
+        procs,
     },
     leases,
     lineage::{
+        self,
         boot::BootClock,
+        processes::Tracker,
         record::{EventRow, Record},
         recorder::{Recorder, Refused},
         runs,
@@ -198,6 +201,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         enforcer,
         plan,
         ring,
+        procs,
         generation,
         ..
     } = live;
@@ -232,6 +236,16 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         reload::counter_reader(Arc::clone(&enforcer), Arc::clone(&retired_counters)),
         Arc::clone(&stats),
     )?;
+    let proc_rings = match procs {
+        Some(ring) => Some(track_processes(
+            ring,
+            recorder.clone(),
+            &clock,
+            &cgroups,
+            &compiled,
+        )?),
+        None => None,
+    };
     let host =
         lease::host_id().context("reading this host's identity (lease files are bound to it)")?;
     let authority = Arc::new(Mutex::new(leases::Authority::open(leases::Setup {
@@ -327,6 +341,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
             authority: Arc::clone(&authority),
             enforcer: Arc::clone(&enforcer),
             rings: next_ring,
+            proc_rings,
             access: Arc::clone(&access),
             agent_cgroups: Arc::clone(&agent_cgroups),
             status: Arc::clone(&fixed),
@@ -422,6 +437,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         lease_allowed = counters.lease_allowed,
         lease_expired = counters.lease_expired,
         cgroups_untracked = counters.cgroups_untracked,
+        procs_dropped = counters.procs_dropped,
         events_received = stats.received.load(Ordering::Relaxed),
         events_malformed = stats.malformed.load(Ordering::Relaxed),
         events_overflowed = stats.overflowed.load(Ordering::Relaxed),
@@ -440,6 +456,42 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
     drop(authority);
     drop(reloader);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the process-lineage reader on `ring`: it first records the processes already in
+/// every agent cgroup (and the cgroups below it), then every fork, exec and exit. Returns
+/// where a policy reload sends the next generation's ring.
+fn track_processes(
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    recorder: Recorder,
+    clock: &BootClock,
+    cgroups: &CgroupFs,
+    compiled: &Compiled,
+) -> anyhow::Result<mpsc::UnboundedSender<procs::Successor>> {
+    let is_agent_cgroup = |id: u64| compiled.agents.iter().any(|a| a.cgroup_id == id);
+    let mut dirs = Vec::new();
+    for a in &compiled.agents {
+        dirs.push(cgroups.path(&a.cgroup));
+        dirs.extend(
+            cgroups
+                .descendants(&a.cgroup, is_agent_cgroup)?
+                .into_iter()
+                .map(|(path, _)| path),
+        );
+    }
+    let tracker = Tracker::new(
+        recorder,
+        clock.boot_id.clone(),
+        lineage::processes::Host::real(cgroups.root()),
+        reload::process_agents(compiled),
+    );
+    let (tx, next) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        if let Err(e) = procs::read(ring, next, tracker, dirs, Arc::default()).await {
+            tracing::error!(error = %e, "lineage: process record reader stopped");
+        }
+    });
+    Ok(tx)
 }
 
 /// Starts the lineage: notes this run (and the downtime since the last one), starts the
@@ -496,6 +548,13 @@ fn loss_counts(
                 what: "decisions the kernel could not put into its full ring buffer \
                        (enforced, not recorded)",
                 value: c.kernel_events_dropped,
+            });
+            counts.push(Count {
+                source: "kernel-ring",
+                what: "process records (agent fork, exec, exit) the kernel could not put \
+                       into its full process ring buffer; this count is of records, not \
+                       decisions",
+                value: c.procs_dropped,
             });
         }
         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);

@@ -164,6 +164,7 @@ fn table(s: &Status) -> String {
         ("lease allowed", c.lease_allowed),
         ("lease expired", c.lease_expired),
         ("cgroups untracked", c.cgroups_untracked),
+        ("process records dropped", c.procs_dropped),
         ("events received", e.received),
         ("events malformed", e.malformed),
         ("events overflowed", e.overflowed),

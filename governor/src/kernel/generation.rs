@@ -102,12 +102,16 @@ pub struct Loaded {
     pub enforcer: Enforcer,
     pub plan: Plan,
     tracking: Result<(), LoadError>,
+    /// The lineage's process tracepoints; enforcement does not depend on them.
+    procs: Result<(), LoadError>,
 }
 
 /// A generation whose maps hold the compiled policy; only its cgroup tracepoints run.
 pub struct Filled {
     pub enforcer: Enforcer,
     pub plan: Plan,
+    /// Whether the process tracepoints run (and so fill a process ring buffer).
+    procs: bool,
 }
 
 /// A generation that enforces: attached, pinned, named by the manifest.
@@ -116,6 +120,9 @@ pub struct Live {
     pub plan: Plan,
     /// Its event ring buffer, taken out of the enforcer for the reader.
     pub ring: RingBuf<MapData>,
+    /// Its process ring buffer (the lineage's fork, exec and exit records), if the process
+    /// tracepoints run.
+    pub procs: Option<RingBuf<MapData>>,
     pub generation: u64,
     pub counts: PinnedCounts,
 }
@@ -140,10 +147,12 @@ pub fn load(setup: &Setup, policy: &Policy) -> Result<Loaded, GenerationError> {
             return Err(GenerationError::Coverage(e.to_string()));
         }
     }
+    let procs = enforcer.load_proc_tracking();
     Ok(Loaded {
         enforcer,
         plan,
         tracking,
+        procs,
     })
 }
 
@@ -154,6 +163,7 @@ impl Loaded {
             mut enforcer,
             plan,
             tracking,
+            procs,
         } = self;
         enforcer.install(compiled)?;
         if plan.net {
@@ -167,7 +177,22 @@ impl Loaded {
                  tasks as agents of unknown id (denied by every rule)"
             ),
         }
-        Ok(Filled { enforcer, plan })
+        // After the agent map is filled, before the caller snapshots the agent processes
+        // already running, so that no process falls in between. Both generations record
+        // during a reload's overlap; process rows are keyed, so that adds nothing twice.
+        let procs = match procs.and_then(|()| enforcer.attach_proc_tracking()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "lineage: agent processes are NOT recorded (no \
+                    fork, exec, exit records; decisions are recorded without their ancestry)");
+                false
+            }
+        };
+        Ok(Filled {
+            enforcer,
+            plan,
+            procs,
+        })
     }
 }
 
@@ -181,11 +206,23 @@ impl Filled {
         compiled: &Compiled,
         cgroups: &CgroupFs,
     ) -> Result<Live, GenerationError> {
-        let Filled { mut enforcer, plan } = self;
+        let Filled {
+            mut enforcer,
+            plan,
+            procs,
+        } = self;
         let before = pins.current().map(std::path::Path::to_path_buf);
         let generation = pins.new_generation()?;
         let attached = attach_and_pin(&mut enforcer, &plan, &generation, pins, compiled, cgroups);
-        let (counts, ring) = match attached {
+        let attached = attached.and_then(|(counts, ring)| {
+            let procs = if procs {
+                Some(enforcer.take_procs()?)
+            } else {
+                None
+            };
+            Ok((counts, ring, procs))
+        });
+        let (counts, ring, procs) = match attached {
             Ok(done) => done,
             Err(e) => {
                 // Our links detach with the enforcer; our pins go with the directory.
@@ -201,6 +238,7 @@ impl Filled {
             enforcer,
             plan,
             ring,
+            procs,
             generation: generation.number,
             counts,
         })

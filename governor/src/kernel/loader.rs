@@ -75,6 +75,15 @@ pub const LSM_PROGRAMS: &[&str] = &[
 /// BPF-LSM programs and load on kernels without it, where they serve the network programs.
 pub const CGROUP_TRACEPOINTS: &[&str] = &["cgroup_mkdir", "cgroup_rmdir"];
 
+/// Raw tracepoint programs that record agent processes' fork, exec and exit for the lineage
+/// (governor-ebpf/src/process.rs); each is named after its tracepoint. Enforcement does not
+/// depend on them; they load on kernels without BPF-LSM too.
+pub const PROC_TRACEPOINTS: &[&str] = &[
+    "sched_process_fork",
+    "sched_process_exec",
+    "sched_process_exit",
+];
+
 /// Hooks that older kernels lack, and what covers the same operations there.
 const OPTIONAL_HOOKS: &[(&str, &str)] = &[
     (
@@ -113,6 +122,14 @@ pub enum LoadError {
          agent creates below its own would not count as the agent's"
     )]
     Tracepoint {
+        program: &'static str,
+        cause: String,
+    },
+    #[error(
+        "the kernel refused tracepoint program `{program}`: {cause}; without it the lineage \
+         does not record agent processes"
+    )]
+    ProcTracepoint {
         program: &'static str,
         cause: String,
     },
@@ -294,6 +311,37 @@ impl Enforcer {
         Ok(())
     }
 
+    /// Loads (and so verifies) the process-lineage tracepoint programs ([`PROC_TRACEPOINTS`]).
+    pub fn load_proc_tracking(&mut self) -> Result<(), LoadError> {
+        for &name in PROC_TRACEPOINTS {
+            let tp = tracepoint(&mut self.ebpf, name)?;
+            tp.load().map_err(|source| proc_error(name, source))?;
+            if let Ok(info) = tp.info() {
+                tracing::debug!(
+                    program = name,
+                    verified_insns = info.verified_instruction_count(),
+                    "process tracepoint program verified"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches the process-lineage tracepoints: from here on agent processes' fork, exec and
+    /// exit go into the [`maps::PROCS`] ring buffer. Call before snapshotting the processes
+    /// already running, so none falls in between.
+    pub fn attach_proc_tracking(&mut self) -> Result<(), LoadError> {
+        for &name in PROC_TRACEPOINTS {
+            let tp = tracepoint(&mut self.ebpf, name)?;
+            let id = tp.attach(name).map_err(|source| proc_error(name, source))?;
+            let link = tp
+                .take_link(id)
+                .map_err(|source| proc_error(name, source))?;
+            self.links.push((format!("tp-{name}"), FdLink::from(link)));
+        }
+        Ok(())
+    }
+
     /// Registers cgroup `id` (below an agent cgroup) for the agent `info` names, marked
     /// inherited. An existing entry (the policy's own, or one the kernel just added) is kept:
     /// returns false then.
@@ -400,6 +448,15 @@ impl Enforcer {
         RingBuf::try_from(map).map_err(|source| map_error(maps::EVENTS, source))
     }
 
+    /// Takes the process-lineage ring buffer out, for its reader task to own.
+    pub fn take_procs(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self.ebpf.take_map(maps::PROCS).ok_or(LoadError::Missing {
+            what: "map",
+            name: maps::PROCS,
+        })?;
+        RingBuf::try_from(map).map_err(|source| map_error(maps::PROCS, source))
+    }
+
     /// Sum over CPUs of one kernel counter.
     pub fn counter(&mut self, counter: Counter) -> Result<u64, LoadError> {
         let counters: PerCpuArray<_, u64> = self.map(maps::COUNTERS)?;
@@ -444,6 +501,13 @@ fn tracepoint<'a>(
 
 fn tracepoint_error(program: &'static str, err: aya::programs::ProgramError) -> LoadError {
     LoadError::Tracepoint {
+        program,
+        cause: innermost_cause(&err).0,
+    }
+}
+
+fn proc_error(program: &'static str, err: aya::programs::ProgramError) -> LoadError {
+    LoadError::ProcTracepoint {
         program,
         cause: innermost_cause(&err).0,
     }

@@ -1,5 +1,5 @@
 //! Everything that talks to the kernel: BTF, preflight checks, loading the programs, maps and
-//! the event stream.
+//! the event and process streams.
 
 pub mod btf;
 pub mod coverage;
@@ -10,4 +10,5 @@ pub mod net;
 pub mod offsets;
 pub mod pin;
 pub mod preflight;
+pub mod procs;
 pub mod tree_seqs;

@@ -102,6 +102,17 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         // only the PIDTYPE_PID (first) element is read.
         pid_tasks: btf.member_offset("pid", "tasks")?,
         task_struct_pid_links: btf.member_offset("task_struct", "pid_links")?,
+        task_struct_pid: field(btf, "task_struct", "pid", 4)?,
+        task_struct_real_parent: field(btf, "task_struct", "real_parent", 8)?,
+        task_struct_group_leader: field(btf, "task_struct", "group_leader", 8)?,
+        task_struct_start_boottime: field(btf, "task_struct", "start_boottime", 8)?,
+        task_struct_exit_code: field(btf, "task_struct", "exit_code", 4)?,
+        task_struct_signal: field(btf, "task_struct", "signal", 8)?,
+        signal_struct_live: field(btf, "signal_struct", "live", 4)?,
+        task_struct_fs: field(btf, "task_struct", "fs", 8)?,
+        fs_struct_pwd: field(btf, "fs_struct", "pwd", 16)?,
+        mm_struct_arg_start: field(btf, "mm_struct", "arg_start", 8)?,
+        mm_struct_arg_end: field(btf, "mm_struct", "arg_end", 8)?,
         valid: 1,
         _pad: 0,
     })

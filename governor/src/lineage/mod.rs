@@ -5,10 +5,12 @@
 //! written, [`recorder`] the never-waiting handle producers use, [`writer`] the thread that
 //! commits them in batches, [`runs`] the daemon runs (and the downtime between them),
 //! [`retain`] the pruning of old rows, [`boot`] the clocks, [`authority`] the rows of
-//! policies, keys, leases and halts.
+//! policies, keys, leases and halts, [`processes`] the process tracker (kernel process
+//! records and `/proc` → `processes` rows).
 
 pub mod authority;
 pub mod boot;
+pub mod processes;
 pub mod record;
 pub mod recorder;
 pub mod retain;

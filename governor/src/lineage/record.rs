@@ -46,13 +46,17 @@ pub enum ProcessRow {
         cgroup_id: u64,
         agent: Option<String>,
     },
+    /// Executed a program (or found running it at start: `exec_ns` unknown). `None` fields
+    /// keep what an earlier record set.
     Exec {
         boot_id: String,
         pid: u32,
         start_ns: u64,
-        exec_ns: u64,
+        exec_ns: Option<u64>,
         exe: String,
         argv: Vec<String>,
+        /// The kernel could not record every argument (the last one may be cut short).
+        argv_truncated: bool,
         cwd: Option<String>,
         uid: u32,
     },
@@ -337,15 +341,17 @@ fn insert_process(tx: &Transaction<'_>, p: &ProcessRow) -> rusqlite::Result<()> 
             exec_ns,
             exe,
             argv,
+            argv_truncated,
             cwd,
             uid,
         } => {
             tx.prepare_cached(
-                "INSERT INTO processes (boot_id, pid, start_ns, exe, argv, cwd, exec_ns, uid) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                "INSERT INTO processes (boot_id, pid, start_ns, exe, argv, argv_truncated, cwd, \
+                 exec_ns, uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
                  ON CONFLICT (boot_id, pid, start_ns) DO UPDATE SET exe = excluded.exe, \
-                 argv = excluded.argv, cwd = excluded.cwd, exec_ns = excluded.exec_ns, \
-                 uid = excluded.uid",
+                 argv = excluded.argv, argv_truncated = excluded.argv_truncated, \
+                 cwd = coalesce(excluded.cwd, cwd), \
+                 exec_ns = coalesce(excluded.exec_ns, exec_ns), uid = excluded.uid",
             )?
             .execute(params![
                 boot_id,
@@ -353,8 +359,9 @@ fn insert_process(tx: &Transaction<'_>, p: &ProcessRow) -> rusqlite::Result<()> 
                 i(*start_ns),
                 exe,
                 json_list(argv),
+                argv_truncated,
                 cwd,
-                i(*exec_ns),
+                exec_ns.map(i),
                 uid
             ])?;
         }
@@ -431,9 +438,10 @@ mod tests {
             boot_id: "b".into(),
             pid: 10,
             start_ns: 5,
-            exec_ns: 6,
+            exec_ns: Some(6),
             exe: "/usr/bin/rm".into(),
             argv: vec!["rm".into(), "/etc/x".into()],
+            argv_truncated: false,
             cwd: Some("/".into()),
             uid: 0,
         };

@@ -140,6 +140,10 @@ CREATE TABLE runs (
 );
 CREATE INDEX processes_parent ON processes (boot_id, ppid, parent_start_ns);
 "#,
+    // 3: whether the kernel recorded a process's whole argv.
+    r#"
+ALTER TABLE processes ADD COLUMN argv_truncated INTEGER; -- 1: the last argument may be cut
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]

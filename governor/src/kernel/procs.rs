@@ -1,0 +1,90 @@
+//! The process-lineage stream: a reader task drains the kernel's process ring buffer
+//! (`GOV_PROCS`: agent processes' fork, exec and exit), decodes each record with length
+//! checks and hands it to the process tracker, which turns it into `processes` rows for the
+//! lineage writer without ever waiting. Before reading, it records the agent processes that
+//! were already running ([`Tracker::snapshot`]).
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
+
+use aya::maps::{MapData, RingBuf};
+use governor_common::process::ProcEvent;
+use tokio::{io::unix::AsyncFd, sync::mpsc};
+
+use crate::lineage::processes::Tracker;
+
+/// Counters of the userspace side of the process stream.
+#[derive(Debug, Default)]
+pub struct ProcStats {
+    pub received: AtomicU64,
+    /// Records that failed to decode (wrong length, version, kind).
+    pub malformed: AtomicU64,
+    /// Processes found running in agent cgroups at start.
+    pub snapshot: AtomicU64,
+}
+
+/// A policy reload's successor: the new generation's process ring buffer and its agents
+/// (names by agent id, with their cgroups).
+pub type Successor = (RingBuf<MapData>, Vec<(String, PathBuf)>);
+
+/// Snapshots the processes in `cgroups` (every agent cgroup and the cgroups below it), then
+/// runs until a ring buffer's fd fails. After a policy reload, the new generation's ring
+/// arrives on `next` once the old generation's programs have left the kernel; the old ring is
+/// drained to the end first.
+pub async fn read(
+    ring: RingBuf<MapData>,
+    mut next: mpsc::UnboundedReceiver<Successor>,
+    mut tracker: Tracker,
+    cgroups: Vec<PathBuf>,
+    stats: Arc<ProcStats>,
+) -> std::io::Result<()> {
+    let found = tracker.snapshot(&cgroups);
+    stats.snapshot.store(found as u64, Ordering::Relaxed);
+    tracing::info!(
+        processes = found,
+        cgroups = cgroups.len(),
+        "lineage: agent processes already running recorded from /proc"
+    );
+    let mut fd = register(ring)?;
+    loop {
+        tokio::select! {
+            guard = fd.readable_mut() => {
+                let mut guard = guard?;
+                drain(guard.get_inner_mut(), &mut tracker, &stats);
+                guard.clear_ready();
+            }
+            Some((ring, agents)) = next.recv() => {
+                drain(fd.get_mut(), &mut tracker, &stats);
+                fd = register(ring)?;
+                tracker.set_agents(agents);
+                tracing::debug!("process reader moved to the new generation's ring buffer");
+            }
+        }
+    }
+}
+
+fn register(ring: RingBuf<MapData>) -> std::io::Result<AsyncFd<RingBuf<MapData>>> {
+    // SAFETY: the ring buffer owns its map fd and keeps it open, unchanged, for as long as the
+    // `AsyncFd` owns the ring buffer.
+    unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(std::io::Error::from)
+}
+
+/// Hands every record in `ring` to the tracker.
+fn drain(ring: &mut RingBuf<MapData>, tracker: &mut Tracker, stats: &ProcStats) {
+    while let Some(record) = ring.next() {
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        match ProcEvent::decode(&record) {
+            Ok(ev) => tracker.ingest(&ev),
+            Err(e) => {
+                stats.malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, len = record.len(), "malformed process record");
+            }
+        }
+    }
+}
