@@ -124,6 +124,12 @@ CREATE INDEX events_path ON events (path);
 CREATE INDEX lifecycle_lease ON lease_lifecycle (lease_id, ts_ns);
 CREATE INDEX processes_pid ON processes (boot_id, pid, start_ns);
 "#,
+    // 2: what `governor lineage` walks besides: a process's children (graph), a request's
+    // lifecycle before its lease existed (trace).
+    r#"
+CREATE INDEX processes_parent ON processes (boot_id, ppid, parent_start_ns);
+CREATE INDEX lifecycle_request ON lease_lifecycle (request_id) WHERE request_id IS NOT NULL;
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]
