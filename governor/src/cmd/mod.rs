@@ -4,6 +4,7 @@ mod daemon;
 mod halt;
 mod key;
 mod lease;
+mod lineage;
 mod policy;
 mod preflight;
 mod request;
@@ -28,5 +29,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Request(args) => request::run(args),
         Command::Key(cmd) => key::run(cmd),
         Command::Lease(cmd) => lease::run(cmd),
+        Command::Lineage(cmd) => lineage::run(cmd),
     }
 }
