@@ -499,6 +499,10 @@ pub enum LineageCommand {
     /// The process tree around an event, the decision highlighted (Graphviz dot, or a
     /// self-contained HTML page).
     Graph(LineageGraphArgs),
+    /// Benchmark (for `cargo xtask bench`): build a synthetic database of --events events
+    /// at --db (if it holds fewer) and time `trace` on random events; prints JSON.
+    #[command(hide = true)]
+    BenchTrace(LineageBenchArgs),
 }
 
 /// The database and output form every lineage command takes.
@@ -630,6 +634,19 @@ pub struct LineageGraphArgs {
     pub format: GraphFormat,
     #[command(flatten)]
     pub out: LineageDbArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LineageBenchArgs {
+    /// The synthetic database (created or rebuilt; never the daemon's).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// Events in it.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: u64,
+    /// Traces timed.
+    #[arg(long, default_value_t = 1000)]
+    pub traces: u32,
 }
 
 fn parse_when(text: &str) -> Result<i64, String> {

@@ -10,3 +10,4 @@ pub mod query;
 pub mod record;
 pub mod recorder;
 pub mod schema;
+pub mod synth;

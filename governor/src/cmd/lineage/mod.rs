@@ -2,6 +2,7 @@
 //! file per subcommand. Each opens the database read-only (it works while the daemon
 //! writes), asks [`crate::lineage::query`], and prints a table or, with `--json`, JSON.
 
+mod bench;
 mod changes;
 mod events;
 mod export;
@@ -21,6 +22,7 @@ pub fn run(cmd: LineageCommand) -> anyhow::Result<ExitCode> {
         LineageCommand::Stats(args) => stats::run(args),
         LineageCommand::Export(args) => export::run(args),
         LineageCommand::Graph(args) => graph::run(args),
+        LineageCommand::BenchTrace(args) => bench::run(args),
     }
 }
 
