@@ -11,7 +11,7 @@ use governor_bench::{report, JSON_MARKER};
 use serde_json::Value;
 
 use crate::{
-    cmd,
+    bench_lineage, cmd,
     kernels::Series,
     setup,
     vm::{self, VmRun},
@@ -28,7 +28,8 @@ pub struct BenchArgs {
     /// Report missed targets but exit 0 (for development).
     #[arg(long)]
     pub no_fail: bool,
-    /// Only this benchmark group (repeatable; default: all).
+    /// Only this benchmark group (repeatable; default: all). `lineage-trace` runs on the
+    /// host, the others in the VM.
     #[arg(long)]
     pub group: Vec<String>,
     /// Blocks with governor; there is one more block without (each starts the daemon anew).
@@ -65,7 +66,25 @@ impl BenchArgs {
     }
 }
 
-pub fn run(args: BenchArgs) -> Result<i32> {
+pub fn run(mut args: BenchArgs) -> Result<i32> {
+    // Host-side groups run first; the rest go to the driver in the VM.
+    let all = args.group.is_empty();
+    let lineage_trace = all || args.group.iter().any(|g| g == bench_lineage::GROUP);
+    args.group.retain(|g| g != bench_lineage::GROUP);
+    let mut host_missed = Vec::new();
+    if lineage_trace {
+        let report = bench_lineage::run(&vm::build_governor(false)?)?;
+        if report["pass"] != true {
+            host_missed.push(format!(
+                "{} (p99 {} ms)",
+                bench_lineage::GROUP,
+                report["p99_ms"]
+            ));
+        }
+        if !all && args.group.is_empty() {
+            return Ok(i32::from(!host_missed.is_empty() && !args.no_fail));
+        }
+    }
     setup::ensure_all()?;
     eprintln!("\n== bench: building governor and the benchmark driver ==");
     let bin_dir = vm::build_governor(false)?;
@@ -128,7 +147,8 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         report["machine"]["host_load_after"],
         out.display()
     );
-    let missed = missed(&report);
+    let mut missed = missed(&report);
+    missed.extend(host_missed);
     if missed.is_empty() {
         println!("xtask bench: every target met");
         return Ok(0);

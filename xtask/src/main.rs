@@ -4,6 +4,7 @@
 
 mod accel;
 mod bench;
+mod bench_lineage;
 mod cmd;
 mod demo;
 mod guest;

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::{
-    record::{
-        insert, EventRow, KeyRow, LeaseRow, PolicyRow, ProcessRow, Record, SignerRow,
-    },
+    record::{insert, EventRow, KeyRow, LeaseRow, PolicyRow, ProcessRow, Record, SignerRow},
     schema,
 };
 

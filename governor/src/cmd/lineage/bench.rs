@@ -18,10 +18,12 @@ const TARGET_MS: f64 = 20.0;
 
 fn held(path: &std::path::Path) -> Option<u64> {
     let conn = query::open(path).ok()?;
-    conn.query_row("SELECT max(id) FROM events", [], |r| r.get::<_, Option<i64>>(0))
-        .ok()
-        .flatten()
-        .and_then(|n| u64::try_from(n).ok())
+    conn.query_row("SELECT max(id) FROM events", [], |r| {
+        r.get::<_, Option<i64>>(0)
+    })
+    .ok()
+    .flatten()
+    .and_then(|n| u64::try_from(n).ok())
 }
 
 pub fn run(args: LineageBenchArgs) -> anyhow::Result<ExitCode> {
@@ -33,8 +35,7 @@ pub fn run(args: LineageBenchArgs) -> anyhow::Result<ExitCode> {
             let _ = std::fs::remove_file(p);
         }
         if let Some(dir) = args.db.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let mut conn = Connection::open(&args.db)
             .with_context(|| format!("creating {}", args.db.display()))?;

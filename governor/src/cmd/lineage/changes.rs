@@ -103,10 +103,15 @@ mod tests {
         let t = render(&c);
         let l1 = t.find("lease L1 [live]").expect("L1 group");
         let l2 = t.find("lease L2 [ended]").expect("L2 group");
-        let obs = t.find("observe mode, not prevented").expect("observe group");
+        let obs = t
+            .find("observe mode, not prevented")
+            .expect("observe group");
         assert!(l1 < l2 && l2 < obs, "{t}");
         assert!(t.contains("signed by alice@example.com (issuer), bob@example.com (approver)"));
         assert!(t.contains("stop it first: governor lease revoke L1"), "{t}");
-        assert!(!t.contains("/etc/passwd"), "a denied rm did not change anything:\n{t}");
+        assert!(
+            !t.contains("/etc/passwd"),
+            "a denied rm did not change anything:\n{t}"
+        );
     }
 }

@@ -56,9 +56,18 @@ mod tests {
         let events = query::events::latest(&conn, &Filter::default(), 100).expect("events");
         let t = table(&events);
         assert_eq!(t.lines().count(), 1 + fixture::EVENTS, "{t}");
-        let deny = t.lines().find(|l| l.contains("/etc/passwd")).expect("deny row");
-        assert!(deny.contains("deny") && deny.contains("/etc") && deny.contains("rm"), "{deny}");
-        let leased = t.lines().find(|l| l.contains("/srv/app/old.log")).expect("row");
+        let deny = t
+            .lines()
+            .find(|l| l.contains("/etc/passwd"))
+            .expect("deny row");
+        assert!(
+            deny.contains("deny") && deny.contains("/etc") && deny.contains("rm"),
+            "{deny}"
+        );
+        let leased = t
+            .lines()
+            .find(|l| l.contains("/srv/app/old.log"))
+            .expect("row");
         assert!(leased.contains("L1"), "{leased}");
         assert_eq!(table(&[]), "no events match\n");
     }

@@ -269,7 +269,10 @@ mod tests {
         let conn = fixture::db();
         let g = query::graph::graph(&conn, fixture::EV_DENY).expect("graph");
         let d = dot(&g);
-        assert!(d.starts_with("digraph lineage {") && d.ends_with("}\n"), "{d}");
+        assert!(
+            d.starts_with("digraph lineage {") && d.ends_with("}\n"),
+            "{d}"
+        );
         assert!(
             d.contains("decision [label=\"#4 deny unlink\\n/etc/passwd\\nrule /etc")
                 && d.contains("fillcolor=\"#d62728\""),
@@ -279,7 +282,10 @@ mod tests {
         assert!(d.contains("p4 -> decision"), "{d}");
         assert!(d.contains("p0 [label=\"pid 100 [launcher]"), "{d}");
         let g = query::graph::graph(&conn, fixture::EV_LEASED_1).expect("graph");
-        assert!(dot(&g).contains("fillcolor=\"#2ca02c\""), "lease-allow is green");
+        assert!(
+            dot(&g).contains("fillcolor=\"#2ca02c\""),
+            "lease-allow is green"
+        );
     }
 
     #[test]
@@ -290,7 +296,10 @@ mod tests {
         assert!(h.contains("<svg") && h.contains("</svg>"), "{h}");
         assert!(h.contains("rm -rf /etc/passwd"));
         assert!(h.contains("&lt;") || !h.contains("<platform"), "escaped");
-        assert!(!h.contains("http://") || h.matches("http://").count() == 1, "only the xmlns");
+        assert!(
+            !h.contains("http://") || h.matches("http://").count() == 1,
+            "only the xmlns"
+        );
         assert!(!h.contains("<script") && !h.contains("src="));
         let g = query::graph::graph(&conn, fixture::EV_CODEX).expect("graph");
         assert!(dot(&g).contains("pid 700 (not on record)"));

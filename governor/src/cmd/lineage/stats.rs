@@ -68,7 +68,11 @@ mod tests {
         let t = render(&query::stats::stats(&conn, &Filter::default()).expect("stats"));
         let claude = t.lines().find(|l| l.starts_with("claude")).expect("claude");
         let cols: Vec<&str> = claude.split_whitespace().collect();
-        assert_eq!(cols, ["claude", "1", "3", "1", "2", "4.000ms", "6.000ms"], "{t}");
+        assert_eq!(
+            cols,
+            ["claude", "1", "3", "1", "2", "4.000ms", "6.000ms"],
+            "{t}"
+        );
         assert!(t.contains("kernel-ring  1 gaps, 12 events"), "{t}");
     }
 }

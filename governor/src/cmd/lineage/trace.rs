@@ -43,7 +43,11 @@ fn process_line(p: &Process) -> String {
 }
 
 fn lease_lines(out: &mut String, l: &Lease) {
-    let _ = writeln!(out, "  lease     {} for agent {} on {}", l.id, l.agent, l.host);
+    let _ = writeln!(
+        out,
+        "  lease     {} for agent {} on {}",
+        l.id, l.agent, l.host
+    );
     let _ = writeln!(out, "  reason    {}", l.reason);
     let _ = writeln!(out, "  ticket    {}", or_dash(l.ticket.as_deref()));
     let _ = writeln!(
@@ -147,7 +151,8 @@ pub(super) fn render(t: &Trace) -> String {
                 } else {
                     "denied before it ran"
                 },
-                rule.as_deref().unwrap_or("(none matched: the class's default)")
+                rule.as_deref()
+                    .unwrap_or("(none matched: the class's default)")
             );
         }
     }

@@ -123,9 +123,8 @@ pub fn lease(conn: &Connection, id: &str) -> Result<Option<Lease>, QueryError> {
                     time: format_ns(ts_ns),
                     state: r.get(1)?,
                     actor: r.get(2)?,
-                    detail: detail.map(|d| {
-                        serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))
-                    }),
+                    detail: detail
+                        .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))),
                 })
             })?
             .collect()
@@ -190,7 +189,10 @@ mod tests {
             .collect();
         assert_eq!(
             who,
-            [("alice@example.com", "issuer"), ("bob@example.com", "approver")]
+            [
+                ("alice@example.com", "issuer"),
+                ("bob@example.com", "approver")
+            ]
         );
         let states: Vec<&str> = l1.lifecycle.iter().map(|s| s.state.as_str()).collect();
         assert_eq!(states, ["requested", "issued", "submitted", "enforced"]);

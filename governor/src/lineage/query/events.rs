@@ -121,9 +121,7 @@ pub fn each<E: From<QueryError>>(
     };
     let q = format!("SELECT {COLUMNS} FROM events e {clause} ORDER BY e.ts_ns, e.id {limit_sql}");
     let mut st = conn.prepare(&q).map_err(sql("events"))?;
-    let mut rows = st
-        .query(params_from_iter(params))
-        .map_err(sql("events"))?;
+    let mut rows = st.query(params_from_iter(params)).map_err(sql("events"))?;
     let mut n = 0;
     while let Some(r) = rows.next().map_err(sql("events"))? {
         f(Event::from_row(r).map_err(sql("events"))?)?;
@@ -146,7 +144,10 @@ mod tests {
         let conn = fixture::db();
         let all = latest(&conn, &Filter::default(), 1000).expect("all");
         assert_eq!(all.len(), fixture::EVENTS);
-        assert!(all.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns), "oldest first");
+        assert!(
+            all.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns),
+            "oldest first"
+        );
 
         let f = |filter: Filter| latest(&conn, &filter, 1000).expect("query");
         let by_agent = f(Filter {
@@ -182,7 +183,11 @@ mod tests {
         });
         assert_eq!(
             ids(&under),
-            [fixture::EV_LEASED_1, fixture::EV_LEASED_2, fixture::EV_OBSERVE]
+            [
+                fixture::EV_LEASED_1,
+                fixture::EV_LEASED_2,
+                fixture::EV_OBSERVE
+            ]
         );
         let exact = f(Filter {
             path: Some("/srv/app/old.log".into()),
@@ -227,6 +232,9 @@ mod tests {
         assert_eq!(n, 3);
         let e = get(&conn, fixture::EV_DENY).expect("get");
         assert_eq!(e.comm, "rm");
-        assert!(matches!(get(&conn, 999_999), Err(QueryError::NoEvent(999_999))));
+        assert!(matches!(
+            get(&conn, 999_999),
+            Err(QueryError::NoEvent(999_999))
+        ));
     }
 }

@@ -19,8 +19,8 @@ use rusqlite::Connection;
 
 use crate::lineage::{
     record::{
-        insert, EventRow, GapRow, HaltRow, KeyRow, LeaseRow, LifecycleRow, PolicyRow,
-        ProcessRow, Record, SignerRow,
+        insert, EventRow, GapRow, HaltRow, KeyRow, LeaseRow, LifecycleRow, PolicyRow, ProcessRow,
+        Record, SignerRow,
     },
     schema,
 };
@@ -182,14 +182,23 @@ pub fn records() -> Vec<Record> {
         key("k-alice", "alice@example.com"),
         key("k-bob", "bob@example.com"),
         key("k-carol", "carol@example.com"),
-        policy("pv1", "platform-team <platform@example.com>", T0 - 100 * SEC),
+        policy(
+            "pv1",
+            "platform-team <platform@example.com>",
+            T0 - 100 * SEC,
+        ),
         // Reloaded (same file) before EV_DENY: the trace names this load.
         policy("pv1", "platform-team <platform@example.com>", T0 + 35 * SEC),
         policy("pv2", "security-team", T0 + 45 * SEC),
         started(50, 1, 1, 0, None),
         exec(50, 1, "/usr/sbin/sshd", &["sshd"]),
         started(100, 10, 50, 1, None),
-        exec(100, 10, "/usr/bin/governor", &["governor", "run", "--agent", "claude", "claude"]),
+        exec(
+            100,
+            10,
+            "/usr/bin/governor",
+            &["governor", "run", "--agent", "claude", "claude"],
+        ),
         started(200, 20, 100, 10, claude),
         exec(200, 20, "/usr/bin/claude", &["claude"]),
         started(300, 30, 200, 20, claude),
@@ -201,7 +210,12 @@ pub fn records() -> Vec<Record> {
         started(300, 600, 200, 20, claude),
         exec(300, 600, "/bin/sh", &["sh", "-c", "rm -rf /etc/passwd"]),
         started(500, 700, 200, 20, claude),
-        exec(500, 700, "/usr/bin/mv", &["mv", "/srv/app/conf", "/srv/app/conf.old"]),
+        exec(
+            500,
+            700,
+            "/usr/bin/mv",
+            &["mv", "/srv/app/conf", "/srv/app/conf.old"],
+        ),
         started(400, 900, 300, 600, claude),
         exec(400, 900, "/usr/bin/rm", &["rm", "-rf", "/etc/passwd"]),
         started(401, 950, 300, 600, claude),

@@ -80,7 +80,11 @@ pub fn graph(conn: &Connection, id: i64) -> Result<Graph, QueryError> {
                 }
             }
         }
-        let role = if is_actor { Role::Actor } else { Role::Ancestor };
+        let role = if is_actor {
+            Role::Actor
+        } else {
+            Role::Ancestor
+        };
         let i = push(&mut nodes, role, p, parent_idx);
         above = Some(i);
         if is_actor {

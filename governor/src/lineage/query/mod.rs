@@ -93,8 +93,8 @@ fn open_with(path: &Path, mode: OpenFlags) -> Result<Connection, OpenError> {
         path: path.to_owned(),
         source,
     };
-    let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(err)?;
+    let conn =
+        Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
     check_schema(&conn, path)?;
     Ok(conn)
@@ -109,9 +109,7 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<(), OpenError> {
     let found: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.code == rusqlite::ErrorCode::NotADatabase =>
-            {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
                 not_lineage(e.to_string())
             }
             e => OpenError::Open {
@@ -198,9 +196,7 @@ impl Filter {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "`{0}` is neither an RFC 3339 time (2026-11-21T19:40:00Z) nor a time ago (30m, 1h, 7d)"
-)]
+#[error("`{0}` is neither an RFC 3339 time (2026-11-21T19:40:00Z) nor a time ago (30m, 1h, 7d)")]
 pub struct WhenError(pub String);
 
 /// A `--since`/`--until` argument as Unix ns: an RFC 3339 time, or a duration before
@@ -283,8 +279,11 @@ mod tests {
         assert!(e.to_string().contains("none.db"), "{e}");
 
         let junk = dir.join("junk.db");
-        std::fs::write(&junk, b"this is not sqlite, not at all, and long enough to tell")
-            .expect("write");
+        std::fs::write(
+            &junk,
+            b"this is not sqlite, not at all, and long enough to tell",
+        )
+        .expect("write");
         let e = open(&junk).unwrap_err();
         assert!(matches!(e, OpenError::NotLineage { .. }), "{e}");
 

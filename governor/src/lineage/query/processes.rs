@@ -140,7 +140,11 @@ mod tests {
         let ns = |s| boot(s) as i64;
         let early = at(&conn, BOOT, 400, ns(50)).expect("q").expect("sleep");
         assert_eq!(early.exe.as_deref(), Some("/usr/bin/sleep"));
-        assert_eq!(at(&conn, BOOT, 400, ns(200)).expect("q"), None, "exited at 100");
+        assert_eq!(
+            at(&conn, BOOT, 400, ns(200)).expect("q"),
+            None,
+            "exited at 100"
+        );
         let late = at(&conn, BOOT, 400, ns(1040)).expect("q").expect("rm");
         assert_eq!(late.exe.as_deref(), Some("/usr/bin/rm"));
         let sh = parent(&conn, &late).expect("q").expect("parent");
