@@ -173,6 +173,14 @@ pub struct DaemonArgs {
     /// configuration directory.
     #[arg(long)]
     pub trusted_keys: Option<PathBuf>,
+    /// The lineage database (every decision, lease, halt...; created if missing); default:
+    /// `lineage.db` in the state directory.
+    #[arg(long)]
+    pub lineage_db: Option<PathBuf>,
+    /// Prune lineage rows older than this ("30d", "12h"), at start and hourly; rows an
+    /// unexpired lease refers to are kept. Default: keep everything.
+    #[arg(long, value_parser = parse_ttl, value_name = "DURATION")]
+    pub retain: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -192,6 +200,13 @@ impl DaemonArgs {
             bpffs: self.pin_dir.clone(),
             requests: self.request_dir.clone(),
         }
+    }
+
+    /// The lineage database's file.
+    pub fn lineage_db(&self) -> PathBuf {
+        self.lineage_db
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("lineage.db"))
     }
 
     /// The trusted operator keys' directory.
@@ -499,6 +514,10 @@ pub enum LineageCommand {
     /// The process tree around an event, the decision highlighted (Graphviz dot, or a
     /// self-contained HTML page).
     Graph(LineageGraphArgs),
+    /// Delete what is older than the retention period, now (the daemon's --retain does it
+    /// hourly). Never deletes what a lease that has not expired still refers to, nor the
+    /// ancestry of anything kept.
+    Prune(LineagePruneArgs),
     /// Benchmark (for `cargo xtask bench`): build a synthetic database of --events events
     /// at --db (if it holds fewer) and time `trace` on random events; prints JSON.
     #[command(hide = true)]
@@ -632,6 +651,15 @@ pub struct LineageGraphArgs {
     /// Output format (--json: the tree's nodes and edges as JSON instead).
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     pub format: GraphFormat,
+    #[command(flatten)]
+    pub out: LineageDbArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LineagePruneArgs {
+    /// Keep this much history (30d, 12h, ...); older rows go.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub retain: u64,
     #[command(flatten)]
     pub out: LineageDbArgs,
 }

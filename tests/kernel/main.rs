@@ -12,6 +12,7 @@ mod file_delete;
 mod host_gaps;
 mod io_uring;
 mod leases;
+mod lineage_pipeline;
 mod net;
 mod net_leases;
 mod no_bpf_lsm;

@@ -11,7 +11,7 @@ use governor_bench::{report, JSON_MARKER};
 use serde_json::Value;
 
 use crate::{
-    bench_lineage, cmd,
+    bench_ingest, bench_lineage, cmd,
     kernels::Series,
     setup,
     vm::{self, VmRun},
@@ -66,13 +66,13 @@ impl BenchArgs {
     }
 }
 
-pub fn run(mut args: BenchArgs) -> Result<i32> {
-    // Host-side groups run first; the rest go to the driver in the VM.
-    let all = args.group.is_empty();
-    let lineage_trace = all || args.group.iter().any(|g| g == bench_lineage::GROUP);
-    args.group.retain(|g| g != bench_lineage::GROUP);
+pub fn run(args: BenchArgs) -> Result<i32> {
+    // The host-side steps first (no VM); `--group ingest` / `--group lineage-trace` run
+    // only them.
+    let wants = |g: &str| args.group.is_empty() || args.group.iter().any(|x| x == g);
+    let ingest_missed = wants(bench_ingest::GROUP) && !bench_ingest::run()?;
     let mut host_missed = Vec::new();
-    if lineage_trace {
+    if wants(bench_lineage::GROUP) {
         let report = bench_lineage::run(&vm::build_governor(false)?)?;
         if report["pass"] != true {
             host_missed.push(format!(
@@ -81,10 +81,14 @@ pub fn run(mut args: BenchArgs) -> Result<i32> {
                 report["p99_ms"]
             ));
         }
-        if !all && args.group.is_empty() {
-            return Ok(i32::from(!host_missed.is_empty() && !args.no_fail));
-        }
     }
+    let host_only = |g: &String| g == bench_ingest::GROUP || g == bench_lineage::GROUP;
+    if !args.group.is_empty() && args.group.iter().all(host_only) {
+        let missed = ingest_missed || !host_missed.is_empty();
+        return Ok(i32::from(missed && !args.no_fail));
+    }
+    let mut args = args;
+    args.group.retain(|g| !host_only(g));
     setup::ensure_all()?;
     eprintln!("\n== bench: building governor and the benchmark driver ==");
     let bin_dir = vm::build_governor(false)?;
@@ -148,6 +152,9 @@ pub fn run(mut args: BenchArgs) -> Result<i32> {
         out.display()
     );
     let mut missed = missed(&report);
+    if ingest_missed {
+        missed.push("lineage ingest".to_owned());
+    }
     missed.extend(host_missed);
     if missed.is_empty() {
         println!("xtask bench: every target met");

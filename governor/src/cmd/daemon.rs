@@ -16,6 +16,7 @@ use governor_common::{
         RULE_UNRESOLVED,
     },
     net::{AF_INET, AF_INET6},
+    path::RecordedPath,
     Class, Decision, Event, EventKind,
 };
 use tokio::{signal::unix::SignalKind, sync::mpsc};
@@ -36,13 +37,23 @@ use crate::{
         preflight::Capabilities,
         tree_seqs,
     },
-    leases, logging, oom,
+    leases,
+    lineage::{
+        boot::BootClock,
+        record::{EventRow, Record},
+        recorder::{Recorder, Refused},
+        runs,
+        writer::{self, Count, Writer},
+    },
+    logging, oom,
     policy::{self, Compiled, Policy},
     requests,
 };
 
 /// Decoded events waiting for the logger; beyond this the reader counts overflow.
 const EVENT_QUEUE: usize = 65_536;
+/// Records waiting for the lineage writer; beyond this the recorders count refusals.
+const LINEAGE_QUEUE: usize = 65_536;
 
 pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     logging::init(args.log_format);
@@ -90,6 +101,9 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     // Before the programs attach: a second daemon stops here.
     let admin = admin::listen(&args.own_dirs().socket())?;
     let requests = admin::listen(&args.own_dirs().request_socket())?;
+    // After the admin socket (so a second daemon never writes to it), before the pins.
+    let lineage_db = args.lineage_db();
+    let lineage = writer::open(&lineage_db)?;
     let cgroups = CgroupFs::discover()?;
     let compiled = policy::compile(&policy, &cgroups, &own)?;
     enforcer.install(&compiled)?;
@@ -154,6 +168,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
             admin,
             requests,
         },
+        lineage,
         Kernel {
             caps,
             plan,
@@ -320,6 +335,7 @@ async fn serve(
     compiled: Compiled,
     enforcer: Enforcer,
     channels: Channels,
+    lineage: rusqlite::Connection,
     kernel: Kernel,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
@@ -342,6 +358,15 @@ async fn serve(
         tracing::info!(hook = %hook, "LSM hook absent on this kernel; {covered}");
     }
     let enforcer = Arc::new(Mutex::new(enforcer));
+    let clock = BootClock::now().context("reading this boot's id (lineage rows carry it)")?;
+    let (recorder, lineage_writer) = start_lineage(
+        &args,
+        lineage,
+        &clock,
+        !matches!(pins.previous, Previous::Empty),
+        Arc::clone(&enforcer),
+        Arc::clone(&stats),
+    )?;
     let host =
         lease::host_id().context("reading this host's identity (lease files are bound to it)")?;
     let authority = Arc::new(Mutex::new(leases::Authority::open(leases::Setup {
@@ -360,6 +385,8 @@ async fn serve(
     refreeze_halted(&authority, &agent_cgroups);
     let sink_policy = Arc::clone(&compiled);
     let sink_authority = Arc::clone(&authority);
+    let sink_recorder = recorder.clone();
+    let policy_version = policy.version.clone();
     let sink = tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
             let lease = (ev.lease_id != 0)
@@ -370,7 +397,15 @@ async fn serve(
                         .and_then(|a| a.by_kernel_id(ev.lease_id).map(|r| r.id.clone()))
                 })
                 .flatten();
-            log_decision(&ev, &sink_policy, lease.as_deref());
+            let d = describe(&ev, &sink_policy);
+            log_decision(&ev, &d, &sink_policy, lease.as_deref());
+            sink_recorder.record(Record::Event(Box::new(event_row(
+                &ev,
+                &d,
+                &clock,
+                lease,
+                &policy_version,
+            ))));
         }
     });
     let tick_authority = Arc::clone(&authority);
@@ -472,6 +507,11 @@ async fn serve(
     // Let the logger catch up with what the reader already queued.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     sink.abort();
+    let _ = sink.await;
+    // Writes what is still queued (and the last loss counts), marks the run stopped.
+    drop(recorder);
+    let written = Arc::clone(&lineage_writer.stats);
+    lineage_writer.finish();
     let counters = counter_reader(Arc::clone(&enforcer))().map_err(anyhow::Error::msg)?;
     tracing::info!(
         denied = counters.denied,
@@ -484,6 +524,8 @@ async fn serve(
         events_received = stats.received.load(Ordering::Relaxed),
         events_malformed = stats.malformed.load(Ordering::Relaxed),
         events_overflowed = stats.overflowed.load(Ordering::Relaxed),
+        lineage_committed = written.committed.load(Ordering::Relaxed),
+        lineage_dropped = written.dropped.load(Ordering::Relaxed),
         pin_dir = %pins.path().display(),
         generation,
         "stopped; enforcement stays pinned in {} (generation {generation}): the next daemon \
@@ -495,6 +537,94 @@ async fn serve(
     drop(enforcer);
     drop(pins);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the lineage: notes this run (and the downtime since the last one), starts the
+/// writer on `conn` with the loss counters it turns into gaps, and returns the recorder
+/// producers use.
+fn start_lineage(
+    args: &DaemonArgs,
+    mut conn: rusqlite::Connection,
+    clock: &BootClock,
+    enforced_meanwhile: bool,
+    enforcer: Arc<Mutex<Enforcer>>,
+    reader: Arc<ReaderStats>,
+) -> anyhow::Result<(Recorder, Writer)> {
+    let path = args.lineage_db();
+    let (run, downtime) = runs::begin(&mut conn, clock, std::process::id(), enforced_meanwhile)
+        .with_context(|| format!("noting this daemon's run in {}", path.display()))?;
+    if let Some(g) = downtime {
+        tracing::warn!(target: "governor::lineage", from_ns = g.from_ns, until_ns = g.until_ns,
+            "lineage gap recorded: {}", g.detail);
+    }
+    let (recorder, records, refused) = Recorder::channel(LINEAGE_QUEUE);
+    let options = writer::Options {
+        retain: args.retain.map(std::time::Duration::from_secs),
+        ..writer::Options::default()
+    };
+    let writer = Writer::spawn(
+        conn,
+        records,
+        options,
+        loss_counts(enforcer, reader, refused),
+        Some(run),
+    )
+    .context("starting the lineage writer thread")?;
+    tracing::info!(target: "governor::lineage", db = %path.display(), run,
+        retain_secs = args.retain, "lineage recording to {}", path.display());
+    Ok((recorder, writer))
+}
+
+/// The counters of every place between the kernel and the database where a decision (or
+/// another record) can be lost; the writer turns their growth into `gaps` rows.
+fn loss_counts(
+    enforcer: Arc<Mutex<Enforcer>>,
+    reader: Arc<ReaderStats>,
+    refused: Arc<Refused>,
+) -> writer::Counts {
+    Box::new(move || {
+        let mut counts = Vec::with_capacity(5);
+        // A poisoned lock or a failed read: this poll has no kernel count; the next one
+        // records the whole growth since the last good read.
+        if let Ok(mut e) = enforcer.lock() {
+            if let Ok(v) = e.counter(Counter::EventsDropped) {
+                counts.push(Count {
+                    source: "kernel-ring",
+                    what: "decisions the kernel could not put into its full ring buffer \
+                           (enforced, not recorded)",
+                    value: v,
+                });
+            }
+        }
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        counts.extend([
+            Count {
+                source: "queue",
+                what: "decisions the daemon's event queue could not take from the ring \
+                       buffer reader (enforced, not recorded)",
+                value: load(&reader.overflowed),
+            },
+            Count {
+                source: "malformed",
+                what: "ring-buffer records that failed to decode (wrong length, version or kind)",
+                value: load(&reader.malformed),
+            },
+            Count {
+                source: "queue",
+                what: "decisions the lineage writer's queue could not take (the writer was \
+                       behind; enforced, not recorded)",
+                value: load(&refused.events),
+            },
+            Count {
+                source: "queue",
+                what: "other lineage records (processes, leases, lifecycle, halts, policies, \
+                       keys) the lineage writer's queue could not take; this count is of \
+                       records, not decisions",
+                value: load(&refused.other),
+            },
+        ]);
+        counts
+    })
 }
 
 /// Reads the kernel counters through the shared enforcer.
@@ -630,25 +760,111 @@ fn rule_text(ev: &Event, class: Option<Class>, compiled: &Compiled) -> String {
     }
 }
 
-/// Logs one kernel decision with everything the kernel and the policy know about it. Every
-/// kind carries the agent, process identity (with `exe`, the executable's path as the kernel
-/// resolved it) and class, and `path`, the target's resolved path (empty when the target is
-/// not a file); network decisions add the address, port and rule; the others add `name`,
-/// `protected` (the rule), `detail` and its reading `what`, file decisions the target inode
-/// and depth, task decisions the target's pid.
-fn log_decision(ev: &Event, compiled: &Compiled, lease: Option<&str>) {
+/// A decision in the policy's words, shared by the log line and the lineage row.
+struct Described<'a> {
+    /// The agent's name, or what stands in for it.
+    agent: &'a str,
+    class: Option<Class>,
+    class_name: &'static str,
+    decision: &'static str,
+    comm: std::borrow::Cow<'a, str>,
+    exe: RecordedPath<'a>,
+    target_path: RecordedPath<'a>,
+    /// What was acted on: the file's path, `addr:port`, the target pid or the host object.
+    target: String,
+    /// The rule that decided: a protected path (or what stands for it) or a network rule.
+    rule: String,
+}
+
+/// What the kernel's numbers in `ev` stand for in `compiled`.
+fn describe<'a>(ev: &'a Event, compiled: &'a Compiled) -> Described<'a> {
     let agent = if ev.agent_id == AGENT_UNKNOWN {
         "(unregistered cgroup below an agent cgroup)"
     } else {
         compiled.agent_name(ev.agent_id).unwrap_or("?")
     };
     let class = Class::from_u32(ev.class);
-    let class_name = class.map_or("unknown", Class::name);
-    let decision = Decision::from_u32(ev.decision).map_or("unknown", Decision::name);
-    let comm = String::from_utf8_lossy(Event::trim_nul(&ev.comm));
-    // Both recorded by the kernel at decision time: right even if the process has exited.
-    let exe = ev.exe_path();
     let target_path = ev.target_path();
+    let name = || String::from_utf8_lossy(Event::trim_nul(&ev.name)).into_owned();
+    let kind = EventKind::from_u16(ev.kind);
+    let target = match kind {
+        Some(EventKind::NetDecision) => match ev.target.family {
+            AF_INET6 => format!("[{}]:{}", net_addr(ev).0, ev.target.port),
+            _ => format!("{}:{}", net_addr(ev).0, ev.target.port),
+        },
+        Some(EventKind::TaskDecision) => format!("pid {}", ev.target.pid),
+        _ if target_path.is_present() => target_path.to_string(),
+        _ => match name() {
+            n if n.is_empty() => class.map_or("unknown", Class::name).to_owned(),
+            n => n,
+        },
+    };
+    let rule = if kind == Some(EventKind::NetDecision) {
+        compiled
+            .network_rule(ev.rule_id)
+            .map_or_else(|| format!("rule {}", ev.rule_id), str::to_owned)
+    } else {
+        rule_text(ev, class, compiled)
+    };
+    Described {
+        agent,
+        class,
+        class_name: class.map_or("unknown", Class::name),
+        decision: Decision::from_u32(ev.decision).map_or("unknown", Decision::name),
+        comm: String::from_utf8_lossy(Event::trim_nul(&ev.comm)),
+        // Both recorded by the kernel at decision time: right even if the process has exited.
+        exe: ev.exe_path(),
+        target_path,
+        target,
+        rule,
+    }
+}
+
+/// The lineage row of a decision (`events`).
+fn event_row(
+    ev: &Event,
+    d: &Described<'_>,
+    clock: &BootClock,
+    lease: Option<String>,
+    policy_version: &str,
+) -> EventRow {
+    let file = EventKind::from_u16(ev.kind) == Some(EventKind::FileDecision);
+    EventRow {
+        boot_id: clock.boot_id.clone(),
+        boot_ns: ev.boot_ns,
+        ts_ns: clock.wall_ns(ev.boot_ns),
+        agent: (ev.agent_id != AGENT_UNKNOWN && d.agent != "?").then(|| d.agent.to_owned()),
+        cgroup_id: ev.cgroup_id,
+        pid: ev.pid,
+        tgid: ev.tgid,
+        uid: ev.uid,
+        gid: ev.gid,
+        comm: d.comm.clone().into_owned(),
+        exe: d.exe.is_present().then(|| d.exe.to_string()),
+        class: d.class_name.to_owned(),
+        decision: d.decision.to_owned(),
+        target: d.target.clone(),
+        path: d
+            .target_path
+            .is_present()
+            .then(|| d.target_path.to_string()),
+        inode: file.then_some((ev.target.inode.dev.into(), ev.target.inode.ino)),
+        detail: ev.target.detail,
+        rule: Some(d.rule.clone()),
+        lease_id: lease,
+        policy_version: policy_version.to_owned(),
+    }
+}
+
+/// Logs one kernel decision with everything the kernel and the policy know about it. Every
+/// kind carries the agent, process identity (with `exe`, the executable's path as the kernel
+/// resolved it) and class, and `path`, the target's resolved path (empty when the target is
+/// not a file); network decisions add the address, port and rule; the others add `name`,
+/// `protected` (the rule), `detail` and its reading `what`, file decisions the target inode
+/// and depth, task decisions the target's pid.
+fn log_decision(ev: &Event, d: &Described<'_>, compiled: &Compiled, lease: Option<&str>) {
+    let (agent, class, class_name, decision) = (d.agent, d.class, d.class_name, d.decision);
+    let (comm, exe, target_path) = (&d.comm, &d.exe, &d.target_path);
     let message = match Decision::from_u32(ev.decision) {
         Some(Decision::Deny) => "denied",
         Some(Decision::ObserveDeny) => "would deny (observe mode)",
@@ -684,9 +900,7 @@ fn log_decision(ev: &Event, compiled: &Compiled, lease: Option<&str>) {
     if EventKind::from_u16(ev.kind) == Some(EventKind::NetDecision) {
         let (addr, family) = net_addr(ev);
         let (sock_type, protocol) = ((ev.target.detail >> 32) as u32, ev.target.detail as u32);
-        let rule = compiled
-            .network_rule(ev.rule_id)
-            .map_or_else(|| format!("rule {}", ev.rule_id), str::to_owned);
+        let rule = &d.rule;
         let lease_required = ev.decision != Decision::LeaseAllow as u32
             && class.is_some_and(|c| compiled.needs_lease(ev.agent_id, ev.rule_id, c));
         decision!(
@@ -700,7 +914,7 @@ fn log_decision(ev: &Event, compiled: &Compiled, lease: Option<&str>) {
         );
         return;
     }
-    let protected = rule_text(ev, class, compiled);
+    let protected = &d.rule;
     let what = class.map_or_else(
         || ev.target.detail.to_string(),
         |c| detail::describe(c, ev.target.detail),

@@ -2,12 +2,17 @@
 //! their life, halts), with the processes behind them, in a SQLite database
 //! (`<state>/lineage.db`) that an incident responder can query with `governor lineage` or
 //! plain `sqlite3`. [`schema`] defines the tables, [`record`] the rows and how they are
-//! written, [`recorder`] the never-waiting handle producers use, [`boot`] the clocks;
-//! [`query`] reads it back for `governor lineage`.
+//! written, [`recorder`] the never-waiting handle producers use, [`writer`] the thread that
+//! commits them in batches, [`runs`] the daemon runs (and the downtime between them),
+//! [`retain`] the pruning of old rows, [`boot`] the clocks; [`query`] reads it back for
+//! `governor lineage`, [`synth`] builds a synthetic one for its benchmark.
 
 pub mod boot;
 pub mod query;
 pub mod record;
 pub mod recorder;
+pub mod retain;
+pub mod runs;
 pub mod schema;
 pub mod synth;
+pub mod writer;

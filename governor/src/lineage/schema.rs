@@ -124,10 +124,25 @@ CREATE INDEX events_path ON events (path);
 CREATE INDEX lifecycle_lease ON lease_lifecycle (lease_id, ts_ns);
 CREATE INDEX processes_pid ON processes (boot_id, pid, start_ns);
 "#,
-    // 2: what `governor lineage` walks besides: a process's children (graph), a request's
-    // lifecycle before its lease existed (trace).
+    // 2: the daemon's runs (how to tell a clean stop from a crash, and each boot's clock
+    // offset, which dates `processes` rows in Unix time), and children by parent (pruning
+    // keeps every ancestor of a process it keeps).
     r#"
+CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY,
+    boot_id      TEXT    NOT NULL,
+    offset_ns    INTEGER NOT NULL,           -- Unix ns minus boot ns during this run
+    pid          INTEGER NOT NULL,           -- the daemon's
+    started_ns   INTEGER NOT NULL,
+    last_commit_ns INTEGER,                  -- the writer's last committed transaction
+    committed    INTEGER NOT NULL DEFAULT 0, -- records committed by this run
+    stopped_ns   INTEGER                     -- NULL: still running, or did not stop cleanly
+);
 CREATE INDEX processes_parent ON processes (boot_id, ppid, parent_start_ns);
+"#,
+    // 3: what `governor lineage trace` walks besides: a request's lifecycle from before its
+    // lease existed (no lease id yet).
+    r#"
 CREATE INDEX lifecycle_request ON lease_lifecycle (request_id) WHERE request_id IS NOT NULL;
 "#,
 ];

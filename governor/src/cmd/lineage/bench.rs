@@ -70,6 +70,7 @@ pub fn run(args: LineageBenchArgs) -> anyhow::Result<ExitCode> {
         "events": args.events,
         "db_bytes": std::fs::metadata(&args.db).map(|m| m.len()).unwrap_or(0),
         "built": built.map(|b| serde_json::json!({
+            "events": b.events,
             "processes": b.processes,
             "load_s": b.load.as_secs_f64(),
             "index_s": b.index.as_secs_f64(),

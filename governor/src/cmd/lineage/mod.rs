@@ -7,6 +7,7 @@ mod changes;
 mod events;
 mod export;
 mod graph;
+mod prune;
 mod stats;
 mod trace;
 
@@ -22,6 +23,7 @@ pub fn run(cmd: LineageCommand) -> anyhow::Result<ExitCode> {
         LineageCommand::Stats(args) => stats::run(args),
         LineageCommand::Export(args) => export::run(args),
         LineageCommand::Graph(args) => graph::run(args),
+        LineageCommand::Prune(args) => prune::run(args),
         LineageCommand::BenchTrace(args) => bench::run(args),
     }
 }
