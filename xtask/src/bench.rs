@@ -11,7 +11,7 @@ use governor_bench::{report, JSON_MARKER};
 use serde_json::Value;
 
 use crate::{
-    bench_ingest, cmd,
+    bench_ingest, bench_lineage, cmd,
     kernels::Series,
     setup,
     vm::{self, VmRun},
@@ -28,7 +28,8 @@ pub struct BenchArgs {
     /// Report missed targets but exit 0 (for development).
     #[arg(long)]
     pub no_fail: bool,
-    /// Only this benchmark group (repeatable; default: all).
+    /// Only this benchmark group (repeatable; default: all). `lineage-trace` runs on the
+    /// host, the others in the VM.
     #[arg(long)]
     pub group: Vec<String>,
     /// Blocks with governor; there is one more block without (each starts the daemon anew).
@@ -66,14 +67,28 @@ impl BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<i32> {
-    // The host-side step first (no VM); `--group ingest` runs only it.
+    // The host-side steps first (no VM); `--group ingest` / `--group lineage-trace` run
+    // only them.
     let wants = |g: &str| args.group.is_empty() || args.group.iter().any(|x| x == g);
     let ingest_missed = wants(bench_ingest::GROUP) && !bench_ingest::run()?;
-    if args.group.iter().all(|g| g == bench_ingest::GROUP) && !args.group.is_empty() {
-        return Ok(i32::from(ingest_missed && !args.no_fail));
+    let mut host_missed = Vec::new();
+    if wants(bench_lineage::GROUP) {
+        let report = bench_lineage::run(&vm::build_governor(false)?)?;
+        if report["pass"] != true {
+            host_missed.push(format!(
+                "{} (p99 {} ms)",
+                bench_lineage::GROUP,
+                report["p99_ms"]
+            ));
+        }
+    }
+    let host_only = |g: &String| g == bench_ingest::GROUP || g == bench_lineage::GROUP;
+    if !args.group.is_empty() && args.group.iter().all(host_only) {
+        let missed = ingest_missed || !host_missed.is_empty();
+        return Ok(i32::from(missed && !args.no_fail));
     }
     let mut args = args;
-    args.group.retain(|g| g != bench_ingest::GROUP);
+    args.group.retain(|g| !host_only(g));
     setup::ensure_all()?;
     eprintln!("\n== bench: building governor and the benchmark driver ==");
     let bin_dir = vm::build_governor(false)?;
@@ -140,6 +155,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     if ingest_missed {
         missed.push("lineage ingest".to_owned());
     }
+    missed.extend(host_missed);
     if missed.is_empty() {
         println!("xtask bench: every target met");
         return Ok(0);

@@ -5,6 +5,7 @@
 mod accel;
 mod bench;
 mod bench_ingest;
+mod bench_lineage;
 mod cmd;
 mod demo;
 mod guest;

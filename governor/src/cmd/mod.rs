@@ -4,6 +4,7 @@ mod daemon;
 mod halt;
 mod key;
 mod lease;
+mod lineage;
 mod policy;
 mod policy_reload;
 mod preflight;
@@ -29,5 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Request(args) => request::run(args),
         Command::Key(cmd) => key::run(cmd),
         Command::Lease(cmd) => lease::run(cmd),
+        Command::Lineage(cmd) => lineage::run(cmd),
     }
 }

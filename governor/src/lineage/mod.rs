@@ -6,14 +6,17 @@
 //! commits them in batches, [`runs`] the daemon runs (and the downtime between them),
 //! [`retain`] the pruning of old rows, [`boot`] the clocks, [`authority`] the rows of
 //! policies, keys, leases and halts, [`processes`] the process tracker (kernel process
-//! records and `/proc` → `processes` rows).
+//! records and `/proc` → `processes` rows); [`query`] reads it back for `governor lineage`,
+//! [`synth`] builds a synthetic one for its benchmark.
 
 pub mod authority;
 pub mod boot;
 pub mod processes;
+pub mod query;
 pub mod record;
 pub mod recorder;
 pub mod retain;
 pub mod runs;
 pub mod schema;
+pub mod synth;
 pub mod writer;

@@ -144,6 +144,11 @@ CREATE INDEX processes_parent ON processes (boot_id, ppid, parent_start_ns);
     r#"
 ALTER TABLE processes ADD COLUMN argv_truncated INTEGER; -- 1: the last argument may be cut
 "#,
+    // 4: what `governor lineage trace` walks besides: a request's lifecycle from before its
+    // lease existed (no lease id yet).
+    r#"
+CREATE INDEX lifecycle_request ON lease_lifecycle (request_id) WHERE request_id IS NOT NULL;
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]

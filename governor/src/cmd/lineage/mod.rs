@@ -1,0 +1,45 @@
+//! `governor lineage ...`: the incident responder's questions to the lineage database, one
+//! file per subcommand. Each opens the database read-only (it works while the daemon
+//! writes), asks [`crate::lineage::query`], and prints a table or, with `--json`, JSON.
+
+mod bench;
+mod changes;
+mod events;
+mod export;
+mod graph;
+mod prune;
+mod stats;
+mod trace;
+
+use std::process::ExitCode;
+
+use crate::cli::LineageCommand;
+
+pub fn run(cmd: LineageCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        LineageCommand::Events(args) => events::run(args),
+        LineageCommand::Trace(args) => trace::run(args),
+        LineageCommand::Changes(args) => changes::run(args),
+        LineageCommand::Stats(args) => stats::run(args),
+        LineageCommand::Export(args) => export::run(args),
+        LineageCommand::Graph(args) => graph::run(args),
+        LineageCommand::Prune(args) => prune::run(args),
+        LineageCommand::BenchTrace(args) => bench::run(args),
+    }
+}
+
+/// `v` as pretty JSON on stdout.
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `-` for nothing.
+fn or_dash(v: Option<&str>) -> &str {
+    v.unwrap_or("-")
+}
+
+/// Milliseconds of a nanosecond figure, as `1.234ms`.
+fn ms(ns: u64) -> String {
+    format!("{:.3}ms", ns as f64 / 1e6)
+}

@@ -1,0 +1,190 @@
+//! `lineage changes`: what changed. Every destructive operation that happened: those a
+//! lease allowed, grouped by lease with its reason and signers, and those observe mode let
+//! through (would-denies: not prevented), in their own group. Each comes with an undo hint
+//! where one is obvious.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params_from_iter, Connection};
+use serde::Serialize;
+
+use super::{
+    authority::{lease, Lease},
+    events::{Event, COLUMNS},
+    sql, Filter, QueryError,
+};
+
+/// One operation that happened, and how to undo it where that is obvious.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub event: Event,
+    pub undo: Option<String>,
+}
+
+/// The operations one lease allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseGroup {
+    /// `None`: lease-allow events without a lease id.
+    pub lease_id: Option<String>,
+    /// `None`: the lease is not on record.
+    pub lease: Option<Lease>,
+    /// Whether the lease may still allow more (then revoking it is the first step).
+    pub live: bool,
+    /// `governor lease revoke ID` while it is live.
+    pub undo: Option<String>,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Changes {
+    /// Ordered by each lease's first change.
+    pub leases: Vec<LeaseGroup>,
+    /// Observe mode, not prevented.
+    pub observed: Vec<Change>,
+}
+
+/// What changed among the events `filter` selects (its decision is ignored), at Unix time
+/// `now_secs`.
+pub fn changes(conn: &Connection, filter: &Filter, now_secs: i64) -> Result<Changes, QueryError> {
+    let filter = Filter {
+        decision: None,
+        ..filter.clone()
+    };
+    let (mut conds, params) = filter.conditions();
+    conds.push("e.decision IN ('lease-allow', 'observe-deny')".to_owned());
+    let q = format!(
+        "SELECT {COLUMNS} FROM events e WHERE {} ORDER BY e.ts_ns, e.id",
+        conds.join(" AND ")
+    );
+    let mut st = conn.prepare(&q).map_err(sql("changes"))?;
+    let events = st
+        .query_map(params_from_iter(params), Event::from_row)
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+        .map_err(sql("changes"))?;
+
+    let mut order: Vec<Option<String>> = Vec::new();
+    let mut by_lease: BTreeMap<Option<String>, Vec<Change>> = BTreeMap::new();
+    let mut observed = Vec::new();
+    for event in events {
+        let change = Change {
+            undo: undo_hint(&event),
+            event,
+        };
+        if change.event.decision == "observe-deny" {
+            observed.push(change);
+            continue;
+        }
+        let key = change.event.lease_id.clone();
+        if !by_lease.contains_key(&key) {
+            order.push(key.clone());
+        }
+        by_lease.entry(key).or_default().push(change);
+    }
+    let mut leases = Vec::with_capacity(order.len());
+    for id in order {
+        let changes = by_lease.remove(&id).unwrap_or_default();
+        let found = match &id {
+            Some(id) => lease(conn, id)?,
+            None => None,
+        };
+        let live = found.as_ref().is_some_and(|l| l.live(now_secs));
+        leases.push(LeaseGroup {
+            undo: match (&id, live) {
+                (Some(id), true) => Some(format!("governor lease revoke {id}")),
+                _ => None,
+            },
+            lease_id: id,
+            lease: found,
+            live,
+            changes,
+        });
+    }
+    Ok(Changes { leases, observed })
+}
+
+/// How to undo one operation, where it is obvious from its class.
+fn undo_hint(e: &Event) -> Option<String> {
+    let what = e.path.as_deref().unwrap_or(&e.target);
+    Some(match e.class.as_str() {
+        "unlink" => format!("restore {what} from a backup or snapshot"),
+        "rmdir" => format!("recreate directory {what}"),
+        "rename" => format!("{what} was renamed over or away: restore it from a backup"),
+        "truncate" => format!("restore the contents of {what} from a backup"),
+        "write" => format!("restore the previous contents of {what}"),
+        "chmod" => format!("reset the mode of {what}"),
+        "chown" => format!("reset the owner of {what}"),
+        "link" => format!("remove the new link {what}"),
+        "mknod" => format!("remove the node {what}"),
+        "xattr" => format!("reset the extended attributes of {what}"),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lineage::query::fixture::{self, T0_SECS};
+
+    fn ids(c: &[Change]) -> Vec<i64> {
+        c.iter().map(|c| c.event.id).collect()
+    }
+
+    #[test]
+    fn grouped_by_lease_with_observe_mode_apart() {
+        let conn = fixture::db();
+        let c = changes(&conn, &Filter::default(), T0_SECS as i64).expect("changes");
+        let groups: Vec<(Option<&str>, Vec<i64>, bool)> = c
+            .leases
+            .iter()
+            .map(|g| (g.lease_id.as_deref(), ids(&g.changes), g.live))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                (
+                    Some("L1"),
+                    vec![fixture::EV_LEASED_1, fixture::EV_LEASED_2],
+                    true
+                ),
+                (Some("L2"), vec![fixture::EV_L2], false),
+            ]
+        );
+        let l1 = &c.leases[0];
+        assert_eq!(l1.undo.as_deref(), Some("governor lease revoke L1"));
+        let lease = l1.lease.as_ref().expect("L1 on record");
+        assert_eq!(lease.reason, "rotate logs");
+        assert_eq!(lease.signers.len(), 2);
+        assert_eq!(c.leases[1].undo, None, "L2 is revoked already");
+        assert_eq!(
+            l1.changes[0].undo.as_deref(),
+            Some("restore /srv/app/old.log from a backup or snapshot")
+        );
+        assert_eq!(ids(&c.observed), [fixture::EV_OBSERVE]);
+        // Denied events did not happen.
+        assert!(c
+            .leases
+            .iter()
+            .flat_map(|g| &g.changes)
+            .chain(&c.observed)
+            .all(|ch| ch.event.decision != "deny"));
+    }
+
+    #[test]
+    fn since_and_agent_narrow_it() {
+        let conn = fixture::db();
+        let f = Filter {
+            since_ns: Some(fixture::T0 + 25 * fixture::SEC),
+            ..Filter::default()
+        };
+        let c = changes(&conn, &f, T0_SECS as i64).expect("changes");
+        assert_eq!(c.leases.len(), 1);
+        assert_eq!(c.leases[0].lease_id.as_deref(), Some("L2"));
+        assert_eq!(ids(&c.observed), [fixture::EV_OBSERVE]);
+        let f = Filter {
+            agent: Some("codex".into()),
+            ..Filter::default()
+        };
+        let c = changes(&conn, &f, T0_SECS as i64).expect("changes");
+        assert!(c.leases.is_empty() && c.observed.is_empty());
+    }
+}
