@@ -292,5 +292,38 @@ fn lsm_lineage_records_every_act_of_authority() {
         })
         .expect("event");
     assert_eq!(path.as_deref(), Some(p("x").as_str()));
+
+    // The responder's view: `governor lineage trace` of the leased rm names the lease, its
+    // signer, its request's life and the policy's owner.
+    let id: i64 = c
+        .query_row("SELECT id FROM events WHERE lease_id = ?1", [&l1], |r| {
+            r.get(0)
+        })
+        .expect("event id");
+    let out = std::process::Command::new(governor_bin())
+        .args(["lineage", "trace", &id.to_string(), "--json", "--db"])
+        .arg(&db)
+        .output()
+        .expect("spawn governor lineage trace");
+    assert!(out.status.success(), "lineage trace: {out:?}");
+    let t: Value = serde_json::from_slice(&out.stdout).expect("trace is JSON");
+    assert_eq!(t["cause"]["kind"], "lease", "{t}");
+    assert_eq!(t["cause"]["lease"]["id"], l1.as_str(), "{t}");
+    let signers: Vec<(&str, &str)> = t["cause"]["lease"]["signers"]
+        .as_array()
+        .expect("signers")
+        .iter()
+        .filter_map(|s| Some((s["operator"].as_str()?, s["role"].as_str()?)))
+        .collect();
+    assert_eq!(signers, [("alice <alice@example.com>", "issuer")], "{t}");
+    let steps: Vec<&str> = t["cause"]["lease"]["lifecycle"]
+        .as_array()
+        .expect("lifecycle")
+        .iter()
+        .filter_map(|s| s["state"].as_str())
+        .collect();
+    assert_eq!(steps.first(), Some(&"requested"), "{t}");
+    assert!(steps.contains(&"enforced"), "{t}");
+    assert_eq!(t["policy"]["owner"], "incident-owners@example.com", "{t}");
     drop(d);
 }

@@ -285,6 +285,39 @@ fn lsm_lineage_processes_link_a_denied_rm_to_its_ancestry() {
         )
         .expect("count");
     assert_eq!(launchers, 1);
+
+    // The responder's view of the same event: `governor lineage trace` walks rm → inner sh →
+    // outer sh (the agent's root) to the launcher, names the rule and the policy's owner.
+    let id: i64 = open(&db)
+        .query_row(
+            "SELECT id FROM events WHERE decision = 'deny' AND class = 'unlink' AND path = ?1",
+            [&target],
+            |r| r.get(0),
+        )
+        .expect("event id");
+    let out = Command::new(governor_bin())
+        .args(["lineage", "trace", &id.to_string(), "--json", "--db"])
+        .arg(&db)
+        .output()
+        .expect("spawn governor lineage trace");
+    assert!(out.status.success(), "lineage trace: {out:?}");
+    let t: serde_json::Value = serde_json::from_slice(&out.stdout).expect("trace is JSON");
+    let chain = t["chain"].as_array().expect("chain");
+    let exes: Vec<&str> = chain.iter().filter_map(|p| p["exe"].as_str()).collect();
+    assert_eq!(chain.len(), 3, "rm and both shells: {t}");
+    assert!(exes[0].ends_with("/rm"), "{t}");
+    assert!(exes[1..].iter().all(|e| e.ends_with("sh")), "{t}");
+    assert_eq!(chain[0]["argv"], serde_json::json!(["rm", target]), "{t}");
+    assert_eq!(t["chain_end"], "launcher", "{t}");
+    assert_eq!(t["launcher"]["pid"], std::process::id(), "{t}");
+    assert_eq!(t["cause"]["kind"], "rule", "{t}");
+    assert!(
+        t["cause"]["rule"]
+            .as_str()
+            .is_some_and(|r| r.contains("protected")),
+        "the rule that denied: {t}"
+    );
+    assert_eq!(t["policy"]["owner"], "kernel-tests@example.com", "{t}");
     // Nothing was lost on the way: the kernel reserved every process record.
     let lines = d.stop();
     let stopped: serde_json::Value = lines
