@@ -149,6 +149,11 @@ ALTER TABLE processes ADD COLUMN argv_truncated INTEGER; -- 1: the last argument
     r#"
 CREATE INDEX lifecycle_request ON lease_lifecycle (request_id) WHERE request_id IS NOT NULL;
 "#,
+    // 5: processes_pid repeated the primary key's own index (boot_id, pid, start_ns): every
+    // process row paid for it twice.
+    r#"
+DROP INDEX processes_pid;
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]

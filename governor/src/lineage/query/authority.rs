@@ -108,11 +108,13 @@ pub fn lease(conn: &Connection, id: &str) -> Result<Option<Lease>, QueryError> {
         })
         .map_err(sql("a lease's signatures"))?;
     // Its own steps, and its request's from before the lease existed (no lease id yet).
+    // `+lease_id` keeps the planner on `lifecycle_request` instead of scanning every
+    // lease-less row through `lifecycle_lease`.
     lease.lifecycle = conn
         .prepare_cached(
             "SELECT ts_ns, state, actor, detail FROM lease_lifecycle WHERE lease_id = ?1 \
              UNION ALL SELECT ts_ns, state, actor, detail FROM lease_lifecycle \
-             WHERE request_id = ?2 AND lease_id IS NULL ORDER BY 1",
+             WHERE request_id = ?2 AND +lease_id IS NULL ORDER BY 1",
         )
         .and_then(|mut st| {
             st.query_map(rusqlite::params![id, lease.request_id], |r| {
