@@ -129,6 +129,34 @@ impl core::fmt::Display for ProcDecodeError {
 impl ProcEvent {
     pub const SIZE: usize = core::mem::size_of::<ProcEvent>();
 
+    /// A record of `kind` at this version and size, every other field zero.
+    pub const fn new(kind: ProcKind) -> ProcEvent {
+        ProcEvent {
+            kind: kind as u16,
+            version: PROC_EVENT_VERSION,
+            size: ProcEvent::SIZE as u32,
+            boot_ns: 0,
+            start_ns: 0,
+            parent_start_ns: 0,
+            cgroup_id: 0,
+            pid: 0,
+            ppid: 0,
+            uid: 0,
+            agent_id: 0,
+            exit_code: 0,
+            argv_len: 0,
+            argv_flags: 0,
+            exe_len: 0,
+            exe_flags: 0,
+            cwd_len: 0,
+            cwd_flags: 0,
+            comm: [0; COMM_LEN],
+            exe: [0; EXE_LEN],
+            cwd: [0; CWD_LEN],
+            argv: [0; ARGV_LEN],
+        }
+    }
+
     /// Decodes a ring-buffer record, checking its length, version, size and kind.
     pub fn decode(bytes: &[u8]) -> Result<ProcEvent, ProcDecodeError> {
         if bytes.len() < Self::SIZE {
@@ -200,9 +228,6 @@ mod tests {
 
     fn sample(kind: ProcKind) -> ProcEvent {
         ProcEvent {
-            kind: kind as u16,
-            version: PROC_EVENT_VERSION,
-            size: ProcEvent::SIZE as u32,
             boot_ns: 10,
             start_ns: 5,
             parent_start_ns: 1,
@@ -210,18 +235,7 @@ mod tests {
             pid: 100,
             ppid: 99,
             uid: 1000,
-            agent_id: 0,
-            exit_code: 0,
-            argv_len: 0,
-            argv_flags: 0,
-            exe_len: 0,
-            exe_flags: 0,
-            cwd_len: 0,
-            cwd_flags: 0,
-            comm: [0; COMM_LEN],
-            exe: [0; EXE_LEN],
-            cwd: [0; CWD_LEN],
-            argv: [0; ARGV_LEN],
+            ..ProcEvent::new(kind)
         }
     }
 

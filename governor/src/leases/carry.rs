@@ -63,11 +63,7 @@ impl Authority {
             dropped: Vec::new(),
         };
         for id in live {
-            let outcome = self
-                .store
-                .lease_text(&id)
-                .map_err(LeaseError::from)
-                .and_then(|text| self.check(&text, &format!("{id}.lease"), true));
+            let outcome = self.recheck(&id);
             match outcome {
                 Ok(c) if c.have >= c.need => {
                     carried.scopes.insert(

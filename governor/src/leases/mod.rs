@@ -225,11 +225,7 @@ impl Authority {
             .map(|r| r.id.clone())
             .collect();
         for id in live {
-            let outcome = self
-                .store
-                .lease_text(&id)
-                .map_err(LeaseError::from)
-                .and_then(|text| self.check(&text, &format!("{id}.lease"), true));
+            let outcome = self.recheck(&id);
             match outcome {
                 Ok(checked) if checked.have >= checked.need => {
                     let was = self.records.get(&id).map(|r| r.state.clone());
@@ -280,6 +276,13 @@ impl Authority {
             "dropped",
             reason,
         );
+    }
+
+    /// Runs every check again on the stored lease `id` (a restart or a policy reload
+    /// re-checking what it accepted before; the replay check is skipped).
+    fn recheck(&mut self, id: &str) -> Result<Checked, LeaseError> {
+        let text = self.store.lease_text(id)?;
+        self.check(&text, &format!("{id}.lease"), true)
     }
 
     /// Runs every check on lease `text`; `replayed` skips the replay check (a restart

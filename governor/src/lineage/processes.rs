@@ -372,10 +372,7 @@ pub fn read_proc(host: &Host, pid: u32) -> Result<ProcInfo, ProcError> {
 mod tests {
     use std::sync::mpsc::Receiver;
 
-    use governor_common::{
-        event::{COMM_LEN, EXE_LEN, PATH_PRESENT},
-        process::{ARGV_LEN, ARGV_PRESENT, CWD_LEN, PROC_EVENT_VERSION},
-    };
+    use governor_common::{event::PATH_PRESENT, process::ARGV_PRESENT};
 
     use super::*;
 
@@ -383,9 +380,6 @@ mod tests {
 
     fn ev(kind: ProcKind, pid: u32, start_ns: u64, ppid: u32, parent_start_ns: u64) -> ProcEvent {
         ProcEvent {
-            kind: kind as u16,
-            version: PROC_EVENT_VERSION,
-            size: ProcEvent::SIZE as u32,
             boot_ns: start_ns + 1000,
             start_ns,
             parent_start_ns,
@@ -393,18 +387,7 @@ mod tests {
             pid,
             ppid,
             uid: 1000,
-            agent_id: 0,
-            exit_code: 0,
-            argv_len: 0,
-            argv_flags: 0,
-            exe_len: 0,
-            exe_flags: 0,
-            cwd_len: 0,
-            cwd_flags: 0,
-            comm: [0; COMM_LEN],
-            exe: [0; EXE_LEN],
-            cwd: [0; CWD_LEN],
-            argv: [0; ARGV_LEN],
+            ..ProcEvent::new(kind)
         }
     }
 
@@ -499,7 +482,7 @@ mod tests {
         let me = read_proc(&host, std::process::id()).expect("own /proc entry");
         // SAFETY: no preconditions.
         assert_eq!(me.ppid, unsafe { libc::getppid() } as u32);
-        assert!(me.start_ns > 0 && me.start_ns % TICK == 0);
+        assert!(me.start_ns > 0 && me.start_ns.is_multiple_of(TICK));
         assert_eq!(
             me.exe,
             std::env::current_exe()

@@ -189,10 +189,10 @@ mod tests {
             lease("live", now_secs + 3600),
             lease("expired", (105 * DAY / 1_000_000_000) as u64),
             // Old events: plain, under the live lease, under the expired lease; and a new one.
-            event(day(1), offset + 1 * DAY as i64, 20, None),
-            event(day(2), offset + 2 * DAY as i64, 20, Some("live")),
-            event(day(3), offset + 3 * DAY as i64, 30, Some("expired")),
-            event(day(45), offset + 45 * DAY as i64, 40, None),
+            event(day(1), offset + DAY, 20, None),
+            event(day(2), offset + 2 * DAY, 20, Some("live")),
+            event(day(3), offset + 3 * DAY, 30, Some("expired")),
+            event(day(45), offset + 45 * DAY, 40, None),
             Record::Lifecycle(LifecycleRow {
                 ts_ns: offset + DAY,
                 lease_id: Some("live".into()),

@@ -291,7 +291,6 @@ pub fn records() -> Vec<Record> {
             rule: Some("/usr/bin/curl"),
             lease: None,
             policy: "pv2",
-            ..evs_base()
         },
         Ev {
             k: EV_L2 * 10,
