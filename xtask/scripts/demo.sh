@@ -114,6 +114,16 @@ say "The live counters, from the daemon's admin socket"
 show "governor status"
 governor status | sed -n '/COUNTER/,/kernel events dropped/p'
 
+say "The incident responder asks the lineage ($STATE/lineage.db)"
+sleep 1  # the writer commits in batches; let the last ones land
+show "governor lineage changes --db $STATE/lineage.db"
+governor lineage changes --db "$STATE/lineage.db" || fail "lineage changes failed"
+ID=$(governor lineage events --db "$STATE/lineage.db" --decision deny --class unlink --json \
+  | sed -n 's/^.*"id": *\([0-9][0-9]*\).*$/\1/p' | head -1)
+[ -n "$ID" ] || fail "the lineage holds no denied unlink"
+show "governor lineage trace $ID --db $STATE/lineage.db"
+governor lineage trace "$ID" --db "$STATE/lineage.db" || fail "lineage trace failed"
+
 say "Stopping the daemon: enforcement stays pinned in the kernel"
 kill -TERM $DAEMON; wait $DAEMON
 tail -1 "$LOG" | cut -c1-200
