@@ -10,7 +10,9 @@ use std::sync::{
 
 use aya::maps::{MapData, RingBuf};
 use governor_common::Event;
-use tokio::{io::unix::AsyncFd, sync::mpsc};
+use tokio::sync::mpsc;
+
+use super::rings;
 
 /// Counters of the userspace side of the event path.
 #[derive(Debug, Default)]
@@ -28,65 +30,44 @@ pub type Source<C> = (RingBuf<MapData>, C);
 
 /// Runs until the channel's receiver is gone or a ring buffer's fd fails. Each event goes out
 /// with its generation's `C`. A new generation's ring buffer arrives on `next` once the
-/// previous generation's programs have left the kernel: whatever they wrote is then in the
-/// old ring, which is drained to the end before the reader moves to the new one.
+/// previous generation's programs have left the kernel; the old ring is drained to the end
+/// first ([`rings::follow`]).
 pub async fn read<C: Clone + Send + 'static>(
     first: Source<C>,
-    mut next: mpsc::UnboundedReceiver<Source<C>>,
+    next: mpsc::UnboundedReceiver<Source<C>>,
     tx: mpsc::Sender<(Event, C)>,
     stats: Arc<ReaderStats>,
 ) -> std::io::Result<()> {
     let (ring, mut context) = first;
-    let mut fd = register(ring)?;
-    loop {
-        tokio::select! {
-            guard = fd.readable_mut() => {
-                let mut guard = guard?;
-                if !drain(guard.get_inner_mut(), &context, &tx, &stats) {
-                    return Ok(());
-                }
-                guard.clear_ready();
-            }
-            Some((ring, successor)) = next.recv() => {
-                if !drain(fd.get_mut(), &context, &tx, &stats) {
-                    return Ok(());
-                }
-                fd = register(ring)?;
-                context = successor;
-                tracing::debug!("event reader moved to the new generation's ring buffer");
-            }
-        }
-    }
+    rings::follow(
+        ring,
+        next,
+        &mut context,
+        |context, record| hand_on(record, context, &tx, &stats),
+        |context, successor| *context = successor,
+    )
+    .await
 }
 
-fn register(ring: RingBuf<MapData>) -> std::io::Result<AsyncFd<RingBuf<MapData>>> {
-    // SAFETY: the ring buffer owns its map fd and keeps it open, unchanged, for as long as the
-    // `AsyncFd` owns the ring buffer.
-    unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(std::io::Error::from)
-}
-
-/// Hands on every record in `ring`; false once the receiver is gone.
-fn drain<C: Clone>(
-    ring: &mut RingBuf<MapData>,
+/// Decodes one record and hands it on; false once the receiver is gone.
+fn hand_on<C: Clone>(
+    record: &[u8],
     context: &C,
     tx: &mpsc::Sender<(Event, C)>,
     stats: &ReaderStats,
 ) -> bool {
-    while let Some(record) = ring.next() {
-        stats.received.fetch_add(1, Ordering::Relaxed);
-        match Event::decode(&record) {
-            Ok(event) => match tx.try_send((event, context.clone())) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    stats.overflowed.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            },
-            Err(e) => {
-                stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, len = record.len(), "malformed kernel event");
+    stats.received.fetch_add(1, Ordering::Relaxed);
+    match Event::decode(record) {
+        Ok(event) => match tx.try_send((event, context.clone())) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                stats.overflowed.fetch_add(1, Ordering::Relaxed);
             }
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+        },
+        Err(e) => {
+            stats.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, len = record.len(), "malformed kernel event");
         }
     }
     true

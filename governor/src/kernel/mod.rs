@@ -11,4 +11,5 @@ pub mod offsets;
 pub mod pin;
 pub mod preflight;
 pub mod procs;
+pub mod rings;
 pub mod tree_seqs;

@@ -14,8 +14,9 @@ use std::{
 
 use aya::maps::{MapData, RingBuf};
 use governor_common::process::ProcEvent;
-use tokio::{io::unix::AsyncFd, sync::mpsc};
+use tokio::sync::mpsc;
 
+use super::rings;
 use crate::lineage::processes::Tracker;
 
 /// Counters of the userspace side of the process stream.
@@ -35,10 +36,10 @@ pub type Successor = (RingBuf<MapData>, Vec<(String, PathBuf)>);
 /// Snapshots the processes in `cgroups` (every agent cgroup and the cgroups below it), then
 /// runs until a ring buffer's fd fails. After a policy reload, the new generation's ring
 /// arrives on `next` once the old generation's programs have left the kernel; the old ring is
-/// drained to the end first.
+/// drained to the end first ([`rings::follow`]).
 pub async fn read(
     ring: RingBuf<MapData>,
-    mut next: mpsc::UnboundedReceiver<Successor>,
+    next: mpsc::UnboundedReceiver<Successor>,
     mut tracker: Tracker,
     cgroups: Vec<PathBuf>,
     stats: Arc<ProcStats>,
@@ -50,41 +51,22 @@ pub async fn read(
         cgroups = cgroups.len(),
         "lineage: agent processes already running recorded from /proc"
     );
-    let mut fd = register(ring)?;
-    loop {
-        tokio::select! {
-            guard = fd.readable_mut() => {
-                let mut guard = guard?;
-                drain(guard.get_inner_mut(), &mut tracker, &stats);
-                guard.clear_ready();
+    rings::follow(
+        ring,
+        next,
+        &mut tracker,
+        |tracker, record| {
+            stats.received.fetch_add(1, Ordering::Relaxed);
+            match ProcEvent::decode(record) {
+                Ok(ev) => tracker.ingest(&ev),
+                Err(e) => {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, len = record.len(), "malformed process record");
+                }
             }
-            Some((ring, agents)) = next.recv() => {
-                drain(fd.get_mut(), &mut tracker, &stats);
-                fd = register(ring)?;
-                tracker.set_agents(agents);
-                tracing::debug!("process reader moved to the new generation's ring buffer");
-            }
-        }
-    }
-}
-
-fn register(ring: RingBuf<MapData>) -> std::io::Result<AsyncFd<RingBuf<MapData>>> {
-    // SAFETY: the ring buffer owns its map fd and keeps it open, unchanged, for as long as the
-    // `AsyncFd` owns the ring buffer.
-    unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(std::io::Error::from)
-}
-
-/// Hands every record in `ring` to the tracker.
-fn drain(ring: &mut RingBuf<MapData>, tracker: &mut Tracker, stats: &ProcStats) {
-    while let Some(record) = ring.next() {
-        stats.received.fetch_add(1, Ordering::Relaxed);
-        match ProcEvent::decode(&record) {
-            Ok(ev) => tracker.ingest(&ev),
-            Err(e) => {
-                stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, len = record.len(), "malformed process record");
-            }
-        }
-    }
+            true
+        },
+        Tracker::set_agents,
+    )
+    .await
 }
