@@ -174,42 +174,91 @@ fn i(v: u64) -> i64 {
     v as i64
 }
 
+/// The events table's columns, in the order [`bind_event`] binds them.
+const EVENT_COLUMNS: &str = "boot_id, boot_ns, ts_ns, agent, cgroup_id, pid, tgid, uid, gid, \
+    comm, exe, class, decision, target, path, inode, dev, detail, rule, lease_id, policy_version";
+const EVENT_PARAMS: usize = 21;
+/// Events per multi-row `INSERT` ([`insert_events`]): SQLite sets up a statement's cursors
+/// once per execution, so at flood rates a row costs less in a group.
+pub const EVENTS_PER_INSERT: usize = 16;
+
+/// `INSERT OR IGNORE` of `rows` events, `?` numbered from 1.
+fn events_sql(rows: usize) -> String {
+    let one = format!("({})", vec!["?"; EVENT_PARAMS].join(", "));
+    format!(
+        "INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES {}",
+        vec![one; rows].join(", ")
+    )
+}
+
+/// The SQL of a full group and of one event, built once.
+fn event_statements() -> &'static (String, String) {
+    static SQL: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| (events_sql(EVENTS_PER_INSERT), events_sql(1)))
+}
+
+/// Binds `e`'s columns at parameters `first..first + EVENT_PARAMS` (1-based).
+fn bind_event(
+    st: &mut rusqlite::CachedStatement<'_>,
+    first: usize,
+    e: &EventRow,
+) -> rusqlite::Result<()> {
+    let values: [&dyn rusqlite::ToSql; EVENT_PARAMS] = [
+        &e.boot_id,
+        &i(e.boot_ns),
+        &e.ts_ns,
+        &e.agent,
+        &i(e.cgroup_id),
+        &e.pid,
+        &e.tgid,
+        &e.uid,
+        &e.gid,
+        &e.comm,
+        &e.exe,
+        &e.class,
+        &e.decision,
+        &e.target,
+        &e.path,
+        &e.inode.map(|(_, ino)| i(ino)),
+        &e.inode.map(|(dev, _)| i(dev)),
+        &i(e.detail),
+        &e.rule,
+        &e.lease_id,
+        &e.policy_version,
+    ];
+    for (k, v) in values.into_iter().enumerate() {
+        st.raw_bind_parameter(first + k, v)?;
+    }
+    Ok(())
+}
+
+/// Writes events in the order given, [`EVENTS_PER_INSERT`] rows per statement (the rest one
+/// by one, so that only two statements are ever cached); an event already there changes
+/// nothing.
+pub fn insert_events(tx: &Transaction<'_>, events: &[&EventRow]) -> rusqlite::Result<()> {
+    let (group_sql, one_sql) = event_statements();
+    let mut groups = events.chunks_exact(EVENTS_PER_INSERT);
+    for group in groups.by_ref() {
+        let mut st = tx.prepare_cached(group_sql)?;
+        for (n, e) in group.iter().enumerate() {
+            bind_event(&mut st, 1 + n * EVENT_PARAMS, e)?;
+        }
+        st.raw_execute()?;
+    }
+    for e in groups.remainder() {
+        let mut st = tx.prepare_cached(one_sql)?;
+        bind_event(&mut st, 1, e)?;
+        st.raw_execute()?;
+    }
+    Ok(())
+}
+
 /// Writes one record. Re-inserting an event, lease, key or policy row that is already there
 /// changes nothing (a restarted daemon may see the same thing again), so ingest is
 /// idempotent.
 pub fn insert(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
     match record {
-        Record::Event(e) => {
-            let mut st = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (boot_id, boot_ns, ts_ns, agent, cgroup_id, pid, \
-                 tgid, uid, gid, comm, exe, class, decision, target, path, inode, dev, detail, \
-                 rule, lease_id, policy_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-                 ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-            )?;
-            st.execute(params![
-                e.boot_id,
-                i(e.boot_ns),
-                e.ts_ns,
-                e.agent,
-                i(e.cgroup_id),
-                e.pid,
-                e.tgid,
-                e.uid,
-                e.gid,
-                e.comm,
-                e.exe,
-                e.class,
-                e.decision,
-                e.target,
-                e.path,
-                e.inode.map(|(_, ino)| i(ino)),
-                e.inode.map(|(dev, _)| i(dev)),
-                i(e.detail),
-                e.rule,
-                e.lease_id,
-                e.policy_version,
-            ])?;
-        }
+        Record::Event(e) => insert_events(tx, &[e])?,
         Record::Process(p) => insert_process(tx, p)?,
         Record::Lease(l) => {
             tx.prepare_cached(

@@ -154,6 +154,53 @@ CREATE INDEX lifecycle_request ON lease_lifecycle (request_id) WHERE request_id 
     r#"
 DROP INDEX processes_pid;
 "#,
+    // 6: cheaper event rows, for ingest at flood rates (`cargo xtask bench --group ingest`).
+    // - The uniqueness key (what makes re-ingest idempotent) leads with `boot_ns`, which
+    //   grows with every event, so each row is appended at the index's right edge; leading
+    //   with the 36-byte `boot_id`, shared by every row of a boot, made every insert compare
+    //   it at every level of the tree.
+    // - `events_decision_ts` becomes `events_allowed`, on the decisions `lineage changes`
+    //   lists (lease-allow, observe-deny): a flood of denies no longer pays for it. A
+    //   `--decision` filter is served by the agent or time index.
+    // SQLite cannot change a table's UNIQUE constraint in place: the table is rebuilt, its
+    // rows and ids kept.
+    r#"
+CREATE TABLE events_v6 (
+    id           INTEGER PRIMARY KEY,
+    boot_id      TEXT    NOT NULL,
+    boot_ns      INTEGER NOT NULL,
+    ts_ns        INTEGER NOT NULL,
+    agent        TEXT,
+    cgroup_id    INTEGER NOT NULL,
+    pid          INTEGER NOT NULL,
+    tgid         INTEGER NOT NULL,
+    uid          INTEGER NOT NULL,
+    gid          INTEGER NOT NULL,
+    comm         TEXT    NOT NULL,
+    exe          TEXT,
+    class        TEXT    NOT NULL,
+    decision     TEXT    NOT NULL,
+    target       TEXT    NOT NULL,
+    path         TEXT,
+    inode        INTEGER,
+    dev          INTEGER,
+    detail       INTEGER,
+    rule         TEXT,
+    lease_id     TEXT,
+    policy_version TEXT  NOT NULL,
+    UNIQUE (boot_ns, pid, class, boot_id)
+);
+INSERT INTO events_v6 SELECT id, boot_id, boot_ns, ts_ns, agent, cgroup_id, pid, tgid, uid,
+    gid, comm, exe, class, decision, target, path, inode, dev, detail, rule, lease_id,
+    policy_version FROM events;
+DROP TABLE events;
+ALTER TABLE events_v6 RENAME TO events;
+CREATE INDEX events_ts ON events (ts_ns);
+CREATE INDEX events_agent_ts ON events (agent, ts_ns);
+CREATE INDEX events_allowed ON events (ts_ns) WHERE decision IN ('lease-allow', 'observe-deny');
+CREATE INDEX events_lease ON events (lease_id) WHERE lease_id IS NOT NULL;
+CREATE INDEX events_path ON events (path);
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -210,5 +257,45 @@ mod tests {
         let e = migrate(&mut conn).unwrap_err();
         assert!(matches!(e, SchemaError::TooNew { .. }), "{e}");
         assert!(e.to_string().contains("move the database aside"), "{e}");
+    }
+
+    /// Migration 6 rebuilds `events`: rows and their ids (EVENT_IDs a responder may have
+    /// noted) survive, and re-ingest is still refused by the new uniqueness key.
+    #[test]
+    fn rebuilding_events_keeps_rows_and_ids() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        let tx = conn.transaction().expect("tx");
+        for sql in &MIGRATIONS[..5] {
+            tx.execute_batch(sql).expect("migration");
+        }
+        tx.pragma_update(None, "user_version", 5).expect("version");
+        tx.commit().expect("commit");
+        let row = |id: i64, boot_ns: i64| {
+            format!(
+                "INSERT INTO events (id, boot_id, boot_ns, ts_ns, agent, cgroup_id, pid, tgid, \
+                 uid, gid, comm, class, decision, target, policy_version) VALUES ({id}, 'b', \
+                 {boot_ns}, {boot_ns}, 'a', 1, 7, 7, 0, 0, 'rm', 'delete', 'deny', '/x', 'v')"
+            )
+        };
+        conn.execute_batch(&(row(41, 100) + ";" + &row(97, 200)))
+            .expect("v5 rows");
+        assert_eq!(migrate(&mut conn).expect("migrates"), MIGRATIONS.len() - 5);
+        let ids: Vec<i64> = conn
+            .prepare("SELECT id FROM events ORDER BY id")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .expect("ids");
+        assert_eq!(ids, [41, 97]);
+        let again = row(98, 200).replace("INSERT", "INSERT OR IGNORE");
+        assert_eq!(conn.execute(&again, []).expect("insert"), 0, "a duplicate");
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' \
+                 AND name IN ('events_ts', 'events_agent_ts', 'events_allowed', 'events_lease', \
+                 'events_path')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("indexes");
+        assert_eq!(indexes, 5);
     }
 }

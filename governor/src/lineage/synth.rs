@@ -87,6 +87,8 @@ pub enum SynthError {
 /// Fills `conn` (a new, empty database) with `events` events.
 pub fn build(conn: &mut Connection, events: u64) -> Result<Built, SynthError> {
     let started = Instant::now();
+    // The page size the daemon's writer gives a new database.
+    conn.pragma_update(None, "page_size", super::writer::PAGE_SIZE)?;
     conn.execute_batch(
         "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -1000000; \
          PRAGMA temp_store = MEMORY;",

@@ -28,7 +28,7 @@ use rusqlite::{params, Connection, ErrorCode, Transaction};
 
 use super::{
     boot::BootClock,
-    record::{self, GapRow, Record},
+    record::{self, EventRow, GapRow, Record},
     schema::{self, SchemaError},
 };
 
@@ -121,6 +121,13 @@ pub enum OpenError {
 
 /// How long a writer (or a reader) waits for a lock another connection holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes per database page, for a database this writer creates.
+pub(crate) const PAGE_SIZE: i64 = 16 * 1024;
+/// The writer's page cache, in KiB (`PRAGMA cache_size` takes a negated KiB count).
+const CACHE_KIB: i64 = -16 * 1024;
+/// WAL pages after which a commit checkpoints the WAL into the database file (32 MiB of
+/// 16 KiB pages).
+const CHECKPOINT_PAGES: i64 = 2048;
 
 /// Opens (creating it if missing) the lineage database at `path` for writing: WAL journal,
 /// `synchronous = NORMAL` (a committed transaction survives the daemon's crash or SIGKILL; a
@@ -135,6 +142,11 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
         let path = path.to_owned();
         move |source| OpenError::Setup { path, what, source }
     };
+    // A new database gets 16 KiB pages: at flood rates a page split moves a row in four
+    // times fewer inserts (measured: about a fifth more rows per second than 4 KiB). An
+    // existing database keeps the page size it was created with.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)
+        .map_err(setup("page_size"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(setup("busy timeout"))?;
     let mode: String = conn
@@ -149,6 +161,12 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
     }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(setup("synchronous = NORMAL"))?;
+    // Flood rates: a page cache that holds the indexes' hot pages, and checkpoints every
+    // 32 MiB of WAL instead of every 1,000 pages (each checkpoint syncs the database file).
+    conn.pragma_update(None, "cache_size", CACHE_KIB)
+        .map_err(setup("cache_size"))?;
+    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)
+        .map_err(setup("wal_autocheckpoint"))?;
     schema::migrate(&mut conn).map_err(|source| OpenError::Schema {
         path: path.to_owned(),
         source,
@@ -239,8 +257,12 @@ struct Loop {
     closed: bool,
     /// Tests: runs on the connection before each write (e.g. to fill the database).
     #[cfg(test)]
-    before_write: Option<Box<dyn FnMut(&Connection) + Send>>,
+    before_write: Option<BeforeWrite>,
 }
+
+/// Tests: what runs on the connection before each write.
+#[cfg(test)]
+type BeforeWrite = Box<dyn FnMut(&Connection) + Send>;
 
 /// An estimate of the memory a record holds (its strings and the enum itself).
 pub fn approx_bytes(r: &Record) -> usize {
@@ -590,13 +612,26 @@ fn commit<'a>(
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     let mut n: i64 = 0;
+    // Runs of events go in multi-row inserts (in order: ids follow ingest order).
+    let mut events: Vec<&EventRow> = Vec::new();
     for r in records {
-        let written = match refused.as_deref_mut() {
-            None => record::insert(&tx, r).map(|()| true)?,
-            Some(refused) => insert_alone(&tx, r, refused)?,
-        };
-        n += i64::from(written);
+        match (r, refused.as_deref_mut()) {
+            (Record::Event(e), None) => {
+                events.push(e);
+                continue;
+            }
+            (_, None) => {
+                record::insert_events(&tx, &events)?;
+                n += events.len() as i64;
+                events.clear();
+                record::insert(&tx, r)?;
+                n += 1;
+            }
+            (_, Some(refused)) => n += i64::from(insert_alone(&tx, r, refused)?),
+        }
     }
+    record::insert_events(&tx, &events)?;
+    n += events.len() as i64;
     if let Some(run) = run {
         tx.prepare_cached(
             "UPDATE runs SET last_commit_ns = ?1, committed = committed + ?2 WHERE id = ?3",
@@ -944,16 +979,35 @@ mod tests {
     }
 
     /// Ingest throughput through the real writer, into a file database (one core: the
-    /// producer here only queues). `cargo xtask bench` runs it and reads the JSON line.
+    /// producer here only queues). Three rounds, each into a new database; the median
+    /// round is the result (this machine's neighbours move a single round by 10-15%).
+    /// `cargo xtask bench` runs it and reads the JSON line.
     #[test]
     #[ignore = "a benchmark: cargo xtask bench runs it"]
     fn ingest_bench() {
+        let env = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let total = env("GOVERNOR_INGEST_EVENTS", 1_000_000);
+        let rounds = env("GOVERNOR_INGEST_ROUNDS", 3).max(1);
+        let mut rates: Vec<f64> = (0..rounds).map(|_| ingest_round(total)).collect();
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
+        let list: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+        println!(
+            "INGEST_BENCH {{\"events\":{total},\"rounds\":{rounds},\"events_per_sec\":{median:.0},\"round_rates\":[{}]}}",
+            list.join(",")
+        );
+    }
+
+    /// One round of [`ingest_bench`]: `total` events, queued before the writer starts;
+    /// returns events per second from the writer's start to its last commit.
+    fn ingest_round(total: u64) -> f64 {
         let path = scratch("bench");
         let conn = open(&path).expect("open");
-        let total: u64 = std::env::var("GOVERNOR_INGEST_EVENTS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1_000_000);
         let records: Vec<Record> = (0..total).map(event).collect();
         let (rec, rx, refused) = Recorder::channel(total as usize + 1);
         for r in records {
@@ -969,14 +1023,9 @@ mod tests {
         }
         let secs = start.elapsed().as_secs_f64();
         w.finish();
-        let committed = stats.committed.load(Ordering::Relaxed);
-        assert_eq!(committed, total);
+        assert_eq!(stats.committed.load(Ordering::Relaxed), total);
         assert_eq!(refused.events.load(Ordering::Relaxed), 0);
-        let rate = committed as f64 / secs;
-        println!(
-            "INGEST_BENCH {{\"events\":{committed},\"secs\":{secs:.3},\"events_per_sec\":{rate:.0},\"transactions\":{}}}",
-            stats.transactions.load(Ordering::Relaxed)
-        );
         let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+        total as f64 / secs
     }
 }

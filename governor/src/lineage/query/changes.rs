@@ -43,9 +43,9 @@ pub struct Changes {
     pub observed: Vec<Change>,
 }
 
-/// What changed among the events `filter` selects (its decision is ignored), at Unix time
-/// `now_secs`.
-pub fn changes(conn: &Connection, filter: &Filter, now_secs: i64) -> Result<Changes, QueryError> {
+/// The query of [`changes`]: the allowed decisions (served by the partial index
+/// `events_allowed`, which a flood of denies does not grow).
+fn changes_sql(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
     let filter = Filter {
         decision: None,
         ..filter.clone()
@@ -56,6 +56,13 @@ pub fn changes(conn: &Connection, filter: &Filter, now_secs: i64) -> Result<Chan
         "SELECT {COLUMNS} FROM events e WHERE {} ORDER BY e.ts_ns, e.id",
         conds.join(" AND ")
     );
+    (q, params)
+}
+
+/// What changed among the events `filter` selects (its decision is ignored), at Unix time
+/// `now_secs`.
+pub fn changes(conn: &Connection, filter: &Filter, now_secs: i64) -> Result<Changes, QueryError> {
+    let (q, params) = changes_sql(filter);
     let mut st = conn.prepare(&q).map_err(sql("changes"))?;
     let events = st
         .query_map(params_from_iter(params), Event::from_row)
@@ -127,6 +134,32 @@ mod tests {
 
     fn ids(c: &[Change]) -> Vec<i64> {
         c.iter().map(|c| c.event.id).collect()
+    }
+
+    /// `lineage changes` reads the allowed decisions' own index, not every deny.
+    #[test]
+    fn changes_use_the_allowed_index() {
+        let conn = fixture::db();
+        for filter in [
+            Filter::default(),
+            Filter {
+                since_ns: Some(1),
+                ..Filter::default()
+            },
+        ] {
+            let (q, params) = changes_sql(&filter);
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {q}"))
+                .and_then(|mut st| {
+                    st.query_map(params_from_iter(params), |r| r.get::<_, String>(3))?
+                        .collect()
+                })
+                .expect("plan");
+            assert!(
+                plan.iter().any(|p| p.contains("events_allowed")),
+                "{filter:?}: {plan:?}"
+            );
+        }
     }
 
     #[test]
