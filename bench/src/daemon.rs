@@ -44,6 +44,17 @@ impl Daemon {
     /// Starts `governor daemon` on `policy` with its log in `log`, on CPU `cpu`, and waits
     /// until it reports that it enforces (its ready file).
     pub fn start(governor: &Path, policy: &Path, log: &Path, cpu: usize) -> Result<Daemon> {
+        Daemon::start_with(governor, policy, log, cpu, &[])
+    }
+
+    /// [`Daemon::start`] with more `governor daemon` arguments.
+    pub fn start_with(
+        governor: &Path,
+        policy: &Path,
+        log: &Path,
+        cpu: usize,
+        extra: &[&std::ffi::OsStr],
+    ) -> Result<Daemon> {
         if Path::new(PIN_DIR).exists() {
             bail!(
                 "{PIN_DIR} exists before the daemon starts: enforcement pinned by an earlier \
@@ -65,6 +76,7 @@ impl Daemon {
             .arg("--ready-file")
             .arg(&ready)
             .args(["--pin-dir", PIN_DIR])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);

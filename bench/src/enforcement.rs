@@ -114,6 +114,7 @@ impl Workers {
 }
 
 pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
+    crate::sys::require_bpf_lsm()?;
     let layout = Layout::new(ctx.scratch.join(NAME));
     let _ = fs::remove_dir_all(&layout.root);
     let started = Instant::now();

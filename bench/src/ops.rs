@@ -226,3 +226,74 @@ impl Drop for Fixture {
         unsafe { libc::close(self.listener) };
     }
 }
+
+/// What a flood of denied sends did ([`flood_send`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flood {
+    pub attempts: u64,
+    /// Calls refused with EPERM (what governor's deny returns).
+    pub denied: u64,
+    /// Calls that failed otherwise, or succeeded.
+    pub other: u64,
+    pub elapsed: Duration,
+}
+
+/// The address the flood sends to (a documentation-free private range the flood policy
+/// denies; nothing is listening, and nothing leaves: every send is refused before routing).
+pub const FLOOD_ADDR: [u8; 4] = [10, 99, 0, 1];
+
+/// Sends one UDP datagram to [`FLOOD_ADDR`] port 9 `count` times from one unconnected
+/// socket, at most `rate` per second (paced every 256 calls: ahead of the schedule, it
+/// sleeps until the schedule catches up), and counts how each send ended.
+pub fn flood_send(count: u64, rate: u64) -> Result<Flood> {
+    // SAFETY: plain socket calls on values we own; the address struct is fully set.
+    let fd = unsafe {
+        check(
+            libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0).into(),
+            "socket for the flood",
+        )? as i32
+    };
+    // SAFETY: zeroed sockaddr_in is valid; every field the kernel reads is set below.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    addr.sin_family = libc::AF_INET as libc::sa_family_t;
+    addr.sin_port = 9u16.to_be();
+    addr.sin_addr.s_addr = u32::from_be_bytes(FLOOD_ADDR).to_be();
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let mut f = Flood {
+        attempts: 0,
+        denied: 0,
+        other: 0,
+        elapsed: Duration::ZERO,
+    };
+    let start = Instant::now();
+    while f.attempts < count {
+        let chunk = (count - f.attempts).min(256);
+        for _ in 0..chunk {
+            // SAFETY: sendto(2) of one byte we own to the address above.
+            let ret = unsafe {
+                libc::sendto(
+                    fd,
+                    b"g".as_ptr().cast(),
+                    1,
+                    0,
+                    (&raw const addr).cast(),
+                    len,
+                )
+            };
+            if ret < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+                f.denied += 1;
+            } else {
+                f.other += 1;
+            }
+        }
+        f.attempts += chunk;
+        let due = Duration::from_secs_f64(f.attempts as f64 / rate as f64);
+        if let Some(ahead) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+    }
+    f.elapsed = start.elapsed();
+    // SAFETY: closing the socket we opened.
+    unsafe { libc::close(fd) };
+    Ok(f)
+}

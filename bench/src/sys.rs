@@ -1,22 +1,36 @@
 //! The few system facilities the driver needs: root and BPF-LSM checks, cgroup v2 moves, CPU
 //! pinning, and facts about the machine for the report.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+use std::{fs, path::PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-/// The cgroup v2 mount inside the VM.
-pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// Where cgroup v2 is mounted: `/sys/fs/cgroup` in the VM; a host may mount it elsewhere
+/// (this development host: `/sys/fs/cgroup/unified`).
+pub fn cgroup_root() -> PathBuf {
+    fs::read_to_string("/proc/self/mounts")
+        .ok()
+        .and_then(|m| {
+            m.lines().find_map(|l| {
+                let mut f = l.split_whitespace();
+                let (_, dir, kind) = (f.next()?, f.next()?, f.next()?);
+                (kind == "cgroup2").then(|| PathBuf::from(dir))
+            })
+        })
+        .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
+}
 
-/// Fails unless running as root with BPF-LSM active.
-pub fn require_root_and_bpf_lsm() -> Result<()> {
+/// Fails unless running as root.
+pub fn require_root() -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        bail!("governor-bench must run as root (cargo xtask bench runs it as root in a VM)");
+        bail!("governor-bench must run as root (cargo xtask bench runs it as root)");
     }
+    Ok(())
+}
+
+/// Fails unless BPF-LSM is active.
+pub fn require_bpf_lsm() -> Result<()> {
     let lsm = fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
     if !lsm.split(',').any(|l| l.trim() == "bpf") {
         bail!(
@@ -27,7 +41,7 @@ pub fn require_root_and_bpf_lsm() -> Result<()> {
     Ok(())
 }
 
-/// A cgroup v2 directory, by path relative to [`CGROUP_ROOT`].
+/// A cgroup v2 directory, by path relative to [`cgroup_root`].
 #[derive(Debug, Clone)]
 pub struct Cgroup {
     pub rel: String,
@@ -57,7 +71,7 @@ impl Cgroup {
     }
 
     pub fn path(&self) -> PathBuf {
-        Path::new(CGROUP_ROOT).join(&self.rel)
+        cgroup_root().join(&self.rel)
     }
 
     /// Moves process `pid` (all its threads) into the cgroup.

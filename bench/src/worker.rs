@@ -7,7 +7,8 @@
 //! The driver sends one JSON request per line on the worker's stdin and reads one JSON reply
 //! per line from its stdout: `{"cmd":"hello"}` → `{"cgroup":"/governor-bench/agent"}`,
 //! `{"cmd":"run","op":"open+read","iters":N}` → `{"ns":T}`, `{"cmd":"unlink","path":P}` →
-//! `{"errno":E}` (0 on success). A failure becomes `{"error":"..."}`. Every reply is awaited
+//! `{"errno":E}` (0 on success), `{"cmd":"flood","count":N,"rate":R}` →
+//! `{"attempts":N,"denied":D,"other":O,"ns":T}`. A failure becomes `{"error":"..."}`. Every reply is awaited
 //! with a timeout: a worker that stalls is killed and the run fails with a message naming it.
 //! The worker's stderr is the driver's, so its own error messages show in the output.
 
@@ -75,6 +76,22 @@ fn answer(fx: &Fixture, line: &str) -> Result<Value> {
                 Err(e) => e.raw_os_error().unwrap_or(-1),
             };
             Ok(json!({ "errno": errno }))
+        }
+        Some("flood") => {
+            let count = req["count"]
+                .as_u64()
+                .with_context(|| format!("request {line:?}: no count"))?;
+            let rate = req["rate"]
+                .as_u64()
+                .filter(|r| *r > 0)
+                .with_context(|| format!("request {line:?}: no rate"))?;
+            let f = crate::ops::flood_send(count, rate)?;
+            Ok(json!({
+                "attempts": f.attempts,
+                "denied": f.denied,
+                "other": f.other,
+                "ns": f.elapsed.as_nanos() as u64,
+            }))
         }
         _ => bail!("request {line:?}: unknown cmd"),
     }
@@ -160,6 +177,26 @@ impl Worker {
             Some(e) => Ok(Err(e as i32)),
             None => bail!("the {} worker's reply {reply} has no errno", self.name),
         }
+    }
+
+    /// Makes `count` denied sends in the worker ([`crate::ops::flood_send`]), at most `rate`
+    /// per second; waits at most `timeout`.
+    pub fn flood(&mut self, count: u64, rate: u64, timeout: Duration) -> Result<crate::ops::Flood> {
+        let reply = self.request(
+            &json!({ "cmd": "flood", "count": count, "rate": rate }),
+            timeout,
+        )?;
+        let field = |k: &str| {
+            reply[k]
+                .as_u64()
+                .with_context(|| format!("the {} worker's reply {reply} has no {k}", self.name))
+        };
+        Ok(crate::ops::Flood {
+            attempts: field("attempts")?,
+            denied: field("denied")?,
+            other: field("other")?,
+            elapsed: Duration::from_nanos(field("ns")?),
+        })
     }
 
     /// Sends one request and waits at most `timeout` for its reply. A worker that does not

@@ -1,5 +1,7 @@
 //! Log output: human-readable text by default, JSON lines with `--log-format json`.
 
+pub mod throttle;
+
 use tracing_subscriber::{fmt, EnvFilter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -11,7 +11,7 @@ use governor_bench::{report, JSON_MARKER};
 use serde_json::Value;
 
 use crate::{
-    bench_ingest, bench_lineage, cmd,
+    bench_flood, bench_ingest, bench_lineage, cmd,
     kernels::Series,
     setup,
     vm::{self, VmRun},
@@ -28,8 +28,8 @@ pub struct BenchArgs {
     /// Report missed targets but exit 0 (for development).
     #[arg(long)]
     pub no_fail: bool,
-    /// Only this benchmark group (repeatable; default: all). `lineage-trace` runs on the
-    /// host, the others in the VM.
+    /// Only this benchmark group (repeatable; default: all). `ingest`, `lineage-trace` and
+    /// `flood-host` run on the host, the others (`enforcement`, `flood`) in the VM.
     #[arg(long)]
     pub group: Vec<String>,
     /// Blocks with governor; there is one more block without (each starts the daemon anew).
@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Seconds before the VM is killed.
     #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
+    /// Guest vCPUs. The driver runs the daemon on the first and the measured processes on
+    /// the last, so with 2 they do not share a vCPU (the host has 2 cores).
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
 }
 
 impl BenchArgs {
@@ -82,7 +86,19 @@ pub fn run(args: BenchArgs) -> Result<i32> {
             ));
         }
     }
-    let host_only = |g: &String| g == bench_ingest::GROUP || g == bench_lineage::GROUP;
+    let host_only = |g: &String| {
+        g == bench_ingest::GROUP || g == bench_lineage::GROUP || g == bench_flood::GROUP
+    };
+    let mut built = None;
+    if wants(bench_flood::GROUP) {
+        eprintln!("\n== bench: building governor and the benchmark driver ==");
+        let (bin_dir, driver) = (vm::build_governor(false)?, build_driver()?);
+        let flood = bench_flood::run(&driver, &bin_dir)?;
+        if flood["pass"] != true {
+            host_missed.push(format!("{} (lost {})", bench_flood::GROUP, flood["lost"]));
+        }
+        built = Some((bin_dir, driver));
+    }
     if !args.group.is_empty() && args.group.iter().all(host_only) {
         let missed = ingest_missed || !host_missed.is_empty();
         return Ok(i32::from(missed && !args.no_fail));
@@ -90,9 +106,13 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     let mut args = args;
     args.group.retain(|g| !host_only(g));
     setup::ensure_all()?;
-    eprintln!("\n== bench: building governor and the benchmark driver ==");
-    let bin_dir = vm::build_governor(false)?;
-    let driver = build_driver()?;
+    let (bin_dir, driver) = match built {
+        Some(b) => b,
+        None => {
+            eprintln!("\n== bench: building governor and the benchmark driver ==");
+            (vm::build_governor(false)?, build_driver()?)
+        }
+    };
     let load_before = host_load();
 
     eprintln!(
@@ -102,6 +122,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     let mut argv = vec![driver.into_os_string()];
     argv.extend(args.driver_args().into_iter().map(Into::into));
     let mut run = VmRun::new(args.kernel, argv);
+    run.cpus = args.cpus.max(1);
     run.path_prepend.push(bin_dir);
     run.timeout = Duration::from_secs(args.timeout);
     let mut report: Option<Value> = None;
@@ -140,7 +161,9 @@ pub fn run(args: BenchArgs) -> Result<i32> {
 
     let rows = report::rows_from_json(&report).context("the driver's report has no valid rows")?;
     println!("\n== bench: Linux {} ==", args.kernel);
-    print!("{}", report::table(&rows)?);
+    if !rows.is_empty() {
+        print!("{}", report::table(&rows)?);
+    }
     if let Some(b) = report::breakdown_from_json(&report).filter(|b| !b.is_empty()) {
         println!("\nWhere the time goes with governor attached (kernel BPF statistics):");
         print!("{}", report::breakdown_table(&b));
@@ -151,6 +174,9 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         report["machine"]["host_load_after"],
         out.display()
     );
+    if let Some(f) = report.get("flood") {
+        println!("{}", bench_flood::summary("VM, QEMU TCG", f));
+    }
     let mut missed = missed(&report);
     if ingest_missed {
         missed.push("lineage ingest".to_owned());
@@ -178,8 +204,16 @@ fn report_line(line: &str) -> Option<Value> {
     serde_json::from_str(json).ok()
 }
 
-/// "operation/who" of every row that missed its target.
+/// "operation/who" of every row that missed its target, and the flood group if it did.
 fn missed(report: &Value) -> Vec<String> {
+    let mut missed = rows_missed(report);
+    if report.get("flood").is_some_and(|f| f["pass"] != true) {
+        missed.push("flood (VM)".to_owned());
+    }
+    missed
+}
+
+fn rows_missed(report: &Value) -> Vec<String> {
     report["rows"]
         .as_array()
         .map(|rows| {
@@ -265,6 +299,7 @@ mod tests {
             repeats: None,
             batch_ms: Some(50),
             timeout: 1,
+            cpus: 2,
         };
         assert_eq!(
             a.driver_args(),

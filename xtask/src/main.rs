@@ -4,6 +4,7 @@
 
 mod accel;
 mod bench;
+mod bench_flood;
 mod bench_ingest;
 mod bench_lineage;
 mod cmd;

@@ -45,7 +45,11 @@ use crate::{
         runs,
         writer::{self, Count, Writer},
     },
-    logging, oom,
+    logging::{
+        self,
+        throttle::{self, Throttle},
+    },
+    oom,
     own_dirs::OwnDir,
     policy::{self, Compiled, Policy},
     reload::{self, Reloader},
@@ -56,6 +60,8 @@ use crate::{
 const EVENT_QUEUE: usize = 65_536;
 /// Records waiting for the lineage writer; beyond this the recorders count refusals.
 const LINEAGE_QUEUE: usize = 65_536;
+/// How long a stopping daemon gives the sink to record the decisions already queued.
+const SINK_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     logging::init(args.log_format);
@@ -261,8 +267,27 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
     refreeze_halted(&authority, &admin::current(&agent_cgroups));
     let sink_authority = Arc::clone(&authority);
     let sink_recorder = recorder.clone();
-    let sink = tokio::spawn(async move {
-        while let Some((ev, compiled)) = rx.recv().await {
+    let mut sink = tokio::spawn(async move {
+        let mut throttle = Throttle::default();
+        loop {
+            // Under a flood the next event is already queued (no timer per event); an idle
+            // sink wakes at least once a window, to report lines a throttled agent left out.
+            let next = match rx.try_recv() {
+                Ok(item) => Ok(Some(item)),
+                Err(mpsc::error::TryRecvError::Disconnected) => Ok(None),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    tokio::time::timeout(throttle::WINDOW, rx.recv()).await
+                }
+            };
+            let now = std::time::Instant::now();
+            for s in throttle.expired(now) {
+                log_suppressed(&s);
+            }
+            let (ev, compiled) = match next {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(_) => continue,
+            };
             let lease = (ev.lease_id != 0)
                 .then(|| {
                     sink_authority
@@ -272,7 +297,9 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
                 })
                 .flatten();
             let d = describe(&ev, &compiled);
-            log_decision(&ev, &d, &compiled, lease.as_deref());
+            if throttle.allow(d.agent, now) {
+                log_decision(&ev, &d, &compiled, lease.as_deref());
+            }
             sink_recorder.record(Record::Event(Box::new(event_row(
                 &ev,
                 &d,
@@ -280,6 +307,9 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
                 lease,
                 &compiled.policy_version,
             ))));
+        }
+        for s in throttle.finish(std::time::Instant::now()) {
+            log_suppressed(&s);
         }
     });
     let tick_authority = Arc::clone(&authority);
@@ -418,10 +448,20 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         admin_task.abort();
         let _ = admin_task.await;
     }
-    // Let the logger catch up with what the reader already queued.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    sink.abort();
-    let _ = sink.await;
+    // The reader stops (what is left in the kernel ring stays there, pinned, for the next
+    // daemon); the sink records what the reader already queued, then ends.
+    if !reader.is_finished() {
+        reader.abort();
+        let _ = (&mut reader).await;
+    }
+    if tokio::time::timeout(SINK_DRAIN, &mut sink).await.is_err() {
+        tracing::error!(
+            "decisions still queued for the lineage after {}s are left unrecorded",
+            SINK_DRAIN.as_secs()
+        );
+        sink.abort();
+        let _ = sink.await;
+    }
     // Writes what is still queued (and the last loss counts), marks the run stopped.
     drop(recorder);
     let written = Arc::clone(&lineage_writer.stats);
@@ -744,6 +784,25 @@ fn event_row(
 /// not a file); network decisions add the address, port and rule; the others add `name`,
 /// `protected` (the rule), `detail` and its reading `what`, file decisions the target inode
 /// and depth, task decisions the target's pid.
+/// One line for the decision lines an agent's flood left out of the log.
+/// Its target is not `governor::decision` (those lines are one per decision, with the
+/// decision's fields), but `RUST_LOG` directives for `governor::decision` cover it.
+fn log_suppressed(s: &throttle::Suppressed) {
+    tracing::warn!(
+        target: "governor::decision::suppressed",
+        agent = %s.agent,
+        suppressed = s.lines,
+        window_ms = s.over.as_millis() as u64,
+        "{} more decisions of agent {} in {:.1}s not logged (over {} lines a second); every \
+         one is in the lineage: governor lineage events --agent {}",
+        s.lines,
+        s.agent,
+        s.over.as_secs_f64(),
+        throttle::LINES_PER_WINDOW,
+        s.agent
+    );
+}
+
 fn log_decision(ev: &Event, d: &Described<'_>, compiled: &Compiled, lease: Option<&str>) {
     let (agent, class, class_name, decision) = (d.agent, d.class, d.class_name, d.decision);
     let (comm, exe, target_path) = (&d.comm, &d.exe, &d.target_path);

@@ -1,6 +1,8 @@
-//! The event stream: a reader task drains the kernel ring buffer as fast as it fills, decodes
-//! each record with length checks and hands it on through a bounded channel without ever
-//! waiting; whatever cannot be handed on is counted, never dropped silently. After a policy
+//! The event stream: a reader task drains the kernel ring buffer as fast as its consumer takes
+//! the events, decodes each record with length checks and hands it on through a bounded
+//! channel. While the channel is full, records wait in the kernel ring (the kernel never
+//! waits: what its ring cannot hold it counts); whatever cannot be handed on is counted,
+//! never dropped silently. After a policy
 //! reload it moves to the new generation's ring buffer once the old one is drained.
 
 use std::sync::{
@@ -43,6 +45,8 @@ pub async fn read<C: Clone + Send + 'static>(
         ring,
         next,
         &mut context,
+        // The reader is the channel's only sender: room now is room for the next record.
+        |_| tx.capacity() > 0,
         |context, record| hand_on(record, context, &tx, &stats),
         |context, successor| *context = successor,
     )

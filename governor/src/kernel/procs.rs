@@ -55,6 +55,8 @@ pub async fn read(
         ring,
         next,
         &mut tracker,
+        // The tracker hands records to the never-waiting recorder, which counts refusals.
+        |_| true,
         |tracker, record| {
             stats.received.fetch_add(1, Ordering::Relaxed);
             match ProcEvent::decode(record) {
