@@ -234,6 +234,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
     // Counters of generations a reload retired, so that totals never go back.
     let retired_counters = Arc::new(Mutex::new(admin::status::Counters::default()));
     let clock = BootClock::now().context("reading this boot's id (lineage rows carry it)")?;
+    let proc_stats = Arc::new(procs::ProcStats::default());
     let (recorder, lineage_writer) = start_lineage(
         &args,
         lineage,
@@ -241,6 +242,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         !matches!(pins.previous, Previous::Empty),
         reload::counter_reader(Arc::clone(&enforcer), Arc::clone(&retired_counters)),
         Arc::clone(&stats),
+        Arc::clone(&proc_stats),
     )?;
     let proc_rings = match procs {
         Some(ring) => Some(track_processes(
@@ -249,6 +251,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
             &clock,
             &cgroups,
             &compiled,
+            proc_stats,
         )?),
         None => None,
     };
@@ -507,6 +510,7 @@ fn track_processes(
     clock: &BootClock,
     cgroups: &CgroupFs,
     compiled: &Compiled,
+    stats: Arc<procs::ProcStats>,
 ) -> anyhow::Result<mpsc::UnboundedSender<procs::Successor>> {
     let is_agent_cgroup = |id: u64| compiled.agents.iter().any(|a| a.cgroup_id == id);
     let mut dirs = Vec::new();
@@ -527,7 +531,7 @@ fn track_processes(
     );
     let (tx, next) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        if let Err(e) = procs::read(ring, next, tracker, dirs, Arc::default()).await {
+        if let Err(e) = procs::read(ring, next, tracker, dirs, stats).await {
             tracing::error!(error = %e, "lineage: process record reader stopped");
         }
     });
@@ -544,6 +548,7 @@ fn start_lineage(
     enforced_meanwhile: bool,
     kernel: impl Fn() -> Result<admin::status::Counters, String> + Send + 'static,
     reader: Arc<ReaderStats>,
+    procs: Arc<procs::ProcStats>,
 ) -> anyhow::Result<(Recorder, Writer)> {
     let path = args.lineage_db();
     let (run, downtime) = runs::begin(&mut conn, clock, std::process::id(), enforced_meanwhile)
@@ -561,7 +566,7 @@ fn start_lineage(
         conn,
         records,
         options,
-        loss_counts(kernel, reader, refused),
+        loss_counts(kernel, reader, procs, refused),
         Some(run),
     )
     .context("starting the lineage writer thread")?;
@@ -575,10 +580,11 @@ fn start_lineage(
 fn loss_counts(
     kernel: impl Fn() -> Result<admin::status::Counters, String> + Send + 'static,
     reader: Arc<ReaderStats>,
+    procs: Arc<procs::ProcStats>,
     refused: Arc<Refused>,
 ) -> writer::Counts {
     Box::new(move || {
-        let mut counts = Vec::with_capacity(5);
+        let mut counts = Vec::with_capacity(8);
         // A failed read: this poll has no kernel count; the next one records the whole
         // growth since the last good read. The count includes generations a policy reload
         // retired, so it never goes back.
@@ -609,6 +615,12 @@ fn loss_counts(
                 source: "malformed",
                 what: "ring-buffer records that failed to decode (wrong length, version or kind)",
                 value: load(&reader.malformed),
+            },
+            Count {
+                source: "malformed",
+                what: "process records (agent fork, exec, exit) that failed to decode (wrong \
+                       length, version or kind); this count is of records, not decisions",
+                value: load(&procs.malformed),
             },
             Count {
                 source: "queue",
@@ -918,5 +930,41 @@ fn proto_name(sock_type: u32, protocol: u32) -> String {
         (_, 1) | (_, 58) => "icmp".to_owned(),
         (_, 262) => "mptcp".to_owned(),
         (t, p) => format!("type {t} protocol {p}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every userspace loss counter feeds a gap row, process records' decode failures too.
+    #[test]
+    fn loss_counts_cover_every_counter() {
+        let reader = Arc::new(ReaderStats::default());
+        let procs = Arc::new(procs::ProcStats::default());
+        let refused = Arc::new(Refused::default());
+        reader.overflowed.store(1, Ordering::Relaxed);
+        reader.malformed.store(2, Ordering::Relaxed);
+        procs.malformed.store(3, Ordering::Relaxed);
+        refused.events.store(4, Ordering::Relaxed);
+        refused.other.store(5, Ordering::Relaxed);
+        let mut counts = loss_counts(
+            || Err("no kernel".to_owned()),
+            reader,
+            procs,
+            Arc::clone(&refused),
+        );
+        let got: Vec<(&str, u64)> = counts().iter().map(|c| (c.source, c.value)).collect();
+        assert_eq!(
+            got,
+            [
+                ("queue", 1),
+                ("malformed", 2),
+                ("malformed", 3),
+                ("queue", 4),
+                ("queue", 5)
+            ]
+        );
+        assert!(counts()[2].what.contains("process records"));
     }
 }
