@@ -37,13 +37,14 @@ const GROUPS: &[(&str, GroupFn)] = &[
 ];
 
 const USAGE: &str = "usage: governor-bench [--group NAME]... [--rounds N] [--repeats N] \
-[--batch-ms MS] [--paths N] [--rules N]
+[--batch-ms MS] [--paths N] [--rules N] [--flood-count N]
   --group     run only this group (repeatable; groups: enforcement, flood)
   --rounds    blocks with governor (default 3; there is one more block without it)
   --repeats   timed batches of each case per block; the fastest counts (default 5)
   --batch-ms  target duration of one timed batch (default 100)
   --paths     protected paths loaded (default 10000)
-  --rules     network rules loaded (default 1000)";
+  --rules     network rules loaded (default 1000)
+  --flood-count  denied sends of the flood group (default 1000000)";
 
 /// Command-line options.
 #[derive(Debug, Clone)]
@@ -53,6 +54,7 @@ pub struct Opts {
     pub batch_ms: u64,
     pub paths: usize,
     pub rules: usize,
+    pub flood_count: u64,
 }
 
 impl Opts {
@@ -66,6 +68,7 @@ impl Opts {
             batch_ms: 100,
             paths: 10_000,
             rules: 1000,
+            flood_count: 1_000_000,
         };
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
@@ -93,6 +96,7 @@ impl Opts {
                 "--batch-ms" => o.batch_ms = num()?,
                 "--paths" => o.paths = num()? as usize,
                 "--rules" => o.rules = num()? as usize,
+                "--flood-count" => o.flood_count = num()?,
                 _ => bail!("unknown option {flag:?}\n{USAGE}"),
             }
         }
