@@ -114,7 +114,7 @@ fn flood(ctx: &Ctx, root: &Path, policy: &Path, work: &Path, cgroup: &Cgroup) ->
     let mut last_growth = Instant::now();
     while rows < f.denied && last_growth.elapsed() < STALL {
         std::thread::sleep(Duration::from_millis(250));
-        let now = count(&conn, "SELECT count(*) FROM events WHERE agent = ?1")?;
+        let now = count(&conn, ROWS)?;
         if now > rows {
             rows = now;
             last_growth = Instant::now();
@@ -124,11 +124,8 @@ fn flood(ctx: &Ctx, root: &Path, policy: &Path, work: &Path, cgroup: &Cgroup) ->
     worker.finish()?;
     // Stopping lets the writer commit its last gap rows.
     daemon.stop()?;
-    let rows = count(&conn, "SELECT count(*) FROM events WHERE agent = ?1")?;
-    let wrong = count(
-        &conn,
-        "SELECT count(*) FROM events WHERE agent = ?1 AND (decision <> 'deny' OR class <> 'send')",
-    )?;
+    let rows = count(&conn, ROWS)?;
+    let wrong = count(&conn, WRONG_ROWS)?;
     let gaps: Vec<Value> = conn
         .prepare("SELECT source, lost, detail FROM gaps WHERE source <> 'downtime' ORDER BY id")?
         .query_map([], |r| {
@@ -180,13 +177,15 @@ fn flood(ctx: &Ctx, root: &Path, policy: &Path, work: &Path, cgroup: &Cgroup) ->
     }))
 }
 
+/// The flood agent's rows: every one, and those not a `send` deny.
+const ROWS: &str = "SELECT count(*) FROM events WHERE agent = ?1";
+const WRONG_ROWS: &str =
+    "SELECT count(*) FROM events WHERE agent = ?1 AND (decision <> 'deny' OR class <> 'send')";
+
+/// `sql` (one of [`ROWS`], [`WRONG_ROWS`]) for the flood agent.
 fn count(conn: &Connection, sql: &str) -> Result<u64> {
     let n: i64 = conn
-        .query_row(
-            sql,
-            rusqlite::params_from_iter(sql.contains("?1").then_some(AGENT)),
-            |r| r.get(0),
-        )
+        .query_row(sql, [AGENT], |r| r.get(0))
         .with_context(|| format!("the lineage database: {sql}"))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }

@@ -615,19 +615,16 @@ fn commit<'a>(
     // Runs of events go in multi-row inserts (in order: ids follow ingest order).
     let mut events: Vec<&EventRow> = Vec::new();
     for r in records {
-        match (r, refused.as_deref_mut()) {
-            (Record::Event(e), None) => {
-                events.push(e);
-                continue;
-            }
-            (_, None) => {
-                record::insert_events(&tx, &events)?;
-                n += events.len() as i64;
-                events.clear();
-                record::insert(&tx, r)?;
-                n += 1;
-            }
-            (_, Some(refused)) => n += i64::from(insert_alone(&tx, r, refused)?),
+        if let Some(refused) = refused.as_deref_mut() {
+            n += i64::from(insert_alone(&tx, r, refused)?);
+        } else if let Record::Event(e) = r {
+            events.push(e);
+        } else {
+            record::insert_events(&tx, &events)?;
+            n += events.len() as i64;
+            events.clear();
+            record::insert(&tx, r)?;
+            n += 1;
         }
     }
     record::insert_events(&tx, &events)?;
