@@ -157,6 +157,10 @@ fn run() -> Result<bool> {
     machine.insert("kernel".into(), sys::kernel_release().into());
     machine.insert("cpus".into(), cpus.into());
     machine.insert("cpu_model".into(), sys::cpu_model().into());
+    // `cargo xtask vm` says what the guest clock counts: with QEMU's icount, one guest
+    // nanosecond is one instruction executed.
+    let clock = std::env::var("GOVERNOR_VM_CLOCK").unwrap_or_else(|_| "wall".into());
+    machine.insert("clock".into(), clock.into());
     machine.insert("rounds".into(), opts.schedule.rounds.into());
     machine.insert("repeats".into(), opts.schedule.repeats.into());
     machine.insert("batch_ms".into(), opts.batch_ms.into());

@@ -95,6 +95,7 @@ fn probe(kernel: &Kernel) -> Result<bool> {
             mem: "256M",
             cpus: 1,
             kernel_args: &[],
+            icount: false,
         },
         None,
         &log,

@@ -44,10 +44,17 @@ pub struct BenchArgs {
     /// Seconds before the VM is killed.
     #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
-    /// Guest vCPUs. The driver runs the daemon on the first and the measured processes on
-    /// the last, so with 2 they do not share a vCPU (the host has 2 cores).
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
+    /// What the enforcement group's guest clock counts. `instructions` (QEMU's icount, TCG
+    /// only): one guest nanosecond per instruction executed, so the figures do not move with
+    /// the host's load and a change of a few instructions per operation shows. `wall`: real
+    /// time, as the guest sees it. The flood group always runs on wall time, in its own boot.
+    #[arg(long, value_enum, default_value_t = Clock::Instructions)]
+    pub clock: Clock,
+    /// Guest vCPUs. Default: 1 on the instruction clock (icount runs vCPUs in turn on one
+    /// host thread), 2 on wall time (the daemon on the first, the measured processes on the
+    /// last, so they do not share a vCPU; the host has 2 cores).
+    #[arg(long)]
+    pub cpus: Option<u32>,
     /// Denied sends of the VM's flood group (the host's floods 1,000,000). Under QEMU TCG the
     /// daemon drains about twenty times slower than on the host, so the VM checks a burst
     /// its buffers (kernel ring and sink queue) can hold at 100,000/s.
@@ -55,11 +62,18 @@ pub struct BenchArgs {
     pub vm_flood_count: u64,
 }
 
+/// The enforcement group's guest clock (`--clock`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    Instructions,
+    Wall,
+}
+
 impl BenchArgs {
-    /// The driver's command-line options.
-    fn driver_args(&self) -> Vec<String> {
+    /// The driver's command-line options, for `groups` (empty: all of the driver's).
+    fn driver_args(&self, groups: &[String]) -> Vec<String> {
         let mut a = Vec::new();
-        for g in &self.group {
+        for g in groups {
             a.extend(["--group".to_owned(), g.clone()]);
         }
         for (flag, v) in [
@@ -74,6 +88,58 @@ impl BenchArgs {
         a.extend(["--flood-count".to_owned(), self.vm_flood_count.to_string()]);
         a
     }
+
+    /// The VM boots the VM groups need. On wall time, one boot runs them all. On the
+    /// instruction clock the enforcement group gets its own boot, and the flood group, whose
+    /// pace is real time, another on wall time.
+    fn boots(&self) -> Vec<Boot> {
+        let wants = |g: &str| self.group.is_empty() || self.group.iter().any(|x| x == g);
+        if self.clock == Clock::Wall {
+            return vec![Boot {
+                groups: self.group.clone(),
+                icount: false,
+                cpus: self.cpus.unwrap_or(2),
+            }];
+        }
+        let mut boots = Vec::new();
+        // Names the driver does not know go to the first boot, which refuses them by name.
+        let mut first: Vec<String> = self
+            .group
+            .iter()
+            .filter(|g| *g != FLOOD_GROUP)
+            .cloned()
+            .collect();
+        if wants(ENFORCEMENT_GROUP) || !first.is_empty() {
+            if first.is_empty() {
+                first.push(ENFORCEMENT_GROUP.to_owned());
+            }
+            boots.push(Boot {
+                groups: first,
+                icount: true,
+                cpus: self.cpus.unwrap_or(1),
+            });
+        }
+        if wants(FLOOD_GROUP) {
+            boots.push(Boot {
+                groups: vec![FLOOD_GROUP.to_owned()],
+                icount: false,
+                cpus: self.cpus.unwrap_or(2),
+            });
+        }
+        boots
+    }
+}
+
+/// The driver's VM groups.
+const ENFORCEMENT_GROUP: &str = "enforcement";
+const FLOOD_GROUP: &str = "flood";
+
+/// One VM boot of the driver.
+#[derive(Debug, PartialEq, Eq)]
+struct Boot {
+    groups: Vec<String>,
+    icount: bool,
+    cpus: u32,
 }
 
 pub fn run(args: BenchArgs) -> Result<i32> {
@@ -121,36 +187,22 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     };
     let load_before = host_load();
 
-    eprintln!(
-        "\n== bench: Linux {} (BPF-LSM), one VM boot ==",
-        args.kernel
-    );
-    let mut argv = vec![driver.into_os_string()];
-    argv.extend(args.driver_args().into_iter().map(Into::into));
-    let mut run = VmRun::new(args.kernel, argv);
-    run.cpus = args.cpus.max(1);
-    run.path_prepend.push(bin_dir);
-    run.timeout = Duration::from_secs(args.timeout);
     let mut report: Option<Value> = None;
-    let code = vm::run_in_vm_with(&run, &mut |line| {
-        if let Some(v) = report_line(&String::from_utf8_lossy(line)) {
-            report = Some(v);
-        }
-    })?;
-    if let Some(sig) = cmd::caught_signal() {
-        return Ok(128 + sig);
+    for boot in args.boots() {
+        let one = match boot_report(&args, &boot, &driver, &bin_dir)? {
+            Ok(one) => one,
+            Err(code) => return Ok(code),
+        };
+        report = Some(match report {
+            None => one,
+            Some(mut first) => {
+                merge(&mut first, one);
+                first
+            }
+        });
     }
     let Some(mut report) = report else {
-        eprintln!(
-            "xtask bench: the benchmark produced no report (driver exit code {code}{}); \
-             see its output above",
-            if code == DRIVER_ERROR {
-                ": it could not run"
-            } else {
-                ""
-            }
-        );
-        return Ok(if code == 0 { 1 } else { code });
+        bail!("no benchmark group to run in the VM");
     };
     report["machine"]["host_cpus"] = std::thread::available_parallelism()
         .map_or(0, usize::from)
@@ -167,6 +219,12 @@ pub fn run(args: BenchArgs) -> Result<i32> {
 
     let rows = report::rows_from_json(&report).context("the driver's report has no valid rows")?;
     println!("\n== bench: Linux {} ==", args.kernel);
+    if report["machine"]["clock"] == "instructions" {
+        println!(
+            "enforcement clock: guest instructions (QEMU icount, 1 ns = 1 instruction \
+             executed); the host's load does not move these figures"
+        );
+    }
     if !rows.is_empty() {
         print!("{}", report::table(&rows)?);
     }
@@ -202,6 +260,88 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         }
     );
     Ok(i32::from(!args.no_fail))
+}
+
+/// Runs the driver for `boot`'s groups in one VM boot: its report, or the exit code to end
+/// with when it gave none.
+fn boot_report(
+    args: &BenchArgs,
+    boot: &Boot,
+    driver: &std::path::Path,
+    bin_dir: &std::path::Path,
+) -> Result<Result<Value, i32>> {
+    let clock = if boot.icount {
+        "instruction clock"
+    } else {
+        "wall clock"
+    };
+    eprintln!(
+        "\n== bench: Linux {} (BPF-LSM), one VM boot, {}, {} vCPU ==",
+        args.kernel,
+        if boot.groups.is_empty() {
+            "every VM group".to_owned()
+        } else {
+            boot.groups.join(", ")
+        },
+        boot.cpus
+    );
+    eprintln!("bench: guest on the {clock}");
+    let mut argv = vec![driver.as_os_str().to_owned()];
+    argv.extend(args.driver_args(&boot.groups).into_iter().map(Into::into));
+    let mut run = VmRun::new(args.kernel, argv);
+    run.cpus = boot.cpus.max(1);
+    run.icount = boot.icount;
+    run.path_prepend.push(bin_dir.to_path_buf());
+    run.timeout = Duration::from_secs(args.timeout);
+    let mut report: Option<Value> = None;
+    let code = vm::run_in_vm_with(&run, &mut |line| {
+        if let Some(v) = report_line(&String::from_utf8_lossy(line)) {
+            report = Some(v);
+        }
+    })?;
+    if let Some(sig) = cmd::caught_signal() {
+        return Ok(Err(128 + sig));
+    }
+    match report {
+        Some(r) => Ok(Ok(r)),
+        None => {
+            eprintln!(
+                "xtask bench: the benchmark produced no report (driver exit code {code}{}); \
+                 see its output above",
+                if code == DRIVER_ERROR {
+                    ": it could not run"
+                } else {
+                    ""
+                }
+            );
+            Ok(Err(if code == 0 { 1 } else { code }))
+        }
+    }
+}
+
+/// Adds a later boot's report to the first: its rows and breakdown after the first's, and
+/// any section the first lacks (the flood group's); its machine facts under `machine_<group>`.
+fn merge(first: &mut Value, later: Value) {
+    let Value::Object(later) = later else {
+        return;
+    };
+    let name = later
+        .get("flood")
+        .map_or("later", |_| FLOOD_GROUP)
+        .to_owned();
+    for (key, value) in later {
+        match (key.as_str(), first.get_mut(&key)) {
+            ("rows" | "breakdown", Some(Value::Array(mine))) => {
+                if let Value::Array(more) = value {
+                    mine.extend(more);
+                }
+            }
+            ("machine", _) => first[format!("machine_{name}")] = value,
+            ("pass", Some(mine)) => *mine = Value::Bool(*mine == true && value == true),
+            (_, None) => first[key] = value,
+            _ => {}
+        }
+    }
 }
 
 /// The report on a guest output line starting with [`JSON_MARKER`].
@@ -295,6 +435,69 @@ mod tests {
         assert_eq!(missed(&serde_json::json!({})), ["(report without rows)"]);
     }
 
+    fn args(group: &[&str], clock: Clock, cpus: Option<u32>) -> BenchArgs {
+        BenchArgs {
+            kernel: Series::V6_12,
+            no_fail: false,
+            group: group.iter().map(|g| (*g).to_owned()).collect(),
+            rounds: None,
+            repeats: None,
+            batch_ms: None,
+            timeout: 1,
+            clock,
+            cpus,
+            vm_flood_count: 7,
+        }
+    }
+
+    fn boot(groups: &[&str], icount: bool, cpus: u32) -> Boot {
+        Boot {
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            icount,
+            cpus,
+        }
+    }
+
+    #[test]
+    fn the_instruction_clock_boots_the_flood_apart() {
+        use Clock::{Instructions, Wall};
+        assert_eq!(
+            args(&[], Instructions, None).boots(),
+            [boot(&["enforcement"], true, 1), boot(&["flood"], false, 2)]
+        );
+        assert_eq!(
+            args(&["flood"], Instructions, Some(3)).boots(),
+            [boot(&["flood"], false, 3)]
+        );
+        assert_eq!(
+            args(&["enforcement"], Instructions, None).boots(),
+            [boot(&["enforcement"], true, 1)]
+        );
+        // An unknown name reaches the driver, which refuses it by name.
+        assert_eq!(
+            args(&["nope"], Instructions, None).boots(),
+            [boot(&["nope"], true, 1)]
+        );
+        assert_eq!(args(&[], Wall, None).boots(), [boot(&[], false, 2)]);
+    }
+
+    #[test]
+    fn merges_a_later_boot() {
+        let mut first = serde_json::json!({"pass": true, "rows": [{"op": "a"}],
+            "breakdown": [1], "machine": {"clock": "instructions"}});
+        merge(
+            &mut first,
+            serde_json::json!({"pass": false, "rows": [], "breakdown": [2],
+                "machine": {"clock": "wall"}, "flood": {"pass": false}}),
+        );
+        assert_eq!(
+            first,
+            serde_json::json!({"pass": false, "rows": [{"op": "a"}], "breakdown": [1, 2],
+                "machine": {"clock": "instructions"}, "machine_flood": {"clock": "wall"},
+                "flood": {"pass": false}})
+        );
+    }
+
     #[test]
     fn passes_only_given_options() {
         let a = BenchArgs {
@@ -305,11 +508,12 @@ mod tests {
             repeats: None,
             batch_ms: Some(50),
             timeout: 1,
-            cpus: 2,
+            clock: Clock::Wall,
+            cpus: Some(2),
             vm_flood_count: 7,
         };
         assert_eq!(
-            a.driver_args(),
+            a.driver_args(&a.group),
             [
                 "--group",
                 "enforcement",

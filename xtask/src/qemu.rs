@@ -97,6 +97,9 @@ pub struct Machine<'a> {
     pub cpus: u32,
     /// Extra kernel command-line parameters.
     pub kernel_args: &'a [String],
+    /// Guest clock from the instruction count (`-icount shift=0,sleep=off`, TCG only): one
+    /// guest nanosecond per instruction executed, whatever else the host is doing.
+    pub icount: bool,
 }
 
 /// The QEMU command line; serial console on stdout (piped), stderr to `log`.
@@ -112,10 +115,14 @@ pub fn qemu_command(
         mem,
         cpus,
         kernel_args,
+        icount,
     } = *machine;
     let mut c = Command::new("qemu-system-x86_64");
-    c.args(accel.qemu_args())
-        .args(["-smp", &cpus.to_string(), "-m", mem])
+    c.args(accel.qemu_args());
+    if icount && accel == Accel::Tcg {
+        c.args(["-icount", "shift=0,sleep=off"]);
+    }
+    c.args(["-smp", &cpus.to_string(), "-m", mem])
         .args(["-nodefaults", "-no-user-config", "-no-reboot"])
         .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
         .arg("-kernel")

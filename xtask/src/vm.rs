@@ -62,6 +62,8 @@ pub struct VmRun {
     pub keep_paths: Vec<PathBuf>,
     /// Extra kernel command-line parameters (e.g. `lsm=landlock,yama`).
     pub kernel_args: Vec<String>,
+    /// Guest clock from the instruction count (TCG only; see [`qemu::Machine::icount`]).
+    pub icount: bool,
     /// Put before every echoed guest line (e.g. `[6.1] ` when VMs run side by side).
     pub label: String,
 }
@@ -83,6 +85,7 @@ impl VmRun {
             path_prepend: Vec::new(),
             keep_paths: Vec::new(),
             kernel_args: Vec::new(),
+            icount: false,
             label: String::new(),
         }
     }
@@ -200,6 +203,7 @@ pub fn run_in_vm_with(run: &VmRun, on_line: &mut dyn FnMut(&[u8])) -> Result<i32
             mem: &vm.mem,
             cpus: run.cpus,
             kernel_args: &run.kernel_args,
+            icount: vm.icount,
         },
         Some(&socket),
         &qemu_log,
@@ -253,6 +257,7 @@ pub fn run_in_vm_with(run: &VmRun, on_line: &mut dyn FnMut(&[u8])) -> Result<i32
 struct Prepared {
     kernel: Kernel,
     accel: Accel,
+    icount: bool,
     mem: String,
     nonce: String,
     work: TempDir,
@@ -272,6 +277,10 @@ fn prepare(run: &VmRun) -> Result<Prepared> {
     let kernel = kernels::ensure(run.kernel)?;
     let modules = modules::resolve(&kernel, &["virtio_pci", "virtiofs"])?;
     let (accel, why) = accel::choose(&kernel)?;
+    let icount = run.icount && accel == Accel::Tcg;
+    if run.icount && !icount {
+        eprintln!("vm: the instruction clock needs TCG; this guest's clock is wall time");
+    }
     let cwd = match &run.cwd {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().context("no current directory")?,
@@ -288,7 +297,7 @@ fn prepare(run: &VmRun) -> Result<Prepared> {
         modules: modules.iter().map(|m| m.name.clone()).collect(),
         keep: paths_to_keep(&keep),
         cwd,
-        env: guest_env(run)?,
+        env: guest_env(run, icount)?,
         argv: run.cmd.clone(),
     };
     let work = TempDir::new("governor-vm")?;
@@ -300,15 +309,21 @@ fn prepare(run: &VmRun) -> Result<Prepared> {
         &modules,
     )?;
     eprintln!(
-        "vm: kernel {} ({}), accel {} ({why}), timeout {}s",
+        "vm: kernel {} ({}), accel {} ({why}){}, timeout {}s",
         kernel.series,
         kernel.release,
         accel.name(),
+        if icount {
+            ", clock: instructions (icount)"
+        } else {
+            ""
+        },
         run.timeout.as_secs()
     );
     Ok(Prepared {
         kernel,
         accel,
+        icount,
         mem,
         nonce: plan.nonce,
         work,
@@ -332,7 +347,7 @@ fn normalise_mem(mem: &str) -> Result<String> {
 
 /// Guest environment: passed-through host variables, then the fixed ones,
 /// then the caller's.
-fn guest_env(run: &VmRun) -> Result<Vec<(OsString, OsString)>> {
+fn guest_env(run: &VmRun, icount: bool) -> Result<Vec<(OsString, OsString)>> {
     let mut env: Vec<(OsString, OsString)> = Vec::new();
     let mut set = |k: OsString, v: OsString| {
         env.retain(|(old, _)| *old != k);
@@ -357,6 +372,8 @@ fn guest_env(run: &VmRun) -> Result<Vec<(OsString, OsString)>> {
     set("PATH".into(), path);
     set("GOVERNOR_VM".into(), "1".into());
     set("GOVERNOR_VM_KERNEL".into(), run.kernel.as_str().into());
+    let clock = if icount { "instructions" } else { "wall" };
+    set("GOVERNOR_VM_CLOCK".into(), clock.into());
     for (k, v) in &run.env {
         if k.is_empty() || k.contains('=') {
             bail!("bad environment variable name {k:?}");
