@@ -38,8 +38,8 @@ pub const PATH_SCRATCH: &str = "GOV_PATH_SCRATCH";
 /// Writes already decided per open file: key = the `struct file *` (as u64), value =
 /// [`WriteStamp`]. Filled when a walk for the write class found no protected inode with a
 /// decision on writes (a plain allow, the same for every agent), consulted first by
-/// `file_permission`, deleted when the file is freed (`file_free_security`), so a reused
-/// pointer never finds an entry of an earlier file.
+/// `file_permission`, deleted by `file_open` of any file at the same address, so a reused
+/// pointer never finds an entry of an earlier file (see `write_cache.rs`).
 pub const WRITE_CACHE: &str = "GOV_WRITE_CACHE";
 /// Read-only global holding [`TreeSeqs`]: where the kernel's dentry-tree and mount-tree
 /// sequence counters live.

@@ -72,9 +72,13 @@ pub fn file_truncate(ctx: LsmContext) -> i32 {
 }
 
 // int security_file_open(struct file *file);
+// Every open of every task (not O_PATH) comes here first: an answer an earlier file at the
+// same address kept is dropped before anything else (`write_cache`).
 #[lsm(hook = "file_open")]
 pub fn file_open(ctx: LsmContext) -> i32 {
-    prior(&ctx, 1).unwrap_or_else(|| open_for_write(ctx.arg(0)))
+    let file: *const u8 = ctx.arg(0);
+    write_cache::forget(file);
+    prior(&ctx, 1).unwrap_or_else(|| open_for_write(file))
 }
 
 // int security_file_permission(struct file *file, int mask);
@@ -89,13 +93,6 @@ pub fn file_permission(ctx: LsmContext) -> i32 {
         }
         write_through(ctx.arg(0))
     })
-}
-
-// void security_file_free(struct file *file);  (every file of every task, as it is freed)
-#[lsm(hook = "file_free_security")]
-pub fn file_free_security(ctx: LsmContext) -> i32 {
-    write_cache::forget(ctx.arg(0));
-    0
 }
 
 // int security_path_chmod(const struct path *path, umode_t mode);

@@ -23,10 +23,21 @@
 //! - the protected map: never changed in place. A new policy is a new generation of maps,
 //!   this one included, so a daemon restart starts from an empty cache (`kernel::pin`).
 //!
-//! Entries are keyed by the `struct file *` and deleted when the file is freed
-//! (`file_free_security`, which runs before the memory can be reused), so a later file at the
-//! same address never finds one. Without the sequence addresses (userspace could not resolve
-//! them) nothing is kept and every write walks, as before.
+//! Entries are keyed by the `struct file *`. A later file at the same address never finds an
+//! earlier file's entry:
+//! - every file with a place an agent could have a rule on is opened through
+//!   `do_dentry_open()`, which runs `security_file_open()` for every task before the file can
+//!   be used; `file_open` deletes the address's entry first thing ([`forget`]), for non-agents
+//!   too, before any other check, whatever its verdict;
+//! - the only files made without that hook are `O_PATH` files, which cannot be written, and
+//!   pseudo files (`alloc_file_pseudo()`: pipes, sockets, anonymous inodes, memfd), whose
+//!   places are internal mounts no rule can name: a walk from them finds nothing protected
+//!   and ends in the same plain allow an old entry would give.
+//!
+//! This costs non-agents one lookup per open instead of a program run per freed file (the
+//! `file_free_security` hook it replaces ran for every file of every task, sockets and pipes
+//! included). Without the sequence addresses (userspace could not resolve them) nothing is
+//! kept and every write walks, as before.
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_ktime_get_ns};
 use governor_common::{maps::WRITE_CACHE_TTL_NS, WriteStamp};
@@ -81,8 +92,8 @@ pub fn keep(file: *const u8, stamp: &WriteStamp) {
     let _ = maps::GOV_WRITE_CACHE.insert(&key, stamp, 0);
 }
 
-/// Drops `file`'s entry as it is freed. One lookup for files that have none (every file of
-/// every process passes here); the delete only for those that do.
+/// Drops any entry at `file`'s address as the file is opened. One lookup for addresses that
+/// have none (every open of every process passes here); the delete only for those that do.
 #[inline(always)]
 pub fn forget(file: *const u8) {
     let key = file as u64;

@@ -5,7 +5,7 @@
 //! write through the same descriptor is refused. A new policy (the daemon restarted) and a
 //! revoked lease are decided again on the next write too. A file the agent's own open just
 //! created is not walked at open, but an O_TMPFILE open in a protected directory still is,
-//! and the kernel forgets every kept file once it is freed.
+//! and a freed file's kept answer never reaches a new file at its address.
 
 use std::{
     io::{BufRead, BufReader, Write as _},
@@ -249,13 +249,74 @@ fn lsm_write_cache_is_dropped_when_the_file_moves_under_protection() {
     );
     assert!(!prod.join("n").exists());
 
-    // Every writer is gone: the kernel forgot every file it kept.
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(entries(), 0, "entries left after their files were freed");
+    reused_address_finds_nothing(&d, agent, &free.join("c.txt"), &prod.join("keep.txt"));
     assert_eq!(
         std::fs::read_to_string(prod.join("keep.txt")).expect("read keep"),
         "precious"
     );
+}
+
+/// Opens `prod_file` for writing this many times as a non-agent, hoping to take the address of
+/// a freed file whose answer the kernel kept.
+const HOLDER_FILES: usize = 256;
+
+/// A freed file's kept answer never reaches a new file at the same address. An agent's
+/// descriptor to `free_file` is kept as a plain allow and closed; a non-agent, ready
+/// beforehand, at once opens `prod_file` (protected) for writing many times, so that one of
+/// those files is very likely allocated where the freed one was. That address's entry must be
+/// gone (every open clears its address), and an agent handed all those descriptors must be
+/// refused on every one.
+fn reused_address_finds_nothing(d: &Daemon, agent: &str, free_file: &Path, prod_file: &Path) {
+    let holder_py = format!(
+        "import os,sys,subprocess\nsys.stdin.readline()\nfds=[os.open({:?}, os.O_WRONLY|os.O_APPEND) for _ in range({HOLDER_FILES})]\nprint('held',flush=True)\nsys.stdin.readline()\nw='import os,sys\\nn=0\\nfor fd in map(int,sys.argv[1:]):\\n    try: os.write(fd,b\\'x\\')\\n    except OSError as e: n+=e.errno=={EPERM}\\nprint(n,flush=True)'\nsubprocess.run([{:?},'run','--policy',{:?},'--agent',{agent:?},'--','python3','-c',w]+[str(f) for f in fds],pass_fds=fds,check=True)",
+        s(prod_file),
+        governor_bin().display().to_string(),
+        s(&d.policy),
+    );
+    let mut holder = Command::new("python3")
+        .args(["-c", &holder_py])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the holder");
+    let mut stdin = holder.stdin.take().expect("stdin");
+    let mut out = BufReader::new(holder.stdout.take().expect("stdout"));
+
+    let before: Vec<u64> = cache().keys().filter_map(Result::ok).collect();
+    let mut w = Writer::open(&d.policy, agent, free_file);
+    assert_eq!(w.write(), Ok(()), "write the free file");
+    assert_eq!(w.write(), Ok(()), "again, from the cache");
+    // The writer's file, and its stdout pipe (its replies are writes too).
+    let kept: Vec<u64> = cache()
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| !before.contains(k))
+        .collect();
+    assert!(!kept.is_empty(), "the writer's file was kept");
+    w.close();
+    stdin.write_all(b"open\n").expect("holder: open");
+    let mut line = String::new();
+    out.read_line(&mut line).expect("holder reply");
+    assert_eq!(
+        line.trim(),
+        "held",
+        "the holder opened {HOLDER_FILES} files"
+    );
+    let left: Vec<u64> = cache().keys().filter_map(Result::ok).collect();
+    assert!(
+        kept.iter().any(|k| !left.contains(k)),
+        "no freed file's address was taken by a new open, which would have cleared it"
+    );
+    stdin.write_all(b"go\n").expect("holder: go");
+    line.clear();
+    out.read_line(&mut line).expect("agent's count");
+    assert_eq!(
+        line.trim(),
+        HOLDER_FILES.to_string(),
+        "every write through a protected file's descriptor handed to the agent is refused"
+    );
+    drop(stdin);
+    assert!(holder.wait().expect("holder exits").success());
 }
 
 fn lease_policy(dir: &Path, agent: &str) -> String {

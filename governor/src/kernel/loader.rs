@@ -31,7 +31,6 @@ pub const LSM_PROGRAMS: &[&str] = &[
     "file_truncate",
     "file_open",
     "file_permission",
-    "file_free_security",
     "path_chmod",
     "path_chown",
     "path_link",
