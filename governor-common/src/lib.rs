@@ -19,6 +19,6 @@ pub mod process;
 
 pub use event::{Decision, Event, EventKind, Target, EVENT_VERSION};
 pub use maps::{
-    AgentInfo, AgentRuleKey, Class, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks,
-    ProtectedRule, TreeSeqs, WriteStamp,
+    AgentInfo, AgentRuleKey, Class, DirClear, DirKey, InodeKey, KernelOffsets, LeaseEntry,
+    LeaseKey, Masks, ProtectedRule, TreeSeqs, WriteStamp,
 };

@@ -41,6 +41,11 @@ pub const PATH_SCRATCH: &str = "GOV_PATH_SCRATCH";
 /// `file_permission`, deleted by `file_open` of any file at the same address, so a reused
 /// pointer never finds an entry of an earlier file (see `write_cache.rs`).
 pub const WRITE_CACHE: &str = "GOV_WRITE_CACHE";
+/// Directories whose whole way up holds no protected inode: key = [`DirKey`], value =
+/// [`DirClear`]. Filled by a walk that met no protected inode above its target; consulted
+/// before a walk, so an agent's operation in a known directory checks the target and that
+/// directory instead of every ancestor (see `dir_cache.rs`).
+pub const DIR_CACHE: &str = "GOV_DIR_CACHE";
 /// Read-only global holding [`TreeSeqs`]: where the kernel's dentry-tree and mount-tree
 /// sequence counters live.
 pub const TREE_SEQS_GLOBAL: &str = "GOV_TREE_SEQS";
@@ -62,7 +67,10 @@ pub const MAX_AGENT_RULES: u32 = 16_384;
 /// Capacity of [`WRITE_CACHE`]: open files whose writes are known to be plain allows. When
 /// it is full, further files are simply walked on every write.
 pub const MAX_WRITE_CACHE: u32 = 65_536;
-/// How long a [`WRITE_CACHE`] entry stands at most, in nanoseconds of `bpf_ktime_get_ns`,
+/// Capacity of [`DIR_CACHE`]: directories known to lie under no protected inode. LRU: when it
+/// is full the least recently used is forgotten and walked again next time.
+pub const MAX_DIR_CACHE: u32 = 16_384;
+/// How long a [`WRITE_CACHE`] or [`DIR_CACHE`] entry stands at most, in nanoseconds of `bpf_ktime_get_ns`,
 /// even if the trees did not change: far less than the time the kernel needs to wrap a
 /// 32-bit sequence counter (2^31 serialized write sections).
 pub const WRITE_CACHE_TTL_NS: u64 = 1_000_000_000;
@@ -131,6 +139,32 @@ pub struct WriteStamp {
     pub not_after_ns: u64,
 }
 const _: () = assert!(core::mem::size_of::<WriteStamp>() == 16);
+
+/// Key of [`DIR_CACHE`]: a directory's `struct dentry *` and the `struct vfsmount *` it was
+/// reached through (0 when the hook gives no mount; the walk then stays in the filesystem).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirKey {
+    pub dentry: u64,
+    pub mnt: u64,
+}
+const _: () = assert!(core::mem::size_of::<DirKey>() == 16);
+
+/// Value of [`DIR_CACHE`]: when the walk that found the directory's way up clear started
+/// ([`WriteStamp`], the same rules as the write cache), and who the directory was then: its
+/// `struct inode *`, inode number and generation. An entry counts only while the stamp holds
+/// and the dentry at the key still has that very inode, so a dentry freed and reused for
+/// another directory finds nothing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirClear {
+    pub stamp: WriteStamp,
+    pub inode: u64,
+    pub ino: u64,
+    pub generation: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<DirClear>() == 40);
 
 /// Identity of an inode: kernel `dev_t` of its superblock plus inode number.
 ///
@@ -563,7 +597,8 @@ pub struct KernelOffsets {
     pub mm_struct_arg_end: u32,
     /// Non-zero once userspace filled the struct; programs fail closed while it is zero.
     pub valid: u32,
-    pub _pad: u32,
+    /// `struct inode::i_generation`
+    pub inode_i_generation: u32,
 }
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 248);
 
@@ -631,7 +666,7 @@ impl KernelOffsets {
         mm_struct_arg_start: 0,
         mm_struct_arg_end: 0,
         valid: 0,
-        _pad: 0,
+        inode_i_generation: 0,
     };
 }
 
@@ -690,4 +725,6 @@ mod pod {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::TreeSeqs {}
     unsafe impl aya::Pod for super::WriteStamp {}
+    unsafe impl aya::Pod for super::DirKey {}
+    unsafe impl aya::Pod for super::DirClear {}
 }

@@ -22,6 +22,7 @@ use governor_common::{
 
 use crate::{
     agent::{self, prior, Agent, Refusal},
+    dir_cache,
     emit::{self, Name},
     lease::{self, Held, Verdict},
     maps,
@@ -461,7 +462,9 @@ struct Walk {
     class_bit: u32,
     outcome: u32,
     depth: u32,
-    _pad: u32,
+    /// Non-zero once a protected inode (with or without a decision on the class) was met
+    /// above the target: the directory is then not kept (`dir_cache`).
+    seen: u32,
 }
 
 const RUNNING: u32 = 0;
@@ -518,6 +521,9 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
                     w.outcome = PROTECTED;
                     w.rule = rule;
                     return 1;
+                }
+                if index > 0 {
+                    w.seen = 1;
                 }
             }
         }
@@ -661,6 +667,19 @@ fn decide_as(
     if off.valid == 0 {
         return unresolved(agent, off, class, Name::Loc(start));
     }
+    // The trees as they are before anything is read: what a directory kept under them says
+    // holds, and what this walk finds may be kept.
+    let now = keep.stamp.or_else(write_cache::stamp);
+    if let Some(now) = &now {
+        let seqs = dir_cache::seqs(now);
+        let (dentry, mnt) = (start.dentry as u64, start.mnt as u64);
+        if dir_cache::known_clear(dentry, mnt, seqs, now.not_after_ns) != 0 {
+            if let Some(stamp) = &keep.stamp {
+                write_cache::keep(keep.file, stamp);
+            }
+            return 0;
+        }
+    }
     let mut w = Walk {
         dentry: start.dentry,
         mnt: start.mnt,
@@ -674,7 +693,7 @@ fn decide_as(
         class_bit: class.bit(),
         outcome: RUNNING,
         depth: 0,
-        _pad: 0,
+        seen: 0,
     };
     // SAFETY: bpf_loop calls `walk_step` with a pointer to `w`, which outlives the call.
     let ran = unsafe {
@@ -691,6 +710,16 @@ fn decide_as(
             // for every agent, and the only one ever kept.
             if let Some(stamp) = &keep.stamp {
                 write_cache::keep(keep.file, stamp);
+            }
+            // None at all above the target: its directory is kept for any class.
+            if let (0, Some(now)) = (w.seen, &now) {
+                let seqs = dir_cache::seqs(now);
+                dir_cache::remember(
+                    start.dentry as u64,
+                    start.mnt as u64,
+                    seqs,
+                    now.not_after_ns,
+                );
             }
             return 0;
         }

@@ -8,11 +8,11 @@ use aya_ebpf::{
 use governor_common::{
     maps::{
         COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENT_CGROUPS, MAX_AGENT_RULES, MAX_ANCESTORS,
-        MAX_BINARIES, MAX_LEASES, MAX_PROTECTED, MAX_WRITE_CACHE, PROCS_BYTES,
+        MAX_BINARIES, MAX_DIR_CACHE, MAX_LEASES, MAX_PROTECTED, MAX_WRITE_CACHE, PROCS_BYTES,
     },
     net::{Ip4, Ip6, NetOffsets, NetRules, KEY4_BYTES, KEY6_BYTES, MAX_NET_PREFIXES},
-    AgentInfo, AgentRuleKey, InodeKey, KernelOffsets, LeaseEntry, LeaseKey, Masks, ProtectedRule,
-    TreeSeqs, WriteStamp,
+    AgentInfo, AgentRuleKey, DirClear, DirKey, InodeKey, KernelOffsets, LeaseEntry, LeaseKey,
+    Masks, ProtectedRule, TreeSeqs, WriteStamp,
 };
 
 use crate::path::Scratch;
@@ -50,6 +50,12 @@ pub static GOV_AGENT_RULES: HashMap<AgentRuleKey, Masks> =
 pub static GOV_WRITE_CACHE: LruHashMap<u64, WriteStamp> =
     LruHashMap::with_max_entries(MAX_WRITE_CACHE, 0);
 
+/// `maps::DIR_CACHE` (`dir_cache.rs`). LRU: a full map evicts, and an evicted directory is
+/// simply walked again.
+#[map]
+pub static GOV_DIR_CACHE: LruHashMap<DirKey, DirClear> =
+    LruHashMap::with_max_entries(MAX_DIR_CACHE, 0);
+
 /// `maps::PATH_SCRATCH`: where `path.rs` assembles an event's path.
 #[map]
 pub static GOV_PATH_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
@@ -70,11 +76,13 @@ pub static GOV_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTE
 #[unsafe(no_mangle)]
 static GOV_OFFSETS: KernelOffsets = KernelOffsets::UNSET;
 
-/// The offsets userspace resolved; read volatile so the compiler cannot fold the zeros above.
+/// The offsets userspace resolved, in place: each field is loaded where it is used. The
+/// reference goes through `black_box`, so the compiler cannot fold the zeros above (the
+/// loader rewrites them before load); a by-value copy would load every field, about fifty,
+/// at every call, once per step of a walk.
 #[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    // SAFETY: reading a static we own; volatile because the loader rewrites it before load.
-    unsafe { core::ptr::read_volatile(&GOV_OFFSETS) }
+pub fn offsets() -> &'static KernelOffsets {
+    core::hint::black_box(&GOV_OFFSETS)
 }
 
 /// `maps::TREE_SEQS_GLOBAL`: set by userspace at load time (read-only afterwards).

@@ -84,20 +84,33 @@ pub fn holds(file: *const u8, now: &WriteStamp) -> bool {
         && instant < kept.not_after_ns
 }
 
-/// Keeps the plain allow a walk that started at `stamp` found for `file`. A full map evicts
-/// its least recently used entry; a failed insert only means the next write walks.
+/// Keeps the plain allow a walk that started at `stamp` found for `file`: in place when the
+/// address has an entry (no allocation), else inserted. A full map evicts its least recently
+/// used entry; a failed insert only means the next write walks.
+///
+/// An in-place store is not atomic, but only `file`'s own writers store there once its open
+/// has cleared the entry ([`forget`]), and each of them stores a plain allow for this same
+/// file, so a reader mixing two of them still sees one.
 #[inline(always)]
 pub fn keep(file: *const u8, stamp: &WriteStamp) {
     let key = file as u64;
-    let _ = maps::GOV_WRITE_CACHE.insert(&key, stamp, 0);
+    match maps::GOV_WRITE_CACHE.get_ptr_mut(&key) {
+        // SAFETY: a pointer to the map value, valid for the program run.
+        Some(kept) => unsafe { *kept = *stamp },
+        None => {
+            let _ = maps::GOV_WRITE_CACHE.insert(&key, stamp, 0);
+        }
+    }
 }
 
-/// Drops any entry at `file`'s address as the file is opened. One lookup for addresses that
-/// have none (every open of every process passes here); the delete only for those that do.
+/// Voids any entry at `file`'s address as the file is opened: one lookup for addresses that
+/// have none (every open of every process passes here), and for those that do, a store that
+/// makes the entry lapse at once (no delete: the slot stays for this file's own [`keep`]).
 #[inline(always)]
 pub fn forget(file: *const u8) {
     let key = file as u64;
-    if maps::GOV_WRITE_CACHE.get_ptr(&key).is_some() {
-        let _ = maps::GOV_WRITE_CACHE.remove(&key);
+    if let Some(kept) = maps::GOV_WRITE_CACHE.get_ptr_mut(&key) {
+        // SAFETY: a pointer to the map value, valid for the program run.
+        unsafe { (*kept).not_after_ns = 0 };
     }
 }

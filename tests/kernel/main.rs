@@ -6,6 +6,7 @@
 mod abstract_unix;
 mod authority;
 mod cgroups;
+mod dir_cache;
 mod event_identity;
 mod file_classes;
 mod file_delete;

@@ -114,7 +114,7 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         mm_struct_arg_start: field(btf, "mm_struct", "arg_start", 8)?,
         mm_struct_arg_end: field(btf, "mm_struct", "arg_end", 8)?,
         valid: 1,
-        _pad: 0,
+        inode_i_generation: field(btf, "inode", "i_generation", 4)?,
     })
 }
 

@@ -1,0 +1,152 @@
+//! Directories known to lie under no protected inode: an agent's file operation in such a
+//! directory checks its target and the directory's entry instead of walking every ancestor
+//! (`file::decide_as`). A walk from a target costs one probe-read chain and one map lookup
+//! per level, eight or more levels for an ordinary path, and agents' creates, unlinks and
+//! write opens each walk.
+//!
+//! What is kept is a fact about a directory's whole way up — through `d_parent` and, at the
+//! root of each mount, on to the mountpoint in the parent mount — not about any class or
+//! agent: *no inode on it is in the protected map at all*. A walk that ends clear without
+//! meeting any protected inode above its target records its target's directory. Then, for a
+//! later operation on an entry of that directory, the walk would give the same plain allow
+//! unless the entry itself is protected, and that is the only inode checked.
+//!
+//! A kept directory stands while nothing the fact rests on can have changed, by the same
+//! rules as the write cache (`write_cache.rs`):
+//! - its way up: both tree sequences (`rename_lock`, `mount_lock`) read before the walk that
+//!   found it, and still the same; and at most `WRITE_CACHE_TTL_NS` old;
+//! - the inodes on the way: a directory has one parent, and it only changes by a rename;
+//! - the protected map: never changed in place (a new policy is a new generation of maps,
+//!   this one included).
+//!
+//! Entries are keyed by the directory's `struct dentry *` and the mount it was reached
+//! through. A dentry can be freed and its memory reused for another directory without either
+//! sequence moving, so an entry also names the directory's inode — its address, number and
+//! generation — and counts only while the dentry still has that very inode: a reused dentry
+//! finds another inode, or one of another number or generation, and the walk runs.
+//!
+//! Both entry points are separate BPF functions taking plain scalars, so every hook that
+//! decides pays their instructions once in the verifier, and their state stays out of the
+//! hooks' frames (6.1 limits a call chain's stack to 512 bytes).
+
+use governor_common::{maps::WRITE_CACHE_TTL_NS, DirClear, DirKey, InodeKey, WriteStamp};
+
+use crate::{
+    maps,
+    vfs::{self, ptr_at, read_into},
+};
+
+/// A directory's inode, as an entry names it.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Identity {
+    inode: u64,
+    ino: u64,
+    generation: u32,
+}
+
+/// Who `dentry`'s inode is now; false if it has none or it cannot be read.
+#[inline(always)]
+fn identity(dentry: *const u8, out: &mut Identity) -> bool {
+    let off = maps::offsets();
+    let inode = ptr_at(dentry, off.dentry_d_inode);
+    if inode.is_null() {
+        return false;
+    }
+    out.inode = inode as u64;
+    read_into(inode, off.inode_i_ino, &mut out.ino)
+        && read_into(inode, off.inode_i_generation, &mut out.generation)
+}
+
+/// `dentry`'s directory, if `dentry` is not the root of its filesystem (a mount root is
+/// walked across its mountpoint, which the cache does not follow).
+#[inline(always)]
+fn directory(dentry: *const u8) -> Option<*const u8> {
+    let parent = ptr_at(dentry, maps::offsets().dentry_d_parent);
+    (!parent.is_null() && parent != dentry).then_some(parent)
+}
+
+/// The two sequences of `stamp` in one scalar, as the functions below take them.
+#[inline(always)]
+pub fn seqs(stamp: &WriteStamp) -> u64 {
+    u64::from(stamp.rename_seq) | u64::from(stamp.mount_seq) << 32
+}
+
+/// Whether the operation on `dentry` (reached through `mnt`, 0 if unknown) is known to be a
+/// plain allow: its directory is kept under the trees as they are (`seqs`, from [`seqs`], and
+/// `not_after_ns` of a stamp taken now), and `dentry` itself is not protected. 1 if so, 0 to
+/// walk.
+#[inline(never)]
+pub fn known_clear(dentry: u64, mnt: u64, seqs: u64, not_after_ns: u64) -> u32 {
+    let dentry = dentry as *const u8;
+    let Some(dir) = directory(dentry) else {
+        return 0;
+    };
+    let key = DirKey {
+        dentry: dir as u64,
+        mnt,
+    };
+    // SAFETY: the value is copied out immediately.
+    let Some(kept) = (unsafe { maps::GOV_DIR_CACHE.get(&key) }).copied() else {
+        return 0;
+    };
+    // `not_after_ns` is this instant plus the TTL: the instant is before `kept`'s end.
+    let instant = not_after_ns - WRITE_CACHE_TTL_NS;
+    if seqs != self::seqs(&kept.stamp) || instant >= kept.stamp.not_after_ns {
+        return 0;
+    }
+    let mut now = Identity::default();
+    let was = Identity {
+        inode: kept.inode,
+        ino: kept.ino,
+        generation: kept.generation,
+    };
+    if !identity(dir, &mut now) || now != was {
+        return 0;
+    }
+    let off = maps::offsets();
+    let inode = ptr_at(dentry, off.dentry_d_inode);
+    if inode.is_null() {
+        // A negative dentry: the name being created. Its directory decides.
+        return 1;
+    }
+    let mut target = InodeKey::default();
+    if !vfs::inode_key_into(off, inode, &mut target) {
+        return 0;
+    }
+    // SAFETY: only the presence is looked at.
+    if unsafe { maps::GOV_PROTECTED.get(&target) }.is_some() {
+        // A rule on the target itself: the walk decides.
+        return 0;
+    }
+    1
+}
+
+/// Keeps the directory of `dentry` (reached through `mnt`): a walk that started at the stamp
+/// (`seqs`, `not_after_ns`) found no protected inode anywhere above `dentry`. A full map
+/// evicts its least recently used entry; a failed insert only means the next walk runs.
+#[inline(never)]
+pub fn remember(dentry: u64, mnt: u64, seqs: u64, not_after_ns: u64) -> u32 {
+    let Some(dir) = directory(dentry as *const u8) else {
+        return 0;
+    };
+    let mut who = Identity::default();
+    if !identity(dir, &mut who) {
+        return 0;
+    }
+    let entry = DirClear {
+        stamp: WriteStamp {
+            rename_seq: seqs as u32,
+            mount_seq: (seqs >> 32) as u32,
+            not_after_ns,
+        },
+        inode: who.inode,
+        ino: who.ino,
+        generation: who.generation,
+        _pad: 0,
+    };
+    let key = DirKey {
+        dentry: dir as u64,
+        mnt,
+    };
+    u32::from(maps::GOV_DIR_CACHE.insert(&key, &entry, 0).is_ok())
+}
