@@ -97,8 +97,11 @@ pub struct Machine<'a> {
     pub cpus: u32,
     /// Extra kernel command-line parameters.
     pub kernel_args: &'a [String],
-    /// Guest clock from the instruction count (`-icount shift=0,sleep=off`, TCG only): one
-    /// guest nanosecond per instruction executed, whatever else the host is doing.
+    /// Guest clock from the instruction count (`-icount shift=0,sleep=on`, TCG only): one
+    /// guest nanosecond per instruction executed, whatever else the host is doing. While
+    /// every vCPU is idle (waiting for the host's virtiofsd, say), guest time runs at real
+    /// speed (`sleep=on`): with `sleep=off` it would leap to the next timer, and a guest
+    /// waiting on a busy host would see its timeouts expire at once.
     pub icount: bool,
 }
 
@@ -120,7 +123,7 @@ pub fn qemu_command(
     let mut c = Command::new("qemu-system-x86_64");
     c.args(accel.qemu_args());
     if icount && accel == Accel::Tcg {
-        c.args(["-icount", "shift=0,sleep=off"]);
+        c.args(["-icount", "shift=0,sleep=on"]);
     }
     c.args(["-smp", &cpus.to_string(), "-m", mem])
         .args(["-nodefaults", "-no-user-config", "-no-reboot"])
