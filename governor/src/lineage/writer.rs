@@ -28,7 +28,7 @@ use rusqlite::{params, Connection, ErrorCode, Transaction};
 
 use super::{
     boot::BootClock,
-    record::{self, EventRow, GapRow, Record},
+    record::{self, EventGroup, EventRow, GapRow, Record},
     schema::{self, SchemaError},
 };
 
@@ -336,6 +336,9 @@ impl Loop {
     }
 
     fn run(&mut self) {
+        // The group INSERT on `self.conn`, prepared at the first group of events; a local, so
+        // that it is finalized before the connection closes (see [`EventGroup`]).
+        let mut group: Option<EventGroup> = None;
         let mut stop_by: Option<Instant> = None;
         loop {
             let stopping = self.closed || self.stop.load(Ordering::Relaxed);
@@ -365,7 +368,7 @@ impl Loop {
                     || !self.gaps.is_empty()
                     || self.dropped.since_ns.is_some())
             {
-                self.write_batch();
+                self.write_batch(&mut group);
             }
             if let Some(by) = stop_by {
                 let idle = self.pending.is_empty() && self.gaps.is_empty();
@@ -486,7 +489,7 @@ impl Loop {
     }
 
     /// Writes gap rows and up to one batch of records in one transaction.
-    fn write_batch(&mut self) {
+    fn write_batch(&mut self, group: &mut Option<EventGroup>) {
         let n = self.pending.len().min(self.options.batch);
         let disk = self.disk_gap();
         #[cfg(test)]
@@ -495,6 +498,7 @@ impl Loop {
         }
         let result = commit(
             &mut self.conn,
+            group,
             self.run,
             self.gaps.iter().chain(&disk).chain(self.pending.range(..n)),
             None,
@@ -505,6 +509,7 @@ impl Loop {
                 let mut refused = Refused::default();
                 commit(
                     &mut self.conn,
+                    group,
                     self.run,
                     self.gaps.iter().chain(&disk).chain(self.pending.range(..n)),
                     Some(&mut refused),
@@ -601,11 +606,13 @@ struct Refused {
     first: String,
 }
 
-/// One transaction: every record of `records`, and the run's commit time. With `refused`,
-/// each record goes in its own savepoint and those the database refuses are left out and
-/// counted there.
+/// One transaction: every record of `records`, and the run's commit time. Runs of events go
+/// in groups through `group` (prepared here on first use; it must be `conn`'s). With
+/// `refused`, each record goes in its own savepoint and those the database refuses are left
+/// out and counted there.
 fn commit<'a>(
     conn: &mut Connection,
+    group: &mut Option<EventGroup>,
     run: Option<i64>,
     records: impl Iterator<Item = &'a Record>,
     mut refused: Option<&mut Refused>,
@@ -620,14 +627,14 @@ fn commit<'a>(
         } else if let Record::Event(e) = r {
             events.push(e);
         } else {
-            record::insert_events(&tx, &events)?;
+            insert_events(&tx, group, &events)?;
             n += events.len() as i64;
             events.clear();
             record::insert(&tx, r)?;
             n += 1;
         }
     }
-    record::insert_events(&tx, &events)?;
+    insert_events(&tx, group, &events)?;
     n += events.len() as i64;
     if let Some(run) = run {
         tx.prepare_cached(
@@ -636,6 +643,18 @@ fn commit<'a>(
         .execute(params![BootClock::now_ns(), n, run])?;
     }
     tx.commit()
+}
+
+/// Writes a run of events, preparing `group` on `tx`'s connection when the run fills one.
+fn insert_events(
+    tx: &Transaction<'_>,
+    group: &mut Option<EventGroup>,
+    events: &[&EventRow],
+) -> rusqlite::Result<()> {
+    if group.is_none() && events.len() >= record::EVENTS_PER_INSERT {
+        *group = Some(EventGroup::prepare(tx)?);
+    }
+    record::insert_events(tx, group.as_mut(), events)
 }
 
 /// Inserts `r` in a savepoint; returns whether it was written (else it is counted refused).
