@@ -29,33 +29,13 @@
 //! decides pays their instructions once in the verifier, and their state stays out of the
 //! hooks' frames (6.1 limits a call chain's stack to 512 bytes).
 
-use governor_common::{maps::WRITE_CACHE_TTL_NS, DirClear, DirKey, InodeKey, WriteStamp};
+use governor_common::{DirClear, DirKey, InodeKey, WriteStamp};
 
 use crate::{
     maps,
-    vfs::{self, ptr_at, read_into},
+    vfs::{self, ptr_at, Identity},
+    write_cache,
 };
-
-/// A directory's inode, as an entry names it.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
-struct Identity {
-    inode: u64,
-    ino: u64,
-    generation: u32,
-}
-
-/// Who `dentry`'s inode is now; false if it has none or it cannot be read.
-#[inline(always)]
-fn identity(dentry: *const u8, out: &mut Identity) -> bool {
-    let off = maps::offsets();
-    let inode = ptr_at(dentry, off.dentry_d_inode);
-    if inode.is_null() {
-        return false;
-    }
-    out.inode = inode as u64;
-    read_into(inode, off.inode_i_ino, &mut out.ino)
-        && read_into(inode, off.inode_i_generation, &mut out.generation)
-}
 
 /// `dentry`'s directory, if `dentry` is not the root of its filesystem (a mount root is
 /// walked across its mountpoint, which the cache does not follow).
@@ -69,6 +49,16 @@ fn directory(dentry: *const u8) -> Option<*const u8> {
 #[inline(always)]
 pub fn seqs(stamp: &WriteStamp) -> u64 {
     u64::from(stamp.rename_seq) | u64::from(stamp.mount_seq) << 32
+}
+
+/// The stamp that [`seqs`] and its end (`not_after_ns`) were taken from.
+#[inline(always)]
+fn unpack(seqs: u64, not_after_ns: u64) -> WriteStamp {
+    WriteStamp {
+        rename_seq: seqs as u32,
+        mount_seq: (seqs >> 32) as u32,
+        not_after_ns,
+    }
 }
 
 /// Whether the operation on `dentry` (reached through `mnt`, 0 if unknown) is known to be a
@@ -89,21 +79,19 @@ pub fn known_clear(dentry: u64, mnt: u64, seqs: u64, not_after_ns: u64) -> u32 {
     let Some(kept) = (unsafe { maps::GOV_DIR_CACHE.get(&key) }).copied() else {
         return 0;
     };
-    // `not_after_ns` is this instant plus the TTL: the instant is before `kept`'s end.
-    let instant = not_after_ns - WRITE_CACHE_TTL_NS;
-    if seqs != self::seqs(&kept.stamp) || instant >= kept.stamp.not_after_ns {
+    if !write_cache::still_holds(&kept.stamp, &unpack(seqs, not_after_ns)) {
         return 0;
     }
+    let off = maps::offsets();
     let mut now = Identity::default();
     let was = Identity {
         inode: kept.inode,
         ino: kept.ino,
         generation: kept.generation,
     };
-    if !identity(dir, &mut now) || now != was {
+    if !vfs::identity_into(off, dir, &mut now) || now != was {
         return 0;
     }
-    let off = maps::offsets();
     let inode = ptr_at(dentry, off.dentry_d_inode);
     if inode.is_null() {
         // A negative dentry: the name being created. Its directory decides.
@@ -130,15 +118,11 @@ pub fn remember(dentry: u64, mnt: u64, seqs: u64, not_after_ns: u64) -> u32 {
         return 0;
     };
     let mut who = Identity::default();
-    if !identity(dir, &mut who) {
+    if !vfs::identity_into(maps::offsets(), dir, &mut who) {
         return 0;
     }
     let entry = DirClear {
-        stamp: WriteStamp {
-            rename_seq: seqs as u32,
-            mount_seq: (seqs >> 32) as u32,
-            not_after_ns,
-        },
+        stamp: unpack(seqs, not_after_ns),
         inode: who.inode,
         ino: who.ino,
         generation: who.generation,

@@ -642,6 +642,16 @@ impl Keep {
         file: core::ptr::null(),
         stamp: None,
     };
+
+    /// A plain allow: the same answer for every agent, and the only one ever kept (for the
+    /// file, when there is one to keep it for). 0, the hook's allow.
+    #[inline(always)]
+    fn plain_allow(&self) -> i32 {
+        if let Some(stamp) = &self.stamp {
+            write_cache::keep(self.file, stamp);
+        }
+        0
+    }
 }
 
 /// What to do with an operation a lease allows.
@@ -674,10 +684,7 @@ fn decide_as(
         let seqs = dir_cache::seqs(now);
         let (dentry, mnt) = (start.dentry as u64, start.mnt as u64);
         if dir_cache::known_clear(dentry, mnt, seqs, now.not_after_ns) != 0 {
-            if let Some(stamp) = &keep.stamp {
-                write_cache::keep(keep.file, stamp);
-            }
-            return 0;
+            return keep.plain_allow();
         }
     }
     let mut w = Walk {
@@ -706,11 +713,6 @@ fn decide_as(
     };
     match w.outcome {
         CLEAR if ran >= 0 => {
-            // No protected inode on the way decides this class for anyone: the same answer
-            // for every agent, and the only one ever kept.
-            if let Some(stamp) = &keep.stamp {
-                write_cache::keep(keep.file, stamp);
-            }
             // None at all above the target: its directory is kept for any class.
             if let (0, Some(now)) = (w.seen, &now) {
                 let seqs = dir_cache::seqs(now);
@@ -721,7 +723,8 @@ fn decide_as(
                     now.not_after_ns,
                 );
             }
-            return 0;
+            // No protected inode on the way decides this class for anyone.
+            return keep.plain_allow();
         }
         PROTECTED => {}
         _ => return unresolved(agent, off, class, Name::Loc(start)),

@@ -162,6 +162,27 @@ pub fn inode_key_into(off: &KernelOffsets, inode: *const u8, key: &mut InodeKey)
     true
 }
 
+/// Which inode a dentry has, precisely enough to tell a reused `struct dentry` from the one
+/// an entry was made for (`dir_cache.rs`): the inode's address, number and generation.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub inode: u64,
+    pub ino: u64,
+    pub generation: u32,
+}
+
+/// Fills `out` with who `dentry`'s inode is now; false if it has none or it cannot be read.
+#[inline(always)]
+pub fn identity_into(off: &KernelOffsets, dentry: *const u8, out: &mut Identity) -> bool {
+    let inode = ptr_at(dentry, off.dentry_d_inode);
+    if inode.is_null() {
+        return false;
+    }
+    out.inode = inode as u64;
+    read_into(inode, off.inode_i_ino, &mut out.ino)
+        && read_into(inode, off.inode_i_generation, &mut out.generation)
+}
+
 /// `inode->i_nlink`: how many names the inode has; 0 for memfd, `O_TMPFILE` and deleted
 /// files. -1 if unreadable.
 #[inline(always)]

@@ -77,7 +77,15 @@ pub fn holds(file: *const u8, now: &WriteStamp) -> bool {
     let Some(kept) = (unsafe { maps::GOV_WRITE_CACHE.get(&key) }).copied() else {
         return false;
     };
-    // `now.not_after_ns` is this instant plus the TTL: the instant is before `kept`'s end.
+    still_holds(&kept, now)
+}
+
+/// Whether what was found under `kept` still stands under `now` (a stamp taken now): both
+/// tree sequences unchanged, and this instant before `kept`'s end. The directory cache
+/// (`dir_cache.rs`) judges its entries by the same rule.
+#[inline(always)]
+pub fn still_holds(kept: &WriteStamp, now: &WriteStamp) -> bool {
+    // `now.not_after_ns` is this instant plus the TTL.
     let instant = now.not_after_ns - WRITE_CACHE_TTL_NS;
     kept.rename_seq == now.rename_seq
         && kept.mount_seq == now.mount_seq

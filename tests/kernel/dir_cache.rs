@@ -7,23 +7,16 @@
 
 use std::path::Path;
 
-use aya::maps::{loaded_maps, HashMap, Map, MapData};
+use aya::maps::{HashMap, MapData};
 use governor_common::{maps, DirClear, DirKey};
 use governor_kernel_tests::{
-    as_host, assert_eperm, assert_ok, policy_denying, require_bpf_lsm, scratch, write, Daemon,
+    as_host, assert_eperm, assert_ok, daemon_map, mount_tmpfs, move_mount, policy_denying,
+    require_bpf_lsm, scratch, unmount, write, Daemon,
 };
 
 /// Entries in the running daemon's `GOV_DIR_CACHE`.
 fn entries() -> usize {
-    let id = loaded_maps()
-        .filter_map(Result::ok)
-        .filter(|m| m.name_as_str() == Some(maps::DIR_CACHE))
-        .map(|m| m.id())
-        .max()
-        .unwrap_or_else(|| panic!("no {} map loaded", maps::DIR_CACHE));
-    let data = MapData::from_id(id).expect("open the directory cache by id");
-    let map: HashMap<MapData, DirKey, DirClear> =
-        HashMap::try_from(Map::from_map_data(data).expect("map type")).expect("a hash map");
+    let map: HashMap<MapData, DirKey, DirClear> = daemon_map(maps::DIR_CACHE);
     map.keys().filter_map(Result::ok).count()
 }
 
@@ -60,10 +53,7 @@ fn lsm_dir_cache_never_outlives_what_it_rests_on() {
     write(&lone, "precious");
     write(&prod.join("keep.txt"), "precious");
     std::fs::create_dir_all(prod.join("mnt")).expect("mkdir prod/mnt");
-    assert_ok(
-        &as_host(&["mount", "-t", "tmpfs", "dc-inner", &s(&free.join("mnt"))]),
-        "mount the tmpfs",
-    );
+    mount_tmpfs("dc-inner", &free.join("mnt"));
     for f in ["m1", "m2"] {
         write(&free.join("mnt").join(f), "junk");
     }
@@ -108,25 +98,14 @@ fn lsm_dir_cache_never_outlives_what_it_rests_on() {
 
     // The mount the kept directory lives on is moved under the protected directory.
     removed(&d, agent, &free.join("mnt/m1"), "rm free/mnt/m1");
-    assert_ok(
-        &as_host(&[
-            "mount",
-            "--move",
-            &s(&free.join("mnt")),
-            &s(&prod.join("mnt")),
-        ]),
-        "host moves the mount into prod",
-    );
+    move_mount(&free.join("mnt"), &prod.join("mnt"));
     refused(
         &d,
         agent,
         &prod.join("mnt/m2"),
         "rm m2 after its mount moved",
     );
-    assert_ok(
-        &as_host(&["umount", &s(&prod.join("mnt"))]),
-        "unmount the tmpfs",
-    );
+    unmount(&prod.join("mnt"));
 
     // The kept directory is removed and a protected one made, perhaps at its very address.
     removed(&d, agent, &free.join("b/f1"), "rm free/b/f1");

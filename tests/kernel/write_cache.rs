@@ -14,11 +14,11 @@ use std::{
     time::Duration,
 };
 
-use aya::maps::{loaded_maps, HashMap, Map, MapData};
+use aya::maps::{HashMap, MapData};
 use governor_common::{maps, Class, WriteStamp};
 use governor_kernel_tests::{
-    as_host, assert_eperm, assert_ok, governor_bin, lease::LeaseMap, policy_denying,
-    require_bpf_lsm, scratch, write, Daemon,
+    as_host, assert_eperm, assert_ok, daemon_map, governor_bin, lease::LeaseMap, mount_tmpfs,
+    move_mount, policy_denying, require_bpf_lsm, scratch, unmount, write, Daemon,
 };
 
 const EPERM: i32 = 1;
@@ -94,14 +94,7 @@ impl Writer {
 
 /// The live `GOV_WRITE_CACHE` map of the running daemon.
 fn cache() -> HashMap<MapData, u64, WriteStamp> {
-    let id = loaded_maps()
-        .filter_map(Result::ok)
-        .filter(|m| m.name_as_str() == Some(maps::WRITE_CACHE))
-        .map(|m| m.id())
-        .max()
-        .unwrap_or_else(|| panic!("no {} map loaded", maps::WRITE_CACHE));
-    let data = MapData::from_id(id).expect("open the write cache by id");
-    HashMap::try_from(Map::from_map_data(data).expect("map type")).expect("a hash map")
+    daemon_map(maps::WRITE_CACHE)
 }
 
 fn entries() -> usize {
@@ -134,10 +127,7 @@ fn lsm_write_cache_is_dropped_when_the_file_moves_under_protection() {
     // A tmpfs on free/mnt, to be moved (as a mount) under prod.
     std::fs::create_dir_all(free.join("mnt")).expect("mkdir mnt");
     std::fs::create_dir_all(prod.join("mnt")).expect("mkdir prod/mnt");
-    assert_ok(
-        &as_host(&["mount", "-t", "tmpfs", "wc-inner", &s(&free.join("mnt"))]),
-        "mount the tmpfs",
-    );
+    mount_tmpfs("wc-inner", &free.join("mnt"));
     write(&free.join("mnt/m.txt"), "junk");
     let agent = "agent-wc";
     let d = Daemon::start(&dir, &policy_denying(agent, "enforce", &prod, "modify"));
@@ -176,21 +166,10 @@ fn lsm_write_cache_is_dropped_when_the_file_moves_under_protection() {
     let mut w = Writer::open(&d.policy, agent, &free.join("mnt/m.txt"));
     assert_eq!(w.write(), Ok(()), "write mnt/m.txt");
     assert_eq!(w.write(), Ok(()), "again, from the cache");
-    assert_ok(
-        &as_host(&[
-            "mount",
-            "--move",
-            &s(&free.join("mnt")),
-            &s(&prod.join("mnt")),
-        ]),
-        "host moves the mount into prod",
-    );
+    move_mount(&free.join("mnt"), &prod.join("mnt"));
     refused(&d, &mut w, "m.txt", "write m.txt after its mount moved");
     w.close();
-    assert_ok(
-        &as_host(&["umount", &s(&prod.join("mnt"))]),
-        "unmount the tmpfs",
-    );
+    unmount(&prod.join("mnt"));
 
     // A file the agent's open just created, renamed into prod afterwards.
     let created = free.join("new.txt");

@@ -5,7 +5,7 @@
 
 use std::{os::unix::fs::MetadataExt, path::Path, time::Duration};
 
-use aya::maps::{loaded_maps, HashMap, Map, MapData};
+use aya::maps::{HashMap, Map, MapData};
 use governor_common::{maps, net, Class, InodeKey, LeaseEntry, LeaseKey};
 
 /// The live `GOV_LEASES` map of the running daemon.
@@ -66,16 +66,8 @@ impl LeaseMap {
 
     /// Opens the newest map named `GOV_LEASES` (the running daemon's).
     pub fn open() -> LeaseMap {
-        let id = loaded_maps()
-            .filter_map(Result::ok)
-            .filter(|m| m.name_as_str() == Some(maps::LEASES))
-            .map(|m| m.id())
-            .max()
-            .unwrap_or_else(|| panic!("no {} map loaded: is the daemon running?", maps::LEASES));
-        let data = MapData::from_id(id).expect("open the lease map by id");
-        let map = Map::from_map_data(data).expect("lease map type");
         LeaseMap {
-            map: HashMap::try_from(map).expect("lease map is a hash map"),
+            map: crate::daemon_map(maps::LEASES),
         }
     }
 

@@ -511,6 +511,47 @@ pub fn as_host_user(uid: u32, gid: u32, cmd: &[&str]) -> Output {
         .expect("spawn command")
 }
 
+/// The running daemon's map named `name` (a `governor_common::maps` constant): the newest
+/// map of that name loaded in the kernel, as a hash map.
+pub fn daemon_map<K: aya::Pod, V: aya::Pod>(
+    name: &str,
+) -> aya::maps::HashMap<aya::maps::MapData, K, V> {
+    use aya::maps::{loaded_maps, HashMap, Map, MapData};
+    let id = loaded_maps()
+        .filter_map(Result::ok)
+        .filter(|m| m.name_as_str() == Some(name))
+        .map(|m| m.id())
+        .max()
+        .unwrap_or_else(|| panic!("no {name} map loaded: is the daemon running?"));
+    let data = MapData::from_id(id).unwrap_or_else(|e| panic!("open {name} by id: {e}"));
+    let map = Map::from_map_data(data).unwrap_or_else(|e| panic!("{name}'s map type: {e}"));
+    HashMap::try_from(map).unwrap_or_else(|e| panic!("{name} is not a hash map: {e}"))
+}
+
+/// Mounts a new tmpfs named `source` on `at`, as a non-agent.
+pub fn mount_tmpfs(source: &str, at: &Path) {
+    let at = at.display().to_string();
+    assert_ok(
+        &as_host(&["mount", "-t", "tmpfs", source, &at]),
+        &format!("mount a tmpfs on {at}"),
+    );
+}
+
+/// Moves the mount on `from` to `to` (`mount --move`), as a non-agent.
+pub fn move_mount(from: &Path, to: &Path) {
+    let (from, to) = (from.display().to_string(), to.display().to_string());
+    assert_ok(
+        &as_host(&["mount", "--move", &from, &to]),
+        &format!("move the mount on {from} to {to}"),
+    );
+}
+
+/// Unmounts `at`, as a non-agent.
+pub fn unmount(at: &Path) {
+    let at = at.display().to_string();
+    assert_ok(&as_host(&["umount", &at]), &format!("unmount {at}"));
+}
+
 /// Asserts that `out` failed with EPERM ("Operation not permitted"; mount(8) words it
 /// "permission denied").
 pub fn assert_eperm(out: &Output, what: &str) {
