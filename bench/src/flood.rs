@@ -120,7 +120,11 @@ fn flood(ctx: &Ctx, root: &Path, policy: &Path, work: &Path, cgroup: &Cgroup) ->
             last_growth = Instant::now();
         }
     }
-    let drained_s = flood_end.elapsed().as_secs_f64();
+    // When the last row came (not when the wait ended: with rows missing, that is `STALL`
+    // later).
+    let drained_s = last_growth
+        .saturating_duration_since(flood_end)
+        .as_secs_f64();
     worker.finish()?;
     // Stopping lets the writer commit its last gap rows.
     daemon.stop()?;
