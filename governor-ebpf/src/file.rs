@@ -8,7 +8,8 @@
 //! cannot finish within `MAX_PATH_DEPTH` steps is denied (fail closed).
 //!
 //! Writes through an open file are decided once per file while nothing the answer rests on
-//! changes (`write_cache`); a file the open itself just created is not walked again at open.
+//! changes (`write_cache`); a file the open itself just created is not walked again at open,
+//! and a create is decided once, by `path_mknod`, not again by `inode_create` (`create`).
 //!
 //! Entry points are thin; each quotes the kernel prototype (identical on 6.1 and 6.12 unless
 //! noted). The last argument of every LSM program is the previous program's verdict, which we
@@ -22,7 +23,7 @@ use governor_common::{
 
 use crate::{
     agent::{self, prior, Agent, Refusal},
-    dir_cache,
+    create, dir_cache,
     emit::{self, Name},
     lease::{self, Held, Verdict},
     maps,
@@ -171,12 +172,11 @@ pub fn path_mknod(ctx: LsmContext) -> i32 {
         }
         // open(O_CREAT) comes here too, with no file type bits: creating a regular file is
         // writing into the directory.
-        let class = if kind == 0 || kind == S_IFREG {
-            Class::Write
+        if kind == 0 || kind == S_IFREG {
+            create_in_dir(&ctx, ctx.arg(1))
         } else {
-            Class::Mknod
-        };
-        in_dir(&ctx, 0, ctx.arg(1), class)
+            in_dir(&ctx, 0, ctx.arg(1), Class::Mknod)
+        }
     })
 }
 
@@ -194,10 +194,11 @@ pub fn path_symlink(ctx: LsmContext) -> i32 {
 }
 
 // int security_inode_create(struct inode *dir, struct dentry *dentry, umode_t mode);
-// (open(O_CREAT) of a new file; no mount is given, so the walk stays within the filesystem)
+// (open(O_CREAT) of a new file, right after `path_mknod`, and stacked filesystems' creates
+// on their lower layer; no mount is given, so the walk stays within the filesystem)
 #[lsm(hook = "inode_create")]
 pub fn inode_create(ctx: LsmContext) -> i32 {
-    prior(&ctx, 3).unwrap_or_else(|| at_dentry(ctx.arg(1), Class::Write))
+    prior(&ctx, 3).unwrap_or_else(|| created(ctx.arg(0), ctx.arg(1)))
 }
 
 // int security_sb_mount(const char *dev_name, const struct path *path, const char *type,
@@ -224,6 +225,43 @@ fn in_dir(ctx: &LsmContext, dir_arg: usize, dentry: *const u8, class: Class) -> 
     let dir: *const u8 = ctx.arg(dir_arg);
     let mnt = vfs::path_loc(&off, dir).map_or(core::ptr::null(), |l| l.mnt);
     decide(&agent, &off, Loc { dentry, mnt }, class)
+}
+
+/// `path_mknod` of a regular file (or `open(O_CREAT)`): writing into the directory, as
+/// [`in_dir`]; an allow is noted for the `inode_create` of the same call (`create.rs`).
+#[inline(always)]
+fn create_in_dir(ctx: &LsmContext, dentry: *const u8) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    let off = maps::offsets();
+    let dir = vfs::path_loc(&off, ctx.arg(0));
+    let mnt = dir.map_or(core::ptr::null(), |l| l.mnt);
+    let verdict = decide(&agent, &off, Loc { dentry, mnt }, Class::Write);
+    if verdict == 0 {
+        if let Some(dir) = dir {
+            create::remember(dentry, vfs::ptr_at(dir.dentry, off.dentry_d_inode));
+        }
+    }
+    verdict
+}
+
+/// `inode_create` of `dentry` in the directory inode `dir`: answered by the `path_mknod`
+/// of the same call when it allowed it (`create.rs`), else decided within the filesystem.
+#[inline(always)]
+fn created(dir: *const u8, dentry: *const u8) -> i32 {
+    let Some(agent) = agent::current() else {
+        return 0;
+    };
+    if create::answered(dentry, dir) {
+        return 0;
+    }
+    let off = maps::offsets();
+    let loc = Loc {
+        dentry,
+        mnt: core::ptr::null(),
+    };
+    decide(&agent, &off, loc, Class::Write)
 }
 
 /// Operation of `class` on the object named by a `struct path *`.

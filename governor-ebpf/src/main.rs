@@ -12,6 +12,7 @@
 
 mod agent;
 mod cgroup;
+mod create;
 mod dir_cache;
 mod emit;
 mod file;

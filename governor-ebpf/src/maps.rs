@@ -15,7 +15,7 @@ use governor_common::{
     Masks, ProtectedRule, TreeSeqs, WriteStamp,
 };
 
-use crate::path::Scratch;
+use crate::{create::Asked, path::Scratch};
 
 /// `maps::AGENTS`
 #[map]
@@ -55,6 +55,10 @@ pub static GOV_WRITE_CACHE: LruHashMap<u64, WriteStamp> =
 #[map]
 pub static GOV_DIR_CACHE: LruHashMap<DirKey, DirClear> =
     LruHashMap::with_max_entries(MAX_DIR_CACHE, 0);
+
+/// `maps::CREATE_ASKED` (`create.rs`).
+#[map]
+pub static GOV_CREATE_ASKED: PerCpuArray<Asked> = PerCpuArray::with_max_entries(1, 0);
 
 /// `maps::PATH_SCRATCH`: where `path.rs` assembles an event's path.
 #[map]

@@ -231,6 +231,26 @@ fn lsm_file_bypasses_are_denied() {
         &as_host(&["mount", "--bind", &p(&dir, "tree/prod"), &bind]),
         "bind mount",
     );
+    // An overlay whose upper layer lies in the protected tree, merged outside it.
+    for d in [
+        "tree/prod/ovl-upper",
+        "tree/prod/ovl-work",
+        "scratch/ovl-lower",
+        "scratch/ovl",
+    ] {
+        std::fs::create_dir_all(dir.join(d)).expect("mkdir overlay dirs");
+    }
+    let merged = p(&dir, "scratch/ovl");
+    let layers = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        p(&dir, "scratch/ovl-lower"),
+        p(&dir, "tree/prod/ovl-upper"),
+        p(&dir, "tree/prod/ovl-work")
+    );
+    assert_ok(
+        &as_host(&["mount", "-t", "overlay", "ovl", "-o", &layers, &merged]),
+        "mount the overlay",
+    );
 
     // A writer that opened its descriptor before the daemon started, in the agent cgroup.
     let go = dir.join("go");
@@ -279,6 +299,14 @@ fn lsm_file_bypasses_are_denied() {
     );
     // On a filesystem mounted inside the protected tree (the walk crosses the mount).
     denied(&d, a, "unlink", &["rm", &p(&dir, "tree/prod/sub/c.txt")]);
+    // Through the overlay: its own create is allowed (nothing protected above the merged
+    // directory), but overlayfs creates the file on the upper layer with `vfs_create()`,
+    // whose `inode_create` finds the protected tree.
+    denied(&d, a, "write", &["touch", &p(&dir, "scratch/ovl/made.txt")]);
+    assert!(!dir.join("tree/prod/ovl-upper/made.txt").exists());
+    let out = as_host(&["touch", &p(&dir, "scratch/ovl/host.txt")]);
+    assert_ok(&out, "the host creates through the overlay");
+    assert!(dir.join("tree/prod/ovl-upper/host.txt").exists());
     assert_eq!(read(&dir, "tree/prod/a.txt"), "precious");
     assert_eq!(read(&dir, "tree/prod/sub/c.txt"), "precious");
 
@@ -301,6 +329,7 @@ fn lsm_file_bypasses_are_denied() {
     );
 
     d.stop();
+    let _ = as_host(&["umount", &merged]);
     let _ = as_host(&["umount", &bind]);
     let _ = as_host(&["umount", &inner]);
 }

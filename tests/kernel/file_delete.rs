@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use governor_kernel_tests::{
-    as_host, assert_eperm, assert_ok, policy, require_bpf_lsm, scratch, write, Daemon,
+    as_host, assert_eperm, assert_ok, policy, policy_denying, require_bpf_lsm, scratch, write,
+    Daemon,
 };
 
 /// A protected tree `prod/` (with a nested file) and an unprotected `scratch/`.
@@ -134,11 +135,27 @@ fn lsm_observe_mode_records_but_allows() {
     require_bpf_lsm();
     let dir = scratch("observe");
     layout(&dir);
-    let d = Daemon::start(&dir, &policy("agent-obs", "observe", &dir.join("prod")));
+    let d = Daemon::start(
+        &dir,
+        &policy_denying("agent-obs", "observe", &dir.join("prod"), "delete, write"),
+    );
     let out = d.as_agent("agent-obs", &["rm", &p(&dir, "prod/db.sqlite")]);
     assert_ok(&out, "observe-mode agent rm");
     assert!(!dir.join("prod/db.sqlite").exists());
     let ev = d.wait_decision("observe-deny", |v| v["name"] == "db.sqlite");
     assert_eq!(ev["decision"], "observe-deny");
     assert_eq!(ev["agent"], "agent-obs");
+
+    // A file made where writes are refused: one would-be deny, recorded once, although
+    // open(O_CREAT) asks both `path_mknod` and `inode_create`.
+    let mark = d.mark();
+    let out = d.as_agent("agent-obs", &["touch", &p(&dir, "prod/made")]);
+    assert_ok(&out, "observe-mode agent touch");
+    assert!(dir.join("prod/made").exists());
+    let ev = d.one_since(mark, "observe-deny create", |v| v["name"] == "made");
+    assert_eq!(
+        (&ev["decision"], &ev["class"]),
+        (&"observe-deny".into(), &"write".into()),
+        "{ev}"
+    );
 }

@@ -191,6 +191,33 @@ fn lsm_leases_grant_exactly_their_scope_until_they_end() {
     );
     assert!(prod.join("empty").is_dir());
 
+    // A file made in a leased directory is one decision, recorded once: open(O_CREAT) asks
+    // both `path_mknod` and `inode_create`, and the second is the same operation.
+    leases.grant(LESSEE, Class::Write, &prod.join("sub"), long, 15);
+    let mark = d.mark();
+    assert_ok(
+        &d.as_agent("lessee", &["touch", &s(&prod.join("sub/made"))]),
+        "touch sub/made, leased",
+    );
+    assert!(prod.join("sub/made").exists());
+    let ev = d.one_since(mark, "lease-allow create sub/made", |v| v["name"] == "made");
+    assert_eq!(
+        (&ev["decision"], &ev["class"], &ev["lease_id"]),
+        (&"lease-allow".into(), &"write".into(), &15.into()),
+        "{ev}"
+    );
+    // ...and without the lease, refused by the first of them, with one event.
+    leases.revoke(LESSEE, Class::Write, &prod.join("sub"));
+    let mark = d.mark();
+    assert_eperm(
+        &d.as_agent("lessee", &["touch", &s(&prod.join("sub/unmade"))]),
+        "touch sub/unmade, lease revoked",
+    );
+    assert!(!prod.join("sub/unmade").exists());
+    d.one_since(mark, "deny create sub/unmade", |v| {
+        v["name"] == "unmade" && v["decision"] == "deny"
+    });
+
     // Revocation blocks at once.
     leases.grant(LESSEE, Class::Write, &prod.join("w"), long, 12);
     let mark = d.mark();

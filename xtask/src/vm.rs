@@ -275,7 +275,8 @@ fn prepare(run: &VmRun) -> Result<Prepared> {
     }
     let mem = normalise_mem(&run.mem)?;
     let kernel = kernels::ensure(run.kernel)?;
-    let modules = modules::resolve(&kernel, &["virtio_pci", "virtiofs"])?;
+    // overlay: the kernel tests' stacked-filesystem case (a create on the upper layer).
+    let modules = modules::resolve(&kernel, &["virtio_pci", "virtiofs", "overlay"])?;
     let (accel, why) = accel::choose(&kernel)?;
     let icount = run.icount && accel == Accel::Tcg;
     if run.icount && !icount {
