@@ -11,6 +11,7 @@ use std::{
     io::{BufRead, BufReader, Write as _},
     path::Path,
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    thread,
     time::Duration,
 };
 
@@ -242,12 +243,13 @@ const HOLDER_FILES: usize = 256;
 /// A freed file's kept answer never reaches a new file at the same address. An agent's
 /// descriptor to `free_file` is kept as a plain allow and closed; a non-agent, ready
 /// beforehand, at once opens `prod_file` (protected) for writing many times, so that one of
-/// those files is very likely allocated where the freed one was. That address's entry must be
-/// void (every open voids the entry at its address), and an agent handed all those
+/// those files is very likely allocated where the freed one was (if none was, it opens them
+/// again a little later: 6.1 frees files after an RCU grace period). That address's entry
+/// must be void (every open voids the entry at its address), and an agent handed all those
 /// descriptors must be refused on every one.
 fn reused_address_finds_nothing(d: &Daemon, agent: &str, free_file: &Path, prod_file: &Path) {
     let holder_py = format!(
-        "import os,sys,subprocess\nsys.stdin.readline()\nfds=[os.open({:?}, os.O_WRONLY|os.O_APPEND) for _ in range({HOLDER_FILES})]\nprint('held',flush=True)\nsys.stdin.readline()\nw='import os,sys\\nn=0\\nfor fd in map(int,sys.argv[1:]):\\n    try: os.write(fd,b\\'x\\')\\n    except OSError as e: n+=e.errno=={EPERM}\\nprint(n,flush=True)'\nsubprocess.run([{:?},'run','--policy',{:?},'--agent',{agent:?},'--','python3','-c',w]+[str(f) for f in fds],pass_fds=fds,check=True)",
+        "import os,sys,subprocess\nfds=[]\nwhile sys.stdin.readline().strip()=='open':\n    for f in fds: os.close(f)\n    fds=[os.open({:?}, os.O_WRONLY|os.O_APPEND) for _ in range({HOLDER_FILES})]\n    print('held',flush=True)\nw='import os,sys\\nn=0\\nfor fd in map(int,sys.argv[1:]):\\n    try: os.write(fd,b\\'x\\')\\n    except OSError as e: n+=e.errno=={EPERM}\\nprint(n,flush=True)'\nsubprocess.run([{:?},'run','--policy',{:?},'--agent',{agent:?},'--','python3','-c',w]+[str(f) for f in fds],pass_fds=fds,check=True)",
         s(prod_file),
         governor_bin().display().to_string(),
         s(&d.policy),
@@ -273,19 +275,33 @@ fn reused_address_finds_nothing(d: &Daemon, agent: &str, free_file: &Path, prod_
         .collect();
     assert!(!kept.is_empty(), "the writer's file was kept");
     w.close();
-    stdin.write_all(b"open\n").expect("holder: open");
+    // 6.12's file slab is type-safe by RCU and hands a freed file out again at once; 6.1
+    // frees it only after an RCU grace period (`call_rcu`). So the holder opens its files
+    // again, a little later each time, until one open has taken a kept address.
     let mut line = String::new();
-    out.read_line(&mut line).expect("holder reply");
-    assert_eq!(
-        line.trim(),
-        "held",
-        "the holder opened {HOLDER_FILES} files"
-    );
-    // An open voids the entry at its address in place (its time is set to 0).
-    let map = cache();
+    let mut voided = false;
+    for attempt in 0..6u64 {
+        stdin.write_all(b"open\n").expect("holder: open");
+        line.clear();
+        out.read_line(&mut line).expect("holder reply");
+        assert_eq!(
+            line.trim(),
+            "held",
+            "the holder opened {HOLDER_FILES} files"
+        );
+        // An open voids the entry at its address in place (its time is set to 0).
+        let map = cache();
+        if kept
+            .iter()
+            .any(|k| map.get(k, 0).map_or(true, |v| v.not_after_ns == 0))
+        {
+            voided = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(100 << attempt));
+    }
     assert!(
-        kept.iter()
-            .any(|k| map.get(k, 0).map_or(true, |v| v.not_after_ns == 0)),
+        voided,
         "no freed file's address was taken by a new open, which would have voided its entry"
     );
     stdin.write_all(b"go\n").expect("holder: go");

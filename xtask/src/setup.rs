@@ -22,8 +22,9 @@ pub const EBPF_PACKAGES: &[&str] = &[
     "libxml2-dev",
 ];
 
-/// Other tools used by the project's scripts and demos.
-pub const MISC_PACKAGES: &[&str] = &["sqlite3"];
+/// Other tools used by the project's scripts, demos and tests (`bpftool`: the kernel tests
+/// list loaded programs with it).
+pub const MISC_PACKAGES: &[&str] = &["sqlite3", "bpftool"];
 
 /// Everything: apt packages, eBPF toolchain and both test kernels.
 pub fn ensure_all() -> Result<()> {
