@@ -2,8 +2,9 @@
 //! ask `security_path_mknod` (with the directory's path, so the walk crosses mounts) and,
 //! a few instructions later in the same call (`may_o_create()`, `do_mknodat()` →
 //! `vfs_create()`), `security_inode_create` for the very same dentry, without a mount.
-//! `inode_create` is hooked for stacked filesystems, which create on their lower layer
-//! through `vfs_create()` alone, with that layer's own dentry and directory.
+//! `inode_create` is hooked for stacked filesystems, which create on the filesystem beneath
+//! (overlayfs: its upper layer) through `vfs_create()` alone, with that filesystem's own
+//! dentry and directory.
 //!
 //! For the same dentry the second ask adds nothing: the walk with a mount first follows
 //! `d_parent` to the filesystem's root, exactly the walk without one, and only then goes on

@@ -195,7 +195,8 @@ pub fn path_symlink(ctx: LsmContext) -> i32 {
 
 // int security_inode_create(struct inode *dir, struct dentry *dentry, umode_t mode);
 // (open(O_CREAT) of a new file, right after `path_mknod`, and stacked filesystems' creates
-// on their lower layer; no mount is given, so the walk stays within the filesystem)
+// on the filesystem beneath (overlayfs: its upper layer); no mount is given, so the walk
+// stays within the filesystem)
 #[lsm(hook = "inode_create")]
 pub fn inode_create(ctx: LsmContext) -> i32 {
     prior(&ctx, 3).unwrap_or_else(|| created(ctx.arg(0), ctx.arg(1)))
