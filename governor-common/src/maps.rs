@@ -157,7 +157,9 @@ const _: () = assert!(core::mem::size_of::<DirKey>() == 16);
 /// ([`WriteStamp`], the same rules as the write cache), and who the directory was then: its
 /// `struct inode *`, inode number and generation. An entry counts only while the stamp holds
 /// and the dentry at the key still has that very inode, so a dentry freed and reused for
-/// another directory finds nothing.
+/// another directory finds nothing. `dev` is the kernel `dev_t` of the directory's
+/// superblock, which every entry of the directory shares (`d_parent` never leaves a
+/// superblock): a target's [`InodeKey`] is `dev` and the target's own inode number.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DirClear {
@@ -165,7 +167,7 @@ pub struct DirClear {
     pub inode: u64,
     pub ino: u64,
     pub generation: u32,
-    pub _pad: u32,
+    pub dev: u32,
 }
 const _: () = assert!(core::mem::size_of::<DirClear>() == 40);
 

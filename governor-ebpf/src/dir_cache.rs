@@ -33,7 +33,7 @@ use governor_common::{DirClear, DirKey, InodeKey, WriteStamp};
 
 use crate::{
     maps,
-    vfs::{self, ptr_at, Identity},
+    vfs::{self, ptr_at, read_into, Identity},
     write_cache,
 };
 
@@ -97,10 +97,12 @@ pub fn known_clear(dentry: u64, mnt: u64, seqs: u64, not_after_ns: u64) -> u32 {
         // A negative dentry: the name being created. Its directory decides.
         return 1;
     }
-    let mut target = InodeKey::default();
-    if !vfs::inode_key_into(off, inode, &mut target) {
+    // The target's superblock is its directory's: only its inode number is read.
+    let mut ino: u64 = 0;
+    if !read_into(inode, off.inode_i_ino, &mut ino) {
         return 0;
     }
+    let target = InodeKey::new(kept.dev, ino);
     // SAFETY: only the presence is looked at.
     if unsafe { maps::GOV_PROTECTED.get(&target) }.is_some() {
         // A rule on the target itself: the walk decides.
@@ -117,16 +119,20 @@ pub fn remember(dentry: u64, mnt: u64, seqs: u64, not_after_ns: u64) -> u32 {
     let Some(dir) = directory(dentry as *const u8) else {
         return 0;
     };
+    let off = maps::offsets();
     let mut who = Identity::default();
-    if !vfs::identity_into(maps::offsets(), dir, &mut who) {
+    if !vfs::identity_into(off, dir, &mut who) {
         return 0;
     }
+    let Some(dev) = vfs::sb_dev(off, who.inode as *const u8) else {
+        return 0;
+    };
     let entry = DirClear {
         stamp: unpack(seqs, not_after_ns),
         inode: who.inode,
         ino: who.ino,
         generation: who.generation,
-        _pad: 0,
+        dev,
     };
     let key = DirKey {
         dentry: dir as u64,

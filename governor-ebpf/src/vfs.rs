@@ -147,6 +147,18 @@ pub fn file_inode(off: &KernelOffsets, file: *const u8) -> *const u8 {
     ptr_at(file, off.file_f_inode)
 }
 
+/// `inode->i_sb->s_dev`, the kernel `dev_t` of the inode's superblock.
+#[inline(always)]
+pub fn sb_dev(off: &KernelOffsets, inode: *const u8) -> Option<u32> {
+    let mut dev: u32 = 0;
+    read_into(
+        ptr_at(inode, off.inode_i_sb),
+        off.super_block_s_dev,
+        &mut dev,
+    )
+    .then_some(dev)
+}
+
 /// Fills `key` with the identity of `inode`; false if it is null or unreadable.
 #[inline(always)]
 pub fn inode_key_into(off: &KernelOffsets, inode: *const u8, key: &mut InodeKey) -> bool {
