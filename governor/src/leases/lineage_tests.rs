@@ -362,13 +362,15 @@ fn revoke_and_expiry_are_recorded_with_who_and_why() {
     assert!(l.detail.as_deref().unwrap_or("").contains("done early"));
     assert!(f.map.lock().expect("map").0.is_empty(), "uninstalled");
 
-    // The authority reads the wall clock: a lease with 1 s left has expired 1.2 s later.
-    let text = f.lease("l-exp", 1, None);
+    // The authority reads the wall clock: a lease ending 2 s after the current whole second
+    // has more than 1 s left now (1 s would leave anything from 0 to 1 s, and a slow submit
+    // saw it expired), and has expired 2.2 s later.
+    let text = f.lease("l-exp", 2, None);
     f.auth.submit(&text, "e.lease", 0).expect("accepted");
     f.drain();
     f.auth.tick();
     assert!(states(&f.drain()).is_empty(), "not expired yet");
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    std::thread::sleep(std::time::Duration::from_millis(2200));
     f.auth.tick();
     let rows = f.drain();
     assert_eq!(states(&rows), ["expired"]);
