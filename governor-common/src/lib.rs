@@ -16,6 +16,7 @@ pub mod maps;
 pub mod net;
 pub mod path;
 pub mod process;
+pub mod programs;
 
 pub use event::{Decision, Event, EventKind, Target, EVENT_VERSION};
 pub use maps::{

@@ -23,51 +23,7 @@ use crate::policy::Compiled;
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/governor"));
 
 /// BPF-LSM programs; each program is named after the hook it attaches to.
-pub const LSM_PROGRAMS: &[&str] = &[
-    "path_unlink",
-    "path_rmdir",
-    "path_rename",
-    "path_truncate",
-    "file_truncate",
-    "file_open",
-    "file_permission",
-    "path_chmod",
-    "path_chown",
-    "path_link",
-    "inode_setxattr",
-    "inode_removexattr",
-    "inode_set_acl",
-    "inode_remove_acl",
-    "path_mknod",
-    "path_mkdir",
-    "path_symlink",
-    "inode_create",
-    "sb_mount",
-    "move_mount",
-    // governor-ebpf/src/task.rs: exec, setid, signal, ptrace
-    "bprm_check_security",
-    "mmap_file",
-    "file_mprotect",
-    "bprm_creds_from_file",
-    "task_fix_setuid",
-    "task_fix_setgid",
-    "task_fix_setgroups",
-    "task_kill",
-    "file_fcntl",
-    "file_ioctl",
-    "file_ioctl_compat",
-    "ptrace_access_check",
-    // governor-ebpf/src/cgroup.rs: cgroup escape
-    "inode_permission",
-    // governor-ebpf/src/host.rs: bpf, kernel modules
-    "bpf",
-    "kernel_module_request",
-    "kernel_read_file",
-    "kernel_load_data",
-    // governor-ebpf/src/ipc.rs: unix-connect
-    "unix_stream_connect",
-    "unix_may_send",
-];
+pub const LSM_PROGRAMS: &[&str] = governor_common::programs::LSM_HOOKS;
 
 /// Raw tracepoint programs that keep every cgroup below an agent cgroup registered as the
 /// agent's (governor-ebpf/src/cgroup.rs); each is named after its tracepoint. They are not
