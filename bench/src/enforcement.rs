@@ -11,6 +11,9 @@
 //! Each caller is a worker process (see `worker.rs`) that sits in its cgroup for the whole
 //! run; the driver stays outside both and starts and stops the daemon.
 //!
+//! Then, without the daemon, the non-agent's loops are timed against empty programs attached
+//! where governor attaches its own (`lsm_floor.rs`): the least any BPF-LSM design costs.
+//!
 //! Every block checks that it measures what it claims: with governor, the agent is refused
 //! the unlink of a protected canary file; without it, the same unlink succeeds (and the canary
 //! is put back), so programs left attached after the daemon stops would fail the run.
@@ -31,6 +34,7 @@ use governor_bench::{
 use crate::{
     bpfstats::{self, StatsOn},
     daemon::Daemon,
+    lsm_floor,
     ops::{Fixture, Op},
     schedule,
     sys::Cgroup,
@@ -170,7 +174,21 @@ fn with_workers(
         host: Worker::start(Who::NonAgent.name(), &cgroups.host, &work, run_timeout)?,
         agent: Worker::start(Who::Agent.name(), &cgroups.agent, &work, run_timeout)?,
     };
-    let rows = measure(ctx, layout, canary, &mut workers)?;
+    let mut rows = measure(ctx, layout, canary, &mut workers)?;
+    // The same loops, at the same batch sizes, as a non-agent with empty programs attached.
+    let floor_cases: Vec<(Op, u64)> = rows
+        .iter()
+        .filter(|r| r.who == Who::NonAgent.name())
+        .filter_map(|r| Some((Op::from_name(&r.op)?, r.iters)))
+        .collect();
+    rows.extend(lsm_floor::run(
+        ctx,
+        &mut workers.host,
+        &mut workers.agent,
+        &cgroups.agent.path(),
+        &floor_cases,
+        TARGET_NON_AGENT_PCT,
+    )?);
     workers.finish()?;
     Ok(rows)
 }

@@ -13,8 +13,10 @@
 
 mod bpfstats;
 mod daemon;
+mod empty_lsm;
 mod enforcement;
 mod flood;
+mod lsm_floor;
 mod ops;
 mod schedule;
 mod sys;
