@@ -30,7 +30,7 @@
 //! Sub-cgroups the agent made (inherited entries) are its to manage, interface files included.
 //!
 //! The kernel asks write permission on an interface file only when it is opened, so a
-//! descriptor a non-agent opened and handed over (SCM_RIGHTS, inheritance, pidfd_getfd)
+//! descriptor a non-agent opened and handed over (inherited, or sent over a unix socket)
 //! would skip the hook. `crate::file` therefore applies the same decision ([`write_on`]) to
 //! every agent write through a file on a cgroup or procfs filesystem (`file_permission`),
 //! and keeps none of those files' answers in `write_cache` (which holds one answer per file

@@ -1,7 +1,9 @@
 //! Agent cgroup subtrees: cgroups an agent (or anyone) creates below an agent cgroup are the
 //! agent's, whether made before or after the daemon started, at any depth; and an agent cannot
 //! move a task into a cgroup outside its agent, by writing `cgroup.procs`/`cgroup.threads`
-//! (opened itself or received) or by `clone3(CLONE_INTO_CGROUP)`.
+//! (opened itself or received) or by `clone3(CLONE_INTO_CGROUP)`; nor control cgroups that
+//! are not its own, through files it opens or descriptors it is handed (procfs files of host
+//! tasks too); nor write anything in a cgroup v1 hierarchy the host mounted.
 
 use std::{
     os::unix::fs::MetadataExt,
