@@ -9,8 +9,8 @@
 //! | setid            | HostDecision   | [`setid`]: which id (or [`SETID_CAPS`]), its new value, and whether by exec |
 //! | bpf              | HostDecision   | the bpf(2) command (`BPF_MAP_CREATE` = 0, ...)        |
 //! | kernel-module    | HostDecision   | how: [`MODULE_VIA_REQUEST`], [`MODULE_VIA_FILE`], [`MODULE_VIA_DATA`] |
-//! | cgroup-escape    | HostDecision   | id of the cgroup whose `cgroup.procs`/`cgroup.threads` was to be written (0: unreadable) |
-//! | cgroup-control   | HostDecision   | id of the cgroup whose interface file was to be written, or in which a cgroup was to be created, removed or renamed (0: unreadable) |
+//! | cgroup-escape    | HostDecision   | id of the cgroup whose `cgroup.procs`/`cgroup.threads` (v1: or `tasks`) was to be written (0: unreadable); [`CGROUP_V1`] on a cgroup v1 hierarchy |
+//! | cgroup-control   | HostDecision   | id of the cgroup whose interface file was to be written, or in which a cgroup was to be created, removed or renamed (0: unreadable); [`CGROUP_V1`] on a cgroup v1 hierarchy |
 //! | unix-connect     | HostDecision   | abstract socket: [`UNIX_ABSTRACT`] and the id of the cgroup the socket was created in (0: unreadable); path sockets are FileDecisions with `detail` 0 |
 //! | tty-inject       | HostDecision   | the ioctl command ([`TIOCSTI`], [`TIOCLINUX`])         |
 //! | kexec            | HostDecision   | how: [`KEXEC_VIA_FILE`], [`KEXEC_VIA_INITRAMFS`], [`KEXEC_VIA_DATA`] |
@@ -35,6 +35,9 @@ pub const MODULE_VIA_DATA: u64 = 3;
 /// Unix-connect flag: the peer is an abstract socket; the low bits are the id of the cgroup
 /// its socket was created in.
 pub const UNIX_ABSTRACT: u64 = 1 << 63;
+/// Cgroup-escape and cgroup-control flag: the cgroup is in a cgroup v1 hierarchy (where
+/// agents may write nothing); the low bits are its id within that hierarchy.
+pub const CGROUP_V1: u64 = 1 << 63;
 /// Kernel image read from a file by kexec_file_load(2) (`READING_KEXEC_IMAGE`).
 pub const KEXEC_VIA_FILE: u64 = 1;
 /// Initramfs read from a file by kexec_file_load(2) (`READING_KEXEC_INITRAMFS`).
@@ -298,6 +301,12 @@ pub fn describe(class: Class, detail: u64) -> alloc::string::String {
             KEXEC_VIA_DATA => "kexec_load".into(),
             _ => format!("kexec ({detail})"),
         },
+        Class::CgroupEscape | Class::CgroupControl if detail & CGROUP_V1 != 0 => {
+            match detail & !CGROUP_V1 {
+                0 => "cgroup v1 (unreadable)".into(),
+                id => format!("cgroup v1 id {id}"),
+            }
+        }
         Class::CgroupEscape | Class::CgroupControl => match detail {
             0 => "cgroup (unreadable)".into(),
             id => format!("cgroup id {id}"),
@@ -335,6 +344,14 @@ mod tests {
         assert_eq!(describe(Class::CgroupEscape, 1), "cgroup id 1");
         assert_eq!(describe(Class::CgroupEscape, 0), "cgroup (unreadable)");
         assert_eq!(describe(Class::CgroupControl, 7), "cgroup id 7");
+        assert_eq!(
+            describe(Class::CgroupControl, CGROUP_V1 | 7),
+            "cgroup v1 id 7"
+        );
+        assert_eq!(
+            describe(Class::CgroupEscape, CGROUP_V1),
+            "cgroup v1 (unreadable)"
+        );
         assert_eq!(
             describe(Class::UnixConnect, UNIX_ABSTRACT | 42),
             "abstract socket of cgroup id 42"

@@ -604,8 +604,11 @@ pub struct KernelOffsets {
     pub valid: u32,
     /// `struct inode::i_generation`
     pub inode_i_generation: u32,
+    /// `struct vfsmount::mnt_sb` (which filesystem an open file is on, one read from the
+    /// mount its path already gives)
+    pub vfsmount_mnt_sb: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 248);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 252);
 
 impl KernelOffsets {
     /// All zero: what the object carries until userspace fills it (`valid == 0`).
@@ -672,6 +675,7 @@ impl KernelOffsets {
         mm_struct_arg_end: 0,
         valid: 0,
         inode_i_generation: 0,
+        vfsmount_mnt_sb: 0,
     };
 }
 

@@ -28,6 +28,19 @@
 //!   cgroups, top included: an agent makes and removes sub-cgroups of its own only.
 //!
 //! Sub-cgroups the agent made (inherited entries) are its to manage, interface files included.
+//!
+//! The kernel asks write permission on an interface file only when it is opened, so a
+//! descriptor a non-agent opened and handed over (inherited, or sent over a unix socket)
+//! would skip the hook. `crate::file` therefore applies the same decision ([`write_on`]) to
+//! every agent write through a file on a cgroup or procfs filesystem (`file_permission`),
+//! and keeps none of those files' answers in `write_cache` (which holds one answer per file
+//! for every agent).
+//!
+//! Cgroup v1 hierarchies the host mounted (agents cannot mount, `sb_mount`) are refused
+//! outright: no agent cgroup is v1, and v1 checks no common ancestor when a pid is written
+//! to `tasks`/`cgroup.procs`. Writing any of their files (`CgroupEscape` for
+//! `tasks`/`cgroup.procs`, `CgroupControl` for the rest) and making or removing cgroups in
+//! them (`CgroupControl`) is refused; reading is not.
 
 use aya_ebpf::{
     helpers::bpf_probe_read_kernel_str_bytes,
@@ -35,6 +48,7 @@ use aya_ebpf::{
     programs::{LsmContext, RawTracePointContext},
 };
 use governor_common::{
+    detail::CGROUP_V1,
     maps::{Counter, AGENT_FLAG_INHERITED, RULE_BUILTIN},
     AgentInfo, Class, EventKind, KernelOffsets, Target,
 };
@@ -48,6 +62,8 @@ use crate::{
 
 /// `CGROUP2_SUPER_MAGIC` (include/uapi/linux/magic.h).
 const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
+/// `CGROUP_SUPER_MAGIC`: a cgroup v1 hierarchy.
+const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
 /// `PROC_SUPER_MAGIC`: write permission on procfs files is decided by `crate::task`.
 const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 const MAY_WRITE: i32 = 0x2;
@@ -57,6 +73,8 @@ const S_IFDIR: u16 = 0o040000;
 /// `cgroup.procs` and `cgroup.threads`, NUL-padded to 16 bytes.
 const PROCS: [u8; 16] = *b"cgroup.procs\0\0\0\0";
 const THREADS: [u8; 16] = *b"cgroup.threads\0\0";
+/// `tasks` (cgroup v1's per-thread `cgroup.procs`), NUL-padded to 16 bytes.
+const TASKS: [u8; 16] = *b"tasks\0\0\0\0\0\0\0\0\0\0\0";
 
 // TRACE_EVENT(cgroup_mkdir, TP_PROTO(struct cgroup *cgrp, const char *path), ...)
 // (include/trace/events/cgroup.h; raw tracepoint arguments are the TP_PROTO arguments)
@@ -127,9 +145,9 @@ fn forget(cgrp: *const u8) {
     }
 }
 
-/// Write permission on `inode`: for a cgroup v2 file or directory, refused to an agent
-/// outside its own cgroups and for the interface files of its top cgroups (see the module
-/// doc); for a procfs file of a task outside the agent, refused (`crate::task::proc_write`).
+/// Write permission on `inode`, asked by the kernel (open for write, mkdir, rmdir, rename,
+/// a pid written to `cgroup.procs`, `clone3(CLONE_INTO_CGROUP)`): decided by [`write_on`]
+/// from the inode's superblock magic.
 #[inline(always)]
 fn cgroup_write(inode: *const u8) -> i32 {
     let Some(agent) = agent::current() else {
@@ -147,47 +165,79 @@ fn cgroup_write(inode: *const u8) -> i32 {
         // Offsets unset or the inode unreadable: whether this moves a task is unknown.
         return refuse(&agent, &off, Class::CgroupEscape, 0, core::ptr::null());
     }
+    write_on(&agent, &off, inode, magic)
+}
+
+/// Whether writes to files of a filesystem with superblock magic `magic` are decided by
+/// [`write_on`]: cgroup v2, cgroup v1 and procfs. The kernel checks write permission on
+/// these files only at open, so a write through a descriptor opened by someone else is
+/// decided again (`crate::file`), and their writes are never kept (`write_cache`).
+#[inline(always)]
+pub fn decides(magic: u64) -> bool {
+    magic == CGROUP2_SUPER_MAGIC || magic == CGROUP_SUPER_MAGIC || magic == PROC_SUPER_MAGIC
+}
+
+/// Write permission on `inode` (whose superblock has `magic`) for `agent`:
+/// - a cgroup v2 file or directory: refused outside the agent's own cgroups and for the
+///   interface files of its top cgroups (see the module doc);
+/// - anything on a cgroup v1 hierarchy: refused. Governor's agent cgroups are v2, so none of
+///   a v1 hierarchy is the agent's, and v1 checks no common ancestor when a pid is written
+///   to its `tasks`/`cgroup.procs` (a root agent could move any task, the daemon into a
+///   freezer for one), nor is `release_agent` anything an agent should set;
+/// - a procfs file of a task outside the agent: refused (`crate::task::proc_write`).
+///
+/// Asked by the kernel's permission check (`inode_permission`) and, for writes through an
+/// open file, by `crate::file` with the file's inode.
+#[inline(always)]
+pub fn write_on(agent: &agent::Agent, off: &KernelOffsets, inode: *const u8, magic: u64) -> i32 {
     if magic == PROC_SUPER_MAGIC {
-        return task::proc_write(&agent, &off, inode);
+        return task::proc_write(agent, off, inode);
     }
-    if magic != CGROUP2_SUPER_MAGIC {
+    let v1 = magic == CGROUP_SUPER_MAGIC;
+    if !v1 && magic != CGROUP2_SUPER_MAGIC {
         return 0;
     }
+    let hierarchy = if v1 { CGROUP_V1 } else { 0 };
     let kn = ptr_at(inode, off.inode_i_private);
     let name = ptr_at(kn, off.kernfs_node_name);
     let mut mode: u16 = 0;
     if !read_into(inode, off.inode_i_mode, &mut mode) {
-        return refuse(&agent, &off, Class::CgroupControl, 0, name);
+        return refuse(agent, off, Class::CgroupControl, hierarchy, name);
     }
     if mode & S_IFMT == S_IFDIR {
         // The cgroup itself: creating, removing or renaming cgroups in it.
-        let id = kn_id(&off, kn);
-        // SAFETY: the value is copied out immediately.
-        return match unsafe { maps::GOV_AGENTS.get(&id) } {
-            Some(info) if info.agent_id == agent.info.agent_id => 0,
-            _ => refuse(&agent, &off, Class::CgroupControl, id, name),
-        };
+        let id = kn_id(off, kn);
+        if !v1 {
+            // SAFETY: the value is copied out immediately.
+            if let Some(info) = unsafe { maps::GOV_AGENTS.get(&id) } {
+                if info.agent_id == agent.info.agent_id {
+                    return 0;
+                }
+            }
+        }
+        return refuse(agent, off, Class::CgroupControl, id | hierarchy, name);
     }
     let mut buf = [0u8; 16];
     // SAFETY: probe read of a kernel string into a buffer we own.
     let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut buf) };
-    let procs = same(&buf, &PROCS) || same(&buf, &THREADS);
+    let procs = same(&buf, &PROCS) || same(&buf, &THREADS) || (v1 && same(&buf, &TASKS));
     let class = if procs {
         Class::CgroupEscape
     } else {
         Class::CgroupControl
     };
-    let id = kn_id(&off, ptr_at(kn, off.kernfs_node_parent));
-    // SAFETY: the value is copied out immediately.
-    match unsafe { maps::GOV_AGENTS.get(&id) } {
-        Some(info)
+    let id = kn_id(off, ptr_at(kn, off.kernfs_node_parent));
+    if !v1 {
+        // SAFETY: the value is copied out immediately.
+        if let Some(info) = unsafe { maps::GOV_AGENTS.get(&id) } {
             if info.agent_id == agent.info.agent_id
-                && (procs || info.flags & AGENT_FLAG_INHERITED != 0) =>
-        {
-            0
+                && (procs || info.flags & AGENT_FLAG_INHERITED != 0)
+            {
+                return 0;
+            }
         }
-        _ => refuse(&agent, &off, class, id, name),
     }
+    refuse(agent, off, class, id | hierarchy, name)
 }
 
 /// Byte-wise equality as two 64-bit compares (no `memcmp` in BPF).
@@ -208,8 +258,8 @@ fn same(a: &[u8; 16], b: &[u8; 16]) -> bool {
     word(a, 0) == word(b, 0) && word(a, 8) == word(b, 8)
 }
 
-/// Refuses a write of `class` on cgroup `cgroup_id` (0: unknown); `name` is the name of the
-/// file or directory written.
+/// Refuses a write of `class` on cgroup `cgroup_id` (0: unknown; with [`CGROUP_V1`] on a v1
+/// hierarchy); `name` is the name of the file or directory written.
 #[inline(always)]
 fn refuse(
     agent: &agent::Agent,

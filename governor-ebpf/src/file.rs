@@ -10,6 +10,9 @@
 //! Writes through an open file are decided once per file while nothing the answer rests on
 //! changes (`write_cache`); a file the open itself just created is not walked again at open,
 //! and a create is decided once, by `path_mknod`, not again by `inode_create` (`create`).
+//! Writes to cgroup and procfs files are decided on every write, as if the writer had
+//! opened the file itself (`cgroup::write_on`): the kernel checks those at open only, and
+//! the descriptor may have been opened by someone else.
 //!
 //! Entry points are thin; each quotes the kernel prototype (identical on 6.1 and 6.12 unless
 //! noted). The last argument of every LSM program is the previous program's verdict, which we
@@ -23,7 +26,7 @@ use governor_common::{
 
 use crate::{
     agent::{self, prior, Agent, Refusal},
-    create, dir_cache,
+    cgroup, create, dir_cache,
     emit::{self, Name},
     lease::{self, Held, Verdict},
     maps,
@@ -293,6 +296,10 @@ fn at_file(file: *const u8, class: Class, leased: Leased) -> i32 {
 
 /// A write (or fallocate) through an open `struct file *`: the answer kept for the file
 /// while it holds (`write_cache`), else a walk, whose plain allow is kept.
+///
+/// A file on a cgroup or procfs filesystem is never kept: the kernel asks write permission
+/// on those at open only, so whoever opened it, the agent writing now is decided as if it
+/// had opened it itself (`cgroup::write_on`), on every write.
 #[inline(always)]
 fn write_through(file: *const u8) -> i32 {
     let Some(agent) = agent::current() else {
@@ -305,19 +312,23 @@ fn write_through(file: *const u8) -> i32 {
         }
     }
     let off = maps::offsets();
-    match vfs::file_loc(&off, file) {
-        // A leased write was recorded when the file was opened; each write(2) under the
-        // lease is only counted, so a long write does not flood the event stream.
-        Some(loc) => decide_as(
-            &agent,
-            &off,
-            loc,
-            Class::Write,
-            Leased::Count,
-            Keep { file, stamp },
-        ),
-        None => unresolved(&agent, &off, Class::Write, Name::None),
-    }
+    let Some(loc) = vfs::file_loc(&off, file) else {
+        return unresolved(&agent, &off, Class::Write, Name::None);
+    };
+    let keep = match vfs::mnt_magic(&off, loc.mnt) {
+        Some(magic) if cgroup::decides(magic) => {
+            let verdict = cgroup::write_on(&agent, &off, vfs::file_inode(&off, file), magic);
+            if verdict != 0 {
+                return verdict;
+            }
+            Keep::NOTHING
+        }
+        Some(_) => Keep { file, stamp },
+        None => return unresolved(&agent, &off, Class::Write, Name::Loc(loc)),
+    };
+    // A leased write was recorded when the file was opened; each write(2) under the lease
+    // is only counted, so a long write does not flood the event stream.
+    decide_as(&agent, &off, loc, Class::Write, Leased::Count, keep)
 }
 
 /// Operation of `class` on a dentry whose mount is not known.
@@ -357,14 +368,21 @@ fn open_for_write(file: *const u8) -> i32 {
     }
     let stamp = write_cache::stamp();
     match vfs::file_loc(&off, file) {
-        Some(loc) => decide_as(
-            &agent,
-            &off,
-            loc,
-            Class::Write,
-            Leased::Record,
-            Keep { file, stamp },
-        ),
+        Some(loc) => {
+            // A cgroup or procfs file is never kept (`write_through`): the next agent to
+            // write through it, perhaps another one it was handed to, is decided again.
+            let stamp = stamp.filter(|_| {
+                vfs::mnt_magic(&off, loc.mnt).is_some_and(|magic| !cgroup::decides(magic))
+            });
+            decide_as(
+                &agent,
+                &off,
+                loc,
+                Class::Write,
+                Leased::Record,
+                Keep { file, stamp },
+            )
+        }
         None => unresolved(&agent, &off, Class::Write, Name::None),
     }
 }

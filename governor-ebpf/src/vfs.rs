@@ -98,6 +98,19 @@ pub fn mnt_root(off: &KernelOffsets, mnt: *const u8) -> *const u8 {
     ptr_at(mnt, off.vfsmount_mnt_root)
 }
 
+/// `mnt->mnt_sb->s_magic` of a `struct vfsmount *`: which kind of filesystem the mount is of;
+/// `None` if unreadable.
+#[inline(always)]
+pub fn mnt_magic(off: &KernelOffsets, mnt: *const u8) -> Option<u64> {
+    let mut magic: u64 = 0;
+    read_into(
+        ptr_at(mnt, off.vfsmount_mnt_sb),
+        off.super_block_s_magic,
+        &mut magic,
+    )
+    .then_some(magic)
+}
+
 /// Copies `dentry->d_name.name` (NUL-terminated) into `buf`.
 #[inline(always)]
 pub fn name(off: &KernelOffsets, dentry: *const u8, buf: &mut [u8]) {

@@ -9,6 +9,12 @@
 //! leases; lease outcomes, refusals and observe-mode allows are never kept, so they are
 //! decided again on every write (leases expire, and a revoked one blocks at once).
 //!
+//! Files on cgroup (v1 and v2) and procfs filesystems are never kept either: what a write
+//! to them may do depends on the agent writing (`cgroup::write_on`), and the kernel checks
+//! it at open only, so a descriptor handed to another agent must be decided again.
+//! `crate::file` reads the filesystem's magic before it keeps anything (at open and on an
+//! uncached write), so a kept entry is never one of those and the lookup here needs no check.
+//!
 //! A kept answer stands while nothing it rests on can have changed:
 //! - the place: every `d_parent` change (rename, exchange, splice of a directory alias, by
 //!   anyone, through any path in the kernel) happens inside the kernel's `rename_lock` write

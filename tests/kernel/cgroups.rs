@@ -1,7 +1,9 @@
 //! Agent cgroup subtrees: cgroups an agent (or anyone) creates below an agent cgroup are the
 //! agent's, whether made before or after the daemon started, at any depth; and an agent cannot
 //! move a task into a cgroup outside its agent, by writing `cgroup.procs`/`cgroup.threads`
-//! (opened itself or received) or by `clone3(CLONE_INTO_CGROUP)`.
+//! (opened itself or received) or by `clone3(CLONE_INTO_CGROUP)`; nor control cgroups that
+//! are not its own, through files it opens or descriptors it is handed (procfs files of host
+//! tasks too); nor write anything in a cgroup v1 hierarchy the host mounted.
 
 use std::{
     os::unix::fs::MetadataExt,
@@ -401,14 +403,23 @@ fn lsm_subcgroups_made_before_the_daemon_are_the_agent() {
 }
 
 /// Acts on cgroups, one argument each: `w:PATH:VALUE` (open for write, write VALUE),
+/// `fd:N:VALUE` (write VALUE through descriptor N, which it was given), `r:PATH` (read),
 /// `mkdir:PATH`, `rmdir:PATH`, `mv:PATH:NEW`. Prints per argument the argument and `ok`,
 /// `open-ERRNO`, `write-ERRNO` or `ERRNO`.
 const CONTROL: &str = r#"
 import errno, os, sys
 def act(arg):
     op, path, *rest = arg.split(":")
+    if op == "fd":
+        try:
+            os.write(int(path), rest[0].encode())
+        except OSError as e:
+            return "write-" + errno.errorcode[e.errno]
+        return "ok"
     try:
-        if op == "w":
+        if op == "r":
+            open(path).read()
+        elif op == "w":
             fd = os.open(path, os.O_WRONLY)
         elif op == "mkdir":
             os.mkdir(path)
@@ -437,15 +448,57 @@ fn read(path: &Path) -> String {
         .to_owned()
 }
 
+/// Opens each argument before `--` for write, as descriptors 20, 21, ..., then executes the
+/// command after `--`, which inherits them: descriptors a non-agent opened, handed down.
+const HAND: &str = r#"
+import os, sys
+i = sys.argv.index("--")
+for n, path in enumerate(sys.argv[1:i]):
+    fd = os.open(path, os.O_WRONLY)
+    os.dup2(fd, 20 + n)
+    os.close(fd)
+os.execvp(sys.argv[i + 1], sys.argv[i + 1:])
+"#;
+
 /// Runs [`CONTROL`] with `args` (as the agent when `agent` is set, else as a plain host
 /// process) and checks each result against `want`.
 fn control(d: &Daemon, agent: Option<&str>, script: &Path, ops: &[(String, &str)]) {
+    control_handed(d, agent, script, &[], ops);
+}
+
+/// [`control`], handed `files` as descriptors 20, 21, ... opened for write by a non-agent
+/// ([`HAND`], which must sit next to `script` as `hand.py`).
+fn control_handed(
+    d: &Daemon,
+    agent: Option<&str>,
+    script: &Path,
+    files: &[PathBuf],
+    ops: &[(String, &str)],
+) {
     let mut cmd = vec!["python3".to_owned(), s(script)];
     cmd.extend(ops.iter().map(|(op, _)| op.clone()));
-    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let out = match agent {
-        Some(agent) => d.as_agent(agent, &cmd),
-        None => as_host(&cmd),
+    let out = if files.is_empty() {
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        match agent {
+            Some(agent) => d.as_agent(agent, &cmd),
+            None => as_host(&cmd),
+        }
+    } else {
+        let mut hand = vec!["python3".to_owned(), s(&script.with_file_name("hand.py"))];
+        hand.extend(files.iter().map(|f| s(f)));
+        hand.push("--".to_owned());
+        if let Some(agent) = agent {
+            hand.extend([s(&governor_bin()), "run".to_owned(), "--policy".to_owned()]);
+            hand.extend([
+                s(&d.policy),
+                "--agent".to_owned(),
+                agent.to_owned(),
+                "--".to_owned(),
+            ]);
+        }
+        hand.extend(cmd);
+        let hand: Vec<&str> = hand.iter().map(String::as_str).collect();
+        as_host(&hand)
     };
     let who = agent.unwrap_or("host");
     let got = lines(&out, who, ops.len());
@@ -636,4 +689,423 @@ fn lsm_agent_cannot_control_cgroups_outside_its_own() {
     std::fs::write(own.join("pids.max"), "max").expect("reset pids.max");
     drop(d);
     remove(&[&child, &outside]);
+}
+
+/// The decisions logged after `mark`, once there are `n` of them (or 5 s passed).
+fn decisions_since(d: &Daemon, mark: usize, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let ev: Vec<Value> = d.decisions().into_iter().skip(mark).collect();
+        if ev.len() >= n || std::time::Instant::now() > deadline {
+            return ev;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Enables the pids controller for the test cgroups, so that `pids.max` exists.
+fn enable_pids() {
+    for parent in [Path::new(CGROUP2), &cg("governor-test")] {
+        let ctl = parent.join("cgroup.subtree_control");
+        if !read(&ctl).split(' ').any(|c| c == "pids") {
+            std::fs::write(&ctl, "+pids").unwrap_or_else(|e| panic!("{}: {e}", ctl.display()));
+        }
+    }
+}
+
+/// Kills and reaps a process on drop, so that its cgroup can be removed even when the test
+/// fails first.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Removes cgroup directories on drop (deepest first), failure or not.
+struct Cgroups(Vec<PathBuf>);
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// Agent A (argv[3]) opens two files (argv[5], argv[6]) for write and sends the descriptors
+/// to agent B (argv[4]) over a socket pair this non-agent made; A writes `3` through the
+/// second before sending it. B writes `7` through each and prints `ok` or `write-ERRNO`.
+/// argv[1], argv[2]: the governor binary and the policy.
+const PASS: &str = r#"
+import subprocess, socket, sys
+gov, pol, a, b, opened, written = sys.argv[1:7]
+RECV = """
+import array, errno, os, socket, sys
+s = socket.socket(fileno=int(sys.argv[1]))
+s.send(b"r")
+for _ in range(2):
+    msg, anc, _, _ = s.recvmsg(1, socket.CMSG_SPACE(4))
+    fd = array.array("i", anc[0][2][:4])[0]
+    try:
+        os.write(fd, b"7")
+        print("ok", flush=True)
+    except OSError as e:
+        print("write-" + errno.errorcode[e.errno], flush=True)
+"""
+SEND = """
+import array, os, socket, sys
+s = socket.socket(fileno=int(sys.argv[1]))
+s.recv(1)
+for path, write_first in ((sys.argv[2], False), (sys.argv[3], True)):
+    fd = os.open(path, os.O_WRONLY)
+    if write_first:
+        os.write(fd, b"3")
+    s.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    os.close(fd)
+"""
+def run(agent, script, *args, **kw):
+    cmd = [gov, "run", "--policy", pol, "--agent", agent, "--", "python3", "-c", script]
+    return subprocess.Popen(cmd + list(args), **kw)
+s1, s2 = socket.socketpair()
+rb = run(b, RECV, str(s2.fileno()), pass_fds=[s2.fileno()], stdout=subprocess.PIPE)
+ra = run(a, SEND, str(s1.fileno()), opened, written, pass_fds=[s1.fileno()])
+s1.close()
+s2.close()
+ra.wait()
+out = rb.communicate()[0]
+sys.stdout.write(out.decode())
+sys.exit(ra.returncode or rb.returncode)
+"#;
+
+#[test]
+fn lsm_agent_cannot_write_cgroup_or_proc_files_through_handed_descriptors() {
+    require_bpf_lsm();
+    let dir = scratch("cg-hand");
+    write(&dir.join("prod/db.sqlite"), "precious");
+    write(&dir.join("control.py"), CONTROL);
+    write(&dir.join("hand.py"), HAND);
+    write(&dir.join("pass.py"), PASS);
+    let script = dir.join("control.py");
+    let agent = "cg-hand";
+    let other = "cg-hand-b";
+    let policy_text = format!(
+        "{}\n[[agents]]\nname = \"{other}\"\ncgroup = \"governor-test/{other}\"\n",
+        policy(agent, "enforce", &dir.join("prod"))
+    );
+    let d = Daemon::start(&dir, &policy_text);
+    let own = cg(&format!("governor-test/{agent}"));
+    let sub = own.join("sub");
+    let outside = cg("governor-test/cg-hand-outside");
+    let child = outside.join("child");
+    // Declared before the sleeper: dropped after it, once the cgroups are empty.
+    let _cgroups = Cgroups(vec![sub.clone(), child.clone(), outside.clone()]);
+    std::fs::create_dir_all(&child).expect("mkdir non-agent cgroups");
+    // Made by the host below the agent's cgroup: the agent's (inherited).
+    std::fs::create_dir_all(&sub).expect("mkdir the agent's sub-cgroup");
+    enable_pids();
+    assert!(
+        outside.join("pids.max").exists() && own.join("pids.max").exists(),
+        "the VM must offer the pids controller"
+    );
+    let mut sleeper = Reaped(spawn_in_cgroup(
+        "governor-test/cg-hand-outside/child",
+        0,
+        0,
+        &["sleep", "300"],
+    ));
+    let oom = PathBuf::from(format!("/proc/{}/oom_score_adj", sleeper.0.id()));
+    let oom_before = read(&oom);
+    let fd = |n: usize, v: &str| format!("fd:{}:{v}", 20 + n);
+
+    // Descriptors a non-agent opened for write, handed to the agent: refused outside its
+    // agent and on its top cgroup, as if it had opened them itself; and a procfs file of a
+    // host task. Its own sub-cgroup's files work.
+    let mark = d.mark();
+    let files = [
+        outside.join("cgroup.freeze"),
+        child.join("cgroup.kill"),
+        outside.join("pids.max"),
+        own.join("cgroup.freeze"),
+        own.join("pids.max"),
+        oom.clone(),
+        sub.join("cgroup.max.descendants"),
+        sub.join("cgroup.freeze"),
+        // Last: were it let through, the agent would be gone.
+        own.join("cgroup.kill"),
+    ];
+    let ops = [
+        (fd(0, "1"), "write-EPERM"),
+        (fd(1, "1"), "write-EPERM"),
+        (fd(2, "1"), "write-EPERM"),
+        (fd(3, "0"), "write-EPERM"),
+        (fd(4, "1000"), "write-EPERM"),
+        (fd(5, "500"), "write-EPERM"),
+        (fd(6, "3"), "ok"),
+        (fd(7, "1"), "ok"),
+        (fd(8, "1"), "write-EPERM"),
+    ];
+    let ops: Vec<(String, &str)> = ops.iter().map(|(o, r)| (o.clone(), *r)).collect();
+    control_handed(&d, Some(agent), &script, &files, &ops);
+    // Nothing changed outside its own sub-cgroup.
+    assert!(
+        matches!(sleeper.0.try_wait(), Ok(None)),
+        "cgroup.kill refused"
+    );
+    assert!(read(&outside.join("cgroup.events")).contains("frozen 0"));
+    assert_eq!(read(&outside.join("pids.max")), "max");
+    assert_eq!(read(&own.join("pids.max")), "max");
+    assert_eq!(read(&oom), oom_before, "the host task's oom_score_adj");
+    assert_eq!(read(&sub.join("cgroup.max.descendants")), "3");
+    assert!(read(&sub.join("cgroup.events")).contains("frozen 1"));
+    // One event per refused write.
+    let events = decisions_since(&d, mark, 7);
+    assert_eq!(events.len(), 7, "{events:#?}");
+    for ev in &events {
+        assert_eq!(ev["decision"], "deny", "{ev}");
+        assert_eq!(ev["agent"], agent, "{ev}");
+        assert_eq!(ev["comm"], "python3", "{ev}");
+    }
+    let control_events = |name: &str, cgroup: &Path| {
+        let what = format!("cgroup id {}", id(cgroup));
+        events
+            .iter()
+            .filter(|v| v["class"] == "cgroup-control" && v["name"] == name && v["what"] == what)
+            .count()
+    };
+    assert_eq!(control_events("cgroup.freeze", &outside), 1, "{events:#?}");
+    assert_eq!(control_events("cgroup.kill", &child), 1, "{events:#?}");
+    assert_eq!(control_events("pids.max", &outside), 1, "{events:#?}");
+    assert_eq!(control_events("cgroup.freeze", &own), 1, "{events:#?}");
+    assert_eq!(control_events("pids.max", &own), 1, "{events:#?}");
+    assert_eq!(control_events("cgroup.kill", &own), 1, "{events:#?}");
+    let ptrace: Vec<&Value> = events.iter().filter(|v| v["class"] == "ptrace").collect();
+    assert_eq!(ptrace.len(), 1, "{events:#?}");
+    assert_eq!(ptrace[0]["what"], "write to /proc/PID", "{}", ptrace[0]);
+    assert_eq!(ptrace[0]["target_pid"], sleeper.0.id(), "{}", ptrace[0]);
+    std::fs::write(sub.join("cgroup.freeze"), "0").expect("thaw the sub-cgroup");
+
+    // A sub-cgroup file the agent opened itself (and wrote through) is no pass for another
+    // agent it hands the descriptor to: nothing about such a file is kept for the next
+    // writer, neither from the open nor from a write.
+    let mark = d.mark();
+    let out = as_host(&[
+        "python3",
+        &s(&dir.join("pass.py")),
+        &s(&governor_bin()),
+        &s(&d.policy),
+        agent,
+        other,
+        &s(&sub.join("cgroup.max.depth")),
+        &s(&sub.join("cgroup.max.descendants")),
+    ]);
+    let got = lines(&out, "agent to agent", 2);
+    assert_eq!(got, [["write-EPERM"], ["write-EPERM"]], "{got:?}");
+    assert_eq!(read(&sub.join("cgroup.max.depth")), "max");
+    assert_eq!(read(&sub.join("cgroup.max.descendants")), "3");
+    let events = decisions_since(&d, mark, 2);
+    assert_eq!(events.len(), 2, "{events:#?}");
+    for ev in &events {
+        assert_eq!(ev["class"], "cgroup-control", "{ev}");
+        assert_eq!(ev["agent"], other, "{ev}");
+        assert_eq!(ev["what"], format!("cgroup id {}", id(&sub)), "{ev}");
+    }
+    let _ = std::fs::remove_dir(cg(&format!("governor-test/{other}")));
+
+    // A non-agent writes through the same kind of descriptors.
+    let mark = d.mark();
+    let files = [
+        outside.join("pids.max"),
+        own.join("pids.max"),
+        oom.clone(),
+        outside.join("cgroup.freeze"),
+        child.join("cgroup.kill"),
+    ];
+    let ops = [
+        (fd(0, "100"), "ok"),
+        (fd(1, "1000"), "ok"),
+        (fd(2, "300"), "ok"),
+        (fd(3, "0"), "ok"),
+        (fd(4, "1"), "ok"),
+    ];
+    let ops: Vec<(String, &str)> = ops.iter().map(|(o, r)| (o.clone(), *r)).collect();
+    control_handed(&d, None, &script, &files, &ops);
+    assert_eq!(read(&outside.join("pids.max")), "100");
+    assert_eq!(read(&own.join("pids.max")), "1000");
+    assert_eq!(read(&oom), "300");
+    let status = sleeper.0.wait().expect("wait for the sleeper");
+    assert!(!status.success(), "killed through cgroup.kill: {status}");
+    d.none_since(mark, "non-agent writes through descriptors");
+    std::fs::write(own.join("pids.max"), "max").expect("reset pids.max");
+}
+
+/// Where the cgroup v1 test mounts its hierarchy (outside the scratch directories, which
+/// tests remove wholesale).
+const V1_MOUNT: &str = "/tmp/governor-test-cgroup-v1";
+
+/// A named cgroup v1 hierarchy with no controllers, mounted by the host; on drop its child
+/// cgroups are removed and it is unmounted, failure or not.
+struct V1Hierarchy {
+    root: PathBuf,
+    children: Vec<PathBuf>,
+}
+
+impl V1Hierarchy {
+    fn mount() -> V1Hierarchy {
+        let root = PathBuf::from(V1_MOUNT);
+        // Left mounted by an interrupted run: start over.
+        let _ = as_host(&["umount", V1_MOUNT]);
+        std::fs::create_dir_all(&root).expect("mkdir the v1 mountpoint");
+        let out = as_host(&[
+            "mount",
+            "-t",
+            "cgroup",
+            "-o",
+            "none,name=govtest",
+            "cgroup",
+            V1_MOUNT,
+        ]);
+        assert!(
+            out.status.success(),
+            "this test needs a kernel that can mount a cgroup v1 hierarchy \
+             (`mount -t cgroup -o none,name=govtest cgroup {V1_MOUNT}` failed: {} {:?})",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        V1Hierarchy {
+            root,
+            children: Vec::new(),
+        }
+    }
+}
+
+impl Drop for V1Hierarchy {
+    fn drop(&mut self) {
+        for c in self.children.iter().rev() {
+            let _ = std::fs::remove_dir(c);
+        }
+        let _ = as_host(&["umount", V1_MOUNT]);
+        let _ = std::fs::remove_dir(&self.root);
+    }
+}
+
+/// The line of `/proc/PID/cgroup` for the `govtest` v1 hierarchy (`N:name=govtest:/PATH`).
+fn v1_line(pid: u32) -> String {
+    let file = format!("/proc/{pid}/cgroup");
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+        .lines()
+        .find(|l| l.contains(":name=govtest:"))
+        .unwrap_or_else(|| panic!("{file} names no govtest hierarchy"))
+        .to_owned()
+}
+
+#[test]
+fn lsm_agent_cannot_write_cgroup_v1_hierarchies() {
+    require_bpf_lsm();
+    let dir = scratch("cg-v1");
+    write(&dir.join("prod/db.sqlite"), "precious");
+    write(&dir.join("control.py"), CONTROL);
+    write(&dir.join("hand.py"), HAND);
+    let script = dir.join("control.py");
+    let agent = "cg-v1";
+    let d = Daemon::start(&dir, &policy(agent, "enforce", &dir.join("prod")));
+    // Declared before the sleeper: dropped after it, once its cgroups are empty.
+    let mut v1 = V1Hierarchy::mount();
+    let root = v1.root.clone();
+    let child = root.join("child");
+    let made = root.join("made");
+    v1.children.extend([child.clone(), made.clone()]);
+    std::fs::create_dir(&child).expect("mkdir a v1 cgroup as the host");
+    let sleeper = Reaped(
+        Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .expect("spawn sleep"),
+    );
+    let pid = sleeper.0.id();
+    let before = v1_line(pid);
+    assert!(before.ends_with(":name=govtest:/"), "{before}");
+    let w = |p: &Path, file: &str, v: &str| format!("w:{}:{v}", p.join(file).display());
+    let on = |op: &str, p: &Path| format!("{op}:{}", p.display());
+    let fd = |n: usize, v: &str| format!("fd:{}:{v}", 20 + n);
+    let pid_s = pid.to_string();
+
+    // The agent (root) may read, but not make or remove cgroups, move any task (the sleeper
+    // here) or write any other file, whether it opens the file or is handed a descriptor.
+    let mark = d.mark();
+    let handed = [
+        child.join("cgroup.procs"),
+        child.join("tasks"),
+        child.join("notify_on_release"),
+    ];
+    let ops = [
+        (on("r", &child.join("cgroup.procs")), "ok"),
+        (on("r", &root.join("tasks")), "ok"),
+        (on("mkdir", &made), "EPERM"),
+        (on("rmdir", &child), "EPERM"),
+        (w(&child, "cgroup.procs", &pid_s), "open-EPERM"),
+        (w(&child, "tasks", &pid_s), "open-EPERM"),
+        (w(&child, "notify_on_release", "1"), "open-EPERM"),
+        (fd(0, &pid_s), "write-EPERM"),
+        (fd(1, &pid_s), "write-EPERM"),
+        (fd(2, "1"), "write-EPERM"),
+    ];
+    let ops: Vec<(String, &str)> = ops.iter().map(|(o, r)| (o.clone(), *r)).collect();
+    control_handed(&d, Some(agent), &script, &handed, &ops);
+    assert_eq!(v1_line(pid), before, "the sleeper was not moved");
+    assert!(child.exists() && !made.exists());
+    assert_eq!(read(&child.join("notify_on_release")), "0");
+    let events = decisions_since(&d, mark, 8);
+    assert_eq!(events.len(), 8, "{events:#?}");
+    for ev in &events {
+        assert_eq!(ev["decision"], "deny", "{ev}");
+        assert_eq!(ev["agent"], agent, "{ev}");
+        assert_eq!(ev["comm"], "python3", "{ev}");
+    }
+    let count = |class: &str, name: &str, cgroup: &Path| {
+        let what = format!("cgroup v1 id {}", id(cgroup));
+        events
+            .iter()
+            .filter(|v| v["class"] == class && v["name"] == name && v["what"] == what)
+            .count()
+    };
+    // mkdir and rmdir write the hierarchy's root directory (its name is empty).
+    assert_eq!(count("cgroup-control", "", &root), 2, "{events:#?}");
+    assert_eq!(
+        count("cgroup-escape", "cgroup.procs", &child),
+        2,
+        "{events:#?}"
+    );
+    assert_eq!(count("cgroup-escape", "tasks", &child), 2, "{events:#?}");
+    assert_eq!(
+        count("cgroup-control", "notify_on_release", &child),
+        2,
+        "{events:#?}"
+    );
+
+    // A non-agent does all of it.
+    let mark = d.mark();
+    let ops = [
+        (on("mkdir", &made), "ok"),
+        (on("rmdir", &made), "ok"),
+        (fd(0, &pid_s), "ok"),
+    ];
+    let ops: Vec<(String, &str)> = ops.iter().map(|(o, r)| (o.clone(), *r)).collect();
+    control_handed(&d, None, &script, &handed[..1], &ops);
+    assert!(
+        v1_line(pid).ends_with(":name=govtest:/child"),
+        "{}",
+        v1_line(pid)
+    );
+    control(
+        &d,
+        None,
+        &script,
+        &[(w(&root, "cgroup.procs", &pid_s), "ok")],
+    );
+    assert_eq!(v1_line(pid), before);
+    d.none_since(mark, "non-agent v1 writes");
 }

@@ -115,6 +115,7 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         mm_struct_arg_end: field(btf, "mm_struct", "arg_end", 8)?,
         valid: 1,
         inode_i_generation: field(btf, "inode", "i_generation", 4)?,
+        vfsmount_mnt_sb: field(btf, "vfsmount", "mnt_sb", 8)?,
     })
 }
 
