@@ -4,9 +4,11 @@
 //!
 //! Offsets are those of the kernel UAPI (`linux/bpf.h`), which only ever appends fields.
 
-use std::{collections::BTreeMap, io};
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
+
+use crate::sys::bpf;
 
 const BPF_PROG_GET_NEXT_ID: i64 = 11;
 const BPF_PROG_GET_FD_BY_ID: i64 = 13;
@@ -25,23 +27,6 @@ const INFO_RUN_CNT: usize = 200;
 
 /// `union bpf_attr`, as 8-byte words (the kernel accepts a shorter, zero-padded one).
 type Attr = [u64; 16];
-
-fn bpf(cmd: i64, attr: &mut Attr) -> io::Result<i64> {
-    // SAFETY: the bpf syscall reads and writes at most size_of::<Attr>() bytes of `attr`.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr.as_mut_ptr(),
-            std::mem::size_of::<Attr>(),
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
 
 /// Statistics stay on while this lives.
 pub struct StatsOn(i32);

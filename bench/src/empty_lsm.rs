@@ -18,6 +18,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 use aya_obj::btf::{Btf, BtfKind};
 
+use crate::sys;
+
 const BPF_PROG_LOAD: i64 = 5;
 const BPF_LINK_CREATE: i64 = 28;
 const BPF_PROG_TYPE_LSM: u32 = 29;
@@ -35,21 +37,11 @@ fn put_u64(attr: &mut Attr, at: usize, v: u64) {
     attr[at..at + 8].copy_from_slice(&v.to_ne_bytes());
 }
 
-fn bpf(cmd: i64, attr: &mut Attr) -> io::Result<OwnedFd> {
-    // SAFETY: the bpf syscall reads at most size_of::<Attr>() bytes of `attr`.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr.as_mut_ptr(),
-            std::mem::size_of::<Attr>(),
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+/// A bpf(2) command that returns a new descriptor.
+fn bpf_fd(cmd: i64, attr: &mut Attr) -> io::Result<OwnedFd> {
+    let fd = sys::bpf(cmd, attr)?;
     // SAFETY: on success PROG_LOAD and LINK_CREATE return a new descriptor we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Where the programs attach.
@@ -117,7 +109,7 @@ impl Kernel {
             put_u32(&mut attr, 0, prog.as_raw_fd() as u32); // prog_fd
             put_u32(&mut attr, 4, target_fd); // target_fd
             put_u32(&mut attr, 8, attach_type); // attach_type
-            let link = bpf(BPF_LINK_CREATE, &mut attr)
+            let link = bpf_fd(BPF_LINK_CREATE, &mut attr)
                 .with_context(|| format!("attaching an empty program to {hook} ({how:?})"))?;
             out.progs.push(prog);
             out.links.push(link);
@@ -148,6 +140,6 @@ fn load(hook: &str, btf_id: u32, attach_type: u32) -> Result<OwnedFd> {
     attr[48..64].copy_from_slice(&name); // prog_name
     put_u32(&mut attr, 68, attach_type); // expected_attach_type
     put_u32(&mut attr, 108, btf_id); // attach_btf_id (in vmlinux: attach_btf_obj_fd 0)
-    bpf(BPF_PROG_LOAD, &mut attr)
+    bpf_fd(BPF_PROG_LOAD, &mut attr)
         .with_context(|| format!("loading an empty BPF-LSM program for {hook}"))
 }

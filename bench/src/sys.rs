@@ -1,7 +1,7 @@
 //! The few system facilities the driver needs: root and BPF-LSM checks, cgroup v2 moves, CPU
 //! pinning, and facts about the machine for the report.
 
-use std::{fs, path::PathBuf};
+use std::{fs, io, path::PathBuf};
 
 use anyhow::{bail, Context, Result};
 
@@ -125,4 +125,23 @@ pub fn cpu_model() -> String {
             })
         })
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The bpf(2) system call with `attr`, a `union bpf_attr` prefix (the kernel accepts a
+/// shorter one, zero-padded beyond what the command uses): its non-negative result.
+pub fn bpf<A>(cmd: i64, attr: &mut A) -> io::Result<i64> {
+    // SAFETY: the kernel reads and writes at most size_of::<A>() bytes at `attr`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            (attr as *mut A).cast::<u8>(),
+            std::mem::size_of::<A>(),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }

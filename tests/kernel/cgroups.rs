@@ -520,13 +520,7 @@ fn lsm_agent_cannot_control_cgroups_outside_its_own() {
     let outside = cg("governor-test/cg-ctl-outside");
     let child = outside.join("child");
     std::fs::create_dir_all(&child).expect("mkdir non-agent cgroups");
-    // The pids controller in the test cgroups, so that `pids.max` exists.
-    for parent in [Path::new(CGROUP2), &cg("governor-test")] {
-        let ctl = parent.join("cgroup.subtree_control");
-        if !read(&ctl).split(' ').any(|c| c == "pids") {
-            std::fs::write(&ctl, "+pids").unwrap_or_else(|e| panic!("{}: {e}", ctl.display()));
-        }
-    }
+    enable_pids();
     assert!(
         outside.join("pids.max").exists() && own.join("pids.max").exists(),
         "the VM must offer the pids controller"
@@ -594,16 +588,7 @@ fn lsm_agent_cannot_control_cgroups_outside_its_own() {
     assert!(!outside.join("new").exists() && !outside.join("moved").exists());
     assert!(!cg("cg-ctl-top").exists());
     // One event per refusal, each naming the cgroup checked.
-    let events: Vec<Value> = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let ev: Vec<Value> = d.decisions().into_iter().skip(mark).collect();
-            if ev.len() >= refused.len() || std::time::Instant::now() > deadline {
-                break ev;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    };
+    let events = decisions_since(&d, mark, refused.len());
     assert_eq!(events.len(), refused.len(), "{events:#?}");
     for ev in &events {
         assert_eq!(ev["class"], "cgroup-control", "{ev}");
