@@ -81,7 +81,6 @@ pub fn answered(dentry: *const u8, dir: *const u8) -> bool {
         || slot.pid_tgid != me
         || slot.dentry != dentry as u64
         || slot.dir != dir as u64
-        || dir.is_null()
     {
         return false;
     }

@@ -226,9 +226,23 @@ fn in_dir(ctx: &LsmContext, dir_arg: usize, dentry: *const u8, class: Class) -> 
         return 0;
     };
     let off = maps::offsets();
-    let dir: *const u8 = ctx.arg(dir_arg);
-    let mnt = vfs::path_loc(&off, dir).map_or(core::ptr::null(), |l| l.mnt);
-    decide(&agent, &off, Loc { dentry, mnt }, class)
+    let (loc, _) = entry_in(ctx, &off, dir_arg, dentry);
+    decide(&agent, &off, loc, class)
+}
+
+/// `dentry` as reached through the directory `struct path *` in argument `dir_arg`, which
+/// supplies the mount (none if unreadable: the walk then stays in the filesystem), and the
+/// directory itself when it could be read.
+#[inline(always)]
+fn entry_in(
+    ctx: &LsmContext,
+    off: &KernelOffsets,
+    dir_arg: usize,
+    dentry: *const u8,
+) -> (Loc, Option<Loc>) {
+    let dir = vfs::path_loc(off, ctx.arg(dir_arg));
+    let mnt = dir.map_or(core::ptr::null(), |l| l.mnt);
+    (Loc { dentry, mnt }, dir)
 }
 
 /// `path_mknod` of a regular file (or `open(O_CREAT)`): writing into the directory, as
@@ -239,9 +253,8 @@ fn create_in_dir(ctx: &LsmContext, dentry: *const u8) -> i32 {
         return 0;
     };
     let off = maps::offsets();
-    let dir = vfs::path_loc(&off, ctx.arg(0));
-    let mnt = dir.map_or(core::ptr::null(), |l| l.mnt);
-    let verdict = decide(&agent, &off, Loc { dentry, mnt }, Class::Write);
+    let (loc, dir) = entry_in(ctx, &off, 0, dentry);
+    let verdict = decide(&agent, &off, loc, Class::Write);
     if verdict == 0 {
         if let Some(dir) = dir {
             create::remember(dentry, vfs::ptr_at(dir.dentry, off.dentry_d_inode));
@@ -260,12 +273,7 @@ fn created(dir: *const u8, dentry: *const u8) -> i32 {
     if create::answered(dentry, dir) {
         return 0;
     }
-    let off = maps::offsets();
-    let loc = Loc {
-        dentry,
-        mnt: core::ptr::null(),
-    };
-    decide(&agent, &off, loc, Class::Write)
+    on_dentry(&agent, dentry, Class::Write)
 }
 
 /// Operation of `class` on the object named by a `struct path *`.
@@ -337,12 +345,18 @@ fn at_dentry(dentry: *const u8, class: Class) -> i32 {
     let Some(agent) = agent::current() else {
         return 0;
     };
+    on_dentry(&agent, dentry, class)
+}
+
+/// [`at_dentry`] for an agent already looked up: the walk stays in the dentry's filesystem.
+#[inline(always)]
+fn on_dentry(agent: &Agent, dentry: *const u8, class: Class) -> i32 {
     let off = maps::offsets();
     let loc = Loc {
         dentry,
         mnt: core::ptr::null(),
     };
-    decide(&agent, &off, loc, class)
+    decide(agent, &off, loc, class)
 }
 
 /// `open()` with write access.
