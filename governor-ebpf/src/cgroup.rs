@@ -57,7 +57,7 @@ use crate::{
     agent::{self, prior, Refusal},
     emit::{self, Name},
     maps, task,
-    vfs::{ptr_at, read_into},
+    vfs::{self, ptr_at, read_into},
 };
 
 /// `CGROUP2_SUPER_MAGIC` (include/uapi/linux/magic.h).
@@ -154,17 +154,15 @@ fn cgroup_write(inode: *const u8) -> i32 {
         return 0;
     };
     let off = maps::offsets();
-    let mut magic: u64 = 0;
-    if off.valid == 0
-        || !read_into(
-            ptr_at(inode, off.inode_i_sb),
-            off.super_block_s_magic,
-            &mut magic,
-        )
-    {
+    let magic = if off.valid == 0 {
+        None
+    } else {
+        vfs::inode_magic(&off, inode)
+    };
+    let Some(magic) = magic else {
         // Offsets unset or the inode unreadable: whether this moves a task is unknown.
         return refuse(&agent, &off, Class::CgroupEscape, 0, core::ptr::null());
-    }
+    };
     write_on(&agent, &off, inode, magic)
 }
 
@@ -198,6 +196,15 @@ pub fn write_on(agent: &agent::Agent, off: &KernelOffsets, inode: *const u8, mag
         return 0;
     }
     let hierarchy = if v1 { CGROUP_V1 } else { 0 };
+    // The agent entry of cgroup `id`; no cgroup of a v1 hierarchy is any agent's.
+    let owner = |id: u64| {
+        if v1 {
+            None
+        } else {
+            // SAFETY: the value is copied out immediately.
+            unsafe { maps::GOV_AGENTS.get(&id) }.copied()
+        }
+    };
     let kn = ptr_at(inode, off.inode_i_private);
     let name = ptr_at(kn, off.kernfs_node_name);
     let mut mode: u16 = 0;
@@ -207,15 +214,10 @@ pub fn write_on(agent: &agent::Agent, off: &KernelOffsets, inode: *const u8, mag
     if mode & S_IFMT == S_IFDIR {
         // The cgroup itself: creating, removing or renaming cgroups in it.
         let id = kn_id(off, kn);
-        if !v1 {
-            // SAFETY: the value is copied out immediately.
-            if let Some(info) = unsafe { maps::GOV_AGENTS.get(&id) } {
-                if info.agent_id == agent.info.agent_id {
-                    return 0;
-                }
-            }
-        }
-        return refuse(agent, off, Class::CgroupControl, id | hierarchy, name);
+        return match owner(id) {
+            Some(info) if info.agent_id == agent.info.agent_id => 0,
+            _ => refuse(agent, off, Class::CgroupControl, id | hierarchy, name),
+        };
     }
     let mut buf = [0u8; 16];
     // SAFETY: probe read of a kernel string into a buffer we own.
@@ -227,17 +229,15 @@ pub fn write_on(agent: &agent::Agent, off: &KernelOffsets, inode: *const u8, mag
         Class::CgroupControl
     };
     let id = kn_id(off, ptr_at(kn, off.kernfs_node_parent));
-    if !v1 {
-        // SAFETY: the value is copied out immediately.
-        if let Some(info) = unsafe { maps::GOV_AGENTS.get(&id) } {
+    match owner(id) {
+        Some(info)
             if info.agent_id == agent.info.agent_id
-                && (procs || info.flags & AGENT_FLAG_INHERITED != 0)
-            {
-                return 0;
-            }
+                && (procs || info.flags & AGENT_FLAG_INHERITED != 0) =>
+        {
+            0
         }
+        _ => refuse(agent, off, class, id | hierarchy, name),
     }
-    refuse(agent, off, class, id | hierarchy, name)
 }
 
 /// Byte-wise equality as two 64-bit compares (no `memcmp` in BPF).

@@ -102,13 +102,20 @@ pub fn mnt_root(off: &KernelOffsets, mnt: *const u8) -> *const u8 {
 /// `None` if unreadable.
 #[inline(always)]
 pub fn mnt_magic(off: &KernelOffsets, mnt: *const u8) -> Option<u64> {
+    sb_magic(off, ptr_at(mnt, off.vfsmount_mnt_sb))
+}
+
+/// `inode->i_sb->s_magic`: which kind of filesystem the inode is on; `None` if unreadable.
+#[inline(always)]
+pub fn inode_magic(off: &KernelOffsets, inode: *const u8) -> Option<u64> {
+    sb_magic(off, ptr_at(inode, off.inode_i_sb))
+}
+
+/// `sb->s_magic` of a `struct super_block *`; `None` if unreadable.
+#[inline(always)]
+fn sb_magic(off: &KernelOffsets, sb: *const u8) -> Option<u64> {
     let mut magic: u64 = 0;
-    read_into(
-        ptr_at(mnt, off.vfsmount_mnt_sb),
-        off.super_block_s_magic,
-        &mut magic,
-    )
-    .then_some(magic)
+    read_into(sb, off.super_block_s_magic, &mut magic).then_some(magic)
 }
 
 /// Copies `dentry->d_name.name` (NUL-terminated) into `buf`.
