@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 
-use crate::sys::bpf;
+use crate::sys::{bpf, BPF_PROG_TYPE_LSM};
 
 const BPF_PROG_GET_NEXT_ID: i64 = 11;
 const BPF_PROG_GET_FD_BY_ID: i64 = 13;
@@ -16,7 +16,6 @@ const BPF_OBJ_GET_INFO_BY_FD: i64 = 15;
 const BPF_ENABLE_STATS: i64 = 32;
 const BPF_STATS_RUN_TIME: u32 = 0;
 const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
-const BPF_PROG_TYPE_LSM: u32 = 29;
 
 /// `struct bpf_prog_info` up to `run_cnt` and a little beyond: 232 bytes on 6.x.
 const INFO_LEN: usize = 232;

@@ -18,11 +18,10 @@ use std::{
 use anyhow::{bail, Context, Result};
 use aya_obj::btf::{Btf, BtfKind};
 
-use crate::sys;
+use crate::sys::{self, BPF_PROG_TYPE_LSM};
 
 const BPF_PROG_LOAD: i64 = 5;
 const BPF_LINK_CREATE: i64 = 28;
-const BPF_PROG_TYPE_LSM: u32 = 29;
 const BPF_LSM_MAC: u32 = 27;
 const BPF_LSM_CGROUP: u32 = 43;
 

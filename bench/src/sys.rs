@@ -127,6 +127,9 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// `BPF_PROG_TYPE_LSM` (linux/bpf.h): the statistics reader lists these, the floor loads them.
+pub const BPF_PROG_TYPE_LSM: u32 = 29;
+
 /// The bpf(2) system call with `attr`, a `union bpf_attr` prefix (the kernel accepts a
 /// shorter one, zero-padded beyond what the command uses): its non-negative result.
 pub fn bpf<A>(cmd: i64, attr: &mut A) -> io::Result<i64> {
