@@ -14,6 +14,14 @@
 //! | unix-connect     | HostDecision   | abstract socket: [`UNIX_ABSTRACT`] and the id of the cgroup the socket was created in (0: unreadable); path sockets are FileDecisions with `detail` 0 |
 //! | tty-inject       | HostDecision   | the ioctl command ([`TIOCSTI`], [`TIOCLINUX`])         |
 //! | kexec            | HostDecision   | how: [`KEXEC_VIA_FILE`], [`KEXEC_VIA_INITRAMFS`], [`KEXEC_VIA_DATA`] |
+//! | mount            | HostDecision, or FileDecision for a mount on a named path | how: [`MOUNT_VIA_MOUNT`], [`MOUNT_VIA_MOVE`], [`MOUNT_VIA_UMOUNT`], [`MOUNT_VIA_FSCONFIG`], [`MOUNT_VIA_REMOUNT`], [`MOUNT_VIA_PIVOT_ROOT`] |
+//! | write            | FileDecision   | 0 for an open or a write(2); [`WRITE_VIA_MMAP`], [`WRITE_VIA_MPROTECT`] for a shared writable mapping |
+//! | chattr           | FileDecision   | the ioctl command ([`FS_IOC_SETFLAGS`], [`FS_IOC_FSSETXATTR`]) |
+//! | settime          | HostDecision   | 0                                                     |
+//! | task-control     | TaskDecision   | how: [`TASK_VIA_NICE`], [`TASK_VIA_SCHEDULER`], [`TASK_VIA_IOPRIO`], [`TASK_VIA_RLIMIT`] (resource in bits 8..16) |
+//! | kernel-tunable   | FileDecision   | the filesystem's magic number (procfs, sysfs, binfmt_misc, ...) |
+//! | raw-device       | FileDecision   | the device number (`major << 20 | minor`) and [`RAW_BLOCK`] for a block device |
+//! | raw-socket       | HostDecision   | the socket's family in bits 32..48, its type in bits 0..32 |
 
 #[cfg(any(test, feature = "user"))]
 use crate::{maps::CredId, Class};
@@ -50,6 +58,44 @@ pub const TIOCSTI: u64 = 0x5412;
 /// `TIOCLINUX` from `<asm-generic/ioctls.h>`: virtual console controls, selection paste
 /// among them.
 pub const TIOCLINUX: u64 = 0x541C;
+
+/// mount(2) (`sb_mount`).
+pub const MOUNT_VIA_MOUNT: u64 = 0;
+/// move_mount(2) or `mount --move` (`move_mount`).
+pub const MOUNT_VIA_MOVE: u64 = 1;
+/// umount2(2), any flags (`sb_umount`).
+pub const MOUNT_VIA_UMOUNT: u64 = 2;
+/// fsconfig(2) setting a parameter of a new or picked filesystem (`fs_context_parse_param`).
+pub const MOUNT_VIA_FSCONFIG: u64 = 3;
+/// A remount of a superblock (`sb_remount`).
+pub const MOUNT_VIA_REMOUNT: u64 = 4;
+/// pivot_root(2) (`sb_pivotroot`).
+pub const MOUNT_VIA_PIVOT_ROOT: u64 = 5;
+
+/// Write through a new shared writable mapping (`mmap(MAP_SHARED, PROT_WRITE)`).
+pub const WRITE_VIA_MMAP: u64 = 1;
+/// Write through an existing shared mapping made writable (`mprotect(PROT_WRITE)`).
+pub const WRITE_VIA_MPROTECT: u64 = 2;
+
+/// `FS_IOC_SETFLAGS` (`chattr`), x86-64 encoding.
+pub const FS_IOC_SETFLAGS: u64 = 0x4008_6602;
+/// `FS_IOC_FSSETXATTR` (`xfs_io chattr`, project ids and the same flags).
+pub const FS_IOC_FSSETXATTR: u64 = 0x401c_5820;
+
+/// setpriority(2) / nice(2) on another task (`task_setnice`).
+pub const TASK_VIA_NICE: u64 = 1;
+/// sched_setscheduler(2), sched_setparam(2), sched_setattr(2), sched_setaffinity(2)
+/// (`task_setscheduler`).
+pub const TASK_VIA_SCHEDULER: u64 = 2;
+/// ioprio_set(2) (`task_setioprio`).
+pub const TASK_VIA_IOPRIO: u64 = 3;
+/// prlimit(2)/setrlimit(2) of another process (`task_setrlimit`); the resource in bits
+/// 8..16.
+pub const TASK_VIA_RLIMIT: u64 = 4;
+
+/// Raw-device flag: a block device (else a character device: `/dev/mem`, `/dev/kmem`,
+/// `/dev/port`).
+pub const RAW_BLOCK: u64 = 1 << 32;
 
 /// Ptrace flag: no access check, a write to a file of the target under `/proc/PID`
 /// (`oom_score_adj`, `attr/*`, `comm`, ...).
@@ -172,6 +218,32 @@ const CAPS: [&str; 41] = [
     "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
+
+/// Resource limit names, indexed by number (`<asm-generic/resource.h>`).
+#[cfg(any(test, feature = "user"))]
+const RLIMITS: [&str; 16] = [
+    "RLIMIT_CPU",
+    "RLIMIT_FSIZE",
+    "RLIMIT_DATA",
+    "RLIMIT_STACK",
+    "RLIMIT_CORE",
+    "RLIMIT_RSS",
+    "RLIMIT_NPROC",
+    "RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK",
+    "RLIMIT_AS",
+    "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE",
+    "RLIMIT_NICE",
+    "RLIMIT_RTPRIO",
+    "RLIMIT_RTTIME",
+];
+
+/// Task-control detail for a resource limit: [`TASK_VIA_RLIMIT`] and the resource.
+pub const fn rlimit(resource: u32) -> u64 {
+    TASK_VIA_RLIMIT | ((resource as u64 & 0xff) << 8)
+}
 
 /// bpf(2) command names, indexed by number.
 #[cfg(any(test, feature = "user"))]
@@ -311,6 +383,77 @@ pub fn describe(class: Class, detail: u64) -> alloc::string::String {
             0 => "cgroup (unreadable)".into(),
             id => format!("cgroup id {id}"),
         },
+        Class::Mount => match detail {
+            MOUNT_VIA_MOUNT => "mount".into(),
+            MOUNT_VIA_MOVE => "move_mount".into(),
+            MOUNT_VIA_UMOUNT => "umount".into(),
+            MOUNT_VIA_FSCONFIG => "fsconfig".into(),
+            MOUNT_VIA_REMOUNT => "remount".into(),
+            MOUNT_VIA_PIVOT_ROOT => "pivot_root".into(),
+            _ => format!("mount ({detail})"),
+        },
+        Class::Write => match detail {
+            0 => "write".into(),
+            WRITE_VIA_MMAP => "mmap MAP_SHARED PROT_WRITE".into(),
+            WRITE_VIA_MPROTECT => "mprotect PROT_WRITE of a shared mapping".into(),
+            _ => format!("write ({detail})"),
+        },
+        Class::Chattr => match detail {
+            FS_IOC_SETFLAGS => "FS_IOC_SETFLAGS".into(),
+            FS_IOC_FSSETXATTR => "FS_IOC_FSSETXATTR".into(),
+            _ => format!("ioctl {detail:#x}"),
+        },
+        Class::TaskControl => match detail & 0xff {
+            TASK_VIA_NICE => "setpriority".into(),
+            TASK_VIA_SCHEDULER => "sched_setscheduler".into(),
+            TASK_VIA_IOPRIO => "ioprio_set".into(),
+            TASK_VIA_RLIMIT => format!(
+                "prlimit {}",
+                RLIMITS
+                    .get(((detail >> 8) & 0xff) as usize)
+                    .map_or_else(|| format!("resource {}", (detail >> 8) & 0xff), |s| (*s).into())
+            ),
+            _ => format!("task control ({detail})"),
+        },
+        Class::KernelTunable => match detail {
+            0x9fa0 => "procfs".into(),
+            0x6265_6572 => "sysfs".into(),
+            0x4249_4e4d => "binfmt_misc".into(),
+            0x6462_6720 => "debugfs".into(),
+            0x7472_6163 => "tracefs".into(),
+            0x7363_6673 => "securityfs".into(),
+            0x6265_6570 => "configfs".into(),
+            0xde5e_81e4 => "efivarfs".into(),
+            0x6165_676c => "pstore".into(),
+            _ => format!("filesystem magic {detail:#x}"),
+        },
+        Class::RawDevice => {
+            let dev = detail as u32;
+            let kind = if detail & RAW_BLOCK != 0 {
+                "block device"
+            } else {
+                "character device"
+            };
+            format!("{kind} {}:{}", dev >> 20, dev & 0xf_ffff)
+        }
+        Class::RawSocket => {
+            let family = (detail >> 32) & 0xffff;
+            let ty = detail as u32 & 0xf;
+            let family = match family {
+                2 => "AF_INET".into(),
+                10 => "AF_INET6".into(),
+                17 => "AF_PACKET".into(),
+                n => format!("family {n}"),
+            };
+            let ty = match ty {
+                1 => "SOCK_STREAM".into(),
+                2 => "SOCK_DGRAM".into(),
+                3 => "SOCK_RAW".into(),
+                5 => "SOCK_SEQPACKET".into(),
+                n => format!("type {n}"),
+            };
+            format!("{family} {ty}")
+        }
         Class::UnixConnect if detail & UNIX_ABSTRACT != 0 => match detail & !UNIX_ABSTRACT {
             0 => "abstract socket of an unreadable cgroup".into(),
             id => format!("abstract socket of cgroup id {id}"),
@@ -390,5 +533,21 @@ mod tests {
             describe(Class::KernelModule, MODULE_VIA_FILE),
             "finit_module"
         );
+        assert_eq!(describe(Class::Mount, MOUNT_VIA_UMOUNT), "umount");
+        assert_eq!(describe(Class::Mount, MOUNT_VIA_MOUNT), "mount");
+        assert_eq!(
+            describe(Class::Write, WRITE_VIA_MMAP),
+            "mmap MAP_SHARED PROT_WRITE"
+        );
+        assert_eq!(describe(Class::Chattr, FS_IOC_SETFLAGS), "FS_IOC_SETFLAGS");
+        assert_eq!(describe(Class::TaskControl, rlimit(0)), "prlimit RLIMIT_CPU");
+        assert_eq!(describe(Class::TaskControl, TASK_VIA_NICE), "setpriority");
+        assert_eq!(describe(Class::KernelTunable, 0x9fa0), "procfs");
+        assert_eq!(
+            describe(Class::RawDevice, RAW_BLOCK | (8 << 20) | 1),
+            "block device 8:1"
+        );
+        assert_eq!(describe(Class::RawDevice, 1 << 20 | 1), "character device 1:1");
+        assert_eq!(describe(Class::RawSocket, 17 << 32 | 3), "AF_PACKET SOCK_RAW");
     }
 }

@@ -105,6 +105,9 @@ pub const AGENT_FLAG_INHERITED: u32 = 4;
 /// Bit in [`AgentInfo::flags`]: the agent may connect and send to abstract unix sockets
 /// created outside its cgroup subtree (`allow_outside_abstract_unix`).
 pub const AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX: u32 = 8;
+/// Bit in [`AgentInfo::flags`]: the agent may create raw and packet sockets
+/// (`allow_raw_sockets`).
+pub const AGENT_FLAG_ALLOW_RAW_SOCKETS: u32 = 16;
 
 /// An agent cgroup, as the kernel sees it.
 #[repr(C)]
@@ -256,11 +259,41 @@ pub enum Class {
     /// Loading a kernel to boot into: kexec_file_load(2) (kernel image, initramfs) and
     /// kexec_load(2).
     Kexec = 25,
+    /// Opening a file or listing a directory (`open(2)` for reading): a path class, decided
+    /// only where a resource names it (`deny = ["read"]`), and always for governor's own
+    /// directories. Not part of `modify`.
+    Read = 26,
+    /// Changing an inode's flags (`chattr`: immutable, append-only, ...) through
+    /// `FS_IOC_SETFLAGS` or `FS_IOC_FSSETXATTR`.
+    Chattr = 27,
+    /// Setting a file's timestamps (`utime(2)`, `utimensat(2)`, `futimens(3)`, `touch -d`).
+    Utimes = 28,
+    /// Setting the system clock (`clock_settime(2)`, `settimeofday(2)`, `adjtimex(2)`,
+    /// `date -s`). Always denied to agents: leases and the lineage keep time by it.
+    Settime = 29,
+    /// Changing how a task outside the agent runs: its nice value, scheduling policy or
+    /// affinity, I/O priority, or resource limits (`setpriority(2)`, `sched_setscheduler(2)`,
+    /// `sched_setaffinity(2)`, `ioprio_set(2)`, `prlimit(2)`). `RLIMIT_CPU` on the daemon
+    /// would have the kernel kill it. Always denied to agents.
+    TaskControl = 30,
+    /// Writing the kernel's own interfaces: tunables (`/proc/sys`, and every procfs file that
+    /// belongs to no task, `/proc/sysrq-trigger` among them), `/sys` attributes, and the
+    /// kernel-interface filesystems (binfmt_misc, debugfs, tracefs, securityfs, configfs,
+    /// efivarfs, pstore). Through them the kernel would run a helper of the agent's choosing
+    /// outside every agent cgroup (`core_pattern`, `modprobe`, `uevent_helper`, binfmt_misc
+    /// interpreters). Always denied to agents.
+    KernelTunable = 31,
+    /// Opening raw storage or memory for writing: block devices, `/dev/mem`, `/dev/kmem`,
+    /// `/dev/port`. They reach the data beneath every file rule. Always denied to agents.
+    RawDevice = 32,
+    /// Creating raw or packet sockets (`SOCK_RAW`, `AF_PACKET`), which send around every
+    /// network rule. Denied to agents unless their policy sets `allow_raw_sockets`.
+    RawSocket = 33,
 }
 
 impl Class {
     /// Every class, in value order.
-    pub const ALL: [Class; 25] = [
+    pub const ALL: [Class; 33] = [
         Self::Unlink,
         Self::Rmdir,
         Self::Rename,
@@ -286,10 +319,27 @@ impl Class {
         Self::CgroupControl,
         Self::TtyInject,
         Self::Kexec,
+        Self::Read,
+        Self::Chattr,
+        Self::Utimes,
+        Self::Settime,
+        Self::TaskControl,
+        Self::KernelTunable,
+        Self::RawDevice,
+        Self::RawSocket,
     ];
 
+    /// The class's bit in the rule masks ([`ProtectedRule`], [`Masks`]): `1 << value`. Only
+    /// classes a rule can decide (file classes, read, unix-connect, exec, network) have one,
+    /// and all of them are below 32; the built-in classes from 32 up are never in a mask,
+    /// and give 0 here.
     pub const fn bit(self) -> u32 {
-        1 << (self as u32)
+        let v = self as u32;
+        if v < 32 {
+            1 << v
+        } else {
+            0
+        }
     }
 
     pub fn from_u32(v: u32) -> Option<Self> {
@@ -323,6 +373,14 @@ impl Class {
             Self::CgroupControl => "cgroup-control",
             Self::TtyInject => "tty-inject",
             Self::Kexec => "kexec",
+            Self::Read => "read",
+            Self::Chattr => "chattr",
+            Self::Utimes => "utimes",
+            Self::Settime => "settime",
+            Self::TaskControl => "task-control",
+            Self::KernelTunable => "kernel-tunable",
+            Self::RawDevice => "raw-device",
+            Self::RawSocket => "raw-socket",
         }
     }
 }
@@ -439,6 +497,9 @@ pub const RULE_FILELESS: u32 = u32::MAX - 2;
 pub const RULE_SELF: u32 = u32::MAX - 3;
 /// Bit added to a `rule_id` when the match was an *ancestor* of the protected path.
 pub const RULE_ANCESTOR_FLAG: u32 = 1 << 30;
+/// Bit added to a `rule_id` when the match was the target's own inode, registered because it
+/// has a name inside the protected path (a hard link), reached through a name outside it.
+pub const RULE_LINKED_FLAG: u32 = 1 << 28;
 /// Bit added to a `[[binaries]]` rule id in [`AGENT_RULES`] keys, so that binaries and
 /// protected paths (numbered independently) never share an agent's decision entry.
 pub const RULE_BINARY_FLAG: u32 = 1 << 29;
@@ -466,8 +527,12 @@ pub enum Counter {
     /// Process-lineage records (fork, exec, exit of agent processes) that could not be put
     /// into the [`PROCS`] ring buffer (full): never silent, always counted.
     ProcsDropped = 7,
+    /// Decision events put into the [`EVENTS`] ring buffer. With what the lineage committed
+    /// from a generation, this tells exactly how many of its events were lost, also when the
+    /// daemon died before it read them.
+    EventsEmitted = 8,
 }
-pub const COUNTER_SLOTS: u32 = 8;
+pub const COUNTER_SLOTS: u32 = 9;
 
 /// Byte offsets of the kernel struct fields the programs read, resolved by userspace from the
 /// running kernel's BTF (Rust eBPF has no CO-RE relocations) and set as a read-only global

@@ -121,6 +121,7 @@ pub fn event(off: &KernelOffsets, d: &Decided, name: Name) {
         describe(ev, target.dentry, target.mnt, s);
     }
     entry.submit(0);
+    count(Counter::EventsEmitted);
 }
 
 /// Fills `name`, `path` and `exe` of the record at `ev`: `name` from the kernel string `s` or

@@ -618,7 +618,15 @@ deny = [{}]
 
 /// The classes of a `[[protect]]` entry that the built-in class table denies when the entry
 /// does not name them (high-risk: irreversible or high blast radius).
-pub const DENIED_BY_DEFAULT: &[&str] = &["unlink", "rmdir", "rename", "truncate", "unix-connect"];
+pub const DENIED_BY_DEFAULT: &[&str] = &[
+    "unlink",
+    "rmdir",
+    "rename",
+    "truncate",
+    "chattr",
+    "utimes",
+    "unix-connect",
+];
 
 /// `DENIED_BY_DEFAULT` minus the classes `denied` covers, quoted and comma-separated: the
 /// `allow` list that keeps a test policy from denying more than it names.

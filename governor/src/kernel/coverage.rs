@@ -218,7 +218,7 @@ mod tests {
             "{msg}"
         );
         assert!(
-            msg.contains(", tty-inject, kexec (BPF-LSM programs)"),
+            msg.contains(", kernel-tunable, raw-device, raw-socket (BPF-LSM programs)"),
             "{msg}"
         );
         assert!(msg.ends_with("BPF-LSM unavailable"), "{msg}");

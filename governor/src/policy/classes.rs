@@ -25,7 +25,11 @@
 //! | exec | irreversible | high | deny |
 //! | connect, send | reversible | medium | allow |
 //! | bind | reversible | low | allow |
-//! | bpf, kernel-module, setid, signal, ptrace, cgroup-escape | irreversible | high | always deny |
+//! | read | reversible | low | allow |
+//! | chattr | reversible | high | deny |
+//! | utimes | irreversible (the old times are gone) | low | deny |
+//! | bpf, kernel-module, setid, signal, ptrace, cgroup-escape, cgroup-control, tty-inject, kexec, settime, task-control, kernel-tunable, raw-device | irreversible | high | always deny |
+//! | raw-socket | irreversible | high | always deny (an agent's `allow_raw_sockets` lifts it) |
 //! | mount | reversible | high | always deny |
 //!
 //! The built-in decision follows from the tags: a class that is irreversible or has a high
@@ -124,7 +128,10 @@ const NAMES: &[(&str, &[Class])] = &[
     ("link", &[Class::Link]),
     ("xattr", &[Class::Xattr]),
     ("mknod", &[Class::Mknod]),
+    ("chattr", &[Class::Chattr]),
+    ("utimes", &[Class::Utimes]),
     ("modify", super::FILE_CLASSES),
+    ("read", &[Class::Read]),
     ("unix-connect", &[Class::UnixConnect]),
     ("exec", &[Class::Exec]),
     ("connect", &[Class::Connect]),
@@ -141,10 +148,16 @@ const NAMES: &[(&str, &[Class])] = &[
     ("cgroup-control", &[Class::CgroupControl]),
     ("tty-inject", &[Class::TtyInject]),
     ("kexec", &[Class::Kexec]),
+    ("settime", &[Class::Settime]),
+    ("task-control", &[Class::TaskControl]),
+    ("kernel-tunable", &[Class::KernelTunable]),
+    ("raw-device", &[Class::RawDevice]),
+    ("raw-socket", &[Class::RawSocket]),
 ];
 
 /// Classes every agent is always denied, whatever the policy says (`RULE_BUILTIN`; making
-/// device nodes is refused the same way, under `mknod`).
+/// device nodes is refused the same way, under `mknod`). An agent's `allow_raw_sockets` is the
+/// one exception: it lifts `raw-socket` for that agent.
 pub const GLOBAL_CLASSES: &[Class] = &[
     Class::Mount,
     Class::Signal,
@@ -156,6 +169,11 @@ pub const GLOBAL_CLASSES: &[Class] = &[
     Class::CgroupControl,
     Class::TtyInject,
     Class::Kexec,
+    Class::Settime,
+    Class::TaskControl,
+    Class::KernelTunable,
+    Class::RawDevice,
+    Class::RawSocket,
 ];
 
 /// The kernel classes a policy class name stands for (`delete` → unlink + rmdir), or `None`
@@ -177,6 +195,9 @@ fn builtin_tags(class: Class) -> (Reversibility, BlastRadius) {
         Class::Unlink | Class::Rmdir | Class::Truncate => (Irreversible, High),
         Class::Rename => (Irreversible, Medium),
         Class::Write | Class::Chmod | Class::Chown | Class::Xattr => (Reversible, Medium),
+        Class::Read => (Reversible, Low),
+        Class::Chattr => (Reversible, High),
+        Class::Utimes => (Irreversible, Low),
         Class::Link | Class::Mknod | Class::Bind => (Reversible, Low),
         Class::UnixConnect => (Reversible, High),
         Class::Exec => (Irreversible, High),
@@ -190,7 +211,12 @@ fn builtin_tags(class: Class) -> (Reversibility, BlastRadius) {
         | Class::CgroupEscape
         | Class::CgroupControl
         | Class::TtyInject
-        | Class::Kexec => (Irreversible, High),
+        | Class::Kexec
+        | Class::Settime
+        | Class::TaskControl
+        | Class::KernelTunable
+        | Class::RawDevice
+        | Class::RawSocket => (Irreversible, High),
     }
 }
 
@@ -220,8 +246,9 @@ pub const MAX_APPROVALS: u32 = 5;
 pub struct ClassTable {
     /// One rule per class name of [`class_names`], in that order (aggregates derived).
     rules: Vec<ClassRule>,
-    /// Classes a `[classes.X]` entry named (for the summary).
-    written: u32,
+    /// Classes a `[classes.X]` entry named (for the summary), one bit per class value
+    /// (`1 << value`: built-in classes go beyond the 32 of [`Class::bit`]).
+    written: u64,
 }
 
 impl Default for ClassTable {
@@ -243,7 +270,7 @@ fn builtin(class: Class) -> ClassRule {
 
 impl ClassTable {
     /// Builds the named rules from one rule per kernel class (in [`Class::ALL`] order).
-    fn from_atomic(atomic: Vec<ClassRule>, written: u32) -> Self {
+    fn from_atomic(atomic: Vec<ClassRule>, written: u64) -> Self {
         let of = |c: &Class| &atomic[Class::ALL.iter().position(|x| x == c).unwrap_or(0)];
         let rules = NAMES
             .iter()
@@ -283,7 +310,7 @@ impl ClassTable {
 
     /// Whether the policy's `[classes]` table named `class`.
     pub fn written(&self, class: Class) -> bool {
-        self.written & class.bit() != 0
+        self.written & (1u64 << class as u32) != 0
     }
 
     /// The classes among `applicable` whose policy-wide decision is `decision`, as a mask.
@@ -319,7 +346,7 @@ impl Validator<'_> {
         raw: BTreeMap<Spanned<String>, Spanned<RawClass>>,
     ) -> (ClassTable, Vec<PendingApprovals>) {
         let mut atomic: Vec<ClassRule> = Class::ALL.iter().map(|&c| builtin(c)).collect();
-        let mut written = 0u32;
+        let mut written = 0u64;
         let mut set_by: Vec<(Class, String)> = Vec::new();
         let mut pending = Vec::new();
         // In file order, so "already set" is reported on the later entry.
@@ -442,7 +469,7 @@ impl Validator<'_> {
                 }
             }
             for m in members {
-                written |= m.bit();
+                written |= 1u64 << *m as u32;
                 let rule = &mut atomic[Class::ALL.iter().position(|c| c == m).unwrap_or(0)];
                 if let Some(r) = reversibility {
                     rule.reversibility = r;

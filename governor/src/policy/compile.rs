@@ -6,7 +6,7 @@ use std::{os::unix::fs::MetadataExt, path::PathBuf};
 use governor_common::{
     maps::{
         Verdict, AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX,
-        AGENT_FLAG_OBSERVE, RULE_BINARY_FLAG, RULE_SELF,
+        AGENT_FLAG_ALLOW_RAW_SOCKETS, AGENT_FLAG_OBSERVE, RULE_BINARY_FLAG, RULE_SELF,
     },
     net::RULE_NET_FLAG,
     AgentInfo, AgentRuleKey, Class, InodeKey, Masks, ProtectedRule,
@@ -315,6 +315,9 @@ pub fn compile(
         if agent.allow_outside_abstract_unix {
             flags |= AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX;
         }
+        if agent.allow_raw_sockets {
+            flags |= AGENT_FLAG_ALLOW_RAW_SOCKETS;
+        }
         agents.push(CompiledAgent {
             name: agent.name.clone(),
             cgroup: agent.cgroup.clone(),
@@ -586,6 +589,8 @@ mod tests {
                 Class::Rmdir,
                 Class::Rename,
                 Class::Truncate,
+                Class::Chattr,
+                Class::Utimes,
                 Class::UnixConnect
             ])
         );

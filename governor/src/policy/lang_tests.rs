@@ -234,7 +234,7 @@ fn class_table_decides_what_an_entry_does_not() {
     );
     let p = parse(&text).expect("valid");
     // No lists: the class table (write leased, rename allowed by the policy; unlink, rmdir,
-    // truncate, unix-connect not mentioned and high-risk, so denied).
+    // truncate, chattr, utimes, unix-connect not mentioned and high-risk, so denied).
     let srv = &p.protected[0].decisions;
     let m = srv.masks();
     assert_eq!(
@@ -243,6 +243,8 @@ fn class_table_decides_what_an_entry_does_not() {
             Class::Unlink,
             Class::Rmdir,
             Class::Truncate,
+            Class::Chattr,
+            Class::Utimes,
             Class::UnixConnect
         ])
     );
@@ -251,7 +253,15 @@ fn class_table_decides_what_an_entry_does_not() {
     // Explicit allow wins for that resource, and stops the walk there.
     let scratch = &p.protected[1].decisions;
     let m = scratch.masks();
-    assert_eq!(m.deny_mask, bits(&[Class::Truncate, Class::UnixConnect]));
+    assert_eq!(
+        m.deny_mask,
+        bits(&[
+            Class::Truncate,
+            Class::Chattr,
+            Class::Utimes,
+            Class::UnixConnect
+        ])
+    );
     assert_eq!(m.lease_mask, 0);
     assert_eq!(
         scratch.allow_mask(),
@@ -312,7 +322,13 @@ fn agent_entries_override_the_class_table() {
     assert_eq!(own.lease_mask, bits(&[Class::Unlink, Class::Rmdir]));
     assert_eq!(
         own.deny_mask,
-        bits(&[Class::Rename, Class::Truncate, Class::UnixConnect])
+        bits(&[
+            Class::Rename,
+            Class::Truncate,
+            Class::Chattr,
+            Class::Utimes,
+            Class::UnixConnect
+        ])
     );
 }
 

@@ -84,6 +84,8 @@ pub struct Agent {
     pub max_lease_ttl: Duration,
     /// May connect and send to abstract unix sockets created outside its cgroup subtree.
     pub allow_outside_abstract_unix: bool,
+    /// May create raw and packet sockets (`SOCK_RAW`, `AF_PACKET`).
+    pub allow_raw_sockets: bool,
 }
 
 /// A protected subtree and the decisions on it.
@@ -106,11 +108,14 @@ const CLASS_NAMES: &[(&str, &[Class])] = &[
     ("link", &[Class::Link]),
     ("xattr", &[Class::Xattr]),
     ("mknod", &[Class::Mknod]),
+    ("chattr", &[Class::Chattr]),
+    ("utimes", &[Class::Utimes]),
     ("modify", FILE_CLASSES),
+    ("read", &[Class::Read]),
     ("unix-connect", &[Class::UnixConnect]),
 ];
 
-/// The classes a `[[protect]]` entry decides: every file class and unix-connect.
+/// The classes a `[[protect]]` entry decides: every file class, read and unix-connect.
 pub const PROTECT_CLASSES: &[Class] = &[
     Class::Unlink,
     Class::Rmdir,
@@ -122,11 +127,14 @@ pub const PROTECT_CLASSES: &[Class] = &[
     Class::Link,
     Class::Xattr,
     Class::Mknod,
+    Class::Chattr,
+    Class::Utimes,
+    Class::Read,
     Class::UnixConnect,
 ];
 
-/// Every class that applies to a protected path ("modify"). `unix-connect` (connecting to
-/// unix sockets bound below the path) is listed on its own.
+/// Every class that changes a protected path ("modify"). `read` and `unix-connect`
+/// (connecting to unix sockets bound below the path) are listed on their own.
 pub const FILE_CLASSES: &[Class] = &[
     Class::Unlink,
     Class::Rmdir,
@@ -138,6 +146,8 @@ pub const FILE_CLASSES: &[Class] = &[
     Class::Link,
     Class::Xattr,
     Class::Mknod,
+    Class::Chattr,
+    Class::Utimes,
 ];
 
 impl Policy {
@@ -393,6 +403,7 @@ impl Validator<'_> {
         let allow_outside_abstract_unix = raw
             .allow_outside_abstract_unix
             .is_some_and(Spanned::into_inner);
+        let allow_raw_sockets = raw.allow_raw_sockets.is_some_and(Spanned::into_inner);
         Agent {
             name,
             cgroup,
@@ -400,6 +411,7 @@ impl Validator<'_> {
             allow_fileless_exec,
             max_lease_ttl,
             allow_outside_abstract_unix,
+            allow_raw_sockets,
         }
     }
 

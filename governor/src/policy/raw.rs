@@ -56,6 +56,8 @@ pub struct RawAgent {
     pub max_lease_ttl: Option<Spanned<String>>,
     #[serde(default)]
     pub allow_outside_abstract_unix: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub allow_raw_sockets: Option<Spanned<bool>>,
 }
 
 /// A list of class names, as written.
