@@ -6,6 +6,12 @@
 pub const AGENTS: &str = "GOV_AGENTS";
 /// Protected inodes: key = [`InodeKey`], value = [`ProtectedRule`].
 pub const PROTECTED: &str = "GOV_PROTECTED";
+/// Inodes protected for a place they have elsewhere: key = [`InodeKey`], value =
+/// [`ProtectedRule`] of the protected inode above that place. A file with a name inside a
+/// protected tree and another outside (a hard link), and the root of a filesystem mounted
+/// inside a protected tree. Filled by the daemon when it loads a policy, and by the kernel
+/// for every link made later; consulted when a walk meets no protected inode.
+pub const LINKED: &str = "GOV_LINKED";
 /// Ancestors of protected inodes: key = [`InodeKey`], value = rule id (u32). Renaming one
 /// would move a protected subtree.
 pub const ANCESTORS: &str = "GOV_ANCESTORS";
@@ -31,6 +37,9 @@ pub const LEASES: &str = "GOV_LEASES";
 /// is tagged by kind: plain for `[[protect]]`, [`RULE_BINARY_FLAG`] for `[[binaries]]`,
 /// [`crate::net::RULE_NET_FLAG`] for `[[network]]`.
 pub const AGENT_RULES: &str = "GOV_AGENT_RULES";
+/// One slot per CPU: the decision a running program settled, until the program emits it at
+/// its end; only the kernel uses it.
+pub const PENDING: &str = "GOV_PENDING";
 /// Per-CPU scratch space (one entry) where the programs assemble the path of an event before
 /// copying it into the ring-buffer record; only the kernel uses it.
 pub const PATH_SCRATCH: &str = "GOV_PATH_SCRATCH";
@@ -59,6 +68,8 @@ pub const MAX_AGENTS: u32 = 1024;
 pub const MAX_AGENT_CGROUPS: u32 = 65_536;
 /// Capacity of [`PROTECTED`].
 pub const MAX_PROTECTED: u32 = 65_536;
+/// Capacity of [`LINKED`].
+pub const MAX_LINKED: u32 = 65_536;
 /// Capacity of [`ANCESTORS`].
 pub const MAX_ANCESTORS: u32 = 65_536;
 /// Capacity of [`BINARIES`].
@@ -145,6 +156,23 @@ pub struct WriteStamp {
     pub not_after_ns: u64,
 }
 const _: () = assert!(core::mem::size_of::<WriteStamp>() == 16);
+
+impl WriteStamp {
+    /// No stamp: the sequences are unknown or a change is in progress, and nothing may be
+    /// kept nor trusted. (The kernel passes this rather than an `Option`, whose `None` has
+    /// an undefined payload the BPF verifier refuses to see copied.)
+    pub const NONE: WriteStamp = WriteStamp {
+        rename_seq: 0,
+        mount_seq: 0,
+        not_after_ns: 0,
+    };
+
+    /// Whether this is a real stamp (not [`WriteStamp::NONE`]).
+    #[inline(always)]
+    pub const fn is_set(&self) -> bool {
+        self.not_after_ns != 0
+    }
+}
 
 /// Key of [`DIR_CACHE`]: a directory's `struct dentry *` and the `struct vfsmount *` it was
 /// reached through (0 when the hook gives no mount; the walk then stays in the filesystem).
@@ -672,8 +700,31 @@ pub struct KernelOffsets {
     /// `struct vfsmount::mnt_sb` (which filesystem an open file is on, one read from the
     /// mount its path already gives)
     pub vfsmount_mnt_sb: u32,
+    /// `struct dentry::d_flags` (`DCACHE_DISCONNECTED`: a dentry the walk cannot place)
+    pub dentry_d_flags: u32,
+    /// `struct inode::i_rdev` (the device a block or character device node stands for)
+    pub inode_i_rdev: u32,
+    /// `struct inode::i_dentry` (the inode's dentries, an `hlist_head`: its first alias)
+    pub inode_i_dentry: u32,
+    /// `struct dentry::d_u.d_alias` (the `hlist_node` linking a dentry into `i_dentry`)
+    pub dentry_d_alias: u32,
+    /// `struct vm_area_struct::vm_flags` (`VM_SHARED`, `VM_WRITE`)
+    pub vm_area_struct_vm_flags: u32,
+    /// `struct file::f_flags` (the open flags, `__FMODE_EXEC` among them)
+    pub file_f_flags: u32,
+    /// `struct iattr::ia_valid` (which attributes a setattr changes)
+    pub iattr_ia_valid: u32,
+    /// `struct sock::__sk_common.skc_family` (a `u16`)
+    pub sock_sk_family: u32,
+    /// `struct unix_sock::peer` (the socket a connected unix socket talks to)
+    pub unix_sock_peer: u32,
+    /// `struct file::private_data` (a socket file's `struct socket`)
+    pub file_private_data: u32,
+    /// Non-zero when `security_inode_setattr` takes the mount's idmap first (6.3 and later:
+    /// `(idmap, dentry, attr)`); zero for `(dentry, attr)` (6.1). From the hook's BTF.
+    pub inode_setattr_idmap: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 252);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 296);
 
 impl KernelOffsets {
     /// All zero: what the object carries until userspace fills it (`valid == 0`).
@@ -741,6 +792,17 @@ impl KernelOffsets {
         valid: 0,
         inode_i_generation: 0,
         vfsmount_mnt_sb: 0,
+        dentry_d_flags: 0,
+        inode_i_rdev: 0,
+        inode_i_dentry: 0,
+        dentry_d_alias: 0,
+        vm_area_struct_vm_flags: 0,
+        file_f_flags: 0,
+        iattr_ia_valid: 0,
+        sock_sk_family: 0,
+        unix_sock_peer: 0,
+        file_private_data: 0,
+        inode_setattr_idmap: 0,
     };
 }
 

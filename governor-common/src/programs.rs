@@ -24,29 +24,48 @@ pub const LSM_HOOKS: &[&str] = &[
     "path_mkdir",
     "path_symlink",
     "inode_create",
+    // governor-ebpf/src/attr.rs: timestamps (chattr is an ioctl, below)
+    "inode_setattr",
+    // governor-ebpf/src/mount.rs: the mount tree
     "sb_mount",
     "move_mount",
-    // governor-ebpf/src/task.rs: exec, setid, signal, ptrace
+    "sb_umount",
+    "sb_remount",
+    "sb_pivotroot",
+    "fs_context_parse_param",
+    // governor-ebpf/src/task.rs: exec, setid
     "bprm_check_security",
-    "mmap_file",
-    "file_mprotect",
     "bprm_creds_from_file",
     "task_fix_setuid",
     "task_fix_setgid",
     "task_fix_setgroups",
+    // governor-ebpf/src/mapping.rs: executable and shared writable mappings
+    "mmap_file",
+    "file_mprotect",
+    // governor-ebpf/src/outside.rs: signal, ptrace, task control of tasks outside the agent
     "task_kill",
     "file_fcntl",
+    "ptrace_access_check",
+    "task_setnice",
+    "task_setscheduler",
+    "task_setioprio",
+    "task_setrlimit",
+    // governor-ebpf/src/ioctl.rs: file owners, terminal input, inode flags
     "file_ioctl",
     "file_ioctl_compat",
-    "ptrace_access_check",
-    // governor-ebpf/src/cgroup.rs: cgroup escape
+    // governor-ebpf/src/kfs.rs: cgroup escape and control, kernel tunables, /proc/PID files
     "inode_permission",
-    // governor-ebpf/src/host.rs: bpf, kernel modules
+    // governor-ebpf/src/host.rs: bpf, kernel modules, kexec, clock, raw sockets
     "bpf",
     "kernel_module_request",
     "kernel_read_file",
     "kernel_load_data",
-    // governor-ebpf/src/ipc.rs: unix-connect
+    "settime",
+    "socket_create",
+    // governor-ebpf/src/ipc.rs: unix-connect, connections and descriptors held, locks
     "unix_stream_connect",
     "unix_may_send",
+    "socket_sendmsg",
+    "file_receive",
+    "file_lock",
 ];

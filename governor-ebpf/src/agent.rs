@@ -4,8 +4,8 @@
 
 use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, programs::LsmContext};
 use governor_common::{
-    maps::{Counter, AGENT_FLAG_OBSERVE, AGENT_UNKNOWN},
-    AgentInfo, Decision, EventKind, KernelOffsets, Target,
+    maps::{Counter, AGENT_FLAG_OBSERVE, AGENT_UNKNOWN, RULE_BUILTIN},
+    AgentInfo, Class, Decision, EventKind, KernelOffsets, Target,
 };
 
 use crate::{
@@ -66,8 +66,8 @@ pub struct Refusal {
 /// recorded as a would-be deny) when the agent is in observe mode. `name` names the target in
 /// the event (and, for a file, gives its path).
 #[inline(always)]
-pub fn refuse_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) -> i32 {
-    verdict(decide_named(agent, r, off, name))
+pub fn refuse_named(agent: &Agent, r: Refusal, name: Name) -> i32 {
+    verdict(decide_named(agent, r, name))
 }
 
 /// Decides a would-be deny of `r` for `agent`: [`Decision::Deny`], or
@@ -75,8 +75,8 @@ pub fn refuse_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) 
 /// one event, its `name` taken from `name`; the caller turns the decision into its hook's
 /// return convention.
 #[inline(always)]
-pub fn decide_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) -> Decision {
-    settle(agent, r, 0, off, name)
+pub fn decide_named(agent: &Agent, r: Refusal, name: Name) -> Decision {
+    settle(agent, r, 0, name)
 }
 
 /// Settles an operation that is not a plain allow, with one event: allowed under lease
@@ -84,13 +84,7 @@ pub fn decide_named(agent: &Agent, r: Refusal, off: &KernelOffsets, name: Name) 
 /// ([`decide_named`]). One emission site, so that hooks deciding several targets stay small for
 /// the verifier.
 #[inline(always)]
-pub fn settle(
-    agent: &Agent,
-    r: Refusal,
-    lease_id: u64,
-    off: &KernelOffsets,
-    name: Name,
-) -> Decision {
+pub fn settle(agent: &Agent, r: Refusal, lease_id: u64, name: Name) -> Decision {
     let decision = if lease_id != 0 {
         emit::count(Counter::LeaseAllowed);
         Decision::LeaseAllow
@@ -112,15 +106,68 @@ pub fn settle(
         depth: r.depth,
         lease_id,
     };
-    emit::event(off, &decided, name);
+    emit::defer(&decided, name);
     decision
+}
+
+/// The current task as an agent about to be decided ([`current`]), with a guard that emits
+/// the one event its decisions settled, if any, when it goes out of scope ([`emit::Flush`]):
+/// at the end of the agent's path, whichever way the decision returns. Every decision of a
+/// program runs under one guard, so the program has one emission site.
+#[inline(always)]
+pub fn acting() -> Option<(Agent, emit::Flush)> {
+    current().map(|agent| (agent, emit::Flush))
+}
+
+/// Refuses `class` to any agent (a built-in rule no policy lifts), with `detail` saying how
+/// and `name` naming what it aimed at; everyone else is allowed after the agent lookup.
+/// `name` is only evaluated for an agent.
+#[inline(always)]
+pub fn always(
+    kind: EventKind,
+    class: Class,
+    detail: u64,
+    name: impl FnOnce(&KernelOffsets) -> Name,
+) -> i32 {
+    let Some((agent, _event)) = acting() else {
+        return 0;
+    };
+    builtin(&agent, kind, class, detail, name)
+}
+
+/// [`always`] for an agent already looked up.
+#[inline(always)]
+pub fn builtin(
+    agent: &Agent,
+    kind: EventKind,
+    class: Class,
+    detail: u64,
+    name: impl FnOnce(&KernelOffsets) -> Name,
+) -> i32 {
+    let off = maps::offsets();
+    let refusal = Refusal {
+        kind,
+        class: class as u32,
+        rule_id: RULE_BUILTIN,
+        target: Target {
+            detail,
+            ..Target::default()
+        },
+        depth: 0,
+    };
+    let name = name(off);
+    refuse_named(agent, refusal, name)
 }
 
 /// An LSM hook's return value for `decision`.
 #[inline(always)]
 pub fn verdict(decision: Decision) -> i32 {
     match decision {
-        Decision::Deny => -EPERM,
+        // Opaque to the optimizer: folded into arithmetic (`-(decision & 1)`), the result is
+        // a negation the 6.12 verifier cannot bound, and it refuses an LSM program whose
+        // return value might leave [-4095, 0]. Kept 64 bits wide through the opaque store,
+        // so that it comes back sign-extended.
+        Decision::Deny => core::hint::black_box(-i64::from(EPERM)) as i32,
         Decision::ObserveDeny | Decision::LeaseAllow => 0,
     }
 }

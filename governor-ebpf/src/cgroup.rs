@@ -31,10 +31,10 @@
 //!
 //! The kernel asks write permission on an interface file only when it is opened, so a
 //! descriptor a non-agent opened and handed over (inherited, or sent over a unix socket)
-//! would skip the hook. `crate::file` therefore applies the same decision ([`write_on`]) to
-//! every agent write through a file on a cgroup or procfs filesystem (`file_permission`),
-//! and keeps none of those files' answers in `write_cache` (which holds one answer per file
-//! for every agent).
+//! would skip the hook. `crate::file` therefore applies the same decision ([`write_on`],
+//! through `crate::kfs`) to every agent write through a file on a cgroup filesystem
+//! (`file_permission`), and keeps none of those files' answers in `write_cache` (which holds
+//! one answer per file for every agent).
 //!
 //! Cgroup v1 hierarchies the host mounted (agents cannot mount, `sb_mount`) are refused
 //! outright: no agent cgroup is v1, and v1 checks no common ancestor when a pid is written
@@ -43,9 +43,8 @@
 //! them (`CgroupControl`) is refused; reading is not.
 
 use aya_ebpf::{
-    helpers::bpf_probe_read_kernel_str_bytes,
-    macros::{lsm, raw_tracepoint},
-    programs::{LsmContext, RawTracePointContext},
+    helpers::bpf_probe_read_kernel_str_bytes, macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use governor_common::{
     detail::CGROUP_V1,
@@ -54,19 +53,12 @@ use governor_common::{
 };
 
 use crate::{
-    agent::{self, prior, Refusal},
+    agent::{self, Refusal},
     emit::{self, Name},
-    maps, task,
-    vfs::{self, ptr_at, read_into},
+    maps,
+    vfs::{ptr_at, read_into},
 };
 
-/// `CGROUP2_SUPER_MAGIC` (include/uapi/linux/magic.h).
-const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
-/// `CGROUP_SUPER_MAGIC`: a cgroup v1 hierarchy.
-const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
-/// `PROC_SUPER_MAGIC`: write permission on procfs files is decided by `crate::task`.
-const PROC_SUPER_MAGIC: u64 = 0x9fa0;
-const MAY_WRITE: i32 = 0x2;
 /// `S_IFMT` and `S_IFDIR` (include/uapi/linux/stat.h).
 const S_IFMT: u16 = 0o170000;
 const S_IFDIR: u16 = 0o040000;
@@ -89,19 +81,6 @@ pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
 pub fn cgroup_rmdir(ctx: RawTracePointContext) -> i32 {
     forget(ctx.arg::<u64>(0) as *const u8);
     0
-}
-
-// int security_inode_permission(struct inode *inode, int mask);
-// Path walks ask for MAY_EXEC only; they return before any lookup.
-#[lsm(hook = "inode_permission")]
-pub fn inode_permission(ctx: LsmContext) -> i32 {
-    prior(&ctx, 2).unwrap_or_else(|| {
-        let mask: i32 = ctx.arg(1);
-        if mask & MAY_WRITE == 0 {
-            return 0;
-        }
-        cgroup_write(ctx.arg(0))
-    })
 }
 
 /// `kn->id`: the cgroup id of a cgroup directory's kernfs node; 0 if unreadable.
@@ -145,56 +124,19 @@ fn forget(cgrp: *const u8) {
     }
 }
 
-/// Write permission on `inode`, asked by the kernel (open for write, mkdir, rmdir, rename,
-/// a pid written to `cgroup.procs`, `clone3(CLONE_INTO_CGROUP)`): decided by [`write_on`]
-/// from the inode's superblock magic.
-#[inline(always)]
-fn cgroup_write(inode: *const u8) -> i32 {
-    let Some(agent) = agent::current() else {
-        return 0;
-    };
-    let off = maps::offsets();
-    let magic = if off.valid == 0 {
-        None
-    } else {
-        vfs::inode_magic(&off, inode)
-    };
-    let Some(magic) = magic else {
-        // Offsets unset or the inode unreadable: whether this moves a task is unknown.
-        return refuse(&agent, &off, Class::CgroupEscape, 0, core::ptr::null());
-    };
-    write_on(&agent, &off, inode, magic)
-}
-
-/// Whether writes to files of a filesystem with superblock magic `magic` are decided by
-/// [`write_on`]: cgroup v2, cgroup v1 and procfs. The kernel checks write permission on
-/// these files only at open, so a write through a descriptor opened by someone else is
-/// decided again (`crate::file`), and their writes are never kept (`write_cache`).
-#[inline(always)]
-pub fn decides(magic: u64) -> bool {
-    magic == CGROUP2_SUPER_MAGIC || magic == CGROUP_SUPER_MAGIC || magic == PROC_SUPER_MAGIC
-}
-
-/// Write permission on `inode` (whose superblock has `magic`) for `agent`:
-/// - a cgroup v2 file or directory: refused outside the agent's own cgroups and for the
-///   interface files of its top cgroups (see the module doc);
-/// - anything on a cgroup v1 hierarchy: refused. Governor's agent cgroups are v2, so none of
-///   a v1 hierarchy is the agent's, and v1 checks no common ancestor when a pid is written
-///   to its `tasks`/`cgroup.procs` (a root agent could move any task, the daemon into a
-///   freezer for one), nor is `release_agent` anything an agent should set;
-/// - a procfs file of a task outside the agent: refused (`crate::task::proc_write`).
+/// Write permission on `inode`, a file or directory of a cgroup hierarchy (`v1` for a cgroup
+/// v1 one), for `agent`:
+/// - cgroup v2: refused outside the agent's own cgroups and for the interface files of its
+///   top cgroups (see the module doc);
+/// - cgroup v1: refused. Governor's agent cgroups are v2, so none of a v1 hierarchy is the
+///   agent's, and v1 checks no common ancestor when a pid is written to its
+///   `tasks`/`cgroup.procs` (a root agent could move any task, the daemon into a freezer for
+///   one), nor is `release_agent` anything an agent should set.
 ///
-/// Asked by the kernel's permission check (`inode_permission`) and, for writes through an
-/// open file, by `crate::file` with the file's inode.
+/// Asked through `crate::kfs`, by the kernel's permission check (`inode_permission`) and,
+/// for writes through an open file, by `crate::file` with the file's inode.
 #[inline(always)]
-pub fn write_on(agent: &agent::Agent, off: &KernelOffsets, inode: *const u8, magic: u64) -> i32 {
-    if magic == PROC_SUPER_MAGIC {
-        return task::proc_write(agent, off, inode);
-    }
-    let v1 = magic == CGROUP_SUPER_MAGIC;
-    if !v1 && magic != CGROUP2_SUPER_MAGIC {
-        return 0;
-    }
+pub fn write_on(agent: &agent::Agent, off: &KernelOffsets, inode: *const u8, v1: bool) -> i32 {
     let hierarchy = if v1 { CGROUP_V1 } else { 0 };
     // The agent entry of cgroup `id`; no cgroup of a v1 hierarchy is any agent's.
     let owner = |id: u64| {
@@ -209,14 +151,14 @@ pub fn write_on(agent: &agent::Agent, off: &KernelOffsets, inode: *const u8, mag
     let name = ptr_at(kn, off.kernfs_node_name);
     let mut mode: u16 = 0;
     if !read_into(inode, off.inode_i_mode, &mut mode) {
-        return refuse(agent, off, Class::CgroupControl, hierarchy, name);
+        return refuse(agent, Class::CgroupControl, hierarchy, name);
     }
     if mode & S_IFMT == S_IFDIR {
         // The cgroup itself: creating, removing or renaming cgroups in it.
         let id = kn_id(off, kn);
         return match owner(id) {
             Some(info) if info.agent_id == agent.info.agent_id => 0,
-            _ => refuse(agent, off, Class::CgroupControl, id | hierarchy, name),
+            _ => refuse(agent, Class::CgroupControl, id | hierarchy, name),
         };
     }
     let mut buf = [0u8; 16];
@@ -236,8 +178,15 @@ pub fn write_on(agent: &agent::Agent, off: &KernelOffsets, inode: *const u8, mag
         {
             0
         }
-        _ => refuse(agent, off, class, id | hierarchy, name),
+        _ => refuse(agent, class, id | hierarchy, name),
     }
+}
+
+/// Refuses `agent` a write permission whose inode could not be read (or offsets unset):
+/// whether it would move a task cannot be told (CgroupEscape, fail closed).
+#[inline(always)]
+pub fn unreadable(agent: &agent::Agent) -> i32 {
+    refuse(agent, Class::CgroupEscape, 0, core::ptr::null())
 }
 
 /// Byte-wise equality as two 64-bit compares (no `memcmp` in BPF).
@@ -261,13 +210,7 @@ fn same(a: &[u8; 16], b: &[u8; 16]) -> bool {
 /// Refuses a write of `class` on cgroup `cgroup_id` (0: unknown; with [`CGROUP_V1`] on a v1
 /// hierarchy); `name` is the name of the file or directory written.
 #[inline(always)]
-fn refuse(
-    agent: &agent::Agent,
-    off: &KernelOffsets,
-    class: Class,
-    cgroup_id: u64,
-    name: *const u8,
-) -> i32 {
+fn refuse(agent: &agent::Agent, class: Class, cgroup_id: u64, name: *const u8) -> i32 {
     let refusal = Refusal {
         kind: EventKind::HostDecision,
         class: class as u32,
@@ -278,5 +221,5 @@ fn refuse(
         },
         depth: 0,
     };
-    agent::refuse_named(agent, refusal, off, Name::Str(name))
+    agent::refuse_named(agent, refusal, Name::Str(name))
 }

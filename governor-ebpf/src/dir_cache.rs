@@ -104,8 +104,10 @@ pub fn known_clear(dentry: u64, mnt: u64, seqs: u64, not_after_ns: u64) -> u32 {
     }
     let target = InodeKey::new(kept.dev, ino);
     // SAFETY: only the presence is looked at.
-    if unsafe { maps::GOV_PROTECTED.get(&target) }.is_some() {
-        // A rule on the target itself: the walk decides.
+    if unsafe { maps::GOV_PROTECTED.get(&target) }.is_some()
+        || unsafe { maps::GOV_LINKED.get(&target) }.is_some()
+    {
+        // A rule on the target itself, or one for its place elsewhere: the walk decides.
         return 0;
     }
     1

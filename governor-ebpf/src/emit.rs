@@ -1,5 +1,10 @@
 //! Emitting decision events and bumping counters. A record that does not fit in the ring
 //! buffer is never lost silently: it is counted in `Counter::EventsDropped`.
+//!
+//! Decisions do not emit where they are made: they [`defer`] to a per-CPU slot, and the
+//! program flushes it once at the end (`agent::acting`). One emission site per program keeps
+//! the verifier's work linear in what a program decides (6.1 gave up on `file_open` when each
+//! decision emitted on its own).
 
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
@@ -68,10 +73,112 @@ pub enum Name {
     Str(*const u8),
 }
 
-/// Writes one event for `d`, its `name` and `path` taken from `name` (for file decisions, the
-/// target), its `exe` from the current task.
+/// A settled decision waiting for its event (one slot per CPU, `GOV_PENDING`): decisions
+/// [`defer`] here, and the program's one [`flush`] emits. So the event code, the largest part
+/// of any program, has a single call site per program for the verifier to walk, however many
+/// places in the program decide.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Pending {
+    /// The task whose decision this is (`bpf_get_current_pid_tgid()`); 0 when empty.
+    owner: u64,
+    cgroup_id: u64,
+    lease_id: u64,
+    name_a: u64,
+    name_b: u64,
+    target: Target,
+    kind: u32,
+    agent_id: u32,
+    class: u32,
+    decision: u32,
+    rule_id: u32,
+    depth: u32,
+    name_kind: u32,
+    _pad: u32,
+}
+
+const NAME_NONE: u32 = 0;
+const NAME_LOC: u32 = 1;
+const NAME_FILE: u32 = 2;
+const NAME_STR: u32 = 3;
+
+/// Records `d`, named by `name`, as the current task's pending event. The first decision of a
+/// program run is the one recorded: an operation makes one event. A slot still holding
+/// another task's event (one preempted between its decision and its flush) is taken over,
+/// and that event counted as dropped.
 #[inline(always)]
-pub fn event(off: &KernelOffsets, d: &Decided, name: Name) {
+pub fn defer(d: &Decided, name: Name) {
+    let Some(slot) = maps::GOV_PENDING.get_ptr_mut(0) else {
+        count(Counter::EventsDropped);
+        return;
+    };
+    let me = bpf_get_current_pid_tgid();
+    // SAFETY: this CPU's slot, valid for the program run.
+    let p = unsafe { &mut *slot };
+    if p.owner == me {
+        return;
+    }
+    if p.owner != 0 {
+        count(Counter::EventsDropped);
+    }
+    let (name_kind, name_a, name_b) = match name {
+        Name::None => (NAME_NONE, 0, 0),
+        Name::Loc(loc) => (NAME_LOC, loc.dentry as u64, loc.mnt as u64),
+        Name::File(file) => (NAME_FILE, file as u64, 0),
+        Name::Str(s) => (NAME_STR, s as u64, 0),
+    };
+    *p = Pending {
+        owner: me,
+        cgroup_id: d.cgroup_id,
+        lease_id: d.lease_id,
+        name_a,
+        name_b,
+        target: d.target,
+        kind: d.kind as u32,
+        agent_id: d.agent_id,
+        class: d.class,
+        decision: d.decision as u32,
+        rule_id: d.rule_id,
+        depth: d.depth,
+        name_kind,
+        _pad: 0,
+    };
+}
+
+/// Emits the current task's pending event ([`flush`]) when dropped: held for the agent's path
+/// of a program (`agent::acting`).
+pub struct Flush;
+
+impl Drop for Flush {
+    #[inline(always)]
+    fn drop(&mut self) {
+        flush();
+    }
+}
+
+/// Emits the current task's pending event, if any, and empties the slot. Called once per
+/// program, at the end of the agent's path ([`Flush`]).
+#[inline(always)]
+pub fn flush() {
+    let Some(slot) = maps::GOV_PENDING.get_ptr_mut(0) else {
+        return;
+    };
+    let me = bpf_get_current_pid_tgid();
+    // SAFETY: this CPU's slot, valid for the program run; read in place (a copy would take
+    // a hundred bytes of the 512 a program's call chain may use on 6.1), then emptied.
+    unsafe {
+        if (*slot).owner != me {
+            return;
+        }
+        event(maps::offsets(), &*slot);
+        (*slot).owner = 0;
+    }
+}
+
+/// Writes one event for the pending decision `d`: its `name` and `path` from the name it
+/// recorded (for file decisions, the target), its `exe` from the current task.
+#[inline(always)]
+fn event(off: &KernelOffsets, d: &Pending) {
     let Some(mut entry) = maps::GOV_EVENTS.reserve::<Event>(0) else {
         count(Counter::EventsDropped);
         return;
@@ -79,19 +186,21 @@ pub fn event(off: &KernelOffsets, d: &Decided, name: Name) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
     let ev = entry.as_mut_ptr();
-    let target = match name {
-        Name::Loc(loc) => loc,
-        Name::File(file) if !file.is_null() => {
-            let f_path = file.wrapping_add(off.file_f_path as usize);
-            Loc {
-                dentry: vfs::ptr_at(f_path, off.path_dentry),
-                mnt: vfs::ptr_at(f_path, off.path_mnt),
-            }
+    let (dentry, mnt) = match d.name_kind {
+        NAME_LOC => (d.name_a as *const u8, d.name_b as *const u8),
+        NAME_FILE if d.name_a != 0 => {
+            let f_path = (d.name_a as *const u8).wrapping_add(off.file_f_path as usize);
+            (
+                vfs::ptr_at(f_path, off.path_dentry),
+                vfs::ptr_at(f_path, off.path_mnt),
+            )
         }
-        Name::None | Name::File(_) | Name::Str(_) => Loc {
-            dentry: core::ptr::null(),
-            mnt: core::ptr::null(),
-        },
+        _ => (core::ptr::null(), core::ptr::null()),
+    };
+    let s = if d.name_kind == NAME_STR {
+        d.name_a as *const u8
+    } else {
+        core::ptr::null()
     };
     // SAFETY: `ev` points at a reserved, exclusively owned record of `size_of::<Event>()` bytes;
     // every field is written before submit.
@@ -107,18 +216,14 @@ pub fn event(off: &KernelOffsets, d: &Decided, name: Name) {
         (*ev).gid = (uid_gid >> 32) as u32;
         (*ev).agent_id = d.agent_id;
         (*ev).class = d.class;
-        (*ev).decision = d.decision as u32;
+        (*ev).decision = d.decision;
         (*ev).rule_id = d.rule_id;
         (*ev).target = d.target;
         (*ev).depth = d.depth;
         (*ev)._pad = 0;
         (*ev).lease_id = d.lease_id;
         (*ev).comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
-        let s = match name {
-            Name::Str(s) => s,
-            _ => core::ptr::null(),
-        };
-        describe(ev, target.dentry, target.mnt, s);
+        describe(ev, dentry, mnt, s);
     }
     entry.submit(0);
     count(Counter::EventsEmitted);

@@ -11,21 +11,29 @@
 #![no_main]
 
 mod agent;
+mod attr;
 mod cgroup;
 mod create;
 mod dir_cache;
 mod emit;
 mod file;
 mod host;
+mod ioctl;
 mod ipc;
+mod kfs;
 mod kread;
 mod lease;
+mod linked;
+mod mapping;
 mod maps;
+mod mount;
 mod net;
+mod outside;
 mod path;
 mod process;
 mod task;
 mod vfs;
+mod walk;
 mod write_cache;
 
 #[cfg(not(test))]

@@ -8,14 +8,15 @@ use aya_ebpf::{
 use governor_common::{
     maps::{
         COUNTER_SLOTS, EVENTS_BYTES, MAX_AGENT_CGROUPS, MAX_AGENT_RULES, MAX_ANCESTORS,
-        MAX_BINARIES, MAX_DIR_CACHE, MAX_LEASES, MAX_PROTECTED, MAX_WRITE_CACHE, PROCS_BYTES,
+        MAX_BINARIES, MAX_DIR_CACHE, MAX_LEASES, MAX_LINKED, MAX_PROTECTED, MAX_WRITE_CACHE,
+        PROCS_BYTES,
     },
     net::{Ip4, Ip6, NetOffsets, NetRules, KEY4_BYTES, KEY6_BYTES, MAX_NET_PREFIXES},
     AgentInfo, AgentRuleKey, DirClear, DirKey, InodeKey, KernelOffsets, LeaseEntry, LeaseKey,
     Masks, ProtectedRule, TreeSeqs, WriteStamp,
 };
 
-use crate::{create::Asked, path::Scratch};
+use crate::{create::Asked, emit::Pending, path::Scratch};
 
 /// `maps::AGENTS`
 #[map]
@@ -25,6 +26,10 @@ pub static GOV_AGENTS: HashMap<u64, AgentInfo> = HashMap::with_max_entries(MAX_A
 #[map]
 pub static GOV_PROTECTED: HashMap<InodeKey, ProtectedRule> =
     HashMap::with_max_entries(MAX_PROTECTED, 0);
+
+/// `maps::LINKED` (`linked.rs`)
+#[map]
+pub static GOV_LINKED: HashMap<InodeKey, ProtectedRule> = HashMap::with_max_entries(MAX_LINKED, 0);
 
 /// `maps::ANCESTORS`
 #[map]
@@ -59,6 +64,11 @@ pub static GOV_DIR_CACHE: LruHashMap<DirKey, DirClear> =
 /// `maps::CREATE_ASKED` (`create.rs`).
 #[map]
 pub static GOV_CREATE_ASKED: PerCpuArray<Asked> = PerCpuArray::with_max_entries(1, 0);
+
+/// `maps::PENDING`: the decision each CPU's running program settled, until it is flushed
+/// (`emit.rs`).
+#[map]
+pub static GOV_PENDING: PerCpuArray<Pending> = PerCpuArray::with_max_entries(1, 0);
 
 /// `maps::PATH_SCRATCH`: where `path.rs` assembles an event's path.
 #[map]

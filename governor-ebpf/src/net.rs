@@ -171,7 +171,9 @@ fn decide(ctx: &SockAddrContext, op: NetOp, v6: bool) -> i32 {
         target,
         depth: 0,
     };
-    match agent::settle(&agent, refusal, lease_id, &maps::offsets(), Name::None) {
+    let decision = agent::settle(&agent, refusal, lease_id, Name::None);
+    emit::flush();
+    match decision {
         Decision::Deny => REFUSE,
         Decision::ObserveDeny | Decision::LeaseAllow => ALLOW,
     }

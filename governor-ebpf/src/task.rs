@@ -1,10 +1,7 @@
-//! Process classes: exec of listed binaries and of nameless files (Exec), signals (Signal)
-//! and ptrace (Ptrace) aimed outside the agent, writes to the `/proc/PID` files of tasks
-//! outside it (Ptrace too), uid/gid transitions and capability gains by exec (Setid).
-//!
-//! Signals include the ones the kernel sends later on an agent's behalf: a file's owner
-//! (fcntl F_SETOWN, ...) gets SIGIO, or any signal F_SETSIG picks, whenever the file has I/O,
-//! and that delivery passes no task_kill check. So an agent may only make itself an owner.
+//! Process classes of the agent's own tasks: exec of listed binaries and of nameless files
+//! (Exec; executable mappings come through `crate::mapping`), uid/gid transitions and
+//! capability gains by exec (Setid). What agents do to tasks outside them is in
+//! `crate::outside`.
 //!
 //! Entry points first, each under the hook's declaration from the kernel's
 //! `include/linux/lsm_hook_defs.h` (identical on 6.1 and 6.12 unless noted; checked against
@@ -21,13 +18,9 @@
 //! files not yet linked, and files deleted while open. Agents may not execute them, by exec
 //! or by `PROT_EXEC` mapping, unless their policy sets `allow_fileless_exec`.
 
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::lsm, programs::LsmContext};
+use aya_ebpf::{macros::lsm, programs::LsmContext};
 use governor_common::{
-    detail::{
-        self, EXEC_VIA_EXECVE, EXEC_VIA_MMAP, EXEC_VIA_MPROTECT, OWNER_FIOSETOWN, OWNER_F_SETOWN,
-        OWNER_F_SETOWN_EX, OWNER_SIOCSPGRP, PTRACE_VIA_PROC_WRITE, SETID_CAPS, SETID_GROUPS,
-        SETID_VIA_EXEC,
-    },
+    detail::{self, EXEC_VIA_EXECVE, EXEC_VIA_MPROTECT, SETID_CAPS, SETID_GROUPS, SETID_VIA_EXEC},
     maps::{
         Counter, CredId, AGENT_FLAG_ALLOW_FILELESS_EXEC, RULE_BINARY_FLAG, RULE_BUILTIN,
         RULE_FILELESS, RULE_UNRESOLVED,
@@ -38,8 +31,7 @@ use governor_common::{
 use crate::{
     agent::{self, Agent, Refusal},
     emit::{self, Name},
-    host,
-    kread::{self, Relation},
+    kread,
     lease::{self, Held, Verdict},
     maps, vfs,
 };
@@ -52,31 +44,6 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
         return refused;
     }
     exec_binprm(bprm)
-}
-
-// LSM_HOOK(int, 0, mmap_file, struct file *file, unsigned long reqprot,
-//          unsigned long prot, unsigned long flags)
-// `file` is NULL for anonymous mappings.
-#[lsm(hook = "mmap_file")]
-pub fn mmap_file(ctx: LsmContext) -> i32 {
-    let file = kread::nullable_arg(&ctx, 0);
-    let prot: u64 = ctx.arg(2);
-    if let Some(refused) = agent::prior(&ctx, 4) {
-        return refused;
-    }
-    exec_mapping(file, prot, EXEC_VIA_MMAP)
-}
-
-// LSM_HOOK(int, 0, file_mprotect, struct vm_area_struct *vma, unsigned long reqprot,
-//          unsigned long prot)
-#[lsm(hook = "file_mprotect")]
-pub fn file_mprotect(ctx: LsmContext) -> i32 {
-    let vma: *const u8 = ctx.arg(0);
-    let prot: u64 = ctx.arg(2);
-    if let Some(refused) = agent::prior(&ctx, 3) {
-        return refused;
-    }
-    exec_remap(vma, prot)
 }
 
 // 6.1:  LSM_HOOK(int, 0, bprm_creds_from_file, struct linux_binprm *bprm, struct file *file)
@@ -127,71 +94,6 @@ pub fn task_fix_setgroups(ctx: LsmContext) -> i32 {
     setgroups(new, old)
 }
 
-// LSM_HOOK(int, 0, task_kill, struct task_struct *p, struct kernel_siginfo *info,
-//          int sig, const struct cred *cred)
-// `cred` is NULL unless the kernel signals on someone else's behalf.
-#[lsm(hook = "task_kill")]
-pub fn task_kill(ctx: LsmContext) -> i32 {
-    let target: *const u8 = ctx.arg(0);
-    let sig: i32 = ctx.arg(2);
-    let cred = kread::nullable_arg(&ctx, 3);
-    if let Some(refused) = agent::prior(&ctx, 4) {
-        return refused;
-    }
-    signal(target, sig, cred)
-}
-
-// LSM_HOOK(int, 0, ptrace_access_check, struct task_struct *child, unsigned int mode)
-#[lsm(hook = "ptrace_access_check")]
-pub fn ptrace_access_check(ctx: LsmContext) -> i32 {
-    let target: *const u8 = ctx.arg(0);
-    let mode: u32 = ctx.arg(1);
-    if let Some(refused) = agent::prior(&ctx, 2) {
-        return refused;
-    }
-    ptrace(target, mode)
-}
-
-// LSM_HOOK(int, 0, file_fcntl, struct file *file, unsigned int cmd, unsigned long arg)
-// F_SETOWN/F_SETOWN_EX make a task the file's owner, signalled by the kernel on I/O
-// without a task_kill check.
-#[lsm(hook = "file_fcntl")]
-pub fn file_fcntl(ctx: LsmContext) -> i32 {
-    let cmd: u32 = ctx.arg(1);
-    let arg: u64 = ctx.arg(2);
-    if let Some(refused) = agent::prior(&ctx, 3) {
-        return refused;
-    }
-    match cmd {
-        F_SETOWN => owner_by_value(arg as i32),
-        F_SETOWN_EX => owner_by_pointer(OWNER_F_SETOWN_EX),
-        _ => 0,
-    }
-}
-
-// LSM_HOOK(int, 0, file_ioctl, struct file *file, unsigned int cmd, unsigned long arg)
-// FIOSETOWN/SIOCSPGRP set a socket's owner like F_SETOWN; TIOCSTI/TIOCLINUX push input
-// into a terminal (`crate::host`).
-#[lsm(hook = "file_ioctl")]
-pub fn file_ioctl(ctx: LsmContext) -> i32 {
-    let cmd: u32 = ctx.arg(1);
-    if let Some(refused) = agent::prior(&ctx, 3) {
-        return refused;
-    }
-    any_ioctl(cmd)
-}
-
-// LSM_HOOK(int, 0, file_ioctl_compat, struct file *file, unsigned int cmd, unsigned long arg)
-// The same from 32-bit tasks (Debian backported this hook to 6.1).
-#[lsm(hook = "file_ioctl_compat")]
-pub fn file_ioctl_compat(ctx: LsmContext) -> i32 {
-    let cmd: u32 = ctx.arg(1);
-    if let Some(refused) = agent::prior(&ctx, 3) {
-        return refused;
-    }
-    any_ioctl(cmd)
-}
-
 // ---------------------------------------------------------------------------------------
 // Exec
 
@@ -201,21 +103,22 @@ const PROT_EXEC: u64 = 0x4;
 /// execve(2) of `bprm->file` (called again for each interpreter of a `#!` chain).
 #[inline(always)]
 fn exec_binprm(bprm: *const u8) -> i32 {
-    let Some(agent) = agent::current() else {
+    let Some((agent, _event)) = agent::acting() else {
         return 0;
     };
+    let agent = &agent;
     let off = maps::offsets();
     let file = vfs::ptr_at(bprm, off.linux_binprm_file);
-    exec_file(&agent, &off, file, EXEC_VIA_EXECVE)
+    exec_file(agent, &off, file, EXEC_VIA_EXECVE)
 }
 
 /// A mapping of `file` that would be executable.
 #[inline(always)]
-fn exec_mapping(file: *const u8, prot: u64, via: u64) -> i32 {
+pub(crate) fn exec_mapping(file: *const u8, prot: u64, via: u64) -> i32 {
     if prot & PROT_EXEC == 0 || file.is_null() {
         return 0;
     }
-    let Some(agent) = agent::current() else {
+    let Some((agent, _event)) = agent::acting() else {
         return 0;
     };
     exec_file(&agent, &maps::offsets(), file, via)
@@ -224,13 +127,14 @@ fn exec_mapping(file: *const u8, prot: u64, via: u64) -> i32 {
 /// mprotect(2) making a mapping executable: decided like mapping its file (anonymous
 /// memory has no file and is not this class's business).
 #[inline(always)]
-fn exec_remap(vma: *const u8, prot: u64) -> i32 {
+pub(crate) fn exec_remap(vma: *const u8, prot: u64) -> i32 {
     if prot & PROT_EXEC == 0 {
         return 0;
     }
-    let Some(agent) = agent::current() else {
+    let Some((agent, _event)) = agent::acting() else {
         return 0;
     };
+    let agent = &agent;
     let off = maps::offsets();
     let mut file: *const u8 = core::ptr::null();
     if off.valid != 0 && vfs::read_into(vma, off.vm_area_struct_vm_file, &mut file) {
@@ -241,7 +145,7 @@ fn exec_remap(vma: *const u8, prot: u64) -> i32 {
         // Unreadable: exec_file fails closed on the null file.
         file = core::ptr::null();
     }
-    exec_file(&agent, &off, file, EXEC_VIA_MPROTECT)
+    exec_file(agent, &off, file, EXEC_VIA_MPROTECT)
 }
 
 /// May `agent` execute `file`? A null or unreadable file fails closed.
@@ -300,7 +204,7 @@ fn exec_file(agent: &Agent, off: &KernelOffsets, file: *const u8, via: u64) -> i
         }
     }
     let name = Name::File(file);
-    agent::verdict(agent::settle(agent, refusal, lease_id, off, name))
+    agent::verdict(agent::settle(agent, refusal, lease_id, name))
 }
 
 /// What the policy says about executing a listed binary.
@@ -345,9 +249,10 @@ const MAX_GROUPS_COMPARED: u32 = 32;
 /// the ids is a transition. Setting an id to the value it already has is not.
 #[inline(always)]
 fn setid(new: *const u8, old: *const u8, ids: &[CredId]) -> i32 {
-    let Some(agent) = agent::current() else {
+    let Some((agent, _event)) = agent::acting() else {
         return 0;
     };
+    let agent = &agent;
     let off = maps::offsets();
     let mut new_ids = [0u32; 8];
     let mut old_ids = [0u32; 8];
@@ -363,7 +268,7 @@ fn setid(new: *const u8, old: *const u8, ids: &[CredId]) -> i32 {
     } else {
         (unresolved(), 0)
     };
-    refuse_setid(&agent, &off, rule_id, detail, Name::None)
+    refuse_setid(agent, rule_id, detail, Name::None)
 }
 
 /// [`first_change`] found no difference.
@@ -385,9 +290,10 @@ fn first_change(new: &[u32; 8], old: &[u32; 8], ids: &[CredId]) -> u64 {
 /// setgroups(2): a transition unless the new supplementary groups equal the old ones.
 #[inline(always)]
 fn setgroups(new: *const u8, old: *const u8) -> i32 {
-    let Some(agent) = agent::current() else {
+    let Some((agent, _event)) = agent::acting() else {
         return 0;
     };
+    let agent = &agent;
     let off = maps::offsets();
     let (n, o) = if off.valid == 0 {
         (core::ptr::null(), core::ptr::null())
@@ -407,7 +313,7 @@ fn setgroups(new: *const u8, old: *const u8) -> i32 {
         RULE_BUILTIN
     };
     let detail = detail::setid(SETID_GROUPS, new_count.max(0) as u32);
-    refuse_setid(&agent, &off, rule_id, detail, Name::None)
+    refuse_setid(agent, rule_id, detail, Name::None)
 }
 
 /// Are the first `count` gids of both sorted group lists equal?
@@ -437,9 +343,10 @@ fn same_groups(off: &KernelOffsets, new: *const u8, old: *const u8, count: i64) 
 /// neither, and there is nothing to refuse.
 #[inline(always)]
 fn setid_exec(bprm: *const u8, file: *const u8) -> i32 {
-    let Some(agent) = agent::current() else {
+    let Some((agent, _event)) = agent::acting() else {
         return 0;
     };
+    let agent = &agent;
     let off = maps::offsets();
     let new = vfs::ptr_at(bprm, off.linux_binprm_cred);
     let old = kread::task_cred(&off, kread::current_task());
@@ -467,7 +374,7 @@ fn setid_exec(bprm: *const u8, file: *const u8) -> i32 {
         (unresolved(), SETID_VIA_EXEC)
     };
     let name = Name::File(file);
-    refuse_setid(&agent, &off, rule_id, detail, name)
+    refuse_setid(agent, rule_id, detail, name)
 }
 
 /// The number of the lowest set bit of `v` (non-zero): the bits below it, counted without a
@@ -483,7 +390,7 @@ fn lowest_bit(v: u64) -> u32 {
 const EFFECTIVE: [CredId; 2] = [CredId::Euid, CredId::Egid];
 
 #[inline(always)]
-fn refuse_setid(agent: &Agent, off: &KernelOffsets, rule_id: u32, detail: u64, name: Name) -> i32 {
+fn refuse_setid(agent: &Agent, rule_id: u32, detail: u64, name: Name) -> i32 {
     let refusal = Refusal {
         kind: EventKind::HostDecision,
         class: Class::Setid as u32,
@@ -494,182 +401,5 @@ fn refuse_setid(agent: &Agent, off: &KernelOffsets, rule_id: u32, detail: u64, n
         },
         depth: 0,
     };
-    agent::refuse_named(agent, refusal, off, name)
-}
-
-// ---------------------------------------------------------------------------------------
-// Signals and ptrace
-
-/// `PTRACE_MODE_ATTACH` from `<linux/ptrace.h>`.
-const PTRACE_MODE_ATTACH: u32 = 0x02;
-
-/// A signal from the current task to `target`.
-///
-/// Only signals the current task sends are decided: `cred` is non-null when the kernel
-/// delivers a signal on behalf of someone else (USB async I/O completion), and then the
-/// current task is not the sender. Signal 0 delivers nothing and only tests whether the
-/// target exists, which EPERM would reveal just the same, so it is a plain allow.
-#[inline(always)]
-fn signal(target: *const u8, sig: i32, cred: *const u8) -> i32 {
-    if sig == 0 || !cred.is_null() {
-        return 0;
-    }
-    let Some(agent) = agent::current() else {
-        return 0;
-    };
-    aimed_outside(&agent, target, Class::Signal, sig as u64)
-}
-
-/// A ptrace access check on `target`. Attach mode (ptrace(2) attach/seize, /proc/PID/mem,
-/// process_vm_readv/writev, pidfd_getfd) gives control over the target and is decided; read
-/// mode (/proc/PID/stat, maps, environ, kcmp) only inspects it and is allowed.
-#[inline(always)]
-fn ptrace(target: *const u8, mode: u32) -> i32 {
-    if mode & PTRACE_MODE_ATTACH == 0 {
-        return 0;
-    }
-    let Some(agent) = agent::current() else {
-        return 0;
-    };
-    aimed_outside(&agent, target, Class::Ptrace, mode as u64)
-}
-
-/// Write permission on procfs `inode` for `agent`: refused when the file belongs to a task
-/// outside the agent (`/proc/PID/oom_score_adj`, `attr/*`, `comm`, ... of the daemon or any
-/// host process). Procfs files of no task (`/proc/sys`, ...) are not this class's business.
-/// Every procfs inode is embedded in a `struct proc_inode`, whose `pid` names the task.
-#[inline(always)]
-pub fn proc_write(agent: &Agent, off: &KernelOffsets, inode: *const u8) -> i32 {
-    let proc_inode = inode.wrapping_sub(off.proc_inode_vfs_inode as usize);
-    let mut pid: *const u8 = core::ptr::null();
-    let mut first: *const u8 = core::ptr::null();
-    let target = if !vfs::read_into(proc_inode, off.proc_inode_pid, &mut pid) {
-        core::ptr::null()
-    } else if pid.is_null() {
-        return 0;
-    } else if !vfs::read_into(pid, off.pid_tasks, &mut first) {
-        core::ptr::null()
-    } else if first.is_null() {
-        // The task has exited: the write fails with ESRCH, there is nothing to protect.
-        return 0;
-    } else {
-        first.wrapping_sub(off.task_struct_pid_links as usize)
-    };
-    if target.is_null() {
-        let refusal = Refusal {
-            kind: EventKind::TaskDecision,
-            class: Class::Ptrace as u32,
-            rule_id: unresolved(),
-            target: Target {
-                detail: PTRACE_VIA_PROC_WRITE,
-                ..Target::default()
-            },
-            depth: 0,
-        };
-        return agent::refuse_named(agent, refusal, off, Name::None);
-    }
-    aimed_outside(agent, target, Class::Ptrace, PTRACE_VIA_PROC_WRITE)
-}
-
-/// Refuses `class` if `target` is outside the agent; fails closed if that cannot be told.
-#[inline(always)]
-fn aimed_outside(agent: &Agent, target: *const u8, class: Class, detail: u64) -> i32 {
-    let off = maps::offsets();
-    let relation = if off.valid == 0 {
-        Relation::Unknown
-    } else {
-        kread::relation(agent, &off, target)
-    };
-    let rule_id = match relation {
-        Relation::Inside => return 0,
-        Relation::Outside => RULE_BUILTIN,
-        Relation::Unknown => unresolved(),
-    };
-    let (pid, name) = if off.valid == 0 {
-        (0, Name::None)
-    } else {
-        (
-            kread::task_tgid(&off, target),
-            Name::Str(kread::task_comm(&off, target)),
-        )
-    };
-    let refusal = Refusal {
-        kind: EventKind::TaskDecision,
-        class: class as u32,
-        rule_id,
-        target: Target {
-            pid,
-            detail,
-            ..Target::default()
-        },
-        depth: 0,
-    };
-    agent::refuse_named(agent, refusal, &off, name)
-}
-
-// ---------------------------------------------------------------------------------------
-// File owners: the signals the kernel sends for an agent later
-
-/// `F_SETOWN` and `F_SETOWN_EX` from `<asm-generic/fcntl.h>`.
-const F_SETOWN: u32 = 8;
-const F_SETOWN_EX: u32 = 15;
-/// `FIOSETOWN` and `SIOCSPGRP` from `<asm-generic/sockios.h>`.
-const FIOSETOWN: u32 = 0x8901;
-const SIOCSPGRP: u32 = 0x8902;
-
-/// An ioctl(2): file owners here, terminal input in `crate::host`.
-#[inline(always)]
-fn any_ioctl(cmd: u32) -> i32 {
-    match cmd {
-        FIOSETOWN => owner_by_pointer(OWNER_FIOSETOWN),
-        SIOCSPGRP => owner_by_pointer(OWNER_SIOCSPGRP),
-        _ => host::tty_ioctl(cmd),
-    }
-}
-
-/// fcntl(F_SETOWN, `who`): `who` > 0 is a process, < 0 a process group, 0 clears the owner.
-/// An agent may only make itself the owner; no task lookup by number is possible here, so
-/// another process of the same agent is refused too (fail closed), as is a number from
-/// another pid namespace.
-#[inline(always)]
-fn owner_by_value(who: i32) -> i32 {
-    if who == 0 {
-        return 0;
-    }
-    let Some(agent) = agent::current() else {
-        return 0;
-    };
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if who > 0 && (who as u32 == pid_tgid as u32 || who as u32 == (pid_tgid >> 32) as u32) {
-        return 0;
-    }
-    let group = who < 0;
-    let target = if group { who.wrapping_neg() } else { who } as u32;
-    refuse_owner(&agent, target, detail::owner(OWNER_F_SETOWN, group))
-}
-
-/// F_SETOWN_EX, FIOSETOWN, SIOCSPGRP: the owner is read from user memory after this hook,
-/// so a check here could be raced by another thread rewriting it. Agents may not use them.
-#[inline(always)]
-fn owner_by_pointer(how: u64) -> i32 {
-    let Some(agent) = agent::current() else {
-        return 0;
-    };
-    refuse_owner(&agent, 0, detail::owner(how, false))
-}
-
-#[inline(always)]
-fn refuse_owner(agent: &Agent, pid: u32, detail: u64) -> i32 {
-    let refusal = Refusal {
-        kind: EventKind::TaskDecision,
-        class: Class::Signal as u32,
-        rule_id: RULE_BUILTIN,
-        target: Target {
-            pid,
-            detail,
-            ..Target::default()
-        },
-        depth: 0,
-    };
-    agent::refuse_named(agent, refusal, &maps::offsets(), Name::None)
+    agent::refuse_named(agent, refusal, name)
 }

@@ -215,6 +215,17 @@ pub fn identity_into(off: &KernelOffsets, dentry: *const u8, out: &mut Identity)
         && read_into(inode, off.inode_i_generation, &mut out.generation)
 }
 
+/// One of `inode`'s dentries (the first on its `i_dentry` list), for naming it in an event
+/// or walking up from it when only the inode is known; null if it has none or unreadable.
+#[inline(always)]
+pub fn alias(off: &KernelOffsets, inode: *const u8) -> *const u8 {
+    let first = ptr_at(inode, off.inode_i_dentry);
+    if first.is_null() {
+        return first;
+    }
+    first.wrapping_sub(off.dentry_d_alias as usize)
+}
+
 /// `inode->i_nlink`: how many names the inode has; 0 for memfd, `O_TMPFILE` and deleted
 /// files. -1 if unreadable.
 #[inline(always)]

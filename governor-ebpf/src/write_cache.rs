@@ -51,28 +51,33 @@ use governor_common::{maps::WRITE_CACHE_TTL_NS, WriteStamp};
 use crate::maps;
 
 /// The tree sequences now, for a walk about to start, with `not_after_ns` this instant plus
-/// the TTL: `None` when they are unknown, unreadable, or a change is in progress (odd), and
-/// nothing may be kept nor trusted.
+/// the TTL: [`WriteStamp::NONE`] when they are unknown, unreadable, or a change is in
+/// progress (odd), and nothing may be kept nor trusted.
 #[inline(always)]
-pub fn stamp() -> Option<WriteStamp> {
+pub fn stamp() -> WriteStamp {
     let seqs = maps::tree_seqs();
     if seqs.rename_lock == 0 || seqs.mount_lock == 0 {
-        return None;
+        return WriteStamp::NONE;
     }
     // SAFETY: kernel addresses of two seqlock_t globals, read with probe reads.
-    let rename_seq: u32 = unsafe { bpf_probe_read_kernel(seqs.rename_lock as *const u32) }.ok()?;
-    // SAFETY: as above.
-    let mount_seq: u32 = unsafe { bpf_probe_read_kernel(seqs.mount_lock as *const u32) }.ok()?;
+    let (Ok(rename_seq), Ok(mount_seq)) = (unsafe {
+        (
+            bpf_probe_read_kernel(seqs.rename_lock as *const u32),
+            bpf_probe_read_kernel(seqs.mount_lock as *const u32),
+        )
+    }) else {
+        return WriteStamp::NONE;
+    };
     if (rename_seq | mount_seq) & 1 != 0 {
-        return None;
+        return WriteStamp::NONE;
     }
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
-    Some(WriteStamp {
+    WriteStamp {
         rename_seq,
         mount_seq,
         not_after_ns: now + WRITE_CACHE_TTL_NS,
-    })
+    }
 }
 
 /// Whether `file`'s writes were found a plain allow under the trees as they are `now`.

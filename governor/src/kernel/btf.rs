@@ -119,6 +119,8 @@ pub enum BtfError {
     UnknownKind { type_id: u32, kind: u8 },
     #[error("kernel BTF has no struct `{0}`")]
     NoStruct(String),
+    #[error("kernel BTF has no function `{0}`")]
+    NoFunc(String),
     #[error("kernel BTF only has a forward declaration of struct `{0}`, not its layout")]
     OnlyForwardDecl(String),
     #[error("{container} has no member `{member}`{context}")]
@@ -546,6 +548,28 @@ impl Btf {
             });
         }
         self.type_size(r.ty, &full)
+    }
+
+    /// How many parameters the function `name` takes (a BPF-LSM hook's arity tells which
+    /// prototype this kernel has, e.g. whether `inode_setattr` takes an idmap first).
+    ///
+    /// # Errors
+    /// No function of that name, or its prototype is not a `FUNC_PROTO`.
+    pub fn func_params(&self, name: &str) -> Result<usize, BtfError> {
+        let func = self
+            .types
+            .iter()
+            .find(|t| t.kind() == KIND_FUNC && self.name_eq(t.name_off, name.as_bytes()))
+            .ok_or_else(|| BtfError::NoFunc(name.to_string()))?;
+        let proto = self.ty(func.size_or_type)?;
+        if proto.kind() != KIND_FUNC_PROTO {
+            return Err(malformed(format!(
+                "function `{name}` has type #{} of kind {}, not a prototype",
+                func.size_or_type,
+                proto.kind()
+            )));
+        }
+        Ok(proto.vlen())
     }
 
     fn ty(&self, id: u32) -> Result<Type, BtfError> {

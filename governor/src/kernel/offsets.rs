@@ -116,6 +116,18 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         valid: 1,
         inode_i_generation: field(btf, "inode", "i_generation", 4)?,
         vfsmount_mnt_sb: field(btf, "vfsmount", "mnt_sb", 8)?,
+        dentry_d_flags: field(btf, "dentry", "d_flags", 4)?,
+        inode_i_rdev: field(btf, "inode", "i_rdev", 4)?,
+        inode_i_dentry: field(btf, "inode", "i_dentry", 8)?,
+        dentry_d_alias: field(btf, "dentry", "d_u.d_alias", 16)
+            .or_else(|_| field(btf, "dentry", "d_alias", 16))?,
+        vm_area_struct_vm_flags: field(btf, "vm_area_struct", "vm_flags", 8)?,
+        file_f_flags: field(btf, "file", "f_flags", 4)?,
+        iattr_ia_valid: field(btf, "iattr", "ia_valid", 4)?,
+        sock_sk_family: field(btf, "sock", "__sk_common.skc_family", 2)?,
+        unix_sock_peer: field(btf, "unix_sock", "peer", 8)?,
+        file_private_data: field(btf, "file", "private_data", 8)?,
+        inode_setattr_idmap: u32::from(btf.func_params("bpf_lsm_inode_setattr")? == 3),
     })
 }
 

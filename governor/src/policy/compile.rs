@@ -160,13 +160,10 @@ fn mark_agent_mask(list: &mut [CompiledProtect], rule_id: u32, agent_mask: u32) 
     }
 }
 
-/// What governor's own directories are protected against: every file class and
-/// unix-connect.
+/// What governor's own directories are protected against: every file class, read (agents may
+/// not even list them, open anything in them, or lock what they hold) and unix-connect.
 pub fn self_deny_mask() -> u32 {
-    super::FILE_CLASSES
-        .iter()
-        .chain([&Class::UnixConnect])
-        .fold(0, |m, c| m | c.bit())
+    super::PROTECT_CLASSES.iter().fold(0, |m, c| m | c.bit())
 }
 
 /// What one of governor's own directories is protected against: [`self_deny_mask`], less
