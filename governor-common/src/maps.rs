@@ -294,7 +294,8 @@ pub enum Class {
     /// Changing an inode's flags (`chattr`: immutable, append-only, ...) through
     /// `FS_IOC_SETFLAGS` or `FS_IOC_FSSETXATTR`.
     Chattr = 27,
-    /// Setting a file's timestamps (`utime(2)`, `utimensat(2)`, `futimens(3)`, `touch -d`).
+    /// Setting a file's timestamps to chosen times (`utime(2)`, `utimensat(2)`, `futimens(3)`
+    /// with times given, `touch -d`); setting them to now (`touch FILE`) is not this class.
     Utimes = 28,
     /// Setting the system clock (`clock_settime(2)`, `settimeofday(2)`, `adjtimex(2)`,
     /// `date -s`). Always denied to agents: leases and the lineage keep time by it.
@@ -525,9 +526,21 @@ pub const RULE_FILELESS: u32 = u32::MAX - 2;
 pub const RULE_SELF: u32 = u32::MAX - 3;
 /// Bit added to a `rule_id` when the match was an *ancestor* of the protected path.
 pub const RULE_ANCESTOR_FLAG: u32 = 1 << 30;
-/// Bit added to a `rule_id` when the match was the target's own inode, registered because it
-/// has a name inside the protected path (a hard link), reached through a name outside it.
+/// Bit added to a `rule_id` when the match was an inode registered for its place inside the
+/// protected path ([`LINKED`]: a hard link reached through a name outside, or the root of a
+/// filesystem mounted inside, reached without its mount).
 pub const RULE_LINKED_FLAG: u32 = 1 << 28;
+
+/// The policy's rule id behind a `rule_id` the kernel reported: without
+/// [`RULE_LINKED_FLAG`] (the special ids from [`RULE_SELF`] up have every high bit set and
+/// are returned as they are).
+pub const fn rule_base(rule_id: u32) -> u32 {
+    if rule_id >= RULE_SELF {
+        rule_id
+    } else {
+        rule_id & !RULE_LINKED_FLAG
+    }
+}
 /// Bit added to a `[[binaries]]` rule id in [`AGENT_RULES`] keys, so that binaries and
 /// protected paths (numbered independently) never share an agent's decision entry.
 pub const RULE_BINARY_FLAG: u32 = 1 << 29;

@@ -4,9 +4,11 @@
 //!   32-bit tasks) or `FS_IOC_FSSETXATTR`: immutable (`+i`) and append-only (`+a`) would let
 //!   an agent freeze a protected file, or governor's own lease store and lineage database,
 //!   against their owners. The ioctl entry point is `crate::ioctl`.
-//! - `utime(2)`, `utimensat(2)` and `futimens(3)` reach the kernel's `notify_change()` with
-//!   only time attributes, whose one hook is `inode_setattr`. Timestamps are what forensics
-//!   reads; setting them back hides a change.
+//! - `utime(2)`, `utimensat(2)` and `futimens(3)` with explicit times reach the kernel's
+//!   `notify_change()` with `ATTR_ATIME_SET`/`ATTR_MTIME_SET`, whose one hook is
+//!   `inode_setattr`. Timestamps are what forensics reads; setting them back hides a change.
+//!   Setting them to the current time (`touch FILE`, `UTIME_NOW`) records no false time and
+//!   is what every write does: not decided.
 //!
 //! `inode_setattr` is given no mount, so its walk stays within the inode's filesystem (the
 //! daemon registers the roots of filesystems mounted inside protected trees, which that walk
@@ -35,8 +37,8 @@ const ATTR_MODE: u32 = 1 << 0;
 const ATTR_UID: u32 = 1 << 1;
 const ATTR_GID: u32 = 1 << 2;
 const ATTR_SIZE: u32 = 1 << 3;
-const ATTR_ATIME: u32 = 1 << 4;
-const ATTR_MTIME: u32 = 1 << 5;
+const ATTR_ATIME_SET: u32 = 1 << 7;
+const ATTR_MTIME_SET: u32 = 1 << 8;
 
 // 6.1:  LSM_HOOK(int, 0, inode_setattr, struct dentry *dentry, struct iattr *attr)
 // 6.12: LSM_HOOK(int, 0, inode_setattr, struct mnt_idmap *idmap, struct dentry *dentry,
@@ -66,7 +68,8 @@ pub fn chattr(file: *const u8, cmd: u32) -> i32 {
     file::at_file(file, Class::Chattr, Leased::Record, u64::from(cmd))
 }
 
-/// `notify_change()` of `dentry` with `attr`: decided as Utimes when it changes times only.
+/// `notify_change()` of `dentry` with `attr`: decided as Utimes when it sets explicit times
+/// (and nothing a path hook decides).
 #[inline(always)]
 fn setattr(dentry: *const u8, attr: *const u8) -> i32 {
     let Some((agent, _event)) = agent::acting() else {
@@ -76,7 +79,7 @@ fn setattr(dentry: *const u8, attr: *const u8) -> i32 {
     let off = maps::offsets();
     let mut valid: u32 = 0;
     if crate::vfs::read_into(attr, off.iattr_ia_valid, &mut valid)
-        && (valid & (ATTR_ATIME | ATTR_MTIME) == 0
+        && (valid & (ATTR_ATIME_SET | ATTR_MTIME_SET) == 0
             || valid & (ATTR_MODE | ATTR_UID | ATTR_GID | ATTR_SIZE) != 0)
     {
         return 0;

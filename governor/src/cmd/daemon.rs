@@ -13,7 +13,7 @@ use anyhow::Context;
 use governor_common::{
     detail,
     maps::{
-        AGENT_UNKNOWN, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_FILELESS, RULE_SELF, RULE_UNRESOLVED,
+        AGENT_UNKNOWN, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_LINKED_FLAG, RULE_FILELESS, RULE_SELF, RULE_UNRESOLVED,
     },
     net::{AF_INET, AF_INET6},
     path::RecordedPath,
@@ -689,6 +689,10 @@ fn rule_text(ev: &Event, class: Option<Class>, compiled: &Compiled) -> String {
         id if id & RULE_ANCESTOR_FLAG != 0 => {
             let id = id & !RULE_ANCESTOR_FLAG;
             format!("(ancestor of) {}", path(id, compiled.protected_path(id)))
+        }
+        id if id & RULE_LINKED_FLAG != 0 => {
+            let id = id & !RULE_LINKED_FLAG;
+            format!("(by inode, from) {}", path(id, compiled.protected_path(id)))
         }
         id => path(id, compiled.protected_path(id)),
     }

@@ -17,7 +17,7 @@ use governor_common::{
 };
 
 use super::pin::{self, Generation, PinError};
-use crate::policy::Compiled;
+use crate::policy::{linked::Why, Compiled};
 
 /// The eBPF object built by build.rs from governor-ebpf.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/governor"));
@@ -358,6 +358,32 @@ impl Enforcer {
                 ancestors
                     .insert(key, rule_id, 0)
                     .map_err(|source| map_error(maps::ANCESTORS, source))?;
+            }
+        }
+        {
+            let mut linked: HashMap<_, InodeKey, ProtectedRule> = self.map(maps::LINKED)?;
+            let scan = &compiled.linked;
+            for l in &scan.linked {
+                linked
+                    .insert(l.key, l.rule, 0)
+                    .map_err(|source| map_error(maps::LINKED, source))?;
+                tracing::debug!(path = %l.path.display(), why = ?l.why,
+                    "protected by inode wherever it is reached from");
+            }
+            let links = scan.linked.iter().filter(|l| l.why == Why::Link).count();
+            tracing::info!(
+                links,
+                mounts = scan.linked.len() - links,
+                entries = scan.entries,
+                took_ms = scan.took.as_millis() as u64,
+                "protection follows the inode: {links} files with another name and {} mounts \
+                 below protected paths registered",
+                scan.linked.len() - links
+            );
+            for (dir, why) in &scan.unreadable {
+                tracing::warn!(dir = %dir.display(), %why,
+                    "could not scan a directory below a protected path: a file in it with \
+                     another name outside is protected only through its names inside");
             }
         }
         {

@@ -195,6 +195,9 @@ pub struct Compiled {
     pub agent_rules: Vec<(AgentRuleKey, Masks)>,
     /// governor's own directories, protected with `RULE_SELF` (also in `protected`).
     pub own: Vec<OwnDir>,
+    /// Inodes protected for their place in a protected tree: hard links, mount roots
+    /// (`GOV_LINKED`), and how the scan that found them went.
+    pub linked: super::linked::Scan,
     /// The version of the policy this was compiled from (recorded with each decision).
     pub policy_version: String,
 }
@@ -218,6 +221,7 @@ impl Compiled {
     /// Whether `agent_id`'s decision on `class` at resource `rule_id` is `lease` (so a deny
     /// means "no unexpired lease").
     pub fn needs_lease(&self, agent_id: u32, rule_id: u32, class: governor_common::Class) -> bool {
+        let rule_id = governor_common::maps::rule_base(rule_id);
         let find = |list: &[CompiledProtect]| {
             list.iter()
                 .find(|p| p.rule.rule_id == rule_id)
@@ -254,7 +258,7 @@ impl Compiled {
 }
 
 /// The kernel's identity of the inode `meta` describes.
-fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
+pub(super) fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
     let dev = meta.dev();
     InodeKey::new(
         InodeKey::kernel_dev(libc::major(dev), libc::minor(dev)),
@@ -272,7 +276,9 @@ pub fn compile(
     cgroups: &CgroupFs,
     own: &[OwnDir],
 ) -> Result<Compiled, CompileError> {
-    use governor_common::maps::{MAX_AGENTS, MAX_AGENT_RULES, MAX_BINARIES, MAX_PROTECTED};
+    use governor_common::maps::{
+        MAX_AGENTS, MAX_AGENT_RULES, MAX_BINARIES, MAX_LINKED, MAX_PROTECTED,
+    };
     if policy.agents.len() > MAX_AGENTS as usize {
         return Err(CompileError::TooMany {
             what: "agents",
@@ -328,6 +334,14 @@ pub fn compile(
     let mut agent_rules = Vec::new();
     let protected = compile_protected(policy, own, &mut agent_rules)?;
     let ancestors = ancestors_of(&protected);
+    let linked = super::linked::scan(&protected);
+    if linked.linked.len() > MAX_LINKED as usize {
+        return Err(CompileError::TooMany {
+            what: "files with more than one name and mounts below protected paths",
+            count: linked.linked.len(),
+            max: MAX_LINKED,
+        });
+    }
     let network = net::flatten(&policy.network).map_err(|overflows| {
         let o = &overflows[0];
         CompileError::NetOverflow {
@@ -376,6 +390,7 @@ pub fn compile(
         binaries,
         agent_rules,
         own: own.to_vec(),
+        linked,
         policy_version: policy.version.clone(),
     })
 }

@@ -7,6 +7,7 @@ mod compile;
 mod decisions;
 pub mod duration;
 mod error;
+pub mod linked;
 pub mod net;
 mod raw;
 
