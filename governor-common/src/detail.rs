@@ -409,9 +409,10 @@ pub fn describe(class: Class, detail: u64) -> alloc::string::String {
             TASK_VIA_IOPRIO => "ioprio_set".into(),
             TASK_VIA_RLIMIT => format!(
                 "prlimit {}",
-                RLIMITS
-                    .get(((detail >> 8) & 0xff) as usize)
-                    .map_or_else(|| format!("resource {}", (detail >> 8) & 0xff), |s| (*s).into())
+                RLIMITS.get(((detail >> 8) & 0xff) as usize).map_or_else(
+                    || format!("resource {}", (detail >> 8) & 0xff),
+                    |s| (*s).into()
+                )
             ),
             _ => format!("task control ({detail})"),
         },
@@ -540,14 +541,23 @@ mod tests {
             "mmap MAP_SHARED PROT_WRITE"
         );
         assert_eq!(describe(Class::Chattr, FS_IOC_SETFLAGS), "FS_IOC_SETFLAGS");
-        assert_eq!(describe(Class::TaskControl, rlimit(0)), "prlimit RLIMIT_CPU");
+        assert_eq!(
+            describe(Class::TaskControl, rlimit(0)),
+            "prlimit RLIMIT_CPU"
+        );
         assert_eq!(describe(Class::TaskControl, TASK_VIA_NICE), "setpriority");
         assert_eq!(describe(Class::KernelTunable, 0x9fa0), "procfs");
         assert_eq!(
             describe(Class::RawDevice, RAW_BLOCK | (8 << 20) | 1),
             "block device 8:1"
         );
-        assert_eq!(describe(Class::RawDevice, 1 << 20 | 1), "character device 1:1");
-        assert_eq!(describe(Class::RawSocket, 17 << 32 | 3), "AF_PACKET SOCK_RAW");
+        assert_eq!(
+            describe(Class::RawDevice, 1 << 20 | 1),
+            "character device 1:1"
+        );
+        assert_eq!(
+            describe(Class::RawSocket, 17 << 32 | 3),
+            "AF_PACKET SOCK_RAW"
+        );
     }
 }

@@ -26,8 +26,7 @@ use crate::{
     agent::{self, prior, Agent},
     cgroup,
     emit::Name,
-    file,
-    maps, outside,
+    file, maps, outside,
     vfs::{self, read_into},
 };
 

@@ -24,6 +24,9 @@ const SOCKET: &str = "/run/governor/governor.sock";
 /// Python: connect a unix stream socket to argv[1].
 const PY_CONNECT: &str =
     "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print('connected')";
+/// Python: a status request on the stream socket inherited as descriptor 3, and its reply.
+const PY_SEND_ON_3: &str = "import socket; s = socket.socket(fileno=3); \
+s.sendall(b'{\"version\":1,\"command\":\"status\"}\\n'); print(s.recv(4096))";
 /// Python: send one datagram to the unix socket argv[1].
 const PY_SENDTO: &str = "import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); \
 s.sendto(b'hello', sys.argv[1]); print('sent')";
@@ -109,6 +112,13 @@ fn lsm_own_dirs_are_off_limits_to_agents() {
             &["sh", "-c", &format!("echo agent >> {f}")],
         );
         denied(&d, a, "chmod", name, &["chmod", "600", f]);
+        // Not even reading: no listing, no opening, no lock that would stall the daemon.
+        denied(&d, a, "read", name, &["cat", f]);
+        let dir_name = Path::new(&parent)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
+        denied(&d, a, "read", dir_name, &["ls", &parent]);
         denied(&d, a, "write", "new", &["touch", &format!("{parent}/new")]);
         // The remaining classes once (they take the same walk in every directory).
         if parent == STATE {
@@ -132,6 +142,26 @@ fn lsm_own_dirs_are_off_limits_to_agents() {
                 &["mkdir", &format!("{parent}/new-dir")],
             );
             denied(&d, a, "link", name, &["ln", f, &format!("{f}.link")]);
+            // Inode flags (+i on the lease store, +a on the lineage database would break
+            // the daemon) and timestamps.
+            denied(&d, a, "chattr", name, &["chattr", "+i", f]);
+            denied(&d, a, "utimes", name, &["touch", "-d", "2000-01-01", f]);
+            // A descriptor a non-agent opened, handed over: no lock on it.
+            let mark = d.mark();
+            let out = d.as_agent_after(
+                a,
+                &format!("exec 3<{f}"),
+                &[
+                    "python3",
+                    "-c",
+                    "import fcntl; fcntl.flock(3, fcntl.LOCK_EX)",
+                ],
+            );
+            assert_eperm(&out, "agent flock of a handed descriptor");
+            let ev = d.one_since(mark, "flock of a handed descriptor", |v| {
+                v["class"] == "read" && v["decision"] == "deny"
+            });
+            assert!(is_self(&ev), "{ev}");
         }
         assert_eq!(
             std::fs::read_to_string(f).expect("still there"),
@@ -288,6 +318,32 @@ fn lsm_admin_socket_refuses_agents_and_serves_admins() {
     assert_eq!(ev["name"], "governor.sock", "{ev}");
     assert!(is_self(&ev), "{ev}");
     assert_eq!(ev["uid"], 0, "{ev}");
+    // A connection a non-agent made and handed over (inherited as descriptor 3) is useless
+    // to the agent: every send on it is decided as a connect.
+    let mark = d.mark();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, socket, sys\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.connect(sys.argv[1])\n\
+             os.dup2(s.fileno(), 3)\n\
+             os.execvp(sys.argv[2], sys.argv[2:])\n",
+            SOCKET,
+        ])
+        .arg(governor_bin())
+        .arg("run")
+        .arg("--policy")
+        .arg(&d.policy)
+        .args(["--agent", a, "--", "python3", "-c", PY_SEND_ON_3])
+        .output()
+        .expect("spawn a host process handing a connection over");
+    assert_eperm(&out, "agent sends on a handed admin connection");
+    let ev = d.one_since(mark, "send on a handed admin connection", |v| {
+        v["class"] == "unix-connect" && v["decision"] == "deny"
+    });
+    assert!(is_self(&ev), "{ev}");
+    assert_eq!(ev["name"], "governor.sock", "{ev}");
     // ...and `governor status` from the agent cgroup fails with a clear error.
     let out = d.as_agent(a, &["governor", "status"]);
     assert!(!out.status.success(), "agent governor status must fail");

@@ -12,8 +12,8 @@ use std::{
 };
 
 use governor_kernel_tests::{
-    as_host, as_host_user, assert_eperm, assert_ok, require_bpf_lsm, run_in_cgroup, scratch,
-    spawn_in_cgroup, write, Daemon,
+    as_host, as_host_user, assert_eperm, assert_ok, kernel_module, require_bpf_lsm, run_in_cgroup,
+    scratch, spawn_in_cgroup, write, Daemon,
 };
 use serde_json::Value;
 
@@ -618,39 +618,9 @@ fn lsm_bpf_is_denied_to_agents() {
     assert!(d.alive());
 }
 
-/// A module of the running kernel with no dependencies, decompressed into `dir`. Its
-/// directory comes from `$GOVERNOR_TEST_MODULES_DIR` (set by `cargo xtask test`), else from
-/// xtask's default kernel cache.
+/// A module of the running kernel with no dependencies, decompressed into `dir`.
 fn test_module(dir: &Path) -> PathBuf {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
-    let modules = std::env::var_os("GOVERNOR_TEST_MODULES_DIR").map_or_else(
-        || {
-            PathBuf::from(format!(
-                "/root/.cache/governor/kernels/linux-image-{}-unsigned/lib/modules/{}",
-                release.trim(),
-                release.trim()
-            ))
-        },
-        PathBuf::from,
-    );
-    let base = modules.join("kernel/lib/crc-itu-t.ko");
-    let out = dir.join("crc-itu-t.ko");
-    if base.exists() {
-        std::fs::copy(&base, &out).expect("copy module");
-    } else {
-        let xz = base.with_extension("ko.xz");
-        let code = format!(
-            "import lzma; open({:?}, 'wb').write(lzma.open({:?}).read())",
-            p(&out),
-            p(&xz)
-        );
-        let res = as_host(&python(&code));
-        assert_ok(
-            &res,
-            &format!("decompress {} (GOVERNOR_TEST_MODULES_DIR)", xz.display()),
-        );
-    }
-    out
+    kernel_module(dir, "kernel/lib/crc-itu-t.ko")
 }
 
 /// finit_module(2) of the file given as argv[1].

@@ -287,6 +287,24 @@ impl Daemon {
             .expect("spawn governor run")
     }
 
+    /// Runs `cmd` as agent `agent` after the shell commands `setup` ran in the plain host
+    /// process that starts it: descriptors `setup` opens (`exec 3<>FILE`) are inherited by
+    /// the agent, as from a cooperating non-agent.
+    pub fn as_agent_after(&self, agent: &str, setup: &str, cmd: &[&str]) -> Output {
+        let script = format!(
+            "{setup}\npolicy=\"$1\"; agent=\"$2\"; shift 2\n\
+             exec \"$0\" run --policy \"$policy\" --agent \"$agent\" -- \"$@\""
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .arg(governor_bin())
+            .arg(&self.policy)
+            .arg(agent)
+            .args(cmd)
+            .output()
+            .expect("spawn sh for governor run")
+    }
+
     /// Decision events logged so far (JSON objects with target `governor::decision`).
     pub fn decisions(&self) -> Vec<Value> {
         self.logged()
@@ -462,6 +480,55 @@ impl Drop for Daemon {
             Err(e) => panic!("{e}"),
         }
     }
+}
+
+/// The module `rel` (e.g. `kernel/drivers/block/brd.ko`) of the running kernel, decompressed
+/// into `dir` if need be. Modules come from `$GOVERNOR_TEST_MODULES_DIR` (set by
+/// `cargo xtask test`), else from xtask's default kernel cache.
+pub fn kernel_module(dir: &Path, rel: &str) -> PathBuf {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let release = release.trim();
+    let modules = std::env::var_os("GOVERNOR_TEST_MODULES_DIR").map_or_else(
+        || {
+            PathBuf::from(format!(
+                "/root/.cache/governor/kernels/linux-image-{release}-unsigned/lib/modules/{release}"
+            ))
+        },
+        PathBuf::from,
+    );
+    let base = modules.join(rel);
+    let out = dir.join(base.file_name().expect("a module file name"));
+    if base.exists() {
+        std::fs::copy(&base, &out).expect("copy module");
+    } else {
+        let xz = base.with_extension("ko.xz");
+        let code = format!(
+            "import lzma; open({:?}, 'wb').write(lzma.open({:?}).read())",
+            out.display().to_string(),
+            xz.display().to_string()
+        );
+        assert_ok(
+            &as_host(&["python3", "-c", &code]),
+            &format!("decompress {} (GOVERNOR_TEST_MODULES_DIR)", xz.display()),
+        );
+    }
+    out
+}
+
+/// Loads the module file `module` with parameters `params` (finit_module(2)), as a
+/// non-agent; a module that is already loaded is fine.
+pub fn load_module(module: &Path, params: &str) {
+    let code = "import ctypes, errno, os, sys\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+         if libc.syscall(313, fd, sys.argv[2].encode(), 0) != 0:\n\
+         \x20   e = ctypes.get_errno()\n\
+         \x20   if e != errno.EEXIST: raise OSError(e, os.strerror(e))\n";
+    let module = module.display().to_string();
+    assert_ok(
+        &as_host(&["python3", "-c", code, &module, params]),
+        &format!("load {module}"),
+    );
 }
 
 /// Runs `cmd` as a plain (non-agent) process.

@@ -13,7 +13,8 @@ use anyhow::Context;
 use governor_common::{
     detail,
     maps::{
-        AGENT_UNKNOWN, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_LINKED_FLAG, RULE_FILELESS, RULE_SELF, RULE_UNRESOLVED,
+        AGENT_UNKNOWN, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_FILELESS, RULE_LINKED_FLAG,
+        RULE_SELF, RULE_UNRESOLVED,
     },
     net::{AF_INET, AF_INET6},
     path::RecordedPath,

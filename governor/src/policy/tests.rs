@@ -198,10 +198,7 @@ fn lease_and_agent_decisions_validate() {
     let own = d.agents[0].masks(d.masks());
     assert_eq!(
         own.deny_mask,
-        Class::Rename.bit()
-            | Class::Chattr.bit()
-            | Class::Utimes.bit()
-            | Class::UnixConnect.bit(),
+        Class::Rename.bit() | Class::Chattr.bit() | Class::Utimes.bit() | Class::UnixConnect.bit(),
         "delete moved to lease for ops; rename, chattr, utimes and unix-connect are denied by \
          the class table"
     );
@@ -278,10 +275,17 @@ fn a_resource_with_no_lists_gets_the_class_table() {
     assert_eq!(m.deny_mask, high_risk.iter().fold(0, |m, c| m | c.bit()));
     assert_eq!(m.lease_mask, 0);
     // A class table that allows every class leaves a bare resource deciding nothing.
-    let all_allowed: String = ["delete", "rename", "truncate", "chattr", "utimes", "unix-connect"]
-        .iter()
-        .map(|c| format!("[classes.{c}]\ndecision = \"allow\"\n"))
-        .collect();
+    let all_allowed: String = [
+        "delete",
+        "rename",
+        "truncate",
+        "chattr",
+        "utimes",
+        "unix-connect",
+    ]
+    .iter()
+    .map(|c| format!("[classes.{c}]\ndecision = \"allow\"\n"))
+    .collect();
     let p = problems(&format!(
         "{}{all_allowed}",
         GOOD.replace("deny = [\"delete\"]\n", "")
