@@ -55,9 +55,9 @@ pub const WRITE_CACHE: &str = "GOV_WRITE_CACHE";
 /// before a walk, so an agent's operation in a known directory checks the target and that
 /// directory instead of every ancestor (see `dir_cache.rs`).
 pub const DIR_CACHE: &str = "GOV_DIR_CACHE";
-/// One slot per CPU: the last `path_mknod` of a regular file an agent was allowed, which
-/// answers the `inode_create` of the same call (see `create.rs`).
-pub const CREATE_ASKED: &str = "GOV_CREATE_ASKED";
+/// One slot per CPU: the last path hook an agent was allowed, which answers the inode hook
+/// of the same call for the same dentry (see `note.rs`).
+pub const PATH_NOTE: &str = "GOV_PATH_NOTE";
 /// Read-only global holding [`TreeSeqs`]: where the kernel's dentry-tree and mount-tree
 /// sequence counters live.
 pub const TREE_SEQS_GLOBAL: &str = "GOV_TREE_SEQS";

@@ -23,8 +23,15 @@ pub const LSM_HOOKS: &[&str] = &[
     "path_mknod",
     "path_mkdir",
     "path_symlink",
+    // governor-ebpf/src/stacked.rs: inode hooks (stacked filesystems' layers; timestamps)
     "inode_create",
-    // governor-ebpf/src/attr.rs: timestamps (chattr is an ioctl, below)
+    "inode_unlink",
+    "inode_rmdir",
+    "inode_mkdir",
+    "inode_symlink",
+    "inode_mknod",
+    "inode_rename",
+    "inode_link",
     "inode_setattr",
     // governor-ebpf/src/mount.rs: the mount tree
     "sb_mount",
@@ -33,8 +40,7 @@ pub const LSM_HOOKS: &[&str] = &[
     "sb_remount",
     "sb_pivotroot",
     "fs_context_parse_param",
-    // governor-ebpf/src/task.rs: exec, setid
-    "bprm_check_security",
+    // governor-ebpf/src/task.rs: setid (exec is decided at file_open, above)
     "bprm_creds_from_file",
     "task_fix_setuid",
     "task_fix_setgid",

@@ -9,7 +9,8 @@
 //!
 //! Writes through an open file are decided once per file while nothing the answer rests on
 //! changes (`write_cache`); a file the open itself just created is not walked again at open,
-//! and a create is decided once, by `path_mknod`, not again by `inode_create` (`create`).
+//! and an operation is decided once, by its path hook, not again by the inode hook of the
+//! same call (`note`; the inode hooks are in `stacked`).
 //! Writes to files of kernel filesystems (cgroup, procfs, sysfs, ...) are decided on every
 //! write, as if the writer had opened the file itself (`kfs::write_on`): the kernel checks
 //! those at open only, and the descriptor may have been opened by someone else. Raw devices
@@ -30,15 +31,16 @@ use governor_common::{
 
 use crate::{
     agent::{self, prior, Agent, Refusal},
-    create,
     emit::Name,
-    kfs, linked, maps,
+    kfs, linked, maps, note, task,
     vfs::{self, Loc},
     walk::{decide, decide_as, unresolved, Keep, Leased},
     write_cache,
 };
 
 const FMODE_READ: u32 = 0x1;
+/// `__FMODE_EXEC`: in `f_flags` (not `f_mode`), an open for execution (`open_exec()`).
+const FMODE_EXEC_FLAG: u32 = 0x20;
 const FMODE_WRITE: u32 = 0x2;
 /// `f_mode` bit set by the open that created the file (the same value on 6.1 and 6.12).
 const FMODE_CREATED: u32 = 0x10_0000;
@@ -214,15 +216,6 @@ pub fn path_symlink(ctx: LsmContext) -> i32 {
     prior(&ctx, 3).unwrap_or_else(|| in_dir(&ctx, 0, ctx.arg(1), Class::Write))
 }
 
-// int security_inode_create(struct inode *dir, struct dentry *dentry, umode_t mode);
-// (open(O_CREAT) of a new file, right after `path_mknod`, and stacked filesystems' creates
-// on the filesystem beneath (overlayfs: its upper layer); no mount is given, so the walk
-// stays within the filesystem)
-#[lsm(hook = "inode_create")]
-pub fn inode_create(ctx: LsmContext) -> i32 {
-    prior(&ctx, 3).unwrap_or_else(|| created(ctx.arg(0), ctx.arg(1)))
-}
-
 /// Operation of `class` on `dentry`, reached through the `struct path *` in argument
 /// `dir_arg` (which supplies the mount).
 #[inline(always)]
@@ -232,8 +225,18 @@ fn in_dir(ctx: &LsmContext, dir_arg: usize, dentry: *const u8, class: Class) -> 
     };
     let agent = &agent;
     let off = maps::offsets();
-    let (loc, _) = entry_in(ctx, &off, dir_arg, dentry);
-    decide(agent, &off, loc, class)
+    let (loc, _) = entry_in(ctx, off, dir_arg, dentry);
+    noted(decide(agent, off, loc, class), dentry, core::ptr::null())
+}
+
+/// `verdict` of a path hook on `dentry` (created in directory inode `dir`, else null), noted
+/// when it allows, for the inode hook of the same call (`note`).
+#[inline(always)]
+fn noted(verdict: i32, dentry: *const u8, dir: *const u8) -> i32 {
+    if verdict == 0 {
+        note::remember(dentry, dir);
+    }
+    verdict
 }
 
 /// `dentry` as reached through the directory `struct path *` in argument `dir_arg`, which
@@ -252,7 +255,8 @@ fn entry_in(
 }
 
 /// `path_mknod` of a regular file (or `open(O_CREAT)`): writing into the directory, as
-/// [`in_dir`]; an allow is noted for the `inode_create` of the same call (`create.rs`).
+/// [`in_dir`]; an allow is noted, with the directory's inode, for the `inode_create` of the
+/// same call (`note`).
 #[inline(always)]
 fn create_in_dir(ctx: &LsmContext, dentry: *const u8) -> i32 {
     let Some((agent, _event)) = agent::acting() else {
@@ -262,26 +266,10 @@ fn create_in_dir(ctx: &LsmContext, dentry: *const u8) -> i32 {
     let off = maps::offsets();
     let (loc, dir) = entry_in(ctx, &off, 0, dentry);
     let verdict = decide(agent, &off, loc, Class::Write);
-    if verdict == 0 {
-        if let Some(dir) = dir {
-            create::remember(dentry, vfs::ptr_at(dir.dentry, off.dentry_d_inode));
-        }
+    match dir {
+        Some(dir) => noted(verdict, dentry, vfs::ptr_at(dir.dentry, off.dentry_d_inode)),
+        None => verdict,
     }
-    verdict
-}
-
-/// `inode_create` of `dentry` in the directory inode `dir`: answered by the `path_mknod`
-/// of the same call when it allowed it (`create.rs`), else decided within the filesystem.
-#[inline(always)]
-fn created(dir: *const u8, dentry: *const u8) -> i32 {
-    let Some((agent, _event)) = agent::acting() else {
-        return 0;
-    };
-    let agent = &agent;
-    if create::answered(dentry, dir) {
-        return 0;
-    }
-    on_dentry(agent, dentry, Class::Write)
 }
 
 /// Operation of `class` on the object named by a `struct path *`.
@@ -292,8 +280,12 @@ fn at_path(path: *const u8, class: Class) -> i32 {
     };
     let agent = &agent;
     let off = maps::offsets();
-    match vfs::path_loc(&off, path) {
-        Some(loc) => decide(agent, &off, loc, class),
+    match vfs::path_loc(off, path) {
+        Some(loc) => noted(
+            decide(agent, off, loc, class),
+            loc.dentry,
+            core::ptr::null(),
+        ),
         None => unresolved(agent, class, Name::None),
     }
 }
@@ -307,7 +299,11 @@ pub(crate) fn at_file(file: *const u8, class: Class, leased: Leased, detail: u64
     let agent = &agent;
     let off = maps::offsets();
     match vfs::file_loc(off, file) {
-        Some(loc) => decide_as(agent, off, loc, class, leased, Keep::NOTHING, detail),
+        Some(loc) => noted(
+            decide_as(agent, off, loc, class, leased, Keep::NOTHING, detail),
+            loc.dentry,
+            core::ptr::null(),
+        ),
         None => unresolved(agent, class, Name::None),
     }
 }
@@ -469,6 +465,14 @@ fn opened(file: *const u8) -> i32 {
     let Some(loc) = vfs::file_loc(off, file) else {
         return unresolved(agent, Class::Write, Name::None);
     };
+    // An open for execution: the exec class first (`task::exec_open`), then reading it.
+    let mut flags: u32 = 0;
+    if !vfs::read_into(file, off.file_f_flags, &mut flags) || flags & FMODE_EXEC_FLAG != 0 {
+        let verdict = task::exec_open(agent, off, file);
+        if verdict != 0 {
+            return verdict;
+        }
+    }
     // One decision per open (each walk costs the verifier dearly): the write class for an
     // open with write access, else the read class. Reading in an open for both is decided
     // when the kernel asks read and write permission together (`kfs::inode_permission`).
@@ -534,7 +538,11 @@ fn link(ctx: &LsmContext) -> i32 {
         return verdict;
     }
     let (new, _) = entry_in(ctx, off, 1, ctx.arg(2));
-    decide(agent, off, new, Class::Write)
+    noted(
+        decide(agent, off, new, Class::Write),
+        new.dentry,
+        core::ptr::null(),
+    )
 }
 
 /// rename(2): the source, the destination (the entry replaced, or the directory it lands
@@ -587,7 +595,7 @@ fn rename(ctx: &LsmContext) -> i32 {
     if v != 0 {
         return v;
     }
-    decide(
+    let verdict = decide(
         agent,
         &off,
         Loc {
@@ -595,7 +603,8 @@ fn rename(ctx: &LsmContext) -> i32 {
             mnt,
         },
         Class::Rename,
-    )
+    );
+    noted(verdict, old_dentry, core::ptr::null())
 }
 
 /// Refuses moving `at.dentry` when it is an ancestor of a protected inode.

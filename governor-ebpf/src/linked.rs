@@ -111,8 +111,13 @@ pub fn link(old: u64, new: u64, mnt: u64) -> u32 {
     register(key, Loc { dentry: old, mnt }, Loc { dentry: new, mnt })
 }
 
-/// `old` renamed to `new` in mount `mnt`, by anyone: a file that has other names and lands
-/// below a protected inode is registered with its rule. Not inlined, like [`link`].
+/// `old` renamed to `new` in mount `mnt`, by anyone. Two cases register `old`'s inode:
+/// - it replaces a protected (or registered) inode, as an editor or `passwd` replaces a
+///   file: it takes that inode's rule, so that protecting `/etc/shadow` does not end when the
+///   file is rewritten;
+/// - it has other names and lands below a protected inode: it takes that inode's rule.
+///
+/// Not inlined, like [`link`].
 #[inline(never)]
 pub fn rename(old: u64, new: u64, mnt: u64) -> u32 {
     let (old, new, mnt) = (old as *const u8, new as *const u8, mnt as *const u8);
@@ -121,11 +126,20 @@ pub fn rename(old: u64, new: u64, mnt: u64) -> u32 {
         return 0;
     }
     let inode = vfs::ptr_at(old, off.dentry_d_inode);
-    if vfs::nlink(off, inode) <= 1 {
-        return 0;
-    }
     let mut key = InodeKey::default();
     if !vfs::inode_key_into(off, inode, &mut key) {
+        return 0;
+    }
+    if let Some(replaced) = vfs::inode_key(off, new) {
+        // SAFETY: the values are copied out immediately.
+        let rule = unsafe { maps::GOV_PROTECTED.get(&replaced) }
+            .or_else(|| unsafe { maps::GOV_LINKED.get(&replaced) })
+            .copied();
+        if let Some(rule) = rule {
+            return u32::from(maps::GOV_LINKED.insert(&key, &rule, 0).is_ok());
+        }
+    }
+    if vfs::nlink(off, inode) <= 1 {
         return 0;
     }
     let nowhere = Loc {

@@ -16,7 +16,7 @@ use governor_common::{
     Masks, ProtectedRule, TreeSeqs, WriteStamp,
 };
 
-use crate::{create::Asked, emit::Pending, path::Scratch};
+use crate::{emit::Pending, note::Note, path::Scratch};
 
 /// `maps::AGENTS`
 #[map]
@@ -61,9 +61,9 @@ pub static GOV_WRITE_CACHE: LruHashMap<u64, WriteStamp> =
 pub static GOV_DIR_CACHE: LruHashMap<DirKey, DirClear> =
     LruHashMap::with_max_entries(MAX_DIR_CACHE, 0);
 
-/// `maps::CREATE_ASKED` (`create.rs`).
+/// `maps::PATH_NOTE` (`note.rs`).
 #[map]
-pub static GOV_CREATE_ASKED: PerCpuArray<Asked> = PerCpuArray::with_max_entries(1, 0);
+pub static GOV_PATH_NOTE: PerCpuArray<Note> = PerCpuArray::with_max_entries(1, 0);
 
 /// `maps::PENDING`: the decision each CPU's running program settled, until it is flushed
 /// (`emit.rs`).

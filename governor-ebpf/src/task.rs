@@ -36,16 +36,6 @@ use crate::{
     maps, vfs,
 };
 
-// LSM_HOOK(int, 0, bprm_check_security, struct linux_binprm *bprm)
-#[lsm(hook = "bprm_check_security")]
-pub fn bprm_check_security(ctx: LsmContext) -> i32 {
-    let bprm: *const u8 = ctx.arg(0);
-    if let Some(refused) = agent::prior(&ctx, 1) {
-        return refused;
-    }
-    exec_binprm(bprm)
-}
-
 // 6.1:  LSM_HOOK(int, 0, bprm_creds_from_file, struct linux_binprm *bprm, struct file *file)
 // 6.12: LSM_HOOK(int, 0, bprm_creds_from_file, struct linux_binprm *bprm,
 //                const struct file *file)
@@ -100,16 +90,14 @@ pub fn task_fix_setgroups(ctx: LsmContext) -> i32 {
 /// `PROT_EXEC` from `<asm-generic/mman-common.h>`.
 const PROT_EXEC: u64 = 0x4;
 
-/// execve(2) of `bprm->file` (called again for each interpreter of a `#!` chain).
+/// The open of `file` for execution (`__FMODE_EXEC`, asked at `file_open`, `crate::file`):
+/// execve(2) of a binary, of each interpreter of a `#!` chain, and the backing file a
+/// stacked filesystem opens for an exec through it (whose inode is the real binary's).
+/// Decided at the open, as Landlock decides execution, so that the inode decided is the one
+/// whose contents run.
 #[inline(always)]
-fn exec_binprm(bprm: *const u8) -> i32 {
-    let Some((agent, _event)) = agent::acting() else {
-        return 0;
-    };
-    let agent = &agent;
-    let off = maps::offsets();
-    let file = vfs::ptr_at(bprm, off.linux_binprm_file);
-    exec_file(agent, &off, file, EXEC_VIA_EXECVE)
+pub(crate) fn exec_open(agent: &Agent, off: &KernelOffsets, file: *const u8) -> i32 {
+    exec_file(agent, off, file, EXEC_VIA_EXECVE)
 }
 
 /// A mapping of `file` that would be executable.

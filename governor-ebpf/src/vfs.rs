@@ -33,10 +33,21 @@ pub fn path_loc(off: &KernelOffsets, path: *const u8) -> Option<Loc> {
     }
 }
 
-/// `struct file *` → its `f_path` as a [`Loc`].
+/// `struct file *` → where the file's inode lies, as a [`Loc`]: its `f_path`, unless the
+/// file's inode is not the inode of that path. A stacked filesystem's backing file on 6.1
+/// (`open_with_fake_path()`) carries the overlay's path with the real inode beneath; its
+/// place is then one of the real inode's own dentries, in its own filesystem (no mount).
 #[inline(always)]
 pub fn file_loc(off: &KernelOffsets, file: *const u8) -> Option<Loc> {
-    path_loc(off, file.wrapping_add(off.file_f_path as usize))
+    let loc = path_loc(off, file.wrapping_add(off.file_f_path as usize))?;
+    let inode = ptr_at(file, off.file_f_inode);
+    if inode.is_null() || ptr_at(loc.dentry, off.dentry_d_inode) == inode {
+        return Some(loc);
+    }
+    Some(Loc {
+        dentry: alias(off, inode),
+        mnt: core::ptr::null(),
+    })
 }
 
 /// `file->f_mode`.

@@ -349,6 +349,8 @@ fn lsm_mounts_inside_flags_times_and_reads() {
     let secret = dir.join("secret");
     write(&prod.join("db"), "precious");
     write(&secret.join("key"), "s3cret");
+    let shadow = dir.join("shadow");
+    write(&shadow, "s3cret");
     let inner = prod.join("inner");
     std::fs::create_dir_all(&inner).expect("mkdir");
     // A filesystem mounted inside the tree before the daemon starts (its root is
@@ -358,11 +360,41 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         "host mounts a tmpfs inside the tree",
     );
     write(&inner.join("f"), "precious");
-    let a = "agent-mounts";
-    let d = Daemon::start(
-        &dir,
-        &policy(a, &[(prod.as_path(), "modify"), (secret.as_path(), "read")]),
+    // An overlay whose upper and work directories lie in the tree, merged outside it, over a
+    // lower layer that holds a listed binary.
+    let lower = dir.join("lower");
+    let upper = prod.join("upper");
+    let merged = dir.join("merged");
+    for d in [&lower, &upper, &prod.join("work"), &merged] {
+        std::fs::create_dir_all(d).expect("mkdir overlay dirs");
+    }
+    write(&upper.join("up-file"), "precious");
+    write(&lower.join("low-file"), "lower");
+    std::fs::copy("/bin/true", lower.join("tool")).expect("copy a binary into the lower layer");
+    let layers = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        p(&lower),
+        p(&upper),
+        p(&prod.join("work"))
     );
+    ok(
+        &as_host(&["mount", "-t", "overlay", "ovl", "-o", &layers, &p(&merged)]),
+        "host mounts the overlay",
+    );
+    let a = "agent-mounts";
+    let mut text = policy(
+        a,
+        &[
+            (prod.as_path(), "modify"),
+            (secret.as_path(), "read"),
+            (shadow.as_path(), "read"),
+        ],
+    );
+    text += &format!(
+        "\n[[binaries]]\npath = \"{}\"\ndeny = [\"exec\"]\n",
+        p(&lower.join("tool"))
+    );
+    let d = Daemon::start(&dir, &text);
 
     // xattr and timestamps are decided by inode hooks, which get no mount: the walk from the
     // mounted file stops at the tmpfs root, which is registered.
@@ -379,6 +411,18 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         std::fs::metadata(inner.join("f")).expect("stat").mtime(),
         before
     );
+    // A filesystem the host mounts inside the tree while the daemon runs: the daemon's mount
+    // watcher registers its root.
+    let later = prod.join("later");
+    std::fs::create_dir_all(&later).expect("mkdir");
+    ok(
+        &as_host(&["mount", "-t", "tmpfs", "later", &p(&later)]),
+        "host mounts a tmpfs inside the tree later",
+    );
+    write(&later.join("g"), "precious");
+    let logged = d.wait_logged("a filesystem mounted inside a protected path");
+    assert_eq!(logged["mount"], p(&later), "{logged}");
+    refused(&d, a, "", &["python3", "-c", SETXATTR, &p(&later.join("g"))], "xattr");
     // ...and on the tree itself.
     refused(
         &d,
@@ -434,14 +478,50 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         &["python3", "-c", OPEN_RDWR, &p(&secret.join("key"))],
         "read",
     );
+    // A protected file the host replaces (write a new one, rename it over, as `passwd` does)
+    // stays protected: the new inode takes the old one's rule.
+    refused(&d, a, "", &["cat", &p(&shadow)], "read");
+    write(&dir.join("shadow.new"), "n3w s3cret");
+    ok(
+        &as_host(&["mv", &p(&dir.join("shadow.new")), &p(&shadow)]),
+        "host replaces the file",
+    );
+    let ev = refused(&d, a, "", &["cat", &p(&shadow)], "read");
+    assert_eq!(ev["protected"], format!("(by inode, from) {}", p(&shadow)), "{ev}");
     // Reading elsewhere is not decided.
     let mark = d.mark();
     let out = d.as_agent(a, &["cat", &p(&prod.join("db"))]);
     ok(&out, "agent cat of a modify-protected file");
     d.none_since(mark, "a read nothing denies");
 
+    // Through the overlay: what overlayfs does on its upper layer is decided on the real,
+    // backing inode there, and a listed binary is the same binary through the overlay.
+    let up = p(&merged.join("up-file"));
+    refused(&d, a, "", &["rm", "-f", &up], "unlink");
+    refused(&d, a, "", &["mv", &up, &p(&merged.join("moved"))], "rename");
+    refused(
+        &d,
+        a,
+        "",
+        &["python3", "-c", &format!("import os; os.truncate({up:?}, 0)")],
+        "truncate",
+    );
+    refused(&d, a, "", &["chmod", "600", &up], "chmod");
+    refused(&d, a, "", &["python3", "-c", APPEND, &up], "write");
+    refused(&d, a, "", &["mkdir", &p(&merged.join("new-dir"))], "write");
+    // A lower file is hidden by a whiteout made in the upper layer.
+    refused(&d, a, "", &["rm", "-f", &p(&merged.join("low-file"))], "mknod");
+    let ev = refused(&d, a, "", &[&p(&merged.join("tool"))], "exec");
+    assert_eq!(ev["protected"], p(&lower.join("tool")), "{ev}");
+    assert_eq!(read(&upper.join("up-file")), "precious");
+    assert!(merged.join("low-file").exists(), "the lower file is still visible");
+    assert_eq!(read(&lower.join("low-file")), "lower");
+
     // A non-agent does all of it.
     let mark = d.mark();
+    ok(&as_host(&[&p(&merged.join("tool"))]), "host runs the tool through the overlay");
+    ok(&as_host(&["chmod", "600", &up]), "host chmod through the overlay");
+    ok(&as_host(&["rm", "-f", &p(&merged.join("low-file"))]), "host rm of a lower file");
     ok(&as_host(&["python3", "-c", SETXATTR, &f]), "host setxattr");
     ok(
         &as_host(&["touch", "-d", "2000-01-01", &f]),
@@ -450,5 +530,7 @@ fn lsm_mounts_inside_flags_times_and_reads() {
     ok(&as_host(&["cat", &p(&secret.join("key"))]), "host cat");
     d.none_since(mark, "the host's operations");
     drop(d);
+    unmount(&merged);
+    unmount(&later);
     unmount(&inner);
 }

@@ -7,7 +7,8 @@
 //! recorded, and a non-agent doing the same succeeds.
 
 use std::{
-    path::Path,
+    os::unix::net::UnixListener,
+    path::{Path, PathBuf},
     process::{Child, Command, Output},
 };
 
@@ -97,6 +98,41 @@ mode = "enforce"
 allow_raw_sockets = true
 "#;
 
+/// The control planes `policies/default.toml` keeps agents away from (its `optional`
+/// `[[protect]]` entries denying unix-connect), as `[[protect]]` text, and the socket to
+/// listen on for each: the path itself, or a socket inside it when it is a directory.
+fn control_planes() -> (String, Vec<PathBuf>) {
+    let text = std::fs::read_to_string("policies/default.toml").expect("read policies/default.toml");
+    let policy: toml::Table = text.parse().expect("policies/default.toml is TOML");
+    let mut entries = String::new();
+    let mut sockets = Vec::new();
+    for entry in policy["protect"].as_array().expect("[[protect]] entries") {
+        let denies_connect = entry
+            .get("deny")
+            .and_then(toml::Value::as_array)
+            .is_some_and(|d| d.iter().any(|c| c.as_str() == Some("unix-connect")));
+        if entry.get("optional").and_then(toml::Value::as_bool) != Some(true) || !denies_connect
+        {
+            continue;
+        }
+        let path = entry["path"].as_str().expect("path");
+        entries += &format!("\n[[protect]]\npath = {path:?}\noptional = true\ndeny = [\"unix-connect\"]\n");
+        // Sockets have a name with a dot or end in `private`/`_socket`; the rest are directories.
+        let is_dir = !path.ends_with(".sock") && !path.ends_with("private") && !path.ends_with("_socket");
+        sockets.push(if is_dir {
+            PathBuf::from(path).join("api.sock")
+        } else {
+            PathBuf::from(path)
+        });
+    }
+    (entries, sockets)
+}
+
+/// Python: connect a unix stream socket to argv[1].
+const CONNECT: &str = "import socket, sys\n\
+     s = socket.socket(socket.AF_UNIX)\n\
+     s.connect(sys.argv[1])\n";
+
 /// Python: set the clock to what it reads now (nothing changes if it goes through).
 const SETTIME: &str = "import time\ntime.clock_settime(time.CLOCK_REALTIME, time.time())\n";
 
@@ -115,7 +151,28 @@ fn lsm_the_kernel_and_other_tasks_are_out_of_reach() {
     require_bpf_lsm();
     let dir = scratch("no-way-out");
     let a = "agent-out";
-    let d = Daemon::start(&dir, POLICY);
+    // Deputies that would run a command outside the agent: a listener on each control-plane
+    // path the shipped default policy names (this VM runs no systemd, Docker or cron).
+    let (planes, sockets) = control_planes();
+    assert!(sockets.len() >= 8, "the default policy names the control planes: {sockets:?}");
+    let mut listeners = Vec::new();
+    for s in &sockets {
+        std::fs::create_dir_all(s.parent().expect("parent")).expect("mkdir for a socket");
+        let _ = std::fs::remove_file(s);
+        listeners.push(UnixListener::bind(s).unwrap_or_else(|e| panic!("bind {}: {e}", s.display())));
+    }
+    let d = Daemon::start(&dir, &format!("{POLICY}{planes}"));
+    for s in &sockets {
+        let path = s.display().to_string();
+        let mark = d.mark();
+        let out = d.as_agent(a, &["python3", "-c", CONNECT, &path]);
+        assert_eperm(&out, &format!("agent connects to {path}"));
+        let ev = d.one_since(mark, &format!("connect to {path}"), |v| {
+            v["class"] == "unix-connect" && v["decision"] == "deny"
+        });
+        assert_eq!(ev["path"], path, "{ev}");
+        assert_ok(&as_host(&["python3", "-c", CONNECT, &path]), &format!("host connects to {path}"));
+    }
     let daemon = d.pid().to_string();
 
     // Kernel tunables whose helpers the kernel runs as root outside every cgroup, and other
@@ -310,6 +367,10 @@ fn lsm_the_kernel_and_other_tasks_are_out_of_reach() {
     );
     d.none_since(mark, "the host's operations and allowed ones");
     drop(d);
+    drop(listeners);
+    for s in &sockets {
+        let _ = std::fs::remove_file(s);
+    }
     if mounted_binfmt {
         let _ = as_host(&["umount", binfmt]);
     }

@@ -547,11 +547,21 @@ fn lsm_ptrace_outside_the_agent_is_denied() {
     );
     let ev = d.one_since(mark, "proc mem", |v| v["class"] == "ptrace");
     assert_eq!(ev["what"], "mode 0xa: attach fscreds", "{ev}");
-    // Inspection (read mode) stays allowed: /proc/<daemon>/environ.
+    // Inspection of its secrets (read mode) is refused too: /proc/<daemon>/environ (procfs
+    // answers EACCES for a refused access check). A probe that only hides a field
+    // (`/proc/<daemon>/stat`, noaudit) is not.
     let mark = d.mark();
     let out = d.as_agent(agent, &["cat", &format!("/proc/{daemon}/environ")]);
-    assert_ok(&out, "agent reads /proc/<daemon>/environ");
-    d.none_since(mark, "read-mode access");
+    assert!(
+        !out.status.success() && out.stdout.is_empty(),
+        "agent reads /proc/<daemon>/environ: {out:?}"
+    );
+    let ev = d.one_since(mark, "proc environ", |v| v["class"] == "ptrace");
+    assert_eq!(ev["what"], "mode 0x9: read fscreds", "{ev}");
+    let mark = d.mark();
+    let out = d.as_agent(agent, &["cat", &format!("/proc/{daemon}/stat")]);
+    assert_ok(&out, "agent reads /proc/<daemon>/stat");
+    d.none_since(mark, "a noaudit probe");
 
     // Its own child: allowed.
     let own = "import ctypes, os, signal, time\n\

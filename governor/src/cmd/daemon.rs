@@ -232,6 +232,9 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         tracing::info!(hook = %hook, "LSM hook absent on this kernel; {covered}");
     }
     let enforcer = Arc::new(Mutex::new(enforcer));
+    // Filesystems mounted inside protected paths from now on (the policy's scan registered
+    // the ones mounted before).
+    crate::kernel::mounts::watch(Arc::clone(&enforcer));
     // Counters of generations a reload retired, so that totals never go back.
     let retired_counters = Arc::new(Mutex::new(admin::status::Counters::default()));
     let clock = BootClock::now().context("reading this boot's id (lineage rows carry it)")?;

@@ -4,6 +4,8 @@
 //! [`Enforcer::pin`] pins the links, programs and maps so that enforcement outlives the
 //! process (`kernel::pin`).
 
+use std::{collections::HashSet, path::PathBuf};
+
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{links::FdLink, Lsm, RawTracePoint},
@@ -112,6 +114,10 @@ pub struct Enforcer {
     btf: aya::Btf,
     /// Attached links not pinned yet, each with its pin name (`lsm-<hook>`, `net-…`).
     links: Vec<(String, FdLink)>,
+    /// The installed policy's protected paths (canonical) with their rules, and the inodes
+    /// registered in `GOV_LINKED`: for mounts made later (`kernel::mounts`).
+    linked_roots: Vec<(PathBuf, ProtectedRule)>,
+    linked_keys: HashSet<InodeKey>,
 }
 
 /// How many links of each family [`Enforcer::pin`] pinned.
@@ -143,6 +149,8 @@ impl Enforcer {
             loaded: Vec::new(),
             absent: Vec::new(),
             links: Vec::new(),
+            linked_roots: Vec::new(),
+            linked_keys: HashSet::new(),
         })
     }
 
@@ -334,8 +342,35 @@ impl Enforcer {
         &mut self.ebpf
     }
 
+    /// Registers in `GOV_LINKED` the roots of the mounts at `points` below a protected path
+    /// of the installed policy that are not registered yet (`kernel::mounts`); returns where
+    /// those mounts are. A map that refuses an entry is logged, not fatal: the mount's files
+    /// are still decided through every hook that is given its mount.
+    pub fn register_mounts(&mut self, points: &[PathBuf]) -> Vec<PathBuf> {
+        let mut regs = super::mounts::registrations(&self.linked_roots, points);
+        regs.retain(|(_, key, _)| self.linked_keys.insert(*key));
+        let Ok(mut map) = self.map::<HashMap<_, InodeKey, ProtectedRule>>(maps::LINKED) else {
+            return Vec::new();
+        };
+        let mut done = Vec::new();
+        for (path, key, rule) in regs {
+            match map.insert(key, rule, 0) {
+                Ok(()) => done.push(path),
+                Err(e) => tracing::warn!(mount = %path.display(), error = %e,
+                    "cannot register a mount inside a protected path"),
+            }
+        }
+        done
+    }
+
     /// Writes the compiled policy into the kernel maps.
     pub fn install(&mut self, compiled: &Compiled) -> Result<(), LoadError> {
+        self.linked_roots = compiled
+            .protected
+            .iter()
+            .filter_map(|p| Some((std::fs::canonicalize(&p.path).ok()?, p.rule)))
+            .collect();
+        self.linked_keys = compiled.linked.linked.iter().map(|l| l.key).collect();
         {
             let mut agents: HashMap<_, u64, AgentInfo> = self.map(maps::AGENTS)?;
             for a in &compiled.agents {
@@ -380,6 +415,11 @@ impl Enforcer {
                  below protected paths registered",
                 scan.linked.len() - links
             );
+            for path in &compiled.absent {
+                tracing::info!(path = %path.display(),
+                    "optional protected path absent on this host: protected from the first \
+                     policy load that finds it (`governor policy reload`)");
+            }
             for (dir, why) in &scan.unreadable {
                 tracing::warn!(dir = %dir.display(), %why,
                     "could not scan a directory below a protected path: a file in it with \

@@ -6,6 +6,7 @@ pub mod coverage;
 pub mod events;
 pub mod generation;
 pub mod loader;
+pub mod mounts;
 pub mod net;
 pub mod offsets;
 pub mod pin;

@@ -198,6 +198,8 @@ pub struct Compiled {
     /// Inodes protected for their place in a protected tree: hard links, mount roots
     /// (`GOV_LINKED`), and how the scan that found them went.
     pub linked: super::linked::Scan,
+    /// `optional` protected paths this host does not have (nothing to protect yet).
+    pub absent: Vec<PathBuf>,
     /// The version of the policy this was compiled from (recorded with each decision).
     pub policy_version: String,
 }
@@ -335,6 +337,12 @@ pub fn compile(
     let protected = compile_protected(policy, own, &mut agent_rules)?;
     let ancestors = ancestors_of(&protected);
     let linked = super::linked::scan(&protected);
+    let absent = policy
+        .protected
+        .iter()
+        .filter(|p| p.optional && !protected.iter().any(|c| c.path == p.path))
+        .map(|p| p.path.clone())
+        .collect();
     if linked.linked.len() > MAX_LINKED as usize {
         return Err(CompileError::TooMany {
             what: "files with more than one name and mounts below protected paths",
@@ -391,6 +399,7 @@ pub fn compile(
         agent_rules,
         own: own.to_vec(),
         linked,
+        absent,
         policy_version: policy.version.clone(),
     })
 }
@@ -419,10 +428,17 @@ fn compile_protected(
         add_merged(&mut protected, &d.path, key, RULE_SELF, &own_decisions);
     }
     for (i, p) in policy.protected.iter().enumerate() {
-        let key = path_key(&p.path).map_err(|source| CompileError::Protected {
-            path: p.path.clone(),
-            source,
-        })?;
+        let key = match path_key(&p.path) {
+            Ok(key) => key,
+            // A control plane this host does not have: nothing to protect yet.
+            Err(e) if p.optional && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(CompileError::Protected {
+                    path: p.path.clone(),
+                    source,
+                })
+            }
+        };
         let rule_id = add_merged(&mut protected, &p.path, key, i as u32, &p.decisions);
         // No agent has decisions of its own on governor's own directories.
         if rule_id != RULE_SELF {
@@ -545,6 +561,7 @@ mod tests {
                     deny: vec![deny],
                     ..Default::default()
                 },
+                optional: false,
             });
         }
         let list = compile_protected(&policy, &own, &mut Vec::new()).expect("compiles");

@@ -94,6 +94,10 @@ pub struct Agent {
 pub struct Protected {
     pub path: PathBuf,
     pub decisions: Decisions,
+    /// The path may be missing when the policy is loaded: it is then skipped (and logged),
+    /// and protected from the first load that finds it. For control planes a host may not
+    /// have, such as a container runtime's socket.
+    pub optional: bool,
 }
 
 /// The class names a policy may use, and the kernel classes each stands for.
@@ -509,7 +513,12 @@ impl Validator<'_> {
             &resolve,
             PROTECT_CLASSES,
         );
-        Protected { path, decisions }
+        let optional = raw.optional.is_some_and(Spanned::into_inner);
+        Protected {
+            path,
+            decisions,
+            optional,
+        }
     }
 }
 

@@ -67,6 +67,9 @@ pub type RawClasses = Spanned<Vec<Spanned<String>>>;
 #[serde(deny_unknown_fields)]
 pub struct RawProtect {
     pub path: Spanned<String>,
+    /// The path may be missing on this host (a control plane that is not installed).
+    #[serde(default)]
+    pub optional: Option<Spanned<bool>>,
     #[serde(default)]
     pub allow: Option<RawClasses>,
     #[serde(default)]
