@@ -422,7 +422,13 @@ fn lsm_mounts_inside_flags_times_and_reads() {
     write(&later.join("g"), "precious");
     let logged = d.wait_logged("a filesystem mounted inside a protected path");
     assert_eq!(logged["mount"], p(&later), "{logged}");
-    refused(&d, a, "", &["python3", "-c", SETXATTR, &p(&later.join("g"))], "xattr");
+    refused(
+        &d,
+        a,
+        "",
+        &["python3", "-c", SETXATTR, &p(&later.join("g"))],
+        "xattr",
+    );
     // ...and on the tree itself.
     refused(
         &d,
@@ -487,7 +493,11 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         "host replaces the file",
     );
     let ev = refused(&d, a, "", &["cat", &p(&shadow)], "read");
-    assert_eq!(ev["protected"], format!("(by inode, from) {}", p(&shadow)), "{ev}");
+    assert_eq!(
+        ev["protected"],
+        format!("(by inode, from) {}", p(&shadow)),
+        "{ev}"
+    );
     // Reading elsewhere is not decided.
     let mark = d.mark();
     let out = d.as_agent(a, &["cat", &p(&prod.join("db"))]);
@@ -503,25 +513,47 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         &d,
         a,
         "",
-        &["python3", "-c", &format!("import os; os.truncate({up:?}, 0)")],
+        &[
+            "python3",
+            "-c",
+            &format!("import os; os.truncate({up:?}, 0)"),
+        ],
         "truncate",
     );
     refused(&d, a, "", &["chmod", "600", &up], "chmod");
     refused(&d, a, "", &["python3", "-c", APPEND, &up], "write");
     refused(&d, a, "", &["mkdir", &p(&merged.join("new-dir"))], "write");
     // A lower file is hidden by a whiteout made in the upper layer.
-    refused(&d, a, "", &["rm", "-f", &p(&merged.join("low-file"))], "mknod");
+    refused(
+        &d,
+        a,
+        "",
+        &["rm", "-f", &p(&merged.join("low-file"))],
+        "mknod",
+    );
     let ev = refused(&d, a, "", &[&p(&merged.join("tool"))], "exec");
     assert_eq!(ev["protected"], p(&lower.join("tool")), "{ev}");
     assert_eq!(read(&upper.join("up-file")), "precious");
-    assert!(merged.join("low-file").exists(), "the lower file is still visible");
+    assert!(
+        merged.join("low-file").exists(),
+        "the lower file is still visible"
+    );
     assert_eq!(read(&lower.join("low-file")), "lower");
 
     // A non-agent does all of it.
     let mark = d.mark();
-    ok(&as_host(&[&p(&merged.join("tool"))]), "host runs the tool through the overlay");
-    ok(&as_host(&["chmod", "600", &up]), "host chmod through the overlay");
-    ok(&as_host(&["rm", "-f", &p(&merged.join("low-file"))]), "host rm of a lower file");
+    ok(
+        &as_host(&[&p(&merged.join("tool"))]),
+        "host runs the tool through the overlay",
+    );
+    ok(
+        &as_host(&["chmod", "600", &up]),
+        "host chmod through the overlay",
+    );
+    ok(
+        &as_host(&["rm", "-f", &p(&merged.join("low-file"))]),
+        "host rm of a lower file",
+    );
     ok(&as_host(&["python3", "-c", SETXATTR, &f]), "host setxattr");
     ok(
         &as_host(&["touch", "-d", "2000-01-01", &f]),

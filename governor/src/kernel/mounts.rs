@@ -39,7 +39,12 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if let (b'\\', Some(&[x, y, z])) = (b[i], b.get(i + 1..i + 4).map(|s| <&[u8; 3]>::try_from(s).ok()).flatten()) {
+        if let (b'\\', Some(&[x, y, z])) = (
+            b[i],
+            b.get(i + 1..i + 4)
+                .map(|s| <&[u8; 3]>::try_from(s).ok())
+                .flatten(),
+        ) {
             if let (Some(x), Some(y), Some(z)) = (octal(x), octal(y), octal(z)) {
                 out.push(x << 6 | y << 3 | z);
                 i += 4;
@@ -178,6 +183,9 @@ mod tests {
         assert_eq!(regs[0].0, inner);
         assert_eq!(regs[0].2.rule_id, 2, "the deepest protected path decides");
         assert_eq!(regs[1].0, deep);
-        assert_eq!(regs[1].2.rule_id, 1, "a protected path mounted over is below its parent");
+        assert_eq!(
+            regs[1].2.rule_id, 1,
+            "a protected path mounted over is below its parent"
+        );
     }
 }
