@@ -1,6 +1,8 @@
 //! Authority end to end: operators' keys, signed lease files, the daemon's checks on submit,
 //! the kernel enforcing exactly what was signed, expiry and revocation, agents' requests
-//! (which grant nothing until an operator signs), and the kill switch.
+//! (which grant nothing until an operator signs), and the kill switch. Time: a lease's start
+//! and end are on the boot clock, so moving the wall clock neither starts a scheduled lease
+//! early nor extends one, and neither does a daemon restart with the clock set back.
 
 use std::{
     path::Path,
@@ -12,7 +14,7 @@ use std::{
 use governor_kernel_tests::{
     assert_eperm, assert_ok, governor_bin,
     operator::{err_stderr, governor, ok_stdout, submit, trusted_dir, Operator},
-    require_bpf_lsm, scratch, write, Daemon,
+    pin_dir_for, require_bpf_lsm, scratch, state_dir_for, write, Daemon, DEFAULT_STATE_DIR,
 };
 use serde_json::Value;
 
@@ -370,6 +372,177 @@ fn lsm_signed_leases_grant_exactly_what_was_signed_until_they_end() {
     assert_ok(&allowed, "rm f under l5, with the clock a day back");
     assert_eperm(&refused, "rm g after l5 ran out, with the clock a day back");
     assert!(prod.join("g").exists());
+
+    // A scheduled lease does not start early when the wall clock jumps forward: its start
+    // is on the boot clock too, fixed at submit.
+    let clock = WallClock::save();
+    let starts = wall_ms() / 1000 + 20;
+    let l6 = alice.issue_with(
+        &dir.join("l6.lease"),
+        "ops",
+        &[&format!("delete:{}", p("g"))],
+        "10m",
+        &["--not-before", &rfc3339(starts)],
+    );
+    let id6 = lease_id(&l6);
+    ok_stdout(&submit(&l6), "submit l6");
+    assert_eq!(lease_state(&id6)["state"], "scheduled");
+    // A root outside every agent moves the clock 2 minutes forward: past l6's not_before,
+    // well before its not_after.
+    clock.set(120);
+    let jumped_ms = wall_ms();
+    // Wait for the daemon's tick to have seen the jump: it raises its wall-clock mark (or,
+    // without the boot-clock start, it installs l6).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wall_mark_ms() < jumped_ms && lease_state(&id6)["state"] == "scheduled" {
+        assert!(
+            Instant::now() < deadline,
+            "no lease tick after the clock jump"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let early = d.as_agent("ops", &["rm", &p("g")]);
+    let state = lease_state(&id6)["state"].clone();
+    clock.set(0);
+    assert_eperm(
+        &early,
+        "rm g before l6's start, the wall clock 2 minutes ahead",
+    );
+    assert_eq!(state, "scheduled", "l6 before its start");
+    // At its start on the boot clock it grants.
+    sleep_until_wall(starts * 1000 + 300);
+    assert_ok(&d.as_agent("ops", &["rm", &p("g")]), "rm g once l6 started");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while lease_state(&id6)["state"] != "enforced" {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not record l6's start"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    // A restart never extends a lease: l7 ends while no daemon runs, the wall clock is set
+    // back an hour (by wall time l7 has an hour left), and the restarted daemon keeps it
+    // expired.
+    let l7 = alice.issue(
+        &dir.join("l7.lease"),
+        "ops",
+        &[&format!("delete:{}", s(&prod))],
+        "6s",
+    );
+    let id7 = lease_id(&l7);
+    ok_stdout(&submit(&l7), "submit l7");
+    assert_ok(&d.as_agent("ops", &["rm", &p("e")]), "rm e under l7");
+    let not_after = lease_state(&id7)["not_after"].as_u64().expect("not_after");
+    let mut d = d;
+    d.stop_keeping_pins();
+    sleep_until_wall(not_after * 1000 + 500);
+    clock.set(-3600);
+    let d = d.successor(&dir, "policy.toml", &policy(&dir), &[]);
+    let revived = d.as_agent("ops", &["rm", &p("b")]);
+    let state = lease_state(&id7);
+    clock.set(0);
+    assert_eperm(
+        &revived,
+        "rm b after l7 ended, restarted with the clock an hour back",
+    );
+    assert!(prod.join("b").exists());
+    assert_eq!(state["state"], "expired", "{state}");
+    let last = &state["history"][state["history"].as_array().map_or(0, Vec::len) - 1];
+    assert!(
+        last["what"] == "expired"
+            && last["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("same boot")),
+        "{state}"
+    );
+    // The lineage has its end, and nothing after it.
+    let db = state_dir_for(&pin_dir_for(&dir)).join("lineage.db");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let life = lifecycle(&db, &id7);
+        if life.last().map(String::as_str) == Some("expired") {
+            assert_eq!(life, ["issued", "submitted", "enforced", "expired"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "lineage of {id7}: {life:?}");
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The wall clock as it would read had nobody moved it, restored on drop (also when the test
+/// fails): tests move it as a root outside every agent.
+struct WallClock {
+    at: SystemTime,
+    since: Instant,
+}
+
+impl WallClock {
+    fn save() -> WallClock {
+        WallClock {
+            at: SystemTime::now(),
+            since: Instant::now(),
+        }
+    }
+
+    /// Sets the wall clock `offset_secs` away from the true time.
+    fn set(&self, offset_secs: i64) {
+        let truth = self.at + self.since.elapsed();
+        let t = if offset_secs >= 0 {
+            truth + Duration::from_secs(offset_secs.unsigned_abs())
+        } else {
+            truth - Duration::from_secs(offset_secs.unsigned_abs())
+        };
+        let d = t.duration_since(UNIX_EPOCH).expect("after the epoch");
+        let ts = libc::timespec {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: clock_settime reads the timespec we own.
+        let rc = unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) };
+        assert_eq!(rc, 0, "clock_settime: {}", std::io::Error::last_os_error());
+    }
+}
+
+impl Drop for WallClock {
+    fn drop(&mut self) {
+        self.set(0);
+    }
+}
+
+/// `secs` (unix) as RFC 3339 in UTC, as `lease issue --not-before` takes it.
+fn rfc3339(secs: u64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date");
+    assert!(out.status.success(), "date: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The daemon's wall-clock high-water mark (unix ms; 0 if it has none).
+fn wall_mark_ms() -> u64 {
+    let file = Path::new(DEFAULT_STATE_DIR).join("wall-clock.json");
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["wall_ms"].as_u64())
+        .unwrap_or(0)
+}
+
+/// The states of lease `id`'s lineage rows, in order.
+fn lifecycle(db: &Path, id: &str) -> Vec<String> {
+    let Ok(c) =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return Vec::new();
+    };
+    c.prepare("SELECT state FROM lease_lifecycle WHERE lease_id = ?1 ORDER BY id")
+        .and_then(|mut q| {
+            q.query_map([id], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
