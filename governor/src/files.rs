@@ -277,6 +277,87 @@ mod tests {
         assert!(matches!(e, ReadError::TooLarge { .. }), "{e}");
     }
 
+    /// Every reader of an operator's or the daemon's files goes through here: each refuses
+    /// `/dev/zero`, a FIFO without a writer and a directory at once, naming the file.
+    #[test]
+    fn every_reader_refuses_what_is_not_a_regular_file() {
+        use crate::authority::{
+            keys::{PublicKeyFile, SecretKey},
+            lease::Lease,
+        };
+        let dir = scratch("readers");
+        let fifo = dir.join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        let started = std::time::Instant::now();
+        for bad in [Path::new("/dev/zero"), fifo.as_path(), dir.as_path()] {
+            let errors = [
+                crate::policy::Policy::load(bad)
+                    .map(|_| ())
+                    .unwrap_err()
+                    .to_string(),
+                Lease::read(bad).map(|_| ()).unwrap_err().to_string(),
+                SecretKey::load(bad).map(|_| ()).unwrap_err().to_string(),
+                PublicKeyFile::load(bad)
+                    .map(|_| ())
+                    .unwrap_err()
+                    .to_string(),
+            ];
+            for e in errors {
+                assert!(
+                    e.contains(&bad.display().to_string()) && e.contains("must be a regular file"),
+                    "{e}"
+                );
+            }
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Too large: a sparse file just over each limit is refused before it is read.
+        let big = dir.join("big");
+        for limit in [POLICY, LEASE, KEY] {
+            std::fs::File::create(&big)
+                .and_then(|f| f.set_len(limit.max + 1))
+                .expect("sparse file");
+            let e = read(&big, limit).unwrap_err();
+            assert!(matches!(e, ReadError::TooLarge { .. }), "{e}");
+        }
+        std::fs::File::create(&big)
+            .and_then(|f| f.set_len(POLICY.max + 1))
+            .expect("sparse file");
+        let e = crate::policy::Policy::load(&big)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("larger than") && e.contains("policy file"),
+            "{e}"
+        );
+        let e = Lease::read(&big).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("larger than") && e.contains("lease file"), "{e}");
+        // The daemon's own stores report such a record and go on.
+        let state = dir.join("state");
+        let store = crate::leases::store::Store::open(&state).expect("store");
+        nix::unistd::mkfifo(
+            &store.dir().join("x.json"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .expect("mkfifo");
+        let (records, bad) = store.load().expect("load");
+        assert!(records.is_empty() && bad.len() == 1, "{bad:?}");
+        assert!(bad[0].to_string().contains("x.json"), "{}", bad[0]);
+        std::fs::create_dir_all(state.join("requests")).expect("mkdir");
+        nix::unistd::mkfifo(
+            &state.join("requests/r-1.json"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .expect("mkfifo");
+        let (_, bad) = crate::requests::book::Book::open(&state).expect("book");
+        assert!(
+            bad.len() == 1 && bad[0].to_string().contains("r-1.json"),
+            "{bad:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn missing_files_and_bad_text_say_so() {
         let dir = scratch("missing");

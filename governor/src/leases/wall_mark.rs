@@ -81,6 +81,7 @@ impl WallMark {
     }
 
     /// The highest wall-clock time recorded (unix milliseconds).
+    #[cfg(test)]
     pub fn mark_ms(&self) -> Option<u64> {
         self.mark_ms
     }
