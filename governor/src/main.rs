@@ -8,6 +8,7 @@ mod authority;
 mod cgroup;
 mod cli;
 mod cmd;
+mod control;
 mod files;
 mod halt;
 mod kernel;

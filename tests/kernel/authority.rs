@@ -1,6 +1,7 @@
 //! Authority end to end: operators' keys, signed lease files, the daemon's checks on submit,
 //! the kernel enforcing exactly what was signed, expiry and revocation, agents' requests
-//! (which grant nothing until an operator signs), and the kill switch. Time: a lease's start
+//! (which grant nothing until an operator signs), and the kill switch, which with `status`
+//! stays within its time bounds under a flood of refusals. Time: a lease's start
 //! and end are on the boot clock, so moving the wall clock neither starts a scheduled lease
 //! early nor extends one, and neither does a daemon restart with the clock set back.
 
@@ -113,6 +114,31 @@ fn sleep_until_wall(ms: u64) {
     if ms > now {
         thread::sleep(Duration::from_millis(ms - now));
     }
+}
+
+/// Refusals the halt test's flood must have caused before it measures.
+const FLOOD: u64 = 2000;
+
+/// Sends one request line to the daemon's admin socket; the reply line and the time from
+/// the connect to the reply.
+fn admin_round_trip(request: &str) -> (String, Duration) {
+    use std::io::{BufRead, Write};
+    let started = Instant::now();
+    let mut conn =
+        std::os::unix::net::UnixStream::connect("/run/governor/governor.sock").expect("connect");
+    conn.write_all(format!("{request}\n").as_bytes())
+        .expect("send");
+    let mut reply = String::new();
+    std::io::BufReader::new(&conn)
+        .read_line(&mut reply)
+        .expect("reply");
+    (reply, started.elapsed())
+}
+
+/// `governor status --json`.
+fn status_json() -> Value {
+    let out = ok_stdout(&governor(&["status", "--json"]), "status");
+    serde_json::from_str(&out).expect("status json")
 }
 
 /// Thaws the ops cgroup on drop, so a failed halt test cannot leave later tests frozen.
@@ -654,16 +680,82 @@ fn lsm_agent_requests_grant_nothing_until_signed_and_halt_freezes() {
         assert!(Instant::now() < deadline, "the ticker does not tick");
         thread::sleep(Duration::from_millis(50));
     }
+    // ...under a flood of refusals: the agent also loops on a denied unlink, each refusal an
+    // event through the ring buffer, the decision sink and the lineage.
+    let flood = format!(
+        "import os\nwhile True:\n    try:\n        os.unlink({:?})\n    except OSError:\n        \
+         pass\n",
+        p("y")
+    );
+    let mut flooder: Child = Command::new(governor_bin())
+        .args(["run", "--policy"])
+        .arg(&d.policy)
+        .args(["--agent", "ops", "--", "python3", "-c", &flood])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn flooder");
+    let denied = || status_json()["counters"]["denied"].as_u64().unwrap_or(0);
+    let before = denied();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while denied() < before + FLOOD {
+        assert!(Instant::now() < deadline, "the flood does not flow");
+        thread::sleep(Duration::from_millis(200));
+    }
+    // The admin socket answers `status` within 1 s: measured from this test's connect to
+    // the reply, three times. The `governor status` command as a whole gets 5 s: under
+    // QEMU TCG, with the flood on the one vCPU, the start of a debug build alone has taken
+    // most of a second.
+    for _ in 0..3 {
+        let (reply, took) = admin_round_trip(r#"{"version":1,"command":"status"}"#);
+        assert!(reply.contains(r#""ok":true"#), "{reply}");
+        assert!(
+            took <= Duration::from_secs(1),
+            "status took {took:?} under the flood"
+        );
+    }
+    let started = Instant::now();
+    let st = status_json();
+    let took = started.elapsed();
+    assert!(
+        st["counters"]["denied"].as_u64().unwrap_or(0) > before,
+        "{st}"
+    );
+    assert!(
+        took <= Duration::from_secs(5),
+        "`governor status` took {took:?}"
+    );
+    // The kill switch: from the command's send to the agent frozen within 100 ms, as the
+    // daemon reports it from the client's stamp; the whole command, process start and exit
+    // included, within 5 s (as for `status` above: QEMU TCG).
+    let started = Instant::now();
     let out = ok_stdout(
         &governor(&["halt", "--agent", "ops", "--reason", "incident"]),
         "halt",
     );
+    let took = started.elapsed();
+    let events = std::fs::read_to_string(format!("{OPS_CGROUP}/cgroup.events")).expect("events");
+    assert!(events.contains("frozen 1"), "{events}");
     assert!(
         out.contains("halted ops: 1 leases revoked") && out.contains("cgroup frozen"),
         "{out}"
     );
-    let events = std::fs::read_to_string(format!("{OPS_CGROUP}/cgroup.events")).expect("events");
-    assert!(events.contains("frozen 1"), "{events}");
+    let reported_ms: f64 = out
+        .split("cgroup frozen ")
+        .nth(1)
+        .and_then(|r| r.split(" ms after the command was sent").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time from the send in {out:?}"));
+    assert!(
+        reported_ms <= 100.0,
+        "frozen {reported_ms} ms after the command was sent: {out}"
+    );
+    assert!(
+        reported_ms <= took.as_secs_f64() * 1000.0,
+        "the report ({reported_ms} ms) cannot exceed the command ({took:?})"
+    );
+    assert!(took <= Duration::from_secs(5), "halt took {took:?}: {out}");
+    flooder.kill().expect("kill the flooder");
+    flooder.wait().expect("reap the flooder");
     let frozen_at = count();
     thread::sleep(Duration::from_millis(700));
     assert_eq!(count(), frozen_at, "a frozen agent must not run");

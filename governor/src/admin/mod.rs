@@ -255,7 +255,8 @@ async fn handle(ctx: &Context, peer: &Peer, req: Request) -> Response {
             agents,
             kill,
             reason,
-        } => halt::halt(ctx, peer, &agents, kill, reason).await,
+            sent_boot_ns,
+        } => halt::halt(ctx, peer, &agents, kill, reason, sent_boot_ns).await,
         Request::Resume { agents } => halt::resume(ctx, peer, &agents).await,
         Request::PolicyReload { file } => reload::reload(ctx, peer, file).await,
         other => {

@@ -71,11 +71,15 @@ pub enum Request {
         id: String,
         reason: Option<String>,
     },
-    /// Revoke the agents' leases and freeze (or kill) their cgroups.
+    /// Freeze (or kill) the agents' cgroups and revoke their leases. `sent_boot_ns` is when
+    /// the client sent it (`CLOCK_BOOTTIME`, the same on every process of the host): the
+    /// reply's times count from it, so time spent before the daemon read the request shows.
     Halt {
         agents: Agents,
         kill: bool,
         reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent_boot_ns: Option<u64>,
     },
     Resume {
         agents: Agents,
@@ -286,6 +290,13 @@ mod tests {
                 agents: Agents::One("a".into()),
                 kill: false,
                 reason: Some("why".into()),
+                sent_boot_ns: None,
+            },
+            Request::Halt {
+                agents: Agents::All,
+                kill: true,
+                reason: None,
+                sent_boot_ns: Some(123_456_789),
             },
             Request::Resume {
                 agents: Agents::All,

@@ -26,7 +26,7 @@ use crate::{
     authority::lease,
     cgroup::CgroupFs,
     cli::DaemonArgs,
-    halt,
+    control, halt,
     kernel::{
         coverage,
         events::{self, ReaderStats},
@@ -60,6 +60,8 @@ use crate::{
 const EVENT_QUEUE: usize = 65_536;
 /// Records waiting for the lineage writer; beyond this the recorders count refusals.
 const LINEAGE_QUEUE: usize = 65_536;
+/// Events the decision sink handles in a row before it lets other tasks run.
+const SINK_BATCH: u32 = 256;
 /// How long a stopping daemon gives the sink to record the decisions already queued.
 const SINK_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -272,9 +274,17 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
     let sink_recorder = recorder.clone();
     let mut sink = tokio::spawn(async move {
         let mut throttle = Throttle::default();
+        let mut in_a_row = 0u32;
         loop {
             // Under a flood the next event is already queued (no timer per event); an idle
             // sink wakes at least once a window, to report lines a throttled agent left out.
+            // It lets the runtime's other tasks (the readers, the request socket) run every
+            // SINK_BATCH events: `try_recv` never yields by itself.
+            in_a_row += 1;
+            if in_a_row >= SINK_BATCH {
+                in_a_row = 0;
+                tokio::task::yield_now().await;
+            }
             let next = match rx.try_recv() {
                 Ok(item) => Ok(Some(item)),
                 Err(mpsc::error::TryRecvError::Disconnected) => Ok(None),
@@ -313,16 +323,6 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         }
         for s in throttle.finish(std::time::Instant::now()) {
             log_suppressed(&s);
-        }
-    });
-    let tick_authority = Arc::clone(&authority);
-    let ticker = tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_millis(200));
-        loop {
-            every.tick().await;
-            if let Ok(mut a) = tick_authority.lock() {
-                a.tick();
-            }
         }
     });
 
@@ -409,7 +409,10 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         },
         reload: Some(Arc::new(reloader.clone())),
     };
-    let mut admin_task = tokio::spawn(admin::serve(listener, Arc::new(admin_ctx)));
+    // The admin socket and the lease tick on their own thread: no load on this runtime's
+    // event pipeline delays the kill switch (`control`).
+    let mut control = control::start(listener, admin_ctx, Arc::clone(&authority))
+        .context("starting the control thread (admin socket, lease tick)")?;
     if let Some(path) = &args.ready_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing ready file {}", path.display()))?;
@@ -437,20 +440,16 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
                 tracing::error!(result = ?res, "event reader stopped");
                 break;
             }
-            res = &mut admin_task => {
-                tracing::error!(result = ?res, "admin socket stopped");
+            why = control.failed() => {
+                tracing::error!(reason = %why, "admin socket stopped");
                 break;
             }
         }
     }
     // Stop answering (the socket files go with the listeners).
-    ticker.abort();
+    control.stop();
     request_task.abort();
     let _ = request_task.await;
-    if !admin_task.is_finished() {
-        admin_task.abort();
-        let _ = admin_task.await;
-    }
     // The reader stops (what is left in the kernel ring stays there, pinned, for the next
     // daemon); the sink records what the reader already queued, then ends.
     if !reader.is_finished() {
