@@ -20,6 +20,7 @@ mod own_dirs;
 mod policy;
 mod reload;
 mod requests;
+mod secrets;
 
 use std::process::ExitCode;
 

@@ -3,7 +3,9 @@
 //! (which grant nothing until an operator signs), and the kill switch, which with `status`
 //! stays within its time bounds under a flood of refusals. Time: a lease's start
 //! and end are on the boot clock, so moving the wall clock neither starts a scheduled lease
-//! early nor extends one, and neither does a daemon restart with the clock set back.
+//! early nor extends one, and neither does a daemon restart with the clock set back. Keys:
+//! a secret key made on a host with a live daemon is registered with it and off limits to
+//! agents, restarts included.
 
 use std::{
     path::Path,
@@ -13,7 +15,7 @@ use std::{
 };
 
 use governor_kernel_tests::{
-    assert_eperm, assert_ok, governor_bin,
+    as_host, assert_eperm, assert_ok, governor_bin,
     operator::{err_stderr, governor, ok_stdout, submit, trusted_dir, Operator},
     pin_dir_for, require_bpf_lsm, scratch, state_dir_for, write, Daemon, DEFAULT_STATE_DIR,
 };
@@ -167,6 +169,24 @@ fn lsm_signed_leases_grant_exactly_what_was_signed_until_they_end() {
     let d = Daemon::start(&dir, &policy(&dir));
     let prod = dir.join("prod");
     let p = |f: &str| s(&prod.join(f));
+
+    // An operator's key made on this host while the daemon runs: the command warns that keys
+    // belong elsewhere, and the daemon protects the secret file from agents at once (and
+    // after the restart below).
+    let carol = generate_here(&dir, "carol");
+    let append_to = |f: &Path| format!("echo forged >> '{}'", f.display());
+    assert_eperm(
+        &d.as_agent("ops", &["sh", "-c", &append_to(&carol)]),
+        "append to a registered secret key",
+    );
+    assert_eperm(
+        &d.as_agent("ops", &["rm", &s(&carol)]),
+        "rm a registered secret key",
+    );
+    assert_ok(
+        &as_host(&["cat", &s(&carol)]),
+        "the operator reads their key",
+    );
 
     // Without a lease: refused, and the operator is shown the command that would allow it.
     assert_eperm(&d.as_agent("ops", &["rm", &p("a")]), "rm a without a lease");
@@ -466,12 +486,14 @@ fn lsm_signed_leases_grant_exactly_what_was_signed_until_they_end() {
     clock.set(-3600);
     let d = d.successor(&dir, "policy.toml", &policy(&dir), &[]);
     let revived = d.as_agent("ops", &["rm", &p("b")]);
+    let key_write = d.as_agent("ops", &["sh", "-c", &append_to(&carol)]);
     let state = lease_state(&id7);
     clock.set(0);
     assert_eperm(
         &revived,
         "rm b after l7 ended, restarted with the clock an hour back",
     );
+    assert_eperm(&key_write, "append to the registered key after a restart");
     assert!(prod.join("b").exists());
     assert_eq!(state["state"], "expired", "{state}");
     let last = &state["history"][state["history"].as_array().map_or(0, Vec::len) - 1];
@@ -801,4 +823,45 @@ fn lsm_agent_requests_grant_nothing_until_signed_and_halt_freezes() {
         &governor(&["resume", "--agent", "ops"]),
         "resume after kill",
     );
+
+    // A registered secret key cannot even be read by an agent; its operator reads it.
+    let dave = generate_here(&dir, "dave");
+    assert_ok(
+        &as_host(&["cat", &s(&dave)]),
+        "the operator reads their key",
+    );
+    assert_eperm(
+        &d.as_agent("ops", &["cat", &s(&dave)]),
+        "an agent reads a registered secret key",
+    );
+}
+
+/// `governor key generate` for `name` while the daemon runs: checks its warning and that
+/// the daemon took the secret key under protection; the secret key's path.
+fn generate_here(dir: &Path, name: &str) -> std::path::PathBuf {
+    let secrets = dir.join(format!("keys-{name}"));
+    let out = governor(&[
+        "key",
+        "generate",
+        "--operator",
+        &format!("{name} <{name}@example.com>"),
+        "--secret-dir",
+        &s(&secrets),
+        "--trusted-dir",
+        &s(&dir.join(format!("untrusted-{name}"))),
+    ]);
+    ok_stdout(&out, &format!("key generate for {name}"));
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("a governor daemon runs on this host")
+            && warning.contains("Operator keys belong on a machine where no agent runs")
+            && warning.contains("the daemon protects"),
+        "{warning}"
+    );
+    std::fs::read_dir(&secrets)
+        .expect("secret dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "key"))
+        .unwrap_or_else(|| panic!("no .key file in {}", secrets.display()))
 }

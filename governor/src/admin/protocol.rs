@@ -31,6 +31,7 @@ pub const COMMANDS: &[&str] = &[
     "request-approve",
     "request-reject",
     "policy-reload",
+    "protect-secret",
 ];
 
 /// Which agents a halt or resume applies to.
@@ -104,6 +105,11 @@ pub enum Request {
     /// absolute path), atomically: a policy that fails any check changes nothing.
     PolicyReload {
         file: Option<String>,
+    },
+    /// Protect an operator's secret key file (an absolute path) from agents like governor's
+    /// own directories, at once and after restarts (`crate::secrets`).
+    ProtectSecret {
+        path: String,
     },
 }
 
@@ -306,6 +312,9 @@ mod tests {
                 reason: "no".into(),
             },
             Request::PolicyReload { file: None },
+            Request::ProtectSecret {
+                path: "/root/.config/governor/keys/k.key".into(),
+            },
             Request::PolicyReload {
                 file: Some("/etc/governor/next.toml".into()),
             },

@@ -53,7 +53,7 @@ use crate::{
     own_dirs::OwnDir,
     policy::{self, Compiled, Policy},
     reload::{self, Reloader},
-    requests,
+    requests, secrets,
 };
 
 /// Decoded events waiting for the logger; beyond this the reader counts overflow.
@@ -88,7 +88,10 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let lineage_db = args.lineage_db();
     let lineage = writer::open(&lineage_db)?;
     let cgroups = CgroupFs::discover()?;
-    let compiled = policy::compile(&policy, &cgroups, &own)?;
+    // Operators' secret key files registered with an earlier daemon: protected beside
+    // governor's own directories.
+    let secrets = Arc::new(Mutex::new(secrets::Registry::open(&args.state_dir)?));
+    let compiled = policy::compile(&policy, &cgroups, &secrets::own_with(&own, &secrets))?;
     let filled = loaded.fill(&compiled, &cgroups)?;
     // Everything is loaded, verified and filled: only now touch the pin directory. A previous
     // generation found there keeps enforcing until ours is attached and pinned.
@@ -106,6 +109,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         Started {
             policy,
             own,
+            secrets,
             cgroups,
             compiled,
             setup,
@@ -176,6 +180,8 @@ fn log_adoption(pins: &PinDir, generation: u64, counts: PinnedCounts, retired: &
 struct Started {
     policy: Policy,
     own: Vec<OwnDir>,
+    /// Registered secret key files (`crate::secrets`).
+    secrets: Arc<Mutex<secrets::Registry>>,
     cgroups: CgroupFs,
     compiled: Compiled,
     setup: generation::Setup,
@@ -198,6 +204,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
     let Started {
         policy,
         own,
+        secrets,
         cgroups,
         compiled,
         setup,
@@ -369,6 +376,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         reload::Parts {
             setup,
             own,
+            secrets: Arc::clone(&secrets),
             cgroups,
             admin_uids: args.admin_uids.clone(),
             authority: Arc::clone(&authority),
@@ -408,6 +416,10 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
             authority: Some(Arc::clone(&authority)),
         },
         reload: Some(Arc::new(reloader.clone())),
+        secrets: Some(Arc::new(secrets::Guard {
+            registry: secrets,
+            reloader: reloader.clone(),
+        })),
     };
     // The admin socket and the lease tick on their own thread: no load on this runtime's
     // event pipeline delays the kill switch (`control`).
