@@ -28,9 +28,10 @@ pub const OFFSETS_GLOBAL: &str = "GOV_OFFSETS";
 /// `deny_mask` holds [`Class::Exec`]). Matched on the inode itself only, never on ancestors.
 pub const BINARIES: &str = "GOV_BINARIES";
 
-/// Unexpired leases: key = [`LeaseKey`], value = [`LeaseEntry`]. An operation whose decision
-/// is `lease` is allowed only while a matching entry's `not_after_boot_ns` lies ahead of
-/// `bpf_ktime_get_boot_ns()` (boot-time clock: changing the wall clock cannot extend it).
+/// Installed leases: key = [`LeaseKey`], value = [`LeaseEntry`]. An operation whose decision
+/// is `lease` is allowed only while `bpf_ktime_get_boot_ns()` lies in a matching entry's
+/// `[not_before_boot_ns, not_after_boot_ns)` (boot-time clock: changing the wall clock can
+/// neither start a lease early nor extend it).
 pub const LEASES: &str = "GOV_LEASES";
 /// Per-agent decisions for a protected resource: key = [`AgentRuleKey`], value = [`Masks`].
 /// When present they replace the resource's default masks for that agent. The key's rule id
@@ -505,10 +506,22 @@ const _: () = assert!(core::mem::size_of::<LeaseKey>() == 24);
 pub struct LeaseEntry {
     /// Lease id as userspace numbers it (recorded in events).
     pub lease_id: u64,
+    /// Boot-time (`CLOCK_BOOTTIME`) nanoseconds from which the lease applies (a scheduled
+    /// lease's start: setting the wall clock forward cannot bring it closer).
+    pub not_before_boot_ns: u64,
     /// Boot-time (`CLOCK_BOOTTIME`) nanoseconds after which the lease no longer applies.
     pub not_after_boot_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<LeaseEntry>() == 16);
+const _: () = assert!(core::mem::size_of::<LeaseEntry>() == 24);
+
+impl LeaseEntry {
+    /// Whether the lease applies at boot time `now_ns`: from its start, until (excluded) its
+    /// end. The kernel's check, shared with the daemon's tests.
+    #[inline(always)]
+    pub fn applies_at(&self, now_ns: u64) -> bool {
+        self.not_before_boot_ns <= now_ns && now_ns < self.not_after_boot_ns
+    }
+}
 
 /// `rule_id` reported when the kernel could not resolve a target within its bounds and failed
 /// closed.

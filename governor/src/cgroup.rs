@@ -16,8 +16,8 @@ pub enum CgroupError {
          mount one with `mount -t cgroup2 none /sys/fs/cgroup` or boot with systemd's unified hierarchy"
     )]
     NoCgroup2,
-    #[error("reading /proc/self/mountinfo: {0}")]
-    MountInfo(std::io::Error),
+    #[error("{0}")]
+    MountInfo(crate::files::ReadError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -34,7 +34,11 @@ pub struct CgroupFs {
 impl CgroupFs {
     /// Finds the cgroup v2 mount point (the first one listed).
     pub fn discover() -> Result<CgroupFs, CgroupError> {
-        let info = fs::read_to_string("/proc/self/mountinfo").map_err(CgroupError::MountInfo)?;
+        let info = crate::files::read_text(
+            std::path::Path::new("/proc/self/mountinfo"),
+            crate::files::KERNEL,
+        )
+        .map_err(CgroupError::MountInfo)?;
         Self::from_mountinfo(&info).ok_or(CgroupError::NoCgroup2)
     }
 

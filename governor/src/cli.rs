@@ -281,6 +281,19 @@ pub enum KeyCommand {
     /// List the trusted keys (id, operator, file) and every problem with the directory's
     /// files. Exits 1 if there is any problem.
     List(KeyListArgs),
+    /// Have the running daemon protect a secret key file on this host from agents (every
+    /// access, reads included), now and after restarts. `key generate` does it for the keys
+    /// it makes while a daemon runs; keys belong on a machine where no agent runs.
+    Protect(KeyProtectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeyProtectArgs {
+    /// The secret key file.
+    pub file: PathBuf,
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -295,6 +308,10 @@ pub struct KeyGenerateArgs {
     /// Directory for the public key `<id>.pub` (created mode 0755 if missing).
     #[arg(long, value_name = "DIR", default_value = keys::DEFAULT_TRUSTED_DIR)]
     pub trusted_dir: PathBuf,
+    /// The admin socket of a daemon on this host, if one runs: the command warns that keys
+    /// belong off the host, and has the daemon protect the new secret key from agents.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

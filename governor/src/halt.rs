@@ -16,6 +16,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HaltError {
+    #[error("{0}")]
+    Read(#[from] crate::files::ReadError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -51,7 +53,8 @@ pub struct Halt {
     pub reason: Option<String>,
     /// Leases revoked by it.
     pub revoked: Vec<String>,
-    /// From receiving the command to the kernel reporting the cgroup frozen (or emptied).
+    /// From the client sending the command (or, without its stamp, the daemon reading it) to
+    /// the kernel reporting the cgroup frozen (or emptied).
     pub enforced_in_us: u64,
 }
 
@@ -63,7 +66,7 @@ fn write(path: &Path, file: &str, value: &str) -> Result<(), HaltError> {
 /// One `key value` line of `cgroup.events`.
 fn event(path: &Path, key: &str) -> Result<Option<String>, HaltError> {
     let p = path.join("cgroup.events");
-    let text = std::fs::read_to_string(&p).map_err(|source| HaltError::Io { path: p, source })?;
+    let text = crate::files::read_text(&p, crate::files::KERNEL)?;
     Ok(text.lines().find_map(|l| {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().to_owned())

@@ -8,6 +8,8 @@ mod authority;
 mod cgroup;
 mod cli;
 mod cmd;
+mod control;
+mod files;
 mod halt;
 mod kernel;
 mod leases;
@@ -18,6 +20,7 @@ mod own_dirs;
 mod policy;
 mod reload;
 mod requests;
+mod secrets;
 
 use std::process::ExitCode;
 

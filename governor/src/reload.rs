@@ -58,6 +58,7 @@ use crate::{
     leases::{clock, Authority, LeaseError},
     own_dirs::OwnDir,
     policy::{self, Compiled, Policy, PolicyError},
+    secrets,
 };
 
 /// Why a reload changed nothing.
@@ -112,6 +113,8 @@ impl ReloadError {
 pub struct Parts {
     pub setup: generation::Setup,
     pub own: Vec<OwnDir>,
+    /// Registered secret key files, protected beside `own` (`crate::secrets`).
+    pub secrets: Arc<Mutex<secrets::Registry>>,
     pub cgroups: CgroupFs,
     pub admin_uids: Vec<u32>,
     pub authority: Arc<Mutex<Authority>>,
@@ -157,6 +160,31 @@ impl Reloader {
                 current: Mutex::new(current),
             }),
         }
+    }
+
+    /// Compiles the enforced policy again, with governor's own directories and the registered
+    /// secret key files, and writes its entries into the enforcing generation's maps: the
+    /// same entries again, and those of a file registered since, which is protected from now
+    /// on without a new generation. Runs between reloads, never during one.
+    pub fn protect_own(&self) -> Result<(), ReloadError> {
+        let current = self
+            .inner
+            .current
+            .lock()
+            .map_err(|_| ReloadError::Poisoned("reload"))?;
+        let p = &self.inner.parts;
+        let own = secrets::own_with(&p.own, &p.secrets);
+        let compiled = policy::compile(&current.policy, &p.cgroups, &own).map_err(|source| {
+            ReloadError::Compile {
+                file: current.file.clone(),
+                source,
+            }
+        })?;
+        p.enforcer
+            .lock()
+            .map_err(|_| ReloadError::Poisoned("enforcer"))?
+            .install(&compiled)
+            .map_err(|e| ReloadError::Kernel(e.into()))
     }
 
     /// The pin directory and the generation enforcing now (for the daemon's last words).
@@ -224,12 +252,13 @@ impl Inner {
     ) -> Result<Value, ReloadError> {
         let p = &self.parts;
         let policy = Arc::new(Policy::load(file)?);
-        let compiled = Arc::new(policy::compile(&policy, &p.cgroups, &p.own).map_err(
-            |source| ReloadError::Compile {
+        let own = secrets::own_with(&p.own, &p.secrets);
+        let compiled = Arc::new(
+            policy::compile(&policy, &p.cgroups, &own).map_err(|source| ReloadError::Compile {
                 file: file.to_path_buf(),
                 source,
-            },
-        )?);
+            })?,
+        );
         let mut filled = generation::load(&p.setup, &policy)?.fill(&compiled, &p.cgroups)?;
         let prepared = received.elapsed();
 

@@ -1,6 +1,7 @@
 //! The offline lease workflow through the built binary: two operators generate keys into
 //! temporary directories, one issues a lease, the other cosigns it, `lease show` checks it;
-//! then edited files (lease, public key, secret key mode) are refused.
+//! then edited files (lease, public key, secret key mode) are refused. And `key generate` on
+//! a host where a daemon answers: it warns, and asks the daemon to protect the secret key.
 //!
 //! Needs `/etc/machine-id` (the lease is bound to this host) and fails without it.
 
@@ -64,7 +65,11 @@ fn generate(dir: &Path, operator: &str) -> (PathBuf, PathBuf) {
         dir.join("secret").to_str().expect("utf-8"),
         "--trusted-dir",
         dir.join("trusted").to_str().expect("utf-8"),
+        // No daemon there: keys made off the hosts where agents run.
+        "--socket",
+        dir.join("no-daemon.sock").to_str().expect("utf-8"),
     ]);
+    assert!(!out.contains("WARNING"), "{out}");
     let id = out
         .lines()
         .find_map(|l| l.strip_prefix("key id:"))
@@ -248,4 +253,88 @@ fn file_lines(path: &str) -> impl Iterator<Item = String> {
         .map(str::to_owned)
         .collect::<Vec<_>>()
         .into_iter()
+}
+
+/// `key generate` where a daemon answers (a stand-in on a socket in a scratch directory):
+/// the warning on stderr, and one `protect-secret` request naming the new secret key's
+/// canonical path; `key protect` sends the same for an existing key.
+#[test]
+fn generate_on_a_host_with_a_daemon_warns_and_registers_the_secret_key() {
+    use std::{
+        io::{BufRead, BufReader, Write},
+        os::unix::net::UnixListener,
+    };
+    let dir = std::env::temp_dir().join(format!("governor-key-here-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("mkdir");
+    let socket = dir.join("governor.sock");
+    let listener = UnixListener::bind(&socket).expect("bind");
+    // The stand-in daemon: answers every request `ok`, and hands its lines to the test.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut line = String::new();
+            if BufReader::new(&conn).read_line(&mut line).is_ok() && !line.is_empty() {
+                let _ = tx.send(line);
+                let _ = conn.write_all(
+                    b"{\"version\":1,\"ok\":true,\"result\":{\"path\":\"p\",\"new\":true}}\n",
+                );
+            }
+        }
+    });
+    let sock = socket.to_str().expect("utf-8").to_owned();
+    let out = governor(&[
+        "key",
+        "generate",
+        "--operator",
+        "carol@example.com",
+        "--secret-dir",
+        dir.join("secret").to_str().expect("utf-8"),
+        "--trusted-dir",
+        dir.join("trusted").to_str().expect("utf-8"),
+        "--socket",
+        &sock,
+    ]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WARNING: a governor daemon runs on this host")
+            && stderr.contains("Operator keys belong on a machine where no agent runs")
+            && stderr.contains("the daemon protects"),
+        "{all}"
+    );
+    let secret = fs::read_dir(dir.join("secret"))
+        .expect("secret dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "key"))
+        .expect("a secret key");
+    let real = fs::canonicalize(&secret).expect("canonical");
+    // The liveness probe connects without a request; the registration is the request.
+    let request: serde_json::Value =
+        serde_json::from_str(&rx.recv().expect("a request")).expect("json");
+    assert_eq!(request["command"], "protect-secret", "{request}");
+    assert_eq!(
+        request["args"]["path"],
+        real.to_str().expect("utf-8"),
+        "{request}"
+    );
+    // `key protect` registers an existing key the same way.
+    let out = ok(&[
+        "key",
+        "protect",
+        secret.to_str().expect("utf-8"),
+        "--socket",
+        &sock,
+    ]);
+    assert!(out.contains("protected from agents"), "{out}");
+    let request: serde_json::Value =
+        serde_json::from_str(&rx.recv().expect("a request")).expect("json");
+    assert_eq!(request["command"], "protect-secret", "{request}");
+    // ...and refuses what is not a secret key, before asking the daemon.
+    let e = fails(&["key", "protect", "/dev/zero", "--socket", &sock]);
+    assert!(e.contains("must be a regular file"), "{e}");
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,11 @@
 //! Authority end to end: operators' keys, signed lease files, the daemon's checks on submit,
 //! the kernel enforcing exactly what was signed, expiry and revocation, agents' requests
-//! (which grant nothing until an operator signs), and the kill switch.
+//! (which grant nothing until an operator signs), and the kill switch, which with `status`
+//! stays within its time bounds under a flood of refusals. Time: a lease's start
+//! and end are on the boot clock, so moving the wall clock neither starts a scheduled lease
+//! early nor extends one, and neither does a daemon restart with the clock set back. Keys:
+//! a secret key made on a host with a live daemon is registered with it and off limits to
+//! agents, restarts included.
 
 use std::{
     path::Path,
@@ -10,9 +15,9 @@ use std::{
 };
 
 use governor_kernel_tests::{
-    assert_eperm, assert_ok, governor_bin,
+    as_host, assert_eperm, assert_ok, governor_bin,
     operator::{err_stderr, governor, ok_stdout, submit, trusted_dir, Operator},
-    require_bpf_lsm, scratch, write, Daemon,
+    pin_dir_for, require_bpf_lsm, scratch, state_dir_for, write, Daemon, DEFAULT_STATE_DIR,
 };
 use serde_json::Value;
 
@@ -113,6 +118,31 @@ fn sleep_until_wall(ms: u64) {
     }
 }
 
+/// Refusals the halt test's flood must have caused before it measures.
+const FLOOD: u64 = 2000;
+
+/// Sends one request line to the daemon's admin socket; the reply line and the time from
+/// the connect to the reply.
+fn admin_round_trip(request: &str) -> (String, Duration) {
+    use std::io::{BufRead, Write};
+    let started = Instant::now();
+    let mut conn =
+        std::os::unix::net::UnixStream::connect("/run/governor/governor.sock").expect("connect");
+    conn.write_all(format!("{request}\n").as_bytes())
+        .expect("send");
+    let mut reply = String::new();
+    std::io::BufReader::new(&conn)
+        .read_line(&mut reply)
+        .expect("reply");
+    (reply, started.elapsed())
+}
+
+/// `governor status --json`.
+fn status_json() -> Value {
+    let out = ok_stdout(&governor(&["status", "--json"]), "status");
+    serde_json::from_str(&out).expect("status json")
+}
+
 /// Thaws the ops cgroup on drop, so a failed halt test cannot leave later tests frozen.
 struct Thaw;
 
@@ -139,6 +169,24 @@ fn lsm_signed_leases_grant_exactly_what_was_signed_until_they_end() {
     let d = Daemon::start(&dir, &policy(&dir));
     let prod = dir.join("prod");
     let p = |f: &str| s(&prod.join(f));
+
+    // An operator's key made on this host while the daemon runs: the command warns that keys
+    // belong elsewhere, and the daemon protects the secret file from agents at once (and
+    // after the restart below).
+    let carol = generate_here(&dir, "carol");
+    let append_to = |f: &Path| format!("echo forged >> '{}'", f.display());
+    assert_eperm(
+        &d.as_agent("ops", &["sh", "-c", &append_to(&carol)]),
+        "append to a registered secret key",
+    );
+    assert_eperm(
+        &d.as_agent("ops", &["rm", &s(&carol)]),
+        "rm a registered secret key",
+    );
+    assert_ok(
+        &as_host(&["cat", &s(&carol)]),
+        "the operator reads their key",
+    );
 
     // Without a lease: refused, and the operator is shown the command that would allow it.
     assert_eperm(&d.as_agent("ops", &["rm", &p("a")]), "rm a without a lease");
@@ -370,6 +418,179 @@ fn lsm_signed_leases_grant_exactly_what_was_signed_until_they_end() {
     assert_ok(&allowed, "rm f under l5, with the clock a day back");
     assert_eperm(&refused, "rm g after l5 ran out, with the clock a day back");
     assert!(prod.join("g").exists());
+
+    // A scheduled lease does not start early when the wall clock jumps forward: its start
+    // is on the boot clock too, fixed at submit.
+    let clock = WallClock::save();
+    let starts = wall_ms() / 1000 + 20;
+    let l6 = alice.issue_with(
+        &dir.join("l6.lease"),
+        "ops",
+        &[&format!("delete:{}", p("g"))],
+        "10m",
+        &["--not-before", &rfc3339(starts)],
+    );
+    let id6 = lease_id(&l6);
+    ok_stdout(&submit(&l6), "submit l6");
+    assert_eq!(lease_state(&id6)["state"], "scheduled");
+    // A root outside every agent moves the clock 2 minutes forward: past l6's not_before,
+    // well before its not_after.
+    clock.set(120);
+    let jumped_ms = wall_ms();
+    // Wait for the daemon's tick to have seen the jump: it raises its wall-clock mark (or,
+    // without the boot-clock start, it installs l6).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wall_mark_ms() < jumped_ms && lease_state(&id6)["state"] == "scheduled" {
+        assert!(
+            Instant::now() < deadline,
+            "no lease tick after the clock jump"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let early = d.as_agent("ops", &["rm", &p("g")]);
+    let state = lease_state(&id6)["state"].clone();
+    clock.set(0);
+    assert_eperm(
+        &early,
+        "rm g before l6's start, the wall clock 2 minutes ahead",
+    );
+    assert_eq!(state, "scheduled", "l6 before its start");
+    // At its start on the boot clock it grants.
+    sleep_until_wall(starts * 1000 + 300);
+    assert_ok(&d.as_agent("ops", &["rm", &p("g")]), "rm g once l6 started");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while lease_state(&id6)["state"] != "enforced" {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not record l6's start"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    // A restart never extends a lease: l7 ends while no daemon runs, the wall clock is set
+    // back an hour (by wall time l7 has an hour left), and the restarted daemon keeps it
+    // expired.
+    let l7 = alice.issue(
+        &dir.join("l7.lease"),
+        "ops",
+        &[&format!("delete:{}", s(&prod))],
+        "6s",
+    );
+    let id7 = lease_id(&l7);
+    ok_stdout(&submit(&l7), "submit l7");
+    assert_ok(&d.as_agent("ops", &["rm", &p("e")]), "rm e under l7");
+    let not_after = lease_state(&id7)["not_after"].as_u64().expect("not_after");
+    let mut d = d;
+    d.stop_keeping_pins();
+    sleep_until_wall(not_after * 1000 + 500);
+    clock.set(-3600);
+    let d = d.successor(&dir, "policy.toml", &policy(&dir), &[]);
+    let revived = d.as_agent("ops", &["rm", &p("b")]);
+    let key_write = d.as_agent("ops", &["sh", "-c", &append_to(&carol)]);
+    let state = lease_state(&id7);
+    clock.set(0);
+    assert_eperm(
+        &revived,
+        "rm b after l7 ended, restarted with the clock an hour back",
+    );
+    assert_eperm(&key_write, "append to the registered key after a restart");
+    assert!(prod.join("b").exists());
+    assert_eq!(state["state"], "expired", "{state}");
+    let last = &state["history"][state["history"].as_array().map_or(0, Vec::len) - 1];
+    assert!(
+        last["what"] == "expired"
+            && last["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("same boot")),
+        "{state}"
+    );
+    // The lineage has its end, and nothing after it.
+    let db = state_dir_for(&pin_dir_for(&dir)).join("lineage.db");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let life = lifecycle(&db, &id7);
+        if life.last().map(String::as_str) == Some("expired") {
+            assert_eq!(life, ["issued", "submitted", "enforced", "expired"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "lineage of {id7}: {life:?}");
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The wall clock as it would read had nobody moved it, restored on drop (also when the test
+/// fails): tests move it as a root outside every agent.
+struct WallClock {
+    at: SystemTime,
+    since: Instant,
+}
+
+impl WallClock {
+    fn save() -> WallClock {
+        WallClock {
+            at: SystemTime::now(),
+            since: Instant::now(),
+        }
+    }
+
+    /// Sets the wall clock `offset_secs` away from the true time.
+    fn set(&self, offset_secs: i64) {
+        let truth = self.at + self.since.elapsed();
+        let t = if offset_secs >= 0 {
+            truth + Duration::from_secs(offset_secs.unsigned_abs())
+        } else {
+            truth - Duration::from_secs(offset_secs.unsigned_abs())
+        };
+        let d = t.duration_since(UNIX_EPOCH).expect("after the epoch");
+        let ts = libc::timespec {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: clock_settime reads the timespec we own.
+        let rc = unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) };
+        assert_eq!(rc, 0, "clock_settime: {}", std::io::Error::last_os_error());
+    }
+}
+
+impl Drop for WallClock {
+    fn drop(&mut self) {
+        self.set(0);
+    }
+}
+
+/// `secs` (unix) as RFC 3339 in UTC, as `lease issue --not-before` takes it.
+fn rfc3339(secs: u64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date");
+    assert!(out.status.success(), "date: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The daemon's wall-clock high-water mark (unix ms; 0 if it has none).
+fn wall_mark_ms() -> u64 {
+    let file = Path::new(DEFAULT_STATE_DIR).join("wall-clock.json");
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["wall_ms"].as_u64())
+        .unwrap_or(0)
+}
+
+/// The states of lease `id`'s lineage rows, in order.
+fn lifecycle(db: &Path, id: &str) -> Vec<String> {
+    let Ok(c) =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return Vec::new();
+    };
+    c.prepare("SELECT state FROM lease_lifecycle WHERE lease_id = ?1 ORDER BY id")
+        .and_then(|mut q| {
+            q.query_map([id], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -481,16 +702,82 @@ fn lsm_agent_requests_grant_nothing_until_signed_and_halt_freezes() {
         assert!(Instant::now() < deadline, "the ticker does not tick");
         thread::sleep(Duration::from_millis(50));
     }
+    // ...under a flood of refusals: the agent also loops on a denied unlink, each refusal an
+    // event through the ring buffer, the decision sink and the lineage.
+    let flood = format!(
+        "import os\nwhile True:\n    try:\n        os.unlink({:?})\n    except OSError:\n        \
+         pass\n",
+        p("y")
+    );
+    let mut flooder: Child = Command::new(governor_bin())
+        .args(["run", "--policy"])
+        .arg(&d.policy)
+        .args(["--agent", "ops", "--", "python3", "-c", &flood])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn flooder");
+    let denied = || status_json()["counters"]["denied"].as_u64().unwrap_or(0);
+    let before = denied();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while denied() < before + FLOOD {
+        assert!(Instant::now() < deadline, "the flood does not flow");
+        thread::sleep(Duration::from_millis(200));
+    }
+    // The admin socket answers `status` within 1 s: measured from this test's connect to
+    // the reply, three times. The `governor status` command as a whole gets 5 s: under
+    // QEMU TCG, with the flood on the one vCPU, the start of a debug build alone has taken
+    // most of a second.
+    for _ in 0..3 {
+        let (reply, took) = admin_round_trip(r#"{"version":1,"command":"status"}"#);
+        assert!(reply.contains(r#""ok":true"#), "{reply}");
+        assert!(
+            took <= Duration::from_secs(1),
+            "status took {took:?} under the flood"
+        );
+    }
+    let started = Instant::now();
+    let st = status_json();
+    let took = started.elapsed();
+    assert!(
+        st["counters"]["denied"].as_u64().unwrap_or(0) > before,
+        "{st}"
+    );
+    assert!(
+        took <= Duration::from_secs(5),
+        "`governor status` took {took:?}"
+    );
+    // The kill switch: from the command's send to the agent frozen within 100 ms, as the
+    // daemon reports it from the client's stamp; the whole command, process start and exit
+    // included, within 5 s (as for `status` above: QEMU TCG).
+    let started = Instant::now();
     let out = ok_stdout(
         &governor(&["halt", "--agent", "ops", "--reason", "incident"]),
         "halt",
     );
+    let took = started.elapsed();
+    let events = std::fs::read_to_string(format!("{OPS_CGROUP}/cgroup.events")).expect("events");
+    assert!(events.contains("frozen 1"), "{events}");
     assert!(
         out.contains("halted ops: 1 leases revoked") && out.contains("cgroup frozen"),
         "{out}"
     );
-    let events = std::fs::read_to_string(format!("{OPS_CGROUP}/cgroup.events")).expect("events");
-    assert!(events.contains("frozen 1"), "{events}");
+    let reported_ms: f64 = out
+        .split("cgroup frozen ")
+        .nth(1)
+        .and_then(|r| r.split(" ms after the command was sent").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time from the send in {out:?}"));
+    assert!(
+        reported_ms <= 100.0,
+        "frozen {reported_ms} ms after the command was sent: {out}"
+    );
+    assert!(
+        reported_ms <= took.as_secs_f64() * 1000.0,
+        "the report ({reported_ms} ms) cannot exceed the command ({took:?})"
+    );
+    assert!(took <= Duration::from_secs(5), "halt took {took:?}: {out}");
+    flooder.kill().expect("kill the flooder");
+    flooder.wait().expect("reap the flooder");
     let frozen_at = count();
     thread::sleep(Duration::from_millis(700));
     assert_eq!(count(), frozen_at, "a frozen agent must not run");
@@ -536,4 +823,45 @@ fn lsm_agent_requests_grant_nothing_until_signed_and_halt_freezes() {
         &governor(&["resume", "--agent", "ops"]),
         "resume after kill",
     );
+
+    // A registered secret key cannot even be read by an agent; its operator reads it.
+    let dave = generate_here(&dir, "dave");
+    assert_ok(
+        &as_host(&["cat", &s(&dave)]),
+        "the operator reads their key",
+    );
+    assert_eperm(
+        &d.as_agent("ops", &["cat", &s(&dave)]),
+        "an agent reads a registered secret key",
+    );
+}
+
+/// `governor key generate` for `name` while the daemon runs: checks its warning and that
+/// the daemon took the secret key under protection; the secret key's path.
+fn generate_here(dir: &Path, name: &str) -> std::path::PathBuf {
+    let secrets = dir.join(format!("keys-{name}"));
+    let out = governor(&[
+        "key",
+        "generate",
+        "--operator",
+        &format!("{name} <{name}@example.com>"),
+        "--secret-dir",
+        &s(&secrets),
+        "--trusted-dir",
+        &s(&dir.join(format!("untrusted-{name}"))),
+    ]);
+    ok_stdout(&out, &format!("key generate for {name}"));
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("a governor daemon runs on this host")
+            && warning.contains("Operator keys belong on a machine where no agent runs")
+            && warning.contains("the daemon protects"),
+        "{warning}"
+    );
+    std::fs::read_dir(&secrets)
+        .expect("secret dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "key"))
+        .unwrap_or_else(|| panic!("no .key file in {}", secrets.display()))
 }

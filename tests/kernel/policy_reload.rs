@@ -1,6 +1,6 @@
 //! Live policy reload (`governor policy reload`, SIGHUP), one daemon for every case: bad
-//! successors (a TOML syntax error, an unknown class) are refused with the file and line and
-//! change nothing (the old rules keep refusing, status keeps the old version); a good one
+//! successors (a TOML syntax error, an unknown class, `/dev/zero`, a FIFO, a directory) are
+//! refused with the file (and line) and change nothing (the old rules keep refusing, status keeps the old version); a good one
 //! takes effect as soon as the reply is back (a newly protected path is refused, one no
 //! longer protected is allowed, status shows the new version, one generation stays pinned);
 //! a lease submitted before the reload still grants after it; and a reload through SIGHUP
@@ -9,7 +9,7 @@
 use std::{path::Path, process::Output};
 
 use governor_kernel_tests::{
-    assert_eperm, assert_ok,
+    as_host, assert_eperm, assert_ok,
     operator::{err_stderr, governor, ok_stdout, submit, trusted_dir, Operator},
     require_bpf_lsm, scratch, write, Daemon,
 };
@@ -190,6 +190,24 @@ fn lsm_policy_reload_is_atomic_and_gap_free() {
         &d.as_agent(AGENT, &["rm", &p(&other, "b")]),
         "rm other/b: still not protected",
     );
+    // (b) Files that are no policy at all: /dev/zero (the daemon read it without end, and
+    // it is out of the OOM killer's reach), a FIFO nobody writes, a directory. Each is
+    // refused at once, naming the file and what it is.
+    let fifo = dir.join("policy.fifo");
+    assert_ok(&as_host(&["mkfifo", &s(&fifo)]), "mkfifo");
+    for (path, kind) in [
+        ("/dev/zero".to_owned(), "a character device"),
+        (s(&fifo), "a FIFO"),
+        (s(&dir), "a directory"),
+    ] {
+        let e = err_stderr(&reload(&["--policy", &path]), &format!("reload {path}"));
+        assert!(
+            e.contains(&format!(
+                "{path}: a policy file must be a regular file, and this is {kind}"
+            )) && e.contains("nothing changed"),
+            "{e}"
+        );
+    }
     let st = status();
     assert_eq!(st["policy"]["version"], v1.as_str(), "{st}");
     assert_eq!(st["policy"]["reloads"], 0, "{st}");

@@ -89,6 +89,7 @@ impl LeaseMap {
         let key = lease_key(agent_id, class, object);
         let entry = LeaseEntry {
             lease_id: id,
+            not_before_boot_ns: 0,
             not_after_boot_ns: boot_ns() + ttl.as_nanos() as u64,
         };
         self.map.insert(key, entry, 0).expect("insert lease");

@@ -88,6 +88,18 @@ impl Operator {
     /// `governor lease issue` for `agent` with `scopes` ("class:target") and `ttl`, written
     /// to `out`.
     pub fn issue(&self, out: &Path, agent: &str, scopes: &[&str], ttl: &str) -> PathBuf {
+        self.issue_with(out, agent, scopes, ttl, &[])
+    }
+
+    /// [`Operator::issue`] with more `governor lease issue` arguments (`--not-before`).
+    pub fn issue_with(
+        &self,
+        out: &Path,
+        agent: &str,
+        scopes: &[&str],
+        ttl: &str,
+        extra: &[&str],
+    ) -> PathBuf {
         let mut args = vec![
             "lease".to_owned(),
             "issue".to_owned(),
@@ -108,6 +120,7 @@ impl Operator {
             args.push("--scope".to_owned());
             args.push((*s).to_owned());
         }
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         ok_stdout(&governor(&argv), "lease issue");
         out.to_owned()

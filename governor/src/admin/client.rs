@@ -64,7 +64,39 @@ pub fn call_line(socket: &Path, request_line: &str) -> Result<Value, ClientError
     call_line_waiting(socket, request_line, TIMEOUT)
 }
 
+/// [`call`] for a request that carries the instant it is sent: `make` builds it once the
+/// connection is made, right before it is written (the kill switch's `sent_boot_ns`).
+pub fn call_stamped(socket: &Path, make: impl FnOnce() -> Request) -> Result<Value, ClientError> {
+    let stream = connect(socket)?;
+    exchange(stream, socket, &make().to_line(), TIMEOUT)
+}
+
+fn connect(socket: &Path) -> Result<UnixStream, ClientError> {
+    UnixStream::connect(socket).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => ClientError::NotRunning(socket.to_owned()),
+        Some(libc::ECONNREFUSED) => ClientError::Stale(socket.to_owned()),
+        Some(libc::EACCES | libc::EPERM) => ClientError::Permission {
+            path: socket.to_owned(),
+            source: e,
+        },
+        _ => ClientError::Io {
+            path: socket.to_owned(),
+            source: e,
+        },
+    })
+}
+
 fn call_line_waiting(
+    socket: &Path,
+    request_line: &str,
+    timeout: Duration,
+) -> Result<Value, ClientError> {
+    exchange(connect(socket)?, socket, request_line, timeout)
+}
+
+/// Writes `request_line` on `stream` and reads the reply.
+fn exchange(
+    mut stream: UnixStream,
     socket: &Path,
     request_line: &str,
     timeout: Duration,
@@ -73,15 +105,6 @@ fn call_line_waiting(
         path: socket.to_owned(),
         source,
     };
-    let mut stream = UnixStream::connect(socket).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) => ClientError::NotRunning(socket.to_owned()),
-        Some(libc::ECONNREFUSED) => ClientError::Stale(socket.to_owned()),
-        Some(libc::EACCES | libc::EPERM) => ClientError::Permission {
-            path: socket.to_owned(),
-            source: e,
-        },
-        _ => io(e),
-    })?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
     // A refused peer gets its reply without the daemon reading the request, and the write

@@ -1,8 +1,10 @@
-//! `halt` and `resume` on the admin socket: the kill switch. A halt revokes every live lease
-//! of the agents (the kernel refuses leased operations again at once), then freezes their
-//! cgroups (or kills every task in them), waits until the kernel reports it done, records
-//! the halt, and reports how long it took from the command's arrival to enforcement. Each
-//! halt and resume is a lineage row with that time.
+//! `halt` and `resume` on the admin socket: the kill switch. A halt first freezes the agents'
+//! cgroups (or kills every task in them), before anything that could wait on a lock or a
+//! disk, then revokes every live lease of the agents (the kernel refuses leased operations
+//! again at once), waits until the kernel reports the cgroups done, records the halt, and
+//! reports how long it took from when the client sent the command (the request carries that
+//! instant on the boot clock) to enforcement, and how much of it passed before the daemon
+//! read the request. Each halt and resume is a lineage row with that time.
 
 use std::{path::PathBuf, time::Instant};
 
@@ -44,14 +46,27 @@ fn select(ctx: &Context, which: &Agents) -> Result<Vec<(String, PathBuf)>, Respo
     }
 }
 
+/// When the client sent a request stamped `sent_boot_ns`, given that the daemon read it at
+/// boot time `received_ns`: the stamp, unless it is missing or cannot be right (ahead of
+/// the daemon's reading, or an hour older), then the reading.
+pub fn sent_at(sent_boot_ns: Option<u64>, received_ns: u64) -> u64 {
+    const HOUR_NS: u64 = 3_600_000_000_000;
+    sent_boot_ns
+        .filter(|s| *s <= received_ns && received_ns - s < HOUR_NS)
+        .unwrap_or(received_ns)
+}
+
 pub async fn halt(
     ctx: &Context,
     peer: &Peer,
     which: &Agents,
     kill: bool,
     reason: Option<String>,
+    sent_boot_ns: Option<u64>,
 ) -> Response {
     let received = Instant::now();
+    let received_ns = clock::boot_ns();
+    let sent_ns = sent_at(sent_boot_ns, received_ns);
     let at_ms = clock::wall_ms();
     let at_ns = BootClock::now_ns();
     let targets = match select(ctx, which) {
@@ -62,28 +77,29 @@ pub async fn halt(
         return Response::error(ErrorCode::Internal, "this daemon has no lease authority");
     };
     let action = if kill { Action::Kill } else { Action::Freeze };
+    // The kill switch first: nothing before it takes a lock or touches a disk.
+    for (name, path) in &targets {
+        if let Err(e) = halt::start(path, action) {
+            return Response::error(ErrorCode::Internal, format!("halting `{name}`: {e}"));
+        }
+    }
     let why = reason.clone().unwrap_or_else(|| "halt".to_owned());
     let mut revoked = Vec::new();
     {
         let Ok(mut a) = auth.lock() else {
             return Response::error(ErrorCode::Internal, "the lease authority lock is poisoned");
         };
-        for (name, path) in &targets {
+        for (name, _) in &targets {
             revoked.push(a.revoke_agent(name, peer.uid, &format!("halt: {why}")));
-            if let Err(e) = halt::start(path, action) {
-                return Response::error(ErrorCode::Internal, format!("halting `{name}`: {e}"));
-            }
         }
     }
     let mut halts = Vec::new();
     for ((name, path), revoked) in targets.iter().zip(revoked) {
         let what = if kill { "emptied" } else { "frozen" };
-        let took = match halt::wait_until(path, what, received, |p| halt::done(p, action)).await {
-            Ok(d) => d,
-            Err(e) => {
-                return Response::error(ErrorCode::Internal, format!("halting `{name}`: {e}"))
-            }
-        };
+        if let Err(e) = halt::wait_until(path, what, received, |p| halt::done(p, action)).await {
+            return Response::error(ErrorCode::Internal, format!("halting `{name}`: {e}"));
+        }
+        let took = std::time::Duration::from_nanos(clock::boot_ns().saturating_sub(sent_ns));
         halts.push(Halt {
             agent: name.clone(),
             action,
@@ -101,8 +117,9 @@ pub async fn halt(
         tracing::warn!(target: "governor::halt", agent = %h.agent, action = ?h.action,
             uid = h.by_uid, reason = h.reason.as_deref().unwrap_or(""),
             leases_revoked = h.revoked.len(), enforced_in_us = h.enforced_in_us,
-            "agent halted: leases revoked and cgroup {} in {} µs", if kill { "killed" } else { "frozen" },
-            h.enforced_in_us);
+            queued_us = (received_ns - sent_ns) / 1000,
+            "agent halted: cgroup {} {} µs after the command was sent, leases revoked",
+            if kill { "killed" } else { "frozen" }, h.enforced_in_us);
         if let Err(e) = a.record_halt(h.clone()) {
             return error_reply(&e);
         }
@@ -117,7 +134,8 @@ pub async fn halt(
     ));
     Response::ok(json!({
         "halts": halts,
-        "total_us": received.elapsed().as_micros() as u64,
+        "queued_us": (received_ns - sent_ns) / 1000,
+        "total_us": clock::boot_ns().saturating_sub(sent_ns) / 1000,
     }))
 }
 
@@ -187,4 +205,22 @@ pub async fn resume(ctx: &Context, peer: &Peer, which: &Agents) -> Response {
         "resumed": resumed,
         "total_us": received.elapsed().as_micros() as u64,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sent_at;
+
+    #[test]
+    fn times_count_from_the_clients_stamp_when_it_can_be_right() {
+        let hour = 3_600_000_000_000;
+        // Sent 40 ms before the daemon read it.
+        assert_eq!(sent_at(Some(960_000_000), 1_000_000_000), 960_000_000);
+        // No stamp (an older client), one ahead of the daemon's clock, or one an hour old:
+        // the daemon's own reading.
+        assert_eq!(sent_at(None, 1_000_000_000), 1_000_000_000);
+        assert_eq!(sent_at(Some(1_000_000_001), 1_000_000_000), 1_000_000_000);
+        assert_eq!(sent_at(Some(5), hour + 5), hour + 5);
+        assert_eq!(sent_at(Some(6), hour + 5), 6);
+    }
 }

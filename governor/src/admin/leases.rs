@@ -36,7 +36,8 @@ pub fn handle(auth: &Arc<Mutex<Authority>>, peer: &Peer, req: Request) -> Respon
         Request::Status
         | Request::Halt { .. }
         | Request::Resume { .. }
-        | Request::PolicyReload { .. } => {
+        | Request::PolicyReload { .. }
+        | Request::ProtectSecret { .. } => {
             Err(LeaseError::Internal("not a lease command".to_owned()))
         }
     };

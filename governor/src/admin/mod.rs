@@ -12,6 +12,7 @@
 pub mod client;
 mod halt;
 mod leases;
+pub mod secret;
 
 pub use leases::error_reply;
 pub mod peer;
@@ -100,6 +101,8 @@ pub struct Context {
     pub agent_cgroups: Shared<Vec<(String, PathBuf)>>,
     /// Policy reloads (absent in tests that do not reload).
     pub reload: Option<Arc<dyn reload::Reload>>,
+    /// Registered secret key files (absent in tests that do not register any).
+    pub secrets: Option<Arc<dyn secret::Protect>>,
 }
 
 impl Service for Context {
@@ -255,9 +258,11 @@ async fn handle(ctx: &Context, peer: &Peer, req: Request) -> Response {
             agents,
             kill,
             reason,
-        } => halt::halt(ctx, peer, &agents, kill, reason).await,
+            sent_boot_ns,
+        } => halt::halt(ctx, peer, &agents, kill, reason, sent_boot_ns).await,
         Request::Resume { agents } => halt::resume(ctx, peer, &agents).await,
         Request::PolicyReload { file } => reload::reload(ctx, peer, file).await,
+        Request::ProtectSecret { path } => secret::protect(ctx, peer, path).await,
         other => {
             let Some(auth) = &ctx.authority else {
                 return Response::error(
@@ -332,6 +337,7 @@ mod tests {
             authority: None,
             agent_cgroups: shared(Vec::new()),
             reload: None,
+            secrets: None,
         }
     }
 

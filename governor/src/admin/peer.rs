@@ -37,17 +37,21 @@ pub struct Access {
     pub agent_cgroups: Vec<(String, PathBuf)>,
 }
 
+/// `/proc/PID/cgroup`.
+fn proc_cgroup(pid: i32) -> Result<String, Refused> {
+    let path = std::path::PathBuf::from(format!("/proc/{pid}/cgroup"));
+    crate::files::read_text(&path, crate::files::KERNEL).map_err(|e| Refused::CgroupUnreadable {
+        pid,
+        why: e.to_string(),
+    })
+}
+
 impl Access {
     /// Checks a peer from its `SO_PEERCRED` uid and pid.
     pub fn check(&self, uid: u32, pid: Option<i32>) -> Result<(), Refused> {
         self.check_uid(uid)?;
         let pid = pid.filter(|p| *p > 0).ok_or(Refused::NoPid)?;
-        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| {
-            Refused::CgroupUnreadable {
-                pid,
-                why: e.to_string(),
-            }
-        })?;
+        let text = proc_cgroup(pid)?;
         self.check_cgroup(pid, &text)
     }
 
@@ -72,12 +76,7 @@ impl Access {
     /// `/proc/PID/cgroup`; an unreadable or unexpected file is an error.
     pub fn agent_of(&self, pid: Option<i32>) -> Result<Option<String>, Refused> {
         let pid = pid.filter(|p| *p > 0).ok_or(Refused::NoPid)?;
-        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| {
-            Refused::CgroupUnreadable {
-                pid,
-                why: e.to_string(),
-            }
-        })?;
+        let text = proc_cgroup(pid)?;
         Ok(self.agent_in(pid, &text)?.map(|(agent, _)| agent))
     }
 

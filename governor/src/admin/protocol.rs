@@ -31,6 +31,7 @@ pub const COMMANDS: &[&str] = &[
     "request-approve",
     "request-reject",
     "policy-reload",
+    "protect-secret",
 ];
 
 /// Which agents a halt or resume applies to.
@@ -71,11 +72,15 @@ pub enum Request {
         id: String,
         reason: Option<String>,
     },
-    /// Revoke the agents' leases and freeze (or kill) their cgroups.
+    /// Freeze (or kill) the agents' cgroups and revoke their leases. `sent_boot_ns` is when
+    /// the client sent it (`CLOCK_BOOTTIME`, the same on every process of the host): the
+    /// reply's times count from it, so time spent before the daemon read the request shows.
     Halt {
         agents: Agents,
         kill: bool,
         reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent_boot_ns: Option<u64>,
     },
     Resume {
         agents: Agents,
@@ -100,6 +105,11 @@ pub enum Request {
     /// absolute path), atomically: a policy that fails any check changes nothing.
     PolicyReload {
         file: Option<String>,
+    },
+    /// Protect an operator's secret key file (an absolute path) from agents like governor's
+    /// own directories, at once and after restarts (`crate::secrets`).
+    ProtectSecret {
+        path: String,
     },
 }
 
@@ -286,6 +296,13 @@ mod tests {
                 agents: Agents::One("a".into()),
                 kill: false,
                 reason: Some("why".into()),
+                sent_boot_ns: None,
+            },
+            Request::Halt {
+                agents: Agents::All,
+                kill: true,
+                reason: None,
+                sent_boot_ns: Some(123_456_789),
             },
             Request::Resume {
                 agents: Agents::All,
@@ -295,6 +312,9 @@ mod tests {
                 reason: "no".into(),
             },
             Request::PolicyReload { file: None },
+            Request::ProtectSecret {
+                path: "/root/.config/governor/keys/k.key".into(),
+            },
             Request::PolicyReload {
                 file: Some("/etc/governor/next.toml".into()),
             },

@@ -27,7 +27,7 @@ use crate::{
     authority::lease,
     cgroup::CgroupFs,
     cli::DaemonArgs,
-    halt,
+    control, halt,
     kernel::{
         coverage,
         events::{self, ReaderStats},
@@ -54,13 +54,15 @@ use crate::{
     own_dirs::OwnDir,
     policy::{self, Compiled, Policy},
     reload::{self, Reloader},
-    requests,
+    requests, secrets,
 };
 
 /// Decoded events waiting for the logger; beyond this the reader counts overflow.
 const EVENT_QUEUE: usize = 65_536;
 /// Records waiting for the lineage writer; beyond this the recorders count refusals.
 const LINEAGE_QUEUE: usize = 65_536;
+/// Events the decision sink handles in a row before it lets other tasks run.
+const SINK_BATCH: u32 = 256;
 /// How long a stopping daemon gives the sink to record the decisions already queued.
 const SINK_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -87,7 +89,10 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let lineage_db = args.lineage_db();
     let lineage = writer::open(&lineage_db)?;
     let cgroups = CgroupFs::discover()?;
-    let compiled = policy::compile(&policy, &cgroups, &own)?;
+    // Operators' secret key files registered with an earlier daemon: protected beside
+    // governor's own directories.
+    let secrets = Arc::new(Mutex::new(secrets::Registry::open(&args.state_dir)?));
+    let compiled = policy::compile(&policy, &cgroups, &secrets::own_with(&own, &secrets))?;
     let filled = loaded.fill(&compiled, &cgroups)?;
     // Everything is loaded, verified and filled: only now touch the pin directory. A previous
     // generation found there keeps enforcing until ours is attached and pinned.
@@ -105,6 +110,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         Started {
             policy,
             own,
+            secrets,
             cgroups,
             compiled,
             setup,
@@ -175,6 +181,8 @@ fn log_adoption(pins: &PinDir, generation: u64, counts: PinnedCounts, retired: &
 struct Started {
     policy: Policy,
     own: Vec<OwnDir>,
+    /// Registered secret key files (`crate::secrets`).
+    secrets: Arc<Mutex<secrets::Registry>>,
     cgroups: CgroupFs,
     compiled: Compiled,
     setup: generation::Setup,
@@ -197,6 +205,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
     let Started {
         policy,
         own,
+        secrets,
         cgroups,
         compiled,
         setup,
@@ -276,9 +285,17 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
     let sink_recorder = recorder.clone();
     let mut sink = tokio::spawn(async move {
         let mut throttle = Throttle::default();
+        let mut in_a_row = 0u32;
         loop {
             // Under a flood the next event is already queued (no timer per event); an idle
             // sink wakes at least once a window, to report lines a throttled agent left out.
+            // It lets the runtime's other tasks (the readers, the request socket) run every
+            // SINK_BATCH events: `try_recv` never yields by itself.
+            in_a_row += 1;
+            if in_a_row >= SINK_BATCH {
+                in_a_row = 0;
+                tokio::task::yield_now().await;
+            }
             let next = match rx.try_recv() {
                 Ok(item) => Ok(Some(item)),
                 Err(mpsc::error::TryRecvError::Disconnected) => Ok(None),
@@ -317,16 +334,6 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         }
         for s in throttle.finish(std::time::Instant::now()) {
             log_suppressed(&s);
-        }
-    });
-    let tick_authority = Arc::clone(&authority);
-    let ticker = tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_millis(200));
-        loop {
-            every.tick().await;
-            if let Ok(mut a) = tick_authority.lock() {
-                a.tick();
-            }
         }
     });
 
@@ -373,6 +380,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         reload::Parts {
             setup,
             own,
+            secrets: Arc::clone(&secrets),
             cgroups,
             admin_uids: args.admin_uids.clone(),
             authority: Arc::clone(&authority),
@@ -412,8 +420,15 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
             authority: Some(Arc::clone(&authority)),
         },
         reload: Some(Arc::new(reloader.clone())),
+        secrets: Some(Arc::new(secrets::Guard {
+            registry: secrets,
+            reloader: reloader.clone(),
+        })),
     };
-    let mut admin_task = tokio::spawn(admin::serve(listener, Arc::new(admin_ctx)));
+    // The admin socket and the lease tick on their own thread: no load on this runtime's
+    // event pipeline delays the kill switch (`control`).
+    let mut control = control::start(listener, admin_ctx, Arc::clone(&authority))
+        .context("starting the control thread (admin socket, lease tick)")?;
     if let Some(path) = &args.ready_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing ready file {}", path.display()))?;
@@ -441,20 +456,16 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
                 tracing::error!(result = ?res, "event reader stopped");
                 break;
             }
-            res = &mut admin_task => {
-                tracing::error!(result = ?res, "admin socket stopped");
+            why = control.failed() => {
+                tracing::error!(reason = %why, "admin socket stopped");
                 break;
             }
         }
     }
     // Stop answering (the socket files go with the listeners).
-    ticker.abort();
+    control.stop();
     request_task.abort();
     let _ = request_task.await;
-    if !admin_task.is_finished() {
-        admin_task.abort();
-        let _ = admin_task.await;
-    }
     // The reader stops (what is left in the kernel ring stays there, pinned, for the next
     // daemon); the sink records what the reader already queued, then ends.
     if !reader.is_finished() {

@@ -1,23 +1,89 @@
-//! `governor key generate` and `governor key list`: create an operator key pair, list the
-//! trusted keys with every problem in their directory.
+//! `governor key generate`, `governor key list` and `governor key protect`: create an
+//! operator key pair, list the trusted keys with every problem in their directory, have a
+//! running daemon protect a secret key file from agents.
+//!
+//! Keys belong on a machine where no agent runs: a root agent that reads a secret key can
+//! sign its own leases. Run on a host with a live daemon, `key generate` says so (stderr)
+//! and registers the new secret key with the daemon, which refuses agents every access to
+//! it from then on, restarts included (`crate::secrets`).
 
-use std::{fmt::Write as _, process::ExitCode};
+use std::{fmt::Write as _, path::Path, process::ExitCode};
 
 use anyhow::Context;
 
 use crate::{
+    admin::{client, protocol::Request},
     authority::{
         keys::{self, SecretKey, TrustedKey, TrustedKeys},
         time,
     },
-    cli::{KeyCommand, KeyGenerateArgs, KeyListArgs},
+    cli::{KeyCommand, KeyGenerateArgs, KeyListArgs, KeyProtectArgs},
 };
 
 pub fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         KeyCommand::Generate(args) => generate(args),
         KeyCommand::List(args) => list(args),
+        KeyCommand::Protect(args) => protect(args),
     }
+}
+
+/// Whether a daemon answers on `socket`: agents run on this host.
+fn daemon_here(socket: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_ok()
+}
+
+/// Asks the daemon on `socket` to protect the secret key at `secret`.
+fn register(socket: &Path, secret: &Path) -> anyhow::Result<serde_json::Value> {
+    let path = std::fs::canonicalize(secret)
+        .with_context(|| format!("secret key file {}", secret.display()))?;
+    Ok(client::call(
+        socket,
+        &Request::ProtectSecret {
+            path: path.display().to_string(),
+        },
+    )?)
+}
+
+/// Said on stderr by `key generate` on a host with a live daemon.
+fn warn_on_agent_host(socket: &Path, secret: &Path) {
+    eprintln!(
+        "governor: WARNING: a governor daemon runs on this host (it answers on {}), so agents \
+         run here too. Operator keys belong on a machine where no agent runs: an agent that \
+         reads a secret key signs its own leases. Move {} to such a machine (and generate \
+         keys there from now on).",
+        socket.display(),
+        secret.display()
+    );
+    match register(socket, secret) {
+        Ok(_) => eprintln!(
+            "governor: meanwhile the daemon protects {} from agents (every access, reads \
+             included), also after restarts",
+            secret.display()
+        ),
+        Err(e) => eprintln!(
+            "governor: WARNING: the daemon could not protect {}: {e:#}; agents on this host \
+             may read it: move it off this host, or run `governor key protect {}` as root",
+            secret.display(),
+            secret.display()
+        ),
+    }
+}
+
+fn protect(args: KeyProtectArgs) -> anyhow::Result<ExitCode> {
+    // A secret key file is what the daemon protects: check it is one before asking.
+    SecretKey::load(&args.file)?;
+    let result = register(&args.socket, &args.file)?;
+    println!(
+        "{}: protected from agents (every access, reads included){}",
+        result["path"].as_str().unwrap_or("?"),
+        if result["new"] == false {
+            " (it already was)"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn generate(args: KeyGenerateArgs) -> anyhow::Result<ExitCode> {
@@ -50,6 +116,9 @@ fn generate(args: KeyGenerateArgs) -> anyhow::Result<ExitCode> {
          accept your signature)",
         public.display()
     );
+    if daemon_here(&args.socket) {
+        warn_on_agent_host(&args.socket, &secret);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

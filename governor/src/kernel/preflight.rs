@@ -1,7 +1,9 @@
 //! What this kernel can do for governor, found before anything is loaded, and the plain
 //! refusal when it cannot enforce.
 
-use std::{fs, path::Path};
+use std::path::Path;
+
+use crate::files;
 
 const LSM_FILE: &str = "/sys/kernel/security/lsm";
 const LOCKDOWN_FILE: &str = "/sys/kernel/security/lockdown";
@@ -29,18 +31,22 @@ impl Capabilities {
                 None::<&str>,
             );
         }
-        let lsms = fs::read_to_string(LSM_FILE).ok().map(|s| {
-            s.trim()
-                .split(',')
-                .filter(|x| !x.is_empty())
-                .map(str::to_owned)
-                .collect()
-        });
-        let lockdown = fs::read_to_string(LOCKDOWN_FILE).ok().and_then(|s| {
-            s.split_whitespace()
-                .find(|w| w.starts_with('['))
-                .map(|w| w.trim_matches(['[', ']']).to_owned())
-        });
+        let lsms = files::read_text(Path::new(LSM_FILE), files::KERNEL)
+            .ok()
+            .map(|s| {
+                s.trim()
+                    .split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            });
+        let lockdown = files::read_text(Path::new(LOCKDOWN_FILE), files::KERNEL)
+            .ok()
+            .and_then(|s| {
+                s.split_whitespace()
+                    .find(|w| w.starts_with('['))
+                    .map(|w| w.trim_matches(['[', ']']).to_owned())
+            });
         let kernel_release = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".to_owned());

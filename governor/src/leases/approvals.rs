@@ -163,24 +163,26 @@ impl Authority {
             )));
         }
         let origin = format!("the lease approving request {id}");
-        let checked = match self.check(text, &origin, false).and_then(|checked| {
-            let body = &checked.lease.body;
-            let answers = body.request.as_deref() == Some(id)
-                && body.agent == req.agent
-                && body.scopes.len() == 1
-                && body.scopes[0].class == req.class
-                && body.scopes[0].target == req.target;
-            if answers {
-                Ok(checked)
-            } else {
-                Err(LeaseError::Rejected(format!(
-                    "{origin}: it must answer exactly the request (request = \"{id}\", agent \
+        let checked = match self
+            .check(text, &origin, false, clock::wall_secs())
+            .and_then(|checked| {
+                let body = &checked.lease.body;
+                let answers = body.request.as_deref() == Some(id)
+                    && body.agent == req.agent
+                    && body.scopes.len() == 1
+                    && body.scopes[0].class == req.class
+                    && body.scopes[0].target == req.target;
+                if answers {
+                    Ok(checked)
+                } else {
+                    Err(LeaseError::Rejected(format!(
+                        "{origin}: it must answer exactly the request (request = \"{id}\", agent \
                      `{}`, one scope `{}:{}`); `governor lease approve {id}` builds such a \
                      lease",
-                    req.agent, req.class, req.target
-                )))
-            }
-        }) {
+                        req.agent, req.class, req.target
+                    )))
+                }
+            }) {
             Ok(c) => c,
             Err(e) => {
                 self.recorder

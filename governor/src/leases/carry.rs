@@ -8,14 +8,17 @@
 //! agent is gone, its scope no longer resolves to something leased) is dropped at commit,
 //! with the reason, in its history and the log.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
-use governor_common::{LeaseEntry, LeaseKey};
+use governor_common::LeaseKey;
 
 use super::{
     clock,
     store::{ScopeRecord, State},
-    Authority, LeaseError,
+    window, Authority, LeaseError,
 };
 use crate::{
     kernel::loader::Enforcer,
@@ -92,33 +95,23 @@ impl Authority {
         Ok(carried)
     }
 
-    /// Writes the carried entries of the enforced leases into `into`; where two leases hold
-    /// the same entry, the later deadline wins (as `install` does).
+    /// Writes the carried entries of the live leases into `into`; where two leases hold the
+    /// same entry, [`window::choose`] picks it (as `install` does).
     fn fill(&self, carried: &Carried, into: &mut Enforcer) -> Result<(), LeaseError> {
-        let now_ms = clock::wall_ms();
-        let now_boot = clock::boot_ns();
-        let mut best: HashMap<LeaseKey, (u64, LeaseEntry)> = HashMap::new();
-        for (id, keys) in &carried.installed {
-            let Some(r) = self.records.get(id) else {
-                continue;
-            };
-            if r.state != State::Enforced {
-                continue; // scheduled: installed by `tick` when its time comes
+        let now = clock::boot_ns();
+        let keys: HashSet<LeaseKey> = carried.installed.values().flatten().copied().collect();
+        for key in keys {
+            let holders = carried
+                .installed
+                .iter()
+                .filter(|(_, ks)| ks.contains(&key))
+                .filter_map(|(id, _)| self.records.get(id))
+                .filter(|r| r.state.is_live())
+                .filter_map(|r| Some((r.kernel_id, self.window(r)?)));
+            if let Some(entry) = window::choose(holders, now) {
+                into.set_lease(key, entry)
+                    .map_err(|e| LeaseError::Internal(format!("carrying leases: {e}")))?;
             }
-            let entry = LeaseEntry {
-                lease_id: r.kernel_id,
-                not_after_boot_ns: clock::boot_deadline(r.not_after, now_ms, now_boot),
-            };
-            for key in keys {
-                let later = best.get(key).is_none_or(|(at, _)| *at < r.not_after);
-                if later {
-                    best.insert(*key, (r.not_after, entry));
-                }
-            }
-        }
-        for (key, (_, entry)) in best {
-            into.set_lease(key, entry)
-                .map_err(|e| LeaseError::Internal(format!("carrying leases: {e}")))?;
         }
         Ok(())
     }

@@ -28,11 +28,11 @@ use crate::{
     policy::{self, Policy},
 };
 
-const HOST: &str = "0123456789abcdef0123456789abcdef";
+pub(super) const HOST: &str = "0123456789abcdef0123456789abcdef";
 
 /// The kernel's lease map, remembered.
 #[derive(Default)]
-struct Map(HashMap<LeaseKey, LeaseEntry>);
+pub(super) struct Map(pub(super) HashMap<LeaseKey, LeaseEntry>);
 
 impl LeaseMap for Map {
     fn set_lease(&mut self, key: LeaseKey, entry: LeaseEntry) -> Result<(), LoadError> {
@@ -46,13 +46,13 @@ impl LeaseMap for Map {
     }
 }
 
-struct Fixture {
-    dir: PathBuf,
-    auth: Authority,
-    rows: Receiver<Record>,
-    map: Arc<Mutex<Map>>,
-    key: SecretKey,
-    policy: Arc<Policy>,
+pub(super) struct Fixture {
+    pub(super) dir: PathBuf,
+    pub(super) auth: Authority,
+    pub(super) rows: Receiver<Record>,
+    pub(super) map: Arc<Mutex<Map>>,
+    pub(super) key: SecretKey,
+    pub(super) policy: Arc<Policy>,
 }
 
 impl Drop for Fixture {
@@ -61,7 +61,7 @@ impl Drop for Fixture {
     }
 }
 
-fn fixture(name: &str) -> Fixture {
+pub(super) fn fixture(name: &str) -> Fixture {
     let dir = std::env::temp_dir().join(format!(
         "governor-lineage-auth-{name}-{}",
         std::process::id()
@@ -110,7 +110,19 @@ fn fixture(name: &str) -> Fixture {
 
 impl Fixture {
     /// A lease on `<dir>/prod/a` signed by the fixture's key, lasting `secs` from now.
-    fn lease(&self, id: &str, secs: u64, request: Option<&str>) -> String {
+    pub(super) fn lease(&self, id: &str, secs: u64, request: Option<&str>) -> String {
+        let now = clock::wall_secs();
+        self.lease_between(id, now - 5, now + secs, request)
+    }
+
+    /// A lease on `<dir>/prod/a` valid from `not_before` until `not_after` (unix seconds).
+    pub(super) fn lease_between(
+        &self,
+        id: &str,
+        not_before: u64,
+        not_after: u64,
+        request: Option<&str>,
+    ) -> String {
         let now = clock::wall_secs();
         Lease::sign(
             LeaseBody {
@@ -123,8 +135,8 @@ impl Fixture {
                     target: self.dir.join("prod/a").display().to_string(),
                     pin: None,
                 }],
-                not_before: now - 5,
-                not_after: now + secs,
+                not_before,
+                not_after,
                 reason: "clean up".into(),
                 ticket: Some("OPS-7".into()),
                 request: request.map(str::to_owned),
@@ -137,12 +149,29 @@ impl Fixture {
     }
 
     /// Every row recorded since the last call.
-    fn drain(&self) -> Vec<Record> {
+    pub(super) fn drain(&self) -> Vec<Record> {
         self.rows.try_iter().collect()
+    }
+
+    /// A new authority on the fixture's state directory and map, as a restarted daemon
+    /// opens it, and the rows it records.
+    pub(super) fn reopen(&self) -> (Authority, Receiver<Record>) {
+        let (recorder, rows, _) = Recorder::channel(1024);
+        let auth = Authority::open(Setup {
+            state_dir: self.dir.join("state"),
+            trusted_dir: self.dir.join("trusted"),
+            host: HOST.to_owned(),
+            policy: Arc::clone(&self.policy),
+            compiled: Arc::clone(&self.auth.compiled),
+            enforcer: Arc::clone(&self.map) as Arc<Mutex<dyn LeaseMap>>,
+            recorder,
+        })
+        .expect("reopen");
+        (auth, rows)
     }
 }
 
-fn states(rows: &[Record]) -> Vec<&'static str> {
+pub(super) fn states(rows: &[Record]) -> Vec<&'static str> {
     rows.iter()
         .filter_map(|r| match r {
             Record::Lifecycle(l) => Some(l.state),

@@ -6,11 +6,14 @@
 //! one of the policy's and is not halted; its signatures verify against the trusted keys and
 //! enough distinct trusted keys signed for the policy's approval count on each scope's
 //! class; its lifetime fits the agent's `max_lease_ttl`; it is for this host; and every scope
-//! resolves to something the policy leases ([`resolve`]). Only then is it recorded and, once
-//! its `not_before` is reached, installed with a boot-time deadline ([`clock`]).
+//! resolves to something the policy leases ([`resolve`]). Only then is it recorded, with its
+//! start and end placed on the boot clock once ([`window`]), and its kernel entries written
+//! ([`entries`]): the kernel checks both bounds itself, so no change of the wall clock starts
+//! a lease early or ends it late.
 //!
-//! The kernel enforces the deadline by itself; [`Authority::tick`] only tidies expired
-//! entries away, records the expiry, and installs scheduled leases when their time comes.
+//! [`Authority::tick`] only tidies ended entries away, records the expiry and the start of
+//! scheduled leases, and raises the wall clock's high-water mark ([`wall_mark`]) that a
+//! daemon restarted after a reboot checks before it trusts the wall clock again.
 //!
 //! Every act leaves lineage rows through the authority's recorder
 //! ([`crate::lineage::authority`]): the policy and the trusted keys it reads, each accepted
@@ -19,11 +22,16 @@
 mod approvals;
 mod carry;
 pub mod clock;
+mod entries;
 pub mod resolve;
 pub mod store;
+pub mod wall_mark;
+pub mod window;
 
 #[cfg(test)]
 mod lineage_tests;
+#[cfg(test)]
+mod time_tests;
 
 pub use approvals::Ask;
 
@@ -39,8 +47,11 @@ use serde_json::{json, Value};
 use crate::lineage::{self, boot::BootClock, recorder::Recorder};
 
 use self::{
+    clock::Now,
     resolve::{ScopeError, ScopeSpec},
     store::{Record, ScopeRecord, SignerRecord, State, Store, StoreError},
+    wall_mark::{Found, WallMark},
+    window::BootWindow,
 };
 use crate::{
     authority::{
@@ -136,6 +147,13 @@ pub struct Authority {
     recorder: Recorder,
     /// Trusted keys already recorded in the lineage (by id).
     keys_recorded: BTreeSet<String>,
+    /// This boot's id: lease windows recorded on another boot are placed again.
+    boot_id: String,
+    /// The wall clock's high-water mark, and what start-up found of it.
+    mark: WallMark,
+    mark_found: Found,
+    /// The last failure to write the mark, logged once until a write succeeds.
+    mark_failing: bool,
 }
 
 impl Authority {
@@ -149,7 +167,7 @@ impl Authority {
             tracing::error!(error = %e, "request store: record not readable; ignored");
         }
         let halts_file = setup.state_dir.join("halts.json");
-        let halts = match std::fs::read(&halts_file) {
+        let halts = match crate::files::read(&halts_file, crate::files::STATE) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 LeaseError::Internal(format!(
                     "{}: not governor's halt list ({e}); fix or remove it (agents listed there \
@@ -157,16 +175,24 @@ impl Authority {
                     halts_file.display()
                 ))
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => {
-                return Err(LeaseError::Internal(format!(
-                    "{}: {e}",
-                    halts_file.display()
-                )))
-            }
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => BTreeMap::new(),
+            Err(e) => return Err(LeaseError::Internal(e.to_string())),
         };
         for e in &bad {
             tracing::error!(error = %e, "lease store: record not readable; ignored");
+        }
+        let boot_id = BootClock::now()
+            .map_err(|e| {
+                LeaseError::Internal(format!(
+                    "reading this boot's id (/proc/sys/kernel/random/boot_id), which lease \
+                     windows are kept with: {e}"
+                ))
+            })?
+            .boot_id;
+        let (mark, mark_found) = WallMark::open(&setup.state_dir);
+        if let Found::Unreadable(why) = &mark_found {
+            tracing::error!(target: "governor::lease", problem = %why,
+                "the wall clock's high-water mark is unreadable");
         }
         let mut auth = Authority {
             store,
@@ -182,6 +208,10 @@ impl Authority {
             requests,
             recorder: setup.recorder,
             keys_recorded: BTreeSet::new(),
+            boot_id,
+            mark,
+            mark_found,
+            mark_failing: false,
         };
         auth.recorder
             .record(lineage::authority::policy_row(&auth.policy));
@@ -215,54 +245,6 @@ impl Authority {
         trusted
     }
 
-    /// Re-checks and re-installs the live leases found in the store.
-    fn restore(&mut self) {
-        let now_ms = clock::wall_ms();
-        let live: Vec<String> = self
-            .records
-            .values()
-            .filter(|r| r.state.is_live())
-            .map(|r| r.id.clone())
-            .collect();
-        for id in live {
-            let outcome = self.recheck(&id);
-            match outcome {
-                Ok(checked) if checked.have >= checked.need => {
-                    let was = self.records.get(&id).map(|r| r.state.clone());
-                    if let Some(r) = self.records.get_mut(&id) {
-                        r.scopes = checked.scopes.iter().map(|(s, _)| s.clone()).collect();
-                    }
-                    let keys: Vec<LeaseKey> =
-                        checked.scopes.into_iter().flat_map(|(_, k)| k).collect();
-                    if was == Some(State::Enforced) || self.due(&id, now_ms) {
-                        self.installed.insert(id.clone(), keys);
-                        match self.install(&id) {
-                            Ok(()) => self.change(&id, State::Enforced, "reinstalled", ""),
-                            Err(e) => self.drop_lease(&id, &e.to_string()),
-                        }
-                    } else {
-                        self.installed.insert(id.clone(), keys);
-                    }
-                }
-                Ok(checked) => self.drop_lease(
-                    &id,
-                    &format!(
-                        "{} of the {} approvals it needs are still valid",
-                        checked.have, checked.need
-                    ),
-                ),
-                Err(e) => self.drop_lease(&id, &e.to_string()),
-            }
-        }
-        self.tick();
-    }
-
-    fn due(&self, id: &str, now_ms: u64) -> bool {
-        self.records
-            .get(id)
-            .is_some_and(|r| r.not_before.saturating_mul(1000) <= now_ms)
-    }
-
     /// Marks a lease that no longer verifies as dropped.
     fn drop_lease(&mut self, id: &str, reason: &str) {
         tracing::warn!(target: "governor::lease", lease = id, reason,
@@ -279,15 +261,30 @@ impl Authority {
     }
 
     /// Runs every check again on the stored lease `id` (a restart or a policy reload
-    /// re-checking what it accepted before; the replay check is skipped).
+    /// re-checking what it accepted before; the replay check is skipped). Its expiry is
+    /// checked against the time its boot-clock window says it is, not the wall clock.
     fn recheck(&mut self, id: &str) -> Result<Checked, LeaseError> {
         let text = self.store.lease_text(id)?;
-        self.check(&text, &format!("{id}.lease"), true)
+        let boot_ns = clock::boot_ns();
+        let now = self
+            .records
+            .get(id)
+            .and_then(|r| Some((r, self.window(r)?)))
+            .map_or_else(clock::wall_secs, |(r, w)| {
+                w.wall_secs_at(r.not_after, boot_ns)
+            });
+        self.check(&text, &format!("{id}.lease"), true, now)
     }
 
-    /// Runs every check on lease `text`; `replayed` skips the replay check (a restart
-    /// re-checking its own store).
-    fn check(&mut self, text: &str, origin: &str, replayed: bool) -> Result<Checked, LeaseError> {
+    /// Runs every check on lease `text` at unix second `now`; `replayed` skips the replay
+    /// check (a restart re-checking its own store).
+    fn check(
+        &mut self,
+        text: &str,
+        origin: &str,
+        replayed: bool,
+        now: u64,
+    ) -> Result<Checked, LeaseError> {
         let lease = Lease::parse(text, origin).map_err(|e| LeaseError::Rejected(e.to_string()))?;
         let body = &lease.body;
         if !store::valid_id(&body.id) {
@@ -359,7 +356,7 @@ impl Authority {
             &VerifyContext {
                 trusted: &trusted,
                 host: &self.host,
-                now: clock::wall_secs(),
+                now,
                 max_ttl_secs,
                 required_approvals: 1,
             },
@@ -417,32 +414,35 @@ impl Authority {
     /// Verifies and records lease `text` (from `origin`), installing it now if its
     /// `not_before` has come. `halted` names agents that take no leases now.
     pub fn submit(&mut self, text: &str, origin: &str, uid: u32) -> Result<Record, LeaseError> {
-        let received_ms = clock::wall_ms();
+        let received = Now::read();
+        let received_ms = received.wall_ms;
         let received_ns = BootClock::now_ns();
-        let outcome = self.check(text, origin, false).and_then(|c| {
-            if let Some(h) = self.halts.get(&c.lease.body.agent) {
-                return Err(LeaseError::Rejected(format!(
-                    "{origin}: agent `{}` was halted by uid {}{}; it takes no leases until \
+        let outcome = self
+            .check(text, origin, false, received_ms / 1000)
+            .and_then(|c| {
+                if let Some(h) = self.halts.get(&c.lease.body.agent) {
+                    return Err(LeaseError::Rejected(format!(
+                        "{origin}: agent `{}` was halted by uid {}{}; it takes no leases until \
                      `governor resume --agent {}`",
-                    c.lease.body.agent,
-                    h.by_uid,
-                    h.reason
-                        .as_ref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default(),
-                    c.lease.body.agent
-                )));
-            }
-            if c.have < c.need {
-                return Err(LeaseError::Rejected(format!(
+                        c.lease.body.agent,
+                        h.by_uid,
+                        h.reason
+                            .as_ref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default(),
+                        c.lease.body.agent
+                    )));
+                }
+                if c.have < c.need {
+                    return Err(LeaseError::Rejected(format!(
                     "{origin}: {} distinct trusted key(s) signed this lease, and the policy asks \
                      for {} on its scope(s); another operator adds one with `governor lease \
                      cosign {origin} --key THEIR_KEY`",
                     c.have, c.need
                 )));
-            }
-            Ok(c)
-        });
+                }
+                Ok(c)
+            });
         let checked = match outcome {
             Ok(c) => c,
             Err(e) => {
@@ -467,6 +467,12 @@ impl Authority {
             scopes: checked.scopes.iter().map(|(s, _)| s.clone()).collect(),
             not_before: body.not_before,
             not_after: body.not_after,
+            boot: Some(BootWindow::from_wall(
+                &self.boot_id,
+                body.not_before,
+                body.not_after,
+                received,
+            )),
             reason: body.reason.clone(),
             ticket: body.ticket.clone(),
             request: body.request.clone(),
@@ -493,17 +499,23 @@ impl Authority {
         ) {
             self.recorder.record(row);
         }
+        let started = record
+            .boot
+            .as_ref()
+            .is_some_and(|w| w.started(received.boot_ns));
         self.records.insert(id.clone(), record);
         self.installed.insert(
             id.clone(),
             checked.scopes.into_iter().flat_map(|(_, k)| k).collect(),
         );
-        if self.due(&id, clock::wall_ms()) {
-            self.install(&id)?;
+        // A scheduled lease's entries go in now too: the kernel opens them at its start.
+        self.install(&id)?;
+        if started {
             self.change(&id, State::Enforced, "enforced", "");
         } else {
             self.change(&id, State::Scheduled, "scheduled", "");
         }
+        self.advance_mark(received, true);
         let record = self
             .records
             .get(&id)
@@ -519,83 +531,6 @@ impl Authority {
             latency_ms = clock::wall_ms().saturating_sub(received_ms),
             "lease {}", record.state.name());
         Ok(record)
-    }
-
-    /// Writes lease `id`'s entries into the kernel. Where another live lease holds the same
-    /// entry, the later deadline wins.
-    fn install(&mut self, id: &str) -> Result<(), LeaseError> {
-        let Some(record) = self.records.get(id) else {
-            return Err(LeaseError::NotFound(format!("no lease {id}")));
-        };
-        let entry = LeaseEntry {
-            lease_id: record.kernel_id,
-            not_after_boot_ns: clock::boot_deadline(
-                record.not_after,
-                clock::wall_ms(),
-                clock::boot_ns(),
-            ),
-        };
-        let keys = self.installed.get(id).cloned().unwrap_or_default();
-        let mut e = self
-            .enforcer
-            .lock()
-            .map_err(|_| LeaseError::Internal("the enforcer lock is poisoned".into()))?;
-        for key in &keys {
-            let later = self.installed.iter().any(|(other, ks)| {
-                other != id
-                    && ks.contains(key)
-                    && self.records.get(other).is_some_and(|o| {
-                        o.state == State::Enforced && o.not_after > record.not_after
-                    })
-            });
-            if !later {
-                e.set_lease(*key, entry)
-                    .map_err(|err| LeaseError::Internal(format!("installing lease {id}: {err}")))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes lease `id`'s entries out of the kernel, handing each entry that another
-    /// enforced lease also holds to that lease.
-    fn uninstall(&mut self, id: &str) {
-        let Some(keys) = self.installed.remove(id) else {
-            return;
-        };
-        let Ok(mut e) = self.enforcer.lock() else {
-            tracing::error!(
-                lease = id,
-                "the enforcer lock is poisoned; lease entries stay"
-            );
-            return;
-        };
-        for key in &keys {
-            let heir = self
-                .installed
-                .iter()
-                .filter(|(_, ks)| ks.contains(key))
-                .filter_map(|(other, _)| self.records.get(other))
-                .filter(|r| r.state == State::Enforced)
-                .max_by_key(|r| r.not_after);
-            let res = match heir {
-                Some(r) => e.set_lease(
-                    *key,
-                    LeaseEntry {
-                        lease_id: r.kernel_id,
-                        not_after_boot_ns: clock::boot_deadline(
-                            r.not_after,
-                            clock::wall_ms(),
-                            clock::boot_ns(),
-                        ),
-                    },
-                ),
-                None => e.remove_lease(key),
-            };
-            if let Err(err) = res {
-                tracing::error!(lease = id, error = %err,
-                    "could not remove a lease entry from the kernel (it still expires there)");
-            }
-        }
     }
 
     /// Moves lease `id` to `state`, logging `what` in its history and the lineage, and
@@ -671,48 +606,18 @@ impl Authority {
         ids
     }
 
-    /// Expires ended leases (removing their entries) and installs scheduled ones whose
-    /// time has come.
-    pub fn tick(&mut self) {
-        let now_ms = clock::wall_ms();
-        let ended: Vec<String> = self
-            .records
-            .values()
-            .filter(|r| r.state.is_live() && r.not_after.saturating_mul(1000) <= now_ms)
-            .map(|r| r.id.clone())
-            .collect();
-        for id in ended {
-            self.uninstall(&id);
-            self.change(&id, State::Expired, "expired", "");
-            tracing::info!(target: "governor::lease", lease = %id, "lease expired");
-        }
-        let due: Vec<String> = self
-            .records
-            .values()
-            .filter(|r| r.state == State::Scheduled && r.not_before.saturating_mul(1000) <= now_ms)
-            .map(|r| r.id.clone())
-            .collect();
-        for id in due {
-            match self.install(&id) {
-                Ok(()) => {
-                    self.change(&id, State::Enforced, "enforced", "not_before reached");
-                    tracing::info!(target: "governor::lease", lease = %id, "lease enforced");
-                }
-                Err(e) => self.drop_lease(&id, &e.to_string()),
-            }
-        }
-    }
-
     /// The leases, newest first: the live ones, or (`all`) every one on record.
     pub fn list(&self, all: bool) -> Vec<Value> {
-        let now = clock::wall_secs();
+        let now = Now::read();
         let mut out: Vec<&Record> = self
             .records
             .values()
             .filter(|r| all || r.state.is_live())
             .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.history.first().map_or(0, |c| c.at_ms)));
-        out.into_iter().map(|r| view(r, now)).collect()
+        out.into_iter()
+            .map(|r| view(r, self.window(r), now))
+            .collect()
     }
 
     /// One lease's record and its signed file.
@@ -721,7 +626,7 @@ impl Authority {
             .records
             .get(id)
             .ok_or_else(|| LeaseError::NotFound(format!("no lease {id}")))?;
-        let mut v = view(r, clock::wall_secs());
+        let mut v = view(r, self.window(r), Now::read());
         v["file"] = Value::from(self.store.lease_text(id).unwrap_or_default());
         Ok(v)
     }
@@ -761,14 +666,15 @@ impl Authority {
     }
 }
 
-/// A record as clients see it: the record plus the seconds left.
-fn view(r: &Record, now: u64) -> Value {
+/// A record as clients see it: the record plus the seconds left (on the boot clock, by its
+/// window on this boot if it has one).
+fn view(r: &Record, window: Option<&BootWindow>, now: Now) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or_else(|_| json!({ "id": r.id }));
     crate::requests::book::lift(&mut v);
-    v["left_secs"] = Value::from(if r.state.is_live() {
-        r.not_after.saturating_sub(now)
-    } else {
-        0
+    v["left_secs"] = Value::from(match window {
+        _ if !r.state.is_live() => 0,
+        Some(w) => w.left_secs(now.boot_ns),
+        None => r.not_after.saturating_sub(now.wall_ms / 1000),
     });
     v["enforced_at_ms"] = r.enforced_at_ms().map_or(Value::Null, Value::from);
     v

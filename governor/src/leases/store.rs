@@ -14,6 +14,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use super::window::BootWindow;
+use crate::files;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("lease store {path}: {source}")]
@@ -26,6 +29,8 @@ pub enum StoreError {
          (the daemon leaves it alone meanwhile)"
     )]
     Corrupt { path: PathBuf, why: String },
+    #[error("lease store: {0}")]
+    Read(#[from] files::ReadError),
 }
 
 /// Where a lease stands.
@@ -108,6 +113,11 @@ pub struct Record {
     /// Unix seconds.
     pub not_before: u64,
     pub not_after: u64,
+    /// Where `not_before` and `not_after` lie on the boot clock, fixed when the daemon
+    /// accepted the lease (or placed it again after a reboot); what the kernel and the
+    /// daemon go by. Absent in records of daemons from before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<BootWindow>,
     pub reason: String,
     pub ticket: Option<String>,
     /// The agent request this lease answers, if any.
@@ -200,11 +210,8 @@ impl Store {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let parsed = std::fs::read(&path)
-                .map_err(|source| StoreError::Io {
-                    path: path.clone(),
-                    source,
-                })
+            let parsed = files::read(&path, files::STATE)
+                .map_err(StoreError::Read)
                 .and_then(|bytes| {
                     serde_json::from_slice::<Record>(&bytes).map_err(|e| StoreError::Corrupt {
                         path: path.clone(),
@@ -229,7 +236,7 @@ impl Store {
     /// The signed lease file kept for `id`.
     pub fn lease_text(&self, id: &str) -> Result<String, StoreError> {
         let path = self.dir.join(format!("{id}.lease"));
-        std::fs::read_to_string(&path).map_err(|source| StoreError::Io { path, source })
+        Ok(files::read_text(&path, files::LEASE)?)
     }
 
     /// Keeps the signed file of a newly accepted lease.
@@ -297,6 +304,11 @@ mod tests {
             }],
             not_before: 10,
             not_after: 20,
+            boot: Some(BootWindow {
+                boot_id: "b".into(),
+                not_before_ns: 1,
+                not_after_ns: 2,
+            }),
             reason: "r".into(),
             ticket: None,
             request: None,

@@ -5,11 +5,9 @@ use std::{fmt, path::PathBuf};
 /// A policy that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("{path}: cannot read policy: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Not a regular file, too large, unreadable (the message names the file).
+    #[error("{0}")]
+    Read(#[from] crate::files::ReadError),
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]

@@ -156,12 +156,10 @@ pub const FILE_CLASSES: &[Class] = &[
 ];
 
 impl Policy {
-    /// Reads and validates a policy file.
+    /// Reads (a regular file of at most [`crate::files::POLICY`]'s size) and validates a
+    /// policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::files::read_text(path, crate::files::POLICY)?;
         Self::parse(path, &text)
     }
 

@@ -9,6 +9,9 @@ pub enum KeyError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Not a regular file, too large, unreadable (the message names the file).
+    #[error("{0}")]
+    Read(#[from] crate::files::ReadError),
     #[error("{path} already exists; governor never overwrites a key file (move it away first)")]
     Exists { path: PathBuf },
     #[error(

@@ -16,7 +16,10 @@ use toml::{value::Datetime, Spanned};
 use super::{
     check_operator, decode_fixed, encode, error::io, quote, self_signed_message, KeyError, KeyId,
 };
-use crate::authority::{line_of, time, toml_error};
+use crate::{
+    authority::{line_of, time, toml_error},
+    files,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,7 +86,7 @@ impl PublicKeyFile {
     }
 
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = fs::read_to_string(path).map_err(io(path))?;
+        let text = files::read_text(path, files::KEY)?;
         Self::parse(&text, path)
     }
 

@@ -4,7 +4,7 @@
 
 use std::{
     fs::{self, OpenOptions},
-    io::{Read, Write},
+    io::Write,
     os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt},
     path::Path,
 };
@@ -17,7 +17,10 @@ use super::{
     check_operator, decode_fixed, encode, error::io, quote, self_signed_message, KeyError, KeyId,
     PublicKeyFile,
 };
-use crate::authority::{time, toml_error};
+use crate::{
+    authority::{time, toml_error},
+    files,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,9 +127,10 @@ impl SecretKey {
             .map_err(io(path))
     }
 
-    /// Reads a secret key file; refuses one that group or others may read.
+    /// Reads a secret key file (a regular file of at most [`files::KEY`]'s size); refuses
+    /// one that group or others may read.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let mut file = fs::File::open(path).map_err(io(path))?;
+        let file = files::open_regular(path, files::KEY)?;
         let mode = file.metadata().map_err(io(path))?.mode() & 0o7777;
         if mode & 0o077 != 0 {
             return Err(KeyError::Exposed {
@@ -134,8 +138,14 @@ impl SecretKey {
                 mode,
             });
         }
-        let mut text = String::new();
-        file.read_to_string(&mut text).map_err(io(path))?;
+        let bytes = files::read_open(file, path, files::KEY)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            KeyError::Read(files::ReadError::NotText {
+                path: path.to_owned(),
+                what: files::KEY.what,
+                source: e.utf8_error(),
+            })
+        })?;
         Self::parse(&text, path)
     }
 

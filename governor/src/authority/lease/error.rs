@@ -7,11 +7,9 @@ use crate::authority::time::{rfc3339, span};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
-    #[error("{path}: cannot read the lease: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Not a regular file, too large, unreadable (the message names the file).
+    #[error("{0}")]
+    Read(#[from] crate::files::ReadError),
     #[error("{path}: cannot write the lease: {source}")]
     Write {
         path: PathBuf,

@@ -200,10 +200,7 @@ impl Lease {
 
     /// Reads and parses a lease file.
     pub fn read(path: &Path) -> Result<Lease, LeaseError> {
-        let text = fs::read_to_string(path).map_err(|source| LeaseError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::files::read_text(path, crate::files::LEASE)?;
         Lease::parse(&text, &path.display().to_string())
     }
 

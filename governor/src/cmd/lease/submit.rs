@@ -3,17 +3,15 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use super::view::print_lease;
 use crate::{
     admin::{client, protocol::Request},
     cli::LeaseSubmitArgs,
+    files,
 };
 
 pub fn run(args: LeaseSubmitArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("reading lease file {}", args.file.display()))?;
+    let text = files::read_text(&args.file, files::LEASE)?;
     let result = client::call(
         &args.socket,
         &Request::LeaseSubmit {
