@@ -9,6 +9,7 @@ pub mod loader;
 pub mod net;
 pub mod offsets;
 pub mod pin;
+pub mod pin_lock;
 pub mod preflight;
 pub mod procs;
 pub mod rings;

@@ -41,9 +41,10 @@
 //! generation enforces and the next daemon replaces whatever it finds.
 //!
 //! One daemon at a time: the daemon holds an exclusive flock(2) on the pin directory for its
-//! whole life (the lock dies with the process, SIGKILL included). `governor unload` takes the
-//! same lock, so it refuses while a daemon runs: that daemon's open links would keep enforcing
-//! after the pins were gone.
+//! whole life (the lock dies with the process, SIGKILL included), and records itself as the
+//! lock's owner. `governor unload` takes the same lock, so it refuses while a daemon runs: that
+//! daemon's open links would keep enforcing after the pins were gone. A lock held by anything
+//! but a live daemon never blocks either of them ([`super::pin_lock`]).
 
 use std::{
     collections::BTreeSet,
@@ -56,6 +57,8 @@ use std::{
 };
 
 use aya::programs::links::{FdLink, PinnedLink};
+
+use super::pin_lock::{self, Lock};
 
 /// Where the daemon pins by default.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/governor";
@@ -70,6 +73,8 @@ pub const FORMAT: u32 = 1;
 const MAGIC: &str = "governor-pins";
 const MANIFEST: &str = "manifest";
 const GEN_PREFIX: &str = "gen-";
+/// How long a daemon waits for another to finish mounting bpffs.
+const MOUNT_GUARD_WAIT: Duration = Duration::from_secs(2);
 /// How long retired links may take to leave the kernel.
 const RETIRE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -200,8 +205,8 @@ pub enum Previous {
 #[derive(Debug)]
 pub struct PinDir {
     dir: PathBuf,
-    /// Holds the flock(2) for as long as this value lives.
-    _lock: File,
+    /// Holds the lock for as long as this value lives.
+    lock: Lock,
     pub previous: Previous,
     /// The generation this process pins into, once [`PinDir::new_generation`] made it.
     current: Option<PathBuf>,
@@ -242,11 +247,11 @@ impl PinDir {
         ensure_bpffs(dir)?;
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         reject_mount_root(dir)?;
-        let lock = lock(dir)?;
+        let lock = pin_lock::acquire(dir)?;
         let previous = read_previous(dir)?;
         Ok(PinDir {
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock,
             previous,
             current: None,
         })
@@ -264,11 +269,11 @@ impl PinDir {
             return Err(PinError::NotBpffs(dir.to_path_buf()));
         }
         reject_mount_root(dir)?;
-        let lock = lock(dir)?;
+        let lock = pin_lock::acquire(dir)?;
         let previous = read_previous(dir)?;
         Ok(Some(PinDir {
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock,
             previous,
             current: None,
         }))
@@ -276,6 +281,11 @@ impl PinDir {
 
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// Who held the lock this process bypassed (not a daemon), if it had to.
+    pub fn lock_bypassed(&self) -> Option<&str> {
+        self.lock.bypassed.as_deref()
     }
 
     /// Creates the directories of the next generation (numbered after every generation
@@ -339,9 +349,13 @@ impl PinDir {
     pub fn retire_others(&self) -> Result<Retired, PinError> {
         let keep: Option<&Path> = self.current.as_deref();
         let mut doomed = Vec::new();
+        let lock = format!("{}{}", pin_lock::LOCK_PREFIX, self.lock.object);
         for name in entries(&self.dir)? {
             let path = self.dir.join(&name);
-            if name == MANIFEST || Some(path.as_path()) == keep {
+            if name == MANIFEST || name == pin_lock::OWNER || name == lock {
+                continue;
+            }
+            if Some(path.as_path()) == keep {
                 continue;
             }
             doomed.push((name, path));
@@ -439,10 +453,23 @@ fn ensure_bpffs(dir: &Path) -> Result<(), PinError> {
     // Two daemons starting at once must not stack two bpf filesystems (the lower one's pins
     // would vanish from view): lock the directory under the mount point, then look again. A
     // process that opens it after the mount gets the new filesystem's root and sees bpffs.
+    // Anyone can flock that directory, so the lock is waited for a bounded time only: past
+    // it, the admin socket (bound before this) already keeps a second daemon out.
     let _guard = File::open(mount).map_err(io_err(mount))?;
+    let deadline = Instant::now() + MOUNT_GUARD_WAIT;
     // SAFETY: flock(2) on an fd this function owns; released when `_guard` is closed.
-    if unsafe { libc::flock(_guard.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io_err(mount)(io::Error::last_os_error()));
+    while unsafe { libc::flock(_guard.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(io_err(mount)(err));
+        }
+        if Instant::now() > deadline {
+            tracing::warn!(mount = BPFFS_MOUNT, holder = %pin_lock::holder_of(mount),
+                "{BPFFS_MOUNT} is locked by {}; mounting without waiting longer",
+                pin_lock::holder_of(mount));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     if fs_type(mount).map_err(io_err(mount))? == BPF_FS_MAGIC {
         return Ok(());
@@ -473,26 +500,6 @@ fn reject_mount_root(dir: &Path) -> Result<(), PinError> {
     Ok(())
 }
 
-fn lock(dir: &Path) -> Result<File, PinError> {
-    let file = File::open(dir).map_err(io_err(dir))?;
-    // SAFETY: flock(2) on an fd this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let holder = std::fs::read_link(dir.join(MANIFEST))
-                .ok()
-                .and_then(|t| Manifest::parse(&t.to_string_lossy()).ok())
-                .map_or_else(String::new, |m| format!(" (pid {})", m.pid));
-            return Err(PinError::Busy {
-                path: dir.to_path_buf(),
-                holder,
-            });
-        }
-        return Err(io_err(dir)(err));
-    }
-    Ok(file)
-}
-
 fn entries(dir: &Path) -> Result<Vec<String>, PinError> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
@@ -504,7 +511,11 @@ fn entries(dir: &Path) -> Result<Vec<String>, PinError> {
 }
 
 fn read_previous(dir: &Path) -> Result<Previous, PinError> {
-    let names = entries(dir)?;
+    // The lock's bookkeeping is not enforcement.
+    let names: Vec<String> = entries(dir)?
+        .into_iter()
+        .filter(|n| n != pin_lock::OWNER && !n.starts_with(pin_lock::LOCK_PREFIX))
+        .collect();
     if names.is_empty() {
         return Ok(Previous::Empty);
     }
