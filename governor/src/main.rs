@@ -18,6 +18,7 @@ mod own_dirs;
 mod policy;
 mod reload;
 mod requests;
+mod takeover;
 
 use std::process::ExitCode;
 

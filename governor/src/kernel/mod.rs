@@ -5,6 +5,7 @@ pub mod btf;
 pub mod coverage;
 pub mod events;
 pub mod generation;
+pub mod inherit;
 pub mod loader;
 pub mod net;
 pub mod offsets;

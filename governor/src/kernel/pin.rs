@@ -134,12 +134,19 @@ pub struct Manifest {
     /// Pinned BPF-LSM links and network links.
     pub lsm: usize,
     pub net: usize,
+    /// Version of the policy its programs enforce (what its events' agent and rule ids
+    /// refer to); absent in manifests of governors before it.
+    pub policy: Option<String>,
 }
 
 impl Manifest {
     pub fn text(&self) -> String {
+        let policy = self
+            .policy
+            .as_ref()
+            .map_or_else(String::new, |p| format!(" policy={p}"));
         format!(
-            "{MAGIC} format={} generation={} build={} version={} pid={} lsm={} net={}",
+            "{MAGIC} format={} generation={} build={} version={} pid={} lsm={} net={}{policy}",
             self.format, self.generation, self.build, self.version, self.pid, self.lsm, self.net
         )
     }
@@ -158,6 +165,7 @@ impl Manifest {
             pid: 0,
             lsm: 0,
             net: 0,
+            policy: None,
         };
         for word in words {
             let (key, value) = word
@@ -175,6 +183,7 @@ impl Manifest {
                 "pid" => m.pid = num(value)? as u32,
                 "lsm" => m.lsm = num(value)? as usize,
                 "net" => m.net = num(value)? as usize,
+                "policy" => m.policy = Some(value.to_owned()),
                 // A later format may add words; `format` decides whether we understand it.
                 _ => {}
             }
@@ -311,6 +320,24 @@ impl PinDir {
         }
         self.current = Some(generation.dir.clone());
         Ok(generation)
+    }
+
+    /// Every generation directory in the pin directory (number and path), this process's
+    /// own included once it made one.
+    pub fn generations(&self) -> Vec<Generation> {
+        let mut out: Vec<Generation> = entries(&self.dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|name| {
+                let number = name.strip_prefix(GEN_PREFIX)?.parse::<u64>().ok()?;
+                Some(Generation {
+                    number,
+                    dir: self.dir.join(&name),
+                })
+            })
+            .collect();
+        out.sort_by_key(|g| g.number);
+        out
     }
 
     /// The generation this process pinned last (or is pinning), if any.
@@ -662,6 +689,7 @@ mod tests {
             pid: 4242,
             lsm: 36,
             net: 12,
+            policy: Some("56e2aa".to_owned()),
         }
     }
 
