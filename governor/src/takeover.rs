@@ -3,9 +3,12 @@
 //! 1. open the rings of every generation pinned in the pin directory (`kernel::inherit`):
 //!    from here what they hold is safe whatever happens to their pins;
 //! 2. attach and pin this daemon's own generation (both enforce from here);
-//! 3. drain every one of those rings into the lineage (`lineage::handover`), committed;
-//! 4. retire them by removing their pins;
-//! 5. drain them again (what they emitted until their programs left the kernel), read their
+//! 3. find orphaned generations (attached, pinned nowhere in sight: `kernel::orphans`) and
+//!    open their rings by map id;
+//! 4. drain every one of those rings into the lineage (`lineage::handover`), committed;
+//! 5. retire them: the pinned ones by removing their pins, the orphans by detaching,
+//!    unpinning through whatever holds their filesystem, or neutralizing;
+//! 6. drain them again (what they emitted until their programs left the kernel), read their
 //!    final counts, and count in the lineage whatever of theirs it lacks, in the transaction
 //!    that notes this daemon's run.
 
@@ -16,6 +19,7 @@ use crate::{
     kernel::{
         generation::{Filled, GenerationError, Live},
         inherit::{self, Inherited},
+        orphans,
         pin::{self, PinDir},
     },
     lineage::{
@@ -44,13 +48,15 @@ pub enum TakeoverError {
 pub struct TakenOver {
     pub live: Live,
     pub retired: pin::Retired,
+    pub orphans: Vec<orphans::Orphan>,
+    pub orphans_retired: orphans::Retired,
     /// This daemon's run in the lineage.
     pub run: i64,
     pub carried: Carried,
     pub gap: Option<GapRow>,
 }
 
-/// Steps 1 to 5 of the module doc.
+/// Steps 1 to 6 of the module doc.
 pub fn take_over(
     filled: Filled,
     pins: &mut PinDir,
@@ -61,9 +67,20 @@ pub fn take_over(
 ) -> Result<TakenOver, TakeoverError> {
     let mut rings: Vec<Inherited> = inherit::pinned(pins);
     let live = filled.go_live(pins, compiled, cgroups)?;
+    let found = orphans::find();
+    for o in &found {
+        let Some(events) = o.events else { continue };
+        match Inherited::from_ids(events, o.counters, o.procs) {
+            Ok(ring) => rings.push(ring),
+            Err(e) => tracing::warn!(error = %e, agents_map = o.agents,
+                "lineage: the decision ring of an orphaned generation cannot be opened; \
+                 what it holds cannot be recorded"),
+        }
+    }
     let mut handover = Handover::new(lineage, clock, Arc::clone(compiled), cgroups.root())?;
     handover.drain(&mut rings)?;
     let retired = pins.retire_others()?;
+    let orphans_retired = orphans::retire(&found);
     handover.drain(&mut rings)?;
     let own = RingRow {
         generation: Some(live.generation),
@@ -77,6 +94,8 @@ pub fn take_over(
     Ok(TakenOver {
         live,
         retired,
+        orphans: found,
+        orphans_retired,
         run,
         carried,
         gap,

@@ -173,7 +173,7 @@ fn log_adoption(pins: &PinDir, generation: u64, counts: PinnedCounts, retired: &
 }
 
 /// Says what the take-over found and did: decisions of earlier generations taken into the
-/// lineage, and what is counted lost.
+/// lineage, what is counted lost, orphaned generations and how they were retired.
 fn log_takeover(took: &takeover::TakenOver) {
     let c = &took.carried;
     if c.found > 0 {
@@ -185,6 +185,47 @@ fn log_takeover(took: &takeover::TakenOver) {
     if let Some(g) = &took.gap {
         tracing::warn!(target: "governor::lineage", from_ns = g.from_ns, until_ns = g.until_ns,
             lost = g.lost, "lineage gap recorded: {}", g.detail);
+    }
+    for o in &took.orphans {
+        let links: Vec<String> = o
+            .links
+            .iter()
+            .map(|(id, p)| format!("{id} ({p})"))
+            .collect();
+        tracing::warn!(agents_map = o.agents, links = %links.join(", "),
+            "found an orphaned generation: governor programs attached in the kernel that no \
+             pin in a mounted bpf filesystem holds (its bpf filesystem was unmounted while \
+             something held it)");
+    }
+    if !took.orphans.is_empty() {
+        let r = &took.orphans_retired;
+        let unpinned: Vec<String> = r.unpinned.iter().map(|p| p.display().to_string()).collect();
+        let remaining: Vec<String> = r.remaining.iter().map(u32::to_string).collect();
+        let line = format!(
+            "orphaned generations retired: {} links detached, {} pins removed through {}; {}",
+            r.detached.len(),
+            unpinned.len(),
+            if r.holders.is_empty() {
+                "no holder".to_owned()
+            } else {
+                r.holders.join(", ")
+            },
+            if remaining.is_empty() {
+                "none left attached".to_owned()
+            } else {
+                format!(
+                    "links {} are still attached (their agent maps emptied: they decide nothing)",
+                    remaining.join(", ")
+                )
+            }
+        );
+        if remaining.is_empty() {
+            tracing::info!(detached = r.detached.len(), unpinned = %unpinned.join(", "),
+                holders = %r.holders.join("; "), "{line}");
+        } else {
+            tracing::error!(detached = r.detached.len(), unpinned = %unpinned.join(", "),
+                holders = %r.holders.join("; "), remaining = %remaining.join(", "), "{line}");
+        }
     }
 }
 

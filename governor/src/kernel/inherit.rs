@@ -1,5 +1,6 @@
 //! The generations a starting daemon takes over: what their decision rings still hold (and
-//! their process rings), opened from their pins; and their counters, which say exactly how many decisions
+//! their process rings), opened from their pins or, for a generation whose pins are out of
+//! reach, by the kernel's map ids; and their counters, which say exactly how many decisions
 //! each emitted and dropped. The daemon drains them into the lineage before it retires the
 //! generations (`lineage::handover`), and reads the counters again once their programs have
 //! left the kernel, when the counts are final.
@@ -19,6 +20,9 @@ use super::{
 pub enum Origin {
     /// In the pin directory.
     Pinned(PathBuf),
+    /// Still attached in the kernel, but pinned nowhere this daemon can see (its bpf
+    /// filesystem was unmounted while something held it): found by program and map names.
+    Orphan,
 }
 
 /// One earlier generation's rings and counters.
@@ -73,6 +77,26 @@ impl Inherited {
             counters: MapData::from_pin(pin(maps::COUNTERS))
                 .and_then(counters_map)
                 .ok(),
+        })
+    }
+
+    /// Opens a generation's rings and counters by their kernel map ids.
+    pub fn from_ids(
+        events: u32,
+        counters: Option<u32>,
+        procs: Option<u32>,
+    ) -> Result<Inherited, String> {
+        let ring = MapData::from_id(events)
+            .and_then(ring_map)
+            .map_err(|e| format!("ring buffer map id {events}: {e}"))?;
+        Ok(Inherited {
+            id: events,
+            generation: None,
+            policy: None,
+            origin: Origin::Orphan,
+            ring,
+            procs: procs.and_then(|id| MapData::from_id(id).and_then(ring_map).ok()),
+            counters: counters.and_then(|id| MapData::from_id(id).and_then(counters_map).ok()),
         })
     }
 

@@ -9,6 +9,7 @@ pub mod inherit;
 pub mod loader;
 pub mod net;
 pub mod offsets;
+pub mod orphans;
 pub mod pin;
 pub mod pin_lock;
 pub mod preflight;

@@ -66,7 +66,7 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/governor";
 /// pin directory lies below it.
 const BPFFS_MOUNT: &str = "/sys/fs/bpf";
 /// `statfs.f_type` of a bpf filesystem.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+pub(crate) const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Version of the layout described in the module doc.
 pub const FORMAT: u32 = 1;
 /// First word of the manifest text.
@@ -450,7 +450,7 @@ pub fn build_id(object: &[u8]) -> String {
     format!("{h:016x}")
 }
 
-fn fs_type(path: &Path) -> io::Result<i64> {
+pub(crate) fn fs_type(path: &Path) -> io::Result<i64> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     // SAFETY: statfs(2) on a NUL-terminated path into a zeroed struct we own.
@@ -588,6 +588,39 @@ fn link_ids(path: &Path, ids: &mut Ids) {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// Ids of every BPF link pinned at or below `path`.
+pub(crate) fn pinned_links(path: &Path) -> BTreeSet<u32> {
+    let mut ids = Ids::default();
+    link_ids(path, &mut ids);
+    ids.links
+}
+
+/// Calls `f(pin, link id)` for every BPF link pinned at or below `path`, at most `depth`
+/// directories down.
+pub(crate) fn walk_link_pins(path: &Path, depth: usize, f: &mut dyn FnMut(&Path, u32)) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_dir() {
+        if depth == 0 {
+            return;
+        }
+        if let Ok(rd) = std::fs::read_dir(path) {
+            for e in rd.flatten() {
+                walk_link_pins(&e.path(), depth - 1, f);
+            }
+        }
+    } else if meta.file_type().is_file()
+        && pin_kind(path).is_some_and(|k| k == "anon_inode:bpf-link")
+    {
+        if let Ok(link) = PinnedLink::from_pin(path) {
+            if let Ok(info) = FdLink::from(link).info() {
+                f(path, info.id());
+            }
         }
     }
 }

@@ -242,7 +242,7 @@ impl<'a> Handover<'a> {
                 ring_id: r.id,
                 generation: r.generation,
                 policy: r.policy.clone(),
-                orphan: !matches!(r.origin, Origin::Pinned(_)),
+                orphan: r.origin == Origin::Orphan,
                 counts: r.counts(),
                 tally: self.tallies.get(&r.id).cloned().unwrap_or_default(),
             })

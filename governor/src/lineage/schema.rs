@@ -202,7 +202,7 @@ CREATE INDEX events_lease ON events (lease_id) WHERE lease_id IS NOT NULL;
 CREATE INDEX events_path ON events (path);
 "#,
     // 7: each kernel generation's decision ring, so that every decision the kernel emitted
-    // is accounted for across daemon crashes: a row or a counted gap (`lineage::carry`).
+    // is accounted for across daemon crashes: a row or a counted gap (`lineage::reconcile`).
     r#"
 CREATE TABLE rings (
     id           INTEGER PRIMARY KEY,
