@@ -167,6 +167,17 @@ fn lsm_a_denied_rm_is_a_row_in_the_lineage_db() {
         versions, first_version,
         "decided under the first daemon's policy"
     );
+    // The process that made them started while the daemon was stopped: its exec record too
+    // came from the old generation's pinned process ring.
+    let exe: String = conn
+        .query_row(
+            "SELECT p.exe FROM processes p JOIN events e ON p.boot_id = e.boot_id \
+             AND p.pid = e.tgid WHERE e.path = ?1 LIMIT 1",
+            [&flood_path],
+            |r| r.get(0),
+        )
+        .expect("the refusing process's row");
+    assert!(exe.contains("python3"), "{exe}");
     let mut st = conn
         .prepare("SELECT source, lost, detail FROM gaps WHERE source = 'downtime'")
         .expect("gaps");

@@ -7,6 +7,7 @@
 //! ```text
 //! /sys/fs/bpf/governor/
 //!   manifest            symlink whose target is the manifest text (see [`Manifest`])
+//!   owner, lock-<n>/    the lock's owner record and later lock objects (`super::pin_lock`)
 //!   gen-000007/         one generation: what one daemon loaded
 //!     links/lsm-<hook>             BPF-LSM links (one per hook)
 //!     links/net-<prog>-cg<id>      cgroup sock_addr links (one per program and cgroup)
@@ -32,7 +33,9 @@
 //! a rule would briefly vanish; filling fresh maps makes the new daemon's policy, and only it,
 //! what is enforced once it reports ready. Everything the daemon itself writes into the kernel
 //! (agents, rules, its own pid for the self-protection rules) is written by the new daemon;
-//! the event ring buffer is the new one, which the new daemon reads. It also makes a pin set
+//! its event ring buffer is the new one, which it reads from then on. (What the old rings
+//! still hold is drained into the lineage before the old pins go: `crate::takeover`.) It
+//! also makes a pin set
 //! left by a different governor build harmless: nothing of it is interpreted beyond the
 //! manifest text, so an incompatible layout is replaced whole, never half-adopted.
 //!
@@ -121,7 +124,8 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PinError + '_ {
 }
 
 /// What a generation's manifest says about it. Text form, one line:
-/// `governor-pins format=1 generation=7 build=<hex> version=0.1.0 pid=123 lsm=36 net=12`.
+/// `governor-pins format=1 generation=7 build=<hex> version=0.1.0 pid=123 lsm=36 net=12
+/// policy=<version>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     pub format: u32,
