@@ -250,8 +250,9 @@ fn write_owner(dir: &Path, owner: &Owner) -> Result<(), PinError> {
     })
 }
 
-/// Who holds a flock on `path`, in words: from `/proc/locks`, the pid that took it, its
-/// `comm` and cgroup; or why that cannot be told.
+/// Who holds a flock on `path`, in words: from `/proc/locks`, the pid that took it (which
+/// may have exited since, its descriptor living on in another process), and every process
+/// that has `path` open; or why that cannot be told.
 pub fn holder_of(path: &Path) -> String {
     let Ok(meta) = std::fs::metadata(path) else {
         return "an unknown process".to_owned();
@@ -259,13 +260,45 @@ pub fn holder_of(path: &Path) -> String {
     let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
     let dev = meta.dev();
     let pids = flock_holders(&locks, libc::major(dev), libc::minor(dev), meta.ino());
-    if pids.is_empty() {
-        return "an unknown process (no FLOCK entry in /proc/locks names it)".to_owned();
+    let mut text = if pids.is_empty() {
+        "an unknown process (no FLOCK entry in /proc/locks names it)".to_owned()
+    } else {
+        pids.iter()
+            .map(|&pid| describe_pid(pid))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let open = open_by(dev, meta.ino());
+    if !open.is_empty() {
+        let who: Vec<String> = open.iter().map(|&p| describe_pid(i64::from(p))).collect();
+        text.push_str(&format!("; open by {}", who.join(", ")));
     }
-    pids.iter()
-        .map(|&pid| describe_pid(pid))
-        .collect::<Vec<_>>()
-        .join(", ")
+    text
+}
+
+/// Pids of the processes (other than this one) with a descriptor open on inode `ino` of
+/// device `dev`.
+fn open_by(dev: u64, ino: u64) -> Vec<u32> {
+    let me = std::process::id();
+    let mut pids = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino));
+        if holds && pid != me {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 /// Pids of the FLOCK entries of `/proc/locks` text on inode `ino` of device `major:minor`.
@@ -377,6 +410,20 @@ mod tests {
         let again = acquire(&dir).expect("free again");
         assert_eq!(again.object, 1, "the recorded object is tried first");
         assert!(again.bypassed.is_none());
+        drop(again);
+        // Another process with the directory open is named as holding it.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .stdin(File::open(&dir).expect("open dir"))
+            .spawn()
+            .expect("sleep");
+        let said = holder_of(&dir);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            said.contains(&format!("open by pid {} (sleep)", child.id())),
+            "{said}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -351,6 +351,7 @@ mod tests {
             }),
             tally: Tally {
                 drained: 4,
+                unnamed: Some("policy v is not in the lineage's policies".into()),
                 ..Tally::default()
             },
         }];
@@ -367,6 +368,14 @@ mod tests {
         assert!(
             gap.detail.contains("at least 5 decisions"),
             "{}",
+            gap.detail
+        );
+        assert!(
+            gap.detail.contains(
+                "its 4 decisions taken over are recorded without agent names or rule paths: \
+                 policy v is not in the lineage's policies"
+            ),
+            "what is not certain is said: {}",
             gap.detail
         );
         assert!(
