@@ -1,8 +1,9 @@
 //! `governor daemon`: preflight, compile the policy (governor's own directories first), build
 //! the kernel generation and take over from the generations before it (`crate::takeover`:
 //! attach and pin, their rings drained into the lineage, then retired), answer the admin
-//! socket and stream decisions to the log until SIGINT/SIGTERM. SIGHUP, like `governor policy reload`, reloads the policy
-//! (`crate::reload`). Stopping leaves enforcement pinned; `governor unload` ends it.
+//! socket and stream decisions to the log until SIGINT/SIGTERM. SIGHUP, like `governor policy
+//! reload`, reloads the policy (`crate::reload`). Stopping leaves enforcement pinned;
+//! `governor unload` ends it.
 
 use std::{
     process::ExitCode,

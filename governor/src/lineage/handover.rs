@@ -204,7 +204,17 @@ impl<'a> Handover<'a> {
         compiled: &Compiled,
         records: &mut Vec<Record>,
     ) -> u64 {
-        let (recorder, rx, _) = Recorder::channel(1 << 20);
+        let mut events = Vec::new();
+        let n = ring.drain_procs(|bytes| {
+            if let Ok(ev) = ProcEvent::decode(bytes) {
+                events.push(ev);
+            }
+        });
+        if events.is_empty() {
+            return n;
+        }
+        // A record becomes at most a start and an exec, and its launcher's.
+        let (recorder, rx, _) = Recorder::channel(4 * events.len() + 16);
         let agents = compiled
             .agents
             .iter()
@@ -216,11 +226,9 @@ impl<'a> Handover<'a> {
             Host::real(&self.cgroup2),
             agents,
         );
-        let n = ring.drain_procs(|bytes| {
-            if let Ok(ev) = ProcEvent::decode(bytes) {
-                tracker.ingest(&ev);
-            }
-        });
+        for ev in &events {
+            tracker.ingest(ev);
+        }
         drop(tracker);
         records.extend(rx.try_iter());
         n
