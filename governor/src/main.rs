@@ -21,6 +21,7 @@ mod policy;
 mod reload;
 mod requests;
 mod secrets;
+mod takeover;
 
 use std::process::ExitCode;
 

@@ -1,6 +1,10 @@
 //! Enforcement survives the daemon: SIGKILL and SIGTERM leave every program attached, a
 //! restarted daemon adopts the pins with no gap and enforces its own policy, a pin set of
 //! another build or layout is replaced whole, and only `governor unload` ends enforcement.
+//! Recovery cannot be blocked: a lock on the pin directory held by a process that is not a
+//! daemon does not stop the next daemon, and a generation whose pins vanished from view (its
+//! bpf filesystem lazily unmounted while something held it) is found by the next daemon,
+//! drained and retired, so that exactly one generation enforces.
 //! (The network classes' side is `net::net_enforcement_survives_the_daemon_until_unload`.)
 
 use std::{
@@ -12,7 +16,8 @@ use std::{
 };
 
 use governor_kernel_tests::{
-    as_host, assert_eperm, assert_ok, governor_bin, require_bpf_lsm, scratch, write, Daemon,
+    as_host, assert_eperm, assert_ok, governor_bin, require_bpf_lsm, scratch, state_dir_for, write,
+    Daemon,
 };
 
 fn p(dir: &Path, rel: &str) -> String {
@@ -396,4 +401,183 @@ fn pin_other_builds_and_layouts_are_replaced_whole() {
         &run_as(&pol, agent, &["rm", &p(&dir, "prod/db.sqlite")]),
         "still enforced",
     );
+
+    // A process that is not a daemon (here a non-agent, as one that handed an agent the
+    // descriptor would be) takes the pin directory's lock the moment the daemon dies. The
+    // next daemon starts all the same, and says who held it.
+    let mut d = d;
+    let mut holder = hold(
+        &pin_dir,
+        "flock -x \"$0\" sh -c 'echo HELD; exec sleep 600'",
+    );
+    d.kill();
+    wait_line(&mut holder, "HELD");
+    let locks = std::fs::read_to_string("/proc/locks").expect("/proc/locks");
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&pin_dir).expect("pin dir"));
+    assert!(
+        locks
+            .lines()
+            .any(|l| l.contains("FLOCK") && l.contains(&format!(":{ino} "))),
+        "the non-daemon holds the pin directory's flock: {locks}"
+    );
+    let d = d.successor(&dir, "policy.toml", &text, &[]);
+    let bypassed = d.wait_logged("the pin directory's lock was held by");
+    assert!(
+        bypassed["holder"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("pid ")),
+        "{bypassed}"
+    );
+    assert_eq!(loaded_programs_named("path_unlink", 1), 1);
+    assert_eperm(
+        &run_as(&pol, agent, &["rm", &p(&dir, "prod/db.sqlite")]),
+        "enforced by the daemon that started past the held lock",
+    );
+    // Two daemons stay exclusive: the recorded owner is alive, so unload refuses.
+    let out = governor_kernel_tests::try_unload_output(&pin_dir);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("in use by a running governor daemon"),
+        "{out:?}"
+    );
+    drop(holder);
+}
+
+/// A non-agent process holding something of governor's; killed when dropped (a failed
+/// test must not leave it holding a bpf filesystem for the next one).
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `script` (`sh -c`, with `$0` = `path`) as a non-agent, stdout piped.
+fn hold(path: &Path, script: &str) -> Holder {
+    Holder(
+        Command::new("sh")
+            .args(["-c", script])
+            .arg(path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the holder"),
+    )
+}
+
+/// Reads the holder's stdout until a line `want`.
+fn wait_line(holder: &mut Holder, want: &str) {
+    use std::io::BufRead;
+    let out = holder.0.stdout.as_mut().expect("stdout piped");
+    let mut lines = std::io::BufReader::new(out).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.trim() == want => return,
+            Some(Ok(_)) => {}
+            other => panic!("the holder stopped before `{want}`: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn pin_a_lazily_unmounted_pin_dir_leaves_exactly_one_generation() {
+    require_bpf_lsm();
+    let dir = scratch("pin-orphan");
+    write(&dir.join("prod/db.sqlite"), "precious");
+    let agent = "agent-pin-orphan";
+    let text = policy(agent, &dir, None);
+    let mut d = Daemon::start(&dir, &text);
+    let pol = d.policy.clone();
+    let pin_dir = d.pin_dir.clone();
+    let bpffs = pin_dir.parent().expect("bpffs mount").to_path_buf();
+    assert_eq!(bpffs, Path::new("/sys/fs/bpf"), "the default pin directory");
+    // Something holds the bpf filesystem open: a non-agent's descriptor on the pin directory.
+    let mut holder = hold(&pin_dir, "exec 3<\"$0\"; echo HELD; exec sleep 600");
+    wait_line(&mut holder, "HELD");
+    d.kill();
+    assert_ok(
+        &as_host(&["umount", "-l", &bpffs.display().to_string()]),
+        "lazy unmount of the bpf filesystem",
+    );
+    // The pins are out of view; the held filesystem keeps the links attached.
+    assert!(!pin_dir.exists(), "the pins vanished from view");
+    assert_eq!(loaded_programs_named("path_unlink", 1), 1, "still attached");
+    let out = run_as(&pol, agent, &["rm", &p(&dir, "prod/db.sqlite")]);
+    assert_eperm(&out, "the orphaned generation still enforces");
+
+    // The next daemon mounts a new bpf filesystem, finds the orphan, takes its ring over
+    // and retires it: one generation is left, its own.
+    let d = d.successor(&dir, "policy.toml", &text, &[]);
+    assert_eq!(
+        loaded_programs_named("path_unlink", 1),
+        1,
+        "one path_unlink program"
+    );
+    assert_eq!(
+        loaded_programs_named("connect4", 1),
+        1,
+        "one connect4 program"
+    );
+    assert_eq!(
+        loaded_programs_named("cgroup_mkdir", 1),
+        1,
+        "one cgroup_mkdir program"
+    );
+    let found = d.wait_logged("found an orphaned generation");
+    assert!(
+        found["links"]
+            .as_str()
+            .is_some_and(|l| l.contains("(path_unlink)")),
+        "{found}"
+    );
+    let retired = d.wait_logged("orphaned generations retired");
+    assert!(
+        retired["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("none left attached")),
+        "{retired}"
+    );
+    assert!(
+        retired["detached"].as_u64().is_some_and(|n| n > 0),
+        "the network links were detached: {retired}"
+    );
+    assert!(
+        retired["holders"]
+            .as_str()
+            .is_some_and(|h| h.contains(&format!("pid {}", holder.id()))),
+        "the holder was named: {retired}"
+    );
+    // The refusal the orphan made while no daemon ran is in the lineage, named.
+    let db = state_dir_for(&pin_dir).join("lineage.db");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("lineage db");
+    let rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE agent = ?1 AND path = ?2 AND decision = 'deny'",
+            [agent, &p(&dir, "prod/db.sqlite")],
+            |r| r.get(0),
+        )
+        .expect("rows");
+    assert_eq!(
+        rows, 1,
+        "the refusal the orphan made, drained from its ring"
+    );
+    let mark = d.mark();
+    assert_eperm(
+        &run_as(&pol, agent, &["rm", &p(&dir, "prod/db.sqlite")]),
+        "enforced by the new generation",
+    );
+    d.wait_decision_after(mark, "the new generation's event", |v| {
+        v["name"] == "db.sqlite"
+    });
+    assert_eperm(&run_as(&pol, agent, &connect_cmd()), "agent connect");
+    drop(holder);
 }

@@ -97,6 +97,15 @@ pub fn unload(pin_dir: &Path) -> Output {
     try_unload(pin_dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs `governor unload --pin-dir DIR` and returns its output, whatever it did.
+pub fn try_unload_output(pin_dir: &Path) -> Output {
+    Command::new(governor_bin())
+        .args(["unload", "--pin-dir"])
+        .arg(pin_dir)
+        .output()
+        .expect("spawning governor unload")
+}
+
 fn try_unload(pin_dir: &Path) -> Result<Output, String> {
     let out = Command::new(governor_bin())
         .args(["unload", "--pin-dir"])

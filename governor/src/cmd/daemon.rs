@@ -1,8 +1,9 @@
 //! `governor daemon`: preflight, compile the policy (governor's own directories first), build
-//! the kernel generation (`kernel::generation`: load, fill, attach and pin, replacing any
-//! generation a previous daemon pinned), answer the admin socket and stream decisions to the
-//! log until SIGINT/SIGTERM. SIGHUP, like `governor policy reload`, reloads the policy
-//! (`crate::reload`). Stopping leaves enforcement pinned; `governor unload` ends it.
+//! the kernel generation and take over from the generations before it (`crate::takeover`:
+//! attach and pin, their rings drained into the lineage, then retired), answer the admin
+//! socket and stream decisions to the log until SIGINT/SIGTERM. SIGHUP, like `governor policy
+//! reload`, reloads the policy (`crate::reload`). Stopping leaves enforcement pinned;
+//! `governor unload` ends it.
 
 use std::{
     process::ExitCode,
@@ -10,16 +11,7 @@ use std::{
 };
 
 use anyhow::Context;
-use governor_common::{
-    detail,
-    maps::{
-        AGENT_UNKNOWN, RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_FILELESS, RULE_LINKED_FLAG,
-        RULE_SELF, RULE_UNRESOLVED,
-    },
-    net::{AF_INET, AF_INET6},
-    path::RecordedPath,
-    Class, Decision, Event, EventKind,
-};
+use governor_common::{detail, Decision, Event, EventKind};
 use tokio::{signal::unix::SignalKind, sync::mpsc};
 
 use crate::{
@@ -40,11 +32,11 @@ use crate::{
     lineage::{
         self,
         boot::BootClock,
+        decision, losses,
         processes::Tracker,
-        record::{EventRow, Record},
-        recorder::{Recorder, Refused},
-        runs,
-        writer::{self, Count, Writer},
+        record::Record,
+        recorder::Recorder,
+        writer::{self, Writer},
     },
     logging::{
         self,
@@ -54,7 +46,7 @@ use crate::{
     own_dirs::OwnDir,
     policy::{self, Compiled, Policy},
     reload::{self, Reloader},
-    requests, secrets,
+    requests, secrets, takeover,
 };
 
 /// Decoded events waiting for the logger; beyond this the reader counts overflow.
@@ -87,19 +79,31 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let requests = admin::listen(&args.own_dirs().request_socket())?;
     // After the admin socket (so a second daemon never writes to it), before the pins.
     let lineage_db = args.lineage_db();
-    let lineage = writer::open(&lineage_db)?;
+    let mut lineage = writer::open(&lineage_db)?;
+    let clock = BootClock::now().context("reading this boot's id (lineage rows carry it)")?;
     let cgroups = CgroupFs::discover()?;
     // Operators' secret key files registered with an earlier daemon: protected beside
     // governor's own directories.
     let secrets = Arc::new(Mutex::new(secrets::Registry::open(&args.state_dir)?));
-    let compiled = policy::compile(&policy, &cgroups, &secrets::own_with(&own, &secrets))?;
+    let compiled = Arc::new(policy::compile(
+        &policy,
+        &cgroups,
+        &secrets::own_with(&own, &secrets),
+    )?);
     let filled = loaded.fill(&compiled, &cgroups)?;
     // Everything is loaded, verified and filled: only now touch the pin directory. A previous
-    // generation found there keeps enforcing until ours is attached and pinned.
+    // generation found there keeps enforcing until ours is attached and pinned, and what its
+    // rings hold goes into the lineage before it is retired.
     let mut pins = PinDir::open(&args.pin_dir)?;
-    let live = filled.go_live(&mut pins, &compiled, &cgroups)?;
-    let retired = pins.retire_others()?;
-    log_adoption(&pins, live.generation, live.counts, &retired);
+    if let Some(holder) = pins.lock_bypassed() {
+        tracing::warn!(pin_dir = %args.pin_dir.display(), holder = %holder,
+            "the pin directory's lock was held by {holder}, not by a governor daemon: it did \
+             not stop this daemon");
+    }
+    let took = takeover::take_over(filled, &mut pins, &compiled, &cgroups, &mut lineage, &clock)?;
+    log_adoption(&pins, took.live.generation, took.live.counts, &took.retired);
+    log_takeover(&took);
+    let (live, run) = (took.live, took.run);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -116,6 +120,8 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
             setup,
             live,
             lineage,
+            run,
+            clock,
             pins,
         },
         Channels { admin, requests },
@@ -177,6 +183,63 @@ fn log_adoption(pins: &PinDir, generation: u64, counts: PinnedCounts, retired: &
     }
 }
 
+/// Says what the take-over found and did: decisions of earlier generations taken into the
+/// lineage, what is counted lost, orphaned generations and how they were retired.
+fn log_takeover(took: &takeover::TakenOver) {
+    let c = &took.carried;
+    if c.found > 0 {
+        tracing::info!(target: "governor::lineage", generations = c.found, drained = c.drained,
+            lost = c.lost, exact = c.exact,
+            "lineage: took over {} decisions from the rings of {} earlier generation(s); {}{} \
+             lost", c.drained, c.found, if c.exact { "" } else { "at least " }, c.lost);
+    }
+    if let Some(g) = &took.gap {
+        tracing::warn!(target: "governor::lineage", from_ns = g.from_ns, until_ns = g.until_ns,
+            lost = g.lost, "lineage gap recorded: {}", g.detail);
+    }
+    for o in &took.orphans {
+        let links: Vec<String> = o
+            .links
+            .iter()
+            .map(|(id, p)| format!("{id} ({p})"))
+            .collect();
+        tracing::warn!(agents_map = o.agents, links = %links.join(", "),
+            "found an orphaned generation: governor programs attached in the kernel that no \
+             pin in a mounted bpf filesystem holds (its bpf filesystem was unmounted while \
+             something held it)");
+    }
+    if !took.orphans.is_empty() {
+        let r = &took.orphans_retired;
+        let unpinned: Vec<String> = r.unpinned.iter().map(|p| p.display().to_string()).collect();
+        let remaining: Vec<String> = r.remaining.iter().map(u32::to_string).collect();
+        let line = format!(
+            "orphaned generations retired: {} links detached, {} pins removed through {}; {}",
+            r.detached.len(),
+            unpinned.len(),
+            if r.holders.is_empty() {
+                "no holder".to_owned()
+            } else {
+                r.holders.join(", ")
+            },
+            if remaining.is_empty() {
+                "none left attached".to_owned()
+            } else {
+                format!(
+                    "links {} are still attached (their agent maps emptied: they decide nothing)",
+                    remaining.join(", ")
+                )
+            }
+        );
+        if remaining.is_empty() {
+            tracing::info!(detached = r.detached.len(), unpinned = %unpinned.join(", "),
+                holders = %r.holders.join("; "), "{line}");
+        } else {
+            tracing::error!(detached = r.detached.len(), unpinned = %unpinned.join(", "),
+                holders = %r.holders.join("; "), remaining = %remaining.join(", "), "{line}");
+        }
+    }
+}
+
 /// What start-up made: the policy, compiled against this host, and its live generation.
 struct Started {
     policy: Policy,
@@ -184,13 +247,15 @@ struct Started {
     /// Registered secret key files (`crate::secrets`).
     secrets: Arc<Mutex<secrets::Registry>>,
     cgroups: CgroupFs,
-    compiled: Compiled,
+    compiled: Arc<Compiled>,
     setup: generation::Setup,
     live: Live,
     /// Locked while the daemon runs.
     pins: PinDir,
-    /// The lineage database, opened and migrated.
+    /// The lineage database, opened and migrated, and this daemon's run in it.
     lineage: rusqlite::Connection,
+    run: i64,
+    clock: BootClock,
 }
 
 /// The sockets the daemon answers.
@@ -212,6 +277,8 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         live,
         pins,
         lineage,
+        run,
+        clock,
     } = started;
     let Live {
         enforcer,
@@ -226,10 +293,9 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         requests: request_listener,
     } = channels;
     let stats = Arc::new(ReaderStats::default());
-    let compiled = Arc::new(compiled);
     let policy = Arc::new(policy);
     // Each event comes with the compiled policy of the generation that emitted it.
-    let (tx, mut rx) = mpsc::channel::<(Event, Arc<Compiled>)>(EVENT_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<events::Item<Arc<Compiled>>>(EVENT_QUEUE);
     let (next_ring, rings) = mpsc::unbounded_channel();
     let mut reader = tokio::spawn(events::read(
         (ring, Arc::clone(&compiled)),
@@ -246,13 +312,12 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
     crate::kernel::mounts::watch(Arc::clone(&enforcer));
     // Counters of generations a reload retired, so that totals never go back.
     let retired_counters = Arc::new(Mutex::new(admin::status::Counters::default()));
-    let clock = BootClock::now().context("reading this boot's id (lineage rows carry it)")?;
     let proc_stats = Arc::new(procs::ProcStats::default());
     let (recorder, lineage_writer) = start_lineage(
         &args,
         lineage,
         &clock,
-        !matches!(pins.previous, Previous::Empty),
+        run,
         reload::counter_reader(Arc::clone(&enforcer), Arc::clone(&retired_counters)),
         Arc::clone(&stats),
         Arc::clone(&proc_stats),
@@ -307,7 +372,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
             for s in throttle.expired(now) {
                 log_suppressed(&s);
             }
-            let (ev, compiled) = match next {
+            let (ev, compiled, ring) = match next {
                 Ok(Some(item)) => item,
                 Ok(None) => break,
                 Err(_) => continue,
@@ -320,16 +385,17 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
                         .and_then(|a| a.by_kernel_id(ev.lease_id).map(|r| r.id.clone()))
                 })
                 .flatten();
-            let d = describe(&ev, &compiled);
+            let d = decision::describe(&ev, &compiled);
             if throttle.allow(d.agent, now) {
                 log_decision(&ev, &d, &compiled, lease.as_deref());
             }
-            sink_recorder.record(Record::Event(Box::new(event_row(
+            sink_recorder.record(Record::Event(Box::new(decision::event_row(
                 &ev,
                 &d,
                 &clock,
                 lease,
                 &compiled.policy_version,
+                ring,
             ))));
         }
         for s in throttle.finish(std::time::Instant::now()) {
@@ -357,7 +423,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         tracing::info!(agent = %a.name, cgroup = %a.cgroup.display(), cgroup_id = a.cgroup_id,
             mode = policy.agent(&a.name).map_or("?", |x| x.mode.name()), "agent registered");
     }
-    tracing::info!(dirs = %own_dirs_text(&compiled),
+    tracing::info!(dirs = %decision::own_dirs_text(&compiled),
         "governor's own directories are protected from agents (every file class, unix-connect)");
     if !plan.lsm {
         tracing::warn!(
@@ -553,25 +619,18 @@ fn track_processes(
     Ok(tx)
 }
 
-/// Starts the lineage: notes this run (and the downtime since the last one), starts the
-/// writer on `conn` with the loss counters it turns into gaps, and returns the recorder
-/// producers use.
+/// Starts the lineage writer on `conn` for run `run` (noted by the take-over) with the loss
+/// counters it turns into gaps, and returns the recorder producers use.
 fn start_lineage(
     args: &DaemonArgs,
-    mut conn: rusqlite::Connection,
+    conn: rusqlite::Connection,
     clock: &BootClock,
-    enforced_meanwhile: bool,
+    run: i64,
     kernel: impl Fn() -> Result<admin::status::Counters, String> + Send + 'static,
     reader: Arc<ReaderStats>,
     procs: Arc<procs::ProcStats>,
 ) -> anyhow::Result<(Recorder, Writer)> {
     let path = args.lineage_db();
-    let (run, downtime) = runs::begin(&mut conn, clock, std::process::id(), enforced_meanwhile)
-        .with_context(|| format!("noting this daemon's run in {}", path.display()))?;
-    if let Some(g) = downtime {
-        tracing::warn!(target: "governor::lineage", from_ns = g.from_ns, until_ns = g.until_ns,
-            "lineage gap recorded: {}", g.detail);
-    }
     let (recorder, records, refused) = Recorder::channel(LINEAGE_QUEUE);
     let options = writer::Options {
         retain: args.retain.map(std::time::Duration::from_secs),
@@ -581,78 +640,13 @@ fn start_lineage(
         conn,
         records,
         options,
-        loss_counts(kernel, reader, procs, refused),
+        losses::counts(clock.boot_id.clone(), kernel, reader, procs, refused),
         Some(run),
     )
     .context("starting the lineage writer thread")?;
     tracing::info!(target: "governor::lineage", db = %path.display(), run,
         retain_secs = args.retain, "lineage recording to {}", path.display());
     Ok((recorder, writer))
-}
-
-/// The counters of every place between the kernel and the database where a decision (or
-/// another record) can be lost; the writer turns their growth into `gaps` rows.
-fn loss_counts(
-    kernel: impl Fn() -> Result<admin::status::Counters, String> + Send + 'static,
-    reader: Arc<ReaderStats>,
-    procs: Arc<procs::ProcStats>,
-    refused: Arc<Refused>,
-) -> writer::Counts {
-    Box::new(move || {
-        let mut counts = Vec::with_capacity(8);
-        // A failed read: this poll has no kernel count; the next one records the whole
-        // growth since the last good read. The count includes generations a policy reload
-        // retired, so it never goes back.
-        if let Ok(c) = kernel() {
-            counts.push(Count {
-                source: "kernel-ring",
-                what: "decisions the kernel could not put into its full ring buffer \
-                       (enforced, not recorded)",
-                value: c.kernel_events_dropped,
-            });
-            counts.push(Count {
-                source: "kernel-ring",
-                what: "process records (agent fork, exec, exit) the kernel could not put \
-                       into its full process ring buffer; this count is of records, not \
-                       decisions",
-                value: c.procs_dropped,
-            });
-        }
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        counts.extend([
-            Count {
-                source: "queue",
-                what: "decisions the daemon's event queue could not take from the ring \
-                       buffer reader (enforced, not recorded)",
-                value: load(&reader.overflowed),
-            },
-            Count {
-                source: "malformed",
-                what: "ring-buffer records that failed to decode (wrong length, version or kind)",
-                value: load(&reader.malformed),
-            },
-            Count {
-                source: "malformed",
-                what: "process records (agent fork, exec, exit) that failed to decode (wrong \
-                       length, version or kind); this count is of records, not decisions",
-                value: load(&procs.malformed),
-            },
-            Count {
-                source: "queue",
-                what: "decisions the lineage writer's queue could not take (the writer was \
-                       behind; enforced, not recorded)",
-                value: load(&refused.events),
-            },
-            Count {
-                source: "queue",
-                what: "other lineage records (processes, leases, lifecycle, halts, policies, \
-                       keys) the lineage writer's queue could not take; this count is of \
-                       records, not decisions",
-                value: load(&refused.other),
-            },
-        ]);
-        counts
-    })
 }
 
 /// Freezes again the agents a previous daemon halted (their halt outlives daemon restarts
@@ -676,136 +670,6 @@ fn refreeze_halted(
             None => tracing::warn!(target: "governor::halt", agent = %h.agent,
                 "a halted agent is no longer in the policy"),
         }
-    }
-}
-
-/// governor's own directories, comma-separated.
-fn own_dirs_text(compiled: &Compiled) -> String {
-    compiled
-        .own
-        .iter()
-        .map(|d| d.path.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// What a decision's `rule_id` stands for, in words.
-fn rule_text(ev: &Event, class: Option<Class>, compiled: &Compiled) -> String {
-    let path = |id: u32, p: Option<&std::path::Path>| {
-        p.map_or_else(|| format!("rule {id}"), |p| p.display().to_string())
-    };
-    match ev.rule_id {
-        RULE_UNRESOLVED => "(unresolved: failed closed)".to_owned(),
-        RULE_BUILTIN => "(built-in: agents may never do this)".to_owned(),
-        RULE_FILELESS => "(fileless: the file has no name on any filesystem)".to_owned(),
-        // Also the ancestors of those directories: RULE_SELF has RULE_ANCESTOR_FLAG's bit.
-        RULE_SELF => format!("(governor's own: {})", own_dirs_text(compiled)),
-        id if class == Some(Class::Exec) => path(id, compiled.binary_path(id)),
-        id if id & RULE_ANCESTOR_FLAG != 0 => {
-            let id = id & !RULE_ANCESTOR_FLAG;
-            format!("(ancestor of) {}", path(id, compiled.protected_path(id)))
-        }
-        id if id & RULE_LINKED_FLAG != 0 => {
-            let id = id & !RULE_LINKED_FLAG;
-            format!("(by inode, from) {}", path(id, compiled.protected_path(id)))
-        }
-        id => path(id, compiled.protected_path(id)),
-    }
-}
-
-/// A decision in the policy's words, shared by the log line and the lineage row.
-struct Described<'a> {
-    /// The agent's name, or what stands in for it.
-    agent: &'a str,
-    class: Option<Class>,
-    class_name: &'static str,
-    decision: &'static str,
-    comm: std::borrow::Cow<'a, str>,
-    exe: RecordedPath<'a>,
-    target_path: RecordedPath<'a>,
-    /// What was acted on: the file's path, `addr:port`, the target pid or the host object.
-    target: String,
-    /// The rule that decided: a protected path (or what stands for it) or a network rule.
-    rule: String,
-}
-
-/// What the kernel's numbers in `ev` stand for in `compiled`.
-fn describe<'a>(ev: &'a Event, compiled: &'a Compiled) -> Described<'a> {
-    let agent = if ev.agent_id == AGENT_UNKNOWN {
-        "(unregistered cgroup below an agent cgroup)"
-    } else {
-        compiled.agent_name(ev.agent_id).unwrap_or("?")
-    };
-    let class = Class::from_u32(ev.class);
-    let target_path = ev.target_path();
-    let name = || String::from_utf8_lossy(Event::trim_nul(&ev.name)).into_owned();
-    let kind = EventKind::from_u16(ev.kind);
-    let target = match kind {
-        Some(EventKind::NetDecision) => match ev.target.family {
-            AF_INET6 => format!("[{}]:{}", net_addr(ev).0, ev.target.port),
-            _ => format!("{}:{}", net_addr(ev).0, ev.target.port),
-        },
-        Some(EventKind::TaskDecision) => format!("pid {}", ev.target.pid),
-        _ if target_path.is_present() => target_path.to_string(),
-        _ => match name() {
-            n if n.is_empty() => class.map_or("unknown", Class::name).to_owned(),
-            n => n,
-        },
-    };
-    let rule = if kind == Some(EventKind::NetDecision) {
-        compiled
-            .network_rule(ev.rule_id)
-            .map_or_else(|| format!("rule {}", ev.rule_id), str::to_owned)
-    } else {
-        rule_text(ev, class, compiled)
-    };
-    Described {
-        agent,
-        class,
-        class_name: class.map_or("unknown", Class::name),
-        decision: Decision::from_u32(ev.decision).map_or("unknown", Decision::name),
-        comm: String::from_utf8_lossy(Event::trim_nul(&ev.comm)),
-        // Both recorded by the kernel at decision time: right even if the process has exited.
-        exe: ev.exe_path(),
-        target_path,
-        target,
-        rule,
-    }
-}
-
-/// The lineage row of a decision (`events`).
-fn event_row(
-    ev: &Event,
-    d: &Described<'_>,
-    clock: &BootClock,
-    lease: Option<String>,
-    policy_version: &str,
-) -> EventRow {
-    let file = EventKind::from_u16(ev.kind) == Some(EventKind::FileDecision);
-    EventRow {
-        boot_id: clock.boot_id.clone(),
-        boot_ns: ev.boot_ns,
-        ts_ns: clock.wall_ns(ev.boot_ns),
-        agent: (ev.agent_id != AGENT_UNKNOWN && d.agent != "?").then(|| d.agent.to_owned()),
-        cgroup_id: ev.cgroup_id,
-        pid: ev.pid,
-        tgid: ev.tgid,
-        uid: ev.uid,
-        gid: ev.gid,
-        comm: d.comm.clone().into_owned(),
-        exe: d.exe.is_present().then(|| d.exe.to_string()),
-        class: d.class_name.to_owned(),
-        decision: d.decision.to_owned(),
-        target: d.target.clone(),
-        path: d
-            .target_path
-            .is_present()
-            .then(|| d.target_path.to_string()),
-        inode: file.then_some((ev.target.inode.dev.into(), ev.target.inode.ino)),
-        detail: ev.target.detail,
-        rule: Some(d.rule.clone()),
-        lease_id: lease,
-        policy_version: policy_version.to_owned(),
     }
 }
 
@@ -834,7 +698,7 @@ fn log_suppressed(s: &throttle::Suppressed) {
     );
 }
 
-fn log_decision(ev: &Event, d: &Described<'_>, compiled: &Compiled, lease: Option<&str>) {
+fn log_decision(ev: &Event, d: &decision::Described<'_>, compiled: &Compiled, lease: Option<&str>) {
     let (agent, class, class_name, decision) = (d.agent, d.class, d.class_name, d.decision);
     let (comm, exe, target_path) = (&d.comm, &d.exe, &d.target_path);
     let message = match Decision::from_u32(ev.decision) {
@@ -870,7 +734,7 @@ fn log_decision(ev: &Event, d: &Described<'_>, compiled: &Compiled, lease: Optio
         };
     }
     if EventKind::from_u16(ev.kind) == Some(EventKind::NetDecision) {
-        let (addr, family) = net_addr(ev);
+        let (addr, family) = decision::net_addr(ev);
         let (sock_type, protocol) = ((ev.target.detail >> 32) as u32, ev.target.detail as u32);
         let rule = &d.rule;
         let lease_required = ev.decision != Decision::LeaseAllow as u32
@@ -928,19 +792,6 @@ fn log_decision(ev: &Event, d: &Described<'_>, compiled: &Compiled, lease: Optio
     }
 }
 
-/// The address of a network event as text, and its family name.
-fn net_addr(ev: &Event) -> (String, &'static str) {
-    let a = ev.target.addr;
-    match ev.target.family {
-        AF_INET => (
-            std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
-            "ipv4",
-        ),
-        AF_INET6 => (std::net::Ipv6Addr::from(a).to_string(), "ipv6"),
-        other => (format!("(family {other})"), "unknown"),
-    }
-}
-
 /// `tcp`, `udp`, or the raw socket type and protocol numbers.
 fn proto_name(sock_type: u32, protocol: u32) -> String {
     match (sock_type, protocol) {
@@ -949,41 +800,5 @@ fn proto_name(sock_type: u32, protocol: u32) -> String {
         (_, 1) | (_, 58) => "icmp".to_owned(),
         (_, 262) => "mptcp".to_owned(),
         (t, p) => format!("type {t} protocol {p}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every userspace loss counter feeds a gap row, process records' decode failures too.
-    #[test]
-    fn loss_counts_cover_every_counter() {
-        let reader = Arc::new(ReaderStats::default());
-        let procs = Arc::new(procs::ProcStats::default());
-        let refused = Arc::new(Refused::default());
-        reader.overflowed.store(1, Ordering::Relaxed);
-        reader.malformed.store(2, Ordering::Relaxed);
-        procs.malformed.store(3, Ordering::Relaxed);
-        refused.events.store(4, Ordering::Relaxed);
-        refused.other.store(5, Ordering::Relaxed);
-        let mut counts = loss_counts(
-            || Err("no kernel".to_owned()),
-            reader,
-            procs,
-            Arc::clone(&refused),
-        );
-        let got: Vec<(&str, u64)> = counts().iter().map(|c| (c.source, c.value)).collect();
-        assert_eq!(
-            got,
-            [
-                ("queue", 1),
-                ("malformed", 2),
-                ("malformed", 3),
-                ("queue", 4),
-                ("queue", 5)
-            ]
-        );
-        assert!(counts()[2].what.contains("process records"));
     }
 }

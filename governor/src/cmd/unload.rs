@@ -18,6 +18,12 @@ pub fn run(args: UnloadArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     };
+    if let Some(holder) = pins.lock_bypassed() {
+        println!(
+            "the pin directory's lock was held by {holder}, which is not a governor daemon; \
+             unloading all the same"
+        );
+    }
     let what = match &pins.previous {
         Previous::Empty => None,
         Previous::Governor(m) => Some(format!(

@@ -18,12 +18,13 @@
 //! this generation's unpinned links are detached when its `Enforcer` is dropped, and its
 //! half-made pin directory is removed.
 
-use aya::maps::{MapData, RingBuf};
-use governor_common::{net::NetOffsets, Class, KernelOffsets, TreeSeqs};
+use aya::maps::{Map, MapData, MapInfo, PerCpuArray, RingBuf};
+use governor_common::{maps, net::NetOffsets, Class, KernelOffsets, TreeSeqs};
 
 use super::{
     btf::Btf,
     coverage::{self, Plan},
+    events::Ring,
     loader::{Enforcer, LoadError, PinnedCounts, OBJECT},
     net::{self, NetError},
     offsets,
@@ -118,8 +119,9 @@ pub struct Filled {
 pub struct Live {
     pub enforcer: Enforcer,
     pub plan: Plan,
-    /// Its event ring buffer, taken out of the enforcer for the reader.
-    pub ring: RingBuf<MapData>,
+    /// Its event ring buffer, taken out of the enforcer for the reader, with its id and a
+    /// handle on its counters.
+    pub ring: Ring,
     /// Its process ring buffer (the lineage's fork, exec and exit records), if the process
     /// tracepoints run.
     pub procs: Option<RingBuf<MapData>>,
@@ -214,6 +216,10 @@ impl Filled {
         let before = pins.current().map(std::path::Path::to_path_buf);
         let generation = pins.new_generation()?;
         let attached = attach_and_pin(&mut enforcer, &plan, &generation, pins, compiled, cgroups);
+        let attached = attached.and_then(|(counts, buf)| {
+            let ring = ring(buf, &generation, compiled)?;
+            Ok((counts, ring))
+        });
         let attached = attached.and_then(|(counts, ring)| {
             let procs = if procs {
                 Some(enforcer.take_procs()?)
@@ -282,8 +288,36 @@ fn attach_and_pin(
         pid: std::process::id(),
         lsm: counts.lsm,
         net: counts.net,
+        policy: Some(compiled.policy_version.clone()),
     })?;
     Ok((counts, ring))
+}
+
+/// The reader's view of a generation's ring: its id and its own handle on the counters
+/// (both from the pins just made).
+fn ring(
+    buf: RingBuf<MapData>,
+    generation: &pin::Generation,
+    compiled: &Compiled,
+) -> Result<Ring, GenerationError> {
+    let pinned = |name: &str| generation.maps().join(name);
+    let map_err = |e: aya::maps::MapError| {
+        GenerationError::Setup(format!("reading the pinned event ring's identity: {e}"))
+    };
+    let id = MapInfo::from_pin(pinned(maps::EVENTS))
+        .map_err(map_err)?
+        .id();
+    let counters = MapData::from_pin(pinned(maps::COUNTERS))
+        .map(Map::PerCpuArray)
+        .and_then(PerCpuArray::try_from)
+        .map_err(map_err)?;
+    Ok(Ring {
+        buf,
+        id,
+        generation: generation.number,
+        policy_version: compiled.policy_version.clone(),
+        counters: Some(counters),
+    })
 }
 
 /// Makes every cgroup below an agent cgroup count as the agent's: attaches the tracepoints

@@ -7,6 +7,7 @@
 //! ```text
 //! /sys/fs/bpf/governor/
 //!   manifest            symlink whose target is the manifest text (see [`Manifest`])
+//!   owner, lock-<n>/    the lock's owner record and later lock objects (`super::pin_lock`)
 //!   gen-000007/         one generation: what one daemon loaded
 //!     links/lsm-<hook>             BPF-LSM links (one per hook)
 //!     links/net-<prog>-cg<id>      cgroup sock_addr links (one per program and cgroup)
@@ -32,7 +33,9 @@
 //! a rule would briefly vanish; filling fresh maps makes the new daemon's policy, and only it,
 //! what is enforced once it reports ready. Everything the daemon itself writes into the kernel
 //! (agents, rules, its own pid for the self-protection rules) is written by the new daemon;
-//! the event ring buffer is the new one, which the new daemon reads. It also makes a pin set
+//! its event ring buffer is the new one, which it reads from then on. (What the old rings
+//! still hold is drained into the lineage before the old pins go: `crate::takeover`.) It
+//! also makes a pin set
 //! left by a different governor build harmless: nothing of it is interpreted beyond the
 //! manifest text, so an incompatible layout is replaced whole, never half-adopted.
 //!
@@ -41,9 +44,10 @@
 //! generation enforces and the next daemon replaces whatever it finds.
 //!
 //! One daemon at a time: the daemon holds an exclusive flock(2) on the pin directory for its
-//! whole life (the lock dies with the process, SIGKILL included). `governor unload` takes the
-//! same lock, so it refuses while a daemon runs: that daemon's open links would keep enforcing
-//! after the pins were gone.
+//! whole life (the lock dies with the process, SIGKILL included), and records itself as the
+//! lock's owner. `governor unload` takes the same lock, so it refuses while a daemon runs: that
+//! daemon's open links would keep enforcing after the pins were gone. A lock held by anything
+//! but a live daemon never blocks either of them ([`super::pin_lock`]).
 
 use std::{
     collections::BTreeSet,
@@ -57,19 +61,23 @@ use std::{
 
 use aya::programs::links::{FdLink, PinnedLink};
 
+use super::pin_lock::{self, Lock};
+
 /// Where the daemon pins by default.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/governor";
 /// The usual bpffs mount point; the daemon mounts bpffs here if it is not yet mounted and the
 /// pin directory lies below it.
 const BPFFS_MOUNT: &str = "/sys/fs/bpf";
 /// `statfs.f_type` of a bpf filesystem.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+pub(crate) const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Version of the layout described in the module doc.
 pub const FORMAT: u32 = 1;
 /// First word of the manifest text.
 const MAGIC: &str = "governor-pins";
 const MANIFEST: &str = "manifest";
 const GEN_PREFIX: &str = "gen-";
+/// How long a daemon waits for another to finish mounting bpffs.
+const MOUNT_GUARD_WAIT: Duration = Duration::from_secs(2);
 /// How long retired links may take to leave the kernel.
 const RETIRE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -116,7 +124,8 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PinError + '_ {
 }
 
 /// What a generation's manifest says about it. Text form, one line:
-/// `governor-pins format=1 generation=7 build=<hex> version=0.1.0 pid=123 lsm=36 net=12`.
+/// `governor-pins format=1 generation=7 build=<hex> version=0.1.0 pid=123 lsm=36 net=12
+/// policy=<version>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     pub format: u32,
@@ -129,12 +138,19 @@ pub struct Manifest {
     /// Pinned BPF-LSM links and network links.
     pub lsm: usize,
     pub net: usize,
+    /// Version of the policy its programs enforce (what its events' agent and rule ids
+    /// refer to); absent in manifests of governors before it.
+    pub policy: Option<String>,
 }
 
 impl Manifest {
     pub fn text(&self) -> String {
+        let policy = self
+            .policy
+            .as_ref()
+            .map_or_else(String::new, |p| format!(" policy={p}"));
         format!(
-            "{MAGIC} format={} generation={} build={} version={} pid={} lsm={} net={}",
+            "{MAGIC} format={} generation={} build={} version={} pid={} lsm={} net={}{policy}",
             self.format, self.generation, self.build, self.version, self.pid, self.lsm, self.net
         )
     }
@@ -153,6 +169,7 @@ impl Manifest {
             pid: 0,
             lsm: 0,
             net: 0,
+            policy: None,
         };
         for word in words {
             let (key, value) = word
@@ -170,6 +187,7 @@ impl Manifest {
                 "pid" => m.pid = num(value)? as u32,
                 "lsm" => m.lsm = num(value)? as usize,
                 "net" => m.net = num(value)? as usize,
+                "policy" => m.policy = Some(value.to_owned()),
                 // A later format may add words; `format` decides whether we understand it.
                 _ => {}
             }
@@ -200,8 +218,8 @@ pub enum Previous {
 #[derive(Debug)]
 pub struct PinDir {
     dir: PathBuf,
-    /// Holds the flock(2) for as long as this value lives.
-    _lock: File,
+    /// Holds the lock for as long as this value lives.
+    lock: Lock,
     pub previous: Previous,
     /// The generation this process pins into, once [`PinDir::new_generation`] made it.
     current: Option<PathBuf>,
@@ -242,11 +260,11 @@ impl PinDir {
         ensure_bpffs(dir)?;
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         reject_mount_root(dir)?;
-        let lock = lock(dir)?;
+        let lock = pin_lock::acquire(dir)?;
         let previous = read_previous(dir)?;
         Ok(PinDir {
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock,
             previous,
             current: None,
         })
@@ -264,11 +282,11 @@ impl PinDir {
             return Err(PinError::NotBpffs(dir.to_path_buf()));
         }
         reject_mount_root(dir)?;
-        let lock = lock(dir)?;
+        let lock = pin_lock::acquire(dir)?;
         let previous = read_previous(dir)?;
         Ok(Some(PinDir {
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock,
             previous,
             current: None,
         }))
@@ -276,6 +294,11 @@ impl PinDir {
 
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// Who held the lock this process bypassed (not a daemon), if it had to.
+    pub fn lock_bypassed(&self) -> Option<&str> {
+        self.lock.bypassed.as_deref()
     }
 
     /// Creates the directories of the next generation (numbered after every generation
@@ -301,6 +324,24 @@ impl PinDir {
         }
         self.current = Some(generation.dir.clone());
         Ok(generation)
+    }
+
+    /// Every generation directory in the pin directory (number and path), this process's
+    /// own included once it made one.
+    pub fn generations(&self) -> Vec<Generation> {
+        let mut out: Vec<Generation> = entries(&self.dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|name| {
+                let number = name.strip_prefix(GEN_PREFIX)?.parse::<u64>().ok()?;
+                Some(Generation {
+                    number,
+                    dir: self.dir.join(&name),
+                })
+            })
+            .collect();
+        out.sort_by_key(|g| g.number);
+        out
     }
 
     /// The generation this process pinned last (or is pinning), if any.
@@ -339,9 +380,13 @@ impl PinDir {
     pub fn retire_others(&self) -> Result<Retired, PinError> {
         let keep: Option<&Path> = self.current.as_deref();
         let mut doomed = Vec::new();
+        let lock = format!("{}{}", pin_lock::LOCK_PREFIX, self.lock.object);
         for name in entries(&self.dir)? {
             let path = self.dir.join(&name);
-            if name == MANIFEST || Some(path.as_path()) == keep {
+            if name == MANIFEST || name == pin_lock::OWNER || name == lock {
+                continue;
+            }
+            if Some(path.as_path()) == keep {
                 continue;
             }
             doomed.push((name, path));
@@ -409,7 +454,7 @@ pub fn build_id(object: &[u8]) -> String {
     format!("{h:016x}")
 }
 
-fn fs_type(path: &Path) -> io::Result<i64> {
+pub(crate) fn fs_type(path: &Path) -> io::Result<i64> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     // SAFETY: statfs(2) on a NUL-terminated path into a zeroed struct we own.
@@ -439,10 +484,23 @@ fn ensure_bpffs(dir: &Path) -> Result<(), PinError> {
     // Two daemons starting at once must not stack two bpf filesystems (the lower one's pins
     // would vanish from view): lock the directory under the mount point, then look again. A
     // process that opens it after the mount gets the new filesystem's root and sees bpffs.
+    // Anyone can flock that directory, so the lock is waited for a bounded time only: past
+    // it, the admin socket (bound before this) already keeps a second daemon out.
     let _guard = File::open(mount).map_err(io_err(mount))?;
+    let deadline = Instant::now() + MOUNT_GUARD_WAIT;
     // SAFETY: flock(2) on an fd this function owns; released when `_guard` is closed.
-    if unsafe { libc::flock(_guard.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io_err(mount)(io::Error::last_os_error()));
+    while unsafe { libc::flock(_guard.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(io_err(mount)(err));
+        }
+        if Instant::now() > deadline {
+            tracing::warn!(mount = BPFFS_MOUNT, holder = %pin_lock::holder_of(mount),
+                "{BPFFS_MOUNT} is locked by {}; mounting without waiting longer",
+                pin_lock::holder_of(mount));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     if fs_type(mount).map_err(io_err(mount))? == BPF_FS_MAGIC {
         return Ok(());
@@ -473,26 +531,6 @@ fn reject_mount_root(dir: &Path) -> Result<(), PinError> {
     Ok(())
 }
 
-fn lock(dir: &Path) -> Result<File, PinError> {
-    let file = File::open(dir).map_err(io_err(dir))?;
-    // SAFETY: flock(2) on an fd this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let holder = std::fs::read_link(dir.join(MANIFEST))
-                .ok()
-                .and_then(|t| Manifest::parse(&t.to_string_lossy()).ok())
-                .map_or_else(String::new, |m| format!(" (pid {})", m.pid));
-            return Err(PinError::Busy {
-                path: dir.to_path_buf(),
-                holder,
-            });
-        }
-        return Err(io_err(dir)(err));
-    }
-    Ok(file)
-}
-
 fn entries(dir: &Path) -> Result<Vec<String>, PinError> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
@@ -504,7 +542,11 @@ fn entries(dir: &Path) -> Result<Vec<String>, PinError> {
 }
 
 fn read_previous(dir: &Path) -> Result<Previous, PinError> {
-    let names = entries(dir)?;
+    // The lock's bookkeeping is not enforcement.
+    let names: Vec<String> = entries(dir)?
+        .into_iter()
+        .filter(|n| n != pin_lock::OWNER && !n.starts_with(pin_lock::LOCK_PREFIX))
+        .collect();
     if names.is_empty() {
         return Ok(Previous::Empty);
     }
@@ -550,6 +592,39 @@ fn link_ids(path: &Path, ids: &mut Ids) {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// Ids of every BPF link pinned at or below `path`.
+pub(crate) fn pinned_links(path: &Path) -> BTreeSet<u32> {
+    let mut ids = Ids::default();
+    link_ids(path, &mut ids);
+    ids.links
+}
+
+/// Calls `f(pin, link id)` for every BPF link pinned at or below `path`, at most `depth`
+/// directories down.
+pub(crate) fn walk_link_pins(path: &Path, depth: usize, f: &mut dyn FnMut(&Path, u32)) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_dir() {
+        if depth == 0 {
+            return;
+        }
+        if let Ok(rd) = std::fs::read_dir(path) {
+            for e in rd.flatten() {
+                walk_link_pins(&e.path(), depth - 1, f);
+            }
+        }
+    } else if meta.file_type().is_file()
+        && pin_kind(path).is_some_and(|k| k == "anon_inode:bpf-link")
+    {
+        if let Ok(link) = PinnedLink::from_pin(path) {
+            if let Ok(info) = FdLink::from(link).info() {
+                f(path, info.id());
+            }
         }
     }
 }
@@ -651,6 +726,7 @@ mod tests {
             pid: 4242,
             lsm: 36,
             net: 12,
+            policy: Some("56e2aa".to_owned()),
         }
     }
 

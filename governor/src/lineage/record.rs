@@ -31,6 +31,17 @@ pub struct EventRow {
     pub rule: Option<String>,
     pub lease_id: Option<String>,
     pub policy_version: String,
+    /// The kernel ring the decision came from (its map id, see [`RingKey`]); 0: none known.
+    /// Not a column: the ring's `rings.committed` counts it.
+    pub ring: u32,
+}
+
+/// One kernel generation's decision ring: the kernel map id of its `GOV_EVENTS`, unique
+/// within a boot (`rings` row).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RingKey {
+    pub boot_id: String,
+    pub ring_id: u32,
 }
 
 /// What a process tracker learnt about one process (`processes`). A process is named by
@@ -133,6 +144,42 @@ pub struct GapRow {
     pub from_ns: i64,
     pub until_ns: i64,
     pub detail: String,
+    /// The ring whose decisions it counts (its `rings.lost`, or `rings.dropped` for a
+    /// `kernel-ring` gap, grows by `lost`); `None`: not one ring's decisions.
+    pub ring: Option<RingKey>,
+}
+
+/// What is known about one kernel generation's decision ring (`rings`); `None` fields keep
+/// what an earlier row set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingRow {
+    pub key: RingKey,
+    pub generation: Option<u64>,
+    pub policy_version: Option<String>,
+    /// The run of the daemon that loaded it.
+    pub run: Option<i64>,
+    /// The kernel's EventsEmitted and EventsDropped, as read now.
+    pub emitted: Option<u64>,
+    pub kernel_dropped: Option<u64>,
+    /// The counts were read after the generation's programs left the kernel: they are final.
+    pub emitted_final: bool,
+    /// A daemon counted in gaps whatever of it the lineage lacks.
+    pub reconciled_ns: Option<i64>,
+}
+
+impl RingRow {
+    pub fn new(key: RingKey) -> RingRow {
+        RingRow {
+            key,
+            generation: None,
+            policy_version: None,
+            run: None,
+            emitted: None,
+            kernel_dropped: None,
+            emitted_final: false,
+            reconciled_ns: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +211,7 @@ pub enum Record {
     Gap(GapRow),
     Policy(Box<PolicyRow>),
     Key(KeyRow),
+    Ring(Box<RingRow>),
 }
 
 fn json_list(items: &[String]) -> String {
@@ -436,7 +484,55 @@ pub fn insert_events(
         bind_event(&mut st, 1, e)?;
         st.raw_execute()?;
     }
+    count_committed(tx, events)
+}
+
+/// Adds each ring's events among `events` (written in `tx`) to its `rings.committed`.
+fn count_committed(tx: &Transaction<'_>, events: &[&EventRow]) -> rusqlite::Result<()> {
+    // Runs of one ring: a batch is nearly always a single run.
+    let mut rest = events;
+    while let Some(first) = rest.first() {
+        let n = rest
+            .iter()
+            .take_while(|e| e.ring == first.ring && e.boot_id == first.boot_id)
+            .count();
+        if first.ring != 0 {
+            let key = RingKey {
+                boot_id: first.boot_id.clone(),
+                ring_id: first.ring,
+            };
+            ring_add(tx, &key, "committed", n as u64)?;
+        }
+        rest = &rest[n..];
+    }
     Ok(())
+}
+
+/// Makes sure `rings` has a row for `key`; returns its id.
+pub fn ring_row(tx: &Transaction<'_>, key: &RingKey) -> rusqlite::Result<i64> {
+    tx.prepare_cached("INSERT OR IGNORE INTO rings (boot_id, ring_id) VALUES (?1, ?2)")?
+        .execute(params![key.boot_id, key.ring_id])?;
+    tx.prepare_cached("SELECT id FROM rings WHERE boot_id = ?1 AND ring_id = ?2")?
+        .query_row(params![key.boot_id, key.ring_id], |r| r.get(0))
+}
+
+/// Whether `rings` has a row for `key`.
+pub fn ring_exists(tx: &Transaction<'_>, key: &RingKey) -> rusqlite::Result<bool> {
+    tx.prepare_cached("SELECT count(*) FROM rings WHERE boot_id = ?1 AND ring_id = ?2")?
+        .query_row(params![key.boot_id, key.ring_id], |r| r.get::<_, i64>(0))
+        .map(|n| n > 0)
+}
+
+/// Adds `n` to one of a ring's tallies (`committed`, `lost`, `dropped`).
+fn ring_add(tx: &Transaction<'_>, key: &RingKey, column: &str, n: u64) -> rusqlite::Result<i64> {
+    let id = ring_row(tx, key)?;
+    let sql = match column {
+        "committed" => "UPDATE rings SET committed = committed + ?1 WHERE id = ?2",
+        "lost" => "UPDATE rings SET lost = lost + ?1 WHERE id = ?2",
+        _ => "UPDATE rings SET dropped = dropped + ?1 WHERE id = ?2",
+    };
+    tx.prepare_cached(sql)?.execute(params![i(n), id])?;
+    Ok(id)
 }
 
 /// Writes one record. Re-inserting an event, lease, key or policy row that is already there
@@ -502,16 +598,28 @@ pub fn insert(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
             ])?;
         }
         Record::Gap(g) => {
+            let ring = match &g.ring {
+                Some(key) => {
+                    let tally = if g.source == "kernel-ring" {
+                        "dropped"
+                    } else {
+                        "lost"
+                    };
+                    Some(ring_add(tx, key, tally, g.lost)?)
+                }
+                None => None,
+            };
             tx.prepare_cached(
-                "INSERT INTO gaps (source, lost, from_ns, until_ns, detail) VALUES (?1, ?2, \
-                 ?3, ?4, ?5)",
+                "INSERT INTO gaps (source, lost, from_ns, until_ns, detail, ring) VALUES (?1, \
+                 ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 g.source,
                 i(g.lost),
                 g.from_ns,
                 g.until_ns,
-                g.detail
+                g.detail,
+                ring
             ])?;
         }
         Record::Policy(p) => {
@@ -534,6 +642,29 @@ pub fn insert(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
                  VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![k.key_id, k.operator, k.public_key, k.first_seen_ns])?;
+        }
+        Record::Ring(r) => {
+            let id = ring_row(tx, &r.key)?;
+            // A final count is never replaced by a later, non-final read.
+            tx.prepare_cached(
+                "UPDATE rings SET generation = coalesce(?1, generation), \
+                 policy_version = coalesce(?2, policy_version), run = coalesce(?3, run), \
+                 emitted = CASE WHEN emitted_final = 1 THEN emitted ELSE coalesce(?4, emitted) END, \
+                 kernel_dropped = CASE WHEN emitted_final = 1 THEN kernel_dropped \
+                     ELSE coalesce(?5, kernel_dropped) END, \
+                 emitted_final = max(emitted_final, ?6), \
+                 reconciled_ns = coalesce(reconciled_ns, ?7) WHERE id = ?8",
+            )?
+            .execute(params![
+                r.generation.map(i),
+                r.policy_version,
+                r.run,
+                r.emitted.map(i),
+                r.kernel_dropped.map(i),
+                i64::from(r.emitted_final),
+                r.reconciled_ns,
+                id
+            ])?;
         }
     }
     Ok(())
@@ -648,6 +779,7 @@ mod tests {
             rule: Some("/etc".into()),
             lease_id: None,
             policy_version: "v".into(),
+            ring: 0,
         }))
     }
 

@@ -3,13 +3,16 @@
 //! is not stored and is counted by source kind; the writer turns those counts into `gaps`
 //! rows, so nothing is lost silently.
 
-use std::sync::{
-    atomic::{AtomicU64, Ordering},
-    mpsc::{self, Receiver, SyncSender, TrySendError},
-    Arc,
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, Receiver, SyncSender, TrySendError},
+        Arc, Mutex, PoisonError,
+    },
 };
 
-use super::record::Record;
+use super::record::{Record, RingKey};
 
 /// Records the writer's queue could not take, by kind.
 #[derive(Debug, Default)]
@@ -18,6 +21,16 @@ pub struct Refused {
     pub events: AtomicU64,
     /// Everything else (processes, leases, lifecycle, halts, policies, keys, gaps).
     pub other: AtomicU64,
+    /// Of `events`, those of each kernel ring (taken only when the queue is full).
+    by_ring: Mutex<BTreeMap<RingKey, u64>>,
+}
+
+impl Refused {
+    /// Decisions refused, per kernel ring.
+    pub fn by_ring(&self) -> Vec<(RingKey, u64)> {
+        let m = self.by_ring.lock().unwrap_or_else(PoisonError::into_inner);
+        m.iter().map(|(k, &n)| (k.clone(), n)).collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -43,16 +56,26 @@ impl Recorder {
 
     /// Queues `record`; never blocks. Returns whether it was queued.
     pub fn record(&self, record: Record) -> bool {
-        let is_event = matches!(record, Record::Event(_));
         match self.tx.try_send(record) {
             Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                let c = if is_event {
-                    &self.refused.events
+            Err(TrySendError::Full(r) | TrySendError::Disconnected(r)) => {
+                if let Record::Event(e) = &r {
+                    self.refused.events.fetch_add(1, Ordering::Relaxed);
+                    if e.ring != 0 {
+                        let key = RingKey {
+                            boot_id: e.boot_id.clone(),
+                            ring_id: e.ring,
+                        };
+                        let mut m = self
+                            .refused
+                            .by_ring
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner);
+                        *m.entry(key).or_default() += 1;
+                    }
                 } else {
-                    &self.refused.other
-                };
-                c.fetch_add(1, Ordering::Relaxed);
+                    self.refused.other.fetch_add(1, Ordering::Relaxed);
+                }
                 false
             }
         }

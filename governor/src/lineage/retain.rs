@@ -123,6 +123,7 @@ mod tests {
             rule: None,
             lease_id: lease.map(str::to_owned),
             policy_version: "v".into(),
+            ring: 0,
         }))
     }
 

@@ -201,6 +201,27 @@ CREATE INDEX events_allowed ON events (ts_ns) WHERE decision IN ('lease-allow', 
 CREATE INDEX events_lease ON events (lease_id) WHERE lease_id IS NOT NULL;
 CREATE INDEX events_path ON events (path);
 "#,
+    // 7: each kernel generation's decision ring, so that every decision the kernel emitted
+    // is accounted for across daemon crashes: a row or a counted gap (`lineage::reconcile`).
+    r#"
+CREATE TABLE rings (
+    id           INTEGER PRIMARY KEY,
+    boot_id      TEXT    NOT NULL,
+    ring_id      INTEGER NOT NULL,           -- kernel map id of its GOV_EVENTS (unique per boot)
+    generation   INTEGER,                    -- gen-NNNNNN in the pin directory; NULL: unknown
+    policy_version TEXT,                     -- the policy it enforced; NULL: unknown
+    run          INTEGER,                    -- runs.id of the daemon that loaded it
+    committed    INTEGER NOT NULL DEFAULT 0, -- its decisions committed as events rows
+    lost         INTEGER NOT NULL DEFAULT 0, -- its decisions counted in gaps (queue, malformed, disk)
+    dropped      INTEGER NOT NULL DEFAULT 0, -- its EventsDropped counted in kernel-ring gaps
+    emitted      INTEGER,                    -- the kernel's EventsEmitted, as last read
+    emitted_final INTEGER NOT NULL DEFAULT 0, -- 1: read after its programs left the kernel
+    kernel_dropped INTEGER,                  -- the kernel's EventsDropped, as last read
+    reconciled_ns INTEGER,                   -- when a daemon counted what it lacks in gaps
+    UNIQUE (boot_id, ring_id)
+);
+ALTER TABLE gaps ADD COLUMN ring INTEGER;    -- rings.id whose decisions it counts; NULL: none
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]

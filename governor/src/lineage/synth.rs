@@ -197,6 +197,7 @@ pub fn build(conn: &mut Connection, events: u64) -> Result<Built, SynthError> {
                 rule: rule.map(Into::into),
                 lease_id: lease,
                 policy_version: "bench-v1".into(),
+                ring: 0,
             })),
         )?;
     }

@@ -28,7 +28,7 @@ use rusqlite::{params, Connection, ErrorCode, Transaction};
 
 use super::{
     boot::BootClock,
-    record::{self, EventGroup, EventRow, GapRow, Record},
+    record::{self, EventGroup, EventRow, GapRow, Record, RingKey, RingRow},
     schema::{self, SchemaError},
 };
 
@@ -67,15 +67,34 @@ impl Default for Options {
 
 /// One loss counter's current value. `source` is the `gaps.source` its growth is recorded
 /// under; `what` says in words what was lost and where (`gaps.detail` follows the count).
+/// `ring`: the kernel generation whose decisions it counts, if it counts one's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Count {
     pub source: &'static str,
     pub what: &'static str,
     pub value: u64,
+    pub ring: Option<RingKey>,
+}
+
+/// What one read of the counters found: the loss counters, and what the kernel generations
+/// whose decisions the daemon reads say about themselves (kept in `rings`).
+#[derive(Debug, Default)]
+pub struct Polled {
+    pub counts: Vec<Count>,
+    pub rings: Vec<RingRow>,
+}
+
+impl From<Vec<Count>> for Polled {
+    fn from(counts: Vec<Count>) -> Polled {
+        Polled {
+            counts,
+            rings: Vec::new(),
+        }
+    }
 }
 
 /// Reads the loss counters (called on the writer's thread).
-pub type Counts = Box<dyn FnMut() -> Vec<Count> + Send>;
+pub type Counts = Box<dyn FnMut() -> Polled + Send>;
 
 /// What the writer did, for status and shutdown logs.
 #[derive(Debug, Default)]
@@ -230,6 +249,8 @@ struct Dropped {
     events: u64,
     other: u64,
     since_ns: Option<i64>,
+    /// Of `events`, those of each kernel ring.
+    by_ring: HashMap<RingKey, u64>,
 }
 
 struct Loop {
@@ -245,7 +266,9 @@ struct Loop {
     /// Gap rows not written yet (they go first in the next transaction).
     gaps: Vec<Record>,
     /// Each loss counter's value at the last poll.
-    last: HashMap<(&'static str, &'static str), u64>,
+    last: HashMap<(&'static str, &'static str, Option<RingKey>), u64>,
+    /// Each ring's row as last queued.
+    rings: HashMap<RingKey, RingRow>,
     last_poll_ns: i64,
     next_poll: Instant,
     next_prune: Instant,
@@ -322,6 +345,7 @@ impl Loop {
             pending_bytes: 0,
             gaps: Vec::new(),
             last: HashMap::new(),
+            rings: HashMap::new(),
             last_poll_ns: BootClock::now_ns(),
             next_poll: Instant::now() + options.poll_every,
             next_prune: Instant::now(),
@@ -432,8 +456,11 @@ impl Loop {
     fn accept(&mut self, r: Record) {
         let bytes = approx_bytes(&r);
         if !self.pending.is_empty() && self.pending_bytes + bytes > self.options.memory_bytes {
-            if matches!(r, Record::Event(_)) {
+            if let Record::Event(e) = &r {
                 self.dropped.events += 1;
+                if let Some(key) = ring_of(e) {
+                    *self.dropped.by_ring.entry(key).or_default() += 1;
+                }
             } else {
                 self.dropped.other += 1;
             }
@@ -448,11 +475,14 @@ impl Loop {
             .store(self.pending.len() as u64, Ordering::Relaxed);
     }
 
-    /// Reads the loss counters; each that grew since the last poll becomes a gap row.
+    /// Reads the loss counters; each that grew since the last poll becomes a gap row. What
+    /// changed about a ring is queued for `rings`.
     fn poll(&mut self) {
         let now_ns = BootClock::now_ns();
-        for c in (self.counts)() {
-            let prev = self.last.insert((c.source, c.what), c.value).unwrap_or(0);
+        let polled = (self.counts)();
+        for c in polled.counts {
+            let key = (c.source, c.what, c.ring.clone());
+            let prev = self.last.insert(key, c.value).unwrap_or(0);
             if c.value > prev {
                 let lost = c.value - prev;
                 self.gaps.push(Record::Gap(GapRow {
@@ -461,31 +491,61 @@ impl Loop {
                     from_ns: self.last_poll_ns,
                     until_ns: now_ns,
                     detail: format!("{lost} {}", c.what),
+                    ring: c.ring,
                 }));
+            }
+        }
+        for mut row in polled.rings {
+            row.run = row.run.or(self.run);
+            if self.rings.get(&row.key) != Some(&row) {
+                self.rings.insert(row.key.clone(), row.clone());
+                self.gaps.push(Record::Ring(Box::new(row)));
             }
         }
         self.last_poll_ns = now_ns;
         self.next_poll = Instant::now() + self.options.poll_every;
     }
 
-    /// The `disk` gap for what was dropped while the database failed.
-    fn disk_gap(&self) -> Option<Record> {
-        let since = self.dropped.since_ns?;
+    /// The `disk` gaps for what was dropped while the database failed: one per kernel ring
+    /// whose decisions were dropped, one for the rest.
+    fn disk_gap(&self) -> Vec<Record> {
+        let Some(since) = self.dropped.since_ns else {
+            return Vec::new();
+        };
         let d = &self.dropped;
-        Some(Record::Gap(GapRow {
-            source: "disk",
-            lost: d.events,
-            from_ns: since,
-            until_ns: BootClock::now_ns(),
-            detail: format!(
-                "{} events and {} other records dropped: the lineage database could not be \
-                 written and the writer's memory for unwritten records ({} MiB) was full; \
-                 enforcement went on",
-                d.events,
-                d.other,
-                self.options.memory_bytes >> 20
-            ),
-        }))
+        let why = format!(
+            "the lineage database could not be written and the writer's memory for unwritten \
+             records ({} MiB) was full; enforcement went on",
+            self.options.memory_bytes >> 20
+        );
+        let now = BootClock::now_ns();
+        let ringed: u64 = d.by_ring.values().sum();
+        let mut gaps: Vec<Record> = d
+            .by_ring
+            .iter()
+            .map(|(key, &n)| {
+                Record::Gap(GapRow {
+                    source: "disk",
+                    lost: n,
+                    from_ns: since,
+                    until_ns: now,
+                    detail: format!("{n} events of ring {} dropped: {why}", key.ring_id),
+                    ring: Some(key.clone()),
+                })
+            })
+            .collect();
+        let rest = d.events - ringed;
+        if rest > 0 || d.other > 0 {
+            gaps.push(Record::Gap(GapRow {
+                source: "disk",
+                lost: rest,
+                from_ns: since,
+                until_ns: now,
+                detail: format!("{rest} events and {} other records dropped: {why}", d.other),
+                ring: None,
+            }));
+        }
+        gaps
     }
 
     /// Writes gap rows and up to one batch of records in one transaction.
@@ -541,16 +601,8 @@ impl Loop {
                     self.stats
                         .rejected
                         .fetch_add(refused.count, Ordering::Relaxed);
-                    self.gaps.push(Record::Gap(GapRow {
-                        source: "malformed",
-                        lost: refused.events,
-                        from_ns: BootClock::now_ns(),
-                        until_ns: BootClock::now_ns(),
-                        detail: format!(
-                            "{} records ({} events) refused by the lineage database: {}",
-                            refused.count, refused.events, refused.first
-                        ),
-                    }));
+                    self.gaps
+                        .extend(refused.gaps().into_iter().map(Record::Gap));
                 }
             }
             Err(e) => {
@@ -600,10 +652,77 @@ impl Loop {
 
 /// Records a batch left out because the database refused them.
 #[derive(Debug, Default)]
-struct Refused {
-    count: u64,
-    events: u64,
+pub struct Refused {
+    pub count: u64,
+    pub events: u64,
     first: String,
+    /// Of `events`, those of each kernel ring.
+    by_ring: HashMap<RingKey, u64>,
+}
+
+impl Refused {
+    /// The `malformed` gaps that say so: one per kernel ring whose decisions were refused,
+    /// one for the rest.
+    pub fn gaps(&self) -> Vec<GapRow> {
+        let now = BootClock::now_ns();
+        let mut gaps: Vec<GapRow> = self
+            .by_ring
+            .iter()
+            .map(|(key, &n)| GapRow {
+                source: "malformed",
+                lost: n,
+                from_ns: now,
+                until_ns: now,
+                detail: format!(
+                    "{n} events of ring {} refused by the lineage database: {}",
+                    key.ring_id, self.first
+                ),
+                ring: Some(key.clone()),
+            })
+            .collect();
+        let ringed: u64 = self.by_ring.values().sum();
+        if self.count > ringed {
+            gaps.push(GapRow {
+                source: "malformed",
+                lost: self.events - ringed,
+                from_ns: now,
+                until_ns: now,
+                detail: format!(
+                    "{} records ({} events) refused by the lineage database: {}",
+                    self.count - ringed,
+                    self.events - ringed,
+                    self.first
+                ),
+                ring: None,
+            });
+        }
+        gaps
+    }
+}
+
+/// The ring an event came from, if known.
+fn ring_of(e: &EventRow) -> Option<RingKey> {
+    (e.ring != 0).then(|| RingKey {
+        boot_id: e.boot_id.clone(),
+        ring_id: e.ring,
+    })
+}
+
+/// Writes `records` at once, in transactions of up to [`Options::batch`] records, on the
+/// calling thread (before the writer thread runs): what the database refuses is left out and
+/// returned, as the writer would count it.
+pub fn write_now(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<Refused> {
+    let mut group = None;
+    let mut refused = Refused::default();
+    for chunk in records.chunks(Options::default().batch) {
+        match commit(conn, &mut group, None, chunk.iter(), None) {
+            Err(e) if !transient(&e) => {
+                commit(conn, &mut group, None, chunk.iter(), Some(&mut refused))?
+            }
+            other => other?,
+        }
+    }
+    Ok(refused)
 }
 
 /// One transaction: every record of `records`, and the run's commit time. Runs of events go
@@ -665,8 +784,11 @@ fn insert_alone(tx: &Transaction<'_>, r: &Record, refused: &mut Refused) -> rusq
         Err(e) if !transient(&e) => {
             tx.execute_batch("ROLLBACK TO one; RELEASE one")?;
             refused.count += 1;
-            if matches!(r, Record::Event(_)) {
+            if let Record::Event(e) = r {
                 refused.events += 1;
+                if let Some(key) = ring_of(e) {
+                    *refused.by_ring.entry(key).or_default() += 1;
+                }
             }
             if refused.first.is_empty() {
                 refused.first = e.to_string();
@@ -712,6 +834,7 @@ mod tests {
             rule: Some("/srv/data".into()),
             lease_id: None,
             policy_version: "3f2a9c1d".into(),
+            ring: 0,
         }))
     }
 
@@ -728,7 +851,7 @@ mod tests {
     }
 
     fn no_counts() -> Counts {
-        Box::new(Vec::new)
+        Box::new(Polled::default)
     }
 
     #[test]
@@ -743,7 +866,9 @@ mod tests {
                 source: "kernel-ring",
                 what: "test drops",
                 value: d.load(Ordering::Relaxed),
+                ring: None,
             }]
+            .into()
         });
         let options = Options {
             batch: 1000,
@@ -893,7 +1018,13 @@ mod tests {
             boot_id: "b".into(),
             offset_ns: 0,
         };
-        let (run, _) = runs::begin(&mut conn, &clock, std::process::id(), false).expect("run");
+        let (run, _) = runs::begin(
+            &mut conn,
+            &clock,
+            std::process::id(),
+            &runs::Carried::default(),
+        )
+        .expect("run");
         let (rec, rx, _) = Recorder::channel(1_000_000);
         let options = Options {
             batch: CRASH_BATCH as usize,
@@ -966,7 +1097,7 @@ mod tests {
             boot_id: "b".into(),
             offset_ns: 0,
         };
-        let (run, gap) = runs::begin(&mut conn, &clock, 1, false).expect("run");
+        let (run, gap) = runs::begin(&mut conn, &clock, 1, &runs::Carried::default()).expect("run");
         assert!(gap.is_some_and(|g| g.source == "downtime"));
         let (rec, rx, _) = Recorder::channel(1_000_000);
         let options = Options {

@@ -21,7 +21,7 @@ use toml::Spanned;
 
 pub use binaries::Binary;
 pub use classes::{classes_for_name, ClassDecision, ClassRule, ClassTable};
-pub use compile::{compile, CompileError, Compiled};
+pub use compile::{compile, CompileError, Compiled, CompiledAgent, CompiledProtect};
 pub use decisions::Decisions;
 pub use error::{Located, PolicyError};
 pub use net::NetRule;

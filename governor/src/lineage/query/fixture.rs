@@ -116,6 +116,7 @@ pub fn event(e: &Ev<'_>) -> Record {
         rule: e.rule.map(Into::into),
         lease_id: e.lease.map(Into::into),
         policy_version: e.policy.into(),
+        ring: 0,
     }))
 }
 
@@ -334,6 +335,7 @@ pub fn records() -> Vec<Record> {
             from_ns: T0 + 41 * SEC,
             until_ns: T0 + 42 * SEC,
             detail: "ring buffer full".into(),
+            ring: None,
         }),
     ]);
     r
