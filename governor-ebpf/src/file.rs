@@ -226,15 +226,20 @@ fn in_dir(ctx: &LsmContext, dir_arg: usize, dentry: *const u8, class: Class) -> 
     let agent = &agent;
     let off = maps::offsets();
     let (loc, _) = entry_in(ctx, off, dir_arg, dentry);
-    noted(decide(agent, off, loc, class), dentry, core::ptr::null())
+    noted(
+        decide(agent, off, loc, class),
+        dentry,
+        core::ptr::null(),
+        class,
+    )
 }
 
 /// `verdict` of a path hook on `dentry` (created in directory inode `dir`, else null), noted
 /// when it allows, for the inode hook of the same call (`note`).
 #[inline(always)]
-fn noted(verdict: i32, dentry: *const u8, dir: *const u8) -> i32 {
+fn noted(verdict: i32, dentry: *const u8, dir: *const u8, class: Class) -> i32 {
     if verdict == 0 {
-        note::remember(dentry, dir);
+        note::remember(dentry, dir, class);
     }
     verdict
 }
@@ -267,7 +272,12 @@ fn create_in_dir(ctx: &LsmContext, dentry: *const u8) -> i32 {
     let (loc, dir) = entry_in(ctx, &off, 0, dentry);
     let verdict = decide(agent, &off, loc, Class::Write);
     match dir {
-        Some(dir) => noted(verdict, dentry, vfs::ptr_at(dir.dentry, off.dentry_d_inode)),
+        Some(dir) => noted(
+            verdict,
+            dentry,
+            vfs::ptr_at(dir.dentry, off.dentry_d_inode),
+            Class::Write,
+        ),
         None => verdict,
     }
 }
@@ -285,6 +295,7 @@ fn at_path(path: *const u8, class: Class) -> i32 {
             decide(agent, off, loc, class),
             loc.dentry,
             core::ptr::null(),
+            class,
         ),
         None => unresolved(agent, class, Name::None),
     }
@@ -303,6 +314,7 @@ pub(crate) fn at_file(file: *const u8, class: Class, leased: Leased, detail: u64
             decide_as(agent, off, loc, class, leased, Keep::NOTHING, detail),
             loc.dentry,
             core::ptr::null(),
+            class,
         ),
         None => unresolved(agent, class, Name::None),
     }
@@ -542,6 +554,7 @@ fn link(ctx: &LsmContext) -> i32 {
         decide(agent, off, new, Class::Write),
         new.dentry,
         core::ptr::null(),
+        Class::Write,
     )
 }
 
@@ -604,7 +617,7 @@ fn rename(ctx: &LsmContext) -> i32 {
         },
         Class::Rename,
     );
-    noted(verdict, old_dentry, core::ptr::null())
+    noted(verdict, old_dentry, core::ptr::null(), Class::Rename)
 }
 
 /// Refuses moving `at.dentry` when it is an ancestor of a protected inode.

@@ -15,7 +15,9 @@
 //! second event for a leased or observed operation. The path hook therefore leaves a note of
 //! its allow in a per-CPU slot ([`remember`]), and the inode hook takes it as its answer
 //! ([`answered`]) when the note is this task's, for this dentry (and, for a create, this
-//! directory inode), and fresh; the note is used up either way.
+//! directory inode) and this class, and fresh; the note is used up either way. The class
+//! matters: the walk within the filesystem is a prefix of the path hook's walk only for the
+//! same question (a chown that also clears set-uid bits is asked as a chown both times).
 //!
 //! A note that does not match costs nothing but the full check: the task moved to another
 //! CPU in between, another task's operation on the same CPU wrote the slot, or the call
@@ -24,12 +26,16 @@
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, generated::bpf_ktime_get_ns};
 
+use governor_common::Class;
+
 use crate::maps;
 
 /// How long a note stands, in nanoseconds of `bpf_ktime_get_ns`: far longer than the
-/// instructions between the two hooks, far too short for the task to start another operation
-/// on the same dentry without a path hook noting it first.
-const WINDOW_NS: u64 = 1_000_000;
+/// instructions between the two hooks, even on an emulated, loaded machine (1 ms was too
+/// short under QEMU TCG on 6.1: an observed unlink was recorded twice); a stale note could
+/// only answer the same task's same question about the same dentry, which the path hook had
+/// just allowed.
+const WINDOW_NS: u64 = 50_000_000;
 
 /// The slot of `maps::PATH_NOTE`: an allowed path hook.
 #[repr(C)]
@@ -43,14 +49,16 @@ pub struct Note {
     dir: u64,
     /// When the note lapses (0: used up).
     not_after_ns: u64,
+    /// The class the path hook allowed (`Class as u32`).
+    class: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<Note>() == 32);
+const _: () = assert!(core::mem::size_of::<Note>() == 40);
 
-/// Notes that a path hook allowed the current task an operation on `dentry` (in directory
-/// inode `dir` for a create, else null).
+/// Notes that a path hook allowed the current task an operation of `class` on `dentry` (in
+/// directory inode `dir` for a create, else null).
 #[inline(always)]
-pub fn remember(dentry: *const u8, dir: *const u8) {
+pub fn remember(dentry: *const u8, dir: *const u8, class: Class) {
     let Some(slot) = maps::GOV_PATH_NOTE.get_ptr_mut(0) else {
         return;
     };
@@ -63,15 +71,16 @@ pub fn remember(dentry: *const u8, dir: *const u8) {
             dentry: dentry as u64,
             dir: dir as u64,
             not_after_ns: now + WINDOW_NS,
+            class: class as u64,
         };
     }
 }
 
-/// Whether the inode hook's ask about `dentry` (in `dir` for a create, else null) is the
-/// second ask of an operation whose path hook the current task was just allowed; the note is
-/// used up.
+/// Whether the inode hook's ask of `class` about `dentry` (in `dir` for a create, else null)
+/// is the second ask of an operation whose path hook the current task was just allowed; the
+/// note is used up.
 #[inline(always)]
-pub fn answered(dentry: *const u8, dir: *const u8) -> bool {
+pub fn answered(dentry: *const u8, dir: *const u8, class: Class) -> bool {
     let Some(slot) = maps::GOV_PATH_NOTE.get_ptr_mut(0) else {
         return false;
     };
@@ -82,6 +91,7 @@ pub fn answered(dentry: *const u8, dir: *const u8) -> bool {
         || slot.pid_tgid != me
         || slot.dentry != dentry as u64
         || slot.dir != dir as u64
+        || slot.class != class as u64
     {
         return false;
     }

@@ -109,7 +109,7 @@ fn asked(dentry: *const u8, dir: *const u8, class: Class) -> i32 {
     let Some((agent, _event)) = agent::acting() else {
         return 0;
     };
-    if note::answered(dentry, dir) {
+    if note::answered(dentry, dir, class) {
         return 0;
     }
     within(&agent, dentry, class)
@@ -122,7 +122,7 @@ fn pair(noted: *const u8, first: Class, other: *const u8, second: Class) -> i32 
     let Some((agent, _event)) = agent::acting() else {
         return 0;
     };
-    if note::answered(noted, core::ptr::null()) {
+    if note::answered(noted, core::ptr::null(), first) {
         return 0;
     }
     let verdict = within(&agent, noted, first);
@@ -148,16 +148,17 @@ fn setattr(dentry: *const u8, attr: *const u8) -> i32 {
         Class::Utimes
     } else if valid & ATTR_SIZE != 0 {
         Class::Truncate
+    } else if valid & (ATTR_UID | ATTR_GID) != 0 {
+        // Before the mode: a chown of a set-uid file also clears the bit (ATTR_MODE).
+        Class::Chown
     } else if valid & ATTR_MODE != 0 {
         Class::Chmod
-    } else if valid & (ATTR_UID | ATTR_GID) != 0 {
-        Class::Chown
     } else if valid & (ATTR_ATIME_SET | ATTR_MTIME_SET) != 0 {
         Class::Utimes
     } else {
         return 0;
     };
-    if class != Class::Utimes && note::answered(dentry, core::ptr::null()) {
+    if class != Class::Utimes && note::answered(dentry, core::ptr::null(), class) {
         return 0;
     }
     within(&agent, dentry, class)

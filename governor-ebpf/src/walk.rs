@@ -109,9 +109,13 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
     let w = unsafe { &mut *ctx.cast::<Walk>() };
     let off = maps::offsets();
     w.depth = index as u32;
+    // Nothing here branches on what an earlier step left in `w`: 6.1 verifies a bpf_loop
+    // callback once, with `w` as it is at the call, and hard-wires the branches it saw go one
+    // way (a test of `w.target` being unset became "always", so the target was the last
+    // inode on the way). Branches test the index or what was just read.
     match vfs::inode_key(&off, w.dentry) {
         Some(key) => {
-            if w.target.ino == 0 {
+            if index == 0 {
                 w.target = key;
             }
             // SAFETY: value copied out immediately.
@@ -127,8 +131,12 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
             }
         }
         // A negative dentry (the name being created) is fine at the start; its parent
-        // decides. Anywhere else the chain is broken.
-        None if index == 0 => {}
+        // decides, and is the target. Anywhere else the chain is broken.
+        None if index == 0 => {
+            if let Some(key) = vfs::parent(&off, w.dentry).and_then(|p| vfs::inode_key(&off, p)) {
+                w.target = key;
+            }
+        }
         None => {
             w.outcome = UNRESOLVED;
             return 1;

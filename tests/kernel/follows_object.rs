@@ -47,6 +47,11 @@ fn ok(out: &Output, what: &str) {
     assert_ok(out, what);
 }
 
+/// Python: set argv[1]'s times to 2000-01-01 by name (utimensat; `touch -d` would open the
+/// file for writing first, which is decided as a write).
+const UTIME: &str = "import os, sys\n\
+     os.utime(sys.argv[1], (946684800, 946684800))\n";
+
 /// Python: open argv[1] for appending and write one byte.
 const APPEND: &str = "import os, sys\n\
      fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)\n\
@@ -105,6 +110,25 @@ const UMOUNT2: &str = "import ctypes, os, sys\n\
      libc = ctypes.CDLL(None, use_errno=True)\n\
      if libc.umount2(sys.argv[1].encode(), int(sys.argv[2])) != 0:\n\
      \x20   e = ctypes.get_errno(); raise OSError(e, os.strerror(e))\n";
+
+/// Python: the other ways to take a mount away or change it, by argv[1]: `move` (move_mount
+/// of argv[2] onto argv[3]), `pivot` (pivot_root(argv[2], argv[2])), `fsconfig` (fspick
+/// argv[2], then set the flag `ro`: a reconfiguration). x86-64 syscall numbers.
+const MOUNT_OPS: &str = "import ctypes, os, sys\n\
+     libc = ctypes.CDLL(None, use_errno=True)\n\
+     libc.syscall.restype = ctypes.c_long\n\
+     def check(r):\n\
+     \x20   if r < 0:\n\
+     \x20       e = ctypes.get_errno(); raise OSError(e, os.strerror(e))\n\
+     \x20   return r\n\
+     op, a = sys.argv[1], sys.argv[2].encode()\n\
+     if op == 'move':\n\
+     \x20   check(libc.syscall(429, -100, a, -100, sys.argv[3].encode(), 0))\n\
+     elif op == 'pivot':\n\
+     \x20   check(libc.syscall(155, a, a))\n\
+     else:\n\
+     \x20   fd = check(libc.syscall(433, -100, a, 0))\n\
+     \x20   check(libc.syscall(431, fd, 0, b'ro', None, 0))\n";
 
 /// Python: open argv[1] for writing (device nodes).
 const OPEN_WRITE: &str = "import os, sys\nos.open(sys.argv[1], os.O_WRONLY)\n";
@@ -206,6 +230,10 @@ fn lsm_names_handles_mappings_and_devices_lead_to_the_inode() {
         "{ev}"
     );
     assert_eq!(ev["name"], "old-link", "{ev}");
+    // The event names the file's own inode, not the last directory the walk passed (6.1
+    // once hard-wired the walk's "target still unset" test to true).
+    let ino = std::fs::metadata(&old_link).expect("stat").ino();
+    assert_eq!(ev["target_ino"], ino, "{ev}");
     refused(
         &d,
         a,
@@ -406,7 +434,7 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         "{ev}"
     );
     let before = std::fs::metadata(inner.join("f")).expect("stat").mtime();
-    refused(&d, a, "", &["touch", "-d", "2000-01-01", &f], "utimes");
+    refused(&d, a, "", &["python3", "-c", UTIME, &f], "utimes");
     assert_eq!(
         std::fs::metadata(inner.join("f")).expect("stat").mtime(),
         before
@@ -434,7 +462,7 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         &d,
         a,
         "",
-        &["touch", "-d", "2000-01-01", &p(&prod.join("db"))],
+        &["python3", "-c", UTIME, &p(&prod.join("db"))],
         "utimes",
     );
     // Setting the times to now records nothing false: allowed.
@@ -457,6 +485,27 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         );
         assert_eq!(ev["what"], "umount", "{ev}");
         assert_eq!(ev["path"], target, "{ev}");
+    }
+    // ...nor moved away, pivoted into or reconfigured (remount, fsconfig).
+    let away = p(&dir.join("away"));
+    std::fs::create_dir_all(&away).expect("mkdir away");
+    for (cmd, what) in [
+        (vec!["mount", "-o", "remount,ro", &target], "remount"),
+        (
+            vec!["python3", "-c", MOUNT_OPS, "move", &target, &away],
+            "move_mount",
+        ),
+        (
+            vec!["python3", "-c", MOUNT_OPS, "pivot", &target],
+            "pivot_root",
+        ),
+        (
+            vec!["python3", "-c", MOUNT_OPS, "fsconfig", &target],
+            "fsconfig",
+        ),
+    ] {
+        let ev = refused(&d, a, "", &cmd, "mount");
+        assert_eq!(ev["agent"], a, "{what}: {ev}");
     }
     // governor's own pins too (lazily: they would vanish from view and be lost on the next
     // restart).

@@ -50,6 +50,25 @@ fn denied(d: &Daemon, agent: &str, class: &str, name: &str, cmd: &[&str]) {
     assert_eq!(ev["agent"], agent);
 }
 
+/// Python: set the immutable flag on descriptor 3 (FS_IOC_GETFLAGS, then FS_IOC_SETFLAGS).
+const CHATTR_I: &str = "import array, fcntl\n\
+     flags = array.array('l', [0])\n\
+     fcntl.ioctl(3, 0x80086601, flags)\n\
+     flags[0] |= 0x10\n\
+     fcntl.ioctl(3, 0x40086602, flags)\n";
+
+/// Agent `agent` runs Python `script` on descriptor 3, `file` opened for reading by the host
+/// and handed over: refused, one deny of `class` by governor's own rule.
+fn handed(d: &Daemon, agent: &str, class: &str, file: &str, script: &str) {
+    let mark = d.mark();
+    let out = d.as_agent_after(agent, &format!("exec 3<{file}"), &["python3", "-c", script]);
+    assert_eperm(&out, &format!("agent {class} through a handed descriptor"));
+    let ev = d.one_since(mark, &format!("{class} through a handed descriptor"), |v| {
+        v["class"] == class && v["decision"] == "deny"
+    });
+    assert!(is_self(&ev), "{ev}");
+}
+
 /// `governor status` with `args`, run by `run` (host, agent, other uid).
 fn status_cmd(args: &[&str]) -> Vec<String> {
     let mut cmd = vec![governor_bin().display().to_string(), "status".to_owned()];
@@ -144,24 +163,28 @@ fn lsm_own_dirs_are_off_limits_to_agents() {
             denied(&d, a, "link", name, &["ln", f, &format!("{f}.link")]);
             // Inode flags (+i on the lease store, +a on the lineage database would break
             // the daemon) and timestamps.
-            denied(&d, a, "chattr", name, &["chattr", "+i", f]);
-            denied(&d, a, "utimes", name, &["touch", "-d", "2000-01-01", f]);
-            // A descriptor a non-agent opened, handed over: no lock on it.
-            let mark = d.mark();
-            let out = d.as_agent_after(
+            // `chattr` itself would be refused its open, as a read: the flags are set here
+            // through a descriptor a non-agent opened and handed over.
+            handed(&d, a, "chattr", f, CHATTR_I);
+            denied(
+                &d,
                 a,
-                &format!("exec 3<{f}"),
+                "utimes",
+                name,
                 &[
                     "python3",
                     "-c",
-                    "import fcntl; fcntl.flock(3, fcntl.LOCK_EX)",
+                    &format!("import os; os.utime({f:?}, (946684800, 946684800))"),
                 ],
             );
-            assert_eperm(&out, "agent flock of a handed descriptor");
-            let ev = d.one_since(mark, "flock of a handed descriptor", |v| {
-                v["class"] == "read" && v["decision"] == "deny"
-            });
-            assert!(is_self(&ev), "{ev}");
+            // A handed descriptor gets no lock either.
+            handed(
+                &d,
+                a,
+                "read",
+                f,
+                "import fcntl; fcntl.flock(3, fcntl.LOCK_EX)",
+            );
         }
         assert_eq!(
             std::fs::read_to_string(f).expect("still there"),

@@ -34,10 +34,10 @@ pub struct TestArgs {
     /// Skip the host unit tests.
     #[arg(long)]
     pub no_host: bool,
-    /// Run only the kernel tests whose names contain this (libtest filter); skips the
-    /// no-BPF-LSM boot unless it matches there too.
+    /// Run only the kernel tests whose names contain this (libtest filter; repeat for
+    /// several); skips the no-BPF-LSM boot unless one matches there too.
     #[arg(long)]
-    pub filter: Option<String>,
+    pub filter: Vec<String>,
     /// VM boots run side by side (default: the host's CPU count; each guest has one vCPU).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -106,9 +106,7 @@ pub fn run(args: TestArgs) -> Result<i32> {
             "--skip".as_ref(),
             "no_bpf_lsm".as_ref(),
         ];
-        if let Some(f) = &args.filter {
-            argv.push(f.as_ref());
-        }
+        argv.extend(args.filter.iter().map(|f| std::ffi::OsStr::new(f.as_str())));
         let mut run = VmRun::new(series, argv);
         run.timeout = KERNEL_TESTS_TIMEOUT;
         run.path_prepend.push(bin_dir.clone());
@@ -122,10 +120,11 @@ pub fn run(args: TestArgs) -> Result<i32> {
         boots.push((format!("kernel tests, Linux {series}"), run));
     }
     let series = kernels[0];
-    let no_bpf_wanted = args
-        .filter
-        .as_deref()
-        .is_none_or(|f| "no_bpf_lsm".contains(f) || f.contains("no_bpf_lsm"));
+    let no_bpf_wanted = args.filter.is_empty()
+        || args
+            .filter
+            .iter()
+            .any(|f| "no_bpf_lsm".contains(f.as_str()) || f.contains("no_bpf_lsm"));
     if no_bpf_wanted {
         let mut run = VmRun::new(
             series,
