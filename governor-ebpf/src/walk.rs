@@ -96,6 +96,19 @@ fn step_up(off: &KernelOffsets, dentry: &mut *const u8, mnt: &mut *const u8) -> 
     }
 }
 
+/// The inode an operation on `dentry` acts on: its own, or for a negative dentry (a name
+/// being created) its directory's. Read before the walk, outside its callback, for the
+/// reason given in [`walk_step`].
+#[inline(always)]
+fn target_of(off: &KernelOffsets, dentry: *const u8) -> InodeKey {
+    match vfs::inode_key(off, dentry) {
+        Some(key) => key,
+        None => vfs::parent(off, dentry)
+            .and_then(|p| vfs::inode_key(off, p))
+            .unwrap_or_default(),
+    }
+}
+
 /// One step of the walk: check the current inode, then move up ([`step_up`]). Returns 1 to
 /// stop.
 ///
@@ -111,13 +124,10 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
     w.depth = index as u32;
     // Nothing here branches on what an earlier step left in `w`: 6.1 verifies a bpf_loop
     // callback once, with `w` as it is at the call, and hard-wires the branches it saw go one
-    // way (a test of `w.target` being unset became "always", so the target was the last
-    // inode on the way). Branches test the index or what was just read.
+    // way (a test of "target still unset" here became "always", so the target was the last
+    // inode on the way). The target is therefore read before the loop ([`target_of`]).
     match vfs::inode_key(&off, w.dentry) {
         Some(key) => {
-            if index == 0 {
-                w.target = key;
-            }
             // SAFETY: value copied out immediately.
             if let Some(rule) = unsafe { maps::GOV_PROTECTED.get(&key) }.copied() {
                 if (rule.deny_mask | rule.lease_mask | rule.agent_mask) & w.class_bit != 0 {
@@ -131,12 +141,8 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
             }
         }
         // A negative dentry (the name being created) is fine at the start; its parent
-        // decides, and is the target. Anywhere else the chain is broken.
-        None if index == 0 => {
-            if let Some(key) = vfs::parent(&off, w.dentry).and_then(|p| vfs::inode_key(&off, p)) {
-                w.target = key;
-            }
-        }
+        // decides. Anywhere else the chain is broken.
+        None if index == 0 => {}
         None => {
             w.outcome = UNRESOLVED;
             return 1;
@@ -347,7 +353,7 @@ pub(crate) fn decide_as(
     let mut w = Walk {
         dentry: start.dentry,
         mnt: start.mnt,
-        target: InodeKey::default(),
+        target: target_of(off, start.dentry),
         rule: ProtectedRule {
             rule_id: 0,
             deny_mask: 0,

@@ -226,6 +226,27 @@ fn lsm_leases_grant_exactly_their_scope_until_they_end() {
     d.one_since(mark, "lease-allow write w", |v| {
         v["decision"] == "lease-allow" && v["class"] == "write" && v["lease_id"] == 12
     });
+    // A shared writable mapping would go on writing after the lease ends, with no hook to
+    // ask: refused even under the lease, with one deny event.
+    let mark = d.mark();
+    assert_eperm(
+        &d.as_agent(
+            "lessee",
+            &[
+                "python3",
+                "-c",
+                "import mmap, os, sys\n\
+                 fd = os.open(sys.argv[1], os.O_RDWR)\n\
+                 mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)\n",
+                &s(&prod.join("w")),
+            ],
+        ),
+        "shared writable mapping of w under a write lease",
+    );
+    let ev = d.one_since(mark, "deny of the mapping under a lease", |v| {
+        v["decision"] == "deny" && v["class"] == "write"
+    });
+    assert_eq!(ev["what"], "mmap MAP_SHARED PROT_WRITE", "{ev}");
     leases.revoke(LESSEE, Class::Write, &prod.join("w"));
     assert_eperm(&append(&d, &prod.join("w")), "write w, revoked");
 

@@ -12,7 +12,9 @@ use std::{
     process::{Child, Command, Output},
 };
 
-use governor_kernel_tests::{as_host, assert_eperm, assert_ok, require_bpf_lsm, scratch, Daemon};
+use governor_kernel_tests::{
+    as_host, assert_eperm, assert_ok, kernel_module, load_module, require_bpf_lsm, scratch, Daemon,
+};
 use serde_json::Value;
 
 /// Runs `cmd` as `agent` (after `setup` in the host shell that starts it, if any), asserts
@@ -204,8 +206,35 @@ fn lsm_the_kernel_and_other_tasks_are_out_of_reach() {
     assert_eq!(ev["what"], "procfs", "{ev}");
     assert_eq!(ev["name"], "core_pattern", "{ev}");
     assert_eq!(read("/proc/sys/kernel/core_pattern"), core_pattern);
+    // The whole chain: set a pipe pattern naming a helper, then crash. The pattern stays as
+    // it was, so the kernel never runs the helper as root outside every cgroup.
+    let marker = dir.join("the-helper-would-remove-this");
+    std::fs::write(&marker, "x").expect("write marker");
+    let mark = d.mark();
+    let out = d.as_agent(
+        a,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "ulimit -c 0; echo '|/bin/rm -f {}' > /proc/sys/kernel/core_pattern; \
+                 python3 -c 'import os, signal; os.kill(os.getpid(), signal.SIGSEGV)'; true",
+                marker.display()
+            ),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{out:?}"
+    );
+    d.one_since(mark, "core_pattern in the crash chain", |v| {
+        v["class"] == "kernel-tunable" && v["decision"] == "deny"
+    });
+    assert_eq!(read("/proc/sys/kernel/core_pattern"), core_pattern);
+    assert!(marker.exists(), "the core_pattern helper ran");
     for (file, value) in [
         ("/proc/sys/kernel/modprobe", "/bin/false"),
+        ("/proc/sys/kernel/usermodehelper/bset", "0 0"),
         ("/proc/sys/vm/drop_caches", "1"),
         ("/proc/sysrq-trigger", "h"),
     ] {
@@ -235,6 +264,8 @@ fn lsm_the_kernel_and_other_tasks_are_out_of_reach() {
     let binfmt = "/proc/sys/fs/binfmt_misc";
     let mounted_binfmt = !Path::new(&format!("{binfmt}/register")).exists();
     if mounted_binfmt {
+        // A module on the Debian kernels; the guest has no modprobe tree to load it from.
+        load_module(&kernel_module(&dir, "kernel/fs/binfmt_misc.ko"), "");
         assert_ok(
             &as_host(&["mount", "-t", "binfmt_misc", "binfmt_misc", binfmt]),
             "host mounts binfmt_misc",

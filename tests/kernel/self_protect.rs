@@ -43,8 +43,13 @@ fn denied(d: &Daemon, agent: &str, class: &str, name: &str, cmd: &[&str]) {
     let mark = d.mark();
     let out = d.as_agent(agent, cmd);
     assert_eperm(&out, &format!("{class}: {cmd:?}"));
+    // A directory that is a mount's root is named `/` (its dentry's name): its path says
+    // which it is.
+    let tail = format!("/{name}");
     let ev = d.wait_decision_after(mark, &format!("{class} {name} for {cmd:?}"), |v| {
-        v["class"] == class && v["decision"] == "deny" && v["name"] == name
+        v["class"] == class
+            && v["decision"] == "deny"
+            && (v["name"] == name || v["path"].as_str().is_some_and(|p| p.ends_with(&tail)))
     });
     assert!(is_self(&ev), "{cmd:?}: {ev}");
     assert_eq!(ev["agent"], agent);
@@ -350,7 +355,10 @@ fn lsm_admin_socket_refuses_agents_and_serves_admins() {
             "import os, socket, sys\n\
              s = socket.socket(socket.AF_UNIX)\n\
              s.connect(sys.argv[1])\n\
-             os.dup2(s.fileno(), 3)\n\
+             fd = s.detach()\n\
+             if fd != 3:\n\
+             \x20   os.dup2(fd, 3)\n\
+             os.set_inheritable(3, True)\n\
              os.execvp(sys.argv[2], sys.argv[2:])\n",
             SOCKET,
         ])
