@@ -243,10 +243,14 @@ fn lsm_leases_grant_exactly_their_scope_until_they_end() {
         ),
         "shared writable mapping of w under a write lease",
     );
-    let ev = d.one_since(mark, "deny of the mapping under a lease", |v| {
+    let ev = d.wait_decision_after(mark, "deny of the mapping under a lease", |v| {
         v["decision"] == "deny" && v["class"] == "write"
     });
     assert_eq!(ev["what"], "mmap MAP_SHARED PROT_WRITE", "{ev}");
+    // The open for reading and writing is the lease's (recorded); the mapping is refused.
+    let since: Vec<_> = d.decisions().into_iter().skip(mark).collect();
+    let decisions: Vec<_> = since.iter().map(|v| v["decision"].clone()).collect();
+    assert_eq!(decisions, ["lease-allow", "deny"], "{since:#?}");
     leases.revoke(LESSEE, Class::Write, &prod.join("w"));
     assert_eperm(&append(&d, &prod.join("w")), "write w, revoked");
 
