@@ -55,6 +55,28 @@ struct Walk {
     seen: u32,
 }
 
+impl Walk {
+    /// A walk from `start` for the class mask `class_bit`, about `target`.
+    #[inline(always)]
+    fn new(start: Loc, class_bit: u32, target: InodeKey) -> Walk {
+        Walk {
+            dentry: start.dentry,
+            mnt: start.mnt,
+            target,
+            rule: ProtectedRule {
+                rule_id: 0,
+                deny_mask: 0,
+                lease_mask: 0,
+                agent_mask: 0,
+            },
+            class_bit,
+            outcome: RUNNING,
+            depth: 0,
+            seen: 0,
+        }
+    }
+}
+
 const RUNNING: u32 = 0;
 const CLEAR: u32 = 1;
 const PROTECTED: u32 = 2;
@@ -248,21 +270,7 @@ pub(crate) fn rule_above(start: Loc) -> ProtectedRule {
     if start.dentry.is_null() {
         return absent;
     }
-    let mut w = Walk {
-        dentry: start.dentry,
-        mnt: start.mnt,
-        target: InodeKey::default(),
-        rule: ProtectedRule {
-            rule_id: 0,
-            deny_mask: 0,
-            lease_mask: 0,
-            agent_mask: 0,
-        },
-        class_bit: u32::MAX,
-        outcome: RUNNING,
-        depth: 0,
-        seen: 0,
-    };
+    let mut w = Walk::new(start, u32::MAX, InodeKey::default());
     // SAFETY: bpf_loop calls `walk_step` with a pointer to `w`, which outlives the call.
     let ran = unsafe {
         bpf_loop(
@@ -350,21 +358,7 @@ pub(crate) fn decide_as(
             return 0;
         }
     }
-    let mut w = Walk {
-        dentry: start.dentry,
-        mnt: start.mnt,
-        target: target_of(off, start.dentry),
-        rule: ProtectedRule {
-            rule_id: 0,
-            deny_mask: 0,
-            lease_mask: 0,
-            agent_mask: 0,
-        },
-        class_bit: class.bit(),
-        outcome: RUNNING,
-        depth: 0,
-        seen: 0,
-    };
+    let mut w = Walk::new(start, class.bit(), target_of(off, start.dentry));
     // SAFETY: bpf_loop calls `walk_step` with a pointer to `w`, which outlives the call.
     let ran = unsafe {
         bpf_loop(

@@ -13,8 +13,8 @@ use std::{
 };
 
 use governor_kernel_tests::{
-    allow_the_rest, as_host, assert_eperm, assert_ok, kernel_module, load_module, require_bpf_lsm,
-    scratch, unmount, write, Daemon,
+    allow_the_rest, as_host, assert_ok, kernel_module, load_module, require_bpf_lsm, scratch,
+    unmount, write, Daemon,
 };
 use serde_json::Value;
 
@@ -26,21 +26,9 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| format!("(unreadable: {e})"))
 }
 
-/// Runs `cmd` as `agent` (or, with `setup`, after `setup` ran in the host shell that starts
-/// it), asserts EPERM and exactly one deny event of `class`, and returns the event.
+/// `Daemon::refused`.
 fn refused(d: &Daemon, agent: &str, setup: &str, cmd: &[&str], class: &str) -> Value {
-    let mark = d.mark();
-    let out = if setup.is_empty() {
-        d.as_agent(agent, cmd)
-    } else {
-        d.as_agent_after(agent, setup, cmd)
-    };
-    assert_eperm(&out, &format!("{class}: {cmd:?}"));
-    let ev = d.one_since(mark, &format!("{class} for {cmd:?}"), |v| {
-        v["class"] == class && v["decision"] == "deny"
-    });
-    assert_eq!(ev["agent"], agent, "{ev}");
-    ev
+    d.refused(agent, setup, cmd, class)
 }
 
 fn ok(out: &Output, what: &str) {

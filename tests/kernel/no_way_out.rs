@@ -17,20 +17,9 @@ use governor_kernel_tests::{
 };
 use serde_json::Value;
 
-/// Runs `cmd` as `agent` (after `setup` in the host shell that starts it, if any), asserts
-/// EPERM and exactly one deny event of `class`, and returns the event.
+/// `Daemon::refused`, by a built-in rule.
 fn refused(d: &Daemon, agent: &str, setup: &str, cmd: &[&str], class: &str) -> Value {
-    let mark = d.mark();
-    let out = if setup.is_empty() {
-        d.as_agent(agent, cmd)
-    } else {
-        d.as_agent_after(agent, setup, cmd)
-    };
-    assert_eperm(&out, &format!("{class}: {cmd:?}"));
-    let ev = d.one_since(mark, &format!("{class} for {cmd:?}"), |v| {
-        v["class"] == class && v["decision"] == "deny"
-    });
-    assert_eq!(ev["agent"], agent, "{ev}");
+    let ev = d.refused(agent, setup, cmd, class);
     assert_eq!(
         ev["protected"], "(built-in: agents may never do this)",
         "{ev}"

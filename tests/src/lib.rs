@@ -314,6 +314,24 @@ impl Daemon {
             .expect("spawn sh for governor run")
     }
 
+    /// Runs `cmd` as `agent` (or, with `setup`, after `setup` ran in the host shell that
+    /// starts it), asserts EPERM and exactly one deny event of `class` by `agent`, and
+    /// returns the event.
+    pub fn refused(&self, agent: &str, setup: &str, cmd: &[&str], class: &str) -> Value {
+        let mark = self.mark();
+        let out = if setup.is_empty() {
+            self.as_agent(agent, cmd)
+        } else {
+            self.as_agent_after(agent, setup, cmd)
+        };
+        assert_eperm(&out, &format!("{class}: {cmd:?}"));
+        let ev = self.one_since(mark, &format!("{class} for {cmd:?}"), |v| {
+            v["class"] == class && v["decision"] == "deny"
+        });
+        assert_eq!(ev["agent"], agent, "{ev}");
+        ev
+    }
+
     /// Decision events logged so far (JSON objects with target `governor::decision`).
     pub fn decisions(&self) -> Vec<Value> {
         self.logged()

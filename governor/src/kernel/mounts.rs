@@ -42,8 +42,7 @@ fn unescape(field: &str) -> String {
         if let (b'\\', Some(&[x, y, z])) = (
             b[i],
             b.get(i + 1..i + 4)
-                .map(|s| <&[u8; 3]>::try_from(s).ok())
-                .flatten(),
+                .and_then(|s| <&[u8; 3]>::try_from(s).ok()),
         ) {
             if let (Some(x), Some(y), Some(z)) = (octal(x), octal(y), octal(z)) {
                 out.push(x << 6 | y << 3 | z);

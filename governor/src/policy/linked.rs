@@ -172,9 +172,7 @@ fn register(
 
 /// Whether `path` is on a kernel filesystem (unreadable: treated as one, not entered).
 fn kernel_fs(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).map_or(true, |s| {
-        KERNEL_FS.contains(&(s.filesystem_type().0 as i64))
-    })
+    nix::sys::statfs::statfs(path).map_or(true, |s| KERNEL_FS.contains(&s.filesystem_type().0))
 }
 
 #[cfg(test)]
