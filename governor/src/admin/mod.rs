@@ -288,7 +288,8 @@ mod tests {
         kernel::events::ReaderStats,
     };
 
-    fn fixed() -> Status {
+    /// A fixed status reply (for the admin tests here and in `secret`).
+    pub(super) fn fixed() -> Status {
         serde_json::from_value(serde_json::json!({
             "daemon": {"pid": 1, "uptime_secs": 0, "version": "test"},
             "policy": {"name": "p", "owner": "o", "file": "f"},

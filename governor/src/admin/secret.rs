@@ -59,7 +59,7 @@ mod tests {
             listen,
             protocol::Request,
             serve, shared,
-            status::{Counters, Source, Status},
+            status::{Counters, Source},
         },
         kernel::events::ReaderStats,
     };
@@ -90,16 +90,7 @@ mod tests {
         // SAFETY: plain getuid(2).
         let uid = unsafe { libc::getuid() };
         let fake = Arc::new(Fake(Mutex::new(Vec::new())));
-        let fixed: Status = serde_json::from_value(serde_json::json!({
-            "daemon": {"pid": 1, "uptime_secs": 0, "version": "test"},
-            "policy": {"name": "p", "owner": "o", "file": "f"},
-            "agents": [],
-            "kernel": {"release": "r", "mode": "full", "enforced": [], "not_enforced": []},
-            "own_dirs": [],
-            "counters": Counters::default(),
-            "events": {"received": 0, "malformed": 0, "overflowed": 0},
-        }))
-        .expect("a Status");
+        let fixed = crate::admin::tests::fixed();
         let ctx = Context {
             access: shared(crate::admin::peer::Access {
                 admin_uids: vec![uid],

@@ -18,7 +18,7 @@ use governor_common::LeaseKey;
 use super::{
     clock,
     store::{ScopeRecord, State},
-    window, Authority, LeaseError,
+    Authority, LeaseError,
 };
 use crate::{
     kernel::loader::Enforcer,
@@ -48,12 +48,7 @@ impl Authority {
         compiled: Arc<Compiled>,
         into: &mut Enforcer,
     ) -> Result<Carried, LeaseError> {
-        let live: Vec<String> = self
-            .records
-            .values()
-            .filter(|r| r.state.is_live())
-            .map(|r| r.id.clone())
-            .collect();
+        let live = self.live_ids();
         // `check` reads the authority's policy: lend it the new one for the checks.
         let old_policy = std::mem::replace(&mut self.policy, Arc::clone(&policy));
         let old_compiled = std::mem::replace(&mut self.compiled, Arc::clone(&compiled));
@@ -101,14 +96,7 @@ impl Authority {
         let now = clock::boot_ns();
         let keys: HashSet<LeaseKey> = carried.installed.values().flatten().copied().collect();
         for key in keys {
-            let holders = carried
-                .installed
-                .iter()
-                .filter(|(_, ks)| ks.contains(&key))
-                .filter_map(|(id, _)| self.records.get(id))
-                .filter(|r| r.state.is_live())
-                .filter_map(|r| Some((r.kernel_id, self.window(r)?)));
-            if let Some(entry) = window::choose(holders, now) {
+            if let Some(entry) = self.entry_for(&carried.installed, &key, now) {
                 into.set_lease(key, entry)
                     .map_err(|e| LeaseError::Internal(format!("carrying leases: {e}")))?;
             }

@@ -7,7 +7,9 @@
 //! end, else the next one to start (its entry goes in ahead, and the kernel opens it at its
 //! boot-clock start). Every change of a lease's state refreshes the keys it holds.
 
-use governor_common::LeaseKey;
+use std::collections::HashMap;
+
+use governor_common::{LeaseEntry, LeaseKey};
 
 use super::{
     clock::{self, Now},
@@ -22,6 +24,33 @@ impl Authority {
         r.boot.as_ref().filter(|w| w.boot_id == self.boot_id)
     }
 
+    /// The ids of the leases still live (enforced or scheduled), collected so that the
+    /// records can be changed while going through them.
+    pub(super) fn live_ids(&self) -> Vec<String> {
+        self.records
+            .values()
+            .filter(|r| r.state.is_live())
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    /// The entry `key` should hold at `now` among the live leases `installed` says hold it
+    /// ([`window::choose`] picks between several), if any.
+    pub(super) fn entry_for(
+        &self,
+        installed: &HashMap<String, Vec<LeaseKey>>,
+        key: &LeaseKey,
+        now: u64,
+    ) -> Option<LeaseEntry> {
+        let holders = installed
+            .iter()
+            .filter(|(_, ks)| ks.contains(key))
+            .filter_map(|(id, _)| self.records.get(id))
+            .filter(|r| r.state.is_live())
+            .filter_map(|r| Some((r.kernel_id, self.window(r)?)));
+        window::choose(holders, now)
+    }
+
     /// Writes into the kernel the entry each of `keys` should hold now (or removes it).
     fn refresh(&self, keys: &[LeaseKey]) -> Result<(), LeaseError> {
         let now = clock::boot_ns();
@@ -30,14 +59,7 @@ impl Authority {
             .lock()
             .map_err(|_| LeaseError::Internal("the enforcer lock is poisoned".into()))?;
         for key in keys {
-            let holders = self
-                .installed
-                .iter()
-                .filter(|(_, ks)| ks.contains(key))
-                .filter_map(|(id, _)| self.records.get(id))
-                .filter(|r| r.state.is_live())
-                .filter_map(|r| Some((r.kernel_id, self.window(r)?)));
-            let res = match window::choose(holders, now) {
+            let res = match self.entry_for(&self.installed, key, now) {
                 Some(entry) => e.set_lease(*key, entry),
                 None => e.remove_lease(key),
             };
@@ -89,13 +111,7 @@ impl Authority {
     /// look; one that cannot be placed is dropped with the reason.
     pub(super) fn restore(&mut self) {
         let now = Now::read();
-        let live: Vec<String> = self
-            .records
-            .values()
-            .filter(|r| r.state.is_live())
-            .map(|r| r.id.clone())
-            .collect();
-        for id in live {
+        for id in self.live_ids() {
             let Some(r) = self.records.get(&id) else {
                 continue;
             };
