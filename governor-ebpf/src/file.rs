@@ -41,7 +41,8 @@ use crate::{
 const FMODE_READ: u32 = 0x1;
 /// `__FMODE_EXEC`: in `f_flags` (not `f_mode`), an open for execution (`open_exec()`).
 const FMODE_EXEC_FLAG: u32 = 0x20;
-const FMODE_WRITE: u32 = 0x2;
+/// `f_mode` bit of a file open for writing.
+pub(crate) const FMODE_WRITE: u32 = 0x2;
 /// `f_mode` bit set by the open that created the file (the same value on 6.1 and 6.12).
 const FMODE_CREATED: u32 = 0x10_0000;
 const MAY_WRITE: i32 = 0x2;

@@ -24,8 +24,6 @@ const MAP_SHARED: u64 = 0x1;
 const VM_WRITE: u64 = 0x2;
 const VM_SHARED: u64 = 0x8;
 const VM_MAYWRITE: u64 = 0x20;
-/// `FMODE_WRITE`: only a file open for writing can be mapped shared and writable.
-const FMODE_WRITE: u32 = 0x2;
 
 // LSM_HOOK(int, 0, mmap_file, struct file *file, unsigned long reqprot,
 //          unsigned long prot, unsigned long flags)
@@ -75,7 +73,8 @@ fn shared_write(file: *const u8, prot: u64, flags: u64) -> i32 {
     let off = maps::offsets();
     // A file not open for writing cannot be mapped so (the kernel answers EACCES itself);
     // unreadable modes are decided (fail closed).
-    if vfs::file_mode(off, file).is_some_and(|m| m & FMODE_WRITE == 0) {
+    // Only a file open for writing can be mapped shared and writable.
+    if vfs::file_mode(off, file).is_some_and(|m| m & crate::file::FMODE_WRITE == 0) {
         return 0;
     }
     file::mapped(agent, file, WRITE_VIA_MMAP)
