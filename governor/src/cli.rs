@@ -4,11 +4,7 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::{
-    authority::{keys, time},
-    logging::LogFormat,
-    own_dirs,
-};
+use crate::{host::dirs, logging::LogFormat, signing::keys, time};
 
 /// Default policy location for the daemon and `governor run`.
 pub const DEFAULT_POLICY: &str = "/etc/governor/policy.toml";
@@ -155,19 +151,19 @@ pub struct DaemonArgs {
     #[arg(long = "admin-uid", value_name = "UID")]
     pub admin_uids: Vec<u32>,
     /// governor's state directory (created if missing; always protected from agents).
-    #[arg(long, default_value = own_dirs::DEFAULT_STATE)]
+    #[arg(long, default_value = dirs::DEFAULT_STATE)]
     pub state_dir: PathBuf,
     /// governor's configuration and trusted-keys directory (created if missing; always
     /// protected from agents).
-    #[arg(long, default_value = own_dirs::DEFAULT_CONFIG)]
+    #[arg(long, default_value = dirs::DEFAULT_CONFIG)]
     pub config_dir: PathBuf,
     /// governor's runtime directory, home of the admin socket `governor.sock` (created if
     /// missing; always protected from agents, unix-connect included).
-    #[arg(long, default_value = own_dirs::DEFAULT_RUNTIME)]
+    #[arg(long, default_value = dirs::DEFAULT_RUNTIME)]
     pub runtime_dir: PathBuf,
     /// Directory of the request socket `request.sock`, where agents file lease requests
     /// (created if missing; protected from agents for every file class, but they may connect).
-    #[arg(long, default_value = own_dirs::DEFAULT_REQUESTS)]
+    #[arg(long, default_value = dirs::DEFAULT_REQUESTS)]
     pub request_dir: PathBuf,
     /// Directory of the trusted operator keys (`*.pub`); default: `trusted-keys` in the
     /// configuration directory.
@@ -192,8 +188,8 @@ pub struct UnloadArgs {
 
 impl DaemonArgs {
     /// governor's own directories, as given.
-    pub fn own_dirs(&self) -> own_dirs::OwnDirs {
-        own_dirs::OwnDirs {
+    pub fn own_dirs(&self) -> dirs::OwnDirs {
+        dirs::OwnDirs {
             state: self.state_dir.clone(),
             config: self.config_dir.clone(),
             runtime: self.runtime_dir.clone(),

@@ -4,7 +4,7 @@
 //! runtime the admin socket waited behind them for seconds (`governor status` took 10 s and
 //! once found its connect refused with EAGAIN, `governor halt` 6-8 s). Here an admin request
 //! waits for nothing the pipeline does: it shares only short-held locks (the lease
-//! authority, the kernel maps) with it, and its thread runs at nice -20, so that it is not
+//! lease manager, the kernel maps) with it, and its thread runs at nice -20, so that it is not
 //! kept waiting for CPU behind the flood either. Long work it hands off (a policy reload
 //! verifying every program) runs on blocking threads at the daemon's own priority.
 
@@ -16,9 +16,9 @@ use std::{
 
 use tokio::sync::{oneshot, watch};
 
-use crate::{admin, leases::Authority};
+use crate::{admin, leases::LeaseManager};
 
-/// How often the lease authority ticks (expiry, scheduled starts, the wall-clock mark).
+/// How often the lease manager ticks (expiry, scheduled starts, the wall-clock mark).
 const TICK: Duration = Duration::from_millis(200);
 
 /// The running control thread.
@@ -29,11 +29,11 @@ pub struct Control {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Starts the control thread: it serves `listener` with `ctx` and ticks `authority`.
+/// Starts the control thread: it serves `listener` with `ctx` and ticks `leases`.
 pub fn start(
     listener: admin::Listener,
     ctx: admin::Context,
-    authority: Arc<Mutex<Authority>>,
+    leases: Arc<Mutex<LeaseManager>>,
 ) -> std::io::Result<Control> {
     // SAFETY: plain getpriority(2) on this thread; -1 is also a valid nice value, which is
     // all this reads.
@@ -56,7 +56,7 @@ pub fn start(
                     let mut every = tokio::time::interval(TICK);
                     loop {
                         every.tick().await;
-                        if let Ok(mut a) = authority.lock() {
+                        if let Ok(mut a) = leases.lock() {
                             a.tick();
                         }
                     }

@@ -4,24 +4,21 @@
 //! is both the daemon that loads and feeds them and the operator's CLI.
 
 mod admin;
-mod authority;
-mod cgroup;
 mod cli;
 mod cmd;
 mod control;
-mod files;
-mod halt;
+mod host;
 mod kernel;
 mod leases;
 mod lineage;
 mod logging;
-mod oom;
-mod own_dirs;
 mod policy;
 mod reload;
 mod requests;
 mod secrets;
+mod signing;
 mod takeover;
+mod time;
 
 use std::process::ExitCode;
 

@@ -8,14 +8,14 @@
 //! 2. compile it against the live cgroups and governor's own directories;
 //! 3. build a complete new kernel generation (`kernel::generation`: load and verify every
 //!    program, fill fresh maps), the way start-up does;
-//! 4. under the lease authority's lock (no lease changes meanwhile): re-check every live
+//! 4. under the lease manager's lock (no lease changes meanwhile): re-check every live
 //!    lease against the new policy and write the entries of those it still allows into the
 //!    new maps (`leases::carry`);
 //! 5. attach and pin the new generation: from here both generations run, and an operation
 //!    is refused if either refuses. Then point the pin manifest at the new one.
 //!
 //! Past step 5 the reload is committed: the shared enforcer becomes the new generation, the
-//! authority takes the new policy and its lease entries (dropping, with the reason, the
+//! lease manager takes the new policy and its lease entries (dropping, with the reason, the
 //! leases it no longer allows) and its lock is released (the "swap" the reply times). Then
 //! the old generation is retired: its pins are removed and, with the old `Enforcer` closed,
 //! its links and programs leave the kernel. Only then does the event reader drain the old
@@ -44,8 +44,8 @@ use crate::{
         status::{AgentInfo, Counters, DaemonInfo, KernelInfo, PolicyInfo, Status},
         Shared,
     },
-    authority::time,
-    cgroup::CgroupFs,
+    host::cgroup::CgroupFs,
+    host::dirs::OwnDir,
     kernel::{
         coverage::Plan,
         events,
@@ -55,10 +55,9 @@ use crate::{
         preflight::Capabilities,
         procs,
     },
-    leases::{clock, Authority, LeaseError},
-    own_dirs::OwnDir,
+    leases::{clock, LeaseError, LeaseManager},
     policy::{self, Compiled, Policy, PolicyError},
-    secrets,
+    secrets, time,
 };
 
 /// Why a reload changed nothing.
@@ -117,8 +116,8 @@ pub struct Parts {
     pub secrets: Arc<Mutex<secrets::Registry>>,
     pub cgroups: CgroupFs,
     pub admin_uids: Vec<u32>,
-    pub authority: Arc<Mutex<Authority>>,
-    /// The enforcing generation's `Enforcer`, shared with the authority and the counters.
+    pub leases: Arc<Mutex<LeaseManager>>,
+    /// The enforcing generation's `Enforcer`, shared with the lease manager and the counters.
     pub enforcer: Arc<Mutex<Enforcer>>,
     /// The event reader's next ring buffer.
     pub rings: mpsc::UnboundedSender<events::Source<Arc<Compiled>>>,
@@ -264,11 +263,11 @@ impl Inner {
 
         // From here until the commit, no lease is submitted, revoked or expired.
         let swap_started = Instant::now();
-        let mut authority = p
-            .authority
+        let mut leases = p
+            .leases
             .lock()
-            .map_err(|_| ReloadError::Poisoned("lease authority"))?;
-        let carried = authority.carry(
+            .map_err(|_| ReloadError::Poisoned("lease manager"))?;
+        let carried = leases.carry(
             Arc::clone(&policy),
             Arc::clone(&compiled),
             &mut filled.enforcer,
@@ -299,14 +298,14 @@ impl Inner {
             std::mem::replace(&mut *shared, enforcer)
         };
         let (kept, dropped) = (carried.kept.clone(), carried.dropped.clone());
-        authority.commit(
+        leases.commit(
             carried,
             &format!(
                 "policy reload to `{}` version {}",
                 policy.name, policy.version
             ),
         );
-        drop(authority);
+        drop(leases);
         let swap = swap_started.elapsed();
         // Our handles on the old generation go first: its programs stay in the kernel for as
         // long as any fd holds them.

@@ -22,9 +22,9 @@ use crate::{
         protocol::ErrorCode,
         secret::{NotProtected, Protect},
     },
-    files,
+    host::dirs::OwnDir,
+    host::files,
     leases::{clock, store},
-    own_dirs::OwnDir,
     reload::Reloader,
 };
 

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use crate::{
-    cgroup::CgroupFs,
+    host::cgroup::CgroupFs,
     kernel::{
         generation::{Filled, GenerationError, Live},
         inherit::{self, Inherited},

@@ -16,7 +16,7 @@ use super::{
     Context, Peer,
 };
 use crate::{
-    halt::{self, Action, Halt},
+    host::freeze::{self, Action, Halt},
     leases::{clock, LeaseError},
     lineage::{authority::halt_row, boot::BootClock},
 };
@@ -73,13 +73,13 @@ pub async fn halt(
         Ok(t) => t,
         Err(reply) => return reply,
     };
-    let Some(auth) = &ctx.authority else {
-        return Response::error(ErrorCode::Internal, "this daemon has no lease authority");
+    let Some(auth) = &ctx.leases else {
+        return Response::error(ErrorCode::Internal, "this daemon has no lease manager");
     };
     let action = if kill { Action::Kill } else { Action::Freeze };
     // The kill switch first: nothing before it takes a lock or touches a disk.
     for (name, path) in &targets {
-        if let Err(e) = halt::start(path, action) {
+        if let Err(e) = freeze::start(path, action) {
             return Response::error(ErrorCode::Internal, format!("halting `{name}`: {e}"));
         }
     }
@@ -87,7 +87,7 @@ pub async fn halt(
     let mut revoked = Vec::new();
     {
         let Ok(mut a) = auth.lock() else {
-            return Response::error(ErrorCode::Internal, "the lease authority lock is poisoned");
+            return Response::error(ErrorCode::Internal, "the lease manager lock is poisoned");
         };
         for (name, _) in &targets {
             revoked.push(a.revoke_agent(name, peer.uid, &format!("halt: {why}")));
@@ -96,7 +96,8 @@ pub async fn halt(
     let mut halts = Vec::new();
     for ((name, path), revoked) in targets.iter().zip(revoked) {
         let what = if kill { "emptied" } else { "frozen" };
-        if let Err(e) = halt::wait_until(path, what, received, |p| halt::done(p, action)).await {
+        if let Err(e) = freeze::wait_until(path, what, received, |p| freeze::done(p, action)).await
+        {
             return Response::error(ErrorCode::Internal, format!("halting `{name}`: {e}"));
         }
         let took = std::time::Duration::from_nanos(clock::boot_ns().saturating_sub(sent_ns));
@@ -111,7 +112,7 @@ pub async fn halt(
         });
     }
     let Ok(mut a) = auth.lock() else {
-        return Response::error(ErrorCode::Internal, "the lease authority lock is poisoned");
+        return Response::error(ErrorCode::Internal, "the lease manager lock is poisoned");
     };
     for h in &halts {
         tracing::warn!(target: "governor::halt", agent = %h.agent, action = ?h.action,
@@ -146,15 +147,15 @@ pub async fn resume(ctx: &Context, peer: &Peer, which: &Agents) -> Response {
         Ok(t) => t,
         Err(reply) => return reply,
     };
-    let Some(auth) = &ctx.authority else {
-        return Response::error(ErrorCode::Internal, "this daemon has no lease authority");
+    let Some(auth) = &ctx.leases else {
+        return Response::error(ErrorCode::Internal, "this daemon has no lease manager");
     };
     let mut resumed = Vec::new();
     let mut thawed_in = std::time::Duration::ZERO;
     for (name, path) in &targets {
         let halted = auth
             .lock()
-            .map_err(|_| LeaseError::Internal("the lease authority lock is poisoned".into()))
+            .map_err(|_| LeaseError::Internal("the lease manager lock is poisoned".into()))
             .map(|a| a.halted(name).cloned());
         let halted = match halted {
             Ok(h) => h,
@@ -166,10 +167,10 @@ pub async fn resume(ctx: &Context, peer: &Peer, which: &Agents) -> Response {
         if halted.is_none() {
             continue;
         }
-        if let Err(e) = halt::thaw(path) {
+        if let Err(e) = freeze::thaw(path) {
             return Response::error(ErrorCode::Internal, format!("resuming `{name}`: {e}"));
         }
-        match halt::wait_until(path, "thawed", received, halt::thawed).await {
+        match freeze::wait_until(path, "thawed", received, freeze::thawed).await {
             Ok(took) => thawed_in = thawed_in.max(took),
             Err(e) => {
                 return Response::error(ErrorCode::Internal, format!("resuming `{name}`: {e}"))
@@ -182,7 +183,7 @@ pub async fn resume(ctx: &Context, peer: &Peer, which: &Agents) -> Response {
                 }
             }
             Err(_) => {
-                return Response::error(ErrorCode::Internal, "the lease authority lock is poisoned")
+                return Response::error(ErrorCode::Internal, "the lease manager lock is poisoned")
             }
         }
         tracing::warn!(target: "governor::halt", agent = %name, uid = peer.uid,

@@ -1,5 +1,5 @@
 //! The lease and request commands of the admin socket: submit, list, show and revoke leases;
-//! list, show, approve and reject agents' requests. Each runs under the authority's lock and
+//! list, show, approve and reject agents' requests. Each runs under the lease manager's lock and
 //! answers with the record it produced.
 
 use std::sync::{Arc, Mutex};
@@ -10,12 +10,12 @@ use super::{
     protocol::{ErrorCode, Request, Response},
     Peer,
 };
-use crate::leases::{Authority, LeaseError};
+use crate::leases::{LeaseError, LeaseManager};
 
 /// Runs one lease or request command.
-pub fn handle(auth: &Arc<Mutex<Authority>>, peer: &Peer, req: Request) -> Response {
+pub fn handle(auth: &Arc<Mutex<LeaseManager>>, peer: &Peer, req: Request) -> Response {
     let Ok(mut auth) = auth.lock() else {
-        return Response::error(ErrorCode::Internal, "the lease authority lock is poisoned");
+        return Response::error(ErrorCode::Internal, "the lease manager lock is poisoned");
     };
     let result: Result<Value, LeaseError> = match req {
         Request::LeaseSubmit { lease, origin } => auth

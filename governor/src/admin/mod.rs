@@ -35,7 +35,7 @@ use tokio::{
 };
 
 use self::protocol::{ErrorCode, Request, Response};
-use crate::leases::Authority;
+use crate::leases::LeaseManager;
 
 /// A connection idle this long is closed.
 const IDLE: Duration = Duration::from_secs(60);
@@ -95,8 +95,8 @@ pub trait Service: Send + Sync + 'static {
 pub struct Context {
     pub access: Shared<peer::Access>,
     pub status: status::Source,
-    /// The lease authority (absent in tests of the status request alone).
-    pub authority: Option<Arc<Mutex<Authority>>>,
+    /// The lease manager (absent in tests of the status request alone).
+    pub leases: Option<Arc<Mutex<LeaseManager>>>,
     /// Each agent's cgroup as an absolute path (for halts).
     pub agent_cgroups: Shared<Vec<(String, PathBuf)>>,
     /// Policy reloads (absent in tests that do not reload).
@@ -264,10 +264,10 @@ async fn handle(ctx: &Context, peer: &Peer, req: Request) -> Response {
         Request::PolicyReload { file } => reload::reload(ctx, peer, file).await,
         Request::ProtectSecret { path } => secret::protect(ctx, peer, path).await,
         other => {
-            let Some(auth) = &ctx.authority else {
+            let Some(auth) = &ctx.leases else {
                 return Response::error(
                     ErrorCode::Internal,
-                    "this daemon has no lease authority".to_owned(),
+                    "this daemon has no lease manager".to_owned(),
                 );
             };
             leases::handle(auth, peer, other)
@@ -333,9 +333,9 @@ mod tests {
                 started: std::time::Instant::now(),
                 counters,
                 reader: Arc::new(ReaderStats::default()),
-                authority: None,
+                leases: None,
             },
-            authority: None,
+            leases: None,
             agent_cgroups: shared(Vec::new()),
             reload: None,
             secrets: None,

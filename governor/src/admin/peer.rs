@@ -40,9 +40,11 @@ pub struct Access {
 /// `/proc/PID/cgroup`.
 fn proc_cgroup(pid: i32) -> Result<String, Refused> {
     let path = std::path::PathBuf::from(format!("/proc/{pid}/cgroup"));
-    crate::files::read_text(&path, crate::files::KERNEL).map_err(|e| Refused::CgroupUnreadable {
-        pid,
-        why: e.to_string(),
+    crate::host::files::read_text(&path, crate::host::files::KERNEL).map_err(|e| {
+        Refused::CgroupUnreadable {
+            pid,
+            why: e.to_string(),
+        }
     })
 }
 

@@ -8,7 +8,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{halt::Halt, kernel::events::ReaderStats, leases::Authority};
+use crate::{host::freeze::Halt, kernel::events::ReaderStats, leases::LeaseManager};
 
 /// The reply to `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,7 +130,7 @@ pub struct Source {
     pub started: Instant,
     pub counters: Box<CounterReader>,
     pub reader: Arc<ReaderStats>,
-    pub authority: Option<Arc<Mutex<Authority>>>,
+    pub leases: Option<Arc<Mutex<LeaseManager>>>,
 }
 
 impl Source {
@@ -144,10 +144,10 @@ impl Source {
             malformed: self.reader.malformed.load(Ordering::Relaxed),
             overflowed: self.reader.overflowed.load(Ordering::Relaxed),
         };
-        if let Some(auth) = &self.authority {
+        if let Some(auth) = &self.leases {
             let a = auth
                 .lock()
-                .map_err(|_| "the lease authority lock is poisoned".to_owned())?;
+                .map_err(|_| "the lease manager lock is poisoned".to_owned())?;
             s.host = a.host().to_owned();
             s.leases = a.list(false);
             s.halts = a.halts().cloned().collect();

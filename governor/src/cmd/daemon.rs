@@ -16,10 +16,12 @@ use tokio::{signal::unix::SignalKind, sync::mpsc};
 
 use crate::{
     admin::{self, reload::Reload},
-    authority::lease,
-    cgroup::CgroupFs,
     cli::DaemonArgs,
-    control, halt,
+    control,
+    host::cgroup::CgroupFs,
+    host::dirs::OwnDir,
+    host::freeze,
+    host::oom,
     kernel::{
         coverage,
         events::{self, ReaderStats},
@@ -42,11 +44,11 @@ use crate::{
         self,
         throttle::{self, Throttle},
     },
-    oom,
-    own_dirs::OwnDir,
     policy::{self, Compiled, Policy},
     reload::{self, Reloader},
-    requests, secrets, takeover,
+    requests, secrets,
+    signing::lease,
+    takeover,
 };
 
 /// Decoded events waiting for the logger; beyond this the reader counts overflow.
@@ -335,7 +337,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
     };
     let host =
         lease::host_id().context("reading this host's identity (lease files are bound to it)")?;
-    let authority = Arc::new(Mutex::new(leases::Authority::open(leases::Setup {
+    let leases = Arc::new(Mutex::new(leases::LeaseManager::open(leases::Setup {
         state_dir: args.state_dir.clone(),
         trusted_dir: args.trusted_dir(),
         host,
@@ -345,8 +347,8 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         recorder: recorder.clone(),
     })?));
     let agent_cgroups = admin::shared(reload::agent_cgroups(&compiled, &cgroups));
-    refreeze_halted(&authority, &admin::current(&agent_cgroups));
-    let sink_authority = Arc::clone(&authority);
+    refreeze_halted(&leases, &admin::current(&agent_cgroups));
+    let sink_leases = Arc::clone(&leases);
     let sink_recorder = recorder.clone();
     let mut sink = tokio::spawn(async move {
         let mut throttle = Throttle::default();
@@ -379,7 +381,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
             };
             let lease = (ev.lease_id != 0)
                 .then(|| {
-                    sink_authority
+                    sink_leases
                         .lock()
                         .ok()
                         .and_then(|a| a.by_kernel_id(ev.lease_id).map(|r| r.id.clone()))
@@ -449,7 +451,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
             secrets: Arc::clone(&secrets),
             cgroups,
             admin_uids: args.admin_uids.clone(),
-            authority: Arc::clone(&authority),
+            leases: Arc::clone(&leases),
             enforcer: Arc::clone(&enforcer),
             rings: next_ring,
             proc_rings,
@@ -471,19 +473,19 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
         request_listener,
         Arc::new(requests::Requests {
             access: Arc::clone(&access),
-            authority: Arc::clone(&authority),
+            leases: Arc::clone(&leases),
         }),
     ));
     let admin_ctx = admin::Context {
         access,
-        authority: Some(Arc::clone(&authority)),
+        leases: Some(Arc::clone(&leases)),
         agent_cgroups,
         status: admin::status::Source {
             fixed,
             started: since,
             counters: Box::new(counter_source),
             reader: Arc::clone(&stats),
-            authority: Some(Arc::clone(&authority)),
+            leases: Some(Arc::clone(&leases)),
         },
         reload: Some(Arc::new(reloader.clone())),
         secrets: Some(Arc::new(secrets::Guard {
@@ -493,7 +495,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
     };
     // The admin socket and the lease tick on their own thread: no load on this runtime's
     // event pipeline delays the kill switch (`control`).
-    let mut control = control::start(listener, admin_ctx, Arc::clone(&authority))
+    let mut control = control::start(listener, admin_ctx, Arc::clone(&leases))
         .context("starting the control thread (admin socket, lease tick)")?;
     if let Some(path) = &args.ready_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
@@ -577,7 +579,7 @@ async fn serve(args: DaemonArgs, started: Started, channels: Channels) -> anyhow
     // Closes our fds only: the pins keep every link attached. The pin lock goes with the
     // reloader, last.
     drop(enforcer);
-    drop(authority);
+    drop(leases);
     drop(reloader);
     Ok(ExitCode::SUCCESS)
 }
@@ -652,15 +654,15 @@ fn start_lineage(
 /// Freezes again the agents a previous daemon halted (their halt outlives daemon restarts
 /// and reboots until `governor resume`).
 fn refreeze_halted(
-    authority: &Arc<Mutex<leases::Authority>>,
+    leases: &Arc<Mutex<leases::LeaseManager>>,
     agent_cgroups: &[(String, std::path::PathBuf)],
 ) {
-    let Ok(a) = authority.lock() else {
+    let Ok(a) = leases.lock() else {
         return;
     };
     for h in a.halts() {
         match agent_cgroups.iter().find(|(n, _)| *n == h.agent) {
-            Some((_, path)) => match halt::start(path, halt::Action::Freeze) {
+            Some((_, path)) => match freeze::start(path, freeze::Action::Freeze) {
                 Ok(()) => tracing::warn!(target: "governor::halt", agent = %h.agent,
                     "agent stays halted (since a previous daemon's halt): cgroup frozen; \
                      `governor resume --agent {}` ends it", h.agent),

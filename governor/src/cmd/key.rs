@@ -13,11 +13,9 @@ use anyhow::Context;
 
 use crate::{
     admin::{client, protocol::Request},
-    authority::{
-        keys::{self, SecretKey, TrustedKey, TrustedKeys},
-        time,
-    },
     cli::{KeyCommand, KeyGenerateArgs, KeyListArgs, KeyProtectArgs},
+    signing::keys::{self, SecretKey, TrustedKey, TrustedKeys},
+    time,
 };
 
 pub fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {

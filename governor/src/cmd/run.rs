@@ -4,7 +4,7 @@ use std::{os::unix::process::CommandExt, process::ExitCode};
 
 use anyhow::Context;
 
-use crate::{cgroup::CgroupFs, cli::RunArgs, policy::Policy};
+use crate::{cli::RunArgs, host::cgroup::CgroupFs, policy::Policy};
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let policy = Policy::load(&args.policy)?;

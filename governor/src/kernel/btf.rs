@@ -95,7 +95,7 @@ pub enum BtfError {
     Read {
         path: String,
         #[source]
-        source: crate::files::ReadError,
+        source: crate::host::files::ReadError,
     },
     #[error("not BTF data: bad magic 0x{found:04x} (expected 0xeb9f)")]
     BadMagic { found: u16 },
@@ -293,11 +293,12 @@ impl Btf {
     /// As for [`Btf::from_sys_fs`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Btf, BtfError> {
         let path = path.as_ref();
-        let bytes =
-            crate::files::read(path, crate::files::BTF).map_err(|source| BtfError::Read {
+        let bytes = crate::host::files::read(path, crate::host::files::BTF).map_err(|source| {
+            BtfError::Read {
                 path: path.display().to_string(),
                 source,
-            })?;
+            }
+        })?;
         Btf::parse(&bytes)
     }
 

@@ -33,7 +33,7 @@ use super::{
     tree_seqs,
 };
 use crate::{
-    cgroup::{CgroupError, CgroupFs},
+    host::cgroup::{CgroupError, CgroupFs},
     policy::{Compiled, Policy},
 };
 

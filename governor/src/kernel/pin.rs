@@ -366,13 +366,8 @@ impl PinDir {
     /// Points the manifest at `manifest`'s generation, atomically: a new symlink renamed over
     /// the old one. (bpffs refuses names with a dot: no `.tmp` names.)
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), PinError> {
-        let tmp = self
-            .dir
-            .join(format!("{MANIFEST}-new-{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(manifest.text(), &tmp).map_err(io_err(&tmp))?;
-        let target = self.dir.join(MANIFEST);
-        std::fs::rename(&tmp, &target).map_err(io_err(&target))
+        crate::host::write::replace_symlink(&self.dir, MANIFEST, &manifest.text())
+            .map_err(|(path, e)| io_err(&path)(e))
     }
 
     /// Removes every entry of the pin directory except the manifest and this process's

@@ -237,17 +237,8 @@ fn legacy_owner(dir: &Path) -> Option<Owner> {
 
 /// Replaces the owner record atomically (a new symlink renamed over it; bpffs takes no dots).
 fn write_owner(dir: &Path, owner: &Owner) -> Result<(), PinError> {
-    let tmp = dir.join(format!("{OWNER}-new-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(owner.text(), &tmp).map_err(|error| PinError::Io {
-        path: tmp.clone(),
-        error,
-    })?;
-    let target = dir.join(OWNER);
-    std::fs::rename(&tmp, &target).map_err(|error| PinError::Io {
-        path: target,
-        error,
-    })
+    crate::host::write::replace_symlink(dir, OWNER, &owner.text())
+        .map_err(|(path, error)| PinError::Io { path, error })
 }
 
 /// Who holds a flock on `path`, in words: from `/proc/locks`, the pid that took it (which

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::files;
+use crate::host::files;
 
 const LSM_FILE: &str = "/sys/kernel/security/lsm";
 const LOCKDOWN_FILE: &str = "/sys/kernel/security/lockdown";

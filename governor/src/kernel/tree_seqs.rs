@@ -18,7 +18,7 @@ pub enum TreeSeqsError {
     Read {
         path: String,
         #[source]
-        source: crate::files::ReadError,
+        source: crate::host::files::ReadError,
     },
     #[error("{path} has no data symbol `{name}`")]
     Missing { path: String, name: &'static str },
@@ -44,12 +44,13 @@ pub enum TreeSeqsError {
 pub fn resolve(btf: &Btf) -> Result<TreeSeqs, TreeSeqsError> {
     check_layout(btf)?;
     let path = Path::new(KALLSYMS);
-    let text = crate::files::read_text(path, crate::files::KERNEL).map_err(|source| {
-        TreeSeqsError::Read {
-            path: KALLSYMS.into(),
-            source,
-        }
-    })?;
+    let text =
+        crate::host::files::read_text(path, crate::host::files::KERNEL).map_err(|source| {
+            TreeSeqsError::Read {
+                path: KALLSYMS.into(),
+                source,
+            }
+        })?;
     Ok(TreeSeqs {
         rename_lock: address(&text, KALLSYMS, "rename_lock")?,
         mount_lock: address(&text, KALLSYMS, "mount_lock")?,

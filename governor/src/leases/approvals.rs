@@ -1,6 +1,6 @@
 //! Agents' requests, the "recommend" rung: an agent asks, an operator answers with a signed
 //! lease (or a rejection). Filing a request changes nothing in the kernel; approving one
-//! submits the operator's lease through every check of [`Authority::submit`], after making
+//! submits the operator's lease through every check of [`LeaseManager::submit`], after making
 //! sure it answers exactly what was asked. A lease that still lacks approvals is kept on the
 //! request for the next operator to cosign. Each filing, rejection and refused approval is a
 //! lineage row; an approval's lease records its own rows, naming the request.
@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::{
     clock,
     resolve::{self, ScopeSpec},
-    Authority, LeaseError,
+    LeaseError, LeaseManager,
 };
 use crate::{
     lineage::authority::{agent_actor, lifecycle, refused, uid_actor},
@@ -28,7 +28,7 @@ pub struct Ask<'a> {
     pub uid: u32,
 }
 
-impl Authority {
+impl LeaseManager {
     /// Files an agent's request, after checking a lease could grant it at all.
     pub fn file_request(&mut self, ask: &Ask<'_>) -> Result<LeaseRequest, LeaseError> {
         let rejected = |m: String| Err(LeaseError::Rejected(m));

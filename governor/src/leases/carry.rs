@@ -1,9 +1,9 @@
 //! Carrying the live leases across a policy reload. Before a new kernel generation attaches,
-//! [`Authority::carry`] re-checks every live lease against the new policy (every check a
+//! [`LeaseManager::carry`] re-checks every live lease against the new policy (every check a
 //! restarted daemon runs, `restore`) and writes the entries of the enforced ones into the new
 //! generation's lease map, so the new generation honours them from its first instant. Nothing
-//! of the authority changes until [`Authority::commit`], called once the new generation
-//! enforces; a reload that fails before then drops the [`Carried`] and the authority goes on
+//! of the lease manager changes until [`LeaseManager::commit`], called once the new generation
+//! enforces; a reload that fails before then drops the [`Carried`] and the lease manager goes on
 //! with the old policy as if nothing happened. A lease the new policy no longer allows (its
 //! agent is gone, its scope no longer resolves to something leased) is dropped at commit,
 //! with the reason, in its history and the log.
@@ -18,7 +18,7 @@ use governor_common::LeaseKey;
 use super::{
     clock,
     store::{ScopeRecord, State},
-    Authority, LeaseError,
+    LeaseError, LeaseManager,
 };
 use crate::{
     kernel::loader::Enforcer,
@@ -38,9 +38,9 @@ pub struct Carried {
     pub dropped: Vec<(String, String)>,
 }
 
-impl Authority {
+impl LeaseManager {
     /// Re-checks every live lease against `policy`/`compiled` and writes the entries of the
-    /// enforced ones into `into`, the new generation's maps (not attached yet). The authority
+    /// enforced ones into `into`, the new generation's maps (not attached yet). The lease manager
     /// itself is left as it was.
     pub fn carry(
         &mut self,
@@ -49,7 +49,7 @@ impl Authority {
         into: &mut Enforcer,
     ) -> Result<Carried, LeaseError> {
         let live = self.live_ids();
-        // `check` reads the authority's policy: lend it the new one for the checks.
+        // `check` reads the lease manager's policy: lend it the new one for the checks.
         let old_policy = std::mem::replace(&mut self.policy, Arc::clone(&policy));
         let old_compiled = std::mem::replace(&mut self.compiled, Arc::clone(&compiled));
         let mut carried = Carried {
@@ -104,8 +104,8 @@ impl Authority {
         Ok(())
     }
 
-    /// Makes the carried policy the authority's, once its generation enforces (the enforcer
-    /// the authority shares already holds the new generation), and records its load in the
+    /// Makes the carried policy the lease manager's, once its generation enforces (the enforcer
+    /// the lease manager shares already holds the new generation), and records its load in the
     /// lineage. Dropped leases are recorded with `why` (the reload) and their reason.
     pub fn commit(&mut self, carried: Carried, why: &str) {
         let Carried {

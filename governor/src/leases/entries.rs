@@ -1,4 +1,4 @@
-//! The authority's lease entries in the kernel, on the boot clock: writing and removing
+//! The lease manager's lease entries in the kernel, on the boot clock: writing and removing
 //! them, placing the stored leases again when the daemon starts, and the tick that records
 //! starts and ends.
 //!
@@ -15,10 +15,10 @@ use super::{
     clock::{self, Now},
     store::{Record, State},
     window::{self, BootWindow},
-    Authority, LeaseError,
+    LeaseError, LeaseManager,
 };
 
-impl Authority {
+impl LeaseManager {
     /// Lease `r`'s window if it lies on this boot.
     pub(super) fn window<'a>(&self, r: &'a Record) -> Option<&'a BootWindow> {
         r.boot.as_ref().filter(|w| w.boot_id == self.boot_id)
@@ -176,7 +176,7 @@ impl Authority {
     pub fn tick(&mut self) {
         let now = Now::read();
         self.advance_mark(now, false);
-        let ended_at = |a: &Authority, r: &Record| match a.window(r) {
+        let ended_at = |a: &LeaseManager, r: &Record| match a.window(r) {
             Some(w) => w.ended(now.boot_ns),
             // Not placed on this boot (cannot happen after `restore`): the wall clock.
             None => r.not_after.saturating_mul(1000) <= now.wall_ms,

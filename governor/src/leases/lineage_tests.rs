@@ -1,4 +1,4 @@
-//! The lease authority's lineage rows, from a real authority on a scratch state directory,
+//! The lease manager's lineage rows, from a real lease manager on a scratch state directory,
 //! trusted-keys directory and policy, with a stand-in for the kernel's lease map: what a
 //! refused submit, an accepted one, a revoke, an expiry, a request and its approval or
 //! rejection record, read back from an in-memory lineage database.
@@ -12,13 +12,9 @@ use std::{
 use governor_common::{LeaseEntry, LeaseKey};
 use rusqlite::Connection;
 
-use super::{clock, Ask, Authority, LeaseMap, Setup};
+use super::{clock, Ask, LeaseManager, LeaseMap, Setup};
 use crate::{
-    authority::{
-        keys::SecretKey,
-        lease::{Lease, LeaseBody, Role, Scope},
-    },
-    cgroup::CgroupFs,
+    host::cgroup::CgroupFs,
     kernel::loader::LoadError,
     lineage::{
         record::{self, Record},
@@ -26,6 +22,10 @@ use crate::{
         schema,
     },
     policy::{self, Policy},
+    signing::{
+        keys::SecretKey,
+        lease::{Lease, LeaseBody, Role, Scope},
+    },
 };
 
 pub(super) const HOST: &str = "0123456789abcdef0123456789abcdef";
@@ -48,7 +48,7 @@ impl LeaseMap for Map {
 
 pub(super) struct Fixture {
     pub(super) dir: PathBuf,
-    pub(super) auth: Authority,
+    pub(super) auth: LeaseManager,
     pub(super) rows: Receiver<Record>,
     pub(super) map: Arc<Mutex<Map>>,
     pub(super) key: SecretKey,
@@ -88,7 +88,7 @@ pub(super) fn fixture(name: &str) -> Fixture {
         .expect("trust key");
     let (recorder, rows, _) = Recorder::channel(1024);
     let map = Arc::new(Mutex::new(Map::default()));
-    let auth = Authority::open(Setup {
+    let auth = LeaseManager::open(Setup {
         state_dir: dir.join("state"),
         trusted_dir: dir.join("trusted"),
         host: HOST.to_owned(),
@@ -97,7 +97,7 @@ pub(super) fn fixture(name: &str) -> Fixture {
         enforcer: Arc::clone(&map) as Arc<Mutex<dyn LeaseMap>>,
         recorder,
     })
-    .expect("authority");
+    .expect("leases");
     Fixture {
         dir,
         auth,
@@ -153,11 +153,11 @@ impl Fixture {
         self.rows.try_iter().collect()
     }
 
-    /// A new authority on the fixture's state directory and map, as a restarted daemon
+    /// A new lease manager on the fixture's state directory and map, as a restarted daemon
     /// opens it, and the rows it records.
-    pub(super) fn reopen(&self) -> (Authority, Receiver<Record>) {
+    pub(super) fn reopen(&self) -> (LeaseManager, Receiver<Record>) {
         let (recorder, rows, _) = Recorder::channel(1024);
-        let auth = Authority::open(Setup {
+        let auth = LeaseManager::open(Setup {
             state_dir: self.dir.join("state"),
             trusted_dir: self.dir.join("trusted"),
             host: HOST.to_owned(),
@@ -214,7 +214,7 @@ fn start_records_the_policy_with_its_owner_and_each_trusted_key_once() {
     assert_eq!(operator, "Ann Op <ann@example.com>");
     assert_eq!(
         public,
-        crate::authority::keys::encode(f.key.verifying_key().as_bytes())
+        crate::signing::keys::encode(f.key.verifying_key().as_bytes())
     );
     // The keys are read again at each submit; a key already recorded is not recorded again.
     let mut f = f;
@@ -391,7 +391,7 @@ fn revoke_and_expiry_are_recorded_with_who_and_why() {
     assert!(l.detail.as_deref().unwrap_or("").contains("done early"));
     assert!(f.map.lock().expect("map").0.is_empty(), "uninstalled");
 
-    // The authority reads the wall clock: a lease ending 2 s after the current whole second
+    // The lease manager reads the wall clock: a lease ending 2 s after the current whole second
     // has more than 1 s left now (1 s would leave anything from 0 to 1 s, and a slow submit
     // saw it expired), and has expired 2.2 s later.
     let text = f.lease("l-exp", 2, None);
@@ -490,7 +490,7 @@ fn a_restart_drops_a_lease_whose_key_is_no_longer_trusted() {
     f.auth.submit(&text, "d.lease", 0).expect("accepted");
     std::fs::remove_dir_all(f.dir.join("trusted")).expect("untrust");
     let (recorder, rows, _) = Recorder::channel(1024);
-    let _again = Authority::open(Setup {
+    let _again = LeaseManager::open(Setup {
         state_dir: f.dir.join("state"),
         trusted_dir: f.dir.join("trusted"),
         host: HOST.to_owned(),

@@ -1,4 +1,4 @@
-//! The daemon's lease authority: it turns a signed lease file into kernel lease entries, and
+//! The daemon's lease manager: it turns a signed lease file into kernel lease entries, and
 //! takes them out again when the lease ends, is revoked, or its agent is halted.
 //!
 //! Submit runs every check before anything changes: the file parses; its id is new (a lease
@@ -11,11 +11,11 @@
 //! ([`entries`]): the kernel checks both bounds itself, so no change of the wall clock starts
 //! a lease early or ends it late.
 //!
-//! [`Authority::tick`] only tidies ended entries away, records the expiry and the start of
+//! [`LeaseManager::tick`] only tidies ended entries away, records the expiry and the start of
 //! scheduled leases, and raises the wall clock's high-water mark ([`wall_mark`]) that a
 //! daemon restarted after a reboot checks before it trusts the wall clock again.
 //!
-//! Every act leaves lineage rows through the authority's recorder
+//! Every act leaves lineage rows through the lease manager's recorder
 //! ([`crate::lineage::authority`]): the policy and the trusted keys it reads, each accepted
 //! lease with its signers, each refusal with its error, and every step after.
 
@@ -54,14 +54,14 @@ use self::{
     window::BootWindow,
 };
 use crate::{
-    authority::{
-        keys::TrustedKeys,
-        lease::{self, Lease, Role, VerifyContext},
-    },
-    halt::Halt,
+    host::freeze::Halt,
     kernel::loader::{Enforcer, LoadError},
     policy::{Compiled, Policy},
     requests::book::Book,
+    signing::{
+        keys::TrustedKeys,
+        lease::{self, Lease, Role, VerifyContext},
+    },
 };
 
 /// Why a request about leases was not carried out.
@@ -89,7 +89,7 @@ impl From<ScopeError> for LeaseError {
     }
 }
 
-/// Where the authority installs lease entries: the kernel's lease map (the [`Enforcer`]),
+/// Where the lease manager installs lease entries: the kernel's lease map (the [`Enforcer`]),
 /// or a stand-in that only remembers them (tests).
 pub trait LeaseMap: Send {
     fn set_lease(&mut self, key: LeaseKey, entry: LeaseEntry) -> Result<(), LoadError>;
@@ -106,7 +106,7 @@ impl LeaseMap for Enforcer {
     }
 }
 
-/// What the authority needs from the rest of the daemon.
+/// What the lease manager needs from the rest of the daemon.
 pub struct Setup {
     pub state_dir: PathBuf,
     pub trusted_dir: PathBuf,
@@ -129,7 +129,7 @@ struct Checked {
 }
 
 /// The leases this daemon knows, and the kernel entries it installed for them.
-pub struct Authority {
+pub struct LeaseManager {
     store: Store,
     trusted_dir: PathBuf,
     host: String,
@@ -156,10 +156,10 @@ pub struct Authority {
     mark_failing: bool,
 }
 
-impl Authority {
+impl LeaseManager {
     /// Opens the store and re-installs what a previous daemon left enforced or scheduled,
     /// after checking each lease again (keys and policy may have changed since).
-    pub fn open(setup: Setup) -> Result<Authority, LeaseError> {
+    pub fn open(setup: Setup) -> Result<LeaseManager, LeaseError> {
         let store = Store::open(&setup.state_dir)?;
         let (records, bad) = store.load()?;
         let (requests, bad_requests) = Book::open(&setup.state_dir)?;
@@ -167,7 +167,7 @@ impl Authority {
             tracing::error!(error = %e, "request store: record not readable; ignored");
         }
         let halts_file = setup.state_dir.join("halts.json");
-        let halts = match crate::files::read(&halts_file, crate::files::STATE) {
+        let halts = match crate::host::files::read(&halts_file, crate::host::files::STATE) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 LeaseError::Internal(format!(
                     "{}: not governor's halt list ({e}); fix or remove it (agents listed there \
@@ -194,7 +194,7 @@ impl Authority {
             tracing::error!(target: "governor::lease", problem = %why,
                 "the wall clock's high-water mark is unreadable");
         }
-        let mut auth = Authority {
+        let mut auth = LeaseManager {
             store,
             trusted_dir: setup.trusted_dir,
             host: setup.host,
@@ -224,7 +224,7 @@ impl Authority {
         &self.host
     }
 
-    /// Where this authority's lineage rows go (the kill switch records halts there too).
+    /// Where this lease manager's lineage rows go (the kill switch records halts there too).
     pub fn recorder(&self) -> &Recorder {
         &self.recorder
     }

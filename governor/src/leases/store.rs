@@ -7,15 +7,14 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
 };
 
 use serde::{Deserialize, Serialize};
 
 use super::window::BootWindow;
-use crate::files;
+use crate::host::{files, write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -257,34 +256,12 @@ impl Store {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory: fsync, rename,
-/// fsync of the directory.
+/// Replaces `path` with `bytes` (mode 0600) through [`write::replace`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io = |source| StoreError::Io {
+    write::replace(path, bytes, 0o600).map_err(|source| StoreError::Io {
         path: path.to_owned(),
         source,
-    };
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]

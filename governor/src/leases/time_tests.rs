@@ -1,5 +1,5 @@
-//! The authority on the boot clock: a scheduled lease's kernel entry opens at its boot-time
-//! start whatever the wall clock says, and a restarted authority never extends a lease: on
+//! The lease manager on the boot clock: a scheduled lease's kernel entry opens at its boot-time
+//! start whatever the wall clock says, and a restarted lease manager never extends a lease: on
 //! the same boot it keeps the recorded window, on another it trusts the wall clock only if
 //! it is not behind the recorded high-water mark. Real authorities on scratch state
 //! directories (the lineage tests' fixture), with the kernel's lease map stood in for.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::store::{self, StoreError};
-use crate::files;
+use crate::host::files;
 
 /// File name of the mark in the state directory.
 pub const FILE: &str = "wall-clock.json";

@@ -113,8 +113,8 @@ impl Restart {
                 "after a reboot the wall clock ({}) reads earlier than the last time a daemon \
                  recorded ({}): how long the lease already ran cannot be told, so it is not \
                  installed again; issue a new lease once the clock is right",
-                crate::authority::time::rfc3339(wall_ms / 1000),
-                crate::authority::time::rfc3339(mark_ms / 1000)
+                crate::time::rfc3339(wall_ms / 1000),
+                crate::time::rfc3339(mark_ms / 1000)
             ),
             Restart::MarkUnreadable(why) => format!(
                 "after a reboot the last recorded wall-clock time is unknown ({why}): how long \

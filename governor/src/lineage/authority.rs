@@ -13,12 +13,12 @@ use super::{
     record::{HaltRow, KeyRow, LeaseRow, LifecycleRow, PolicyRow, Record, SignerRow},
 };
 use crate::{
-    authority::{
+    leases::store,
+    policy::Policy,
+    signing::{
         keys::TrustedKey,
         lease::{Lease, Role},
     },
-    leases::store,
-    policy::Policy,
 };
 
 /// The row for `policy`, loaded now.
@@ -38,7 +38,7 @@ pub fn key_row(key: &TrustedKey) -> Record {
     Record::Key(KeyRow {
         key_id: key.id.to_string(),
         operator: key.operator.clone(),
-        public_key: crate::authority::keys::encode(key.key.as_bytes()),
+        public_key: crate::signing::keys::encode(key.key.as_bytes()),
         first_seen_ns: BootClock::now_ns(),
     })
 }

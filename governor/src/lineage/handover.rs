@@ -36,8 +36,8 @@ use super::{
     writer,
 };
 use crate::{
+    host::dirs::OwnDir,
     kernel::inherit::{Inherited, Origin},
-    own_dirs::OwnDir,
     policy::{self, Compiled, Policy},
 };
 

@@ -17,8 +17,8 @@ use super::{
     Decisions, Mode, Policy,
 };
 use crate::{
-    cgroup::{CgroupError, CgroupFs},
-    own_dirs::OwnDir,
+    host::cgroup::{CgroupError, CgroupFs},
+    host::dirs::OwnDir,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::{fmt, path::PathBuf};
 pub enum PolicyError {
     /// Not a regular file, too large, unreadable (the message names the file).
     #[error("{0}")]
-    Read(#[from] crate::files::ReadError),
+    Read(#[from] crate::host::files::ReadError),
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]

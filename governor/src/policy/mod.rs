@@ -156,10 +156,10 @@ pub const FILE_CLASSES: &[Class] = &[
 ];
 
 impl Policy {
-    /// Reads (a regular file of at most [`crate::files::POLICY`]'s size) and validates a
+    /// Reads (a regular file of at most [`crate::host::files::POLICY`]'s size) and validates a
     /// policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = crate::files::read_text(path, crate::files::POLICY)?;
+        let text = crate::host::files::read_text(path, crate::host::files::POLICY)?;
         Self::parse(path, &text)
     }
 

@@ -123,7 +123,7 @@ impl Book {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            match crate::files::read(&path, crate::files::STATE)
+            match crate::host::files::read(&path, crate::host::files::STATE)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<LeaseRequest>(&b).map_err(|e| e.to_string()))
             {

@@ -23,7 +23,7 @@ use crate::{
         protocol::{self, ErrorCode, Response, VERSION},
         Peer, Reply, Service,
     },
-    leases::{Ask, Authority},
+    leases::{Ask, LeaseManager},
 };
 
 /// What an agent may send.
@@ -71,7 +71,7 @@ pub fn parse(line: &[u8]) -> Result<AgentRequest, Response> {
 pub struct Requests {
     /// Replaced on a policy reload.
     pub access: crate::admin::Shared<Access>,
-    pub authority: Arc<Mutex<Authority>>,
+    pub leases: Arc<Mutex<LeaseManager>>,
 }
 
 impl Service for Requests {
@@ -104,11 +104,8 @@ impl Service for Requests {
             let Some(agent) = peer.agent.as_deref() else {
                 return Response::error(ErrorCode::Forbidden, "not an agent");
             };
-            let Ok(mut auth) = self.authority.lock() else {
-                return Response::error(
-                    ErrorCode::Internal,
-                    "the lease authority lock is poisoned",
-                );
+            let Ok(mut auth) = self.leases.lock() else {
+                return Response::error(ErrorCode::Internal, "the lease manager lock is poisoned");
             };
             let result = match req {
                 AgentRequest::Request {

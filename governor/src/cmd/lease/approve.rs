@@ -10,12 +10,12 @@ use anyhow::Context;
 use super::view::print_lease;
 use crate::{
     admin::{client, protocol::Request},
-    authority::{
+    cli::LeaseApproveArgs,
+    signing::{
         keys::SecretKey,
         lease::{self, Lease, LeaseBody, Pin, Role, Scope},
-        time,
     },
-    cli::LeaseApproveArgs,
+    time,
 };
 
 /// The identity of `target` now, when it is a path (pinned into the lease: "fresh state").

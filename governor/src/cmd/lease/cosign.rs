@@ -5,12 +5,12 @@
 use std::process::ExitCode;
 
 use crate::{
-    authority::{
+    cli::LeaseCosignArgs,
+    signing::{
         keys::{SecretKey, TrustedKeys},
         lease::{self, Lease, LeaseError, SignatureStatus},
-        time,
     },
-    cli::LeaseCosignArgs,
+    time,
 };
 
 pub fn run(args: LeaseCosignArgs) -> anyhow::Result<ExitCode> {

@@ -6,12 +6,12 @@ use std::{os::unix::fs::MetadataExt, process::ExitCode};
 use anyhow::{bail, Context};
 
 use crate::{
-    authority::{
+    cli::LeaseIssueArgs,
+    signing::{
         keys::SecretKey,
         lease::{self, Lease, LeaseBody, Pin, Role, Scope},
-        time,
     },
-    cli::LeaseIssueArgs,
+    time,
 };
 
 pub fn run(args: LeaseIssueArgs) -> anyhow::Result<ExitCode> {

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use crate::{
     admin::{client, protocol::Request},
-    authority::time,
     cli::LeaseListArgs,
+    time,
 };
 
 pub fn run(args: LeaseListArgs) -> anyhow::Result<ExitCode> {

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use crate::{
     admin::{client, protocol::Request},
-    authority::time,
     cli::LeasePendingArgs,
+    time,
 };
 
 pub fn run(args: LeasePendingArgs) -> anyhow::Result<ExitCode> {

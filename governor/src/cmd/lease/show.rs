@@ -6,12 +6,12 @@ use std::{fmt::Write as _, process::ExitCode};
 use anyhow::Context;
 
 use crate::{
-    authority::{
+    cli::LeaseShowArgs,
+    signing::{
         keys::TrustedKeys,
         lease::{self, Lease, LeaseBody, SignatureStatus, Signer, Verified, VerifyContext},
-        time::{rfc3339, span},
     },
-    cli::LeaseShowArgs,
+    time::{rfc3339, span},
 };
 
 pub fn run(args: LeaseShowArgs) -> anyhow::Result<ExitCode> {
@@ -20,7 +20,7 @@ pub fn run(args: LeaseShowArgs) -> anyhow::Result<ExitCode> {
     for p in &problems {
         eprintln!("governor: warning: trusted keys: {p}");
     }
-    let now = crate::authority::time::now();
+    let now = crate::time::now();
     let this_host = lease::host_id().ok();
     let sigs: Vec<SigView> = lease
         .signatures
@@ -222,7 +222,7 @@ fn signatures_text(sigs: &[SigView], trusted_dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authority::lease::{Pin, Scope};
+    use crate::signing::lease::{Pin, Scope};
 
     fn body() -> LeaseBody {
         LeaseBody {

@@ -7,7 +7,7 @@ use super::view::print_lease;
 use crate::{
     admin::{client, protocol::Request},
     cli::LeaseSubmitArgs,
-    files,
+    host::files,
 };
 
 pub fn run(args: LeaseSubmitArgs) -> anyhow::Result<ExitCode> {

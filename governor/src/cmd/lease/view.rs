@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::authority::time;
+use crate::time;
 
 /// One lease, as a sentence (or JSON).
 pub fn print_lease(l: &Value, json: bool) {

@@ -5,12 +5,12 @@ use std::{fmt::Write as _, process::ExitCode};
 
 use super::{or_dash, print_json};
 use crate::{
-    authority::time,
     cli::LineageWindowArgs,
     lineage::query::{
         self,
         changes::{Change, Changes},
     },
+    time,
 };
 
 pub fn run(args: LineageWindowArgs) -> anyhow::Result<ExitCode> {

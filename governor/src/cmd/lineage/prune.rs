@@ -9,12 +9,12 @@ use anyhow::Context;
 
 use super::print_json;
 use crate::{
-    authority::time,
     cli::LineagePruneArgs,
     lineage::{
         query::{self, format_ns},
         retain::{self, Pruned},
     },
+    time,
 };
 
 pub fn run(args: LineagePruneArgs) -> anyhow::Result<ExitCode> {

@@ -5,7 +5,6 @@ use std::{fmt::Write as _, process::ExitCode};
 
 use super::{or_dash, print_json};
 use crate::{
-    authority::time,
     cli::LineageTraceArgs,
     lineage::query::{
         self,
@@ -13,6 +12,7 @@ use crate::{
         processes::Process,
         trace::{Cause, ChainEnd, Trace},
     },
+    time,
 };
 
 pub fn run(args: LineageTraceArgs) -> anyhow::Result<ExitCode> {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{types::Value, Connection, OpenFlags};
 
 use super::schema::MIGRATIONS;
-use crate::authority::time;
+use crate::time;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

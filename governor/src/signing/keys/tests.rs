@@ -129,8 +129,8 @@ fn fingerprint_mismatch_is_detected() {
     // Another key's public half, under alice's id and file name.
     let bob = SecretKey::from_seed([9; 32], "Alice Doe <alice@example.com>", NOW).public_file();
     let forged = text.replace(
-        &crate::authority::keys::encode(alice().verifying_key().as_bytes()),
-        &crate::authority::keys::encode(bob.key.as_bytes()),
+        &crate::signing::keys::encode(alice().verifying_key().as_bytes()),
+        &crate::signing::keys::encode(bob.key.as_bytes()),
     );
     assert_ne!(forged, text);
     fs::write(&path, forged).expect("write");

@@ -1,4 +1,10 @@
-//! Authority: who may relax enforcement, and the signed proof that they did.
+//! Signing: the cryptographic proof that operators relaxed enforcement. Operators' ed25519
+//! keys, the signed lease files, and the canonical encoding the signatures cover. Nothing
+//! here installs or enforces anything: the lease manager (`crate::leases`) does that with
+//! what this module verifies.
+//!
+//! May import: `crate::time`, `crate::host` (bounded reads, atomic writes). Imported by the
+//! lease manager, the CLI and the lineage's records of keys and leases.
 //!
 //! - `keys`: operator ed25519 keys, their fingerprints (key ids), the secret key file and the
 //!   self-signed public key files of the trusted-keys directory the daemon reads.
@@ -8,7 +14,6 @@
 mod encode;
 pub mod keys;
 pub mod lease;
-pub mod time;
 
 /// 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {

@@ -23,7 +23,7 @@ pub use ident::{host_id, new_lease_id};
 pub use validate::split_scope;
 pub use verify::{check_signature, verify, SignatureStatus, Signer, Verified, VerifyContext};
 
-use crate::authority::keys::KeyId;
+use crate::signing::keys::KeyId;
 
 /// The only lease format version.
 pub const VERSION: u32 = 1;

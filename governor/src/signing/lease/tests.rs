@@ -4,7 +4,7 @@
 use ed25519_dalek::Signature as EdSignature;
 
 use super::{canonical::signed_message, *};
-use crate::authority::keys::{SecretKey, TrustedKey, TrustedKeys};
+use crate::signing::keys::{SecretKey, TrustedKey, TrustedKeys};
 
 pub const NOW: u64 = 1_795_290_000;
 pub const HOST: &str = "0123456789abcdef0123456789abcdef";
@@ -155,7 +155,7 @@ fn reformatting_the_file_keeps_signatures_valid() {
     let t = trusted(&[&alice, &bob]);
     // Keys reordered, whitespace and comments changed, a time in another offset, the pin
     // as a table, strings as literal strings where possible.
-    let sig = |i: usize| crate::authority::keys::encode(&lease.signatures[i].signature);
+    let sig = |i: usize| crate::signing::keys::encode(&lease.signatures[i].signature);
     let text = format!(
         r#"
   reason   =   "rotate the \"old\" db"   # why

@@ -17,7 +17,7 @@ pub enum CgroupError {
     )]
     NoCgroup2,
     #[error("{0}")]
-    MountInfo(crate::files::ReadError),
+    MountInfo(super::files::ReadError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -34,9 +34,9 @@ pub struct CgroupFs {
 impl CgroupFs {
     /// Finds the cgroup v2 mount point (the first one listed).
     pub fn discover() -> Result<CgroupFs, CgroupError> {
-        let info = crate::files::read_text(
+        let info = super::files::read_text(
             std::path::Path::new("/proc/self/mountinfo"),
-            crate::files::KERNEL,
+            super::files::KERNEL,
         )
         .map_err(CgroupError::MountInfo)?;
         Self::from_mountinfo(&info).ok_or(CgroupError::NoCgroup2)

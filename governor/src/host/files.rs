@@ -281,7 +281,7 @@ mod tests {
     /// `/dev/zero`, a FIFO without a writer and a directory at once, naming the file.
     #[test]
     fn every_reader_refuses_what_is_not_a_regular_file() {
-        use crate::authority::{
+        use crate::signing::{
             keys::{PublicKeyFile, SecretKey},
             lease::Lease,
         };

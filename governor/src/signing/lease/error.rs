@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use crate::authority::time::{rfc3339, span};
+use crate::time::{rfc3339, span};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     /// Not a regular file, too large, unreadable (the message names the file).
     #[error("{0}")]
-    Read(#[from] crate::files::ReadError),
+    Read(#[from] crate::host::files::ReadError),
     #[error("{path}: cannot write the lease: {source}")]
     Write {
         path: PathBuf,

@@ -2,18 +2,17 @@
 //! tables; times are RFC 3339 UTC datetimes, signatures base64. Unknown fields are refused.
 //! Formatting is free (the signatures cover the canonical encoding, not the text).
 
-use std::{
-    fs::{self, OpenOptions},
-    io::Write,
-    os::unix::fs::OpenOptionsExt,
-    path::Path,
-};
+use std::path::Path;
 
 use serde::Deserialize;
 use toml::{value::Datetime, Spanned};
 
 use super::{validate, Lease, LeaseBody, LeaseError, Pin, Role, Scope, Signature};
-use crate::authority::{keys::KeyId, line_of, time, toml_error};
+use crate::{
+    host::write,
+    signing::{keys::KeyId, line_of, toml_error},
+    time,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,10 +177,10 @@ impl Lease {
                 s.key_id
                     .get_ref()
                     .parse()
-                    .map_err(|e: crate::authority::keys::KeyError| {
+                    .map_err(|e: crate::signing::keys::KeyError| {
                         cx.err(format!("signature[{i}].key_id"), s.key_id.span())(e.to_string())
                     })?;
-            let signature = crate::authority::keys::decode_fixed::<64>(s.signature.get_ref())
+            let signature = crate::signing::keys::decode_fixed::<64>(s.signature.get_ref())
                 .map_err(cx.err(format!("signature[{i}].signature"), s.signature.span()))?;
             signatures.push(Signature {
                 key_id,
@@ -200,7 +199,7 @@ impl Lease {
 
     /// Reads and parses a lease file.
     pub fn read(path: &Path) -> Result<Lease, LeaseError> {
-        let text = crate::files::read_text(path, crate::files::LEASE)?;
+        let text = crate::host::files::read_text(path, crate::host::files::LEASE)?;
         Lease::parse(&text, &path.display().to_string())
     }
 
@@ -254,45 +253,19 @@ impl Lease {
                 quote(&s.operator),
                 quote(s.role.as_str()),
                 time::rfc3339(s.signed_at),
-                quote(&crate::authority::keys::encode(&s.signature)),
+                quote(&crate::signing::keys::encode(&s.signature)),
             ));
         }
         out
     }
 
-    /// Writes the lease to `path` atomically: a temporary file in the same directory, synced,
-    /// then renamed over `path`.
+    /// Writes the lease to `path` atomically ([`write::replace`]: mode 0644, the file and
+    /// its directory synced).
     pub fn write(&self, path: &Path) -> Result<(), LeaseError> {
-        let err = |source| LeaseError::Write {
+        write::replace(path, self.to_toml().as_bytes(), 0o644).map_err(|source| LeaseError::Write {
             path: path.to_owned(),
             source,
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let name = path
-            .file_name()
-            .ok_or_else(|| err(std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let result = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(self.to_toml().as_bytes())?;
-                f.sync_all()
-            })
-            .and_then(|()| fs::rename(&tmp, path));
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(err)
+        })
     }
 }
 

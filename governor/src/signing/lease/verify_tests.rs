@@ -3,7 +3,7 @@
 
 use super::tests::{body, key, trusted, HOST, NOW};
 use super::*;
-use crate::authority::keys::{SecretKey, TrustedKeys};
+use crate::signing::keys::{SecretKey, TrustedKeys};
 
 const TTL: u64 = 900;
 

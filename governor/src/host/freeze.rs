@@ -2,7 +2,7 @@
 //! cgroup v2 interface files (`cgroup.freeze`, `cgroup.kill`), and waiting until the kernel
 //! reports it done (`frozen` / `populated` in `cgroup.events`), so that the time from
 //! command to enforcement is measured, not assumed. Halts themselves (who, when, why) are
-//! kept by the lease authority, which also revokes the agent's leases in the same step.
+//! kept by the lease manager, which also revokes the agent's leases in the same step.
 
 use std::{
     path::{Path, PathBuf},
@@ -17,7 +17,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum HaltError {
     #[error("{0}")]
-    Read(#[from] crate::files::ReadError),
+    Read(#[from] super::files::ReadError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -66,7 +66,7 @@ fn write(path: &Path, file: &str, value: &str) -> Result<(), HaltError> {
 /// One `key value` line of `cgroup.events`.
 fn event(path: &Path, key: &str) -> Result<Option<String>, HaltError> {
     let p = path.join("cgroup.events");
-    let text = crate::files::read_text(&p, crate::files::KERNEL)?;
+    let text = super::files::read_text(&p, super::files::KERNEL)?;
     Ok(text.lines().find_map(|l| {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().to_owned())

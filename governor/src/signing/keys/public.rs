@@ -3,9 +3,8 @@
 //! `self_signed_message`), so an edited operator name or a swapped key is detected.
 
 use std::{
-    fs::{self, OpenOptions},
-    io::Write,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    fs::{self},
+    os::unix::fs::DirBuilderExt,
     path::Path,
 };
 
@@ -17,8 +16,9 @@ use super::{
     check_operator, decode_fixed, encode, error::io, quote, self_signed_message, KeyError, KeyId,
 };
 use crate::{
-    authority::{line_of, time, toml_error},
-    files,
+    host::{files, write},
+    signing::{line_of, toml_error},
+    time,
 };
 
 #[derive(Deserialize)]
@@ -69,20 +69,12 @@ impl PublicKeyFile {
                 .create(parent)
                 .map_err(io(parent))?;
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => KeyError::Exists {
-                    path: path.to_owned(),
-                },
-                _ => io(path)(e),
-            })?;
-        file.write_all(self.to_toml().as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(io(path))
+        write::create_new(path, self.to_toml().as_bytes(), 0o644).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => KeyError::Exists {
+                path: path.to_owned(),
+            },
+            _ => io(path)(e),
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self, KeyError> {

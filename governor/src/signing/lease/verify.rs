@@ -6,7 +6,7 @@
 use ed25519_dalek::Signature as EdSignature;
 
 use super::{canonical::signed_message, Lease, LeaseBody, LeaseError, Role, Signature, VERSION};
-use crate::authority::keys::{KeyId, TrustedKey, TrustedKeys};
+use crate::signing::keys::{KeyId, TrustedKey, TrustedKeys};
 
 /// What the lease is checked against.
 #[derive(Debug, Clone, Copy)]

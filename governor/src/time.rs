@@ -1,4 +1,4 @@
-//! Time for keys and leases: unix seconds (UTC) in memory, RFC 3339 UTC datetimes in files
+//! Time, one grammar for all of governor: unix seconds (UTC) in memory, RFC 3339 UTC datetimes in files
 //! (TOML's native offset datetime, e.g. `2026-11-21T19:40:00Z`), and the CLI's short
 //! durations (`90s`, `15m`, `2h`, `1d`).
 

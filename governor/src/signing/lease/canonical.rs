@@ -17,7 +17,7 @@
 //! ```
 
 use super::{LeaseBody, Role};
-use crate::authority::{encode::Canon, keys::KeyId};
+use crate::signing::{encode::Canon, keys::KeyId};
 
 impl LeaseBody {
     /// The canonical encoding of the body; independent of how the file is formatted.

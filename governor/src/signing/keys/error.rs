@@ -11,7 +11,7 @@ pub enum KeyError {
     },
     /// Not a regular file, too large, unreadable (the message names the file).
     #[error("{0}")]
-    Read(#[from] crate::files::ReadError),
+    Read(#[from] crate::host::files::ReadError),
     #[error("{path} already exists; governor never overwrites a key file (move it away first)")]
     Exists { path: PathBuf },
     #[error(

@@ -1,7 +1,7 @@
 //! Signing: the issuer's signature makes a lease, each approver's cosignature adds one.
 
 use super::{canonical::signed_message, Lease, LeaseBody, LeaseError, Role, Signature};
-use crate::authority::keys::SecretKey;
+use crate::signing::keys::SecretKey;
 
 fn signature(body: &LeaseBody, key: &SecretKey, role: Role, now: u64) -> Signature {
     let msg = signed_message(body, role, now, &key.id(), key.operator());

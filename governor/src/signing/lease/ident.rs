@@ -18,7 +18,7 @@ pub fn host_id_from(path: &Path) -> Result<String, LeaseError> {
         path: path.to_owned(),
         why,
     };
-    let text = crate::files::read_text(path, crate::files::KERNEL).map_err(|e| {
+    let text = crate::host::files::read_text(path, crate::host::files::KERNEL).map_err(|e| {
         err(format!(
             "{e}; run `systemd-machine-id-setup` (or `dbus-uuidgen --ensure=/etc/machine-id`) \
              to create it"

@@ -3,9 +3,8 @@
 //! refused when group or others may read it.
 
 use std::{
-    fs::{self, OpenOptions},
-    io::Write,
-    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt},
+    fs::{self},
+    os::unix::fs::{DirBuilderExt, MetadataExt},
     path::Path,
 };
 
@@ -18,8 +17,9 @@ use super::{
     PublicKeyFile,
 };
 use crate::{
-    authority::{time, toml_error},
-    files,
+    host::{files, write},
+    signing::toml_error,
+    time,
 };
 
 #[derive(Deserialize)]
@@ -111,20 +111,12 @@ impl SecretKey {
                 .create(parent)
                 .map_err(io(parent))?;
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => KeyError::Exists {
-                    path: path.to_owned(),
-                },
-                _ => io(path)(e),
-            })?;
-        file.write_all(self.to_toml().as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(io(path))
+        write::create_new(path, self.to_toml().as_bytes(), 0o600).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => KeyError::Exists {
+                path: path.to_owned(),
+            },
+            _ => io(path)(e),
+        })
     }
 
     /// Reads a secret key file (a regular file of at most [`files::KEY`]'s size); refuses
@@ -160,7 +152,7 @@ impl SecretKey {
         })?;
         let field = |field, span: std::ops::Range<usize>, why: String| KeyError::Field {
             path: path.to_owned(),
-            line: crate::authority::line_of(text, span.start),
+            line: crate::signing::line_of(text, span.start),
             field,
             why,
         };

@@ -1,0 +1,16 @@
+//! The ground floor: governor's primitives on the host, which every other module may use and
+//! which import nothing of governor's above them (only each other and `crate::time`).
+//!
+//! - [`cgroup`]: the cgroup v2 mount, agent cgroups, their ids, moving processes in;
+//! - [`freeze`]: freezing, thawing and killing a cgroup, and waiting until the kernel says so;
+//! - [`dirs`]: governor's own directories (state, configuration, runtime, pins, requests);
+//! - [`oom`]: keeping the daemon out of the OOM killer's reach;
+//! - [`files`]: reading a file by path, bounded, with errors that name it;
+//! - [`write`]: writing one durably (temporary file, fsync, rename, fsync of the directory).
+
+pub mod cgroup;
+pub mod dirs;
+pub mod files;
+pub mod freeze;
+pub mod oom;
+pub mod write;
