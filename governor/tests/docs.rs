@@ -4,7 +4,9 @@
 //! - the class table of `docs/policy.md` names every kernel class, and `governor policy check`
 //!   accepts every name in it;
 //! - every relative link in `README.md` and `docs/*.md` reaches an existing file, and every
-//!   `#anchor` a heading of that file.
+//!   `#anchor` a heading of that file;
+//! - the module map of `docs/architecture.md` names every source file of the workspace (a
+//!   folder's `mod.rs` and unit-test files aside), and names no file that does not exist.
 
 use std::{
     collections::BTreeSet,
@@ -234,4 +236,123 @@ fn every_relative_link_reaches_a_file_and_a_heading() {
         }
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+/// Every `.rs` file below `dir`, as paths relative to the workspace root.
+fn sources(root: &Path, dir: &str, out: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(root.join(dir)) else {
+        return;
+    };
+    for e in entries {
+        let e = e.expect("directory entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rel = format!("{dir}/{name}");
+        if e.file_type().expect("file type").is_dir() {
+            sources(root, &rel, out);
+        } else if name.ends_with(".rs") {
+            out.push(rel);
+        }
+    }
+}
+
+/// A file the module map need not name: a folder's `mod.rs` (the folder's row stands for
+/// it) and unit-test files beside the code they test.
+fn exempt(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name == "mod.rs" || name == "tests.rs" || name.ends_with("_tests.rs")
+}
+
+#[test]
+fn the_module_map_names_every_source_file_and_only_files_that_exist() {
+    let root = root();
+    let text = read(&root.join("docs/architecture.md"));
+    let rows = table(&text, "## Module map");
+    // Each row: the paths it is about (first cell) and everything it names (both cells).
+    let rows: Vec<(Vec<String>, Vec<String>)> = rows
+        .iter()
+        .map(|r| {
+            // `governor/src/main.rs`, `cli.rs`: a name that does not start from the
+            // workspace root lies beside the first path.
+            let spans = code_spans(&r[0]);
+            let top = spans
+                .first()
+                .and_then(|a| a.split('/').next())
+                .unwrap_or_default()
+                .to_owned();
+            let dir = spans
+                .first()
+                .and_then(|a| a.rsplit_once('/'))
+                .map_or(String::new(), |(d, _)| format!("{d}/"));
+            let about = spans
+                .iter()
+                .map(|a| {
+                    if a.starts_with(&format!("{top}/")) {
+                        a.clone()
+                    } else {
+                        format!("{dir}{a}")
+                    }
+                })
+                .collect();
+            let names = r.iter().flat_map(|c| code_spans(c)).collect();
+            (about, names)
+        })
+        .collect();
+    let mut files = Vec::new();
+    for dir in [
+        "governor/src",
+        "governor-common/src",
+        "governor-ebpf/src",
+        "bench/src",
+        "xtask/src",
+        "tests/src",
+    ] {
+        sources(&root, dir, &mut files);
+    }
+    let mut unnamed = Vec::new();
+    for f in files.iter().filter(|f| !exempt(f)) {
+        let name = f.rsplit('/').next().unwrap_or(f);
+        let named = rows.iter().any(|(about, names)| {
+            about.iter().any(|a| f.starts_with(a.as_str()) || a == f)
+                && names
+                    .iter()
+                    .any(|n| n == f || n == name || f.ends_with(&format!("/{n}")))
+        });
+        if !named {
+            unnamed.push(f.clone());
+        }
+    }
+    let mut stale = Vec::new();
+    for (about, names) in &rows {
+        for n in names
+            .iter()
+            .filter(|n| n.ends_with(".rs") || n.ends_with('/'))
+        {
+            let exists = about.iter().any(|a| {
+                let base = if a.ends_with('/') {
+                    a.clone()
+                } else {
+                    a.rsplit_once('/')
+                        .map_or(String::new(), |(d, _)| format!("{d}/"))
+                };
+                let n = n.trim_end_matches('/');
+                root.join(n).exists()
+                    || root.join(format!("{base}{n}")).exists()
+                    || files
+                        .iter()
+                        .any(|f| f.starts_with(&base) && f.ends_with(&format!("/{n}")))
+                    || files
+                        .iter()
+                        .any(|f| f.starts_with(&base) && f.contains(&format!("/{n}/")))
+            });
+            if !exists {
+                stale.push(format!("{about:?}: {n}"));
+            }
+        }
+    }
+    assert!(
+        unnamed.is_empty() && stale.is_empty(),
+        "docs/architecture.md's module map is out of date:\n\
+         source files it does not name (add each to its folder's row): {unnamed:#?}\n\
+         names it gives that do not exist (moved or removed: change the row): {stale:#?}"
+    );
 }
