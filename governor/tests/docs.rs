@@ -6,7 +6,8 @@
 //! - every relative link in `README.md` and `docs/*.md` reaches an existing file, and every
 //!   `#anchor` a heading of that file;
 //! - the module map of `docs/architecture.md` names every source file of the workspace (a
-//!   folder's `mod.rs` and unit-test files aside), and names no file that does not exist.
+//!   folder's `mod.rs` and unit-test files aside), and names no file that does not exist;
+//! - every workspace path the docs quote in `code` (`governor/src/...`) exists.
 
 use std::{
     collections::BTreeSet,
@@ -354,5 +355,45 @@ fn the_module_map_names_every_source_file_and_only_files_that_exist() {
         "docs/architecture.md's module map is out of date:\n\
          source files it does not name (add each to its folder's row): {unnamed:#?}\n\
          names it gives that do not exist (moved or removed: change the row): {stale:#?}"
+    );
+}
+
+#[test]
+fn every_workspace_path_the_docs_quote_exists() {
+    let root = root();
+    let mut pages = vec![root.join("README.md")];
+    for e in fs::read_dir(root.join("docs")).expect("docs/") {
+        pages.push(e.expect("docs entry").path());
+    }
+    let tops = [
+        "governor/",
+        "governor-common/",
+        "governor-ebpf/",
+        "tests/",
+        "bench/",
+        "xtask/",
+        "policies/",
+        "docs/",
+    ];
+    let mut missing = Vec::new();
+    for page in &pages {
+        let text = read(page);
+        for (n, line) in prose(&text) {
+            for span in code_spans(line) {
+                // `governor/src/x.rs` or `governor/src/x.rs:42`, never a command line.
+                let path = span.split(':').next().unwrap_or(&span);
+                if tops.iter().any(|t| path.starts_with(t))
+                    && !path.contains(char::is_whitespace)
+                    && !path.contains('*')
+                    && !root.join(path).exists()
+                {
+                    missing.push(format!("{}:{n}: {span}", page.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the docs quote workspace paths that do not exist (moved or removed): {missing:#?}"
     );
 }
