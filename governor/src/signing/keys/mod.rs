@@ -12,7 +12,10 @@ mod trusted;
 #[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
+use std::{
+    os::unix::fs::DirBuilderExt,
+    path::{Path, PathBuf},
+};
 
 pub use error::KeyError;
 pub use id::KeyId;
@@ -110,4 +113,22 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
 /// A TOML string literal of `s` (quoted and escaped).
 fn quote(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
+}
+
+/// Writes `text` to a new key file at `path` (mode `mode`, from creation on), creating its
+/// parent directories (mode `dir_mode`) first; refuses to replace an existing file.
+fn create_file(path: &Path, text: &str, mode: u32, dir_mode: u32) -> Result<(), KeyError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(dir_mode)
+            .create(parent)
+            .map_err(error::io(parent))?;
+    }
+    crate::host::write::create_new(path, text.as_bytes(), mode).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => KeyError::Exists {
+            path: path.to_owned(),
+        },
+        _ => error::io(path)(e),
+    })
 }

@@ -2,21 +2,15 @@
 //! public key, the creation time and the key's signature over all four (see
 //! `self_signed_message`), so an edited operator name or a swapped key is detected.
 
-use std::{
-    fs::{self},
-    os::unix::fs::DirBuilderExt,
-    path::Path,
-};
+use std::path::Path;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Deserialize;
 use toml::{value::Datetime, Spanned};
 
-use super::{
-    check_operator, decode_fixed, encode, error::io, quote, self_signed_message, KeyError, KeyId,
-};
+use super::{check_operator, decode_fixed, encode, quote, self_signed_message, KeyError, KeyId};
 use crate::{
-    host::{files, write},
+    host::files,
     signing::{line_of, toml_error},
     time,
 };
@@ -62,19 +56,7 @@ impl PublicKeyFile {
 
     /// Writes a new file (mode 0644; parents created 0755); refuses to replace one.
     pub fn create(&self, path: &Path) -> Result<(), KeyError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(parent)
-                .map_err(io(parent))?;
-        }
-        write::create_new(path, self.to_toml().as_bytes(), 0o644).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => KeyError::Exists {
-                path: path.to_owned(),
-            },
-            _ => io(path)(e),
-        })
+        super::create_file(path, &self.to_toml(), 0o644, 0o755)
     }
 
     pub fn load(path: &Path) -> Result<Self, KeyError> {

@@ -3,8 +3,7 @@
 //! refused when group or others may read it.
 
 use std::{
-    fs::{self},
-    os::unix::fs::{DirBuilderExt, MetadataExt},
+    os::unix::fs::MetadataExt,
     path::Path,
 };
 
@@ -16,11 +15,7 @@ use super::{
     check_operator, decode_fixed, encode, error::io, quote, self_signed_message, KeyError, KeyId,
     PublicKeyFile,
 };
-use crate::{
-    host::{files, write},
-    signing::toml_error,
-    time,
-};
+use crate::{host::files, signing::toml_error, time};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,19 +99,7 @@ impl SecretKey {
     /// Writes the key to a new file at `path`, mode 0600 from creation on (parent
     /// directories are created mode 0700). Refuses to replace an existing file.
     pub fn create(&self, path: &Path) -> Result<(), KeyError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .map_err(io(parent))?;
-        }
-        write::create_new(path, self.to_toml().as_bytes(), 0o600).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => KeyError::Exists {
-                path: path.to_owned(),
-            },
-            _ => io(path)(e),
-        })
+        super::create_file(path, &self.to_toml(), 0o600, 0o700)
     }
 
     /// Reads a secret key file (a regular file of at most [`files::KEY`]'s size); refuses
