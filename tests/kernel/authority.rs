@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok, governor_bin,
     operator::{err_stderr, governor, ok_stdout, submit, trusted_dir, Operator},
@@ -70,10 +71,6 @@ lease = ["connect"]
         prod = dir.join("prod").display(),
         vault = dir.join("vault").display(),
     )
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// The `id` of lease file `file`.

@@ -11,6 +11,7 @@ use std::{
     process::{Command, Output},
 };
 
+use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok, governor_bin, policy, require_bpf_lsm, run_in_cgroup,
     scratch, spawn_in_cgroup, write, Daemon,
@@ -72,10 +73,6 @@ for target in sys.argv[1:]:
     os.close(r)
     os.close(dfd)
 "#;
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// The cgroup directory of `rel` (relative to the cgroup v2 mount).
 fn cg(rel: &str) -> PathBuf {

@@ -6,13 +6,10 @@
 
 use std::{path::Path, process::Command, thread, time::Duration};
 
+use governor_kernel_tests::paths::p;
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok, policy_denying, require_bpf_lsm, scratch, write, Daemon,
 };
-
-fn p(dir: &Path, rel: &str) -> String {
-    dir.join(rel).display().to_string()
-}
 
 fn layout(dir: &Path) {
     write(&dir.join("tree/prod/a.txt"), "precious");

@@ -12,15 +12,12 @@ use std::{
     process::Output,
 };
 
+use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     allow_the_rest, as_host, assert_ok, kernel_module, load_module, require_bpf_lsm, scratch,
     unmount, write, Daemon,
 };
 use serde_json::Value;
-
-fn p(path: &Path) -> String {
-    path.display().to_string()
-}
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| format!("(unreadable: {e})"))
@@ -142,7 +139,7 @@ impl RamDisk {
         let mountpoint = dir.join("ext4");
         std::fs::create_dir_all(&mountpoint).expect("mkdir");
         ok(
-            &as_host(&["mount", "-t", "ext4", "/dev/ram0", &p(&mountpoint)]),
+            &as_host(&["mount", "-t", "ext4", "/dev/ram0", &s(&mountpoint)]),
             "mount /dev/ram0",
         );
         RamDisk { mountpoint }
@@ -151,7 +148,7 @@ impl RamDisk {
 
 impl Drop for RamDisk {
     fn drop(&mut self) {
-        let _ = as_host(&["umount", &p(&self.mountpoint)]);
+        let _ = as_host(&["umount", &s(&self.mountpoint)]);
         let _ = as_host(&[
             "python3",
             "-c",
@@ -212,11 +209,11 @@ fn lsm_names_handles_mappings_and_devices_lead_to_the_inode() {
     );
 
     // A name made before the daemon: every class through it is decided by the inode.
-    let old = p(&old_link);
+    let old = s(&old_link);
     let ev = refused(&d, a, "", &["python3", "-c", APPEND, &old], "write");
     assert_eq!(
         ev["protected"],
-        format!("(by inode, from) {}", p(&prod)),
+        format!("(by inode, from) {}", s(&prod)),
         "{ev}"
     );
     assert_eq!(ev["name"], "old-link", "{ev}");
@@ -243,7 +240,7 @@ fn lsm_names_handles_mappings_and_devices_lead_to_the_inode() {
     let new_link = outside.join("agent-link");
     let mark = d.mark();
     ok(
-        &d.as_agent(a, &["ln", &p(&prod.join("agent-linked")), &p(&new_link)]),
+        &d.as_agent(a, &["ln", &s(&prod.join("agent-linked")), &s(&new_link)]),
         "agent ln (a new name is allowed)",
     );
     d.none_since(mark, "an allowed link");
@@ -251,7 +248,7 @@ fn lsm_names_handles_mappings_and_devices_lead_to_the_inode() {
         &d,
         a,
         "",
-        &["python3", "-c", APPEND, &p(&new_link)],
+        &["python3", "-c", APPEND, &s(&new_link)],
         "write",
     );
     assert_eq!(read(&prod.join("agent-linked")), "precious");
@@ -259,7 +256,7 @@ fn lsm_names_handles_mappings_and_devices_lead_to_the_inode() {
     // A handle opened after the dentry cache was dropped: its dentry is disconnected, and a
     // walk from it cannot tell where it lies (unresolved: refused and counted).
     let file = ext4_prod.join("deep/file");
-    let out = d.as_agent(a, &["python3", "-c", NAME_TO_HANDLE, &p(&file)]);
+    let out = d.as_agent(a, &["python3", "-c", NAME_TO_HANDLE, &s(&file)]);
     ok(&out, "agent name_to_handle_at");
     let handle = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     ok(
@@ -274,7 +271,7 @@ fn lsm_names_handles_mappings_and_devices_lead_to_the_inode() {
             "python3",
             "-c",
             OPEN_BY_HANDLE,
-            &p(&disk.mountpoint),
+            &s(&disk.mountpoint),
             &handle,
         ],
         "write",
@@ -284,7 +281,7 @@ fn lsm_names_handles_mappings_and_devices_lead_to_the_inode() {
 
     // A descriptor a non-agent opened for writing and handed over: no shared writable
     // mapping of it, by mmap or mprotect.
-    let db = p(&prod.join("db"));
+    let db = s(&prod.join("db"));
     let handed = format!("exec 3<>{db}");
     let ev = refused(
         &d,
@@ -312,14 +309,14 @@ fn lsm_names_handles_mappings_and_devices_lead_to_the_inode() {
     assert_eq!(ev["what"], "block device 1:0", "{ev}");
     let mem = outside.join("mem");
     ok(
-        &as_host(&["mknod", &p(&mem), "c", "1", "1"]),
+        &as_host(&["mknod", &s(&mem), "c", "1", "1"]),
         "host mknod mem",
     );
     let ev = refused(
         &d,
         a,
         "",
-        &["python3", "-c", OPEN_WRITE, &p(&mem)],
+        &["python3", "-c", OPEN_WRITE, &s(&mem)],
         "raw-device",
     );
     assert_eq!(ev["what"], "character device 1:1", "{ev}");
@@ -335,7 +332,7 @@ fn lsm_names_handles_mappings_and_devices_lead_to_the_inode() {
             "python3",
             "-c",
             OPEN_BY_HANDLE,
-            &p(&disk.mountpoint),
+            &s(&disk.mountpoint),
             &handle,
         ]),
         "host open_by_handle_at",
@@ -374,7 +371,7 @@ fn lsm_mounts_inside_flags_times_and_reads() {
     // A filesystem mounted inside the tree before the daemon starts (its root is
     // registered), holding a file.
     ok(
-        &as_host(&["mount", "-t", "tmpfs", "inner", &p(&inner)]),
+        &as_host(&["mount", "-t", "tmpfs", "inner", &s(&inner)]),
         "host mounts a tmpfs inside the tree",
     );
     write(&inner.join("f"), "precious");
@@ -391,12 +388,12 @@ fn lsm_mounts_inside_flags_times_and_reads() {
     std::fs::copy("/bin/true", lower.join("tool")).expect("copy a binary into the lower layer");
     let layers = format!(
         "lowerdir={},upperdir={},workdir={}",
-        p(&lower),
-        p(&upper),
-        p(&prod.join("work"))
+        s(&lower),
+        s(&upper),
+        s(&prod.join("work"))
     );
     ok(
-        &as_host(&["mount", "-t", "overlay", "ovl", "-o", &layers, &p(&merged)]),
+        &as_host(&["mount", "-t", "overlay", "ovl", "-o", &layers, &s(&merged)]),
         "host mounts the overlay",
     );
     let a = "agent-mounts";
@@ -410,17 +407,17 @@ fn lsm_mounts_inside_flags_times_and_reads() {
     );
     text += &format!(
         "\n[[binaries]]\npath = \"{}\"\ndeny = [\"exec\"]\n",
-        p(&lower.join("tool"))
+        s(&lower.join("tool"))
     );
     let d = Daemon::start(&dir, &text);
 
     // xattr and timestamps are decided by inode hooks, which get no mount: the walk from the
     // mounted file stops at the tmpfs root, which is registered.
-    let f = p(&inner.join("f"));
+    let f = s(&inner.join("f"));
     let ev = refused(&d, a, "", &["python3", "-c", SETXATTR, &f], "xattr");
     assert_eq!(
         ev["protected"],
-        format!("(by inode, from) {}", p(&prod)),
+        format!("(by inode, from) {}", s(&prod)),
         "{ev}"
     );
     let before = std::fs::metadata(inner.join("f")).expect("stat").mtime();
@@ -434,17 +431,17 @@ fn lsm_mounts_inside_flags_times_and_reads() {
     let later = prod.join("later");
     std::fs::create_dir_all(&later).expect("mkdir");
     ok(
-        &as_host(&["mount", "-t", "tmpfs", "later", &p(&later)]),
+        &as_host(&["mount", "-t", "tmpfs", "later", &s(&later)]),
         "host mounts a tmpfs inside the tree later",
     );
     write(&later.join("g"), "precious");
     let logged = d.wait_logged("a filesystem mounted inside a protected path");
-    assert_eq!(logged["mount"], p(&later), "{logged}");
+    assert_eq!(logged["mount"], s(&later), "{logged}");
     refused(
         &d,
         a,
         "",
-        &["python3", "-c", SETXATTR, &p(&later.join("g"))],
+        &["python3", "-c", SETXATTR, &s(&later.join("g"))],
         "xattr",
     );
     // ...and on the tree itself.
@@ -452,7 +449,7 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         &d,
         a,
         "",
-        &["python3", "-c", UTIME, &p(&prod.join("db"))],
+        &["python3", "-c", UTIME, &s(&prod.join("db"))],
         "utimes",
     );
     // Setting the times to now records nothing false: allowed.
@@ -464,7 +461,7 @@ fn lsm_mounts_inside_flags_times_and_reads() {
                 "python3",
                 "-c",
                 "import os, sys; os.utime(sys.argv[1])",
-                &p(&prod.join("db")),
+                &s(&prod.join("db")),
             ],
         ),
         "agent sets the times to now (utimensat with no times; `touch` would open for writing)",
@@ -472,7 +469,7 @@ fn lsm_mounts_inside_flags_times_and_reads() {
     d.none_since(mark, "touch to now");
 
     // The mount cannot be taken away: umount in every form.
-    let target = p(&inner);
+    let target = s(&inner);
     for flags in ["0", "1", "2"] {
         let ev = refused(
             &d,
@@ -485,7 +482,7 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         assert_eq!(ev["path"], target, "{ev}");
     }
     // ...nor moved away, pivoted into or reconfigured (remount, fsconfig).
-    let away = p(&dir.join("away"));
+    let away = s(&dir.join("away"));
     std::fs::create_dir_all(&away).expect("mkdir away");
     for (cmd, what) in [
         (vec!["mount", "-o", "remount,ro", &target], "remount"),
@@ -519,44 +516,44 @@ fn lsm_mounts_inside_flags_times_and_reads() {
     assert_eq!(read(&inner.join("f")), "precious");
 
     // Inode flags (chattr +i/+a): decided like any change.
-    let ev = refused(&d, a, "", &["chattr", "+i", &p(&prod.join("db"))], "chattr");
+    let ev = refused(&d, a, "", &["chattr", "+i", &s(&prod.join("db"))], "chattr");
     assert_eq!(ev["what"], "FS_IOC_SETFLAGS", "{ev}");
 
     // Reading where reads are denied: open, list, and open for reading and writing.
-    refused(&d, a, "", &["cat", &p(&secret.join("key"))], "read");
-    refused(&d, a, "", &["ls", &p(&secret)], "read");
+    refused(&d, a, "", &["cat", &s(&secret.join("key"))], "read");
+    refused(&d, a, "", &["ls", &s(&secret)], "read");
     refused(
         &d,
         a,
         "",
-        &["python3", "-c", OPEN_RDWR, &p(&secret.join("key"))],
+        &["python3", "-c", OPEN_RDWR, &s(&secret.join("key"))],
         "read",
     );
     // A protected file the host replaces (write a new one, rename it over, as `passwd` does)
     // stays protected: the new inode takes the old one's rule.
-    refused(&d, a, "", &["cat", &p(&shadow)], "read");
+    refused(&d, a, "", &["cat", &s(&shadow)], "read");
     write(&dir.join("shadow.new"), "n3w s3cret");
     ok(
-        &as_host(&["mv", &p(&dir.join("shadow.new")), &p(&shadow)]),
+        &as_host(&["mv", &s(&dir.join("shadow.new")), &s(&shadow)]),
         "host replaces the file",
     );
-    let ev = refused(&d, a, "", &["cat", &p(&shadow)], "read");
+    let ev = refused(&d, a, "", &["cat", &s(&shadow)], "read");
     assert_eq!(
         ev["protected"],
-        format!("(by inode, from) {}", p(&shadow)),
+        format!("(by inode, from) {}", s(&shadow)),
         "{ev}"
     );
     // Reading elsewhere is not decided.
     let mark = d.mark();
-    let out = d.as_agent(a, &["cat", &p(&prod.join("db"))]);
+    let out = d.as_agent(a, &["cat", &s(&prod.join("db"))]);
     ok(&out, "agent cat of a modify-protected file");
     d.none_since(mark, "a read nothing denies");
 
     // Through the overlay: what overlayfs does on its upper layer is decided on the real,
     // backing inode there, and a listed binary is the same binary through the overlay.
-    let up = p(&merged.join("up-file"));
+    let up = s(&merged.join("up-file"));
     refused(&d, a, "", &["rm", "-f", &up], "unlink");
-    refused(&d, a, "", &["mv", &up, &p(&merged.join("moved"))], "rename");
+    refused(&d, a, "", &["mv", &up, &s(&merged.join("moved"))], "rename");
     refused(
         &d,
         a,
@@ -570,17 +567,17 @@ fn lsm_mounts_inside_flags_times_and_reads() {
     );
     refused(&d, a, "", &["chmod", "600", &up], "chmod");
     refused(&d, a, "", &["python3", "-c", APPEND, &up], "write");
-    refused(&d, a, "", &["mkdir", &p(&merged.join("new-dir"))], "write");
+    refused(&d, a, "", &["mkdir", &s(&merged.join("new-dir"))], "write");
     // A lower file is hidden by a whiteout made in the upper layer.
     refused(
         &d,
         a,
         "",
-        &["rm", "-f", &p(&merged.join("low-file"))],
+        &["rm", "-f", &s(&merged.join("low-file"))],
         "mknod",
     );
-    let ev = refused(&d, a, "", &[&p(&merged.join("tool"))], "exec");
-    assert_eq!(ev["protected"], p(&lower.join("tool")), "{ev}");
+    let ev = refused(&d, a, "", &[&s(&merged.join("tool"))], "exec");
+    assert_eq!(ev["protected"], s(&lower.join("tool")), "{ev}");
     assert_eq!(read(&upper.join("up-file")), "precious");
     assert!(
         merged.join("low-file").exists(),
@@ -591,7 +588,7 @@ fn lsm_mounts_inside_flags_times_and_reads() {
     // A non-agent does all of it.
     let mark = d.mark();
     ok(
-        &as_host(&[&p(&merged.join("tool"))]),
+        &as_host(&[&s(&merged.join("tool"))]),
         "host runs the tool through the overlay",
     );
     ok(
@@ -599,7 +596,7 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         "host chmod through the overlay",
     );
     ok(
-        &as_host(&["rm", "-f", &p(&merged.join("low-file"))]),
+        &as_host(&["rm", "-f", &s(&merged.join("low-file"))]),
         "host rm of a lower file",
     );
     ok(&as_host(&["python3", "-c", SETXATTR, &f]), "host setxattr");
@@ -607,7 +604,7 @@ fn lsm_mounts_inside_flags_times_and_reads() {
         &as_host(&["touch", "-d", "2000-01-01", &f]),
         "host touch -d",
     );
-    ok(&as_host(&["cat", &p(&secret.join("key"))]), "host cat");
+    ok(&as_host(&["cat", &s(&secret.join("key"))]), "host cat");
     d.none_since(mark, "the host's operations");
     drop(d);
     unmount(&merged);

@@ -15,14 +15,11 @@ use std::{
     time::Duration,
 };
 
+use governor_kernel_tests::paths::p;
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok, governor_bin, require_bpf_lsm, scratch, state_dir_for, write,
     Daemon,
 };
-
-fn p(dir: &Path, rel: &str) -> String {
-    dir.join(rel).display().to_string()
-}
 
 /// One agent; `prod/` protected against delete; `extra` protected too if given; connects to
 /// 127.0.0.2 refused.

@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     as_host, as_host_user, assert_eperm, assert_ok, kernel_module, require_bpf_lsm, run_in_cgroup,
     scratch, spawn_in_cgroup, write, Daemon,
@@ -46,10 +47,6 @@ fn policy(name: &str, agents: &[A], binaries: &[&Path]) -> String {
 
 fn cgroup(agent: &str) -> String {
     format!("governor-test/{agent}")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
 }
 
 fn python(code: &str) -> Vec<&str> {
@@ -149,37 +146,37 @@ fn lsm_exec_of_a_listed_binary_under_any_name() {
 
     // The listed binary, its hard link, a symlink to it, and the system's shred: all denied.
     for (how, path, name) in [
-        ("by its path", p(&bin), "shred"),
-        ("by a hard link", p(&hardlink), "wipe"),
-        ("by a symlink", p(&symlink), "shred"),
+        ("by its path", &s(&bin), "shred"),
+        ("by a hard link", &s(&hardlink), "wipe"),
+        ("by a symlink", &s(&symlink), "shred"),
     ] {
         let mark = d.mark();
-        let out = d.as_agent(agent, &[path, "-n1", p(&victim)]);
+        let out = d.as_agent(agent, &[path, "-n1", &s(&victim)]);
         assert_eperm(&out, &format!("agent exec {how}"));
         assert!(unchanged(), "victim changed after exec {how}");
         let ev = d.one_since(mark, how, |v| v["class"] == "exec");
         assert_event(&ev, agent, "exec", "deny");
         assert_eq!(ev["name"], name, "{how}: {ev}");
         assert_eq!(ev["target_ino"], ino, "{how}: {ev}");
-        assert_eq!(ev["protected"], p(&bin), "{how}: {ev}");
+        assert_eq!(ev["protected"], s(&bin), "{how}: {ev}");
         assert_eq!(ev["what"], "execve", "{how}: {ev}");
     }
     let mark = d.mark();
-    let out = d.as_agent(agent, &["shred", "-n1", p(&victim)]);
+    let out = d.as_agent(agent, &["shred", "-n1", &s(&victim)]);
     assert_eperm(&out, "agent exec of /usr/bin/shred via PATH");
     assert!(unchanged());
     let ev = d.one_since(mark, "exec /usr/bin/shred", |v| v["class"] == "exec");
     assert_eq!(ev["protected"], "/usr/bin/shred");
 
     // Through the loader, which maps the binary itself instead of exec'ing it.
-    for listed in [p(system_shred), p(&bin)] {
+    for listed in [s(system_shred), s(&bin)] {
         let mark = d.mark();
-        let out = d.as_agent(agent, &[LD_SO, listed, "-n1", p(&victim)]);
+        let out = d.as_agent(agent, &[LD_SO, &listed, "-n1", &s(&victim)]);
         assert!(!out.status.success(), "ld.so {listed} must fail: {out:?}");
         assert!(unchanged(), "victim changed after ld.so {listed}");
         let ev = d.one_since(mark, "ld.so mapping", |v| v["class"] == "exec");
         assert_eq!(ev["what"], "mmap PROT_EXEC", "{ev}");
-        assert_eq!(ev["protected"], listed, "{ev}");
+        assert_eq!(ev["protected"], listed.as_str(), "{ev}");
         assert_eq!(ev["comm"], "ld-linux-x86-64", "{ev}");
     }
 
@@ -194,7 +191,7 @@ fn lsm_exec_of_a_listed_binary_under_any_name() {
          assert addr not in (None, ctypes.c_void_p(-1).value), 'mmap PROT_READ failed'\n\
          if libc.mprotect(ctypes.c_void_p(addr), 4096, 5) != 0:\n\
          \x20   e = ctypes.get_errno(); raise OSError(e, os.strerror(e))\n",
-        p(&bin)
+        &s(&bin)
     );
     let mark = d.mark();
     let out = d.as_agent(agent, &python(&code));
@@ -202,23 +199,23 @@ fn lsm_exec_of_a_listed_binary_under_any_name() {
     let ev = d.one_since(mark, "mprotect", |v| v["class"] == "exec");
     assert_eq!(ev["what"], "mprotect PROT_EXEC", "{ev}");
     // The same program works on an unlisted file.
-    let out = d.as_agent(agent, &python(&code.replace(p(&bin), "/usr/bin/true")));
+    let out = d.as_agent(agent, &python(&code.replace(&s(&bin), "/usr/bin/true")));
     assert_ok(&out, "agent mprotect PROT_EXEC of an unlisted binary");
 
     // Unlisted binaries run; a shebang script whose interpreter is listed does not.
     let out = d.as_agent(agent, &["true"]);
     assert_ok(&out, "agent runs an unlisted binary");
     let script = dir.join("wipe.sh");
-    write(&script, &format!("#!{} -n1\n", p(&bin)));
+    write(&script, &format!("#!{} -n1\n", &s(&bin)));
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let before = std::fs::read(&script).expect("read script");
-    let out = d.as_agent(agent, &[p(&script)]);
+    let out = d.as_agent(agent, &[&s(&script)]);
     assert_eperm(&out, "agent runs a script interpreted by a listed binary");
     assert_eq!(std::fs::read(&script).expect("read"), before);
 
     // A plain host process runs the listed binary under any name.
     let mark = d.mark();
-    let out = as_host(&[p(&hardlink), "-n1", p(&victim)]);
+    let out = as_host(&[&s(&hardlink), "-n1", &s(&victim)]);
     assert_ok(&out, "host runs the listed binary");
     assert!(!unchanged(), "host shred must overwrite the victim");
     let out = as_host(&[LD_SO, "/usr/bin/true"]);
@@ -284,8 +281,8 @@ fn lsm_fileless_exec_is_denied_unless_allowed() {
          fd = os.open({:?}, os.O_RDONLY)\n\
          os.unlink({:?})\n\
          os.execv(f'/proc/self/fd/{{fd}}', ['true'])\n",
-        p(&copy),
-        p(&copy)
+        &s(&copy),
+        &s(&copy)
     );
     let mark = d.mark();
     let out = d.as_agent(strict, &python(&deleted_exec));
@@ -319,7 +316,7 @@ fn lsm_setid_transitions() {
     let d = Daemon::start(&dir, &policy("setid", &[A(agent, "enforce", false)], &[]));
 
     // The set-user-ID copy works for a plain host process: this mount honours suid bits.
-    let out = as_host_user(NOBODY, NOBODY, &[p(&suid)]);
+    let out = as_host_user(NOBODY, NOBODY, &[&s(&suid)]);
     assert_ok(&out, "host nobody runs suid id");
     assert!(
         stdout(&out).contains("euid=0"),
@@ -328,7 +325,7 @@ fn lsm_setid_transitions() {
     );
     // The same unprivileged user inside the agent cannot gain root through it.
     let mark = d.mark();
-    let out = run_in_cgroup(&cgroup(agent), NOBODY, NOBODY, &[p(&suid)]);
+    let out = run_in_cgroup(&cgroup(agent), NOBODY, NOBODY, &[&s(&suid)]);
     assert_eperm(&out, "agent nobody runs suid id");
     assert!(!stdout(&out).contains("euid=0"), "{}", stdout(&out));
     let ev = d.one_since(mark, "suid exec", |v| v["class"] == "setid");
@@ -668,7 +665,7 @@ fn lsm_kernel_modules_are_denied_to_agents() {
 
     for (how, code) in [("finit_module", FINIT_MODULE), ("init_module", INIT_MODULE)] {
         let mark = d.mark();
-        let out = d.as_agent(agent, &["python3", "-c", code, p(&module)]);
+        let out = d.as_agent(agent, &["python3", "-c", code, &s(&module)]);
         assert_eperm(&out, &format!("agent {how}"));
         assert!(!loaded.exists(), "{how}: the module must not be loaded");
         let ev = d.one_since(mark, how, |v| v["class"] == "kernel-module");
@@ -693,7 +690,7 @@ fn lsm_kernel_modules_are_denied_to_agents() {
 
     // The host loads (and unloads) it.
     let mark = d.mark();
-    let out = as_host(&["python3", "-c", FINIT_MODULE, p(&module)]);
+    let out = as_host(&["python3", "-c", FINIT_MODULE, &s(&module)]);
     assert_ok(&out, "host finit_module");
     assert!(loaded.exists(), "host load must take effect");
     let out = as_host(&["python3", "-c", DELETE_MODULE, "crc_itu_t"]);

@@ -20,6 +20,7 @@ pub mod lease;
 pub mod net;
 pub mod net_lease;
 pub mod operator;
+pub mod paths;
 
 static GOVERNOR_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
