@@ -9,7 +9,7 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    sync::{Arc, Mutex},
+    sync::{mpsc, Arc, Mutex},
     thread,
     time::{Duration, Instant},
 };
@@ -159,12 +159,17 @@ pub const TEST_CONFIG_DIR: &str = "/tmp/governor-test/etc-governor";
 /// How long a test waits for a daemon to enforce.
 const DAEMON_START_LIMIT_SECS: u64 = 180;
 
+/// How long an exited daemon's last stderr lines may take to reach [`Daemon::logged`].
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
 /// A running `governor daemon`. On drop it is stopped (SIGTERM) and its pinned enforcement
 /// removed with `governor unload` (the drop panics if that fails), unless it was handed on to
 /// a [`Daemon::successor`].
 pub struct Daemon {
     child: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Says when the stderr reader has read the last line (the daemon's stderr closed).
+    drained: Option<mpsc::Receiver<()>>,
     pub policy: PathBuf,
     /// Where it pins (`--pin-dir`).
     pub pin_dir: PathBuf,
@@ -251,18 +256,20 @@ impl Daemon {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().expect("stderr piped");
         let sink = Arc::clone(&lines);
+        let (eof, drained) = mpsc::channel();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("  daemon| {line}");
                 sink.lock().expect("lock").push(line);
             }
+            let _ = eof.send(());
         });
         // Generous: under QEMU TCG on a loaded 2-core host a daemon start (BTF parse and the
         // verification of ~45 programs) has taken over 40 s.
         let deadline = Instant::now() + Duration::from_secs(DAEMON_START_LIMIT_SECS);
         while !ready.exists() {
             if let Ok(Some(status)) = child.try_wait() {
-                thread::sleep(Duration::from_millis(100));
+                let _ = drained.recv_timeout(DRAIN_LIMIT);
                 panic!(
                     "daemon exited with {status} before enforcing:\n{}",
                     lines.lock().expect("lock").join("\n")
@@ -280,6 +287,7 @@ impl Daemon {
         Daemon {
             child: Some(child),
             lines,
+            drained: Some(drained),
             policy,
             pin_dir,
             unload_on_drop: true,
@@ -489,8 +497,10 @@ impl Daemon {
                 thread::sleep(Duration::from_millis(20));
             }
             let _ = child.wait();
-            // Give the stderr thread a moment to drain the final lines.
-            thread::sleep(Duration::from_millis(100));
+            // The final lines are logged once the reader saw the end of stderr.
+            if let Some(drained) = self.drained.take() {
+                let _ = drained.recv_timeout(DRAIN_LIMIT);
+            }
         }
     }
 }
@@ -645,6 +655,23 @@ pub fn move_mount(from: &Path, to: &Path) {
 pub fn unmount(at: &Path) {
     let at = at.display().to_string();
     assert_ok(&as_host(&["umount", &at]), &format!("unmount {at}"));
+}
+
+/// Waits (up to 60 s) for `child` to create `ready`, the file it makes once it has done
+/// what a test needs done before it goes on; fails if `child` exits first or never does.
+pub fn wait_for_ready(child: &mut Child, ready: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+            }
+            panic!("{what}: the process exited with {status} before it was ready: {stderr}");
+        }
+        assert!(Instant::now() < deadline, "{what}: not ready within 60 s");
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Asserts that `out` failed with EPERM ("Operation not permitted"; mount(8) words it
