@@ -3,7 +3,6 @@
 //!
 //! These tests need a kernel with BPF-LSM. `cargo xtask test` runs them inside the QEMU VM
 //! (`cargo xtask vm`); anywhere else [`require_bpf_lsm`] fails them — it never skips.
-
 //!
 //! The crate root keeps where things are (the binary, pin and state directories, scratch
 //! directories); `daemon`, `host` and `policy` hold the rest, re-exported here so a
