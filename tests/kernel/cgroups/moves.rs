@@ -66,17 +66,7 @@ fn lsm_agent_cannot_move_tasks_out_of_its_cgroup() {
         ev["name"] == "cgroup.procs" || ev["name"] == "cgroup.threads",
         "{ev}"
     );
-    let escapes = d
-        .decisions()
-        .into_iter()
-        .skip(mark)
-        .filter(|v| v["class"] == "cgroup-escape");
-    assert_eq!(
-        escapes.count(),
-        3,
-        "one event per refused open: {:#?}",
-        d.decisions()
-    );
+    assert_escapes_since(&d, mark, 3, "one event per refused open");
 
     // Descriptors opened by a non-agent and handed to the agent: writing through them is
     // refused outside its agent (the kernel checks the common ancestor of source and
@@ -110,17 +100,7 @@ fn lsm_agent_cannot_move_tasks_out_of_its_cgroup() {
         assert_eq!(line, &want, "{got:?}");
     }
     escape_event(&d, mark, agent, id(root));
-    let escapes = d
-        .decisions()
-        .into_iter()
-        .skip(mark)
-        .filter(|v| v["class"] == "cgroup-escape");
-    assert_eq!(
-        escapes.count(),
-        2,
-        "one event per refused write: {:#?}",
-        d.decisions()
-    );
+    assert_escapes_since(&d, mark, 2, "one event per refused write");
 
     // clone3(CLONE_INTO_CGROUP): refused outside its agent, allowed into its sub-cgroup.
     let mark = d.mark();
@@ -148,4 +128,15 @@ fn lsm_agent_cannot_move_tasks_out_of_its_cgroup() {
         "{got:?}"
     );
     remove(&[&sub, &outside]);
+}
+
+/// Asserts that exactly `n` cgroup-escape events were logged after `mark`.
+fn assert_escapes_since(d: &Daemon, mark: usize, n: usize, what: &str) {
+    let escapes = d
+        .decisions()
+        .into_iter()
+        .skip(mark)
+        .filter(|v| v["class"] == "cgroup-escape")
+        .count();
+    assert_eq!(escapes, n, "{what}: {:#?}", d.decisions());
 }
