@@ -9,6 +9,7 @@ use std::path::Path;
 
 use aya::maps::{HashMap, MapData};
 use governor_common::{maps, DirClear, DirKey};
+use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok, daemon_map, mount_tmpfs, move_mount, policy_denying,
     require_bpf_lsm, scratch, unmount, write, Daemon,
@@ -18,10 +19,6 @@ use governor_kernel_tests::{
 fn entries() -> usize {
     let map: HashMap<MapData, DirKey, DirClear> = daemon_map(maps::DIR_CACHE);
     map.keys().filter_map(Result::ok).count()
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// The agent removes `file`, which must work, and so teaches the kernel its directory.

@@ -8,14 +8,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok, policy_denying, require_bpf_lsm, scratch, write, Daemon,
 };
 use serde_json::Value;
-
-fn p(path: &Path) -> String {
-    path.display().to_string()
-}
 
 /// The real path of `cmd` as found on PATH (what the kernel names as the executable: a
 /// symlink such as /bin/sh -> dash is followed, busybox applets resolve to busybox).
@@ -67,13 +64,13 @@ fn lsm_file_events_carry_the_resolved_path_and_exe() {
     // A filesystem mounted inside the protected tree, and a bind mount of the tree elsewhere.
     let sub = dir.join("prod/sub");
     assert_ok(
-        &as_host(&["mount", "-t", "tmpfs", "evsub", &p(&sub)]),
+        &as_host(&["mount", "-t", "tmpfs", "evsub", &s(&sub)]),
         "mount tmpfs",
     );
     write(&sub.join("c.txt"), "precious");
     let bind = dir.join("scratch/mnt");
     assert_ok(
-        &as_host(&["mount", "--bind", &p(&dir.join("prod")), &p(&bind)]),
+        &as_host(&["mount", "--bind", &s(&dir.join("prod")), &s(&bind)]),
         "bind mount",
     );
     let rm = which("rm");
@@ -86,10 +83,10 @@ fn lsm_file_events_carry_the_resolved_path_and_exe() {
     // A nested protected file: the full absolute path, and the rm binary as exe.
     let target = dir.join("prod/deep/a/b/report.csv");
     let mark = d.mark();
-    assert_eperm(&d.as_agent(a, &["rm", &p(&target)]), "rm nested");
+    assert_eperm(&d.as_agent(a, &["rm", &s(&target)]), "rm nested");
     let ev = d.one_since(mark, "rm nested", |v| v["class"] == "unlink");
-    assert_eq!(str_of(&ev, "path"), p(&target), "{ev}");
-    assert_eq!(str_of(&ev, "exe"), p(&rm), "{ev}");
+    assert_eq!(str_of(&ev, "path"), s(&target), "{ev}");
+    assert_eq!(str_of(&ev, "exe"), s(&rm), "{ev}");
     assert_eq!(ev["name"], "report.csv", "{ev}");
     let rm_ino = std::fs::metadata(&rm).expect("stat rm").ino();
     assert_eq!(ev["exe_ino"], rm_ino, "{ev}");
@@ -97,22 +94,22 @@ fn lsm_file_events_carry_the_resolved_path_and_exe() {
     // Through the bind mount: named through the mount it was reached by.
     let via_bind = bind.join("deep/a/b/report.csv");
     let mark = d.mark();
-    assert_eperm(&d.as_agent(a, &["rm", &p(&via_bind)]), "rm via bind mount");
+    assert_eperm(&d.as_agent(a, &["rm", &s(&via_bind)]), "rm via bind mount");
     let ev = d.one_since(mark, "rm via bind", |v| v["class"] == "unlink");
-    assert_eq!(str_of(&ev, "path"), p(&via_bind), "{ev}");
+    assert_eq!(str_of(&ev, "path"), s(&via_bind), "{ev}");
 
     // On a filesystem mounted inside the tree: the walk crosses to its mountpoint.
     let mark = d.mark();
     assert_eperm(
-        &d.as_agent(a, &["rm", &p(&sub.join("c.txt"))]),
+        &d.as_agent(a, &["rm", &s(&sub.join("c.txt"))]),
         "rm in inner mount",
     );
     let ev = d.one_since(mark, "rm inner", |v| v["class"] == "unlink");
-    assert_eq!(str_of(&ev, "path"), p(&sub.join("c.txt")), "{ev}");
+    assert_eq!(str_of(&ev, "path"), s(&sub.join("c.txt")), "{ev}");
 
     // Longer than the field: the lowest components, marked as truncated.
     let mark = d.mark();
-    assert_eperm(&d.as_agent(a, &["rm", &p(&long_file)]), "rm long path");
+    assert_eperm(&d.as_agent(a, &["rm", &s(&long_file)]), "rm long path");
     let ev = d.one_since(mark, "rm long", |v| v["class"] == "unlink");
     assert_eq!(
         str_of(&ev, "path"),
@@ -122,7 +119,7 @@ fn lsm_file_events_carry_the_resolved_path_and_exe() {
 
     // An inode hook gets no mount: the path is relative to the filesystem's root, and says so.
     let db = dir.join("prod/db.sqlite");
-    let code = format!("import os; os.setxattr({:?}, 'trusted.gov', b'1')", p(&db));
+    let code = format!("import os; os.setxattr({:?}, 'trusted.gov', b'1')", s(&db));
     let mark = d.mark();
     assert_eperm(&d.as_agent(a, &["python3", "-c", &code]), "setxattr");
     let ev = d.one_since(mark, "setxattr", |v| v["class"] == "xattr");
@@ -133,7 +130,7 @@ fn lsm_file_events_carry_the_resolved_path_and_exe() {
         format!("(fsroot)/{}", rel.display()),
         "{ev}"
     );
-    assert_eq!(str_of(&ev, "exe"), p(&which("python3")), "{ev}");
+    assert_eq!(str_of(&ev, "exe"), s(&which("python3")), "{ev}");
 
     // A short-lived process: it has exited before the daemon reads the event, and its own
     // copy of rm is named, not whatever /proc would say later.
@@ -148,7 +145,7 @@ fn lsm_file_events_carry_the_resolved_path_and_exe() {
         0,
         "SIGSTOP daemon"
     );
-    let out = d.as_agent(a, &[&p(&own_rm), &p(&db)]);
+    let out = d.as_agent(a, &[&s(&own_rm), &s(&db)]);
     std::fs::remove_file(&own_rm).expect("remove own rm");
     // SAFETY: as above.
     assert_eq!(
@@ -158,13 +155,13 @@ fn lsm_file_events_carry_the_resolved_path_and_exe() {
     );
     assert_eperm(&out, "short-lived rm");
     let ev = d.one_since(mark, "short-lived rm", |v| v["class"] == "unlink");
-    assert_eq!(str_of(&ev, "exe"), p(&own_rm), "{ev}");
-    assert_eq!(str_of(&ev, "path"), p(&db), "{ev}");
+    assert_eq!(str_of(&ev, "exe"), s(&own_rm), "{ev}");
+    assert_eq!(str_of(&ev, "path"), s(&db), "{ev}");
 
     assert!(target.exists() && db.exists() && long_file.exists());
     d.stop();
-    let _ = as_host(&["umount", &p(&bind)]);
-    let _ = as_host(&["umount", &p(&sub)]);
+    let _ = as_host(&["umount", &s(&bind)]);
+    let _ = as_host(&["umount", &s(&sub)]);
 }
 
 #[test]
@@ -180,29 +177,29 @@ fn lsm_exec_and_network_events_carry_the_exe() {
          [[agents]]\nname = \"{a}\"\ncgroup = \"governor-test/{a}\"\nmode = \"enforce\"\n\n\
          [[binaries]]\npath = \"{}\"\ndeny = [\"exec\"]\n\n\
          [[network]]\ncidr = \"127.0.0.9\"\nports = [9]\ndeny = [\"connect\"]\n",
-        p(&listed)
+        s(&listed)
     );
     let d = Daemon::start(&dir, &policy);
 
     // exec: decided while the shell's child still runs the shell, so exe is the shell and
     // path is the binary it tried to run.
     let mark = d.mark();
-    let out = d.as_agent(a, &["sh", "-c", &format!("{}; true", p(&listed))]);
+    let out = d.as_agent(a, &["sh", "-c", &format!("{}; true", s(&listed))]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Operation not permitted")
             || String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
         "exec of the listed binary must fail: {out:?}"
     );
     let ev = d.one_since(mark, "exec", |v| v["class"] == "exec");
-    assert_eq!(str_of(&ev, "exe"), p(&which("sh")), "{ev}");
-    assert_eq!(str_of(&ev, "path"), p(&listed), "{ev}");
+    assert_eq!(str_of(&ev, "exe"), s(&which("sh")), "{ev}");
+    assert_eq!(str_of(&ev, "path"), s(&listed), "{ev}");
 
     // connect: no file target, so no path; the exe is the interpreter.
     let code = "import socket\ns = socket.socket()\ns.connect(('127.0.0.9', 9))";
     let mark = d.mark();
     assert_eperm(&d.as_agent(a, &["python3", "-c", code]), "connect");
     let ev = d.one_since(mark, "connect", |v| v["class"] == "connect");
-    assert_eq!(str_of(&ev, "exe"), p(&which("python3")), "{ev}");
+    assert_eq!(str_of(&ev, "exe"), s(&which("python3")), "{ev}");
     assert_eq!(str_of(&ev, "path"), "", "{ev}");
     d.stop();
 }

@@ -4,15 +4,13 @@
 //! (host-made and inside a user+mount namespace), mounts inside the protected tree, and the
 //! fail-closed walk limit.
 
-use std::{path::Path, process::Command, thread, time::Duration};
+use std::{path::Path, process::Command};
 
+use governor_kernel_tests::paths::{p, s};
 use governor_kernel_tests::{
-    as_host, assert_eperm, assert_ok, policy_denying, require_bpf_lsm, scratch, write, Daemon,
+    as_host, assert_eperm, assert_ok, policy_denying, require_bpf_lsm, scratch, wait_for_ready,
+    write, Daemon,
 };
-
-fn p(dir: &Path, rel: &str) -> String {
-    dir.join(rel).display().to_string()
-}
 
 fn layout(dir: &Path) {
     write(&dir.join("tree/prod/a.txt"), "precious");
@@ -252,23 +250,25 @@ fn lsm_file_bypasses_are_denied() {
         "mount the overlay",
     );
 
-    // A writer that opened its descriptor before the daemon started, in the agent cgroup.
-    let go = dir.join("go");
+    // A writer that opened its descriptor before the daemon started, in the agent cgroup. It
+    // says so (the `opened` file) only once its open succeeded, then waits for `go`.
+    let (opened, go) = (dir.join("opened"), dir.join("go"));
     let script = format!(
-        "import os,time\nf=open({:?},'r+')\nwhile not os.path.exists({:?}): time.sleep(0.05)\nf.write('x'); f.flush()",
+        "import os,time\nf=open({:?},'r+')\nopen({:?},'w').close()\nwhile not os.path.exists({:?}): time.sleep(0.05)\nf.write('x'); f.flush()",
         p(&dir, "tree/prod/a.txt"),
-        go.display().to_string()
+        s(&opened),
+        s(&go)
     );
     let policy_text = policy_denying("agent-by", "enforce", &prod, "modify");
     write(&dir.join("policy.toml"), &policy_text);
-    let early = Command::new(governor_kernel_tests::governor_bin())
+    let mut early = Command::new(governor_kernel_tests::governor_bin())
         .args(["run", "--policy"])
         .arg(dir.join("policy.toml"))
         .args(["--agent", "agent-by", "--", "python3", "-c", &script])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("early writer");
-    thread::sleep(Duration::from_millis(500));
+    wait_for_ready(&mut early, &opened, "the early writer's open");
 
     let d = Daemon::start(&dir, &policy_text);
     let a = "agent-by";

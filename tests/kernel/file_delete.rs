@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use governor_kernel_tests::paths::p;
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok, policy, policy_denying, require_bpf_lsm, scratch, write,
     Daemon,
@@ -12,10 +13,6 @@ fn layout(dir: &Path) {
     write(&dir.join("prod/db.sqlite"), "precious");
     write(&dir.join("prod/deep/a/b/c/report.csv"), "precious");
     write(&dir.join("scratch/tmp.txt"), "junk");
-}
-
-fn p(dir: &Path, rel: &str) -> String {
-    dir.join(rel).display().to_string()
 }
 
 #[test]

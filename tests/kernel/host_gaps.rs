@@ -4,8 +4,9 @@
 //! `oom_score_adj`, which agents may not write: ptrace). For each: the agent gets EPERM and
 //! the target is unchanged, a plain host process is unaffected, and one event is logged.
 
-use std::{os::unix::fs::PermissionsExt, path::Path};
+use std::os::unix::fs::PermissionsExt;
 
+use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     as_host, as_host_user, assert_eperm, assert_ok, require_bpf_lsm, run_in_cgroup, scratch, Daemon,
 };
@@ -20,10 +21,6 @@ fn policy(agent: &str) -> String {
         "[policy]\nname = \"test-{agent}\"\nowner = \"kernel-tests@example.com\"\n\n\
          [[agents]]\nname = \"{agent}\"\ncgroup = \"governor-test/{agent}\"\nmode = \"enforce\"\n"
     )
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
 }
 
 fn stdout(out: &std::process::Output) -> String {
@@ -182,7 +179,7 @@ fn lsm_kexec_is_denied_to_agents() {
 
     // The host first: proves the calls exist and what they answer without governor's hook.
     let mark = d.mark();
-    let out = as_host(&["python3", "-c", KEXEC_FILE_LOAD, p(&image)]);
+    let out = as_host(&["python3", "-c", KEXEC_FILE_LOAD, &s(&image)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("Function not implemented"),
@@ -198,7 +195,7 @@ fn lsm_kexec_is_denied_to_agents() {
     d.none_since(mark, "host kexec");
 
     let mark = d.mark();
-    let out = d.as_agent(agent, &["python3", "-c", KEXEC_FILE_LOAD, p(&image)]);
+    let out = d.as_agent(agent, &["python3", "-c", KEXEC_FILE_LOAD, &s(&image)]);
     assert_eperm(&out, "agent kexec_file_load");
     let ev = d.one_since(mark, "kexec_file_load", |v| v["class"] == "kexec");
     assert_event(&ev, agent, "kexec", "kexec_file_load kernel");
@@ -239,14 +236,14 @@ fn lsm_file_capabilities_on_exec_are_denied_to_agents() {
         std::fs::copy("/usr/bin/cat", f).expect("copy cat");
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    let out = as_host(&["python3", "-c", SET_CAP_NET_RAW, p(&capped)]);
+    let out = as_host(&["python3", "-c", SET_CAP_NET_RAW, &s(&capped)]);
     assert_ok(&out, "setxattr security.capability");
     let agent = "agent-filecaps";
     let cgroup = format!("governor-test/{agent}");
     let d = Daemon::start(&dir, &policy(agent));
 
     // A plain unprivileged host process gains CAP_NET_RAW from the file.
-    let out = as_host_user(NOBODY, NOBODY, &[p(&capped), "/proc/self/status"]);
+    let out = as_host_user(NOBODY, NOBODY, &[&s(&capped), "/proc/self/status"]);
     assert_ok(&out, "host nobody runs the capped binary");
     assert_eq!(
         cap_prm(&stdout(&out)),
@@ -255,7 +252,7 @@ fn lsm_file_capabilities_on_exec_are_denied_to_agents() {
     );
     // The same user inside the agent may not.
     let mark = d.mark();
-    let out = run_in_cgroup(&cgroup, NOBODY, NOBODY, &[p(&capped), "/proc/self/status"]);
+    let out = run_in_cgroup(&cgroup, NOBODY, NOBODY, &[&s(&capped), "/proc/self/status"]);
     assert_eperm(&out, "agent nobody runs the capped binary");
     assert!(!stdout(&out).contains("CapPrm"), "{}", stdout(&out));
     let ev = d.one_since(mark, "file caps exec", |v| v["class"] == "setid");
@@ -270,10 +267,10 @@ fn lsm_file_capabilities_on_exec_are_denied_to_agents() {
     // The copy without capabilities runs, and a root agent (which already holds every
     // capability) gains nothing from the capped one.
     let mark = d.mark();
-    let out = run_in_cgroup(&cgroup, NOBODY, NOBODY, &[p(&plain), "/proc/self/status"]);
+    let out = run_in_cgroup(&cgroup, NOBODY, NOBODY, &[&s(&plain), "/proc/self/status"]);
     assert_ok(&out, "agent nobody runs the plain copy");
     assert_eq!(cap_prm(&stdout(&out)), 0);
-    let out = d.as_agent(agent, &[p(&capped), "/proc/self/status"]);
+    let out = d.as_agent(agent, &[&s(&capped), "/proc/self/status"]);
     assert_ok(&out, "root agent runs the capped binary");
     d.none_since(mark, "exec without a capability gain");
 }

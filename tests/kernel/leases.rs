@@ -11,6 +11,7 @@ use std::{
 };
 
 use governor_common::Class;
+use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     assert_eperm, assert_ok, lease::LeaseMap, require_bpf_lsm, scratch, write, Daemon,
 };
@@ -71,10 +72,6 @@ fn layout(dir: &Path) {
     std::fs::create_dir_all(dir.join("bin")).expect("mkdir bin");
     // A copy, not a link: its own inode, so only it is listed.
     std::fs::copy("/bin/true", dir.join("bin/tool")).expect("copy true");
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// `sh -c 'echo more >> FILE'` as the lessee.

@@ -15,14 +15,11 @@ use std::{
     time::Duration,
 };
 
+use governor_kernel_tests::paths::p;
 use governor_kernel_tests::{
-    as_host, assert_eperm, assert_ok, governor_bin, require_bpf_lsm, scratch, state_dir_for, write,
-    Daemon,
+    as_host, assert_eperm, assert_ok, governor_bin, require_bpf_lsm, scratch, state_dir_for,
+    wait_for_ready, write, Daemon,
 };
-
-fn p(dir: &Path, rel: &str) -> String {
-    dir.join(rel).display().to_string()
-}
 
 /// One agent; `prod/` protected against delete; `extra` protected too if given; connects to
 /// 127.0.0.2 refused.
@@ -133,13 +130,15 @@ fn pin_sigkill_keeps_enforcing_and_a_restart_adopts_without_gap() {
         "while enforcing",
     );
 
-    // An agent hammers the protected file from before the kill until the successor is ready.
-    let stop = dir.join("stop-hammer");
+    // An agent hammers the protected file from before the kill until the successor is ready;
+    // it makes `hammering` after its first try, and the kill waits for that.
+    let (stop, hammering) = (dir.join("stop-hammer"), dir.join("hammering"));
     let script = format!(
         "n=0; until [ -e '{stop}' ]; do n=$((n+1)); rm -f '{target}' 2>/dev/null && echo REMOVED; \
-         sleep 0.05; done; echo TRIES $n",
+         [ $n = 1 ] && : > '{hammering}'; sleep 0.05; done; echo TRIES $n",
         stop = stop.display(),
-        target = p(&dir, "prod/db.sqlite")
+        target = p(&dir, "prod/db.sqlite"),
+        hammering = hammering.display()
     );
     let mut hammer = Command::new(governor_bin())
         .args(["run", "--policy"])
@@ -148,7 +147,7 @@ fn pin_sigkill_keeps_enforcing_and_a_restart_adopts_without_gap() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn the hammer");
-    thread::sleep(Duration::from_millis(300));
+    wait_for_ready(&mut hammer, &hammering, "the hammer's first try");
 
     d.kill();
     assert!(!d.alive());

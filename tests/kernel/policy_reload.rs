@@ -8,6 +8,7 @@
 
 use std::{path::Path, process::Output};
 
+use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok,
     operator::{err_stderr, governor, ok_stdout, submit, trusted_dir, Operator},
@@ -45,10 +46,6 @@ path = "{}"
         leased.display(),
         if lease { "lease" } else { "deny" }
     )
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// The version `governor policy check` computes for `file`.

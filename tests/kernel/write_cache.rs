@@ -17,6 +17,7 @@ use std::{
 
 use aya::maps::{HashMap, MapData};
 use governor_common::{maps, Class, WriteStamp};
+use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok, daemon_map, governor_bin, lease::LeaseMap, mount_tmpfs,
     move_mount, policy_denying, require_bpf_lsm, scratch, unmount, write, Daemon,
@@ -100,10 +101,6 @@ fn cache() -> HashMap<MapData, u64, WriteStamp> {
 
 fn entries() -> usize {
     cache().keys().filter_map(Result::ok).count()
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// Writes through `w` until they are refused, and checks the refusal is EPERM and logged.
