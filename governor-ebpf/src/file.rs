@@ -25,8 +25,7 @@
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use governor_common::{
-    detail::RAW_BLOCK, maps::RULE_ANCESTOR_FLAG, Class, EventKind, KernelOffsets, Target,
-    WriteStamp,
+    detail::RAW_BLOCK, maps::RULE_ANCESTOR_FLAG, Class, EventKind, KernelOffsets, WriteStamp,
 };
 
 use crate::{
@@ -631,15 +630,6 @@ fn ancestor(agent: &Agent, off: &KernelOffsets, at: Loc) -> i32 {
     let Some(rule_id) = unsafe { maps::GOV_ANCESTORS.get(&key) }.copied() else {
         return 0;
     };
-    let refusal = Refusal {
-        kind: EventKind::FileDecision,
-        class: Class::Rename as u32,
-        rule_id: rule_id | RULE_ANCESTOR_FLAG,
-        target: Target {
-            inode: key,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::file(Class::Rename, rule_id | RULE_ANCESTOR_FLAG, key, 0, 0);
     agent::refuse_named(agent, refusal, Name::Loc(at))
 }

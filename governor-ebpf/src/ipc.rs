@@ -30,7 +30,7 @@ use aya_ebpf::{macros::lsm, programs::LsmContext};
 use governor_common::{
     detail::UNIX_ABSTRACT,
     maps::{AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX, RULE_BUILTIN},
-    Class, EventKind, KernelOffsets, Target,
+    Class, KernelOffsets,
 };
 
 use crate::{
@@ -205,15 +205,6 @@ fn abstract_peer(agent: &Agent, off: &KernelOffsets, sk: *const u8) -> i32 {
             return 0;
         }
     }
-    let refusal = Refusal {
-        kind: EventKind::HostDecision,
-        class: Class::UnixConnect as u32,
-        rule_id: RULE_BUILTIN,
-        target: Target {
-            detail: UNIX_ABSTRACT | id,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::host(Class::UnixConnect, RULE_BUILTIN, UNIX_ABSTRACT | id);
     agent::refuse_named(agent, refusal, Name::None)
 }

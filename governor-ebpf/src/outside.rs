@@ -23,7 +23,7 @@ use governor_common::{
         TASK_VIA_NICE, TASK_VIA_SCHEDULER,
     },
     maps::{Counter, RULE_BUILTIN, RULE_UNRESOLVED},
-    Class, EventKind, KernelOffsets, Target,
+    Class, KernelOffsets,
 };
 
 use crate::{
@@ -169,16 +169,7 @@ pub fn proc_write(agent: &Agent, off: &KernelOffsets, pid: *const u8) -> i32 {
         first.wrapping_sub(off.task_struct_pid_links as usize)
     };
     if target.is_null() {
-        let refusal = Refusal {
-            kind: EventKind::TaskDecision,
-            class: Class::Ptrace as u32,
-            rule_id: unresolved(),
-            target: Target {
-                detail: PTRACE_VIA_PROC_WRITE,
-                ..Target::default()
-            },
-            depth: 0,
-        };
+        let refusal = Refusal::task(Class::Ptrace, unresolved(), 0, PTRACE_VIA_PROC_WRITE);
         return agent::refuse_named(agent, refusal, Name::None);
     }
     aimed_outside(agent, target, Class::Ptrace, PTRACE_VIA_PROC_WRITE)
@@ -206,17 +197,7 @@ pub(crate) fn aimed_outside(agent: &Agent, target: *const u8, class: Class, deta
             Name::Str(kread::task_comm(&off, target)),
         )
     };
-    let refusal = Refusal {
-        kind: EventKind::TaskDecision,
-        class: class as u32,
-        rule_id,
-        target: Target {
-            pid,
-            detail,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::task(class, rule_id, pid, detail);
     agent::refuse_named(agent, refusal, name)
 }
 
@@ -261,17 +242,7 @@ pub(crate) fn owner_by_pointer(how: u64) -> i32 {
 
 #[inline(always)]
 fn refuse_owner(agent: &Agent, pid: u32, detail: u64) -> i32 {
-    let refusal = Refusal {
-        kind: EventKind::TaskDecision,
-        class: Class::Signal as u32,
-        rule_id: RULE_BUILTIN,
-        target: Target {
-            pid,
-            detail,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::task(Class::Signal, RULE_BUILTIN, pid, detail);
     agent::refuse_named(agent, refusal, Name::None)
 }
 

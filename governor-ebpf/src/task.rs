@@ -25,14 +25,14 @@ use governor_common::{
         Counter, CredId, AGENT_FLAG_ALLOW_FILELESS_EXEC, RULE_BINARY_FLAG, RULE_BUILTIN,
         RULE_FILELESS, RULE_UNRESOLVED,
     },
-    Class, EventKind, InodeKey, KernelOffsets, Target,
+    Class, InodeKey, KernelOffsets,
 };
 
 use crate::{
     agent::{self, Agent, Refusal},
     emit::{self, Name},
     kread,
-    lease::{self, Held, Verdict},
+    lease::{self, Verdict},
     maps, vfs,
 };
 
@@ -166,29 +166,15 @@ fn exec_file(agent: &Agent, off: &KernelOffsets, file: *const u8, via: u64) -> i
             _ => unresolved(),
         }
     };
-    let refusal = Refusal {
-        kind: EventKind::FileDecision,
-        class: Class::Exec as u32,
-        rule_id,
-        target: Target {
-            inode: key,
-            detail: via,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::file(Class::Exec, rule_id, key, via, 0);
     let mut lease_id = 0;
     if lease_needed {
-        match lease::held(agent.info.agent_id, Class::Exec as u32, key) {
-            // The exec is recorded; the mappings the loader then makes of the same binary
-            // are only counted.
-            Held::Valid(_) if via != EXEC_VIA_EXECVE => {
-                emit::count(Counter::LeaseAllowed);
-                return 0;
-            }
-            Held::Valid(id) => lease_id = id,
-            Held::Expired => emit::count(Counter::LeaseExpired),
-            Held::None => {}
+        lease_id = lease::lift(agent.info.agent_id, Class::Exec as u32, key);
+        // The exec is recorded; the mappings the loader then makes of the same binary are
+        // only counted.
+        if lease_id != 0 && via != EXEC_VIA_EXECVE {
+            lease::count_allowed();
+            return 0;
         }
     }
     let name = Name::File(file);
@@ -379,15 +365,6 @@ const EFFECTIVE: [CredId; 2] = [CredId::Euid, CredId::Egid];
 
 #[inline(always)]
 fn refuse_setid(agent: &Agent, rule_id: u32, detail: u64, name: Name) -> i32 {
-    let refusal = Refusal {
-        kind: EventKind::HostDecision,
-        class: Class::Setid as u32,
-        rule_id,
-        target: Target {
-            detail,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::host(Class::Setid, rule_id, detail);
     agent::refuse_named(agent, refusal, name)
 }

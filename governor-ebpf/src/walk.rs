@@ -12,7 +12,7 @@
 use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop};
 use governor_common::{
     maps::{Counter, MAX_PATH_DEPTH, RULE_LINKED_FLAG, RULE_UNRESOLVED},
-    Class, EventKind, InodeKey, KernelOffsets, ProtectedRule, Target, WriteStamp,
+    Class, InodeKey, KernelOffsets, ProtectedRule, WriteStamp,
 };
 
 use crate::{
@@ -29,13 +29,13 @@ use crate::{
 #[inline(always)]
 pub(crate) fn unresolved(agent: &Agent, class: Class, target: Name) -> i32 {
     emit::count(Counter::Unresolved);
-    let refusal = Refusal {
-        kind: EventKind::FileDecision,
-        class: class as u32,
-        rule_id: RULE_UNRESOLVED,
-        target: Target::default(),
-        depth: MAX_PATH_DEPTH,
-    };
+    let refusal = Refusal::file(
+        class,
+        RULE_UNRESOLVED,
+        InodeKey::default(),
+        0,
+        MAX_PATH_DEPTH,
+    );
     agent::refuse_named(agent, refusal, target)
 }
 
@@ -249,10 +249,14 @@ fn lease_on_path(agent_id: u32, class: u32, dentry: *const u8, mnt: *const u8, d
             0,
         )
     };
-    if l.lease_id == 0 && l.expired != 0 {
-        emit::count(Counter::LeaseExpired);
-    }
-    l.lease_id
+    let found = if l.lease_id != 0 {
+        Held::Valid(l.lease_id)
+    } else if l.expired != 0 {
+        Held::Expired
+    } else {
+        Held::None
+    };
+    lease::lifted(found)
 }
 
 /// The rule of the nearest protected inode at or above `start` (across mounts when the mount
@@ -426,23 +430,13 @@ pub(crate) fn decide_as(
         ) {
             0 => 0,
             _ if leased == Leased::Count => {
-                emit::count(Counter::LeaseAllowed);
+                lease::count_allowed();
                 return 0;
             }
             id => id,
         },
         Verdict::Allow | Verdict::Silent => return 0,
     };
-    let refusal = Refusal {
-        kind: EventKind::FileDecision,
-        class: class as u32,
-        rule_id: w.rule.rule_id,
-        target: Target {
-            inode: w.target,
-            detail,
-            ..Target::default()
-        },
-        depth: w.depth,
-    };
+    let refusal = Refusal::file(class, w.rule.rule_id, w.target, detail, w.depth);
     agent::verdict(agent::settle(agent, refusal, lease_id, Name::Loc(start)))
 }
