@@ -40,7 +40,7 @@ pub const LSM_HOOKS: &[&str] = &[
     "sb_remount",
     "sb_pivotroot",
     "fs_context_parse_param",
-    // governor-ebpf/src/task.rs: setid (exec is decided at file_open, above)
+    // governor-ebpf/src/exec_setid.rs: setid (exec is decided at file_open, above)
     "bprm_creds_from_file",
     "task_fix_setuid",
     "task_fix_setgid",

@@ -56,7 +56,7 @@ use crate::{
     agent::{self, Refusal},
     emit::{self, Name},
     maps,
-    vfs::{ptr_at, read_into},
+    read_vfs::{ptr_at, read_into},
 };
 
 /// `S_IFMT` and `S_IFDIR` (include/uapi/linux/stat.h).

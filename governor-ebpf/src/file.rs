@@ -31,8 +31,8 @@ use governor_common::{
 use crate::{
     agent::{self, prior, Agent, Refusal},
     emit::Name,
-    kfs, linked, maps, note, task,
-    vfs::{self, Loc},
+    exec_setid, kfs, linked, maps, note,
+    read_vfs::{self, Loc},
     walk::{decide, decide_as, unresolved, Keep, Leased},
     write_cache,
 };
@@ -73,8 +73,8 @@ pub fn path_rename(ctx: LsmContext) -> i32 {
         if verdict == 0 {
             // Whoever renames: a file with other names moved into a protected tree is
             // registered (`linked`).
-            let mnt =
-                vfs::path_loc(maps::offsets(), ctx.arg(2)).map_or(core::ptr::null(), |l| l.mnt);
+            let mnt = read_vfs::path_loc(maps::offsets(), ctx.arg(2))
+                .map_or(core::ptr::null(), |l| l.mnt);
             linked::rename(ctx.arg(1), ctx.arg(3), mnt as u64);
         }
         verdict
@@ -138,8 +138,8 @@ pub fn path_link(ctx: LsmContext) -> i32 {
         if verdict == 0 {
             // Whoever links: a new name of a file in a protected tree, or a name in one, is
             // registered so that the file is protected through every name (`linked`).
-            let mnt =
-                vfs::path_loc(maps::offsets(), ctx.arg(1)).map_or(core::ptr::null(), |l| l.mnt);
+            let mnt = read_vfs::path_loc(maps::offsets(), ctx.arg(1))
+                .map_or(core::ptr::null(), |l| l.mnt);
             linked::link(ctx.arg(0), ctx.arg(2), mnt as u64);
         }
         verdict
@@ -186,7 +186,7 @@ pub fn path_mknod(ctx: LsmContext) -> i32 {
         if kind == S_IFCHR || kind == S_IFBLK {
             // A device node would let an agent reach storage beneath the filesystem.
             return agent::always(EventKind::FileDecision, Class::Mknod, 0, |off| {
-                let mnt = vfs::path_loc(off, ctx.arg(0)).map_or(core::ptr::null(), |l| l.mnt);
+                let mnt = read_vfs::path_loc(off, ctx.arg(0)).map_or(core::ptr::null(), |l| l.mnt);
                 Name::Loc(Loc {
                     dentry: ctx.arg(1),
                     mnt,
@@ -254,7 +254,7 @@ fn entry_in(
     dir_arg: usize,
     dentry: *const u8,
 ) -> (Loc, Option<Loc>) {
-    let dir = vfs::path_loc(off, ctx.arg(dir_arg));
+    let dir = read_vfs::path_loc(off, ctx.arg(dir_arg));
     let mnt = dir.map_or(core::ptr::null(), |l| l.mnt);
     (Loc { dentry, mnt }, dir)
 }
@@ -275,7 +275,7 @@ fn create_in_dir(ctx: &LsmContext, dentry: *const u8) -> i32 {
         Some(dir) => noted(
             verdict,
             dentry,
-            vfs::ptr_at(dir.dentry, off.dentry_d_inode),
+            read_vfs::ptr_at(dir.dentry, off.dentry_d_inode),
             Class::Write,
         ),
         None => verdict,
@@ -290,7 +290,7 @@ fn at_path(path: *const u8, class: Class) -> i32 {
     };
     let agent = &agent;
     let off = maps::offsets();
-    match vfs::path_loc(off, path) {
+    match read_vfs::path_loc(off, path) {
         Some(loc) => noted(
             decide(agent, off, loc, class),
             loc.dentry,
@@ -309,7 +309,7 @@ pub(crate) fn at_file(file: *const u8, class: Class, leased: Leased, detail: u64
     };
     let agent = &agent;
     let off = maps::offsets();
-    match vfs::file_loc(off, file) {
+    match read_vfs::file_loc(off, file) {
         Some(loc) => noted(
             decide_as(agent, off, loc, class, leased, Keep::NOTHING, detail),
             loc.dentry,
@@ -333,7 +333,7 @@ fn write_through(file: *const u8) -> i32 {
         return 0;
     }
     let off = maps::offsets();
-    let Some(loc) = vfs::file_loc(off, file) else {
+    let Some(loc) = read_vfs::file_loc(off, file) else {
         return unresolved(agent, Class::Write, Name::None);
     };
     // A leased write was recorded when the file was opened; each write(2) under the lease
@@ -347,7 +347,7 @@ fn write_through(file: *const u8) -> i32 {
 #[inline(always)]
 pub(crate) fn mapped(agent: &Agent, file: *const u8, detail: u64) -> i32 {
     let off = maps::offsets();
-    let Some(loc) = vfs::file_loc(off, file) else {
+    let Some(loc) = read_vfs::file_loc(off, file) else {
         return unresolved(agent, Class::Write, Name::None);
     };
     written(
@@ -376,8 +376,8 @@ fn written(
     leased: Leased,
     detail: u64,
 ) -> i32 {
-    let inode = vfs::file_inode(off, file);
-    let keep = match vfs::mnt_magic(off, loc.mnt) {
+    let inode = read_vfs::file_inode(off, file);
+    let keep = match read_vfs::mnt_magic(off, loc.mnt) {
         Some(magic) if kfs::decides(magic) => {
             let verdict = kfs::write_on(agent, off, inode, magic);
             if verdict != 0 {
@@ -407,14 +407,14 @@ const DEV_PORT: u32 = 1 << 20 | 4;
 fn raw_device(agent: &Agent, off: &KernelOffsets, inode: *const u8, loc: Loc) -> i32 {
     let mut mode: u16 = 0;
     let mut rdev: u32 = 0;
-    let detail = if !vfs::read_into(inode, off.inode_i_mode, &mut mode) {
+    let detail = if !read_vfs::read_into(inode, off.inode_i_mode, &mut mode) {
         0
     } else {
         let kind = u32::from(mode) & S_IFMT;
         if kind != S_IFBLK && kind != S_IFCHR {
             return 0;
         }
-        if !vfs::read_into(inode, off.inode_i_rdev, &mut rdev) {
+        if !read_vfs::read_into(inode, off.inode_i_rdev, &mut rdev) {
             0
         } else if kind == S_IFBLK {
             RAW_BLOCK | u64::from(rdev)
@@ -464,23 +464,23 @@ fn opened(file: *const u8) -> i32 {
     };
     let agent = &agent;
     let off = maps::offsets();
-    let mode = vfs::file_mode(off, file);
+    let mode = read_vfs::file_mode(off, file);
     // A named file this very open created: `path_mknod` and `inode_create` have just decided
     // the directory for this task (the kernel sets FMODE_CREATED only after both allowed),
     // and the new inode itself is no protected resource. O_TMPFILE files (no name yet) are
     // still walked: their directory was decided by nobody else; a link giving them a name
     // is decided by `path_link`. Nothing is kept for the file here: the first write walks.
     let created = mode.is_some_and(|m| m & FMODE_CREATED != 0);
-    if created && vfs::nlink(off, vfs::file_inode(off, file)) > 0 {
+    if created && read_vfs::nlink(off, read_vfs::file_inode(off, file)) > 0 {
         return 0;
     }
-    let Some(loc) = vfs::file_loc(off, file) else {
+    let Some(loc) = read_vfs::file_loc(off, file) else {
         return unresolved(agent, Class::Write, Name::None);
     };
-    // An open for execution: the exec class first (`task::exec_open`), then reading it.
+    // An open for execution: the exec class first (`exec_setid::exec_open`), then reading it.
     let mut flags: u32 = 0;
-    if !vfs::read_into(file, off.file_f_flags, &mut flags) || flags & FMODE_EXEC_FLAG != 0 {
-        let verdict = task::exec_open(agent, off, file);
+    if !read_vfs::read_into(file, off.file_f_flags, &mut flags) || flags & FMODE_EXEC_FLAG != 0 {
+        let verdict = exec_setid::exec_open(agent, off, file);
         if verdict != 0 {
             return verdict;
         }
@@ -504,7 +504,7 @@ fn opened(file: *const u8) -> i32 {
 #[inline(always)]
 pub(crate) fn read_with_write(agent: &Agent, off: &KernelOffsets, inode: *const u8) -> i32 {
     let loc = Loc {
-        dentry: vfs::alias(off, inode),
+        dentry: read_vfs::alias(off, inode),
         mnt: core::ptr::null(),
     };
     decide(agent, off, loc, Class::Read)
@@ -515,11 +515,11 @@ pub(crate) fn read_with_write(agent: &Agent, off: &KernelOffsets, inode: *const 
 /// the next agent to write through one, perhaps another it was handed to, is decided again.
 #[inline(always)]
 fn open_write(agent: &Agent, off: &KernelOffsets, file: *const u8, loc: Loc) -> i32 {
-    let verdict = raw_device(agent, off, vfs::file_inode(off, file), loc);
+    let verdict = raw_device(agent, off, read_vfs::file_inode(off, file), loc);
     if verdict != 0 {
         return verdict;
     }
-    let on_kfs = vfs::mnt_magic(off, loc.mnt).is_none_or(kfs::decides);
+    let on_kfs = read_vfs::mnt_magic(off, loc.mnt).is_none_or(kfs::decides);
     let stamp = if on_kfs {
         WriteStamp::NONE
     } else {
@@ -571,7 +571,7 @@ fn rename(ctx: &LsmContext) -> i32 {
     let new_dir: *const u8 = ctx.arg(2);
     let new_dentry: *const u8 = ctx.arg(3);
     let flags: u32 = ctx.arg::<u64>(4) as u32;
-    let mnt = vfs::path_loc(&off, new_dir).map_or(core::ptr::null(), |l| l.mnt);
+    let mnt = read_vfs::path_loc(&off, new_dir).map_or(core::ptr::null(), |l| l.mnt);
     let v = ancestor(
         agent,
         &off,
@@ -623,7 +623,7 @@ fn rename(ctx: &LsmContext) -> i32 {
 /// Refuses moving `at.dentry` when it is an ancestor of a protected inode.
 #[inline(always)]
 fn ancestor(agent: &Agent, off: &KernelOffsets, at: Loc) -> i32 {
-    let Some(key) = vfs::inode_key(off, at.dentry) else {
+    let Some(key) = read_vfs::inode_key(off, at.dentry) else {
         return 0;
     };
     // SAFETY: value copied out immediately.

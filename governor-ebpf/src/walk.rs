@@ -21,7 +21,7 @@ use crate::{
     emit::{self, Name},
     lease::{self, Held, Verdict},
     linked, maps,
-    vfs::{self, Loc},
+    read_vfs::{self, Loc},
     write_cache,
 };
 
@@ -93,7 +93,7 @@ const DCACHE_DISCONNECTED: u32 = 1 << 5;
 /// in the tree cannot be told.
 #[inline(always)]
 fn step_up(off: &KernelOffsets, dentry: &mut *const u8, mnt: &mut *const u8) -> Result<bool, ()> {
-    let Some(parent) = vfs::parent(off, *dentry) else {
+    let Some(parent) = read_vfs::parent(off, *dentry) else {
         return Err(());
     };
     if parent != *dentry && !parent.is_null() {
@@ -101,14 +101,15 @@ fn step_up(off: &KernelOffsets, dentry: &mut *const u8, mnt: &mut *const u8) -> 
         return Ok(true);
     }
     let mut flags: u32 = 0;
-    if !vfs::read_into(*dentry, off.dentry_d_flags, &mut flags) || flags & DCACHE_DISCONNECTED != 0
+    if !read_vfs::read_into(*dentry, off.dentry_d_flags, &mut flags)
+        || flags & DCACHE_DISCONNECTED != 0
     {
         return Err(());
     }
     if mnt.is_null() {
         return Ok(false);
     }
-    match vfs::mount_up(off, *mnt) {
+    match read_vfs::mount_up(off, *mnt) {
         Some(up) => {
             *dentry = up.dentry;
             *mnt = up.mnt;
@@ -123,10 +124,10 @@ fn step_up(off: &KernelOffsets, dentry: &mut *const u8, mnt: &mut *const u8) -> 
 /// reason given in [`walk_step`].
 #[inline(always)]
 fn target_of(off: &KernelOffsets, dentry: *const u8) -> InodeKey {
-    match vfs::inode_key(off, dentry) {
+    match read_vfs::inode_key(off, dentry) {
         Some(key) => key,
-        None => vfs::parent(off, dentry)
-            .and_then(|p| vfs::inode_key(off, p))
+        None => read_vfs::parent(off, dentry)
+            .and_then(|p| read_vfs::inode_key(off, p))
             .unwrap_or_default(),
     }
 }
@@ -148,7 +149,7 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
     // callback once, with `w` as it is at the call, and hard-wires the branches it saw go one
     // way (a test of "target still unset" here became "always", so the target was the last
     // inode on the way). The target is therefore read before the loop ([`target_of`]).
-    match vfs::inode_key(&off, w.dentry) {
+    match read_vfs::inode_key(&off, w.dentry) {
         Some(key) => {
             // SAFETY: value copied out immediately.
             if let Some(rule) = unsafe { maps::GOV_PROTECTED.get(&key) }.copied() {
@@ -207,7 +208,7 @@ unsafe extern "C" fn lease_step(index: u64, ctx: *mut c_void) -> i64 {
         return 1;
     }
     let off = maps::offsets();
-    if let Some(key) = vfs::inode_key(&off, l.dentry) {
+    if let Some(key) = read_vfs::inode_key(&off, l.dentry) {
         match lease::held(l.agent_id, l.class, key) {
             Held::Valid(id) => {
                 l.lease_id = id;

@@ -33,7 +33,7 @@ pub const LSM_PROGRAMS: &[&str] = governor_common::programs::LSM_HOOKS;
 pub const CGROUP_TRACEPOINTS: &[&str] = &["cgroup_mkdir", "cgroup_rmdir"];
 
 /// Raw tracepoint programs that record agent processes' fork, exec and exit for the lineage
-/// (governor-ebpf/src/process.rs); each is named after its tracepoint. Enforcement does not
+/// (governor-ebpf/src/proc_events.rs); each is named after its tracepoint. Enforcement does not
 /// depend on them; they load on kernels without BPF-LSM too.
 pub const PROC_TRACEPOINTS: &[&str] = &[
     "sched_process_fork",

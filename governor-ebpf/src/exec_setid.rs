@@ -31,9 +31,8 @@ use governor_common::{
 use crate::{
     agent::{self, Agent, Refusal},
     emit::{self, Name},
-    kread,
     lease::{self, Verdict},
-    maps, vfs,
+    maps, read_task, read_vfs,
 };
 
 // 6.1:  LSM_HOOK(int, 0, bprm_creds_from_file, struct linux_binprm *bprm, struct file *file)
@@ -125,7 +124,7 @@ pub(crate) fn exec_remap(vma: *const u8, prot: u64) -> i32 {
     let agent = &agent;
     let off = maps::offsets();
     let mut file: *const u8 = core::ptr::null();
-    if off.valid != 0 && vfs::read_into(vma, off.vm_area_struct_vm_file, &mut file) {
+    if off.valid != 0 && read_vfs::read_into(vma, off.vm_area_struct_vm_file, &mut file) {
         if file.is_null() {
             return 0;
         }
@@ -143,10 +142,10 @@ fn exec_file(agent: &Agent, off: &KernelOffsets, file: *const u8, via: u64) -> i
     let inode = if off.valid == 0 {
         core::ptr::null()
     } else {
-        vfs::file_inode(off, file)
+        read_vfs::file_inode(off, file)
     };
     let mut lease_needed = false;
-    let rule_id = if !vfs::inode_key_into(off, inode, &mut key) {
+    let rule_id = if !read_vfs::inode_key_into(off, inode, &mut key) {
         unresolved()
     } else if let Some(listed) = listed(agent, &key) {
         match listed {
@@ -160,7 +159,7 @@ fn exec_file(agent: &Agent, off: &KernelOffsets, file: *const u8, via: u64) -> i
     } else if agent.info.flags & AGENT_FLAG_ALLOW_FILELESS_EXEC != 0 {
         return 0;
     } else {
-        match vfs::nlink(off, inode) {
+        match read_vfs::nlink(off, inode) {
             0 => RULE_FILELESS,
             n if n > 0 => return 0,
             _ => unresolved(),
@@ -231,8 +230,8 @@ fn setid(new: *const u8, old: *const u8, ids: &[CredId]) -> i32 {
     let mut new_ids = [0u32; 8];
     let mut old_ids = [0u32; 8];
     let (rule_id, detail) = if off.valid != 0
-        && kread::cred_ids(&off, new, &mut new_ids)
-        && kread::cred_ids(&off, old, &mut old_ids)
+        && read_task::cred_ids(&off, new, &mut new_ids)
+        && read_task::cred_ids(&off, old, &mut old_ids)
     {
         let detail = first_change(&new_ids, &old_ids, ids);
         if detail == NO_CHANGE {
@@ -272,13 +271,16 @@ fn setgroups(new: *const u8, old: *const u8) -> i32 {
     let (n, o) = if off.valid == 0 {
         (core::ptr::null(), core::ptr::null())
     } else {
-        (kread::cred_groups(&off, new), kread::cred_groups(&off, old))
+        (
+            read_task::cred_groups(&off, new),
+            read_task::cred_groups(&off, old),
+        )
     };
     if !n.is_null() && n == o {
         return 0;
     }
-    let new_count = kread::ngroups(&off, n);
-    let old_count = kread::ngroups(&off, o);
+    let new_count = read_task::ngroups(&off, n);
+    let old_count = read_task::ngroups(&off, o);
     let rule_id = if n.is_null() || o.is_null() || new_count < 0 || old_count < 0 {
         unresolved()
     } else if new_count == old_count && same_groups(&off, n, o, new_count) {
@@ -301,8 +303,8 @@ fn same_groups(off: &KernelOffsets, new: *const u8, old: *const u8, count: i64) 
         if i64::from(i) >= count {
             return true;
         }
-        let a = kread::group(off, new, i);
-        if a < 0 || a != kread::group(off, old, i) {
+        let a = read_task::group(off, new, i);
+        if a < 0 || a != read_task::group(off, old, i) {
             return false;
         }
         i += 1;
@@ -322,17 +324,17 @@ fn setid_exec(bprm: *const u8, file: *const u8) -> i32 {
     };
     let agent = &agent;
     let off = maps::offsets();
-    let new = vfs::ptr_at(bprm, off.linux_binprm_cred);
-    let old = kread::task_cred(&off, kread::current_task());
+    let new = read_vfs::ptr_at(bprm, off.linux_binprm_cred);
+    let old = read_task::task_cred(&off, read_task::current_task());
     let mut new_ids = [0u32; 8];
     let mut old_ids = [0u32; 8];
     let mut new_caps: u64 = 0;
     let mut old_caps: u64 = 0;
     let (rule_id, detail) = if off.valid != 0
-        && kread::cred_ids(&off, new, &mut new_ids)
-        && kread::cred_ids(&off, old, &mut old_ids)
-        && vfs::read_into(new, off.cred_cap_permitted, &mut new_caps)
-        && vfs::read_into(old, off.cred_cap_permitted, &mut old_caps)
+        && read_task::cred_ids(&off, new, &mut new_ids)
+        && read_task::cred_ids(&off, old, &mut old_ids)
+        && read_vfs::read_into(new, off.cred_cap_permitted, &mut new_caps)
+        && read_vfs::read_into(old, off.cred_cap_permitted, &mut old_caps)
     {
         let detail = first_change(&new_ids, &old_ids, &EFFECTIVE);
         let raised = new_caps & !old_caps;
