@@ -1,5 +1,6 @@
-//! File hooks: delete, rename, truncate, write, chmod/chown, link, xattr/ACL, mknod, creating
-//! entries in protected directories. Each decides through the walk (`walk`).
+//! File hooks: delete, truncate, write, chmod/chown, xattr/ACL, mknod, creating entries in
+//! protected directories (rename and link, which give a file new names, are in
+//! `crate::names`). Each decides through the walk (`walk`).
 //!
 //! Protected resources are identified by inode, not by path string: a decision walks from the
 //! target up through `d_parent` and, at the root of each mount, on to the mountpoint in the
@@ -24,14 +25,12 @@
 //! return when it is already a refusal.
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
-use governor_common::{
-    detail::RAW_BLOCK, maps::RULE_ANCESTOR_FLAG, Class, EventKind, KernelOffsets, WriteStamp,
-};
+use governor_common::{detail::RAW_BLOCK, Class, EventKind, KernelOffsets, WriteStamp};
 
 use crate::{
-    agent::{self, prior, Agent, Refusal},
+    agent::{self, prior, Agent},
     emit::Name,
-    exec_setid, kfs, linked, maps, note,
+    exec_setid, kfs, maps, note,
     read_vfs::{self, Loc},
     walk::{decide, decide_as, unresolved, Keep, Leased},
     write_cache,
@@ -49,7 +48,6 @@ const S_IFMT: u32 = 0o170000;
 const S_IFCHR: u32 = 0o020000;
 const S_IFREG: u32 = 0o100000;
 const S_IFBLK: u32 = 0o060000;
-const RENAME_EXCHANGE: u32 = 1 << 1;
 
 // int security_path_unlink(const struct path *dir, struct dentry *dentry);
 #[lsm(hook = "path_unlink")]
@@ -61,24 +59,6 @@ pub fn path_unlink(ctx: LsmContext) -> i32 {
 #[lsm(hook = "path_rmdir")]
 pub fn path_rmdir(ctx: LsmContext) -> i32 {
     prior(&ctx, 2).unwrap_or_else(|| in_dir(&ctx, 0, ctx.arg(1), Class::Rmdir))
-}
-
-// int security_path_rename(const struct path *old_dir, struct dentry *old_dentry,
-//                          const struct path *new_dir, struct dentry *new_dentry,
-//                          unsigned int flags);
-#[lsm(hook = "path_rename")]
-pub fn path_rename(ctx: LsmContext) -> i32 {
-    prior(&ctx, 5).unwrap_or_else(|| {
-        let verdict = rename(&ctx);
-        if verdict == 0 {
-            // Whoever renames: a file with other names moved into a protected tree is
-            // registered (`linked`).
-            let mnt = read_vfs::path_loc(maps::offsets(), ctx.arg(2))
-                .map_or(core::ptr::null(), |l| l.mnt);
-            linked::rename(ctx.arg(1), ctx.arg(3), mnt as u64);
-        }
-        verdict
-    })
 }
 
 // int security_path_truncate(const struct path *path);  (truncate(2), O_TRUNC; ftruncate on 6.1)
@@ -127,23 +107,6 @@ pub fn path_chmod(ctx: LsmContext) -> i32 {
 #[lsm(hook = "path_chown")]
 pub fn path_chown(ctx: LsmContext) -> i32 {
     prior(&ctx, 3).unwrap_or_else(|| at_path(ctx.arg(0), Class::Chown))
-}
-
-// int security_path_link(struct dentry *old_dentry, const struct path *new_dir,
-//                        struct dentry *new_dentry);
-#[lsm(hook = "path_link")]
-pub fn path_link(ctx: LsmContext) -> i32 {
-    prior(&ctx, 3).unwrap_or_else(|| {
-        let verdict = link(&ctx);
-        if verdict == 0 {
-            // Whoever links: a new name of a file in a protected tree, or a name in one, is
-            // registered so that the file is protected through every name (`linked`).
-            let mnt = read_vfs::path_loc(maps::offsets(), ctx.arg(1))
-                .map_or(core::ptr::null(), |l| l.mnt);
-            linked::link(ctx.arg(0), ctx.arg(2), mnt as u64);
-        }
-        verdict
-    })
 }
 
 // int security_inode_setxattr(struct mnt_idmap *idmap /* user_namespace on 6.1 */,
@@ -237,7 +200,7 @@ fn in_dir(ctx: &LsmContext, dir_arg: usize, dentry: *const u8, class: Class) -> 
 /// `verdict` of a path hook on `dentry` (created in directory inode `dir`, else null), noted
 /// when it allows, for the inode hook of the same call (`note`).
 #[inline(always)]
-fn noted(verdict: i32, dentry: *const u8, dir: *const u8, class: Class) -> i32 {
+pub(crate) fn noted(verdict: i32, dentry: *const u8, dir: *const u8, class: Class) -> i32 {
     if verdict == 0 {
         note::remember(dentry, dir, class);
     }
@@ -248,7 +211,7 @@ fn noted(verdict: i32, dentry: *const u8, dir: *const u8, class: Class) -> i32 {
 /// supplies the mount (none if unreadable: the walk then stays in the filesystem), and the
 /// directory itself when it could be read.
 #[inline(always)]
-fn entry_in(
+pub(crate) fn entry_in(
     ctx: &LsmContext,
     off: &KernelOffsets,
     dir_arg: usize,
@@ -534,102 +497,4 @@ fn open_write(agent: &Agent, off: &KernelOffsets, file: *const u8, loc: Loc) -> 
         Keep { file, stamp },
         0,
     )
-}
-
-/// link(2): a new name for a protected inode, or a new entry in a protected directory.
-#[inline(always)]
-fn link(ctx: &LsmContext) -> i32 {
-    let Some((agent, _event)) = agent::acting() else {
-        return 0;
-    };
-    let agent = &agent;
-    let off = maps::offsets();
-    let (old, _) = entry_in(ctx, off, 1, ctx.arg(0));
-    let verdict = decide(agent, off, old, Class::Link);
-    if verdict != 0 {
-        return verdict;
-    }
-    let (new, _) = entry_in(ctx, off, 1, ctx.arg(2));
-    noted(
-        decide(agent, off, new, Class::Write),
-        new.dentry,
-        core::ptr::null(),
-        Class::Write,
-    )
-}
-
-/// rename(2): the source, the destination (the entry replaced, or the directory it lands
-/// in), and any ancestor of a protected directory being moved.
-#[inline(always)]
-fn rename(ctx: &LsmContext) -> i32 {
-    let Some((agent, _event)) = agent::acting() else {
-        return 0;
-    };
-    let agent = &agent;
-    let off = maps::offsets();
-    let old_dentry: *const u8 = ctx.arg(1);
-    let new_dir: *const u8 = ctx.arg(2);
-    let new_dentry: *const u8 = ctx.arg(3);
-    let flags: u32 = ctx.arg::<u64>(4) as u32;
-    let mnt = read_vfs::path_loc(&off, new_dir).map_or(core::ptr::null(), |l| l.mnt);
-    let v = ancestor(
-        agent,
-        &off,
-        Loc {
-            dentry: old_dentry,
-            mnt,
-        },
-    );
-    if v != 0 {
-        return v;
-    }
-    if flags & RENAME_EXCHANGE != 0 {
-        let v = ancestor(
-            agent,
-            &off,
-            Loc {
-                dentry: new_dentry,
-                mnt,
-            },
-        );
-        if v != 0 {
-            return v;
-        }
-    }
-    let v = decide(
-        agent,
-        &off,
-        Loc {
-            dentry: old_dentry,
-            mnt,
-        },
-        Class::Rename,
-    );
-    if v != 0 {
-        return v;
-    }
-    let verdict = decide(
-        agent,
-        &off,
-        Loc {
-            dentry: new_dentry,
-            mnt,
-        },
-        Class::Rename,
-    );
-    noted(verdict, old_dentry, core::ptr::null(), Class::Rename)
-}
-
-/// Refuses moving `at.dentry` when it is an ancestor of a protected inode.
-#[inline(always)]
-fn ancestor(agent: &Agent, off: &KernelOffsets, at: Loc) -> i32 {
-    let Some(key) = read_vfs::inode_key(off, at.dentry) else {
-        return 0;
-    };
-    // SAFETY: value copied out immediately.
-    let Some(rule_id) = unsafe { maps::GOV_ANCESTORS.get(&key) }.copied() else {
-        return 0;
-    };
-    let refusal = Refusal::file(Class::Rename, rule_id | RULE_ANCESTOR_FLAG, key, 0, 0);
-    agent::refuse_named(agent, refusal, Name::Loc(at))
 }

@@ -13,7 +13,7 @@
 //! does not move: a scheduled lease cannot start early, nor any lease end late.
 
 use aya_ebpf::helpers::generated::bpf_ktime_get_boot_ns;
-pub use governor_common::maps::Verdict;
+pub use governor_common::decision::Verdict;
 use governor_common::{maps::Counter, AgentRuleKey, InodeKey, LeaseKey, ProtectedRule};
 
 use crate::{emit, maps};

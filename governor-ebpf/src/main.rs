@@ -7,9 +7,10 @@
 //!
 //! Each hook family holds its thin entry points (with the kernel prototype quoted above them)
 //! and the logic they call:
-//! - files: `file` (BPF-LSM file classes), `stacked` (inode hooks: stacked filesystems),
-//!   `mapping` (executable and shared writable mappings), `attr` (inode flags), `kfs`
-//!   (kernel filesystems: cgroup files, tunables, `/proc/PID`), `mount` (the mount tree);
+//! - files: `file` (BPF-LSM file classes), `names` (rename and link), `stacked` (inode
+//!   hooks: stacked filesystems), `mapping` (executable and shared writable mappings), `attr`
+//!   (inode flags), `kfs` (kernel filesystems: cgroup files, tunables, `/proc/PID`), `mount`
+//!   (the mount tree);
 //! - tasks: `exec_setid` (exec of listed binaries and nameless files, uid/gid/capability
 //!   transitions), `outside` (signals, ptrace and task control aimed outside the agent);
 //! - host and IPC: `host` (bpf, modules, kexec, clock, raw sockets, terminal input), `ioctl`
@@ -44,6 +45,7 @@ mod linked;
 mod mapping;
 mod maps;
 mod mount;
+mod names;
 mod net;
 mod note;
 mod outside;
