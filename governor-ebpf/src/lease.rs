@@ -4,13 +4,12 @@
 //! (or, for a walk over several inodes, [`held`] then [`lifted`]) and count a lift with
 //! [`count_allowed`].
 //!
-//! A resource's default masks sit in its [`ProtectedRule`]; an agent with its own decisions
-//! for that resource has an entry in `GOV_AGENT_RULES` that replaces them. A class in the
-//! deny mask is denied outright (no lease can lift it), one in the lease mask is allowed only
-//! while `GOV_LEASES` holds an entry for (agent, class, object) whose boot-time window
-//! (start included, end excluded) holds the present, and any other class is allowed. Both
-//! bounds are compared with `bpf_ktime_get_boot_ns()`, a clock that setting the wall clock
-//! does not move: a scheduled lease cannot start early, nor any lease end late.
+//! The policy's verdict is the decision rule of `governor_common::decision`, with the agent's
+//! own decisions looked up in `GOV_AGENT_RULES`. A class whose verdict is `lease` is allowed
+//! only while `GOV_LEASES` holds an entry for (agent, class, object) whose boot-time window
+//! (start included, end excluded) holds the present. Both bounds are compared with
+//! `bpf_ktime_get_boot_ns()`, a clock that setting the wall clock does not move: a scheduled
+//! lease cannot start early, nor any lease end late.
 
 use aya_ebpf::helpers::generated::bpf_ktime_get_boot_ns;
 pub use governor_common::decision::Verdict;
