@@ -10,10 +10,13 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod class;
+pub mod decision;
 pub mod detail;
 pub mod event;
 pub mod maps;
 pub mod net;
+pub mod offsets;
 pub mod path;
 pub mod process;
 pub mod programs;

@@ -1,10 +1,12 @@
 //! Names of governor's kernel programs, shared by the daemon's loader and the benchmark
 //! driver (which attaches empty programs to the same hooks to measure the floor every
-//! BPF-LSM program pays).
+//! BPF-LSM program pays). The one list of hooks: a host test in the daemon
+//! (`governor/src/kernel/loader_tests.rs`) proves that the compiled object holds exactly
+//! these programs (and the network ones, `governor/src/kernel/net.rs`), and that every
+//! optional hook is one of them.
 
 /// Hooks of governor's BPF-LSM programs; each program is named after the hook it attaches to
-/// (`bpf_lsm_<hook>` in the kernel's BTF). A kernel may lack a few (the loader's
-/// `OPTIONAL_HOOKS`).
+/// (`bpf_lsm_<hook>` in the kernel's BTF). A kernel may lack a few ([`OPTIONAL_LSM_HOOKS`]).
 pub const LSM_HOOKS: &[&str] = &[
     "path_unlink",
     "path_rmdir",
@@ -40,7 +42,7 @@ pub const LSM_HOOKS: &[&str] = &[
     "sb_remount",
     "sb_pivotroot",
     "fs_context_parse_param",
-    // governor-ebpf/src/task.rs: setid (exec is decided at file_open, above)
+    // governor-ebpf/src/exec_setid.rs: setid (exec is decided at file_open, above)
     "bprm_creds_from_file",
     "task_fix_setuid",
     "task_fix_setgid",
@@ -74,4 +76,36 @@ pub const LSM_HOOKS: &[&str] = &[
     "socket_sendmsg",
     "file_receive",
     "file_lock",
+];
+
+/// Hooks of [`LSM_HOOKS`] that older kernels lack, and what covers the same operations there:
+/// the loader skips them (and says so) where the kernel has no `bpf_lsm_<hook>`; any other
+/// missing hook fails the load.
+pub const OPTIONAL_LSM_HOOKS: &[(&str, &str)] = &[
+    (
+        "file_truncate",
+        "ftruncate(2) goes through path_truncate before 6.2",
+    ),
+    (
+        "inode_set_acl",
+        "ACLs are set through inode_setxattr before 6.2",
+    ),
+    (
+        "inode_remove_acl",
+        "ACLs are removed through inode_removexattr before 6.2",
+    ),
+];
+
+/// Raw tracepoint programs that keep every cgroup below an agent cgroup registered as the
+/// agent's (governor-ebpf/src/cgroup.rs); each is named after its tracepoint. They are not
+/// BPF-LSM programs and load on kernels without it, where they serve the network programs.
+pub const CGROUP_TRACEPOINTS: &[&str] = &["cgroup_mkdir", "cgroup_rmdir"];
+
+/// Raw tracepoint programs that record agent processes' fork, exec and exit for the lineage
+/// (governor-ebpf/src/proc_events.rs); each is named after its tracepoint. Enforcement does
+/// not depend on them; they load on kernels without BPF-LSM too.
+pub const PROC_TRACEPOINTS: &[&str] = &[
+    "sched_process_fork",
+    "sched_process_exec",
+    "sched_process_exit",
 ];

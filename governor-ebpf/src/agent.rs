@@ -1,16 +1,22 @@
 //! Who is acting: is the current task an agent, and applying a refusal to it. Every hook
 //! family starts with [`current`] — the only cost a non-agent task pays is that one lookup —
-//! and ends a would-be deny with [`refuse`], which honours observe mode and emits the event.
+//! and ends a would-be deny with [`refuse_named`], which honours observe mode and emits the
+//! event.
+//!
+//! A refusal is built in one place: a [`Refusal`] says what is refused (made by its
+//! constructor for the hook family: [`Refusal::file`], [`Refusal::task`], [`Refusal::host`],
+//! [`Refusal::net`]), and [`settle`] alone turns it into a decision, counts it and defers its
+//! event; [`refuse_named`] is [`settle`] without a lease.
 
 use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, programs::LsmContext};
 use governor_common::{
     maps::{Counter, AGENT_FLAG_OBSERVE, AGENT_UNKNOWN, RULE_BUILTIN},
-    AgentInfo, Class, Decision, EventKind, KernelOffsets, Target,
+    AgentInfo, Class, Decision, EventKind, InodeKey, KernelOffsets, Target,
 };
 
 use crate::{
     emit::{self, Decided, Name},
-    maps,
+    lease, maps,
 };
 
 const EPERM: i32 = 1;
@@ -53,7 +59,7 @@ pub fn current_or_unknown() -> Agent {
     Agent { cgroup_id, info }
 }
 
-/// What is being refused.
+/// What is being refused: the event's kind, class, rule, target and walk depth.
 pub struct Refusal {
     pub kind: EventKind,
     pub class: u32,
@@ -62,31 +68,102 @@ pub struct Refusal {
     pub depth: u32,
 }
 
-/// Refuses `r` for `agent`: counts it, emits one event and returns `-EPERM`, or 0 (allowed,
-/// recorded as a would-be deny) when the agent is in observe mode. `name` names the target in
-/// the event (and, for a file, gives its path).
-#[inline(always)]
-pub fn refuse_named(agent: &Agent, r: Refusal, name: Name) -> i32 {
-    verdict(decide_named(agent, r, name))
+impl Refusal {
+    /// A file class refused on the inode `inode` (default when unresolved), `depth` levels
+    /// above the target where the rule was found; `detail` says how the operation was made.
+    #[inline(always)]
+    pub fn file(class: Class, rule_id: u32, inode: InodeKey, detail: u64, depth: u32) -> Self {
+        Refusal {
+            kind: EventKind::FileDecision,
+            class: class as u32,
+            rule_id,
+            target: Target {
+                inode,
+                detail,
+                ..Target::default()
+            },
+            depth,
+        }
+    }
+
+    /// A task class refused on the task `pid` (0: unknown).
+    #[inline(always)]
+    pub fn task(class: Class, rule_id: u32, pid: u32, detail: u64) -> Self {
+        Refusal {
+            kind: EventKind::TaskDecision,
+            class: class as u32,
+            rule_id,
+            target: Target {
+                pid,
+                detail,
+                ..Target::default()
+            },
+            depth: 0,
+        }
+    }
+
+    /// A host-wide class refused; `detail` says what it aimed at.
+    #[inline(always)]
+    pub fn host(class: Class, rule_id: u32, detail: u64) -> Self {
+        Refusal {
+            kind: EventKind::HostDecision,
+            class: class as u32,
+            rule_id,
+            target: Target {
+                detail,
+                ..Target::default()
+            },
+            depth: 0,
+        }
+    }
+
+    /// A built-in rule's refusal of `class` (no policy lifts it), reported as `kind`.
+    #[inline(always)]
+    pub fn builtin(kind: EventKind, class: Class, detail: u64) -> Self {
+        Refusal {
+            kind,
+            class: class as u32,
+            rule_id: RULE_BUILTIN,
+            target: Target {
+                detail,
+                ..Target::default()
+            },
+            depth: 0,
+        }
+    }
+
+    /// A network class refused on the address and port in `target`.
+    #[inline(always)]
+    pub fn net(class: Class, rule_id: u32, target: Target) -> Self {
+        Refusal {
+            kind: EventKind::NetDecision,
+            class: class as u32,
+            rule_id,
+            target,
+            depth: 0,
+        }
+    }
 }
 
-/// Decides a would-be deny of `r` for `agent`: [`Decision::Deny`], or
-/// [`Decision::ObserveDeny`] when the agent is in observe mode. Counts it and emits exactly
-/// one event, its `name` taken from `name`; the caller turns the decision into its hook's
-/// return convention.
+/// Refuses `r` for `agent` ([`settle`] without a lease): counts it, emits one event and
+/// returns `-EPERM`, or 0 (allowed, recorded as a would-be deny) when the agent is in observe
+/// mode. `name` names the target in the event (and, for a file, gives its path).
 #[inline(always)]
-pub fn decide_named(agent: &Agent, r: Refusal, name: Name) -> Decision {
-    settle(agent, r, 0, name)
+pub fn refuse_named(agent: &Agent, r: Refusal, name: Name) -> i32 {
+    verdict(settle(agent, r, 0, name))
 }
 
 /// Settles an operation that is not a plain allow, with one event: allowed under lease
-/// `lease_id` when it is non-zero ([`Decision::LeaseAllow`]), else a would-be deny
-/// ([`decide_named`]). One emission site, so that hooks deciding several targets stay small for
-/// the verifier.
+/// `lease_id` when it is non-zero ([`Decision::LeaseAllow`]), else a would-be deny:
+/// [`Decision::Deny`], or [`Decision::ObserveDeny`] when the agent is in observe mode. Counts
+/// it and defers exactly one event, its `name` taken from `name`; the caller turns the
+/// decision into its hook's return convention ([`verdict`]). The one place a refusal becomes
+/// a decision and an event, so that hooks deciding several targets stay small for the
+/// verifier.
 #[inline(always)]
 pub fn settle(agent: &Agent, r: Refusal, lease_id: u64, name: Name) -> Decision {
     let decision = if lease_id != 0 {
-        emit::count(Counter::LeaseAllowed);
+        lease::count_allowed();
         Decision::LeaseAllow
     } else if agent.info.flags & AGENT_FLAG_OBSERVE != 0 {
         emit::count(Counter::Observed);
@@ -145,16 +222,7 @@ pub fn builtin(
     name: impl FnOnce(&KernelOffsets) -> Name,
 ) -> i32 {
     let off = maps::offsets();
-    let refusal = Refusal {
-        kind,
-        class: class as u32,
-        rule_id: RULE_BUILTIN,
-        target: Target {
-            detail,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::builtin(kind, class, detail);
     let name = name(off);
     refuse_named(agent, refusal, name)
 }

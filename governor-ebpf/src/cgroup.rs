@@ -49,14 +49,14 @@ use aya_ebpf::{
 use governor_common::{
     detail::CGROUP_V1,
     maps::{Counter, AGENT_FLAG_INHERITED, RULE_BUILTIN},
-    AgentInfo, Class, EventKind, KernelOffsets, Target,
+    AgentInfo, Class, KernelOffsets,
 };
 
 use crate::{
     agent::{self, Refusal},
     emit::{self, Name},
     maps,
-    vfs::{ptr_at, read_into},
+    read_vfs::{ptr_at, read_into},
 };
 
 /// `S_IFMT` and `S_IFDIR` (include/uapi/linux/stat.h).
@@ -211,15 +211,6 @@ fn same(a: &[u8; 16], b: &[u8; 16]) -> bool {
 /// hierarchy); `name` is the name of the file or directory written.
 #[inline(always)]
 fn refuse(agent: &agent::Agent, class: Class, cgroup_id: u64, name: *const u8) -> i32 {
-    let refusal = Refusal {
-        kind: EventKind::HostDecision,
-        class: class as u32,
-        rule_id: RULE_BUILTIN,
-        target: Target {
-            detail: cgroup_id,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::host(class, RULE_BUILTIN, cgroup_id);
     agent::refuse_named(agent, refusal, Name::Str(name))
 }

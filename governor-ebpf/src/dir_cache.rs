@@ -33,7 +33,7 @@ use governor_common::{DirClear, DirKey, InodeKey, WriteStamp};
 
 use crate::{
     maps,
-    vfs::{self, ptr_at, read_into, Identity},
+    read_vfs::{self, ptr_at, read_into, Identity},
     write_cache,
 };
 
@@ -89,7 +89,7 @@ pub fn known_clear(dentry: u64, mnt: u64, seqs: u64, not_after_ns: u64) -> u32 {
         ino: kept.ino,
         generation: kept.generation,
     };
-    if !vfs::identity_into(off, dir, &mut now) || now != was {
+    if !read_vfs::identity_into(off, dir, &mut now) || now != was {
         return 0;
     }
     let inode = ptr_at(dentry, off.dentry_d_inode);
@@ -123,10 +123,10 @@ pub fn remember(dentry: u64, mnt: u64, seqs: u64, not_after_ns: u64) -> u32 {
     };
     let off = maps::offsets();
     let mut who = Identity::default();
-    if !vfs::identity_into(off, dir, &mut who) {
+    if !read_vfs::identity_into(off, dir, &mut who) {
         return 0;
     }
-    let Some(dev) = vfs::sb_dev(off, who.inode as *const u8) else {
+    let Some(dev) = read_vfs::sb_dev(off, who.inode as *const u8) else {
         return 0;
     };
     let entry = DirClear {

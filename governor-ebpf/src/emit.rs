@@ -20,7 +20,7 @@ use governor_common::{
 
 use crate::{
     maps, path,
-    vfs::{self, Loc},
+    read_vfs::{self, Loc},
 };
 
 /// Adds one to a per-CPU counter.
@@ -191,8 +191,8 @@ fn event(off: &KernelOffsets, d: &Pending) {
         NAME_FILE if d.name_a != 0 => {
             let f_path = (d.name_a as *const u8).wrapping_add(off.file_f_path as usize);
             (
-                vfs::ptr_at(f_path, off.path_dentry),
-                vfs::ptr_at(f_path, off.path_mnt),
+                read_vfs::ptr_at(f_path, off.path_dentry),
+                read_vfs::ptr_at(f_path, off.path_mnt),
             )
         }
         _ => (core::ptr::null(), core::ptr::null()),
@@ -246,7 +246,7 @@ fn describe(ev: *mut Event, dentry: *const u8, mnt: *const u8, s: *const u8) {
         if !s.is_null() {
             let _ = bpf_probe_read_kernel_str_bytes(s, &mut (*ev).name);
         } else if !dentry.is_null() {
-            vfs::name(off, dentry, &mut (*ev).name);
+            read_vfs::name(off, dentry, &mut (*ev).name);
         }
         let target = Loc { dentry, mnt };
         let (len, flags) =

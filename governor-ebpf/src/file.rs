@@ -1,5 +1,6 @@
-//! File hooks: delete, rename, truncate, write, chmod/chown, link, xattr/ACL, mknod, creating
-//! entries in protected directories. Each decides through the walk (`walk`).
+//! File hooks: delete, truncate, write, chmod/chown, xattr/ACL, mknod, creating entries in
+//! protected directories (rename and link, which give a file new names, are in
+//! `crate::names`). Each decides through the walk (`walk`).
 //!
 //! Protected resources are identified by inode, not by path string: a decision walks from the
 //! target up through `d_parent` and, at the root of each mount, on to the mountpoint in the
@@ -24,16 +25,13 @@
 //! return when it is already a refusal.
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
-use governor_common::{
-    detail::RAW_BLOCK, maps::RULE_ANCESTOR_FLAG, Class, EventKind, KernelOffsets, Target,
-    WriteStamp,
-};
+use governor_common::{detail::RAW_BLOCK, Class, EventKind, KernelOffsets, WriteStamp};
 
 use crate::{
-    agent::{self, prior, Agent, Refusal},
+    agent::{self, prior, Agent},
     emit::Name,
-    kfs, linked, maps, note, task,
-    vfs::{self, Loc},
+    exec_setid, kfs, maps, note,
+    read_vfs::{self, Loc},
     walk::{decide, decide_as, unresolved, Keep, Leased},
     write_cache,
 };
@@ -50,7 +48,6 @@ const S_IFMT: u32 = 0o170000;
 const S_IFCHR: u32 = 0o020000;
 const S_IFREG: u32 = 0o100000;
 const S_IFBLK: u32 = 0o060000;
-const RENAME_EXCHANGE: u32 = 1 << 1;
 
 // int security_path_unlink(const struct path *dir, struct dentry *dentry);
 #[lsm(hook = "path_unlink")]
@@ -62,24 +59,6 @@ pub fn path_unlink(ctx: LsmContext) -> i32 {
 #[lsm(hook = "path_rmdir")]
 pub fn path_rmdir(ctx: LsmContext) -> i32 {
     prior(&ctx, 2).unwrap_or_else(|| in_dir(&ctx, 0, ctx.arg(1), Class::Rmdir))
-}
-
-// int security_path_rename(const struct path *old_dir, struct dentry *old_dentry,
-//                          const struct path *new_dir, struct dentry *new_dentry,
-//                          unsigned int flags);
-#[lsm(hook = "path_rename")]
-pub fn path_rename(ctx: LsmContext) -> i32 {
-    prior(&ctx, 5).unwrap_or_else(|| {
-        let verdict = rename(&ctx);
-        if verdict == 0 {
-            // Whoever renames: a file with other names moved into a protected tree is
-            // registered (`linked`).
-            let mnt =
-                vfs::path_loc(maps::offsets(), ctx.arg(2)).map_or(core::ptr::null(), |l| l.mnt);
-            linked::rename(ctx.arg(1), ctx.arg(3), mnt as u64);
-        }
-        verdict
-    })
 }
 
 // int security_path_truncate(const struct path *path);  (truncate(2), O_TRUNC; ftruncate on 6.1)
@@ -130,23 +109,6 @@ pub fn path_chown(ctx: LsmContext) -> i32 {
     prior(&ctx, 3).unwrap_or_else(|| at_path(ctx.arg(0), Class::Chown))
 }
 
-// int security_path_link(struct dentry *old_dentry, const struct path *new_dir,
-//                        struct dentry *new_dentry);
-#[lsm(hook = "path_link")]
-pub fn path_link(ctx: LsmContext) -> i32 {
-    prior(&ctx, 3).unwrap_or_else(|| {
-        let verdict = link(&ctx);
-        if verdict == 0 {
-            // Whoever links: a new name of a file in a protected tree, or a name in one, is
-            // registered so that the file is protected through every name (`linked`).
-            let mnt =
-                vfs::path_loc(maps::offsets(), ctx.arg(1)).map_or(core::ptr::null(), |l| l.mnt);
-            linked::link(ctx.arg(0), ctx.arg(2), mnt as u64);
-        }
-        verdict
-    })
-}
-
 // int security_inode_setxattr(struct mnt_idmap *idmap /* user_namespace on 6.1 */,
 //                             struct dentry *dentry, const char *name, const void *value,
 //                             size_t size, int flags);
@@ -187,7 +149,7 @@ pub fn path_mknod(ctx: LsmContext) -> i32 {
         if kind == S_IFCHR || kind == S_IFBLK {
             // A device node would let an agent reach storage beneath the filesystem.
             return agent::always(EventKind::FileDecision, Class::Mknod, 0, |off| {
-                let mnt = vfs::path_loc(off, ctx.arg(0)).map_or(core::ptr::null(), |l| l.mnt);
+                let mnt = read_vfs::path_loc(off, ctx.arg(0)).map_or(core::ptr::null(), |l| l.mnt);
                 Name::Loc(Loc {
                     dentry: ctx.arg(1),
                     mnt,
@@ -238,7 +200,7 @@ fn in_dir(ctx: &LsmContext, dir_arg: usize, dentry: *const u8, class: Class) -> 
 /// `verdict` of a path hook on `dentry` (created in directory inode `dir`, else null), noted
 /// when it allows, for the inode hook of the same call (`note`).
 #[inline(always)]
-fn noted(verdict: i32, dentry: *const u8, dir: *const u8, class: Class) -> i32 {
+pub(crate) fn noted(verdict: i32, dentry: *const u8, dir: *const u8, class: Class) -> i32 {
     if verdict == 0 {
         note::remember(dentry, dir, class);
     }
@@ -249,13 +211,13 @@ fn noted(verdict: i32, dentry: *const u8, dir: *const u8, class: Class) -> i32 {
 /// supplies the mount (none if unreadable: the walk then stays in the filesystem), and the
 /// directory itself when it could be read.
 #[inline(always)]
-fn entry_in(
+pub(crate) fn entry_in(
     ctx: &LsmContext,
     off: &KernelOffsets,
     dir_arg: usize,
     dentry: *const u8,
 ) -> (Loc, Option<Loc>) {
-    let dir = vfs::path_loc(off, ctx.arg(dir_arg));
+    let dir = read_vfs::path_loc(off, ctx.arg(dir_arg));
     let mnt = dir.map_or(core::ptr::null(), |l| l.mnt);
     (Loc { dentry, mnt }, dir)
 }
@@ -276,7 +238,7 @@ fn create_in_dir(ctx: &LsmContext, dentry: *const u8) -> i32 {
         Some(dir) => noted(
             verdict,
             dentry,
-            vfs::ptr_at(dir.dentry, off.dentry_d_inode),
+            read_vfs::ptr_at(dir.dentry, off.dentry_d_inode),
             Class::Write,
         ),
         None => verdict,
@@ -291,7 +253,7 @@ fn at_path(path: *const u8, class: Class) -> i32 {
     };
     let agent = &agent;
     let off = maps::offsets();
-    match vfs::path_loc(off, path) {
+    match read_vfs::path_loc(off, path) {
         Some(loc) => noted(
             decide(agent, off, loc, class),
             loc.dentry,
@@ -310,7 +272,7 @@ pub(crate) fn at_file(file: *const u8, class: Class, leased: Leased, detail: u64
     };
     let agent = &agent;
     let off = maps::offsets();
-    match vfs::file_loc(off, file) {
+    match read_vfs::file_loc(off, file) {
         Some(loc) => noted(
             decide_as(agent, off, loc, class, leased, Keep::NOTHING, detail),
             loc.dentry,
@@ -334,7 +296,7 @@ fn write_through(file: *const u8) -> i32 {
         return 0;
     }
     let off = maps::offsets();
-    let Some(loc) = vfs::file_loc(off, file) else {
+    let Some(loc) = read_vfs::file_loc(off, file) else {
         return unresolved(agent, Class::Write, Name::None);
     };
     // A leased write was recorded when the file was opened; each write(2) under the lease
@@ -348,7 +310,7 @@ fn write_through(file: *const u8) -> i32 {
 #[inline(always)]
 pub(crate) fn mapped(agent: &Agent, file: *const u8, detail: u64) -> i32 {
     let off = maps::offsets();
-    let Some(loc) = vfs::file_loc(off, file) else {
+    let Some(loc) = read_vfs::file_loc(off, file) else {
         return unresolved(agent, Class::Write, Name::None);
     };
     written(
@@ -377,8 +339,8 @@ fn written(
     leased: Leased,
     detail: u64,
 ) -> i32 {
-    let inode = vfs::file_inode(off, file);
-    let keep = match vfs::mnt_magic(off, loc.mnt) {
+    let inode = read_vfs::file_inode(off, file);
+    let keep = match read_vfs::mnt_magic(off, loc.mnt) {
         Some(magic) if kfs::decides(magic) => {
             let verdict = kfs::write_on(agent, off, inode, magic);
             if verdict != 0 {
@@ -408,14 +370,14 @@ const DEV_PORT: u32 = 1 << 20 | 4;
 fn raw_device(agent: &Agent, off: &KernelOffsets, inode: *const u8, loc: Loc) -> i32 {
     let mut mode: u16 = 0;
     let mut rdev: u32 = 0;
-    let detail = if !vfs::read_into(inode, off.inode_i_mode, &mut mode) {
+    let detail = if !read_vfs::read_into(inode, off.inode_i_mode, &mut mode) {
         0
     } else {
         let kind = u32::from(mode) & S_IFMT;
         if kind != S_IFBLK && kind != S_IFCHR {
             return 0;
         }
-        if !vfs::read_into(inode, off.inode_i_rdev, &mut rdev) {
+        if !read_vfs::read_into(inode, off.inode_i_rdev, &mut rdev) {
             0
         } else if kind == S_IFBLK {
             RAW_BLOCK | u64::from(rdev)
@@ -465,23 +427,23 @@ fn opened(file: *const u8) -> i32 {
     };
     let agent = &agent;
     let off = maps::offsets();
-    let mode = vfs::file_mode(off, file);
+    let mode = read_vfs::file_mode(off, file);
     // A named file this very open created: `path_mknod` and `inode_create` have just decided
     // the directory for this task (the kernel sets FMODE_CREATED only after both allowed),
     // and the new inode itself is no protected resource. O_TMPFILE files (no name yet) are
     // still walked: their directory was decided by nobody else; a link giving them a name
     // is decided by `path_link`. Nothing is kept for the file here: the first write walks.
     let created = mode.is_some_and(|m| m & FMODE_CREATED != 0);
-    if created && vfs::nlink(off, vfs::file_inode(off, file)) > 0 {
+    if created && read_vfs::nlink(off, read_vfs::file_inode(off, file)) > 0 {
         return 0;
     }
-    let Some(loc) = vfs::file_loc(off, file) else {
+    let Some(loc) = read_vfs::file_loc(off, file) else {
         return unresolved(agent, Class::Write, Name::None);
     };
-    // An open for execution: the exec class first (`task::exec_open`), then reading it.
+    // An open for execution: the exec class first (`exec_setid::exec_open`), then reading it.
     let mut flags: u32 = 0;
-    if !vfs::read_into(file, off.file_f_flags, &mut flags) || flags & FMODE_EXEC_FLAG != 0 {
-        let verdict = task::exec_open(agent, off, file);
+    if !read_vfs::read_into(file, off.file_f_flags, &mut flags) || flags & FMODE_EXEC_FLAG != 0 {
+        let verdict = exec_setid::exec_open(agent, off, file);
         if verdict != 0 {
             return verdict;
         }
@@ -505,7 +467,7 @@ fn opened(file: *const u8) -> i32 {
 #[inline(always)]
 pub(crate) fn read_with_write(agent: &Agent, off: &KernelOffsets, inode: *const u8) -> i32 {
     let loc = Loc {
-        dentry: vfs::alias(off, inode),
+        dentry: read_vfs::alias(off, inode),
         mnt: core::ptr::null(),
     };
     decide(agent, off, loc, Class::Read)
@@ -516,11 +478,11 @@ pub(crate) fn read_with_write(agent: &Agent, off: &KernelOffsets, inode: *const 
 /// the next agent to write through one, perhaps another it was handed to, is decided again.
 #[inline(always)]
 fn open_write(agent: &Agent, off: &KernelOffsets, file: *const u8, loc: Loc) -> i32 {
-    let verdict = raw_device(agent, off, vfs::file_inode(off, file), loc);
+    let verdict = raw_device(agent, off, read_vfs::file_inode(off, file), loc);
     if verdict != 0 {
         return verdict;
     }
-    let on_kfs = vfs::mnt_magic(off, loc.mnt).is_none_or(kfs::decides);
+    let on_kfs = read_vfs::mnt_magic(off, loc.mnt).is_none_or(kfs::decides);
     let stamp = if on_kfs {
         WriteStamp::NONE
     } else {
@@ -535,111 +497,4 @@ fn open_write(agent: &Agent, off: &KernelOffsets, file: *const u8, loc: Loc) -> 
         Keep { file, stamp },
         0,
     )
-}
-
-/// link(2): a new name for a protected inode, or a new entry in a protected directory.
-#[inline(always)]
-fn link(ctx: &LsmContext) -> i32 {
-    let Some((agent, _event)) = agent::acting() else {
-        return 0;
-    };
-    let agent = &agent;
-    let off = maps::offsets();
-    let (old, _) = entry_in(ctx, off, 1, ctx.arg(0));
-    let verdict = decide(agent, off, old, Class::Link);
-    if verdict != 0 {
-        return verdict;
-    }
-    let (new, _) = entry_in(ctx, off, 1, ctx.arg(2));
-    noted(
-        decide(agent, off, new, Class::Write),
-        new.dentry,
-        core::ptr::null(),
-        Class::Write,
-    )
-}
-
-/// rename(2): the source, the destination (the entry replaced, or the directory it lands
-/// in), and any ancestor of a protected directory being moved.
-#[inline(always)]
-fn rename(ctx: &LsmContext) -> i32 {
-    let Some((agent, _event)) = agent::acting() else {
-        return 0;
-    };
-    let agent = &agent;
-    let off = maps::offsets();
-    let old_dentry: *const u8 = ctx.arg(1);
-    let new_dir: *const u8 = ctx.arg(2);
-    let new_dentry: *const u8 = ctx.arg(3);
-    let flags: u32 = ctx.arg::<u64>(4) as u32;
-    let mnt = vfs::path_loc(&off, new_dir).map_or(core::ptr::null(), |l| l.mnt);
-    let v = ancestor(
-        agent,
-        &off,
-        Loc {
-            dentry: old_dentry,
-            mnt,
-        },
-    );
-    if v != 0 {
-        return v;
-    }
-    if flags & RENAME_EXCHANGE != 0 {
-        let v = ancestor(
-            agent,
-            &off,
-            Loc {
-                dentry: new_dentry,
-                mnt,
-            },
-        );
-        if v != 0 {
-            return v;
-        }
-    }
-    let v = decide(
-        agent,
-        &off,
-        Loc {
-            dentry: old_dentry,
-            mnt,
-        },
-        Class::Rename,
-    );
-    if v != 0 {
-        return v;
-    }
-    let verdict = decide(
-        agent,
-        &off,
-        Loc {
-            dentry: new_dentry,
-            mnt,
-        },
-        Class::Rename,
-    );
-    noted(verdict, old_dentry, core::ptr::null(), Class::Rename)
-}
-
-/// Refuses moving `at.dentry` when it is an ancestor of a protected inode.
-#[inline(always)]
-fn ancestor(agent: &Agent, off: &KernelOffsets, at: Loc) -> i32 {
-    let Some(key) = vfs::inode_key(off, at.dentry) else {
-        return 0;
-    };
-    // SAFETY: value copied out immediately.
-    let Some(rule_id) = unsafe { maps::GOV_ANCESTORS.get(&key) }.copied() else {
-        return 0;
-    };
-    let refusal = Refusal {
-        kind: EventKind::FileDecision,
-        class: Class::Rename as u32,
-        rule_id: rule_id | RULE_ANCESTOR_FLAG,
-        target: Target {
-            inode: key,
-            ..Target::default()
-        },
-        depth: 0,
-    };
-    agent::refuse_named(agent, refusal, Name::Loc(at))
 }

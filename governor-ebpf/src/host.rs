@@ -150,7 +150,7 @@ const READING_KEXEC_INITRAMFS: u32 = 4;
 const LOADING_MODULE: u32 = 2;
 const LOADING_KEXEC_IMAGE: u32 = 3;
 
-/// ioctl(2) `cmd` on any file (called from the `file_ioctl` entry points in `crate::task`):
+/// ioctl(2) `cmd` on any file (called from the `file_ioctl` entry points in `crate::ioctl`):
 /// TIOCSTI and TIOCLINUX are refused to agents. Other commands return before the agent
 /// lookup. TIOCLINUX is refused whatever its subcommand, which the kernel reads from user
 /// memory after this hook (a check of it here could be raced).

@@ -30,14 +30,14 @@ use aya_ebpf::{macros::lsm, programs::LsmContext};
 use governor_common::{
     detail::UNIX_ABSTRACT,
     maps::{AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX, RULE_BUILTIN},
-    Class, EventKind, KernelOffsets, Target,
+    Class, KernelOffsets,
 };
 
 use crate::{
     agent::{self, prior, Agent, Refusal},
     emit::Name,
-    file, kread, maps,
-    vfs::{self, ptr_at, read_into, Loc},
+    file, maps, read_task,
+    read_vfs::{self, ptr_at, read_into, Loc},
     walk::{self, Leased},
 };
 
@@ -121,7 +121,7 @@ fn received(file: *const u8) -> i32 {
     };
     let agent = &agent;
     let off = maps::offsets();
-    let inode = vfs::file_inode(off, file);
+    let inode = read_vfs::file_inode(off, file);
     let mut mode: u16 = 0;
     if !read_into(inode, off.inode_i_mode, &mut mode) {
         return walk::unresolved(agent, Class::Read, Name::File(file));
@@ -130,7 +130,7 @@ fn received(file: *const u8) -> i32 {
         let sock = ptr_at(file, off.file_private_data);
         return connected(agent, off, ptr_at(sock, off.socket_sk));
     }
-    match vfs::file_loc(off, file) {
+    match read_vfs::file_loc(off, file) {
         Some(loc) => walk::decide(agent, off, loc, Class::Read),
         None => walk::unresolved(agent, Class::Read, Name::None),
     }
@@ -172,7 +172,7 @@ fn to_peer(agent: &Agent, off: &KernelOffsets, sk: *const u8) -> i32 {
         return walk::unresolved(agent, Class::UnixConnect, Name::None);
     }
     let Some(Loc { dentry, mnt }) =
-        vfs::path_loc(off, sk.wrapping_add(off.unix_sock_path as usize))
+        read_vfs::path_loc(off, sk.wrapping_add(off.unix_sock_path as usize))
     else {
         return walk::unresolved(agent, Class::UnixConnect, Name::None);
     };
@@ -198,22 +198,13 @@ fn abstract_peer(agent: &Agent, off: &KernelOffsets, sk: *const u8) -> i32 {
     if agent.info.flags & AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX != 0 {
         return 0;
     }
-    let id = kread::cgroup_id(off, ptr_at(sk, off.sock_sk_cgrp_data_cgroup));
+    let id = read_task::cgroup_id(off, ptr_at(sk, off.sock_sk_cgrp_data_cgroup));
     // SAFETY: the value is copied out immediately.
     if let Some(info) = unsafe { maps::GOV_AGENTS.get(&id) } {
         if id != 0 && info.agent_id == agent.info.agent_id {
             return 0;
         }
     }
-    let refusal = Refusal {
-        kind: EventKind::HostDecision,
-        class: Class::UnixConnect as u32,
-        rule_id: RULE_BUILTIN,
-        target: Target {
-            detail: UNIX_ABSTRACT | id,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::host(Class::UnixConnect, RULE_BUILTIN, UNIX_ABSTRACT | id);
     agent::refuse_named(agent, refusal, Name::None)
 }

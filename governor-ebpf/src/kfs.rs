@@ -27,7 +27,7 @@ use crate::{
     cgroup,
     emit::Name,
     file, maps, outside,
-    vfs::{self, read_into},
+    read_vfs::{self, read_into},
 };
 
 /// Superblock magics (include/uapi/linux/magic.h).
@@ -72,7 +72,7 @@ fn permission(inode: *const u8, mask: i32) -> i32 {
     let magic = if off.valid == 0 {
         None
     } else {
-        vfs::inode_magic(off, inode)
+        read_vfs::inode_magic(off, inode)
     };
     let Some(magic) = magic else {
         // Offsets unset or the inode unreadable: whether this moves a task is unknown.
@@ -144,8 +144,8 @@ fn tunable(agent: &Agent, inode: *const u8, magic: u64) -> i32 {
         Class::KernelTunable,
         magic,
         |off| {
-            Name::Loc(vfs::Loc {
-                dentry: vfs::alias(off, inode),
+            Name::Loc(read_vfs::Loc {
+                dentry: read_vfs::alias(off, inode),
                 mnt: core::ptr::null(),
             })
         },

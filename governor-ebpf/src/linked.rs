@@ -25,7 +25,7 @@ use governor_common::{maps::RULE_LINKED_FLAG, InodeKey, KernelOffsets, Protected
 
 use crate::{
     maps,
-    vfs::{self, Loc},
+    read_vfs::{self, Loc},
     walk,
 };
 
@@ -69,7 +69,7 @@ pub fn registered(off: &KernelOffsets, target: &InodeKey, root: *const u8, depth
     if root.is_null() {
         return NONE;
     }
-    let Some(key) = vfs::inode_key(off, root) else {
+    let Some(key) = read_vfs::inode_key(off, root) else {
         return NONE;
     };
     // SAFETY: the value is copied out immediately.
@@ -105,7 +105,7 @@ pub fn link(old: u64, new: u64, mnt: u64) -> u32 {
     if off.valid == 0 {
         return 0;
     }
-    let Some(key) = vfs::inode_key(off, old) else {
+    let Some(key) = read_vfs::inode_key(off, old) else {
         return 0;
     };
     register(key, Loc { dentry: old, mnt }, Loc { dentry: new, mnt })
@@ -125,12 +125,12 @@ pub fn rename(old: u64, new: u64, mnt: u64) -> u32 {
     if off.valid == 0 {
         return 0;
     }
-    let inode = vfs::ptr_at(old, off.dentry_d_inode);
+    let inode = read_vfs::ptr_at(old, off.dentry_d_inode);
     let mut key = InodeKey::default();
-    if !vfs::inode_key_into(off, inode, &mut key) {
+    if !read_vfs::inode_key_into(off, inode, &mut key) {
         return 0;
     }
-    if let Some(replaced) = vfs::inode_key(off, new) {
+    if let Some(replaced) = read_vfs::inode_key(off, new) {
         // SAFETY: the values are copied out immediately.
         let rule = unsafe { maps::GOV_PROTECTED.get(&replaced) }
             .or_else(|| unsafe { maps::GOV_LINKED.get(&replaced) })
@@ -139,7 +139,7 @@ pub fn rename(old: u64, new: u64, mnt: u64) -> u32 {
             return u32::from(maps::GOV_LINKED.insert(&key, &rule, 0).is_ok());
         }
     }
-    if vfs::nlink(off, inode) <= 1 {
+    if read_vfs::nlink(off, inode) <= 1 {
         return 0;
     }
     let nowhere = Loc {

@@ -1,5 +1,5 @@
 //! Mappings of files, which act on the file with no further system call:
-//! - executable mappings are executions (Exec, decided in `crate::task`);
+//! - executable mappings are executions (Exec, decided in `crate::exec_setid`);
 //! - shared writable mappings are writes (Write, decided in `crate::file`). After
 //!   `mmap(MAP_SHARED, PROT_WRITE)`, or an `mprotect(PROT_WRITE)` of a shared mapping, every
 //!   store changes the file while no write(2) is ever asked, through a descriptor opened by
@@ -14,7 +14,7 @@
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use governor_common::detail::{EXEC_VIA_MMAP, WRITE_VIA_MMAP, WRITE_VIA_MPROTECT};
 
-use crate::{agent, file, kread, maps, task, vfs};
+use crate::{agent, exec_setid, file, maps, read_task, read_vfs};
 
 /// `PROT_WRITE` and `MAP_SHARED` (also set in `MAP_SHARED_VALIDATE`) from
 /// `<asm-generic/mman-common.h>`, `<linux/mman.h>`.
@@ -30,13 +30,13 @@ const VM_MAYWRITE: u64 = 0x20;
 // `file` is NULL for anonymous mappings.
 #[lsm(hook = "mmap_file")]
 pub fn mmap_file(ctx: LsmContext) -> i32 {
-    let file = kread::nullable_arg(&ctx, 0);
+    let file = read_task::nullable_arg(&ctx, 0);
     let prot: u64 = ctx.arg(2);
     let flags: u64 = ctx.arg(3);
     if let Some(refused) = agent::prior(&ctx, 4) {
         return refused;
     }
-    let verdict = task::exec_mapping(file, prot, EXEC_VIA_MMAP);
+    let verdict = exec_setid::exec_mapping(file, prot, EXEC_VIA_MMAP);
     if verdict != 0 {
         return verdict;
     }
@@ -52,7 +52,7 @@ pub fn file_mprotect(ctx: LsmContext) -> i32 {
     if let Some(refused) = agent::prior(&ctx, 3) {
         return refused;
     }
-    let verdict = task::exec_remap(vma, prot);
+    let verdict = exec_setid::exec_remap(vma, prot);
     if verdict != 0 {
         return verdict;
     }
@@ -74,7 +74,7 @@ fn shared_write(file: *const u8, prot: u64, flags: u64) -> i32 {
     // A file not open for writing cannot be mapped so (the kernel answers EACCES itself);
     // unreadable modes are decided (fail closed).
     // Only a file open for writing can be mapped shared and writable.
-    if vfs::file_mode(off, file).is_some_and(|m| m & crate::file::FMODE_WRITE == 0) {
+    if read_vfs::file_mode(off, file).is_some_and(|m| m & crate::file::FMODE_WRITE == 0) {
         return 0;
     }
     file::mapped(agent, file, WRITE_VIA_MMAP)
@@ -95,8 +95,8 @@ fn remap_write(vma: *const u8, prot: u64) -> i32 {
     let mut flags: u64 = 0;
     let mut file: *const u8 = core::ptr::null();
     let readable = off.valid != 0
-        && vfs::read_into(vma, off.vm_area_struct_vm_flags, &mut flags)
-        && vfs::read_into(vma, off.vm_area_struct_vm_file, &mut file);
+        && read_vfs::read_into(vma, off.vm_area_struct_vm_flags, &mut flags)
+        && read_vfs::read_into(vma, off.vm_area_struct_vm_file, &mut file);
     if readable
         && (file.is_null()
             || flags & VM_SHARED == 0

@@ -78,7 +78,7 @@ pub static GOV_PATH_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entrie
 #[map]
 pub static GOV_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
-/// `maps::PROCS` (`process.rs`)
+/// `maps::PROCS` (`proc_events.rs`)
 #[map]
 pub static GOV_PROCS: RingBuf = RingBuf::with_byte_size(PROCS_BYTES, 0);
 

@@ -32,7 +32,7 @@ use governor_common::{
 use crate::{
     agent::{self, prior},
     emit::Name,
-    vfs::{self, Loc},
+    read_vfs::{self, Loc},
 };
 
 // LSM_HOOK(int, 0, sb_mount, const char *dev_name, const struct path *path,
@@ -55,7 +55,7 @@ pub fn sb_umount(ctx: LsmContext) -> i32 {
     prior(&ctx, 2).unwrap_or_else(|| {
         mount_change(MOUNT_VIA_UMOUNT, |off| {
             Name::Loc(Loc {
-                dentry: vfs::mnt_root(off, mnt),
+                dentry: read_vfs::mnt_root(off, mnt),
                 mnt,
             })
         })
@@ -84,7 +84,7 @@ pub fn sb_pivotroot(ctx: LsmContext) -> i32 {
 #[inline(always)]
 fn at_path(how: u64, path: *const u8) -> i32 {
     mount_change(how, |off| {
-        vfs::path_loc(off, path).map_or(Name::None, Name::Loc)
+        read_vfs::path_loc(off, path).map_or(Name::None, Name::Loc)
     })
 }
 

@@ -29,18 +29,17 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 use governor_common::{
-    maps::Counter,
     net::{
         checked_classes, lease_object, net_detail, v4_mapped, Ip4, Ip6, NetOp, NetRules, AF_INET,
         AF_INET6, RULE_NET_FLAG, SOCK_STREAM,
     },
-    Class, Decision, EventKind, ProtectedRule, Target,
+    Class, Decision, ProtectedRule, Target,
 };
 
 use crate::{
     agent::{self, Refusal},
     emit::{self, Name},
-    lease::{self, Held, Verdict},
+    lease::{self, Verdict},
     maps,
 };
 
@@ -164,13 +163,7 @@ fn decide(ctx: &SockAddrContext, op: NetOp, v6: bool) -> i32 {
         (None, Some(lease)) => lease,
         (None, None) => return ALLOW,
     };
-    let refusal = Refusal {
-        kind: EventKind::NetDecision,
-        class: class as u32,
-        rule_id: hit.rule_id,
-        target,
-        depth: 0,
-    };
+    let refusal = Refusal::net(class, hit.rule_id, target);
     let decision = agent::settle(&agent, refusal, lease_id, Name::None);
     emit::flush();
     match decision {
@@ -203,14 +196,11 @@ fn outcome(agent_id: u32, class: u32, rule_id: u32, masks: u64) -> u64 {
     match lease::verdict(agent_id, rule_id | RULE_NET_FLAG, &rule, 1 << class) {
         Verdict::Allow | Verdict::Silent => PASS,
         Verdict::Deny => REFUSED,
-        Verdict::Lease => match lease::held(agent_id, class, lease_object(rule_id)) {
-            // Lease id 0 means "no lease" in events, as on the file side.
-            Held::Valid(id) if id != PASS && id != REFUSED => id,
-            Held::Valid(_) | Held::None => REFUSED,
-            Held::Expired => {
-                emit::count(Counter::LeaseExpired);
-                REFUSED
-            }
+        // No lease in force (0) is refused; a lease id of `REFUSED` would read as refused, and
+        // is.
+        Verdict::Lease => match lease::lift(agent_id, class, lease_object(rule_id)) {
+            PASS => REFUSED,
+            id => id,
         },
     }
 }

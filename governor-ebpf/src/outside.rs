@@ -23,14 +23,15 @@ use governor_common::{
         TASK_VIA_NICE, TASK_VIA_SCHEDULER,
     },
     maps::{Counter, RULE_BUILTIN, RULE_UNRESOLVED},
-    Class, EventKind, KernelOffsets, Target,
+    Class, KernelOffsets,
 };
 
 use crate::{
     agent::{self, Agent, Refusal},
     emit::{self, Name},
-    kread::{self, Relation},
-    maps, vfs,
+    maps,
+    read_task::{self, Relation},
+    read_vfs,
 };
 
 // LSM_HOOK(int, 0, task_kill, struct task_struct *p, struct kernel_siginfo *info,
@@ -40,7 +41,7 @@ use crate::{
 pub fn task_kill(ctx: LsmContext) -> i32 {
     let target: *const u8 = ctx.arg(0);
     let sig: i32 = ctx.arg(2);
-    let cred = kread::nullable_arg(&ctx, 3);
+    let cred = read_task::nullable_arg(&ctx, 3);
     if let Some(refused) = agent::prior(&ctx, 4) {
         return refused;
     }
@@ -160,7 +161,7 @@ pub fn proc_write(agent: &Agent, off: &KernelOffsets, pid: *const u8) -> i32 {
     let mut first: *const u8 = core::ptr::null();
     let target = if pid.is_null() {
         core::ptr::null()
-    } else if !vfs::read_into(pid, off.pid_tasks, &mut first) {
+    } else if !read_vfs::read_into(pid, off.pid_tasks, &mut first) {
         core::ptr::null()
     } else if first.is_null() {
         // The task has exited: the write fails with ESRCH, there is nothing to protect.
@@ -169,16 +170,7 @@ pub fn proc_write(agent: &Agent, off: &KernelOffsets, pid: *const u8) -> i32 {
         first.wrapping_sub(off.task_struct_pid_links as usize)
     };
     if target.is_null() {
-        let refusal = Refusal {
-            kind: EventKind::TaskDecision,
-            class: Class::Ptrace as u32,
-            rule_id: unresolved(),
-            target: Target {
-                detail: PTRACE_VIA_PROC_WRITE,
-                ..Target::default()
-            },
-            depth: 0,
-        };
+        let refusal = Refusal::task(Class::Ptrace, unresolved(), 0, PTRACE_VIA_PROC_WRITE);
         return agent::refuse_named(agent, refusal, Name::None);
     }
     aimed_outside(agent, target, Class::Ptrace, PTRACE_VIA_PROC_WRITE)
@@ -191,7 +183,7 @@ pub(crate) fn aimed_outside(agent: &Agent, target: *const u8, class: Class, deta
     let relation = if off.valid == 0 {
         Relation::Unknown
     } else {
-        kread::relation(agent, &off, target)
+        read_task::relation(agent, &off, target)
     };
     let rule_id = match relation {
         Relation::Inside => return 0,
@@ -202,21 +194,11 @@ pub(crate) fn aimed_outside(agent: &Agent, target: *const u8, class: Class, deta
         (0, Name::None)
     } else {
         (
-            kread::task_tgid(&off, target),
-            Name::Str(kread::task_comm(&off, target)),
+            read_task::task_tgid(&off, target),
+            Name::Str(read_task::task_comm(&off, target)),
         )
     };
-    let refusal = Refusal {
-        kind: EventKind::TaskDecision,
-        class: class as u32,
-        rule_id,
-        target: Target {
-            pid,
-            detail,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::task(class, rule_id, pid, detail);
     agent::refuse_named(agent, refusal, name)
 }
 
@@ -261,17 +243,7 @@ pub(crate) fn owner_by_pointer(how: u64) -> i32 {
 
 #[inline(always)]
 fn refuse_owner(agent: &Agent, pid: u32, detail: u64) -> i32 {
-    let refusal = Refusal {
-        kind: EventKind::TaskDecision,
-        class: Class::Signal as u32,
-        rule_id: RULE_BUILTIN,
-        target: Target {
-            pid,
-            detail,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::task(Class::Signal, RULE_BUILTIN, pid, detail);
     agent::refuse_named(agent, refusal, Name::None)
 }
 

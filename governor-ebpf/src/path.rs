@@ -21,8 +21,8 @@ use governor_common::{
 };
 
 use crate::{
-    kread, maps,
-    vfs::{self, Loc},
+    maps, read_task,
+    read_vfs::{self, Loc},
 };
 
 /// Longest name read per component: `NAME_MAX` plus its NUL.
@@ -96,7 +96,7 @@ unsafe extern "C" fn step(_index: u64, _ctx: *mut c_void) -> i64 {
     }
     let off = maps::offsets();
     let dentry = w.dentry as *const u8;
-    let parent = vfs::ptr_at(dentry, off.dentry_d_parent);
+    let parent = read_vfs::ptr_at(dentry, off.dentry_d_parent);
     if parent.is_null() {
         w.flags |= PATH_TRUNCATED as u32;
         w.done = 1;
@@ -110,11 +110,11 @@ unsafe extern "C" fn step(_index: u64, _ctx: *mut c_void) -> i64 {
             w.done = 1;
             return 1;
         }
-        return match vfs::mount_up(&off, w.mnt as *const u8) {
+        return match read_vfs::mount_up(&off, w.mnt as *const u8) {
             Some(up) => {
                 w.dentry = up.dentry as u64;
                 w.mnt = up.mnt as u64;
-                w.root = vfs::mnt_root(&off, up.mnt) as u64;
+                w.root = read_vfs::mnt_root(&off, up.mnt) as u64;
                 0
             }
             // The top of the mount tree: the path is complete.
@@ -124,7 +124,7 @@ unsafe extern "C" fn step(_index: u64, _ctx: *mut c_void) -> i64 {
             }
         };
     }
-    let name = vfs::ptr_at(dentry, off.dentry_d_name_name);
+    let name = read_vfs::ptr_at(dentry, off.dentry_d_name_name);
     let at = (w.len & AT_MASK) as usize;
     // SAFETY: `at + NAME_READ <= NAMES_BYTES`; the helper copes with a bad source.
     let n = unsafe {
@@ -170,7 +170,7 @@ pub fn record<const CAP: u32, const MASK: u32>(
         (*w).owner = owner;
         (*w).dentry = loc.dentry as u64;
         (*w).mnt = loc.mnt as u64;
-        (*w).root = vfs::mnt_root(off, loc.mnt) as u64;
+        (*w).root = read_vfs::mnt_root(off, loc.mnt) as u64;
         (*w).len = 0;
         (*w).cap = CAP;
         (*w).flags = PATH_PRESENT as u32;
@@ -210,16 +210,16 @@ pub fn record_exe<const CAP: u32, const MASK: u32>(
     if off.valid == 0 {
         return (0, 0);
     }
-    let mm = vfs::ptr_at(kread::current_task(), off.task_struct_mm);
-    let file = vfs::ptr_at(mm, off.mm_struct_exe_file);
+    let mm = read_vfs::ptr_at(read_task::current_task(), off.task_struct_mm);
+    let file = read_vfs::ptr_at(mm, off.mm_struct_exe_file);
     if file.is_null() {
         return (0, 0);
     }
-    vfs::inode_key_into(off, vfs::file_inode(off, file), inode);
+    read_vfs::inode_key_into(off, read_vfs::file_inode(off, file), inode);
     let f_path = file.wrapping_add(off.file_f_path as usize);
     let loc = Loc {
-        dentry: vfs::ptr_at(f_path, off.path_dentry),
-        mnt: vfs::ptr_at(f_path, off.path_mnt),
+        dentry: read_vfs::ptr_at(f_path, off.path_dentry),
+        mnt: read_vfs::ptr_at(f_path, off.path_mnt),
     };
     record::<CAP, MASK>(off, loc, out)
 }

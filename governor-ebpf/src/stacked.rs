@@ -24,7 +24,7 @@ use governor_common::Class;
 use crate::{
     agent::{self, prior, Agent},
     maps, note,
-    vfs::Loc,
+    read_vfs::Loc,
     walk::decide,
 };
 
@@ -144,7 +144,7 @@ fn setattr(dentry: *const u8, attr: *const u8) -> i32 {
     let off = maps::offsets();
     let mut valid: u32 = 0;
     // Unreadable: decided as a change of times (fail closed).
-    let class = if !crate::vfs::read_into(attr, off.iattr_ia_valid, &mut valid) {
+    let class = if !crate::read_vfs::read_into(attr, off.iattr_ia_valid, &mut valid) {
         Class::Utimes
     } else if valid & ATTR_SIZE != 0 {
         Class::Truncate

@@ -12,7 +12,7 @@
 use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop};
 use governor_common::{
     maps::{Counter, MAX_PATH_DEPTH, RULE_LINKED_FLAG, RULE_UNRESOLVED},
-    Class, EventKind, InodeKey, KernelOffsets, ProtectedRule, Target, WriteStamp,
+    Class, InodeKey, KernelOffsets, ProtectedRule, WriteStamp,
 };
 
 use crate::{
@@ -21,7 +21,7 @@ use crate::{
     emit::{self, Name},
     lease::{self, Held, Verdict},
     linked, maps,
-    vfs::{self, Loc},
+    read_vfs::{self, Loc},
     write_cache,
 };
 
@@ -29,13 +29,13 @@ use crate::{
 #[inline(always)]
 pub(crate) fn unresolved(agent: &Agent, class: Class, target: Name) -> i32 {
     emit::count(Counter::Unresolved);
-    let refusal = Refusal {
-        kind: EventKind::FileDecision,
-        class: class as u32,
-        rule_id: RULE_UNRESOLVED,
-        target: Target::default(),
-        depth: MAX_PATH_DEPTH,
-    };
+    let refusal = Refusal::file(
+        class,
+        RULE_UNRESOLVED,
+        InodeKey::default(),
+        0,
+        MAX_PATH_DEPTH,
+    );
     agent::refuse_named(agent, refusal, target)
 }
 
@@ -93,7 +93,7 @@ const DCACHE_DISCONNECTED: u32 = 1 << 5;
 /// in the tree cannot be told.
 #[inline(always)]
 fn step_up(off: &KernelOffsets, dentry: &mut *const u8, mnt: &mut *const u8) -> Result<bool, ()> {
-    let Some(parent) = vfs::parent(off, *dentry) else {
+    let Some(parent) = read_vfs::parent(off, *dentry) else {
         return Err(());
     };
     if parent != *dentry && !parent.is_null() {
@@ -101,14 +101,15 @@ fn step_up(off: &KernelOffsets, dentry: &mut *const u8, mnt: &mut *const u8) -> 
         return Ok(true);
     }
     let mut flags: u32 = 0;
-    if !vfs::read_into(*dentry, off.dentry_d_flags, &mut flags) || flags & DCACHE_DISCONNECTED != 0
+    if !read_vfs::read_into(*dentry, off.dentry_d_flags, &mut flags)
+        || flags & DCACHE_DISCONNECTED != 0
     {
         return Err(());
     }
     if mnt.is_null() {
         return Ok(false);
     }
-    match vfs::mount_up(off, *mnt) {
+    match read_vfs::mount_up(off, *mnt) {
         Some(up) => {
             *dentry = up.dentry;
             *mnt = up.mnt;
@@ -123,10 +124,10 @@ fn step_up(off: &KernelOffsets, dentry: &mut *const u8, mnt: &mut *const u8) -> 
 /// reason given in [`walk_step`].
 #[inline(always)]
 fn target_of(off: &KernelOffsets, dentry: *const u8) -> InodeKey {
-    match vfs::inode_key(off, dentry) {
+    match read_vfs::inode_key(off, dentry) {
         Some(key) => key,
-        None => vfs::parent(off, dentry)
-            .and_then(|p| vfs::inode_key(off, p))
+        None => read_vfs::parent(off, dentry)
+            .and_then(|p| read_vfs::inode_key(off, p))
             .unwrap_or_default(),
     }
 }
@@ -148,7 +149,7 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
     // callback once, with `w` as it is at the call, and hard-wires the branches it saw go one
     // way (a test of "target still unset" here became "always", so the target was the last
     // inode on the way). The target is therefore read before the loop ([`target_of`]).
-    match vfs::inode_key(&off, w.dentry) {
+    match read_vfs::inode_key(&off, w.dentry) {
         Some(key) => {
             // SAFETY: value copied out immediately.
             if let Some(rule) = unsafe { maps::GOV_PROTECTED.get(&key) }.copied() {
@@ -207,7 +208,7 @@ unsafe extern "C" fn lease_step(index: u64, ctx: *mut c_void) -> i64 {
         return 1;
     }
     let off = maps::offsets();
-    if let Some(key) = vfs::inode_key(&off, l.dentry) {
+    if let Some(key) = read_vfs::inode_key(&off, l.dentry) {
         match lease::held(l.agent_id, l.class, key) {
             Held::Valid(id) => {
                 l.lease_id = id;
@@ -249,10 +250,14 @@ fn lease_on_path(agent_id: u32, class: u32, dentry: *const u8, mnt: *const u8, d
             0,
         )
     };
-    if l.lease_id == 0 && l.expired != 0 {
-        emit::count(Counter::LeaseExpired);
-    }
-    l.lease_id
+    let found = if l.lease_id != 0 {
+        Held::Valid(l.lease_id)
+    } else if l.expired != 0 {
+        Held::Expired
+    } else {
+        Held::None
+    };
+    lease::lifted(found)
 }
 
 /// The rule of the nearest protected inode at or above `start` (across mounts when the mount
@@ -426,23 +431,13 @@ pub(crate) fn decide_as(
         ) {
             0 => 0,
             _ if leased == Leased::Count => {
-                emit::count(Counter::LeaseAllowed);
+                lease::count_allowed();
                 return 0;
             }
             id => id,
         },
         Verdict::Allow | Verdict::Silent => return 0,
     };
-    let refusal = Refusal {
-        kind: EventKind::FileDecision,
-        class: class as u32,
-        rule_id: w.rule.rule_id,
-        target: Target {
-            inode: w.target,
-            detail,
-            ..Target::default()
-        },
-        depth: w.depth,
-    };
+    let refusal = Refusal::file(class, w.rule.rule_id, w.target, detail, w.depth);
     agent::verdict(agent::settle(agent, refusal, lease_id, Name::Loc(start)))
 }

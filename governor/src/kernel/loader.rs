@@ -27,35 +27,12 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 /// BPF-LSM programs; each program is named after the hook it attaches to.
 pub const LSM_PROGRAMS: &[&str] = governor_common::programs::LSM_HOOKS;
 
-/// Raw tracepoint programs that keep every cgroup below an agent cgroup registered as the
-/// agent's (governor-ebpf/src/cgroup.rs); each is named after its tracepoint. They are not
-/// BPF-LSM programs and load on kernels without it, where they serve the network programs.
-pub const CGROUP_TRACEPOINTS: &[&str] = &["cgroup_mkdir", "cgroup_rmdir"];
+/// The tracepoint programs, listed with the hooks (`governor_common::programs`).
+pub use governor_common::programs::{CGROUP_TRACEPOINTS, PROC_TRACEPOINTS};
 
-/// Raw tracepoint programs that record agent processes' fork, exec and exit for the lineage
-/// (governor-ebpf/src/process.rs); each is named after its tracepoint. Enforcement does not
-/// depend on them; they load on kernels without BPF-LSM too.
-pub const PROC_TRACEPOINTS: &[&str] = &[
-    "sched_process_fork",
-    "sched_process_exec",
-    "sched_process_exit",
-];
-
-/// Hooks that older kernels lack, and what covers the same operations there.
-const OPTIONAL_HOOKS: &[(&str, &str)] = &[
-    (
-        "file_truncate",
-        "ftruncate(2) goes through path_truncate before 6.2",
-    ),
-    (
-        "inode_set_acl",
-        "ACLs are set through inode_setxattr before 6.2",
-    ),
-    (
-        "inode_remove_acl",
-        "ACLs are removed through inode_removexattr before 6.2",
-    ),
-];
+/// Hooks that older kernels lack, and what covers the same operations there; a subset of
+/// [`LSM_PROGRAMS`] (`loader_tests`).
+const OPTIONAL_HOOKS: &[(&str, &str)] = governor_common::programs::OPTIONAL_LSM_HOOKS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -571,3 +548,7 @@ pub fn innermost_cause(err: &aya::programs::ProgramError) -> (String, bool) {
 fn map_error(map: &'static str, source: aya::maps::MapError) -> LoadError {
     LoadError::Map { map, source }
 }
+
+#[cfg(test)]
+#[path = "loader_tests.rs"]
+mod tests;

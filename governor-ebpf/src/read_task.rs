@@ -11,7 +11,7 @@ use governor_common::KernelOffsets;
 use crate::{
     agent::Agent,
     maps,
-    vfs::{ptr_at, read_into},
+    read_vfs::{ptr_at, read_into},
 };
 
 /// Deepest cgroup level whose ancestor slot is read; deeper hierarchies fall back to the

@@ -25,15 +25,14 @@ use governor_common::{
         Counter, CredId, AGENT_FLAG_ALLOW_FILELESS_EXEC, RULE_BINARY_FLAG, RULE_BUILTIN,
         RULE_FILELESS, RULE_UNRESOLVED,
     },
-    Class, EventKind, InodeKey, KernelOffsets, Target,
+    Class, InodeKey, KernelOffsets,
 };
 
 use crate::{
     agent::{self, Agent, Refusal},
     emit::{self, Name},
-    kread,
-    lease::{self, Held, Verdict},
-    maps, vfs,
+    lease::{self, Verdict},
+    maps, read_task, read_vfs,
 };
 
 // 6.1:  LSM_HOOK(int, 0, bprm_creds_from_file, struct linux_binprm *bprm, struct file *file)
@@ -125,7 +124,7 @@ pub(crate) fn exec_remap(vma: *const u8, prot: u64) -> i32 {
     let agent = &agent;
     let off = maps::offsets();
     let mut file: *const u8 = core::ptr::null();
-    if off.valid != 0 && vfs::read_into(vma, off.vm_area_struct_vm_file, &mut file) {
+    if off.valid != 0 && read_vfs::read_into(vma, off.vm_area_struct_vm_file, &mut file) {
         if file.is_null() {
             return 0;
         }
@@ -143,10 +142,10 @@ fn exec_file(agent: &Agent, off: &KernelOffsets, file: *const u8, via: u64) -> i
     let inode = if off.valid == 0 {
         core::ptr::null()
     } else {
-        vfs::file_inode(off, file)
+        read_vfs::file_inode(off, file)
     };
     let mut lease_needed = false;
-    let rule_id = if !vfs::inode_key_into(off, inode, &mut key) {
+    let rule_id = if !read_vfs::inode_key_into(off, inode, &mut key) {
         unresolved()
     } else if let Some(listed) = listed(agent, &key) {
         match listed {
@@ -160,35 +159,21 @@ fn exec_file(agent: &Agent, off: &KernelOffsets, file: *const u8, via: u64) -> i
     } else if agent.info.flags & AGENT_FLAG_ALLOW_FILELESS_EXEC != 0 {
         return 0;
     } else {
-        match vfs::nlink(off, inode) {
+        match read_vfs::nlink(off, inode) {
             0 => RULE_FILELESS,
             n if n > 0 => return 0,
             _ => unresolved(),
         }
     };
-    let refusal = Refusal {
-        kind: EventKind::FileDecision,
-        class: Class::Exec as u32,
-        rule_id,
-        target: Target {
-            inode: key,
-            detail: via,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::file(Class::Exec, rule_id, key, via, 0);
     let mut lease_id = 0;
     if lease_needed {
-        match lease::held(agent.info.agent_id, Class::Exec as u32, key) {
-            // The exec is recorded; the mappings the loader then makes of the same binary
-            // are only counted.
-            Held::Valid(_) if via != EXEC_VIA_EXECVE => {
-                emit::count(Counter::LeaseAllowed);
-                return 0;
-            }
-            Held::Valid(id) => lease_id = id,
-            Held::Expired => emit::count(Counter::LeaseExpired),
-            Held::None => {}
+        lease_id = lease::lift(agent.info.agent_id, Class::Exec as u32, key);
+        // The exec is recorded; the mappings the loader then makes of the same binary are
+        // only counted.
+        if lease_id != 0 && via != EXEC_VIA_EXECVE {
+            lease::count_allowed();
+            return 0;
         }
     }
     let name = Name::File(file);
@@ -245,8 +230,8 @@ fn setid(new: *const u8, old: *const u8, ids: &[CredId]) -> i32 {
     let mut new_ids = [0u32; 8];
     let mut old_ids = [0u32; 8];
     let (rule_id, detail) = if off.valid != 0
-        && kread::cred_ids(&off, new, &mut new_ids)
-        && kread::cred_ids(&off, old, &mut old_ids)
+        && read_task::cred_ids(&off, new, &mut new_ids)
+        && read_task::cred_ids(&off, old, &mut old_ids)
     {
         let detail = first_change(&new_ids, &old_ids, ids);
         if detail == NO_CHANGE {
@@ -286,13 +271,16 @@ fn setgroups(new: *const u8, old: *const u8) -> i32 {
     let (n, o) = if off.valid == 0 {
         (core::ptr::null(), core::ptr::null())
     } else {
-        (kread::cred_groups(&off, new), kread::cred_groups(&off, old))
+        (
+            read_task::cred_groups(&off, new),
+            read_task::cred_groups(&off, old),
+        )
     };
     if !n.is_null() && n == o {
         return 0;
     }
-    let new_count = kread::ngroups(&off, n);
-    let old_count = kread::ngroups(&off, o);
+    let new_count = read_task::ngroups(&off, n);
+    let old_count = read_task::ngroups(&off, o);
     let rule_id = if n.is_null() || o.is_null() || new_count < 0 || old_count < 0 {
         unresolved()
     } else if new_count == old_count && same_groups(&off, n, o, new_count) {
@@ -315,8 +303,8 @@ fn same_groups(off: &KernelOffsets, new: *const u8, old: *const u8, count: i64) 
         if i64::from(i) >= count {
             return true;
         }
-        let a = kread::group(off, new, i);
-        if a < 0 || a != kread::group(off, old, i) {
+        let a = read_task::group(off, new, i);
+        if a < 0 || a != read_task::group(off, old, i) {
             return false;
         }
         i += 1;
@@ -336,17 +324,17 @@ fn setid_exec(bprm: *const u8, file: *const u8) -> i32 {
     };
     let agent = &agent;
     let off = maps::offsets();
-    let new = vfs::ptr_at(bprm, off.linux_binprm_cred);
-    let old = kread::task_cred(&off, kread::current_task());
+    let new = read_vfs::ptr_at(bprm, off.linux_binprm_cred);
+    let old = read_task::task_cred(&off, read_task::current_task());
     let mut new_ids = [0u32; 8];
     let mut old_ids = [0u32; 8];
     let mut new_caps: u64 = 0;
     let mut old_caps: u64 = 0;
     let (rule_id, detail) = if off.valid != 0
-        && kread::cred_ids(&off, new, &mut new_ids)
-        && kread::cred_ids(&off, old, &mut old_ids)
-        && vfs::read_into(new, off.cred_cap_permitted, &mut new_caps)
-        && vfs::read_into(old, off.cred_cap_permitted, &mut old_caps)
+        && read_task::cred_ids(&off, new, &mut new_ids)
+        && read_task::cred_ids(&off, old, &mut old_ids)
+        && read_vfs::read_into(new, off.cred_cap_permitted, &mut new_caps)
+        && read_vfs::read_into(old, off.cred_cap_permitted, &mut old_caps)
     {
         let detail = first_change(&new_ids, &old_ids, &EFFECTIVE);
         let raised = new_caps & !old_caps;
@@ -379,15 +367,6 @@ const EFFECTIVE: [CredId; 2] = [CredId::Euid, CredId::Egid];
 
 #[inline(always)]
 fn refuse_setid(agent: &Agent, rule_id: u32, detail: u64, name: Name) -> i32 {
-    let refusal = Refusal {
-        kind: EventKind::HostDecision,
-        class: Class::Setid as u32,
-        rule_id,
-        target: Target {
-            detail,
-            ..Target::default()
-        },
-        depth: 0,
-    };
+    let refusal = Refusal::host(Class::Setid, rule_id, detail);
     agent::refuse_named(agent, refusal, name)
 }

@@ -40,8 +40,8 @@ use governor_common::{
 
 use crate::{
     agent::{self, Agent},
-    emit, kread, maps, path,
-    vfs::{ptr_at, read_into, Loc},
+    emit, maps, path, read_task,
+    read_vfs::{ptr_at, read_into, Loc},
 };
 
 /// Bounds on the copies into the record's `exe`, `cwd` and `argv` (see `path::record`: a
@@ -118,8 +118,8 @@ fn begin(
         (*ev).start_ns = start_ns(off, task);
         (*ev).parent_start_ns = start_ns(off, parent);
         (*ev).cgroup_id = cgroup_id;
-        (*ev).pid = kread::task_tgid(off, task);
-        (*ev).ppid = kread::task_tgid(off, parent);
+        (*ev).pid = read_task::task_tgid(off, task);
+        (*ev).ppid = read_task::task_tgid(off, parent);
         (*ev).uid = bpf_get_current_uid_gid() as u32;
         (*ev).agent_id = agent.info.agent_id;
         (*ev).exit_code = 0;
@@ -146,10 +146,11 @@ fn forked(child: *const u8) {
         return;
     }
     let mut pid: u32 = 0;
-    if !read_into(child, off.task_struct_pid, &mut pid) || pid != kread::task_tgid(&off, child) {
+    if !read_into(child, off.task_struct_pid, &mut pid) || pid != read_task::task_tgid(&off, child)
+    {
         return;
     }
-    let mut cgroup_id = kread::cgroup_id(&off, kread::task_cgroup(&off, child));
+    let mut cgroup_id = read_task::cgroup_id(&off, read_task::task_cgroup(&off, child));
     if cgroup_id == 0 {
         cgroup_id = agent.cgroup_id;
     }
@@ -169,7 +170,7 @@ fn executed() {
     if off.valid == 0 {
         return;
     }
-    let task = kread::current_task();
+    let task = read_task::current_task();
     let Some(mut entry) = begin(&off, ProcKind::Exec, task, &agent, agent.cgroup_id) else {
         return;
     };
@@ -250,7 +251,7 @@ fn exited() {
     if off.valid == 0 {
         return;
     }
-    let task = kread::current_task();
+    let task = read_task::current_task();
     let mut live: i32 = -1;
     if !read_into(
         ptr_at(task, off.task_struct_signal),
