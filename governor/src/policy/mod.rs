@@ -5,7 +5,6 @@ mod binaries;
 pub mod classes;
 mod compile;
 mod decisions;
-pub mod duration;
 mod error;
 pub mod linked;
 pub mod net;
@@ -419,7 +418,7 @@ impl Validator<'_> {
     }
 
     fn lease_ttl(&mut self, value: &Spanned<String>, field: &str) -> Duration {
-        match duration::parse_duration(value.get_ref()) {
+        match crate::time::parse_duration(value.get_ref()).map(Duration::from_secs) {
             Ok(d) if d.is_zero() => {
                 self.problem(
                     value,
@@ -442,7 +441,7 @@ impl Validator<'_> {
             }
             Ok(d) => d,
             Err(why) => {
-                self.problem(value, field, why);
+                self.problem(value, field, why.to_string());
                 DEFAULT_MAX_LEASE_TTL
             }
         }
