@@ -515,7 +515,7 @@ pub struct LeaseShowArgs {
 }
 
 fn parse_ttl(text: &str) -> Result<u64, String> {
-    time::parse_duration(text).map_err(|e| e.to_string())
+    time::parse_positive_duration(text).map_err(|e| e.to_string())
 }
 
 fn parse_time(text: &str) -> Result<u64, String> {

@@ -1,9 +1,21 @@
-//! Time, one grammar for all of governor: unix seconds (UTC) in memory, RFC 3339 UTC datetimes in files
-//! (TOML's native offset datetime, e.g. `2026-11-21T19:40:00Z`), and the CLI's short
-//! durations (`90s`, `15m`, `2h`, `1d`).
+//! Time, one grammar for all of governor: unix seconds (UTC) in memory, RFC 3339 datetimes in
+//! files and on the command line, and one short duration grammar.
+//!
+//! - **Datetimes**: RFC 3339 with an offset, as TOML writes it (`2026-11-21T19:40:00Z`,
+//!   `2026-11-21T20:40:00+01:00`). `toml` reads the syntax (so lease and key files and the CLI
+//!   accept exactly the same texts); `jiff` does the calendar arithmetic. Fractions of a second
+//!   are dropped, a leap second counts as :59.
+//! - **Durations**: a whole number of at most nine digits and one unit, `s`, `m`, `h` or `d`
+//!   (`90s`, `15m`, `2h`, `1d`). [`parse_duration`] is the one parser: policy (`max_lease_ttl`),
+//!   lease and request TTLs, `lineage prune --retain` and lineage `--since`/`--until` all use it.
+//!   Zero parses; a caller that needs a positive duration says so with
+//!   [`parse_positive_duration`] or its own check.
+//!
+//! May import: nothing of governor's (std, `toml`, `jiff`, `thiserror`). Imported by everyone.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use jiff::{civil, SignedDuration};
 use toml::value::{Date, Datetime, Offset, Time};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -17,8 +29,21 @@ pub enum TimeError {
     BeforeEpoch(String),
     #[error("`{0}` is not a date and time; write it like 2026-11-21T19:40:00Z")]
     Unparsable(String),
-    #[error("`{0}` is not a duration; write a number and a unit: 90s, 15m, 2h or 1d")]
-    Duration(String),
+}
+
+/// How to write a duration, said by every duration error.
+const HOW: &str = "write a whole number and a unit: 90s, 15m, 2h or 1d";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DurationError {
+    #[error("`{0}` is not a duration; {HOW}")]
+    NotADuration(String),
+    #[error("`{0}` has no unit; {HOW}")]
+    NoUnit(String),
+    #[error("`{unit}` in `{text}` is not a unit; {HOW}")]
+    NotAUnit { unit: String, text: String },
+    #[error("`{0}` is zero; give a positive duration: 90s, 15m, 2h or 1d")]
+    Zero(String),
 }
 
 /// Seconds since the unix epoch, now (0 if the clock is before it).
@@ -28,46 +53,28 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// 1970-01-01T00:00:00, the civil (offset-free) origin of unix time.
+const EPOCH: civil::DateTime = civil::date(1970, 1, 1).at(0, 0, 0, 0);
 
-/// The date of a day count since 1970-01-01 (the inverse of `days_from_civil`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// The TOML datetime (UTC, `Z`, whole seconds) of unix time `secs`.
+/// The TOML datetime (UTC, `Z`, whole seconds) of unix time `secs`; times past the last second
+/// of 9999, which RFC 3339 cannot write, read as that last second.
 pub fn to_datetime(secs: u64) -> Datetime {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
+    let dt = i64::try_from(secs)
+        .ok()
+        .and_then(|s| EPOCH.checked_add(SignedDuration::from_secs(s)).ok())
+        .unwrap_or(civil::DateTime::MAX);
+    // From 1970 to 9999, every field is in range of its unsigned TOML field.
+    let field = |v: i8| u8::try_from(v).unwrap_or(0);
     Datetime {
         date: Some(Date {
-            year: u16::try_from(year).unwrap_or(u16::MAX),
-            month: month as u8,
-            day: day as u8,
+            year: u16::try_from(dt.year()).unwrap_or(0),
+            month: field(dt.month()),
+            day: field(dt.day()),
         }),
         time: Some(Time {
-            hour: (rem / 3600) as u8,
-            minute: (rem / 60 % 60) as u8,
-            second: (rem % 60) as u8,
+            hour: field(dt.hour()),
+            minute: field(dt.minute()),
+            second: field(dt.second()),
             nanosecond: 0,
         }),
         offset: Some(Offset::Z),
@@ -80,16 +87,24 @@ pub fn from_datetime(dt: &Datetime) -> Result<u64, TimeError> {
     let (Some(date), Some(time), Some(offset)) = (dt.date, dt.time, dt.offset) else {
         return Err(TimeError::Incomplete(dt.to_string()));
     };
-    let days = days_from_civil(i64::from(date.year), date.month.into(), date.day.into());
-    let local = days * 86_400
-        + i64::from(time.hour) * 3600
-        + i64::from(time.minute) * 60
-        + i64::from(time.second.min(59));
+    let unparsable = || TimeError::Unparsable(dt.to_string());
+    let small = |v: u8| i8::try_from(v).map_err(|_| unparsable());
+    let local = civil::DateTime::new(
+        i16::try_from(date.year).map_err(|_| unparsable())?,
+        small(date.month)?,
+        small(date.day)?,
+        small(time.hour)?,
+        small(time.minute)?,
+        small(time.second.min(59))?,
+        0,
+    )
+    .map_err(|_| unparsable())?;
     let offset_secs = match offset {
         Offset::Z => 0,
         Offset::Custom { minutes } => i64::from(minutes) * 60,
     };
-    u64::try_from(local - offset_secs).map_err(|_| TimeError::BeforeEpoch(dt.to_string()))
+    let secs = local.duration_since(EPOCH).as_secs() - offset_secs;
+    u64::try_from(secs).map_err(|_| TimeError::BeforeEpoch(dt.to_string()))
 }
 
 /// `2026-11-21T19:40:00Z`.
@@ -107,23 +122,52 @@ pub fn parse_rfc3339(text: &str) -> Result<u64, TimeError> {
     from_datetime(&dt)
 }
 
-/// Seconds in a short duration: a positive whole number and one unit, `s`, `m`, `h` or `d`.
-pub fn parse_duration(text: &str) -> Result<u64, TimeError> {
-    let bad = || TimeError::Duration(text.to_owned());
+/// Seconds in a duration: a whole number of at most nine digits and one unit, `s`, `m`, `h`
+/// or `d`. Zero parses (`0s`); see [`parse_positive_duration`].
+pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let scale = match unit {
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    if digits.is_empty() || digits.len() > 9 {
+        return Err(DurationError::NotADuration(text.to_owned()));
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| DurationError::NotADuration(text.to_owned()))?;
+    let secs_per = match unit {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(bad()),
+        "" => return Err(DurationError::NoUnit(text.to_owned())),
+        other => {
+            return Err(DurationError::NotAUnit {
+                unit: other.to_owned(),
+                text: text.to_owned(),
+            })
+        }
     };
-    match n.checked_mul(scale) {
-        Some(secs) if secs > 0 => Ok(secs),
-        _ => Err(bad()),
+    // At most 999_999_999 days: far inside u64.
+    Ok(n * secs_per)
+}
+
+/// [`parse_duration`] for the places where zero means nothing (lease and request TTLs, a time
+/// ago): `0s` is refused.
+pub fn parse_positive_duration(text: &str) -> Result<u64, DurationError> {
+    match parse_duration(text)? {
+        0 => Err(DurationError::Zero(text.to_owned())),
+        secs => Ok(secs),
+    }
+}
+
+/// `secs` the way a policy would write it: the largest unit that divides it.
+pub fn format_duration(secs: u64) -> String {
+    match secs {
+        0 => "0s".to_owned(),
+        _ if secs.is_multiple_of(86_400) => format!("{}d", secs / 86_400),
+        _ if secs.is_multiple_of(3600) => format!("{}h", secs / 3600),
+        _ if secs.is_multiple_of(60) => format!("{}m", secs / 60),
+        _ => format!("{secs}s"),
     }
 }
 
@@ -150,14 +194,16 @@ mod tests {
             (1_700_000_000, "2023-11-14T22:13:20Z"),
             (1_795_290_000, "2026-11-21T19:40:00Z"),
             (4_107_542_399, "2100-02-28T23:59:59Z"),
+            (253_402_300_799, "9999-12-31T23:59:59Z"),
         ] {
             assert_eq!(rfc3339(secs), text);
             assert_eq!(parse_rfc3339(text), Ok(secs), "{text}");
         }
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
     }
 
     #[test]
-    fn offsets_are_applied() {
+    fn offsets_fractions_and_leap_seconds() {
         assert_eq!(
             parse_rfc3339("2023-11-15T00:13:20+02:00"),
             Ok(1_700_000_000)
@@ -165,6 +211,12 @@ mod tests {
         assert_eq!(
             parse_rfc3339("2023-11-14T20:13:20-02:00"),
             Ok(1_700_000_000)
+        );
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.999Z"), Ok(1_700_000_000));
+        assert_eq!(parse_rfc3339("2016-12-31T23:59:60Z"), Ok(1_483_228_799));
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:59:59-23:59"),
+            Ok(253_402_300_799 + 23 * 3600 + 59 * 60)
         );
     }
 
@@ -183,9 +235,15 @@ mod tests {
             Err(TimeError::BeforeEpoch(_))
         ));
         assert!(matches!(
-            parse_rfc3339("tomorrow"),
-            Err(TimeError::Unparsable(_))
+            parse_rfc3339("1970-01-01T00:30:00+01:00"),
+            Err(TimeError::BeforeEpoch(_))
         ));
+        for bad in ["tomorrow", "2023-02-29T00:00:00Z", "2023-11-14T24:00:00Z"] {
+            assert!(
+                matches!(parse_rfc3339(bad), Err(TimeError::Unparsable(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -194,23 +252,62 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(900));
         assert_eq!(parse_duration("2h"), Ok(7200));
         assert_eq!(parse_duration("1d"), Ok(86_400));
+        assert_eq!(parse_duration(" 7d "), Ok(7 * 86_400));
+        assert_eq!(parse_duration("0s"), Ok(0));
+        assert_eq!(parse_duration("999999999d"), Ok(999_999_999 * 86_400));
         for bad in [
             "",
             "15",
             "m",
-            "0m",
+            "h",
+            "1",
             "1.5h",
             "-1m",
+            "+1m",
             "1w",
             "1 m",
+            "1h30m",
+            "9999999999s",
             "99999999999999999999d",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+        assert!(matches!(parse_duration("1"), Err(DurationError::NoUnit(_))));
+        assert!(parse_duration("1")
+            .unwrap_err()
+            .to_string()
+            .contains("no unit"));
+        assert!(parse_duration("3w")
+            .unwrap_err()
+            .to_string()
+            .contains("`w`"));
+        assert!(parse_duration("h")
+            .unwrap_err()
+            .to_string()
+            .contains("is not a duration"));
     }
 
     #[test]
-    fn spans() {
+    fn positive_durations_refuse_zero() {
+        assert_eq!(parse_positive_duration("90s"), Ok(90));
+        for zero in ["0s", "0m", "000h", "0d"] {
+            assert_eq!(
+                parse_positive_duration(zero),
+                Err(DurationError::Zero(zero.to_owned()))
+            );
+        }
+        assert!(matches!(
+            parse_positive_duration("1w"),
+            Err(DurationError::NotAUnit { .. })
+        ));
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(format_duration(7200), "2h");
+        assert_eq!(format_duration(90), "90s");
+        assert_eq!(format_duration(0), "0s");
+        assert_eq!(format_duration(7 * 86_400), "7d");
         assert_eq!(span(59), "59s");
         assert_eq!(span(61), "1m01s");
         assert_eq!(span(86_400 + 3600 + 62), "1d01h01m02s");

@@ -6,7 +6,8 @@ use std::{fmt::Write as _, process::ExitCode};
 
 use crate::{
     cli::PolicyCommand,
-    policy::{classes_for_name, duration::format_duration, ClassDecision, Policy},
+    policy::{classes_for_name, ClassDecision, Policy},
+    time::format_duration,
 };
 
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
@@ -57,7 +58,7 @@ pub fn summary(p: &Policy) -> String {
             a.name,
             a.mode.name(),
             a.cgroup.display(),
-            format_duration(a.max_lease_ttl),
+            format_duration(a.max_lease_ttl.as_secs()),
             if a.allow_fileless_exec {
                 ", fileless exec allowed"
             } else {

@@ -8,6 +8,7 @@ use anyhow::Context;
 use crate::{
     admin::{client, protocol::Request, status::Status},
     cli::StatusArgs,
+    time::span as duration,
 };
 
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -20,17 +21,6 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         print!("{}", table(&status));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `1d02h03m04s`, leaving out leading zero units.
-fn duration(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m{s:02}s"),
-        (0, _, _) => format!("{h}h{m:02}m{s:02}s"),
-        _ => format!("{d}d{h:02}h{m:02}m{s:02}s"),
-    }
 }
 
 fn list(items: &[String]) -> String {

@@ -201,11 +201,7 @@ mod tests {
     };
 
     fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("governor-files-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        dir
+        crate::host::scratch(&format!("files-{name}"))
     }
 
     #[test]

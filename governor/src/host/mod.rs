@@ -14,3 +14,13 @@ pub mod files;
 pub mod freeze;
 pub mod oom;
 pub mod write;
+
+/// A fresh, empty directory for one test, `<tmp>/governor-<name>-<pid>` (what an earlier run
+/// left there is removed first): the one scratch directory the unit tests share.
+#[cfg(test)]
+pub(crate) fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("governor-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}

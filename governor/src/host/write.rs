@@ -86,14 +86,7 @@ mod tests {
     use super::*;
 
     fn scratch() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "governor-write-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+        crate::host::scratch(&format!("write-{:?}", std::thread::current().id()))
     }
 
     #[test]

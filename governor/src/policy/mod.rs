@@ -1,11 +1,21 @@
 //! Policies: raw TOML (`raw`) → validated domain types (this module) → kernel map entries
 //! (`compile`). Validation collects every problem with its file, line and field.
+//!
+//! The folder owns the policy language and its meaning: `raw.rs` (the TOML as written),
+//! this file (agents, `[[protect]]`, validation), `classes.rs` (class names, tags,
+//! `[classes]`), `decisions.rs` (allow/lease/deny and how they combine), `net.rs`
+//! (`[[network]]`, flattened into tries), `binaries.rs`, `linked.rs` (inodes with names
+//! elsewhere), `error.rs` (located problems), `compile.rs` (kernel map entries). Durations
+//! (`max_lease_ttl`) use the one grammar in `crate::time`.
+//!
+//! May import: `governor_common` (classes, map entry types), `crate::time`, and `crate::host`
+//! (bounded reads, cgroup ids, governor's own directories) — nothing of the daemon, the
+//! kernel loader, leases or lineage, which all import this folder.
 
 mod binaries;
 pub mod classes;
 mod compile;
 mod decisions;
-pub mod duration;
 mod error;
 pub mod linked;
 pub mod net;
@@ -120,27 +130,25 @@ const CLASS_NAMES: &[(&str, &[Class])] = &[
     ("unix-connect", &[Class::UnixConnect]),
 ];
 
-/// The classes a `[[protect]]` entry decides: every file class, read and unix-connect.
-pub const PROTECT_CLASSES: &[Class] = &[
-    Class::Unlink,
-    Class::Rmdir,
-    Class::Rename,
-    Class::Truncate,
-    Class::Write,
-    Class::Chmod,
-    Class::Chown,
-    Class::Link,
-    Class::Xattr,
-    Class::Mknod,
-    Class::Chattr,
-    Class::Utimes,
-    Class::Read,
-    Class::UnixConnect,
-];
+/// The classes a `[[protect]]` entry decides: every file class ([`FILE_CLASSES`]), then read
+/// and unix-connect.
+pub const PROTECT_CLASSES: &[Class] = &{
+    let mut all = [Class::Read; FILE_CLASS_LIST.len() + 2];
+    let mut i = 0;
+    while i < FILE_CLASS_LIST.len() {
+        all[i] = FILE_CLASS_LIST[i];
+        i += 1;
+    }
+    all[i] = Class::Read;
+    all[i + 1] = Class::UnixConnect;
+    all
+};
 
 /// Every class that changes a protected path ("modify"). `read` and `unix-connect`
 /// (connecting to unix sockets bound below the path) are listed on their own.
-pub const FILE_CLASSES: &[Class] = &[
+pub const FILE_CLASSES: &[Class] = &FILE_CLASS_LIST;
+
+const FILE_CLASS_LIST: [Class; 12] = [
     Class::Unlink,
     Class::Rmdir,
     Class::Rename,
@@ -419,7 +427,7 @@ impl Validator<'_> {
     }
 
     fn lease_ttl(&mut self, value: &Spanned<String>, field: &str) -> Duration {
-        match duration::parse_duration(value.get_ref()) {
+        match crate::time::parse_duration(value.get_ref()).map(Duration::from_secs) {
             Ok(d) if d.is_zero() => {
                 self.problem(
                     value,
@@ -442,7 +450,7 @@ impl Validator<'_> {
             }
             Ok(d) => d,
             Err(why) => {
-                self.problem(value, field, why);
+                self.problem(value, field, why.to_string());
                 DEFAULT_MAX_LEASE_TTL
             }
         }

@@ -302,3 +302,12 @@ fn a_resource_with_no_lists_gets_the_class_table() {
     ))
     .expect("valid");
 }
+
+#[test]
+fn protect_classes_are_the_file_classes_then_read_and_unix_connect() {
+    assert_eq!(PROTECT_CLASSES.len(), 14);
+    assert_eq!(&PROTECT_CLASSES[..12], FILE_CLASSES);
+    assert_eq!(FILE_CLASSES.first(), Some(&Class::Unlink));
+    assert_eq!(FILE_CLASSES.last(), Some(&Class::Utimes));
+    assert_eq!(&PROTECT_CLASSES[12..], &[Class::Read, Class::UnixConnect]);
+}

@@ -204,7 +204,7 @@ pub struct WhenError(pub String);
 pub fn parse_when(text: &str, now_ns: i64) -> Result<i64, WhenError> {
     let t = text.trim();
     let ago = t.strip_suffix("ago").map_or(t, str::trim_end);
-    if let Ok(secs) = time::parse_duration(ago) {
+    if let Ok(secs) = time::parse_positive_duration(ago) {
         let ns = i64::try_from(secs)
             .ok()
             .and_then(|s| s.checked_mul(1_000_000_000))

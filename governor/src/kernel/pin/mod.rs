@@ -48,20 +48,28 @@
 //! lock's owner. `governor unload` takes the same lock, so it refuses while a daemon runs: that
 //! daemon's open links would keep enforcing after the pins were gone. A lock held by anything
 //! but a live daemon never blocks either of them ([`super::pin_lock`]).
+//!
+//! The folder owns the pin directory: this file the directory, its generations, adoption and
+//! unload; `manifest.rs` the manifest text; `bpffs.rs` the bpf filesystem underneath (is it
+//! one, what a pin is, which links and programs it holds, waiting for them to leave the kernel).
+//! May import: `super::pin_lock` (the directory's lock), `crate::host` (the durable writer),
+//! aya's link types; nothing of the daemon's. Imported by the loader, takeover and `unload`.
+
+mod bpffs;
+mod manifest;
 
 use std::{
-    collections::BTreeSet,
-    ffi::CString,
-    fs::File,
     io,
-    os::unix::{ffi::OsStrExt, fs::MetadataExt, io::AsRawFd},
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use aya::programs::links::{FdLink, PinnedLink};
 
 use super::pin_lock::{self, Lock};
+use bpffs::{ensure_bpffs, entries, link_ids, reject_mount_root, remove, wait_detached, Ids};
+pub(crate) use bpffs::{fs_type, pinned_links, walk_link_pins};
+pub use manifest::Manifest;
 
 /// Where the daemon pins by default.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/governor";
@@ -120,85 +128,6 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PinError + '_ {
     move |error| PinError::Io {
         path: path.to_path_buf(),
         error,
-    }
-}
-
-/// What a generation's manifest says about it. Text form, one line:
-/// `governor-pins format=1 generation=7 build=<hex> version=0.1.0 pid=123 lsm=36 net=12
-/// policy=<version>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Manifest {
-    pub format: u32,
-    pub generation: u64,
-    /// Hash of the embedded eBPF object: equal builds have equal programs and map layouts.
-    pub build: String,
-    pub version: String,
-    /// The daemon that pinned it.
-    pub pid: u32,
-    /// Pinned BPF-LSM links and network links.
-    pub lsm: usize,
-    pub net: usize,
-    /// Version of the policy its programs enforce (what its events' agent and rule ids
-    /// refer to); absent in manifests of governors before it.
-    pub policy: Option<String>,
-}
-
-impl Manifest {
-    pub fn text(&self) -> String {
-        let policy = self
-            .policy
-            .as_ref()
-            .map_or_else(String::new, |p| format!(" policy={p}"));
-        format!(
-            "{MAGIC} format={} generation={} build={} version={} pid={} lsm={} net={}{policy}",
-            self.format, self.generation, self.build, self.version, self.pid, self.lsm, self.net
-        )
-    }
-
-    /// Parses the text form; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<Manifest, String> {
-        let mut words = text.split_whitespace();
-        if words.next() != Some(MAGIC) {
-            return Err(format!("not a governor manifest: {text:?}"));
-        }
-        let mut m = Manifest {
-            format: 0,
-            generation: 0,
-            build: String::new(),
-            version: String::new(),
-            pid: 0,
-            lsm: 0,
-            net: 0,
-            policy: None,
-        };
-        for word in words {
-            let (key, value) = word
-                .split_once('=')
-                .ok_or_else(|| format!("manifest word {word:?} is not key=value"))?;
-            let num = |v: &str| {
-                v.parse::<u64>()
-                    .map_err(|_| format!("manifest {key}={v:?}"))
-            };
-            match key {
-                "format" => m.format = num(value)? as u32,
-                "generation" => m.generation = num(value)?,
-                "build" => m.build = value.to_owned(),
-                "version" => m.version = value.to_owned(),
-                "pid" => m.pid = num(value)? as u32,
-                "lsm" => m.lsm = num(value)? as usize,
-                "net" => m.net = num(value)? as usize,
-                "policy" => m.policy = Some(value.to_owned()),
-                // A later format may add words; `format` decides whether we understand it.
-                _ => {}
-            }
-        }
-        if m.format != FORMAT {
-            return Err(format!(
-                "manifest format {} (this governor writes format {FORMAT})",
-                m.format
-            ));
-        }
-        Ok(m)
     }
 }
 
@@ -449,93 +378,6 @@ pub fn build_id(object: &[u8]) -> String {
     format!("{h:016x}")
 }
 
-pub(crate) fn fs_type(path: &Path) -> io::Result<i64> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
-    // SAFETY: statfs(2) on a NUL-terminated path into a zeroed struct we own.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st.f_type as i64)
-}
-
-/// The deepest existing ancestor of `path` (itself included).
-fn existing_ancestor(path: &Path) -> &Path {
-    path.ancestors()
-        .find(|p| p.exists())
-        .unwrap_or(Path::new("/"))
-}
-
-fn ensure_bpffs(dir: &Path) -> Result<(), PinError> {
-    let base = existing_ancestor(dir);
-    if fs_type(base).map_err(io_err(base))? == BPF_FS_MAGIC {
-        return Ok(());
-    }
-    let mount = Path::new(BPFFS_MOUNT);
-    if !dir.starts_with(mount) || !mount.is_dir() {
-        return Err(PinError::NotBpffs(dir.to_path_buf()));
-    }
-    // Two daemons starting at once must not stack two bpf filesystems (the lower one's pins
-    // would vanish from view): lock the directory under the mount point, then look again. A
-    // process that opens it after the mount gets the new filesystem's root and sees bpffs.
-    // Anyone can flock that directory, so the lock is waited for a bounded time only: past
-    // it, the admin socket (bound before this) already keeps a second daemon out.
-    let _guard = File::open(mount).map_err(io_err(mount))?;
-    let deadline = Instant::now() + MOUNT_GUARD_WAIT;
-    // SAFETY: flock(2) on an fd this function owns; released when `_guard` is closed.
-    while unsafe { libc::flock(_guard.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(io_err(mount)(err));
-        }
-        if Instant::now() > deadline {
-            tracing::warn!(mount = BPFFS_MOUNT, holder = %pin_lock::holder_of(mount),
-                "{BPFFS_MOUNT} is locked by {}; mounting without waiting longer",
-                pin_lock::holder_of(mount));
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if fs_type(mount).map_err(io_err(mount))? == BPF_FS_MAGIC {
-        return Ok(());
-    }
-    nix::mount::mount(
-        Some("bpf"),
-        mount,
-        Some("bpf"),
-        nix::mount::MsFlags::empty(),
-        Some("mode=0700"),
-    )
-    .map_err(|e| PinError::Mount(e.into()))?;
-    tracing::info!(mount = BPFFS_MOUNT, "mounted a bpf filesystem for the pins");
-    if fs_type(existing_ancestor(dir)).map_err(io_err(dir))? != BPF_FS_MAGIC {
-        return Err(PinError::NotBpffs(dir.to_path_buf()));
-    }
-    Ok(())
-}
-
-/// Refuses a directory that is itself a mount (its parent is on another filesystem).
-fn reject_mount_root(dir: &Path) -> Result<(), PinError> {
-    let parent = dir.parent().unwrap_or(Path::new("/"));
-    let own = std::fs::metadata(dir).map_err(io_err(dir))?.dev();
-    let up = std::fs::metadata(parent).map_err(io_err(parent))?.dev();
-    if own != up || fs_type(parent).map_err(io_err(parent))? != BPF_FS_MAGIC {
-        return Err(PinError::MountRoot(dir.to_path_buf()));
-    }
-    Ok(())
-}
-
-fn entries(dir: &Path) -> Result<Vec<String>, PinError> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        out.push(entry.file_name().to_string_lossy().into_owned());
-    }
-    out.sort();
-    Ok(out)
-}
-
 fn read_previous(dir: &Path) -> Result<Previous, PinError> {
     // The lock's bookkeeping is not enforcement.
     let names: Vec<String> = entries(dir)?
@@ -559,191 +401,9 @@ fn read_previous(dir: &Path) -> Result<Previous, PinError> {
     })
 }
 
-/// Ids of every BPF link pinned at or below `path`, and of the programs behind them and
-/// pinned there (map pins are skipped).
-fn link_ids(path: &Path, ids: &mut Ids) {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return;
-    };
-    if meta.is_dir() {
-        if let Ok(rd) = std::fs::read_dir(path) {
-            for e in rd.flatten() {
-                link_ids(&e.path(), ids);
-            }
-        }
-    } else if meta.file_type().is_file() {
-        match pin_kind(path).as_deref().and_then(std::ffi::OsStr::to_str) {
-            Some("anon_inode:bpf-link") => {
-                if let Ok(link) = PinnedLink::from_pin(path) {
-                    if let Ok(info) = FdLink::from(link).info() {
-                        ids.links.insert(info.id());
-                        ids.programs.insert(info.program_id());
-                    }
-                }
-            }
-            Some("anon_inode:bpf-prog") => {
-                if let Ok(info) = aya::programs::ProgramInfo::from_pin(path) {
-                    ids.programs.insert(info.id());
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Ids of every BPF link pinned at or below `path`.
-pub(crate) fn pinned_links(path: &Path) -> BTreeSet<u32> {
-    let mut ids = Ids::default();
-    link_ids(path, &mut ids);
-    ids.links
-}
-
-/// Calls `f(pin, link id)` for every BPF link pinned at or below `path`, at most `depth`
-/// directories down.
-pub(crate) fn walk_link_pins(path: &Path, depth: usize, f: &mut dyn FnMut(&Path, u32)) {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return;
-    };
-    if meta.is_dir() {
-        if depth == 0 {
-            return;
-        }
-        if let Ok(rd) = std::fs::read_dir(path) {
-            for e in rd.flatten() {
-                walk_link_pins(&e.path(), depth - 1, f);
-            }
-        }
-    } else if meta.file_type().is_file()
-        && pin_kind(path).is_some_and(|k| k == "anon_inode:bpf-link")
-    {
-        if let Ok(link) = PinnedLink::from_pin(path) {
-            if let Ok(info) = FdLink::from(link).info() {
-                f(path, info.id());
-            }
-        }
-    }
-}
-
-/// Links and programs that must leave the kernel.
-#[derive(Debug, Default)]
-struct Ids {
-    links: BTreeSet<u32>,
-    programs: BTreeSet<u32>,
-}
-
-/// What is pinned at `path`: the name of the file behind its fd (`anon_inode:bpf-link`,
-/// `anon_inode:bpf-prog`, `anon_inode:bpf-map`).
-fn pin_kind(path: &Path) -> Option<std::ffi::OsString> {
-    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-    /// `union bpf_attr` as BPF_OBJ_GET reads it.
-    #[repr(C)]
-    struct ObjGet {
-        pathname: u64,
-        bpf_fd: u32,
-        file_flags: u32,
-    }
-    let attr = ObjGet {
-        pathname: c.as_ptr() as u64,
-        bpf_fd: 0,
-        file_flags: 0,
-    };
-    const BPF_OBJ_GET: libc::c_long = 7;
-    // SAFETY: bpf(BPF_OBJ_GET) reads `attr` (and the path it points to, alive in `c`).
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET,
-            &attr as *const ObjGet,
-            std::mem::size_of::<ObjGet>(),
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: the kernel just returned this fd to us; `OwnedFd` closes it.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .ok()
-        .map(PathBuf::into_os_string)
-}
-
-fn remove(path: &Path) -> Result<(), PinError> {
-    let meta = std::fs::symlink_metadata(path).map_err(io_err(path))?;
-    if meta.is_dir() {
-        std::fs::remove_dir_all(path).map_err(io_err(path))
-    } else {
-        std::fs::remove_file(path).map_err(io_err(path))
-    }
-}
-
-/// Waits until none of `ids` is in the kernel: no link, and no program (the kernel releases a
-/// link's id before it detaches its program; a program that is gone is attached nowhere).
-fn wait_detached(dir: &Path, ids: &Ids) -> Result<(), PinError> {
-    if ids.links.is_empty() && ids.programs.is_empty() {
-        return Ok(());
-    }
-    let deadline = Instant::now() + RETIRE_TIMEOUT;
-    loop {
-        let alive: Vec<u32> = aya::programs::loaded_links()
-            .filter_map(Result::ok)
-            .map(|l| l.id())
-            .filter(|id| ids.links.contains(id))
-            .chain(
-                aya::programs::loaded_programs()
-                    .filter_map(Result::ok)
-                    .map(|p| p.id())
-                    .filter(|id| ids.programs.contains(id)),
-            )
-            .collect();
-        if alive.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(PinError::StillAttached {
-                path: dir.to_path_buf(),
-                ids: alive,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample() -> Manifest {
-        Manifest {
-            format: FORMAT,
-            generation: 7,
-            build: "00ff00ff00ff00ff".to_owned(),
-            version: "0.1.0".to_owned(),
-            pid: 4242,
-            lsm: 36,
-            net: 12,
-            policy: Some("56e2aa".to_owned()),
-        }
-    }
-
-    #[test]
-    fn manifest_round_trips() {
-        let m = sample();
-        assert_eq!(Manifest::parse(&m.text()), Ok(m));
-    }
-
-    #[test]
-    fn manifest_rejects_foreign_and_other_formats() {
-        assert!(Manifest::parse("something else").is_err());
-        assert!(Manifest::parse("").is_err());
-        let other = sample().text().replace("format=1", "format=2");
-        let err = Manifest::parse(&other).unwrap_err();
-        assert!(err.contains("format 2"), "{err}");
-        assert!(Manifest::parse("governor-pins format=1 generation=x").is_err());
-        assert!(Manifest::parse("governor-pins format=1 oops").is_err());
-        // Unknown words of the same format are ignored.
-        let extra = format!("{} future=1", sample().text());
-        assert_eq!(Manifest::parse(&extra), Ok(sample()));
-    }
 
     #[test]
     fn build_id_tells_objects_apart() {
