@@ -257,10 +257,14 @@ fn sources(root: &Path, dir: &str, out: &mut Vec<String>) {
 }
 
 /// A file the module map need not name: a folder's `mod.rs` (the folder's row stands for
-/// it) and unit-test files beside the code they test.
+/// it) and unit-test files beside the code they test (`tests.rs`, `*_tests.rs`, a `tests/`
+/// folder inside a crate's sources).
 fn exempt(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
-    name == "mod.rs" || name == "tests.rs" || name.ends_with("_tests.rs")
+    name == "mod.rs"
+        || name == "tests.rs"
+        || name.ends_with("_tests.rs")
+        || path.contains("/tests/")
 }
 
 #[test]
