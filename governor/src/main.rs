@@ -6,18 +6,16 @@
 mod admin;
 mod cli;
 mod cmd;
-mod control;
+mod daemon;
 mod host;
 mod kernel;
 mod leases;
 mod lineage;
 mod logging;
 mod policy;
-mod reload;
 mod requests;
 mod secrets;
 mod signing;
-mod takeover;
 mod time;
 
 use std::process::ExitCode;

@@ -1,5 +1,5 @@
 //! `policy-reload` on the admin socket: replace the enforced policy, atomically. The socket
-//! side only checks the request and hands it to the daemon's [`Reload`] (`crate::reload`),
+//! side only checks the request and hands it to the daemon's [`Reload`] (`crate::daemon::reload`),
 //! which runs every check and builds the new kernel generation; a refusal comes back with
 //! what failed (file:line:col and field for a policy error) and that nothing changed.
 
