@@ -339,6 +339,21 @@ pub async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The process records' sink is the lineage's process tracker.
+impl procs::ProcSink for Tracker {
+    fn snapshot(&mut self, cgroups: &[std::path::PathBuf]) -> usize {
+        Tracker::snapshot(self, cgroups)
+    }
+
+    fn ingest(&mut self, ev: &governor_common::process::ProcEvent) {
+        Tracker::ingest(self, ev);
+    }
+
+    fn set_agents(&mut self, agents: Vec<(String, std::path::PathBuf)>) {
+        Tracker::set_agents(self, agents);
+    }
+}
+
 /// Starts the process-lineage reader on `ring`: it first records the processes already in
 /// every agent cgroup (and the cgroups below it), then every fork, exec and exit. Returns
 /// where a policy reload sends the next generation's ring.
