@@ -7,6 +7,7 @@ mod admin;
 mod cli;
 mod cmd;
 mod daemon;
+mod halts;
 mod host;
 mod kernel;
 mod leases;

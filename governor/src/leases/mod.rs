@@ -25,6 +25,7 @@ pub mod clock;
 mod entries;
 pub mod resolve;
 pub mod store;
+mod view;
 pub mod wall_mark;
 pub mod window;
 
@@ -42,7 +43,6 @@ use std::{
 };
 
 use governor_common::{LeaseEntry, LeaseKey};
-use serde_json::{json, Value};
 
 use crate::lineage::{self, boot::BootClock, recorder::Recorder};
 
@@ -54,6 +54,7 @@ use self::{
     window::BootWindow,
 };
 use crate::{
+    halts::Halts,
     host::freeze::Halt,
     kernel::loader::{Enforcer, LoadError},
     policy::{Compiled, Policy},
@@ -79,6 +80,12 @@ pub enum LeaseError {
 
 impl From<StoreError> for LeaseError {
     fn from(e: StoreError) -> Self {
+        LeaseError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::requests::book::StoreError> for LeaseError {
+    fn from(e: crate::requests::book::StoreError) -> Self {
         LeaseError::Internal(e.to_string())
     }
 }
@@ -140,8 +147,7 @@ pub struct LeaseManager {
     /// Kernel entries per installed lease.
     installed: HashMap<String, Vec<LeaseKey>>,
     /// Halted agents (persisted in `<state>/halts.json`): they take no leases until resumed.
-    halts: BTreeMap<String, Halt>,
-    halts_file: PathBuf,
+    halts: Halts,
     /// Agents' lease requests.
     requests: Book,
     recorder: Recorder,
@@ -166,18 +172,8 @@ impl LeaseManager {
         for e in &bad_requests {
             tracing::error!(error = %e, "request store: record not readable; ignored");
         }
-        let halts_file = setup.state_dir.join("halts.json");
-        let halts = match crate::host::files::read(&halts_file, crate::host::files::STATE) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                LeaseError::Internal(format!(
-                    "{}: not governor's halt list ({e}); fix or remove it (agents listed there \
-                     stay halted until then)",
-                    halts_file.display()
-                ))
-            })?,
-            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => BTreeMap::new(),
-            Err(e) => return Err(LeaseError::Internal(e.to_string())),
-        };
+        let halts =
+            Halts::open(&setup.state_dir).map_err(|e| LeaseError::Internal(e.to_string()))?;
         for e in &bad {
             tracing::error!(error = %e, "lease store: record not readable; ignored");
         }
@@ -204,7 +200,6 @@ impl LeaseManager {
             records,
             installed: HashMap::new(),
             halts,
-            halts_file,
             requests,
             recorder: setup.recorder,
             keys_recorded: BTreeSet::new(),
@@ -606,31 +601,6 @@ impl LeaseManager {
         ids
     }
 
-    /// The leases, newest first: the live ones, or (`all`) every one on record.
-    pub fn list(&self, all: bool) -> Vec<Value> {
-        let now = Now::read();
-        let mut out: Vec<&Record> = self
-            .records
-            .values()
-            .filter(|r| all || r.state.is_live())
-            .collect();
-        out.sort_by_key(|r| std::cmp::Reverse(r.history.first().map_or(0, |c| c.at_ms)));
-        out.into_iter()
-            .map(|r| view(r, self.window(r), now))
-            .collect()
-    }
-
-    /// One lease's record and its signed file.
-    pub fn show(&self, id: &str) -> Result<Value, LeaseError> {
-        let r = self
-            .records
-            .get(id)
-            .ok_or_else(|| LeaseError::NotFound(format!("no lease {id}")))?;
-        let mut v = view(r, self.window(r), Now::read());
-        v["file"] = Value::from(self.store.lease_text(id).unwrap_or_default());
-        Ok(v)
-    }
-
     /// Looks up the lease the kernel reported as `kernel_id`.
     pub fn by_kernel_id(&self, kernel_id: u64) -> Option<&Record> {
         self.records.values().find(|r| r.kernel_id == kernel_id)
@@ -642,40 +612,20 @@ impl LeaseManager {
     }
 
     pub fn halts(&self) -> impl Iterator<Item = &Halt> {
-        self.halts.values()
+        self.halts.iter()
     }
 
     /// Records (and persists) a halt.
     pub fn record_halt(&mut self, halt: Halt) -> Result<(), LeaseError> {
-        self.halts.insert(halt.agent.clone(), halt);
-        self.save_halts()
+        self.halts
+            .record(halt)
+            .map_err(|e| LeaseError::Internal(e.to_string()))
     }
 
     /// Forgets `agent`'s halt; whether it was halted.
     pub fn clear_halt(&mut self, agent: &str) -> Result<bool, LeaseError> {
-        let was = self.halts.remove(agent).is_some();
-        self.save_halts()?;
-        Ok(was)
+        self.halts
+            .clear(agent)
+            .map_err(|e| LeaseError::Internal(e.to_string()))
     }
-
-    fn save_halts(&self) -> Result<(), LeaseError> {
-        let bytes = serde_json::to_vec_pretty(&self.halts)
-            .map_err(|e| LeaseError::Internal(e.to_string()))?;
-        store::write_atomic(&self.halts_file, &bytes)?;
-        Ok(())
-    }
-}
-
-/// A record as clients see it: the record plus the seconds left (on the boot clock, by its
-/// window on this boot if it has one).
-fn view(r: &Record, window: Option<&BootWindow>, now: Now) -> Value {
-    let mut v = serde_json::to_value(r).unwrap_or_else(|_| json!({ "id": r.id }));
-    crate::requests::book::lift(&mut v);
-    v["left_secs"] = Value::from(match window {
-        _ if !r.state.is_live() => 0,
-        Some(w) => w.left_secs(now.boot_ns),
-        None => r.not_after.saturating_sub(now.wall_ms / 1000),
-    });
-    v["enforced_at_ms"] = r.enforced_at_ms().map_or(Value::Null, Value::from);
-    v
 }

@@ -11,7 +11,23 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::leases::store::{write_atomic, StoreError};
+use crate::host::write;
+
+/// Why the request book could not read or save a request. The texts are the lease store's:
+/// both live in the daemon's state directory and operators read them the same way.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("lease store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "lease store {path}: not a lease record ({why}); move it out of the store directory \
+         (the daemon leaves it alone meanwhile)"
+    )]
+    Corrupt { path: PathBuf, why: String },
+}
 
 /// How many undecided requests one agent may have at a time.
 pub const MAX_PENDING_PER_AGENT: usize = 16;
@@ -198,7 +214,8 @@ impl Book {
             path: self.dir.join(format!("{}.json", r.id)),
             why: e.to_string(),
         })?;
-        write_atomic(&self.dir.join(format!("{}.json", r.id)), &bytes)
+        let path = self.dir.join(format!("{}.json", r.id));
+        write::replace(&path, &bytes, 0o600).map_err(|source| StoreError::Io { path, source })
     }
 }
 
