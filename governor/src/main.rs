@@ -4,6 +4,7 @@
 //! is both the daemon that loads and feeds them and the operator's CLI.
 
 mod admin;
+mod api;
 mod cli;
 mod cmd;
 mod daemon;

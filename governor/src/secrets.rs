@@ -18,7 +18,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    admin::protocol::ErrorCode,
+    api::protocol::ErrorCode,
     host::dirs::OwnDir,
     host::files,
     leases::{clock, store},

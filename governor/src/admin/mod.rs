@@ -16,8 +16,8 @@ pub mod secret;
 
 pub use leases::error_reply;
 pub mod peer;
-pub mod protocol;
 pub mod reload;
+pub mod requests;
 pub mod status;
 
 use std::{
@@ -34,7 +34,7 @@ use tokio::{
     net::{UnixListener, UnixStream},
 };
 
-use self::protocol::{ErrorCode, Request, Response};
+use crate::api::protocol::{self, ErrorCode, Request, Response};
 use crate::leases::LeaseManager;
 
 /// A connection idle this long is closed.
@@ -281,10 +281,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        admin::{
-            client::{self, ClientError},
-            status::{Counters, Status},
-        },
+        admin::client::{self, ClientError},
+        api::status::{Counters, Status},
         kernel::events::ReaderStats,
     };
 
@@ -411,7 +409,30 @@ mod tests {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Box::pin(async move {
                 match file.as_deref().and_then(|f| f.to_str()) {
-                    Some("/good.toml") => Ok(serde_json::json!({ "uid": uid })),
+                    Some("/good.toml") => Ok(crate::api::reply::Reloaded {
+                        file: format!("/good.toml by uid {uid}"),
+                        old: crate::api::reply::PolicyRef {
+                            name: "p".into(),
+                            version: "1".into(),
+                            generation: 1,
+                        },
+                        new: crate::api::reply::PolicyRef {
+                            name: "p".into(),
+                            version: "2".into(),
+                            generation: 2,
+                        },
+                        prepare_ms: 0,
+                        swap_us: 0,
+                        retire_ms: 0,
+                        total_ms: 0,
+                        leases: crate::api::reply::CarriedLeases {
+                            kept: Vec::new(),
+                            dropped: Vec::new(),
+                        },
+                        retired: crate::api::reply::RetiredGeneration::Failed {
+                            error: String::new(),
+                        },
+                    }),
                     other => Err(reload::Refusal {
                         code: ErrorCode::Rejected,
                         message: format!("policy reload refused, nothing changed: {other:?}"),
@@ -433,7 +454,10 @@ mod tests {
         };
         let ok = client::call(&path, &req(Some("/good.toml"))).expect("a good reload");
         // SAFETY: plain getuid(2).
-        assert_eq!(ok["uid"], unsafe { libc::getuid() });
+        assert_eq!(
+            ok["file"],
+            format!("/good.toml by uid {}", unsafe { libc::getuid() })
+        );
         match client::call(&path, &req(Some("/bad.toml"))) {
             Err(ClientError::Refused { code, message }) => {
                 assert_eq!(code, ErrorCode::Rejected);

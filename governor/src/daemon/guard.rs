@@ -9,10 +9,8 @@ use std::{
 
 use super::reload::Reloader;
 use crate::{
-    admin::{
-        protocol::ErrorCode,
-        secret::{NotProtected, Protect},
-    },
+    admin::secret::{NotProtected, Protect},
+    api::{protocol::ErrorCode, reply::Protected},
     secrets::Registry,
 };
 
@@ -25,7 +23,7 @@ pub struct Guard {
 impl Protect for Guard {
     /// Registers `path` for `uid` and writes its protection into the enforcing generation.
     /// The reply: the canonical path, its inode, and whether it was new.
-    fn protect(&self, path: &str, uid: u32) -> Result<serde_json::Value, NotProtected> {
+    fn protect(&self, path: &str, uid: u32) -> Result<Protected, NotProtected> {
         let (real, new) = self
             .registry
             .lock()
@@ -46,10 +44,10 @@ impl Protect for Guard {
         let ino = std::fs::metadata(&real).map(|m| m.ino()).unwrap_or(0);
         tracing::info!(target: "governor::secrets", file = %real.display(), uid, new,
             "secret key file protected from agents (every file class and reads)");
-        Ok(serde_json::json!({
-            "path": real.display().to_string(),
-            "inode": ino,
-            "new": new,
-        }))
+        Ok(Protected {
+            path: real.display().to_string(),
+            inode: ino,
+            new,
+        })
     }
 }

@@ -37,7 +37,7 @@ use crate::{
         writer::{self, Writer},
     },
     policy::{Compiled, Policy},
-    requests, secrets,
+    secrets,
     signing::lease,
 };
 
@@ -123,7 +123,7 @@ pub async fn serve(
     // the ones mounted before).
     crate::kernel::mounts::watch(Arc::clone(&enforcer));
     // Counters of generations a reload retired, so that totals never go back.
-    let retired_counters = Arc::new(Mutex::new(admin::status::Counters::default()));
+    let retired_counters = Arc::new(Mutex::new(crate::api::status::Counters::default()));
     let proc_stats = Arc::new(procs::ProcStats::default());
     let (recorder, lineage_writer) = start_lineage(
         &args,
@@ -226,7 +226,7 @@ pub async fn serve(
     );
     let request_task = tokio::spawn(admin::serve(
         request_listener,
-        Arc::new(requests::Requests {
+        Arc::new(admin::requests::Requests {
             access: Arc::clone(&access),
             leases: Arc::clone(&leases),
         }),
@@ -398,7 +398,7 @@ fn start_lineage(
     conn: rusqlite::Connection,
     clock: &BootClock,
     run: i64,
-    kernel: impl Fn() -> Result<admin::status::Counters, String> + Send + 'static,
+    kernel: impl Fn() -> Result<crate::api::status::Counters, String> + Send + 'static,
     reader: Arc<ReaderStats>,
     procs: Arc<procs::ProcStats>,
 ) -> anyhow::Result<(Recorder, Writer)> {
