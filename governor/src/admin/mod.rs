@@ -1,13 +1,21 @@
-//! The admin socket: a unix stream socket in governor's runtime directory
-//! (`/run/governor/governor.sock`) speaking the line-delimited JSON protocol of [`protocol`].
-//! Every peer is checked on accept ([`peer`]); each request has its handler file (`status`,
-//! `leases`, `halt`, `reload`). `governor status` is the client ([`client`]). What a policy
-//! reload replaces (who is an agent, the agents' cgroups, the status's fixed part) is held in
-//! [`Shared`] values the daemon swaps.
+//! The daemon's sockets: the admin socket, a unix stream socket in governor's runtime
+//! directory (`/run/governor/governor.sock`), and the agents' request socket ([`requests`]),
+//! both speaking the line-delimited JSON protocol of [`crate::api`]. Every peer is checked on
+//! accept ([`peer`]); each request has its handler file (`status`, `leases`, `halt`,
+//! `reload`, `secret`). The CLI's side is [`client`]. What a policy reload replaces (who is
+//! an agent, the agents' cgroups, the status's fixed part) is held in [`Shared`] values the
+//! daemon swaps.
 //!
 //! The socket is mode 0666 because the daemon decides who may use it itself; the kernel
 //! refuses agents' connects before that (the runtime directory is one of governor's own,
 //! protected for unix-connect).
+//!
+//! Owns: socket serving (framing, admission, timeouts) and the handlers that turn a request
+//! into a reply. May import `crate::api` (the protocol and reply types), the lease manager
+//! (`crate::leases`), `crate::host` (freeze), `crate::kernel` (reader counters) and
+//! `crate::lineage` (halt rows). Policy reload and secret protection reach it through the
+//! [`reload::Reload`] and [`secret::Protect`] traits the daemon implements, so it never
+//! imports `crate::daemon`.
 
 pub mod client;
 mod halt;

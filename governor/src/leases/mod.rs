@@ -18,6 +18,14 @@
 //! Every act leaves lineage rows through the lease manager's recorder
 //! ([`crate::lineage::authority`]): the policy and the trusted keys it reads, each accepted
 //! lease with its signers, each refusal with its error, and every step after.
+//!
+//! Owns: the lease store, lease checks (`check`), kernel entries, the boot-clock windows,
+//! the clients' view of leases (`view`) and the answers to agents' requests (`approvals`).
+//! The halt list is [`crate::halts`], the request book [`crate::requests`], freezing
+//! [`crate::host::freeze`]. May import `crate::api` (reply types), `crate::halts`,
+//! `crate::requests`, `crate::signing`, `crate::policy`, `crate::kernel` (the lease map),
+//! `crate::host`, `crate::time`, and `crate::lineage`'s recorder; never `crate::admin` or
+//! `crate::daemon`.
 
 mod approvals;
 mod carry;
