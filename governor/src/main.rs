@@ -16,11 +16,15 @@
 //! 4. `leases/` (the lease manager) and `lineage/` (the lineage database). The two still
 //!    import each other: the lease manager records its acts through the lineage's recorder,
 //!    and the lineage reads lease records and kernel ids; it is the one cycle left.
-//! 5. `secrets.rs` (registered secret key files), then `admin/` (the sockets' servers and
-//!    handlers; reload and secret protection through traits).
+//! 5. `secrets.rs` (registered secret key files), `cli/` (argument structs and their
+//!    defaults), then `admin/` (the sockets' servers and handlers; reload and secret
+//!    protection through traits).
 //! 6. `daemon/`: start-up, serve loop, decision sink, reload, take-over: where everything is
 //!    wired together.
-//! 7. `cli/` (argument structs) and `cmd/` (one thin file per command).
+//! 7. `cmd/`: one thin file per command.
+//!
+//! (`host/`'s own tests use the lease store, the request book, policies and signed leases
+//! as fixtures; that is test code only.)
 
 mod admin;
 mod api;

@@ -4,7 +4,7 @@
 //! May import only `crate::host` and `crate::policy` (what to load into the maps). The
 //! streams hand their records to channels and traits ([`events`]' channel,
 //! [`procs::ProcSink`]) that the daemon wires to the log and the lineage: `kernel/` never
-//! imports `crate::lineage`, the lease manager or the daemon.
+//! imports `lineage/`, `leases/` or `daemon/`.
 
 pub mod btf;
 pub mod coverage;
