@@ -2,22 +2,45 @@
 //!
 //! BPF-LSM programs refuse destructive operations coming from agent-owned cgroups; this binary
 //! is both the daemon that loads and feeds them and the operator's CLI.
+//!
+//! The folders, each importing only folders below it (its `mod.rs` says which):
+//!
+//! 1. `host/`, `time.rs`, `logging/`: the ground floor (cgroups, freezing, governor's own
+//!    directories, OOM score, bounded reads, the one durable writer; clocks and durations;
+//!    log output).
+//! 2. `signing/` (keys, signed lease files), `policy/` (policy files, compiled maps),
+//!    `api/` (both sockets' protocol and typed replies), `halts.rs` (the halt list), then
+//!    `requests/` (the request book, which shows requests as `api/`'s views).
+//! 3. `kernel/`: programs, maps, pins and the event and process streams, which hand their
+//!    records to channels and traits (no `lineage/` import).
+//! 4. `leases/` (the lease manager) and `lineage/` (the lineage database). The two still
+//!    import each other: the lease manager records its acts through the lineage's recorder,
+//!    and the lineage reads lease records and kernel ids; it is the one cycle left.
+//! 5. `secrets.rs` (registered secret key files), `cli/` (argument structs and their
+//!    defaults), then `admin/` (the sockets' servers and handlers; reload and secret
+//!    protection through traits).
+//! 6. `daemon/`: start-up, serve loop, decision sink, reload, take-over: where everything is
+//!    wired together.
+//! 7. `cmd/`: one thin file per command.
+//!
+//! (`host/`'s own tests use the lease store, the request book, policies and signed leases
+//! as fixtures; that is test code only.)
 
 mod admin;
+mod api;
 mod cli;
 mod cmd;
-mod control;
+mod daemon;
+mod halts;
 mod host;
 mod kernel;
 mod leases;
 mod lineage;
 mod logging;
 mod policy;
-mod reload;
 mod requests;
 mod secrets;
 mod signing;
-mod takeover;
 mod time;
 
 use std::process::ExitCode;

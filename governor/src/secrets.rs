@@ -12,20 +12,16 @@
 use std::{
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Mutex, PoisonError},
 };
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    admin::{
-        protocol::ErrorCode,
-        secret::{NotProtected, Protect},
-    },
+    api::protocol::ErrorCode,
     host::dirs::OwnDir,
     host::files,
     leases::{clock, store},
-    reload::Reloader,
 };
 
 /// File name of the registry in the state directory.
@@ -171,15 +167,9 @@ pub fn own_with(own: &[OwnDir], registry: &Mutex<Registry>) -> Vec<OwnDir> {
     out
 }
 
-/// Registers secret key files and protects them at once.
-pub struct Guard {
-    pub registry: Arc<Mutex<Registry>>,
-    pub reloader: Reloader,
-}
-
 impl SecretError {
     /// The admin reply's code: the request's fault, or the daemon's.
-    fn code(&self) -> ErrorCode {
+    pub fn code(&self) -> ErrorCode {
         match self {
             SecretError::NotAbsolute(_)
             | SecretError::Missing { .. }
@@ -189,38 +179,6 @@ impl SecretError {
                 ErrorCode::Internal
             }
         }
-    }
-}
-
-impl Protect for Guard {
-    /// Registers `path` for `uid` and writes its protection into the enforcing generation.
-    /// The reply: the canonical path, its inode, and whether it was new.
-    fn protect(&self, path: &str, uid: u32) -> Result<serde_json::Value, NotProtected> {
-        let (real, new) = self
-            .registry
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .register(path, uid)
-            .map_err(|e| NotProtected {
-                code: e.code(),
-                message: e.to_string(),
-            })?;
-        self.reloader.protect_own().map_err(|e| NotProtected {
-            code: ErrorCode::Internal,
-            message: format!(
-                "{}: registered (it is protected from the next restart or policy reload on), \
-                 but not protected now: {e}",
-                real.display()
-            ),
-        })?;
-        let ino = std::fs::metadata(&real).map(|m| m.ino()).unwrap_or(0);
-        tracing::info!(file = %real.display(), uid, new,
-            "secret key file protected from agents (every file class and reads)");
-        Ok(serde_json::json!({
-            "path": real.display().to_string(),
-            "inode": ino,
-            "new": new,
-        }))
     }
 }
 

@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::Value;
 
-use super::protocol::{ErrorCode, Request, Response};
+use crate::api::protocol::{ErrorCode, Request, Response};
 
 /// How long to wait for the daemon's reply.
 const TIMEOUT: Duration = Duration::from_secs(10);

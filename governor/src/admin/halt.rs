@@ -8,12 +8,10 @@
 
 use std::{path::PathBuf, time::Instant};
 
-use serde_json::json;
-
-use super::{
-    leases::error_reply,
+use super::{leases::error_reply, Context, Peer};
+use crate::api::{
     protocol::{Agents, ErrorCode, Response},
-    Context, Peer,
+    reply::{Halted, Resumed},
 };
 use crate::{
     host::freeze::{self, Action, Halt},
@@ -133,11 +131,11 @@ pub async fn halt(
         halts.iter().map(|h| h.revoked.len() as u32).sum(),
         halts.iter().map(|h| h.enforced_in_us * 1000).max(),
     ));
-    Response::ok(json!({
-        "halts": halts,
-        "queued_us": (received_ns - sent_ns) / 1000,
-        "total_us": clock::boot_ns().saturating_sub(sent_ns) / 1000,
-    }))
+    Response::reply(&Halted {
+        halts,
+        queued_us: (received_ns - sent_ns) / 1000,
+        total_us: clock::boot_ns().saturating_sub(sent_ns) / 1000,
+    })
 }
 
 pub async fn resume(ctx: &Context, peer: &Peer, which: &Agents) -> Response {
@@ -202,10 +200,10 @@ pub async fn resume(ctx: &Context, peer: &Peer, which: &Agents) -> Response {
             ));
         }
     }
-    Response::ok(json!({
-        "resumed": resumed,
-        "total_us": received.elapsed().as_micros() as u64,
-    }))
+    Response::reply(&Resumed {
+        resumed,
+        total_us: received.elapsed().as_micros() as u64,
+    })
 }
 
 #[cfg(test)]

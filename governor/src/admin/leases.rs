@@ -4,35 +4,42 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::{json, Value};
-
-use super::{
-    protocol::{ErrorCode, Request, Response},
-    Peer,
+use super::Peer;
+use crate::api::protocol::{ErrorCode, Request, Response};
+use crate::{
+    api::reply::{LeaseList, RequestList},
+    leases::{LeaseError, LeaseManager},
 };
-use crate::leases::{LeaseError, LeaseManager};
 
 /// Runs one lease or request command.
 pub fn handle(auth: &Arc<Mutex<LeaseManager>>, peer: &Peer, req: Request) -> Response {
     let Ok(mut auth) = auth.lock() else {
         return Response::error(ErrorCode::Internal, "the lease manager lock is poisoned");
     };
-    let result: Result<Value, LeaseError> = match req {
+    let result: Result<Response, LeaseError> = match req {
         Request::LeaseSubmit { lease, origin } => auth
             .submit(&lease, &origin, peer.uid)
-            .and_then(|r| auth.show(&r.id)),
-        Request::LeaseList { all } => Ok(json!({ "leases": auth.list(all) })),
-        Request::LeaseShow { id } => auth.show(&id),
+            .and_then(|r| auth.show(&r.id))
+            .map(|v| Response::reply(&v)),
+        Request::LeaseList { all } => Ok(Response::reply(&LeaseList {
+            leases: auth.list(all),
+        })),
+        Request::LeaseShow { id } => auth.show(&id).map(|v| Response::reply(&v)),
         Request::LeaseRevoke { id, reason } => auth
             .revoke(&id, peer.uid, reason)
-            .and_then(|r| auth.show(&r.id)),
-        Request::RequestList { all } => Ok(json!({
-            "requests": auth.requests(all),
-            "host": auth.host(),
+            .and_then(|r| auth.show(&r.id))
+            .map(|v| Response::reply(&v)),
+        Request::RequestList { all } => Ok(Response::reply(&RequestList {
+            requests: auth.requests(all),
+            host: auth.host().to_owned(),
         })),
-        Request::RequestShow { id } => auth.request(&id),
-        Request::RequestApprove { id, lease } => auth.approve(&id, &lease, peer.uid),
-        Request::RequestReject { id, reason } => auth.reject(&id, peer.uid, &reason),
+        Request::RequestShow { id } => auth.request(&id).map(|v| Response::reply(&v)),
+        Request::RequestApprove { id, lease } => auth
+            .approve(&id, &lease, peer.uid)
+            .map(|v| Response::reply(&v)),
+        Request::RequestReject { id, reason } => auth
+            .reject(&id, peer.uid, &reason)
+            .map(|v| Response::reply(&v)),
         Request::Status
         | Request::Halt { .. }
         | Request::Resume { .. }
@@ -41,10 +48,7 @@ pub fn handle(auth: &Arc<Mutex<LeaseManager>>, peer: &Peer, req: Request) -> Res
             Err(LeaseError::Internal("not a lease command".to_owned()))
         }
     };
-    match result {
-        Ok(v) => Response::ok(v),
-        Err(e) => error_reply(&e),
-    }
+    result.unwrap_or_else(|e| error_reply(&e))
 }
 
 /// The reply for a lease error.

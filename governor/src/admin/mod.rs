@@ -1,13 +1,21 @@
-//! The admin socket: a unix stream socket in governor's runtime directory
-//! (`/run/governor/governor.sock`) speaking the line-delimited JSON protocol of [`protocol`].
-//! Every peer is checked on accept ([`peer`]); each request has its handler file (`status`,
-//! `leases`, `halt`, `reload`). `governor status` is the client ([`client`]). What a policy
-//! reload replaces (who is an agent, the agents' cgroups, the status's fixed part) is held in
-//! [`Shared`] values the daemon swaps.
+//! The daemon's sockets: the admin socket, a unix stream socket in governor's runtime
+//! directory (`/run/governor/governor.sock`), and the agents' request socket ([`requests`]),
+//! both speaking the line-delimited JSON protocol of [`crate::api`]. Every peer is checked on
+//! accept ([`peer`]); each request has its handler file (`status`, `leases`, `halt`,
+//! `reload`, `secret`). The CLI's side is [`client`]. What a policy reload replaces (who is
+//! an agent, the agents' cgroups, the status's fixed part) is held in [`Shared`] values the
+//! daemon swaps.
 //!
 //! The socket is mode 0666 because the daemon decides who may use it itself; the kernel
 //! refuses agents' connects before that (the runtime directory is one of governor's own,
 //! protected for unix-connect).
+//!
+//! Owns: socket serving (framing, admission, timeouts) and the handlers that turn a request
+//! into a reply. May import `crate::api` (the protocol and reply types), the lease manager
+//! (`crate::leases`), `crate::host` (freeze), `crate::kernel` (reader counters) and
+//! `crate::lineage` (halt rows). Policy reload and secret protection reach it through the
+//! [`reload::Reload`] and [`secret::Protect`] traits the daemon implements, so it never
+//! imports `crate::daemon`.
 
 pub mod client;
 mod halt;
@@ -16,8 +24,8 @@ pub mod secret;
 
 pub use leases::error_reply;
 pub mod peer;
-pub mod protocol;
 pub mod reload;
+pub mod requests;
 pub mod status;
 
 use std::{
@@ -34,7 +42,7 @@ use tokio::{
     net::{UnixListener, UnixStream},
 };
 
-use self::protocol::{ErrorCode, Request, Response};
+use crate::api::protocol::{self, ErrorCode, Request, Response};
 use crate::leases::LeaseManager;
 
 /// A connection idle this long is closed.
@@ -281,10 +289,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        admin::{
-            client::{self, ClientError},
-            status::{Counters, Status},
-        },
+        admin::client::{self, ClientError},
+        api::status::{Counters, Status},
         kernel::events::ReaderStats,
     };
 
@@ -411,7 +417,30 @@ mod tests {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Box::pin(async move {
                 match file.as_deref().and_then(|f| f.to_str()) {
-                    Some("/good.toml") => Ok(serde_json::json!({ "uid": uid })),
+                    Some("/good.toml") => Ok(crate::api::reply::Reloaded {
+                        file: format!("/good.toml by uid {uid}"),
+                        old: crate::api::reply::PolicyRef {
+                            name: "p".into(),
+                            version: "1".into(),
+                            generation: 1,
+                        },
+                        new: crate::api::reply::PolicyRef {
+                            name: "p".into(),
+                            version: "2".into(),
+                            generation: 2,
+                        },
+                        prepare_ms: 0,
+                        swap_us: 0,
+                        retire_ms: 0,
+                        total_ms: 0,
+                        leases: crate::api::reply::CarriedLeases {
+                            kept: Vec::new(),
+                            dropped: Vec::new(),
+                        },
+                        retired: crate::api::reply::RetiredGeneration::Failed {
+                            error: String::new(),
+                        },
+                    }),
                     other => Err(reload::Refusal {
                         code: ErrorCode::Rejected,
                         message: format!("policy reload refused, nothing changed: {other:?}"),
@@ -433,7 +462,10 @@ mod tests {
         };
         let ok = client::call(&path, &req(Some("/good.toml"))).expect("a good reload");
         // SAFETY: plain getuid(2).
-        assert_eq!(ok["uid"], unsafe { libc::getuid() });
+        assert_eq!(
+            ok["file"],
+            format!("/good.toml by uid {}", unsafe { libc::getuid() })
+        );
         match client::call(&path, &req(Some("/bad.toml"))) {
             Err(ClientError::Refused { code, message }) => {
                 assert_eq!(code, ErrorCode::Rejected);

@@ -1,15 +1,14 @@
 //! `policy-reload` on the admin socket: replace the enforced policy, atomically. The socket
-//! side only checks the request and hands it to the daemon's [`Reload`] (`crate::reload`),
+//! side only checks the request and hands it to the daemon's [`Reload`] (`crate::daemon::reload`),
 //! which runs every check and builds the new kernel generation; a refusal comes back with
 //! what failed (file:line:col and field for a policy error) and that nothing changed.
 
 use std::{future::Future, path::PathBuf, pin::Pin};
 
-use serde_json::Value;
-
-use super::{
+use super::{Context, Peer};
+use crate::api::{
     protocol::{ErrorCode, Response},
-    Context, Peer,
+    reply::Reloaded,
 };
 
 /// Why a reload changed nothing.
@@ -20,7 +19,7 @@ pub struct Refusal {
 }
 
 /// What a reload returns: the reply's `result`, or the refusal.
-pub type Outcome = Pin<Box<dyn Future<Output = Result<Value, Refusal>> + Send>>;
+pub type Outcome = Pin<Box<dyn Future<Output = Result<Reloaded, Refusal>> + Send>>;
 
 /// Reloads the daemon's policy; `file` replaces the daemon's policy file when given.
 pub trait Reload: Send + Sync {
@@ -40,7 +39,7 @@ pub async fn reload(ctx: &Context, peer: &Peer, file: Option<String>) -> Respons
         );
     };
     match reloader.reload(file, peer.uid).await {
-        Ok(v) => Response::ok(v),
+        Ok(v) => Response::reply(&v),
         Err(r) => Response::error(r.code, r.message),
     }
 }

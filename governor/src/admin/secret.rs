@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
-use super::{
+use super::{Context, Peer};
+use crate::api::{
     protocol::{ErrorCode, Response},
-    Context, Peer,
+    reply::Protected,
 };
 
 /// Why a file was not protected: refused on its merits (`Rejected`: not absolute, missing,
@@ -23,7 +22,7 @@ pub struct NotProtected {
 /// Registers and protects secret key files.
 pub trait Protect: Send + Sync {
     /// Registers `path` for `uid` and protects it now; the reply's `result`.
-    fn protect(&self, path: &str, uid: u32) -> Result<Value, NotProtected>;
+    fn protect(&self, path: &str, uid: u32) -> Result<Protected, NotProtected>;
 }
 
 pub async fn protect(ctx: &Context, peer: &Peer, path: String) -> Response {
@@ -36,7 +35,7 @@ pub async fn protect(ctx: &Context, peer: &Peer, path: String) -> Response {
     let secrets = Arc::clone(secrets);
     let uid = peer.uid;
     match tokio::task::spawn_blocking(move || secrets.protect(&path, uid)).await {
-        Ok(Ok(v)) => Response::ok(v),
+        Ok(Ok(v)) => Response::reply(&v),
         Ok(Err(e)) => Response::error(e.code, e.message),
         Err(e) => Response::error(
             ErrorCode::Internal,
@@ -56,11 +55,11 @@ mod tests {
     use crate::{
         admin::{
             client::{self, ClientError},
-            listen,
-            protocol::Request,
-            serve, shared,
-            status::{Counters, Source},
+            listen, serve, shared,
+            status::Source,
         },
+        api::protocol::Request,
+        api::status::Counters,
         kernel::events::ReaderStats,
     };
 
@@ -68,7 +67,7 @@ mod tests {
     struct Fake(Mutex<Vec<(String, u32)>>);
 
     impl Protect for Fake {
-        fn protect(&self, path: &str, uid: u32) -> Result<Value, NotProtected> {
+        fn protect(&self, path: &str, uid: u32) -> Result<Protected, NotProtected> {
             if !path.starts_with('/') {
                 return Err(NotProtected {
                     code: ErrorCode::Rejected,
@@ -76,7 +75,11 @@ mod tests {
                 });
             }
             self.0.lock().expect("lock").push((path.to_owned(), uid));
-            Ok(serde_json::json!({ "path": path, "new": true }))
+            Ok(Protected {
+                path: path.to_owned(),
+                inode: 1,
+                new: true,
+            })
         }
     }
 

@@ -2,12 +2,11 @@
 
 use std::process::ExitCode;
 
-use serde_json::Value;
-
 use crate::{
-    admin::{
-        client,
+    admin::client,
+    api::{
         protocol::{Agents, Request},
+        reply::{self, Halted, Resumed},
     },
     cli::{AgentSelect, HaltArgs, ResumeArgs},
     leases::clock,
@@ -36,19 +35,18 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let halts = result["halts"].as_array().cloned().unwrap_or_default();
+    let Halted {
+        halts, queued_us, ..
+    } = reply::read("halt", result)?;
     if halts.is_empty() {
         println!("no agents to halt");
     }
     for h in &halts {
-        let revoked: Vec<&str> = h["revoked"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let revoked = &h.revoked;
         println!(
             "halted {}: {} leases revoked{}; cgroup {} {:.3} ms after the command was sent \
              ({:.3} ms of it before the daemon read it)",
-            h["agent"].as_str().unwrap_or("?"),
+            h.agent,
             revoked.len(),
             if revoked.is_empty() {
                 String::new()
@@ -56,8 +54,8 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<ExitCode> {
                 format!(" ({})", revoked.join(", "))
             },
             if args.kill { "emptied" } else { "frozen" },
-            h["enforced_in_us"].as_u64().unwrap_or(0) as f64 / 1000.0,
-            result["queued_us"].as_u64().unwrap_or(0) as f64 / 1000.0
+            h.enforced_in_us as f64 / 1000.0,
+            queued_us as f64 / 1000.0
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -74,10 +72,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let resumed: Vec<&str> = result["resumed"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let Resumed { resumed, .. } = reply::read("resume", result)?;
     if resumed.is_empty() {
         println!("no halted agents");
     } else {

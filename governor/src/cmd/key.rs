@@ -12,7 +12,11 @@ use std::{fmt::Write as _, path::Path, process::ExitCode};
 use anyhow::Context;
 
 use crate::{
-    admin::{client, protocol::Request},
+    admin::client,
+    api::{
+        protocol::Request,
+        reply::{self, Protected},
+    },
     cli::{KeyCommand, KeyGenerateArgs, KeyListArgs, KeyProtectArgs},
     signing::keys::{self, SecretKey, TrustedKey, TrustedKeys},
     time,
@@ -32,14 +36,17 @@ fn daemon_here(socket: &Path) -> bool {
 }
 
 /// Asks the daemon on `socket` to protect the secret key at `secret`.
-fn register(socket: &Path, secret: &Path) -> anyhow::Result<serde_json::Value> {
+fn register(socket: &Path, secret: &Path) -> anyhow::Result<Protected> {
     let path = std::fs::canonicalize(secret)
         .with_context(|| format!("secret key file {}", secret.display()))?;
-    Ok(client::call(
-        socket,
-        &Request::ProtectSecret {
-            path: path.display().to_string(),
-        },
+    Ok(reply::read(
+        "protect-secret",
+        client::call(
+            socket,
+            &Request::ProtectSecret {
+                path: path.display().to_string(),
+            },
+        )?,
     )?)
 }
 
@@ -74,12 +81,8 @@ fn protect(args: KeyProtectArgs) -> anyhow::Result<ExitCode> {
     let result = register(&args.socket, &args.file)?;
     println!(
         "{}: protected from agents (every access, reads included){}",
-        result["path"].as_str().unwrap_or("?"),
-        if result["new"] == false {
-            " (it already was)"
-        } else {
-            ""
-        }
+        result.path,
+        if result.new { "" } else { " (it already was)" }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,9 @@
-//! Dispatch from the parsed command line to one file per subcommand.
+//! Dispatch from the parsed command line to one file per subcommand. Each is thin: its
+//! arguments, one call (to the daemon over [`crate::admin::client`], to [`crate::daemon`], or
+//! to a library module), and the rendering of the answer; replies are read as
+//! [`crate::api`]'s types.
+//!
+//! May import everything: it is the top of the house. Nothing imports it but `main.rs`.
 
 mod daemon;
 mod halt;

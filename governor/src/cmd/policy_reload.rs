@@ -7,12 +7,12 @@
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use serde_json::Value;
 
 use crate::{
-    admin::{
-        client::{self, ClientError},
+    admin::client::{self, ClientError},
+    api::{
         protocol::Request,
+        reply::{self, Reloaded},
     },
     cli::PolicyReloadArgs,
 };
@@ -47,36 +47,30 @@ pub fn run(args: PolicyReloadArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
-        print!("{}", summary(&result));
+        print!("{}", summary(&reply::read("policy-reload", result)?));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The human-readable reply.
-fn summary(r: &Value) -> String {
-    let s = |v: &Value| v.as_str().unwrap_or("?").to_owned();
-    let n = |v: &Value| v.as_u64().unwrap_or(0);
+fn summary(r: &Reloaded) -> String {
     let mut out = format!(
         "policy reloaded from {}: `{}` version {} (generation {}) replaced by `{}` version {} \
          (generation {}); swap {:.3} ms, {} ms in all\n",
-        s(&r["file"]),
-        s(&r["old"]["name"]),
-        s(&r["old"]["version"]),
-        n(&r["old"]["generation"]),
-        s(&r["new"]["name"]),
-        s(&r["new"]["version"]),
-        n(&r["new"]["generation"]),
-        n(&r["swap_us"]) as f64 / 1000.0,
-        n(&r["total_ms"]),
+        r.file,
+        r.old.name,
+        r.old.version,
+        r.old.generation,
+        r.new.name,
+        r.new.version,
+        r.new.generation,
+        r.swap_us as f64 / 1000.0,
+        r.total_ms,
     );
-    let kept = r["leases"]["kept"].as_array().map_or(0, Vec::len);
+    let kept = r.leases.kept.len();
     out.push_str(&format!("leases kept: {kept}\n"));
-    for d in r["leases"]["dropped"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "lease dropped: {}: {}\n",
-            s(&d["id"]),
-            s(&d["reason"])
-        ));
+    for d in &r.leases.dropped {
+        out.push_str(&format!("lease dropped: {}: {}\n", d.id, d.reason));
     }
     out
 }
@@ -87,13 +81,15 @@ mod tests {
 
     #[test]
     fn summary_names_both_versions_the_swap_and_dropped_leases() {
-        let r = serde_json::json!({
+        let r: Reloaded = serde_json::from_value(serde_json::json!({
             "file": "/etc/governor/policy.toml",
             "old": {"name": "p", "version": "aa", "generation": 1},
             "new": {"name": "p", "version": "bb", "generation": 2},
-            "swap_us": 1500, "total_ms": 900,
+            "prepare_ms": 10, "swap_us": 1500, "retire_ms": 20, "total_ms": 900,
             "leases": {"kept": ["l-1"], "dropped": [{"id": "l-2", "reason": "gone"}]},
-        });
+            "retired": {"links": 3, "entries": ["gen-1"]},
+        }))
+        .expect("a reload reply");
         let s = summary(&r);
         assert!(
             s.starts_with(

@@ -9,10 +9,17 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{admin::client, cli::RequestArgs, requests::AgentRequest};
+use crate::{
+    admin::client,
+    api::{
+        agent::AgentRequest,
+        reply::{self, RequestState, RequestView},
+    },
+    cli::RequestArgs,
+};
 
 pub fn run(args: RequestArgs) -> anyhow::Result<ExitCode> {
-    let filed = client::call_line(
+    let filed_reply = client::call_line(
         &args.socket,
         &AgentRequest::Request {
             class: args.class.clone(),
@@ -22,16 +29,15 @@ pub fn run(args: RequestArgs) -> anyhow::Result<ExitCode> {
         }
         .to_line(),
     )?;
-    let id = filed["id"].as_str().unwrap_or("?").to_owned();
+    let filed: RequestView = reply::read("request", filed_reply.clone())?;
+    let id = filed.id.clone();
     if args.json {
-        println!("{filed}");
+        println!("{filed_reply}");
     } else {
         println!(
             "request {id} filed for {}:{} ({} s); an operator must approve it \
              (`governor lease pending`, then `governor lease approve {id} --key KEY`)",
-            args.class,
-            args.target,
-            filed["ttl_secs"].as_u64().unwrap_or(0)
+            args.class, args.target, filed.ttl_secs
         );
     }
     let Some(wait) = args.wait else {
@@ -43,26 +49,24 @@ pub fn run(args: RequestArgs) -> anyhow::Result<ExitCode> {
             &args.socket,
             &AgentRequest::RequestStatus { id: id.clone() }.to_line(),
         )?;
-        match now["state"].as_str() {
-            Some("approved") => {
+        let request: RequestView = reply::read("request-status", now.clone())?;
+        match request.state {
+            RequestState::Approved => {
                 report(
                     &args,
                     &now,
                     &format!(
                         "request {id} approved: lease {} is enforced",
-                        now["lease"].as_str().unwrap_or("?")
+                        request.lease.as_deref().unwrap_or_default()
                     ),
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            Some("rejected") => {
+            RequestState::Rejected => {
                 report(
                     &args,
                     &now,
-                    &format!(
-                        "request {id} rejected: {}",
-                        now["reason"].as_str().unwrap_or("")
-                    ),
+                    &format!("request {id} rejected: {}", request.reason),
                 );
                 return Ok(ExitCode::from(3));
             }
@@ -72,7 +76,7 @@ pub fn run(args: RequestArgs) -> anyhow::Result<ExitCode> {
                     &now,
                     &format!(
                         "request {id} is still {} after {} s",
-                        now["state"].as_str().unwrap_or("pending"),
+                        request.state.name(),
                         wait
                     ),
                 );

@@ -6,7 +6,8 @@ use std::{fmt::Write as _, process::ExitCode};
 use anyhow::Context;
 
 use crate::{
-    admin::{client, protocol::Request, status::Status},
+    admin::client,
+    api::{protocol::Request, status::Status},
     cli::StatusArgs,
     time::span as duration,
 };
@@ -118,27 +119,18 @@ fn table(s: &Status) -> String {
         let _ = writeln!(out, "(no live leases)");
     }
     for l in &s.leases {
-        let scopes: Vec<String> = l["scopes"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|sc| {
-                        format!(
-                            "{}:{}",
-                            sc["class"].as_str().unwrap_or("?"),
-                            sc["target"].as_str().unwrap_or("?")
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let scopes: Vec<String> = l
+            .scopes
+            .iter()
+            .map(|sc| format!("{}:{}", sc.class, sc.target))
+            .collect();
         let _ = writeln!(
             out,
             "{:<28} {:<12} {:<10} {:>10}  {}",
-            l["id"].as_str().unwrap_or("?"),
-            l["agent"].as_str().unwrap_or("?"),
-            l["state"].as_str().unwrap_or("?"),
-            duration(l["left_secs"].as_u64().unwrap_or(0)),
+            l.id,
+            l.agent,
+            l.state.name(),
+            duration(l.left_secs),
             scopes.join(", ")
         );
     }
@@ -169,7 +161,7 @@ fn table(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::status::{
+    use crate::api::status::{
         AgentInfo, Counters, DaemonInfo, KernelInfo, PolicyInfo, ReaderCounters,
     };
 
@@ -221,9 +213,15 @@ mod tests {
                 ..ReaderCounters::default()
             },
             host: "m1".into(),
-            leases: vec![serde_json::json!({"id": "l-1", "agent": "demo-agent",
-                "state": "enforced", "left_secs": 90,
-                "scopes": [{"class": "delete", "target": "/srv/x"}]})],
+            leases: vec![serde_json::from_value(serde_json::json!({
+                "id": "l-1", "kernel_id": 1, "agent": "demo-agent",
+                "scopes": [{"class": "delete", "target": "/srv/x", "object": "/srv/x",
+                            "resource": "data"}],
+                "not_before": 0, "not_after": 90, "reason": "r", "ticket": null,
+                "request": null, "signers": [], "submitted_by_uid": 0, "policy": "demo",
+                "state": "enforced", "history": [], "left_secs": 90, "enforced_at_ms": null,
+            }))
+            .expect("a lease view")],
             halts: Vec::new(),
             requests_pending: 2,
         };

@@ -1,6 +1,6 @@
 //! One kernel generation: the programs, maps and links built for one compiled policy, and
 //! the steps that make it the one enforcing. Daemon start-up and a live policy reload
-//! (`crate::reload`) build a generation the same way, in three stages:
+//! (`crate::daemon::reload`) build a generation the same way, in three stages:
 //!
 //! 1. [`load`]: open the eBPF object with this kernel's offsets, load (and so verify) each
 //!    program family, and decide what this kernel lets the daemon enforce (`coverage`).

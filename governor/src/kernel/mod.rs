@@ -1,5 +1,10 @@
 //! Everything that talks to the kernel: BTF, preflight checks, loading the programs, maps and
 //! the event and process streams.
+//!
+//! May import only `crate::host` and `crate::policy` (what to load into the maps). The
+//! streams hand their records to channels and traits ([`events`]' channel,
+//! [`procs::ProcSink`]) that the daemon wires to the log and the lineage: `kernel/` never
+//! imports `lineage/`, `leases/` or `daemon/`.
 
 pub mod btf;
 pub mod coverage;

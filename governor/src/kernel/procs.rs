@@ -1,8 +1,8 @@
 //! The process-lineage stream: a reader task drains the kernel's process ring buffer
 //! (`GOV_PROCS`: agent processes' fork, exec and exit), decodes each record with length
-//! checks and hands it to the process tracker, which turns it into `processes` rows for the
-//! lineage writer without ever waiting. Before reading, it records the agent processes that
-//! were already running ([`Tracker::snapshot`]).
+//! checks and hands it to a [`ProcSink`] (the daemon wires the lineage's process tracker,
+//! which turns records into `processes` rows without ever waiting). Before reading, the sink
+//! records the agent processes that were already running ([`ProcSink::snapshot`]).
 
 use std::{
     path::PathBuf,
@@ -17,7 +17,17 @@ use governor_common::process::ProcEvent;
 use tokio::sync::mpsc;
 
 use super::rings;
-use crate::lineage::processes::Tracker;
+
+/// Where decoded process records go. The kernel side knows nothing of what the sink makes
+/// of them; it must never wait.
+pub trait ProcSink: Send + 'static {
+    /// Records the processes already running in `cgroups`; how many it found.
+    fn snapshot(&mut self, cgroups: &[PathBuf]) -> usize;
+    /// Takes one fork, exec or exit record.
+    fn ingest(&mut self, ev: &ProcEvent);
+    /// The agents (names with their cgroups) after a policy reload.
+    fn set_agents(&mut self, agents: Vec<(String, PathBuf)>);
+}
 
 /// Counters of the userspace side of the process stream.
 #[derive(Debug, Default)]
@@ -37,10 +47,10 @@ pub type Successor = (RingBuf<MapData>, Vec<(String, PathBuf)>);
 /// runs until a ring buffer's fd fails. After a policy reload, the new generation's ring
 /// arrives on `next` once the old generation's programs have left the kernel; the old ring is
 /// drained to the end first ([`rings::follow`]).
-pub async fn read(
+pub async fn read<T: ProcSink>(
     ring: RingBuf<MapData>,
     next: mpsc::UnboundedReceiver<Successor>,
-    mut tracker: Tracker,
+    mut tracker: T,
     cgroups: Vec<PathBuf>,
     stats: Arc<ProcStats>,
 ) -> std::io::Result<()> {
@@ -68,7 +78,7 @@ pub async fn read(
             }
             true
         },
-        Tracker::set_agents,
+        T::set_agents,
     )
     .await
 }

@@ -5,7 +5,7 @@
 //! request for the next operator to cosign. Each filing, rejection and refused approval is a
 //! lineage row; an approval's lease records its own rows, naming the request.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{
     clock,
@@ -13,6 +13,7 @@ use super::{
     LeaseError, LeaseManager,
 };
 use crate::{
+    api::reply::{Decided, RequestView},
     lineage::authority::{agent_actor, lifecycle, refused, uid_actor},
     requests::book::{self, LeaseRequest, ReqState, MAX_REASON},
 };
@@ -121,7 +122,7 @@ impl LeaseManager {
     }
 
     /// Requests as clients see them, with the command that approves each open one.
-    pub fn requests(&self, all: bool) -> Vec<Value> {
+    pub fn requests(&self, all: bool) -> Vec<RequestView> {
         self.requests
             .list(all)
             .into_iter()
@@ -134,7 +135,7 @@ impl LeaseManager {
         self.requests.list(false).len()
     }
 
-    pub fn request(&self, id: &str) -> Result<Value, LeaseError> {
+    pub fn request(&self, id: &str) -> Result<RequestView, LeaseError> {
         self.requests
             .get(id)
             .map(request_view)
@@ -142,7 +143,7 @@ impl LeaseManager {
     }
 
     /// The request as its agent may see it: only its own.
-    pub fn request_for(&self, agent: &str, id: &str) -> Result<Value, LeaseError> {
+    pub fn request_for(&self, agent: &str, id: &str) -> Result<RequestView, LeaseError> {
         match self.requests.get(id) {
             Some(r) if r.agent == agent => Ok(request_view(r)),
             _ => Err(LeaseError::NotFound(format!(
@@ -152,7 +153,7 @@ impl LeaseManager {
     }
 
     /// An operator's signed lease answering request `id`.
-    pub fn approve(&mut self, id: &str, text: &str, uid: u32) -> Result<Value, LeaseError> {
+    pub fn approve(&mut self, id: &str, text: &str, uid: u32) -> Result<Decided, LeaseError> {
         let Some(req) = self.requests.get(id).cloned() else {
             return Err(LeaseError::NotFound(format!("no request {id}")));
         };
@@ -203,7 +204,10 @@ impl LeaseManager {
                 have = checked.have, need = checked.need,
                 "request approved by {} of the {} operators it needs; another runs `governor \
                  lease approve {id} --key KEY`", checked.have, checked.need);
-            return Ok(json!({ "request": request_view(&r) }));
+            return Ok(Decided {
+                request: request_view(&r),
+                lease: None,
+            });
         }
         let record = self.submit(text, &origin, uid)?;
         let r = self.requests.decide(
@@ -212,10 +216,13 @@ impl LeaseManager {
                 lease: record.id.clone(),
             },
         )?;
-        Ok(json!({ "request": request_view(&r), "lease": self.show(&record.id)? }))
+        Ok(Decided {
+            request: request_view(&r),
+            lease: Some(self.show(&record.id)?),
+        })
     }
 
-    pub fn reject(&mut self, id: &str, uid: u32, reason: &str) -> Result<Value, LeaseError> {
+    pub fn reject(&mut self, id: &str, uid: u32, reason: &str) -> Result<Decided, LeaseError> {
         match self.requests.get(id) {
             None => return Err(LeaseError::NotFound(format!("no request {id}"))),
             Some(r) if !r.state.open() => {
@@ -242,14 +249,17 @@ impl LeaseManager {
         ));
         tracing::info!(target: "governor::request", request = id, uid, reason,
             "request rejected");
-        Ok(json!({ "request": request_view(&r) }))
+        Ok(Decided {
+            request: request_view(&r),
+            lease: None,
+        })
     }
 }
 
-fn request_view(r: &LeaseRequest) -> Value {
-    let mut v = book::flat(r);
+fn request_view(r: &LeaseRequest) -> RequestView {
+    let mut v = book::view(r);
     if r.state.open() {
-        v["approve_command"] = Value::from(format!("governor lease approve {} --key KEY", r.id));
+        v.approve_command = Some(format!("governor lease approve {} --key KEY", r.id));
     }
     v
 }

@@ -18,13 +18,23 @@
 //! Every act leaves lineage rows through the lease manager's recorder
 //! ([`crate::lineage::authority`]): the policy and the trusted keys it reads, each accepted
 //! lease with its signers, each refusal with its error, and every step after.
+//!
+//! Owns: the lease store, lease checks (`check`), kernel entries, the boot-clock windows,
+//! the clients' view of leases (`view`) and the answers to agents' requests (`approvals`).
+//! The halt list is [`crate::halts`], the request book [`crate::requests`], freezing
+//! [`crate::host::freeze`]. May import `crate::api` (reply types), `crate::halts`,
+//! `crate::requests`, `crate::signing`, `crate::policy`, `crate::kernel` (the lease map),
+//! `crate::host`, `crate::time`, and `crate::lineage`'s recorder; never `crate::admin` or
+//! `crate::daemon`.
 
 mod approvals;
 mod carry;
+mod check;
 pub mod clock;
 mod entries;
 pub mod resolve;
 pub mod store;
+mod view;
 pub mod wall_mark;
 pub mod window;
 
@@ -42,26 +52,22 @@ use std::{
 };
 
 use governor_common::{LeaseEntry, LeaseKey};
-use serde_json::{json, Value};
 
 use crate::lineage::{self, boot::BootClock, recorder::Recorder};
 
 use self::{
     clock::Now,
-    resolve::{ScopeError, ScopeSpec},
-    store::{Record, ScopeRecord, SignerRecord, State, Store, StoreError},
+    resolve::ScopeError,
+    store::{Record, State, Store, StoreError},
     wall_mark::{Found, WallMark},
     window::BootWindow,
 };
 use crate::{
+    halts::Halts,
     host::freeze::Halt,
     kernel::loader::{Enforcer, LoadError},
     policy::{Compiled, Policy},
     requests::book::Book,
-    signing::{
-        keys::TrustedKeys,
-        lease::{self, Lease, Role, VerifyContext},
-    },
 };
 
 /// Why a request about leases was not carried out.
@@ -79,6 +85,12 @@ pub enum LeaseError {
 
 impl From<StoreError> for LeaseError {
     fn from(e: StoreError) -> Self {
+        LeaseError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::requests::book::StoreError> for LeaseError {
+    fn from(e: crate::requests::book::StoreError) -> Self {
         LeaseError::Internal(e.to_string())
     }
 }
@@ -118,16 +130,6 @@ pub struct Setup {
     pub recorder: Recorder,
 }
 
-/// A lease that passed every check, ready to record.
-struct Checked {
-    lease: Lease,
-    scopes: Vec<(ScopeRecord, Vec<LeaseKey>)>,
-    signers: Vec<SignerRecord>,
-    /// Distinct trusted keys that signed, and how many the policy asks for.
-    have: u32,
-    need: u32,
-}
-
 /// The leases this daemon knows, and the kernel entries it installed for them.
 pub struct LeaseManager {
     store: Store,
@@ -140,8 +142,7 @@ pub struct LeaseManager {
     /// Kernel entries per installed lease.
     installed: HashMap<String, Vec<LeaseKey>>,
     /// Halted agents (persisted in `<state>/halts.json`): they take no leases until resumed.
-    halts: BTreeMap<String, Halt>,
-    halts_file: PathBuf,
+    halts: Halts,
     /// Agents' lease requests.
     requests: Book,
     recorder: Recorder,
@@ -166,18 +167,8 @@ impl LeaseManager {
         for e in &bad_requests {
             tracing::error!(error = %e, "request store: record not readable; ignored");
         }
-        let halts_file = setup.state_dir.join("halts.json");
-        let halts = match crate::host::files::read(&halts_file, crate::host::files::STATE) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                LeaseError::Internal(format!(
-                    "{}: not governor's halt list ({e}); fix or remove it (agents listed there \
-                     stay halted until then)",
-                    halts_file.display()
-                ))
-            })?,
-            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => BTreeMap::new(),
-            Err(e) => return Err(LeaseError::Internal(e.to_string())),
-        };
+        let halts =
+            Halts::open(&setup.state_dir).map_err(|e| LeaseError::Internal(e.to_string()))?;
         for e in &bad {
             tracing::error!(error = %e, "lease store: record not readable; ignored");
         }
@@ -204,7 +195,6 @@ impl LeaseManager {
             records,
             installed: HashMap::new(),
             halts,
-            halts_file,
             requests,
             recorder: setup.recorder,
             keys_recorded: BTreeSet::new(),
@@ -229,22 +219,6 @@ impl LeaseManager {
         &self.recorder
     }
 
-    /// Reads the trusted-keys directory (it is read afresh for every lease checked, so a
-    /// key added or removed counts at once), recording each key not recorded before.
-    fn trusted_keys(&mut self) -> TrustedKeys {
-        let (trusted, problems) = TrustedKeys::load(&self.trusted_dir);
-        for p in &problems {
-            tracing::warn!(target: "governor::lease", problem = %p,
-                "trusted keys: a key file is not trusted");
-        }
-        for k in trusted.iter() {
-            if self.keys_recorded.insert(k.id.to_string()) {
-                self.recorder.record(lineage::authority::key_row(k));
-            }
-        }
-        trusted
-    }
-
     /// Marks a lease that no longer verifies as dropped.
     fn drop_lease(&mut self, id: &str, reason: &str) {
         tracing::warn!(target: "governor::lease", lease = id, reason,
@@ -258,157 +232,6 @@ impl LeaseManager {
             "dropped",
             reason,
         );
-    }
-
-    /// Runs every check again on the stored lease `id` (a restart or a policy reload
-    /// re-checking what it accepted before; the replay check is skipped). Its expiry is
-    /// checked against the time its boot-clock window says it is, not the wall clock.
-    fn recheck(&mut self, id: &str) -> Result<Checked, LeaseError> {
-        let text = self.store.lease_text(id)?;
-        let boot_ns = clock::boot_ns();
-        let now = self
-            .records
-            .get(id)
-            .and_then(|r| Some((r, self.window(r)?)))
-            .map_or_else(clock::wall_secs, |(r, w)| {
-                w.wall_secs_at(r.not_after, boot_ns)
-            });
-        self.check(&text, &format!("{id}.lease"), true, now)
-    }
-
-    /// Runs every check on lease `text` at unix second `now`; `replayed` skips the replay
-    /// check (a restart re-checking its own store).
-    fn check(
-        &mut self,
-        text: &str,
-        origin: &str,
-        replayed: bool,
-        now: u64,
-    ) -> Result<Checked, LeaseError> {
-        let lease = Lease::parse(text, origin).map_err(|e| LeaseError::Rejected(e.to_string()))?;
-        let body = &lease.body;
-        if !store::valid_id(&body.id) {
-            return Err(LeaseError::Rejected(format!(
-                "{origin}: lease id `{}` is not usable: 1 to 64 characters of letters, digits, \
-                 `-` and `_` (`governor lease issue` makes one)",
-                body.id
-            )));
-        }
-        if !replayed {
-            if let Some(prior) = self.records.get(&body.id) {
-                return Err(LeaseError::Rejected(format!(
-                    "{origin}: lease {} was already submitted (it is {}): a lease is used \
-                     once; issue a new one",
-                    body.id,
-                    prior.state.name()
-                )));
-            }
-            if self.store.seen(&body.id) {
-                return Err(LeaseError::Rejected(format!(
-                    "{origin}: lease {} was already submitted (its record in {} is \
-                     unreadable): a lease is used once; issue a new one",
-                    body.id,
-                    self.store.dir().display()
-                )));
-            }
-        }
-        let Some(agent_id) = self
-            .compiled
-            .agents
-            .iter()
-            .position(|a| a.name == body.agent)
-        else {
-            return Err(LeaseError::Rejected(format!(
-                "{origin}: the lease is for agent `{}`, which policy `{}` does not define \
-                 (agents: {})",
-                body.agent,
-                self.policy.name,
-                self.compiled
-                    .agents
-                    .iter()
-                    .map(|a| a.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        };
-        let Some(agent) = self.policy.agent(&body.agent) else {
-            return Err(LeaseError::Internal(format!(
-                "agent `{}` is compiled but not in the policy",
-                body.agent
-            )));
-        };
-        if body.scopes.is_empty() {
-            return Err(LeaseError::Rejected(format!(
-                "{origin}: the lease has no scope, so it would allow nothing"
-            )));
-        }
-        let need = body
-            .scopes
-            .iter()
-            .map(|s| self.policy.approvals_required(&s.class))
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let max_ttl_secs = agent.max_lease_ttl.as_secs();
-        let trusted = self.trusted_keys();
-        let verified = lease::verify(
-            &lease,
-            &VerifyContext {
-                trusted: &trusted,
-                host: &self.host,
-                now,
-                max_ttl_secs,
-                required_approvals: 1,
-            },
-        )
-        .map_err(|e| LeaseError::Rejected(format!("{origin}: {e}")))?;
-        let mut signers: Vec<SignerRecord> = Vec::new();
-        for s in &verified.signers {
-            let key_id = s.key_id.to_string();
-            if signers.iter().all(|x| x.key_id != key_id) {
-                signers.push(SignerRecord {
-                    key_id,
-                    operator: s.operator.clone(),
-                    role: match s.role {
-                        Role::Issuer => "issuer",
-                        Role::Approver => "approver",
-                    }
-                    .to_owned(),
-                });
-            }
-        }
-        let mut scopes = Vec::new();
-        for s in &body.scopes {
-            let spec = ScopeSpec {
-                class: &s.class,
-                target: &s.target,
-                pin: s.pin.as_ref().map(|p| (p.dev, p.ino)),
-            };
-            let r = resolve::resolve(
-                &self.policy,
-                &self.compiled,
-                agent_id as u32,
-                &body.agent,
-                &spec,
-            )
-            .map_err(|e| LeaseError::Rejected(format!("{origin}: {e}")))?;
-            scopes.push((
-                ScopeRecord {
-                    class: s.class.clone(),
-                    target: s.target.clone(),
-                    object: r.object,
-                    resource: r.resource,
-                },
-                r.keys,
-            ));
-        }
-        Ok(Checked {
-            have: signers.len() as u32,
-            need,
-            lease,
-            scopes,
-            signers,
-        })
     }
 
     /// Verifies and records lease `text` (from `origin`), installing it now if its
@@ -606,31 +429,6 @@ impl LeaseManager {
         ids
     }
 
-    /// The leases, newest first: the live ones, or (`all`) every one on record.
-    pub fn list(&self, all: bool) -> Vec<Value> {
-        let now = Now::read();
-        let mut out: Vec<&Record> = self
-            .records
-            .values()
-            .filter(|r| all || r.state.is_live())
-            .collect();
-        out.sort_by_key(|r| std::cmp::Reverse(r.history.first().map_or(0, |c| c.at_ms)));
-        out.into_iter()
-            .map(|r| view(r, self.window(r), now))
-            .collect()
-    }
-
-    /// One lease's record and its signed file.
-    pub fn show(&self, id: &str) -> Result<Value, LeaseError> {
-        let r = self
-            .records
-            .get(id)
-            .ok_or_else(|| LeaseError::NotFound(format!("no lease {id}")))?;
-        let mut v = view(r, self.window(r), Now::read());
-        v["file"] = Value::from(self.store.lease_text(id).unwrap_or_default());
-        Ok(v)
-    }
-
     /// Looks up the lease the kernel reported as `kernel_id`.
     pub fn by_kernel_id(&self, kernel_id: u64) -> Option<&Record> {
         self.records.values().find(|r| r.kernel_id == kernel_id)
@@ -642,40 +440,20 @@ impl LeaseManager {
     }
 
     pub fn halts(&self) -> impl Iterator<Item = &Halt> {
-        self.halts.values()
+        self.halts.iter()
     }
 
     /// Records (and persists) a halt.
     pub fn record_halt(&mut self, halt: Halt) -> Result<(), LeaseError> {
-        self.halts.insert(halt.agent.clone(), halt);
-        self.save_halts()
+        self.halts
+            .record(halt)
+            .map_err(|e| LeaseError::Internal(e.to_string()))
     }
 
     /// Forgets `agent`'s halt; whether it was halted.
     pub fn clear_halt(&mut self, agent: &str) -> Result<bool, LeaseError> {
-        let was = self.halts.remove(agent).is_some();
-        self.save_halts()?;
-        Ok(was)
+        self.halts
+            .clear(agent)
+            .map_err(|e| LeaseError::Internal(e.to_string()))
     }
-
-    fn save_halts(&self) -> Result<(), LeaseError> {
-        let bytes = serde_json::to_vec_pretty(&self.halts)
-            .map_err(|e| LeaseError::Internal(e.to_string()))?;
-        store::write_atomic(&self.halts_file, &bytes)?;
-        Ok(())
-    }
-}
-
-/// A record as clients see it: the record plus the seconds left (on the boot clock, by its
-/// window on this boot if it has one).
-fn view(r: &Record, window: Option<&BootWindow>, now: Now) -> Value {
-    let mut v = serde_json::to_value(r).unwrap_or_else(|_| json!({ "id": r.id }));
-    crate::requests::book::lift(&mut v);
-    v["left_secs"] = Value::from(match window {
-        _ if !r.state.is_live() => 0,
-        Some(w) => w.left_secs(now.boot_ns),
-        None => r.not_after.saturating_sub(now.wall_ms / 1000),
-    });
-    v["enforced_at_ms"] = r.enforced_at_ms().map_or(Value::Null, Value::from);
-    v
 }

@@ -11,7 +11,7 @@ use super::{
     writer::{self, Count, Polled},
 };
 use crate::{
-    admin,
+    api,
     kernel::{events::ReaderStats, procs::ProcStats},
 };
 
@@ -21,7 +21,7 @@ use crate::{
 /// process records' drops).
 pub fn counts(
     boot_id: String,
-    kernel: impl Fn() -> Result<admin::status::Counters, String> + Send + 'static,
+    kernel: impl Fn() -> Result<api::status::Counters, String> + Send + 'static,
     reader: Arc<ReaderStats>,
     procs: Arc<ProcStats>,
     refused: Arc<Refused>,

@@ -11,7 +11,26 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::leases::store::{write_atomic, StoreError};
+use crate::{
+    api::reply::{RequestState, RequestView},
+    host::write,
+};
+
+/// Why the request book could not read or save a request. The texts are the lease store's:
+/// both live in the daemon's state directory and operators read them the same way.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("lease store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "lease store {path}: not a lease record ({why}); move it out of the store directory \
+         (the daemon leaves it alone meanwhile)"
+    )]
+    Corrupt { path: PathBuf, why: String },
+}
 
 /// How many undecided requests one agent may have at a time.
 pub const MAX_PENDING_PER_AGENT: usize = 16;
@@ -73,26 +92,50 @@ pub struct LeaseRequest {
     pub uid: u32,
     /// The policy resource a lease would lift.
     pub resource: String,
-    /// Stored nested; clients see its fields at the top level (`flat`).
+    /// Stored nested; clients see its fields at the top level ([`view`]).
     #[serde(rename = "status")]
     pub state: ReqState,
 }
 
 /// A request as clients see it: the status's fields (`state`, and `lease`, `reason`, `have`,
-/// `need` where they apply) at the top level.
-pub fn flat(r: &LeaseRequest) -> serde_json::Value {
-    let mut v = serde_json::json!(r);
-    lift(&mut v);
-    v
-}
-
-/// Moves the fields of `v["status"]` up into `v`.
-pub fn lift(v: &mut serde_json::Value) {
-    if let Some(obj) = v.as_object_mut() {
-        if let Some(serde_json::Value::Object(status)) = obj.remove("status") {
-            obj.extend(status);
+/// `need` where they apply) at the top level; a rejected request's `reason` is the
+/// operator's.
+pub fn view(r: &LeaseRequest) -> RequestView {
+    let mut v = RequestView {
+        id: r.id.clone(),
+        agent: r.agent.clone(),
+        class: r.class.clone(),
+        target: r.target.clone(),
+        reason: r.reason.clone(),
+        ttl_secs: r.ttl_secs,
+        created_ms: r.created_ms,
+        pid: r.pid,
+        uid: r.uid,
+        resource: r.resource.clone(),
+        state: RequestState::Pending,
+        have: None,
+        need: None,
+        lease: None,
+        by_uid: None,
+        approve_command: None,
+    };
+    match &r.state {
+        ReqState::Pending => {}
+        ReqState::NeedsApprovals { have, need, lease } => {
+            v.state = RequestState::NeedsApprovals;
+            (v.have, v.need, v.lease) = (Some(*have), Some(*need), Some(lease.clone()));
+        }
+        ReqState::Approved { lease } => {
+            v.state = RequestState::Approved;
+            v.lease = Some(lease.clone());
+        }
+        ReqState::Rejected { by_uid, reason } => {
+            v.state = RequestState::Rejected;
+            v.by_uid = Some(*by_uid);
+            v.reason = reason.clone();
         }
     }
+    v
 }
 
 /// The request book.
@@ -198,7 +241,8 @@ impl Book {
             path: self.dir.join(format!("{}.json", r.id)),
             why: e.to_string(),
         })?;
-        write_atomic(&self.dir.join(format!("{}.json", r.id)), &bytes)
+        let path = self.dir.join(format!("{}.json", r.id));
+        write::replace(&path, &bytes, 0o600).map_err(|source| StoreError::Io { path, source })
     }
 }
 
@@ -253,5 +297,39 @@ mod tests {
         let next = again.file(req("b")).expect("file");
         assert_eq!(next.id, format!("r-{}", MAX_PENDING_PER_AGENT + 3));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The view is the request serialized with its `status` lifted to the top level (what
+    /// the daemon sent before the reply was typed).
+    #[test]
+    fn the_view_is_the_request_with_its_status_lifted() {
+        for state in [
+            ReqState::Pending,
+            ReqState::NeedsApprovals {
+                have: 1,
+                need: 2,
+                lease: "[lease]".into(),
+            },
+            ReqState::Approved {
+                lease: "l-1".into(),
+            },
+            ReqState::Rejected {
+                by_uid: 0,
+                reason: "no".into(),
+            },
+        ] {
+            let r = LeaseRequest {
+                id: "r-1".into(),
+                state,
+                ..req("a")
+            };
+            let mut old = serde_json::json!(r);
+            let obj = old.as_object_mut().expect("object");
+            if let Some(serde_json::Value::Object(status)) = obj.remove("status") {
+                obj.extend(status);
+            }
+            let new = serde_json::to_value(view(&r)).expect("view");
+            assert_eq!(new.to_string(), old.to_string());
+        }
     }
 }

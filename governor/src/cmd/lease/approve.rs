@@ -9,7 +9,11 @@ use anyhow::Context;
 
 use super::view::print_lease;
 use crate::{
-    admin::{client, protocol::Request},
+    admin::client,
+    api::{
+        protocol::Request,
+        reply::{self, Decided, RequestState, RequestView},
+    },
     cli::LeaseApproveArgs,
     signing::{
         keys::SecretKey,
@@ -33,27 +37,27 @@ fn pin_of(target: &str) -> anyhow::Result<Option<Pin>> {
 
 pub fn run(args: LeaseApproveArgs) -> anyhow::Result<ExitCode> {
     let key = SecretKey::load(&args.key)?;
-    let req = client::call(
-        &args.socket,
-        &Request::RequestShow {
-            id: args.id.clone(),
-        },
+    let req: RequestView = reply::read(
+        "request-show",
+        client::call(
+            &args.socket,
+            &Request::RequestShow {
+                id: args.id.clone(),
+            },
+        )?,
     )?;
     let now = time::now();
-    let lease = match req["state"].as_str() {
-        Some("pending") => {
-            let ttl = match args.ttl {
-                Some(secs) => secs,
-                None => req["ttl_secs"].as_u64().unwrap_or(900),
-            };
-            let target = req["target"].as_str().unwrap_or_default().to_owned();
+    let lease = match req.state {
+        RequestState::Pending => {
+            let ttl = args.ttl.unwrap_or(req.ttl_secs);
+            let target = req.target.clone();
             let body = LeaseBody {
                 version: lease::VERSION,
                 id: lease::new_lease_id()?,
-                agent: req["agent"].as_str().unwrap_or_default().to_owned(),
+                agent: req.agent.clone(),
                 host: lease::host_id()?,
                 scopes: vec![Scope {
-                    class: req["class"].as_str().unwrap_or_default().to_owned(),
+                    class: req.class.clone(),
                     pin: pin_of(&target)?,
                     target,
                 }],
@@ -61,26 +65,20 @@ pub fn run(args: LeaseApproveArgs) -> anyhow::Result<ExitCode> {
                 not_after: now + ttl,
                 reason: format!(
                     "{} (request {} from agent {})",
-                    req["reason"].as_str().unwrap_or_default(),
-                    args.id,
-                    req["agent"].as_str().unwrap_or_default()
+                    req.reason, args.id, req.agent
                 ),
                 ticket: args.ticket.clone(),
                 request: Some(args.id.clone()),
             };
             Lease::sign(body, &key, Role::Issuer, now)
         }
-        Some("needs-approvals") => {
-            let text = req["lease"].as_str().unwrap_or_default();
+        RequestState::NeedsApprovals => {
+            let text = req.lease.as_deref().unwrap_or_default();
             let mut lease = Lease::parse(text, &format!("request {}'s lease", args.id))?;
             lease.cosign(&key, now)?;
             lease
         }
-        Some(other) => anyhow::bail!("request {} is already {other}", args.id),
-        None => anyhow::bail!(
-            "the daemon's reply about request {} is not understood",
-            args.id
-        ),
+        other => anyhow::bail!("request {} is already {}", args.id, other.name()),
     };
     if let Some(out) = &args.out {
         lease.write(out)?;
@@ -96,18 +94,19 @@ pub fn run(args: LeaseApproveArgs) -> anyhow::Result<ExitCode> {
         println!("{result}");
         return Ok(ExitCode::SUCCESS);
     }
-    match result["request"]["state"].as_str() {
-        Some("approved") => {
+    let decided: Decided = reply::read("request-approve", result.clone())?;
+    match (decided.request.state, &decided.lease) {
+        (RequestState::Approved, Some(lease)) => {
             println!("request {} approved by {}", args.id, key.operator());
-            print_lease(&result["lease"], false);
+            print_lease(lease);
         }
-        Some("needs-approvals") => println!(
+        (RequestState::NeedsApprovals, _) => println!(
             "request {} signed by {} ({} of {} approvals); another operator runs `governor \
              lease approve {} --key THEIR_KEY`",
             args.id,
             key.operator(),
-            result["request"]["have"],
-            result["request"]["need"],
+            decided.request.have.unwrap_or_default(),
+            decided.request.need.unwrap_or_default(),
             args.id
         ),
         _ => println!("{result}"),

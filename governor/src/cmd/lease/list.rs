@@ -3,7 +3,11 @@
 use std::process::ExitCode;
 
 use crate::{
-    admin::{client, protocol::Request},
+    admin::client,
+    api::{
+        protocol::Request,
+        reply::{self, LeaseList},
+    },
     cli::LeaseListArgs,
     time,
 };
@@ -14,7 +18,7 @@ pub fn run(args: LeaseListArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let leases = result["leases"].as_array().cloned().unwrap_or_default();
+    let LeaseList { leases } = reply::read("lease-list", result)?;
     if leases.is_empty() {
         println!("no {}leases", if args.all { "" } else { "live " });
         return Ok(ExitCode::SUCCESS);
@@ -24,30 +28,18 @@ pub fn run(args: LeaseListArgs) -> anyhow::Result<ExitCode> {
         "LEASE", "AGENT", "STATE", "LEFT", "SCOPES"
     );
     for l in &leases {
-        let scopes: Vec<String> = l["scopes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| {
-                format!(
-                    "{}:{}",
-                    s["class"].as_str().unwrap_or("?"),
-                    s["target"].as_str().unwrap_or("?")
-                )
-            })
+        let scopes: Vec<String> = l
+            .scopes
+            .iter()
+            .map(|s| format!("{}:{}", s.class, s.target))
             .collect();
-        let signers: Vec<&str> = l["signers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s["operator"].as_str())
-            .collect();
+        let signers: Vec<&str> = l.signers.iter().map(|s| s.operator.as_str()).collect();
         println!(
             "{:<28} {:<14} {:<10} {:>9}  {:<40} {}",
-            l["id"].as_str().unwrap_or("?"),
-            l["agent"].as_str().unwrap_or("?"),
-            l["state"].as_str().unwrap_or("?"),
-            time::span(l["left_secs"].as_u64().unwrap_or(0)),
+            l.id,
+            l.agent,
+            l.state.name(),
+            time::span(l.left_secs),
             scopes.join(", "),
             signers.join(", ")
         );

@@ -4,7 +4,11 @@
 use std::process::ExitCode;
 
 use crate::{
-    admin::{client, protocol::Request},
+    admin::client,
+    api::{
+        protocol::Request,
+        reply::{self, RequestList},
+    },
     cli::LeasePendingArgs,
     time,
 };
@@ -15,7 +19,7 @@ pub fn run(args: LeasePendingArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let reqs = result["requests"].as_array().cloned().unwrap_or_default();
+    let RequestList { requests: reqs, .. } = reply::read("request-list", result)?;
     if reqs.is_empty() {
         println!("no {}requests", if args.all { "" } else { "pending " });
         return Ok(ExitCode::SUCCESS);
@@ -27,18 +31,14 @@ pub fn run(args: LeasePendingArgs) -> anyhow::Result<ExitCode> {
     for r in &reqs {
         println!(
             "{:<8} {:<14} {:<16} {:<40} {:>7}  {}",
-            r["id"].as_str().unwrap_or("?"),
-            r["agent"].as_str().unwrap_or("?"),
-            r["state"].as_str().unwrap_or("?"),
-            format!(
-                "{}:{}",
-                r["class"].as_str().unwrap_or("?"),
-                r["target"].as_str().unwrap_or("?")
-            ),
-            time::span(r["ttl_secs"].as_u64().unwrap_or(0)),
-            r["reason"].as_str().unwrap_or("")
+            r.id,
+            r.agent,
+            r.state.name(),
+            format!("{}:{}", r.class, r.target),
+            time::span(r.ttl_secs),
+            r.reason
         );
-        if let Some(cmd) = r["approve_command"].as_str() {
+        if let Some(cmd) = &r.approve_command {
             println!("         approve: {cmd}");
         }
     }

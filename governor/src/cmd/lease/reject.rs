@@ -2,10 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::{
-    admin::{client, protocol::Request},
-    cli::LeaseRejectArgs,
-};
+use crate::{admin::client, api::protocol::Request, cli::LeaseRejectArgs};
 
 pub fn run(args: LeaseRejectArgs) -> anyhow::Result<ExitCode> {
     let result = client::call(

@@ -2,10 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::{
-    admin::{client, protocol::Request},
-    cli::LeaseRevokeArgs,
-};
+use crate::{admin::client, api::protocol::Request, cli::LeaseRevokeArgs};
 
 pub fn run(args: LeaseRevokeArgs) -> anyhow::Result<ExitCode> {
     let result = client::call(

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use super::view::print_lease;
 use crate::{
-    admin::{client, protocol::Request},
+    admin::client,
+    api::{protocol::Request, reply},
     cli::LeaseSubmitArgs,
     host::files,
 };
@@ -19,6 +20,10 @@ pub fn run(args: LeaseSubmitArgs) -> anyhow::Result<ExitCode> {
             origin: args.file.display().to_string(),
         },
     )?;
-    print_lease(&result, args.json);
+    if args.json {
+        println!("{result}");
+    } else {
+        print_lease(&reply::read("lease-submit", result)?);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,45 +1,35 @@
 //! How a lease the daemon reports is printed for people.
 
-use serde_json::Value;
+use crate::{
+    api::reply::{LeaseState, LeaseView},
+    time,
+};
 
-use crate::time;
-
-/// One lease, as a sentence (or JSON).
-pub fn print_lease(l: &Value, json: bool) {
-    if json {
-        println!("{l}");
-        return;
-    }
-    let state = l["state"].as_str().unwrap_or("?");
-    let when = match (state, l["enforced_at_ms"].as_u64()) {
-        ("enforced", Some(ms)) => format!("enforced since {}", time::rfc3339(ms / 1000)),
-        ("scheduled", _) => format!(
-            "scheduled: enforced from {}",
-            time::rfc3339(l["not_before"].as_u64().unwrap_or(0))
-        ),
-        (s, _) => s.to_owned(),
+/// One lease, as a sentence.
+pub fn print_lease(l: &LeaseView) {
+    let when = match (l.state, l.enforced_at_ms) {
+        (LeaseState::Enforced, Some(ms)) => {
+            format!("enforced since {}", time::rfc3339(ms / 1000))
+        }
+        (LeaseState::Scheduled, _) => {
+            format!("scheduled: enforced from {}", time::rfc3339(l.not_before))
+        }
+        (s, _) => s.name().to_owned(),
     };
     println!(
         "lease {} for agent {}: {when}; ends {} (in {})",
-        l["id"].as_str().unwrap_or("?"),
-        l["agent"].as_str().unwrap_or("?"),
-        time::rfc3339(l["not_after"].as_u64().unwrap_or(0)),
-        time::span(l["left_secs"].as_u64().unwrap_or(0)),
+        l.id,
+        l.agent,
+        time::rfc3339(l.not_after),
+        time::span(l.left_secs),
     );
-    for s in l["scopes"].as_array().into_iter().flatten() {
+    for s in &l.scopes {
         println!(
             "  scope {}:{} (lifts `lease` on {})",
-            s["class"].as_str().unwrap_or("?"),
-            s["target"].as_str().unwrap_or("?"),
-            s["resource"].as_str().unwrap_or("?")
+            s.class, s.target, s.resource
         );
     }
-    for s in l["signers"].as_array().into_iter().flatten() {
-        println!(
-            "  signed by {} ({}, key {})",
-            s["operator"].as_str().unwrap_or("?"),
-            s["role"].as_str().unwrap_or("?"),
-            s["key_id"].as_str().unwrap_or("?")
-        );
+    for s in &l.signers {
+        println!("  signed by {} ({}, key {})", s.operator, s.role, s.key_id);
     }
 }

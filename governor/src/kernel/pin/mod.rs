@@ -34,7 +34,7 @@
 //! what is enforced once it reports ready. Everything the daemon itself writes into the kernel
 //! (agents, rules, its own pid for the self-protection rules) is written by the new daemon;
 //! its event ring buffer is the new one, which it reads from then on. (What the old rings
-//! still hold is drained into the lineage before the old pins go: `crate::takeover`.) It
+//! still hold is drained into the lineage before the old pins go: `crate::daemon::takeover`.) It
 //! also makes a pin set
 //! left by a different governor build harmless: nothing of it is interpreted beyond the
 //! manifest text, so an incompatible layout is replaced whole, never half-adopted.

@@ -32,17 +32,18 @@ use std::{
 };
 
 use governor_common::{maps::Counter, Class};
-use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::{
     admin::{
-        self,
         peer::Access,
-        protocol::ErrorCode,
         reload::{Outcome, Refusal, Reload},
-        status::{AgentInfo, Counters, DaemonInfo, KernelInfo, PolicyInfo, Status},
         Shared,
+    },
+    api::{
+        protocol::ErrorCode,
+        reply::{CarriedLeases, DroppedLease, PolicyRef, Reloaded, RetiredGeneration},
+        status::{AgentInfo, Counters, DaemonInfo, KernelInfo, PolicyInfo, Status},
     },
     host::cgroup::CgroupFs,
     host::dirs::OwnDir,
@@ -214,7 +215,7 @@ impl Reload for Reloader {
 
 impl Inner {
     /// Runs one reload and logs its outcome; the reply's result, or the refusal.
-    fn reload(&self, file: Option<PathBuf>, uid: u32) -> Result<Value, Refusal> {
+    fn reload(&self, file: Option<PathBuf>, uid: u32) -> Result<Reloaded, Refusal> {
         let received = Instant::now();
         let mut current = self
             .current
@@ -248,7 +249,7 @@ impl Inner {
         file: &std::path::Path,
         uid: u32,
         received: Instant,
-    ) -> Result<Value, ReloadError> {
+    ) -> Result<Reloaded, ReloadError> {
         let p = &self.parts;
         let policy = Arc::new(Policy::load(file)?);
         let own = secrets::own_with(&p.own, &p.secrets);
@@ -345,16 +346,24 @@ impl Inner {
         current.reloads += 1;
         self.publish(current, &plan);
         let retired = match retired {
-            Ok(r) => json!({ "links": r.links, "entries": r.entries }),
+            Ok(r) => RetiredGeneration::Gone {
+                links: r.links,
+                entries: r.entries,
+            },
             Err(e) => {
                 tracing::error!(error = %e, "policy reload: the previous generation did not \
                     fully leave the kernel; it still enforces alongside the new one");
-                json!({ "error": e.to_string() })
+                RetiredGeneration::Failed {
+                    error: e.to_string(),
+                }
             }
         };
-        let dropped_json: Vec<Value> = dropped
+        let dropped_leases: Vec<DroppedLease> = dropped
             .iter()
-            .map(|(id, why)| json!({ "id": id, "reason": why }))
+            .map(|(id, why)| DroppedLease {
+                id: id.clone(),
+                reason: why.clone(),
+            })
             .collect();
         tracing::info!(
             file = %file.display(),
@@ -382,19 +391,28 @@ impl Inner {
             tracing::info!(agent = %a.name, cgroup = %a.cgroup.display(), cgroup_id = a.cgroup_id,
                 mode = policy.agent(&a.name).map_or("?", |x| x.mode.name()), "agent registered");
         }
-        Ok(json!({
-            "file": file.display().to_string(),
-            "old": { "name": old_policy.name, "version": old_policy.version,
-                     "generation": old_generation },
-            "new": { "name": policy.name, "version": policy.version,
-                     "generation": generation },
-            "prepare_ms": prepared.as_millis() as u64,
-            "swap_us": swap.as_micros() as u64,
-            "retire_ms": retire.as_millis() as u64,
-            "total_ms": received.elapsed().as_millis() as u64,
-            "leases": { "kept": kept, "dropped": dropped_json },
-            "retired": retired,
-        }))
+        Ok(Reloaded {
+            file: file.display().to_string(),
+            old: PolicyRef {
+                name: old_policy.name.clone(),
+                version: old_policy.version.clone(),
+                generation: old_generation,
+            },
+            new: PolicyRef {
+                name: policy.name.clone(),
+                version: policy.version.clone(),
+                generation,
+            },
+            prepare_ms: prepared.as_millis() as u64,
+            swap_us: swap.as_micros() as u64,
+            retire_ms: retire.as_millis() as u64,
+            total_ms: received.elapsed().as_millis() as u64,
+            leases: CarriedLeases {
+                kept,
+                dropped: dropped_leases,
+            },
+            retired,
+        })
     }
 
     /// Shows the new policy to the sockets and `status`.
@@ -487,7 +505,7 @@ pub fn status(policy: &Policy, compiled: &Compiled, caps: &Capabilities, plan: &
             .map(|d| d.path.display().to_string())
             .collect(),
         counters: Counters::default(),
-        events: admin::status::ReaderCounters::default(),
+        events: crate::api::status::ReaderCounters::default(),
         host: String::new(),
         leases: Vec::new(),
         halts: Vec::new(),

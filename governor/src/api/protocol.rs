@@ -168,6 +168,15 @@ impl Response {
         }
     }
 
+    /// A successful reply carrying `result` (one of [`super::reply`]'s types). A result that
+    /// cannot be serialized (it cannot happen with those plain types) is an `internal` error.
+    pub fn reply<T: Serialize>(result: &T) -> Response {
+        match serde_json::to_value(result) {
+            Ok(v) => Response::ok(v),
+            Err(e) => Response::error(ErrorCode::Internal, format!("encoding the reply: {e}")),
+        }
+    }
+
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
         Response {
             version: VERSION,
