@@ -24,5 +24,6 @@ pub mod recorder;
 pub mod retain;
 pub mod runs;
 pub mod schema;
+#[cfg(feature = "bench")]
 pub mod synth;
 pub mod writer;
