@@ -148,27 +148,11 @@ mod tests {
         refused.other.store(5, Ordering::Relaxed);
         let event = |ring| {
             Record::Event(Box::new(EventRow {
-                boot_id: "b".into(),
-                boot_ns: 1,
-                ts_ns: 1,
                 agent: None,
-                cgroup_id: 1,
-                pid: 1,
-                tgid: 1,
-                uid: 0,
-                gid: 0,
                 comm: String::new(),
-                exe: None,
-                class: "unlink".into(),
-                decision: "deny".into(),
-                target: "/x".into(),
                 path: None,
-                inode: None,
-                detail: 0,
-                rule: None,
-                lease_id: None,
-                policy_version: "v".into(),
                 ring,
+                ..EventRow::sample()
             }))
         };
         assert!(!rec.record(event(7)));

@@ -35,6 +35,38 @@ pub struct EventRow {
     pub ring: u32,
 }
 
+#[cfg(test)]
+impl EventRow {
+    /// Tests: a deny of `unlink` on `/x` by `rm` (pid 1, uid 0, agent `a`) in boot `b` at 1 ns,
+    /// with no exe, inode, rule, lease or ring; a test sets what it needs with
+    /// `..EventRow::sample()`.
+    pub(crate) fn sample() -> EventRow {
+        EventRow {
+            boot_id: "b".into(),
+            boot_ns: 1,
+            ts_ns: 1,
+            agent: Some("a".into()),
+            cgroup_id: 1,
+            pid: 1,
+            tgid: 1,
+            uid: 0,
+            gid: 0,
+            comm: "rm".into(),
+            exe: None,
+            class: "unlink".into(),
+            decision: "deny".into(),
+            target: "/x".into(),
+            path: Some("/x".into()),
+            inode: None,
+            detail: 0,
+            rule: None,
+            lease_id: None,
+            policy_version: "v".into(),
+            ring: 0,
+        }
+    }
+}
+
 /// One value of an event's column, as both binders bind it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Value<'a> {

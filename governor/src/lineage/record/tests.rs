@@ -8,27 +8,17 @@ use crate::lineage::schema::migrate;
 
 fn event(boot_ns: u64) -> Record {
     Record::Event(Box::new(EventRow {
-        boot_id: "b".into(),
         boot_ns,
         ts_ns: 1_700_000_000_000_000_000,
-        agent: Some("a".into()),
         cgroup_id: 9,
         pid: 10,
         tgid: 10,
-        uid: 0,
-        gid: 0,
-        comm: "rm".into(),
         exe: Some("/usr/bin/rm".into()),
-        class: "unlink".into(),
-        decision: "deny".into(),
         target: "/etc/x".into(),
         path: Some("/etc/x".into()),
         inode: Some((1, 2)),
-        detail: 0,
         rule: Some("/etc".into()),
-        lease_id: None,
-        policy_version: "v".into(),
-        ring: 0,
+        ..EventRow::sample()
     }))
 }
 
