@@ -1,6 +1,6 @@
-//! `cargo xtask bench`: governor's benchmarks, in one VM boot. Builds governor and the
-//! benchmark driver (`bench/`, crate governor-bench), runs the driver as root inside the VM,
-//! prints its table, writes its JSON report to `target/bench/<kernel>.json`, and fails if a
+//! `cargo xtask bench`: governor's benchmarks, in one VM boot. Builds governor (with its
+//! `bench` feature) and the benchmark driver (`bench/`, crate governor-bench), runs the
+//! driver as root inside the VM, prints its table, writes its JSON report to `target/bench/<kernel>.json`, and fails if a
 //! target is missed (unless `--no-fail`). Not part of `cargo xtask test`: timings are not
 //! tests.
 
@@ -135,6 +135,16 @@ impl BenchArgs {
     }
 }
 
+/// The governor every group runs, on the host and in the guest alike: the release build
+/// with the crate's `bench` feature, which adds only the hidden `governor lineage
+/// bench-trace` (and the synthetic database it builds) to the shipped binary.
+fn build_governor() -> Result<PathBuf> {
+    vm::build_governor_with(RELEASE, &[GOVERNOR_FEATURE])
+}
+
+/// The governor crate's feature for benchmark-only code.
+const GOVERNOR_FEATURE: &str = "bench";
+
 /// The driver's VM groups.
 const ENFORCEMENT_GROUP: &str = "enforcement";
 const FLOOD_GROUP: &str = "flood";
@@ -154,7 +164,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     let ingest_missed = wants(bench_ingest::GROUP) && !bench_ingest::run()?;
     let mut host_missed = Vec::new();
     if wants(bench_lineage::GROUP) {
-        let report = bench_lineage::run(&vm::build_governor(RELEASE)?)?;
+        let report = bench_lineage::run(&build_governor()?)?;
         if report["pass"] != true {
             host_missed.push(format!(
                 "{} (p99 {} ms)",
@@ -169,7 +179,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     let mut built = None;
     if wants(bench_flood::GROUP) {
         eprintln!("\n== bench: building governor and the benchmark driver ==");
-        let (bin_dir, driver) = (vm::build_governor(RELEASE)?, build_driver()?);
+        let (bin_dir, driver) = (build_governor()?, build_driver()?);
         let flood = bench_flood::run(&driver, &bin_dir)?;
         if flood["pass"] != true {
             host_missed.push(format!("{} (lost {})", bench_flood::GROUP, flood["lost"]));
@@ -187,7 +197,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         Some(b) => b,
         None => {
             eprintln!("\n== bench: building governor and the benchmark driver ==");
-            (vm::build_governor(RELEASE)?, build_driver()?)
+            (build_governor()?, build_driver()?)
         }
     };
     let load_before = host_load();

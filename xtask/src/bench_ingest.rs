@@ -1,6 +1,6 @@
 //! The host-side step of `cargo xtask bench`: lineage ingest, records per second into SQLite
 //! through the daemon's real writer thread on one core (the `ingest_bench` test of
-//! `governor/src/lineage/writer.rs`, run on the host: it needs no BPF). Three rounds; the
+//! `governor/src/lineage/writer/tests.rs`, run on the host: it needs no BPF). Three rounds; the
 //! median is judged. Target: 250,000 events/s.
 
 use std::process::Command;

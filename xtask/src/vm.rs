@@ -161,10 +161,19 @@ pub fn bin_dir(release: bool) -> Result<PathBuf> {
 
 /// `cargo build -p governor [--release]`; returns the directory of the binary.
 pub fn build_governor(release: bool) -> Result<PathBuf> {
+    build_governor_with(release, &[])
+}
+
+/// `cargo build -p governor [--release] [--features ...]`; returns the directory of the
+/// binary (the same path with or without features: the last build is the one there).
+pub fn build_governor_with(release: bool, features: &[&str]) -> Result<PathBuf> {
     let mut build = cargo();
     build.args(["build", "-p", "governor"]);
     if release {
         build.arg("--release");
+    }
+    if !features.is_empty() {
+        build.args(["--features", &features.join(",")]);
     }
     cmd::run(&mut build)?;
     bin_dir(release)

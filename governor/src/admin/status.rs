@@ -48,3 +48,9 @@ impl Source {
         Ok(s)
     }
 }
+
+impl crate::lineage::losses::KernelCounters for Counters {
+    fn procs_dropped(&self) -> u64 {
+        self.procs_dropped
+    }
+}

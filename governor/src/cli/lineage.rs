@@ -34,6 +34,7 @@ pub enum LineageCommand {
     Prune(LineagePruneArgs),
     /// Benchmark (for `cargo xtask bench`): build a synthetic database of --events events
     /// at --db (if it holds fewer) and time `trace` on random events; prints JSON.
+    #[cfg(feature = "bench")]
     #[command(hide = true)]
     BenchTrace(LineageBenchArgs),
 }
@@ -178,6 +179,7 @@ pub struct LineagePruneArgs {
     pub out: LineageDbArgs,
 }
 
+#[cfg(feature = "bench")]
 #[derive(Debug, clap::Args)]
 pub struct LineageBenchArgs {
     /// The synthetic database (created or rebuilt; never the daemon's).

@@ -10,18 +10,22 @@ use super::{
     recorder::Refused,
     writer::{self, Count, Polled},
 };
-use crate::{
-    api,
-    kernel::{events::ReaderStats, procs::ProcStats},
-};
+use crate::kernel::{events::ReaderStats, procs::ProcStats};
+
+/// What the loss counts need of the kernel's counters: the process records it could not put
+/// into its full process ring buffer. A trait, so that lineage need not import the admin API
+/// whose status type carries them (`api::status::Counters` implements it).
+pub trait KernelCounters {
+    fn procs_dropped(&self) -> u64;
+}
 
 /// The counts for the lineage writer: per ring, the kernel's drops and the reader's losses,
 /// and what the kernel says about the ring (kept in `rings`); the process stream's and the
 /// recorders' losses. `kernel` reads the counters of the enforcing generation (for the
 /// process records' drops).
-pub fn counts(
+pub fn counts<C: KernelCounters>(
     boot_id: String,
-    kernel: impl Fn() -> Result<api::status::Counters, String> + Send + 'static,
+    kernel: impl Fn() -> Result<C, String> + Send + 'static,
     reader: Arc<ReaderStats>,
     procs: Arc<ProcStats>,
     refused: Arc<Refused>,
@@ -75,7 +79,7 @@ pub fn counts(
                 what: "process records (agent fork, exec, exit) the kernel could not put \
                        into its full process ring buffer; this count is of records, not \
                        decisions",
-                value: c.procs_dropped,
+                value: c.procs_dropped(),
                 ring: None,
             });
         }
@@ -124,6 +128,15 @@ mod tests {
     use super::*;
     use crate::lineage::{record::EventRow, record::Record, recorder::Recorder};
 
+    /// Kernel counters never read (the kernel is not there).
+    struct NoKernel;
+
+    impl KernelCounters for NoKernel {
+        fn procs_dropped(&self) -> u64 {
+            unreachable!("never read")
+        }
+    }
+
     /// Every userspace loss counter feeds a gap row, process records' decode failures too;
     /// a decision the recorder refused is counted against its ring.
     #[test]
@@ -135,27 +148,11 @@ mod tests {
         refused.other.store(5, Ordering::Relaxed);
         let event = |ring| {
             Record::Event(Box::new(EventRow {
-                boot_id: "b".into(),
-                boot_ns: 1,
-                ts_ns: 1,
                 agent: None,
-                cgroup_id: 1,
-                pid: 1,
-                tgid: 1,
-                uid: 0,
-                gid: 0,
                 comm: String::new(),
-                exe: None,
-                class: "unlink".into(),
-                decision: "deny".into(),
-                target: "/x".into(),
                 path: None,
-                inode: None,
-                detail: 0,
-                rule: None,
-                lease_id: None,
-                policy_version: "v".into(),
                 ring,
+                ..EventRow::sample()
             }))
         };
         assert!(!rec.record(event(7)));
@@ -163,7 +160,7 @@ mod tests {
         assert!(!rec.record(event(0)));
         let mut counts = counts(
             "b".into(),
-            || Err("no kernel".to_owned()),
+            || Err::<NoKernel, _>("no kernel".to_owned()),
             reader,
             procs,
             Arc::clone(&refused),

@@ -1,15 +1,33 @@
 //! Lineage: every kernel decision and every act of authority (policy loads, keys, leases and
 //! their life, halts), with the processes behind them, in a SQLite database
 //! (`<state>/lineage.db`) that an incident responder can query with `governor lineage` or
-//! plain `sqlite3`. [`schema`] defines the tables, [`record`] the rows and how they are
-//! written, [`recorder`] the never-waiting handle producers use, [`writer`] the thread that
-//! commits them in batches, [`runs`] the daemon runs (and the downtime between them),
-//! [`retain`] the pruning of old rows, [`boot`] the clocks, [`authority`] the rows of
-//! policies, keys, leases and halts, [`processes`] the process tracker (kernel process
-//! records and `/proc` → `processes` rows), [`decision`] a kernel decision in the policy's
-//! words, [`losses`] the daemon's loss counters, [`handover`] what a starting daemon takes
-//! over from the generations it finds (their rings drained, every loss counted); [`query`]
-//! reads it back for `governor lineage`, [`synth`] builds a synthetic one for its benchmark.
+//! plain `sqlite3`.
+//!
+//! What the folder owns:
+//! - the database: [`schema`] (the tables, as migrations), [`writer`] (opening it for
+//!   writing, and the thread that commits records in batches, counting every loss),
+//!   [`retain`] (pruning old rows);
+//! - the rows: [`record`] (one type per row family, and the only code that writes them),
+//!   [`recorder`] (the never-waiting handle producers use);
+//! - what fills them: [`decision`] (a kernel decision in the policy's words), [`processes`]
+//!   (the process tracker: kernel process records and `/proc` → `processes` rows),
+//!   [`authority`] (the rows of policies, keys, leases and halts), [`losses`] (the daemon's
+//!   loss counters), [`runs`] (the daemon runs and the downtime between them), [`handover`]
+//!   (what a starting daemon takes over from the generations it finds: their rings drained,
+//!   every loss counted), [`reconcile`] (each ring's tallies against the kernel's counts),
+//!   [`boot`] (the boot id and clocks);
+//! - reading it back: [`query`], the typed queries behind `governor lineage`;
+//! - with the `bench` feature only, [`synth`]: a synthetic database for the trace benchmark.
+//!
+//! What it may import: the ground floor ([`crate::host`], [`crate::time`]), the policy's
+//! types ([`crate::policy`]), the signing types ([`crate::signing`]), the kernel side's
+//! records and counters ([`crate::kernel`]: `inherit`, `events::ReaderStats`,
+//! `procs::ProcStats`) and the lease store's records ([`crate::leases::store`]). Never the
+//! commands (`cmd`), the admin API (`admin`) or the daemon: they call into lineage, not the
+//! other way (the admin status counters reach [`losses`] through its `KernelCounters`
+//! trait). Two folders still import lineage back: `leases` (it records through
+//! [`authority`] and [`recorder`]) and `kernel::procs` (it feeds [`processes::Tracker`],
+//! until the kernel side hands process records over a channel).
 
 pub mod authority;
 pub mod boot;
@@ -24,5 +42,9 @@ pub mod recorder;
 pub mod retain;
 pub mod runs;
 pub mod schema;
+#[cfg(feature = "bench")]
 pub mod synth;
 pub mod writer;
+
+#[cfg(test)]
+mod imports_tests;

@@ -276,24 +276,12 @@ mod tests {
             boot_id: "boot".into(),
             boot_ns: n,
             ts_ns: n as i64,
-            agent: Some("a".into()),
-            cgroup_id: 1,
             pid: 7,
             tgid: 7,
-            uid: 0,
-            gid: 0,
-            comm: "rm".into(),
-            exe: None,
-            class: "unlink".into(),
-            decision: "deny".into(),
             target: "/p".into(),
             path: Some("/p".into()),
-            inode: None,
-            detail: 0,
-            rule: None,
-            lease_id: None,
-            policy_version: "v".into(),
             ring,
+            ..EventRow::sample()
         }))
     }
 

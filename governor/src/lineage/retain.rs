@@ -98,17 +98,10 @@ mod tests {
 
     fn event(boot_ns: u64, ts_ns: i64, tgid: u32, lease: Option<&str>) -> Record {
         Record::Event(Box::new(EventRow {
-            boot_id: "b".into(),
             boot_ns,
             ts_ns,
-            agent: Some("a".into()),
-            cgroup_id: 1,
             pid: tgid,
             tgid,
-            uid: 0,
-            gid: 0,
-            comm: "rm".into(),
-            exe: None,
             class: "delete".into(),
             decision: if lease.is_some() {
                 "lease-allow"
@@ -116,14 +109,8 @@ mod tests {
                 "deny"
             }
             .into(),
-            target: "/x".into(),
-            path: Some("/x".into()),
-            inode: None,
-            detail: 0,
-            rule: None,
             lease_id: lease.map(str::to_owned),
-            policy_version: "v".into(),
-            ring: 0,
+            ..EventRow::sample()
         }))
     }
 

@@ -4,6 +4,12 @@
 //! over them, written through [`record::insert`] like the daemon's. Built fast: one big
 //! transaction per million rows, `synchronous=OFF` and no journal (this database only), and
 //! the events' indexes dropped during the load and rebuilt after it, in one sort each.
+//!
+//! Benchmark-only: compiled with the governor crate's `bench` feature (off by default, on in
+//! `cargo xtask bench`), so the shipped binary has neither this nor `lineage bench-trace`.
+//! It stays in this crate rather than in `bench/` because governor is a binary crate: the
+//! benchmark driver cannot reach [`record::insert`] or the schema from outside, and a copy
+//! of them would measure something other than the daemon's own code.
 
 use std::time::{Duration, Instant};
 

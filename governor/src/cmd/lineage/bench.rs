@@ -1,7 +1,8 @@
 //! `governor lineage bench-trace` (hidden; `cargo xtask bench --group lineage-trace` runs
 //! it): builds a synthetic database (unless --db already holds --events events), then
 //! times the trace query path (not process start) on random events through a read-only
-//! connection, as `trace` opens it, and prints one JSON line with the figures.
+//! connection, as `trace` opens it, and prints one JSON line with the figures. Compiled only
+//! with the `bench` feature (see [`crate::lineage::synth`]).
 
 use std::{process::ExitCode, time::Instant};
 

@@ -2,6 +2,7 @@
 //! file per subcommand. Each opens the database read-only (it works while the daemon
 //! writes), asks [`crate::lineage::query`], and prints a table or, with `--json`, JSON.
 
+#[cfg(feature = "bench")]
 mod bench;
 mod changes;
 mod events;
@@ -24,6 +25,7 @@ pub fn run(cmd: LineageCommand) -> anyhow::Result<ExitCode> {
         LineageCommand::Export(args) => export::run(args),
         LineageCommand::Graph(args) => graph::run(args),
         LineageCommand::Prune(args) => prune::run(args),
+        #[cfg(feature = "bench")]
         LineageCommand::BenchTrace(args) => bench::run(args),
     }
 }

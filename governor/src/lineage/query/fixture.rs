@@ -247,15 +247,7 @@ pub fn records() -> Vec<Record> {
     let evs = [
         Ev {
             k: EV_LEASED_1 * 10,
-            agent: "claude",
-            tgid: 500,
-            comm: "mv",
-            class: "unlink",
-            decision: "lease-allow",
-            path: "/srv/app/old.log",
-            rule: Some("/srv/app"),
-            lease: Some("L1"),
-            policy: "pv1",
+            ..evs_base()
         },
         Ev {
             k: EV_LEASED_2 * 10,
