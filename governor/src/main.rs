@@ -3,7 +3,8 @@
 //! BPF-LSM programs refuse destructive operations coming from agent-owned cgroups; this binary
 //! is both the daemon that loads and feeds them and the operator's CLI.
 //!
-//! The folders, each importing only folders below it (its `mod.rs` says which):
+//! The folders, each importing only folders below it (its `mod.rs` says which;
+//! `governor/tests/layers.rs` checks the order, `ORDER` there):
 //!
 //! 1. `host/`, `time.rs`, `logging/`: the ground floor (cgroups, freezing, governor's own
 //!    directories, OOM score, bounded reads, the one durable writer; clocks and durations;
@@ -13,9 +14,8 @@
 //!    `requests/` (the request book, which shows requests as `api/`'s views).
 //! 3. `kernel/`: programs, maps, pins and the event and process streams, which hand their
 //!    records to channels and traits (no `lineage/` import).
-//! 4. `leases/` (the lease manager) and `lineage/` (the lineage database). The two still
-//!    import each other: the lease manager records its acts through the lineage's recorder,
-//!    and the lineage reads lease records and kernel ids; it is the one cycle left.
+//! 4. `lineage/` (the lineage database), then `leases/` (the lease manager, which records
+//!    its acts through the lineage's recorder and builds its leases' rows itself).
 //! 5. `secrets.rs` (registered secret key files), `cli/` (argument structs and their
 //!    defaults), then `admin/` (the sockets' servers and handlers; reload and secret
 //!    protection through traits).

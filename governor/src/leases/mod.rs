@@ -33,6 +33,7 @@ mod check;
 pub mod clock;
 mod entries;
 pub mod resolve;
+mod rows;
 pub mod store;
 mod view;
 pub mod wall_mark;
@@ -312,7 +313,7 @@ impl LeaseManager {
         );
         self.store.save_lease(&id, text)?;
         self.store.save(&record)?;
-        for row in lineage::authority::accepted(
+        for row in rows::accepted(
             &checked.lease,
             &record,
             text,
@@ -364,7 +365,7 @@ impl LeaseManager {
         };
         r.state = state;
         r.log(clock::wall_ms(), what, detail);
-        if let Some(row) = lineage::authority::transition(r, what, detail) {
+        if let Some(row) = rows::transition(r, what, detail) {
             self.recorder.record(row);
         }
         if let Err(e) = self.store.save(r) {

@@ -152,16 +152,7 @@ impl Record {
     }
 }
 
-/// The 64-bit id the kernel records for lease `id` in events: FNV-1a of the id, never 0
-/// (0 means "no lease" in an event).
-pub fn kernel_id(id: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h.max(1)
-}
+pub use crate::signing::lease::kernel_id;
 
 /// Whether `id` may name files in the store: 1 to 64 characters of `[A-Za-z0-9_-]`.
 pub fn valid_id(id: &str) -> bool {

@@ -68,7 +68,7 @@ pub struct Handover<'a> {
     own: Vec<OwnDir>,
     cgroup2: std::path::PathBuf,
     names: HashMap<Option<String>, Naming>,
-    /// Lease ids by the id the kernel reports (`leases::store::kernel_id`).
+    /// Lease ids by the id the kernel reports (`signing::lease::kernel_id`).
     leases: HashMap<u64, String>,
     tallies: HashMap<u32, Tally>,
 }
@@ -87,7 +87,7 @@ impl<'a> Handover<'a> {
             let mut st = conn.prepare("SELECT id FROM leases")?;
             for id in st.query_map([], |r| r.get::<_, String>(0))? {
                 let id = id?;
-                leases.insert(crate::leases::store::kernel_id(&id), id);
+                leases.insert(crate::signing::lease::kernel_id(&id), id);
             }
         }
         Ok(Handover {

@@ -20,14 +20,13 @@
 //! - with the `bench` feature only, [`synth`]: a synthetic database for the trace benchmark.
 //!
 //! What it may import: the ground floor ([`crate::host`], [`crate::time`]), the policy's
-//! types ([`crate::policy`]), the signing types ([`crate::signing`]), the kernel side's
+//! types ([`crate::policy`]), the signing types ([`crate::signing`]) and the kernel side's
 //! records and counters ([`crate::kernel`]: `inherit`, `events::ReaderStats`,
-//! `procs::ProcStats`) and the lease store's records ([`crate::leases::store`]). Never the
-//! commands (`cmd`), the admin API (`admin`) or the daemon: they call into lineage, not the
-//! other way (the admin status counters reach [`losses`] through its `KernelCounters`
-//! trait). Two folders still import lineage back: `leases` (it records through
-//! [`authority`] and [`recorder`]) and `kernel::procs` (it feeds [`processes::Tracker`],
-//! until the kernel side hands process records over a channel).
+//! `procs::ProcStats`). Never the commands (`cmd`), the admin sockets (`admin`), the daemon,
+//! the lease manager (`leases`) or the request book: they call into lineage, not the other
+//! way (the admin status counters reach [`losses`] through its `KernelCounters` trait; the
+//! lease manager builds its leases' rows itself, in `leases/rows.rs`). `governor/tests/layers.rs`
+//! holds it to that.
 
 pub mod authority;
 pub mod boot;
@@ -45,6 +44,3 @@ pub mod schema;
 #[cfg(feature = "bench")]
 pub mod synth;
 pub mod writer;
-
-#[cfg(test)]
-mod imports_tests;

@@ -2,10 +2,7 @@
 //! and the creation time. Created with mode 0600 from the first byte and never overwritten;
 //! refused when group or others may read it.
 
-use std::{
-    os::unix::fs::MetadataExt,
-    path::Path,
-};
+use std::{os::unix::fs::MetadataExt, path::Path};
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::Deserialize;

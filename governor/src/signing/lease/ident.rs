@@ -1,4 +1,5 @@
-//! Identities a lease names: this host's (its machine id) and a fresh lease id.
+//! Identities a lease names: this host's (its machine id), a fresh lease id, and the 64-bit
+//! id the kernel records for a lease id in events.
 
 use std::path::Path;
 
@@ -58,6 +59,17 @@ fn lease_id_of(bytes: [u8; 16]) -> String {
         out.push(char::from(BASE32[digit as usize]));
     }
     out
+}
+
+/// The 64-bit id the kernel records for lease `id` in events: FNV-1a of the id, never 0
+/// (0 means "no lease" in an event).
+pub fn kernel_id(id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.max(1)
 }
 
 #[cfg(test)]

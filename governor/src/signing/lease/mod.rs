@@ -19,7 +19,7 @@ mod tests;
 mod verify_tests;
 
 pub use error::LeaseError;
-pub use ident::{host_id, new_lease_id};
+pub use ident::{host_id, kernel_id, new_lease_id};
 pub use validate::split_scope;
 pub use verify::{check_signature, verify, SignatureStatus, Signer, Verified, VerifyContext};
 
