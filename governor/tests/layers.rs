@@ -3,6 +3,7 @@
 //! folders. Each source file's `crate::` paths (inline or in a grouped `use crate::{…}`) are
 //! read as text; comments and unit tests (`tests.rs`, `*_tests.rs`, a `tests/` folder, the
 //! `#[cfg(test)] mod tests` at a file's end) are passed over: tests may use any fixture.
+//! And every folder's `mod.rs` says in its doc what the folder owns and may import.
 
 use std::{
     fs,
@@ -126,5 +127,36 @@ fn every_folder_imports_only_folders_below_it() {
         wrong.is_empty(),
         "import order broken:\n{}",
         wrong.join("\n")
+    );
+}
+
+#[test]
+fn every_folder_says_what_it_owns_and_may_import() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let mut silent = Vec::new();
+    let mut seen = 0;
+    for dir in ["governor/src", "tests/src", "tests/kernel"] {
+        let mut files = Vec::new();
+        sources(&root.join(dir), &mut files);
+        for f in files.iter().filter(|f| f.ends_with("mod.rs")) {
+            seen += 1;
+            let text = fs::read_to_string(f).expect("read a mod.rs");
+            let doc: String = text
+                .lines()
+                .take_while(|l| l.starts_with("//!"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if doc.len() < 80 || !doc.contains("import") {
+                silent.push(f.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    assert!(seen > 20, "found only {seen} mod.rs files");
+    assert!(
+        silent.is_empty(),
+        "these folders' mod.rs do not say (in a `//!` doc naming what they may import) what \
+         the folder owns: {silent:#?}"
     );
 }

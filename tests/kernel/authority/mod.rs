@@ -10,6 +10,9 @@
 //! This file holds the shared policy and the helpers that read leases and keys; `signed` has
 //! signed leases from issue to expiry (the clock and restart cases included), `requests` the
 //! agents' requests, key protection and the kill switch.
+//!
+//! May import the test library (`governor_kernel_tests`); the kernel tests' folders import
+//! nothing from each other.
 
 use std::{
     path::Path,

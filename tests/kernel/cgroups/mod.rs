@@ -9,6 +9,9 @@
 //! cgroups, and the helpers to read their output and the decisions. One file a subject:
 //! `subtrees` (sub-cgroups are the agent), `moves` (no task moves out), `control` (no control
 //! of other cgroups), `handed` (not through handed descriptors either), `v1` (cgroup v1).
+//!
+//! May import the test library (`governor_kernel_tests`); the kernel tests' folders import
+//! nothing from each other.
 
 use std::{
     os::unix::fs::MetadataExt,

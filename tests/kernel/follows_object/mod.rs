@@ -9,6 +9,9 @@
 //! This file holds the shared policy, checks and probes; `names` has other names, handles,
 //! mappings and the block device, `mounts` has mounts inside the tree, inode flags, times and
 //! reading.
+//!
+//! May import the test library (`governor_kernel_tests`); the kernel tests' folders import
+//! nothing from each other.
 
 use std::{
     os::unix::fs::MetadataExt,

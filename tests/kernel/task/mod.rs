@@ -6,6 +6,9 @@
 //! This file holds the shared policy, helpers and the bpf() probe; one file a subject: `exec`,
 //! `setid`, `signals` (signals and ptrace), `host_classes` (bpf(), kernel modules, and all
 //! of these in observe mode).
+//!
+//! May import the test library (`governor_kernel_tests`); the kernel tests' folders import
+//! nothing from each other.
 
 use std::{
     os::unix::fs::{MetadataExt, PermissionsExt},

@@ -10,6 +10,8 @@
 //! `probe` holds the probe program, the operations and their wanted outcomes; `checks` the
 //! scenario's checks (what the agent tries, pinning, the whole run). This file keeps the
 //! scenario itself: listeners, ports, policy and how operations run.
+//!
+//! May import the rest of the test library; the kernel tests and `governor/tests` import it.
 
 use std::{
     net::{TcpListener, UdpSocket},

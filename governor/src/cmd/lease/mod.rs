@@ -1,6 +1,9 @@
 //! `governor lease ...`: one file per subcommand. `issue`, `cosign` and `show` work on
 //! files, offline; `submit`, `list`, `revoke`, `pending`, `approve` and `reject` ask the
 //! running daemon over its admin socket.
+//!
+//! Owns the `lease` subcommands' parsing-to-rendering glue. May import any folder below
+//! `cmd/` (the order in `main.rs`); nothing imports it but `cmd/mod.rs`.
 
 mod approve;
 mod cosign;

@@ -1,6 +1,9 @@
 //! `governor lineage ...`: the incident responder's questions to the lineage database, one
 //! file per subcommand. Each opens the database read-only (it works while the daemon
 //! writes), asks [`crate::lineage::query`], and prints a table or, with `--json`, JSON.
+//!
+//! Owns the `lineage` subcommands' glue. May import any folder below `cmd/` (the order in
+//! `main.rs`), in practice `cli` and `lineage::query`; nothing imports it but `cmd/mod.rs`.
 
 #[cfg(feature = "bench")]
 mod bench;

@@ -12,6 +12,8 @@
 //!
 //! [`proc`] reads one process from `/proc` (and where the host keeps it); this file turns
 //! what it and the kernel say into rows.
+//!
+//! May import the rest of `lineage/` and what `lineage/` may (its `mod.rs`).
 
 mod proc;
 

@@ -4,6 +4,9 @@
 //! [`trace`] (ancestry, lease or rule, policy owner), [`changes`] (what was allowed, by
 //! lease), [`stats`] (per agent), [`graph`] (the process tree around an event). No SQL lives
 //! outside these modules.
+//!
+//! Owns reading only: nothing here writes. May import the rest of `lineage/` (the schema)
+//! and what `lineage/` may (its `mod.rs`).
 
 pub mod authority;
 pub mod changes;

@@ -7,6 +7,8 @@
 //! columns that both binders use), [`event_group`] (the in-place group statement),
 //! [`processes`], [`authority`] (policies, keys, leases and their life, halts), [`gaps`],
 //! [`rings`] (each kernel generation's decision ring and its tallies).
+//!
+//! May import the rest of `lineage/` and what `lineage/` may (its `mod.rs`).
 
 mod authority;
 mod event_group;

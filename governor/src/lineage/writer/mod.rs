@@ -15,6 +15,8 @@
 //! [`open`] opens the database for writing; [`batching`] is the thread's loop (taking,
 //! buffering, polling, retrying); [`commit`] writes one transaction; [`gaps`] turns what was
 //! dropped or refused into `gaps` rows.
+//!
+//! May import the rest of `lineage/` and what `lineage/` may (its `mod.rs`).
 
 mod batching;
 mod commit;

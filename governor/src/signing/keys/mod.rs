@@ -2,6 +2,8 @@
 //! leaves their machine); its public half, self-signed so the operator's name is bound to
 //! it, goes into the trusted-keys directory the daemon reads. A key is named by its id, the
 //! fingerprint of its public key.
+//!
+//! May import `host` (bounded reads, the durable writer), `time` and the rest of `signing/`.
 
 mod error;
 mod id;

@@ -4,6 +4,9 @@
 //! file never breaks a signature. An issuer signs it (`sign`), approvers cosign it, and the
 //! daemon accepts it only if `verify` passes against its trusted keys and the policy's TTL
 //! and approval count.
+//!
+//! May import `host` (bounded reads, the durable writer), `time`, and `signing/`'s keys and
+//! canonical encoding.
 
 mod canonical;
 mod error;
