@@ -12,6 +12,25 @@ use std::{
     path::{Path, PathBuf},
 };
 
+/// Why a file of governor's state (the lease store, the request book, the wall-clock mark,
+/// the secret-key registry) could not be read or saved. One type for all of them: they live
+/// in the daemon's state directory and operators read their errors the same way.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("lease store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "lease store {path}: not a lease record ({why}); move it out of the store directory \
+         (the daemon leaves it alone meanwhile)"
+    )]
+    Corrupt { path: PathBuf, why: String },
+    #[error("lease store: {0}")]
+    Read(#[from] super::files::ReadError),
+}
+
 /// The directory `path` lies in (`.` for a bare name).
 fn dir_of(path: &Path) -> &Path {
     match path.parent() {

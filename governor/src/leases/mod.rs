@@ -90,12 +90,6 @@ impl From<StoreError> for LeaseError {
     }
 }
 
-impl From<crate::requests::book::StoreError> for LeaseError {
-    fn from(e: crate::requests::book::StoreError) -> Self {
-        LeaseError::Internal(e.to_string())
-    }
-}
-
 impl From<ScopeError> for LeaseError {
     fn from(e: ScopeError) -> Self {
         LeaseError::Rejected(e.to_string())

@@ -16,21 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::window::BootWindow;
 use crate::host::{files, write};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("lease store {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "lease store {path}: not a lease record ({why}); move it out of the store directory \
-         (the daemon leaves it alone meanwhile)"
-    )]
-    Corrupt { path: PathBuf, why: String },
-    #[error("lease store: {0}")]
-    Read(#[from] files::ReadError),
-}
+pub use crate::host::write::StoreError;
 
 /// Where a lease stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,21 +16,7 @@ use crate::{
     host::write,
 };
 
-/// Why the request book could not read or save a request. The texts are the lease store's:
-/// both live in the daemon's state directory and operators read them the same way.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("lease store {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "lease store {path}: not a lease record ({why}); move it out of the store directory \
-         (the daemon leaves it alone meanwhile)"
-    )]
-    Corrupt { path: PathBuf, why: String },
-}
+pub use crate::host::write::StoreError;
 
 /// How many undecided requests one agent may have at a time.
 pub const MAX_PENDING_PER_AGENT: usize = 16;

@@ -4,8 +4,8 @@
 use super::{FORMAT, MAGIC};
 
 /// What a generation's manifest says about it. Text form, one line:
-/// `governor-pins format=1 generation=7 build=<hex> version=0.1.0 pid=123 lsm=36 net=12
-/// policy=<version>`.
+/// `governor-pins format=1 generation=7 build=<hex> version=0.1.0 pid=123 lsm=L net=N
+/// policy=<version>`, where L and N count the LSM and network links this generation attached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     pub format: u32,

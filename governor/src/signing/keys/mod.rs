@@ -134,3 +134,15 @@ fn create_file(path: &Path, text: &str, mode: u32, dir_mode: u32) -> Result<(), 
         _ => error::io(path)(e),
     })
 }
+
+/// A key file's TOML, parsed into `T`; a syntax error names the file and line.
+fn from_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, KeyError> {
+    toml::from_str(text).map_err(|e| {
+        let (line, message) = super::toml_error(text, &e);
+        KeyError::Syntax {
+            path: path.to_owned(),
+            line,
+            message,
+        }
+    })
+}

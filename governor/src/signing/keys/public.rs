@@ -9,11 +9,7 @@ use serde::Deserialize;
 use toml::{value::Datetime, Spanned};
 
 use super::{check_operator, decode_fixed, encode, quote, self_signed_message, KeyError, KeyId};
-use crate::{
-    host::files,
-    signing::{line_of, toml_error},
-    time,
-};
+use crate::{host::files, signing::line_of, time};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,14 +63,7 @@ impl PublicKeyFile {
     /// Parses and checks a public key file: its fingerprint must match `key_id` and its
     /// self-signature must verify.
     pub fn parse(text: &str, path: &Path) -> Result<Self, KeyError> {
-        let raw: RawPublic = toml::from_str(text).map_err(|e| {
-            let (line, message) = toml_error(text, &e);
-            KeyError::Syntax {
-                path: path.to_owned(),
-                line,
-                message,
-            }
-        })?;
+        let raw: RawPublic = super::from_toml(text, path)?;
         let field = |field, span: std::ops::Range<usize>, why: String| KeyError::Field {
             path: path.to_owned(),
             line: line_of(text, span.start),

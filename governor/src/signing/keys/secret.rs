@@ -12,7 +12,7 @@ use super::{
     check_operator, decode_fixed, encode, error::io, quote, self_signed_message, KeyError, KeyId,
     PublicKeyFile,
 };
-use crate::{host::files, signing::toml_error, time};
+use crate::{host::files, time};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,14 +122,7 @@ impl SecretKey {
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self, KeyError> {
-        let raw: RawSecret = toml::from_str(text).map_err(|e| {
-            let (line, message) = toml_error(text, &e);
-            KeyError::Syntax {
-                path: path.to_owned(),
-                line,
-                message,
-            }
-        })?;
+        let raw: RawSecret = super::from_toml(text, path)?;
         let field = |field, span: std::ops::Range<usize>, why: String| KeyError::Field {
             path: path.to_owned(),
             line: crate::signing::line_of(text, span.start),
