@@ -36,6 +36,7 @@ mod host;
 mod kernel;
 mod leases;
 mod lineage;
+mod rollback;
 mod logging;
 mod policy;
 mod requests;
