@@ -92,7 +92,10 @@ mod tests {
         let dst = File::options().write(true).open(d.join("dst")).unwrap();
         assert_eq!(fill(dst.as_fd(), &d.join("blob")).unwrap(), how);
         assert_eq!(std::fs::read(d.join("dst")).unwrap(), b"hello world");
-        assert!(store(&d.join("src"), &d.join("blob")).is_err(), "blobs are new");
+        assert!(
+            store(&d.join("src"), &d.join("blob")).is_err(),
+            "blobs are new"
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -4,10 +4,7 @@
 //! retention deadline). Names and link targets need not be UTF-8 and xattr values are
 //! bytes, so [`Bytes`] writes a UTF-8 string as is and anything else as `{"b64": …}`.
 
-use std::{
-    ffi::OsStr,
-    os::unix::ffi::OsStrExt,
-};
+use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
 
 use base64ct::{Base64, Encoding};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -178,8 +175,13 @@ pub struct Sealed {
 pub struct State {
     pub sealed_ms: u64,
     pub retain_until_ms: u64,
-    /// Per target (the manifest's order), the paths present when the lease ended.
+    /// Per target (the manifest's order), the paths present when the lease ended; after a
+    /// restore, as the restore left them (a path it left alone keeps its record).
     pub targets: Vec<Vec<Sealed>>,
+    /// When the last restore ended: `targets` is then what it left, and a path found as
+    /// recorded there needs nothing from a new restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_ms: Option<u64>,
 }
 
 pub const VERSION: u32 = 1;

@@ -118,15 +118,8 @@ pub fn read(path: &Path) -> io::Result<Vec<(Bytes, Bytes)>> {
 fn set(path: &CStr, name: &[u8], v: &[u8]) -> io::Result<()> {
     let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: valid C strings and a value of `v.len()` bytes.
-    let ret = unsafe {
-        libc::setxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            v.as_ptr().cast(),
-            v.len(),
-            0,
-        )
-    };
+    let ret =
+        unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -152,7 +145,10 @@ fn apply_xattrs(proc: &CStr, want: &[(Bytes, Bytes)]) -> io::Result<()> {
     }
     for (name, _) in &have {
         if !want.iter().any(|(n, _)| n == name) {
-            remove(proc, &CString::new(name.0.clone()).expect("xattr names have no NUL"))?;
+            remove(
+                proc,
+                &CString::new(name.0.clone()).expect("xattr names have no NUL"),
+            )?;
         }
     }
     for (name, v) in want {

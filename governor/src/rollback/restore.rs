@@ -36,9 +36,9 @@ use std::{
 
 use super::{
     blob,
-    manifest::{Entry, Kind, Sealed, State},
+    manifest::{Entry, Kind, Manifest, Sealed, State},
     meta,
-    snapshot::{manifest, read_json},
+    snapshot::{identities, manifest, read_json, write_json},
     sys, Conflict, Restored, SnapshotError, BLOBS, STATE,
 };
 
@@ -64,6 +64,8 @@ struct Run<'a> {
     deferred: Vec<(usize, &'a Entry)>,
     blobs: PathBuf,
     force: bool,
+    /// The sealed records are what an earlier restore left (`State::restored_ms`).
+    trusted: bool,
     out: Restored,
 }
 
@@ -93,7 +95,11 @@ fn t(st: &libc::stat) -> ([i64; 2], [i64; 2]) {
 /// Whether `st` is still exactly the snapshotted `e` (nothing written, nothing changed).
 fn same(st: &libc::stat, e: &Entry) -> bool {
     let (m, c) = t(st);
-    st.st_ino == e.ino && st.st_dev == e.dev && st.st_size as u64 == e.size && m == e.mtime && c == e.ctime
+    st.st_ino == e.ino
+        && st.st_dev == e.dev
+        && st.st_size as u64 == e.size
+        && m == e.mtime
+        && c == e.ctime
 }
 
 /// Why the path now differs from its state when the lease ended, if it does.
@@ -160,6 +166,7 @@ pub fn restore(
         deferred: Vec::new(),
         blobs: dir.join(BLOBS),
         force,
+        trusted: state.restored_ms.is_some(),
         out: Restored::default(),
     };
     let mut members: HashMap<u64, Vec<(usize, &Entry)>> = HashMap::new();
@@ -215,8 +222,43 @@ pub fn restore(
     }
     run.out.conflicts.sort_by(|a, b| a.path.cmp(&b.path));
     run.out.failed.sort_by(|a, b| a.path.cmp(&b.path));
+    let state = reseal(&m, &state, &run)?;
+    write_json(&state_path, &state)?;
     run.out.took_ms = start.elapsed().as_millis() as u64;
     Ok(run.out)
+}
+
+/// The sealed state after a restore: every path as the restore left it, except the paths
+/// it left alone (conflicts, failures), which keep their record, so that they stay changes
+/// made after the lease for the next restore too.
+fn reseal(m: &Manifest, old: &State, run: &Run) -> Result<State, SnapshotError> {
+    let mut now = identities(m)?;
+    let left: Vec<&Path> = run
+        .out
+        .conflicts
+        .iter()
+        .chain(&run.out.failed)
+        .map(|c| c.path.as_path())
+        .collect();
+    for (ti, (fresh, before)) in now.iter_mut().zip(&old.targets).enumerate() {
+        let base = &run.trees[ti].base;
+        let kept = |rel: &[u8]| {
+            let p = if rel.is_empty() {
+                base.clone()
+            } else {
+                base.join(OsStr::from_bytes(rel))
+            };
+            left.iter().any(|l| p.starts_with(l))
+        };
+        fresh.retain(|s| !kept(&s.rel.0));
+        fresh.extend(before.iter().filter(|s| kept(&s.rel.0)).cloned());
+    }
+    Ok(State {
+        sealed_ms: old.sealed_ms,
+        retain_until_ms: old.retain_until_ms,
+        targets: now,
+        restored_ms: Some(crate::time::now() * 1000),
+    })
 }
 
 impl<'a> Run<'a> {
@@ -227,6 +269,17 @@ impl<'a> Run<'a> {
         } else {
             base.join(OsStr::from_bytes(rel))
         }
+    }
+
+    /// Whether `st` is exactly what the last restore left at `rel` (nothing to do).
+    fn as_left(&self, ti: usize, rel: &[u8], st: &libc::stat) -> bool {
+        let Some(s) = self.trees[ti].sealed.get(rel).filter(|_| self.trusted) else {
+            return false;
+        };
+        let (m, c) = t(st);
+        Kind::of(st.st_mode) == s.kind
+            && (st.st_ino, st.st_dev, st.st_size as u64) == (s.ino, s.dev, s.size)
+            && (m, c) == (s.mtime, s.ctime)
     }
 
     fn fail(&mut self, ti: usize, rel: &[u8], why: impl std::fmt::Display) {
@@ -245,11 +298,15 @@ impl<'a> Run<'a> {
         };
         let dir = match sys::open_dir_path(parent) {
             Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !self.trees[ti].entries.is_empty() => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOENT) && !self.trees[ti].entries.is_empty() =>
+            {
                 return self.fail(ti, b"", format!("its directory {}: {e}", parent.display()))
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return,
-            Err(e) => return self.fail(ti, b"", format!("its directory {}: {e}", parent.display())),
+            Err(e) => {
+                return self.fail(ti, b"", format!("its directory {}: {e}", parent.display()))
+            }
         };
         if self.trees[ti].dev.is_none() {
             self.trees[ti].dev = sys::fstat(sys::fd_ref(&dir)).ok().map(|st| st.st_dev);
@@ -286,7 +343,11 @@ impl<'a> Run<'a> {
                 let cur = match cur {
                     Some(st) if Kind::of(st.st_mode) != e.kind => {
                         if !self.remove(ti, dir, &cname, rel, &st) {
-                            return self.fail(ti, rel, "left as is: it holds entries changed after the lease ended");
+                            return self.fail(
+                                ti,
+                                rel,
+                                "left as is: it holds entries changed after the lease ended",
+                            );
                         }
                         None
                     }
@@ -301,7 +362,14 @@ impl<'a> Run<'a> {
 
     /// Removes what is at `dir/name` (the snapshot does not have it there), a directory
     /// with its contents (each checked as `visit` does); whether it is gone.
-    fn remove(&mut self, ti: usize, dir: BorrowedFd, name: &CString, rel: &[u8], st: &libc::stat) -> bool {
+    fn remove(
+        &mut self,
+        ti: usize,
+        dir: BorrowedFd,
+        name: &CString,
+        rel: &[u8],
+        st: &libc::stat,
+    ) -> bool {
         let is_dir = Kind::of(st.st_mode) == Kind::Dir;
         if is_dir {
             if Some(st.st_dev) != self.trees[ti].dev {
@@ -353,14 +421,23 @@ impl<'a> Run<'a> {
         cur: Option<libc::stat>,
     ) -> std::io::Result<()> {
         let path = self.path(ti, rel);
+        let left = cur.is_some_and(|st| self.as_left(ti, rel, &st));
         match e.kind {
             Kind::File => {
                 let n = e.blob.expect("a file has a blob");
-                if self.groups.get(&n).is_some_and(|g| g.anchor != (ti, rel.to_vec())) {
+                if self
+                    .groups
+                    .get(&n)
+                    .is_some_and(|g| g.anchor != (ti, rel.to_vec()))
+                {
                     self.deferred.push((ti, e));
                     return Ok(());
                 }
-                self.put_file(dir, name, &path, e, cur)?;
+                if left {
+                    self.out.unchanged += 1;
+                } else {
+                    self.put_file(dir, name, &path, e, cur)?;
+                }
                 if let Some(g) = self.groups.get_mut(&n) {
                     g.placed = Some(sys::open_path_at(dir, name)?);
                 }
@@ -385,7 +462,10 @@ impl<'a> Run<'a> {
                 if fresh {
                     meta::apply(dir, name, e)?;
                     self.out.recreated.push(path);
-                } else if now.is_some_and(|st| st.st_ino == e.ino && t(&st) == (e.mtime, e.ctime)) {
+                } else if now.is_some_and(|st| {
+                    (st.st_ino == e.ino && t(&st) == (e.mtime, e.ctime))
+                        || self.as_left(ti, rel, &st)
+                }) {
                     self.out.unchanged += 1;
                 } else {
                     meta::apply(dir, name, e)?;
@@ -393,7 +473,7 @@ impl<'a> Run<'a> {
                 }
             }
             Kind::Symlink => {
-                if cur.is_some_and(|st| st.st_ino == e.ino && t(&st).1 == e.ctime) {
+                if left || cur.is_some_and(|st| st.st_ino == e.ino && t(&st).1 == e.ctime) {
                     self.out.unchanged += 1;
                     return Ok(());
                 }
@@ -406,7 +486,7 @@ impl<'a> Run<'a> {
                 self.out.recreated.push(path);
             }
             _ => {
-                if cur.is_some_and(|st| st.st_ino == e.ino && t(&st).1 == e.ctime) {
+                if left || cur.is_some_and(|st| st.st_ino == e.ino && t(&st).1 == e.ctime) {
                     self.out.unchanged += 1;
                     return Ok(());
                 }
@@ -430,7 +510,9 @@ impl<'a> Run<'a> {
         e: &Entry,
         cur: Option<libc::stat>,
     ) -> std::io::Result<()> {
-        let blob = self.blobs.join(e.blob.expect("a file has a blob").to_string());
+        let blob = self
+            .blobs
+            .join(e.blob.expect("a file has a blob").to_string());
         if let Some(st) = cur {
             if same(&st, e) {
                 self.out.unchanged += 1;

@@ -114,10 +114,7 @@ fn entry(f: &Found, with_xattrs: bool) -> Result<Entry, SnapshotError> {
 }
 
 /// Every target's entries, and the estimate (bytes once per inode).
-fn scan(
-    targets: &[PathBuf],
-    with_xattrs: bool,
-) -> Result<(Vec<Target>, Estimate), SnapshotError> {
+fn scan(targets: &[PathBuf], with_xattrs: bool) -> Result<(Vec<Target>, Estimate), SnapshotError> {
     let mut est = Estimate::default();
     let mut seen: HashMap<(u64, u64), ()> = HashMap::new();
     let mut out = Vec::new();
@@ -206,7 +203,11 @@ fn store(
     let (mut cloned, mut copied) = (0u64, 0u64);
     for t in targets.iter_mut() {
         let base = PathBuf::from(t.path.os());
-        for e in t.entries.iter_mut().filter(|e| e.kind == Kind::File && !e.mount) {
+        for e in t
+            .entries
+            .iter_mut()
+            .filter(|e| e.kind == Kind::File && !e.mount)
+        {
             let next = by_inode.len() as u64;
             let n = *by_inode.entry((e.dev, e.ino)).or_insert(next);
             e.blob = Some(n);
@@ -267,7 +268,11 @@ pub fn manifest(dir: &Path, lease: &str, root: &Path) -> Result<Manifest, Snapsh
 
 /// Each target's paths and identities now (metadata only).
 pub fn identities(m: &Manifest) -> Result<Vec<Vec<Sealed>>, SnapshotError> {
-    let targets: Vec<PathBuf> = m.targets.iter().map(|t| PathBuf::from(t.path.os())).collect();
+    let targets: Vec<PathBuf> = m
+        .targets
+        .iter()
+        .map(|t| PathBuf::from(t.path.os()))
+        .collect();
     // The manifest's targets are canonical already: scan them as they are.
     let mut out = Vec::new();
     for t in &targets {
@@ -297,7 +302,12 @@ pub fn identities(m: &Manifest) -> Result<Vec<Vec<Sealed>>, SnapshotError> {
 /// Records the targets' state at lease end and the retention deadline. Sealing again keeps
 /// the first recorded state (what changed after the lease ended stays a change) and sets
 /// the new deadline.
-pub fn seal(dir: &Path, lease: &str, root: &Path, retain_until_ms: u64) -> Result<(), SnapshotError> {
+pub fn seal(
+    dir: &Path,
+    lease: &str,
+    root: &Path,
+    retain_until_ms: u64,
+) -> Result<(), SnapshotError> {
     let m = manifest(dir, lease, root)?;
     let path = dir.join(STATE);
     let state = if path.exists() {
@@ -310,6 +320,7 @@ pub fn seal(dir: &Path, lease: &str, root: &Path, retain_until_ms: u64) -> Resul
             sealed_ms: crate::time::now() * 1000,
             retain_until_ms,
             targets: identities(&m)?,
+            restored_ms: None,
         }
     };
     write_json(&path, &state)

@@ -69,12 +69,7 @@ pub fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
 
 /// An `O_PATH` fd of `dir/name` itself, a symlink included.
 pub fn open_path_at(dir: BorrowedFd, name: &CStr) -> io::Result<OwnedFd> {
-    open_raw(
-        dir.as_raw_fd(),
-        name,
-        libc::O_PATH | libc::O_NOFOLLOW,
-        0,
-    )
+    open_raw(dir.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)
 }
 
 /// Opens the existing regular file `dir/name` for writing (never a symlink; `O_NONBLOCK` so
@@ -206,7 +201,12 @@ pub fn chmod_fd(fd: BorrowedFd, mode: u32) -> io::Result<()> {
 }
 
 /// Sets the access and modification times of `dir/name` itself (a symlink's own times).
-pub fn utimens_at(dir: BorrowedFd, name: &CStr, atime: [i64; 2], mtime: [i64; 2]) -> io::Result<()> {
+pub fn utimens_at(
+    dir: BorrowedFd,
+    name: &CStr,
+    atime: [i64; 2],
+    mtime: [i64; 2],
+) -> io::Result<()> {
     let ts = [
         libc::timespec {
             tv_sec: atime[0] as libc::time_t,

@@ -208,10 +208,17 @@ fn a_vandalized_tree_is_restored_exactly() {
     let hl_ino = fs::metadata(t.join("a/hl1")).unwrap().ino();
     let taken = s.take("L1", &[t.clone()], 1 << 30).unwrap();
     let est = Snapshots::estimate(&[t.clone()]).unwrap();
-    assert_eq!((taken.files, taken.entries, taken.bytes), (est.files, est.entries, est.bytes));
+    assert_eq!(
+        (taken.files, taken.entries, taken.bytes),
+        (est.files, est.entries, est.bytes)
+    );
     assert_eq!(taken.bytes, 100_000 + 4 + 3 + 18 + 6 + 9, "each inode once");
     fs::create_dir_all(d.join("state")).unwrap();
-    let expected = if reflinks(&d.join("state")) { Method::Reflink } else { Method::Copy };
+    let expected = if reflinks(&d.join("state")) {
+        Method::Reflink
+    } else {
+        Method::Copy
+    };
     assert_eq!(taken.method, expected);
     assert_eq!(s.info("L1").unwrap(), Some(taken));
     let mode = fs::metadata(s.dir("L1").unwrap()).unwrap().mode() & 0o777;
@@ -227,7 +234,11 @@ fn a_vandalized_tree_is_restored_exactly() {
     assert_eq!(fs::metadata(t.join("a/hl1")).unwrap().ino(), hl_ino);
     // One link of the group is restored (in place), the others found still linked to it.
     let links = [t.join("a/hl1"), t.join("d/hl2"), t.join("hl3")];
-    assert_eq!(r.restored.iter().filter(|p| links.contains(p)).count(), 1, "{r:?}");
+    assert_eq!(
+        r.restored.iter().filter(|p| links.contains(p)).count(),
+        1,
+        "{r:?}"
+    );
     assert!(r.removed.contains(&t.join("new.txt")));
     assert!(r.removed.contains(&t.join("d/moved.txt")));
     assert!(r.recreated.contains(&t.join("a/b/c/deep.txt")));
@@ -264,7 +275,11 @@ fn a_planted_symlink_to_outside_is_not_followed() {
     s.seal("L", u64::MAX).unwrap();
     let r = s.restore("L", false).unwrap();
     assert!(r.failed.is_empty() && r.conflicts.is_empty(), "{r:?}");
-    assert_eq!(describe(&outside), outside_before, "the outside is untouched");
+    assert_eq!(
+        describe(&outside),
+        outside_before,
+        "the outside is untouched"
+    );
     assert_eq!(describe(&t), before);
     fs::remove_dir_all(&d).unwrap();
 }
@@ -279,9 +294,21 @@ fn over_budget_is_refused_and_leaves_nothing() {
     s.take("fits", &[t.clone()], 4096).unwrap();
     fs::write(t.join("more"), b"x").unwrap();
     let e = s.take("L", &[t.clone()], 4096).unwrap_err();
-    assert!(matches!(e, SnapshotError::Budget { needed: 4097, max: 4096 }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            SnapshotError::Budget {
+                needed: 4097,
+                max: 4096
+            }
+        ),
+        "{e:?}"
+    );
     let text = e.to_string();
-    assert!(text.contains("4097") && text.contains("[rollback] max_bytes"), "{text}");
+    assert!(
+        text.contains("4097") && text.contains("[rollback] max_bytes"),
+        "{text}"
+    );
     assert!(!s.dir("L").unwrap().exists());
     assert_eq!(s.info("L").unwrap(), None);
     assert_eq!(s.held_bytes(&["fits", "L"]), 4096);
@@ -295,14 +322,19 @@ fn a_take_that_cannot_start_says_why() {
     fs::write(t.join("f"), b"content").unwrap();
     let e = s.take("bad/lease", &[t.clone()], 1 << 20).unwrap_err();
     assert!(matches!(e, SnapshotError::Lease { .. }), "{e:?}");
-    let e = s.take("L", &[PathBuf::from("relative")], 1 << 20).unwrap_err();
+    let e = s
+        .take("L", &[PathBuf::from("relative")], 1 << 20)
+        .unwrap_err();
     assert!(matches!(e, SnapshotError::Relative { .. }), "{e:?}");
     // The snapshot's directory cannot be made: the error names it.
     fs::create_dir_all(s.root()).unwrap();
     let blocker = s.dir("L").unwrap();
     fs::write(&blocker, b"not a directory").unwrap();
     let e = s.take("L", &[t.clone()], 1 << 20).unwrap_err();
-    assert!(e.to_string().contains(&blocker.display().to_string()), "{e}");
+    assert!(
+        e.to_string().contains(&blocker.display().to_string()),
+        "{e}"
+    );
     fs::remove_dir_all(&d).unwrap();
 }
 
@@ -314,7 +346,10 @@ fn a_change_after_the_lease_is_a_conflict_until_forced() {
     fs::write(t.join("g"), b"original g").unwrap();
     let before = describe(&t);
     s.take("L", &[t.clone()], 1 << 20).unwrap();
-    assert!(matches!(s.restore("L", false), Err(SnapshotError::Unsealed { .. })));
+    assert!(matches!(
+        s.restore("L", false),
+        Err(SnapshotError::Unsealed { .. })
+    ));
     fs::write(t.join("f"), b"agent").unwrap();
     fs::write(t.join("g"), b"agent g").unwrap();
     s.seal("L", u64::MAX).unwrap();
@@ -326,11 +361,24 @@ fn a_change_after_the_lease_is_a_conflict_until_forced() {
     let r = s.restore("L", false).unwrap();
     let paths: Vec<_> = r.conflicts.iter().map(|c| c.path.clone()).collect();
     assert_eq!(paths, [t.join("f"), t.join("h")], "{:?}", r.conflicts);
-    assert!(r.conflicts[0].why.contains("modified after the lease ended"), "{:?}", r.conflicts);
+    assert!(
+        r.conflicts[0]
+            .why
+            .contains("modified after the lease ended"),
+        "{:?}",
+        r.conflicts
+    );
     assert!(r.conflicts[1].why.contains("created after the lease ended"));
     assert_eq!(fs::read(t.join("f")).unwrap(), b"operator's edit");
     assert_eq!(fs::read(t.join("g")).unwrap(), b"original g");
     assert!(t.join("h").exists());
+    // Restoring again: what was left alone is still a conflict, the rest needs nothing.
+    let again = s.restore("L", false).unwrap();
+    assert_eq!(again.conflicts, r.conflicts);
+    assert!(
+        again.restored.is_empty() && again.recreated.is_empty(),
+        "{again:?}"
+    );
     let forced = s.restore("L", true).unwrap();
     assert!(forced.conflicts.is_empty());
     assert_eq!(describe(&t).get("f"), before.get("f"));

@@ -29,10 +29,7 @@ pub struct Found {
 
 /// Calls `each` on every entry of `target` (the target first); `Ok(false)` when the target
 /// does not exist. An error names the path it is about.
-pub fn walk<E>(
-    target: &Path,
-    mut each: impl FnMut(Found) -> Result<(), E>,
-) -> Result<bool, E>
+pub fn walk<E>(target: &Path, mut each: impl FnMut(Found) -> Result<(), E>) -> Result<bool, E>
 where
     E: From<(PathBuf, io::Error)>,
 {
