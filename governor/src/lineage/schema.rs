@@ -222,6 +222,55 @@ CREATE TABLE rings (
 );
 ALTER TABLE gaps ADD COLUMN ring INTEGER;    -- rings.id whose decisions it counts; NULL: none
 "#,
+    // 8: reversibility (`governor rollback`). A lease's snapshot and its restores are steps of
+    // its life (`snapshotted`, `not-snapshotted`, `rolled-back`): SQLite cannot change a
+    // table's CHECK in place, so `lease_lifecycle` is rebuilt the documented way (new table,
+    // rows copied with their ids, old dropped, new renamed, indexes made again). And one
+    // `rollbacks` row per restore: who, when (wall and boot clocks), what, how long.
+    r#"
+CREATE TABLE lease_lifecycle_v8 (
+    id           INTEGER PRIMARY KEY,
+    ts_ns        INTEGER NOT NULL,
+    lease_id     TEXT,
+    request_id   TEXT,
+    state        TEXT    NOT NULL CHECK (state IN ('requested', 'rejected', 'issued',
+                     'submitted', 'refused', 'snapshotted', 'not-snapshotted', 'enforced',
+                     'expired', 'revoked', 'dropped', 'rolled-back')),
+    actor        TEXT,
+    detail       TEXT
+);
+INSERT INTO lease_lifecycle_v8 SELECT id, ts_ns, lease_id, request_id, state, actor, detail
+    FROM lease_lifecycle;
+DROP TABLE lease_lifecycle;
+ALTER TABLE lease_lifecycle_v8 RENAME TO lease_lifecycle;
+CREATE INDEX lifecycle_lease ON lease_lifecycle (lease_id, ts_ns);
+CREATE INDEX lifecycle_request ON lease_lifecycle (request_id) WHERE request_id IS NOT NULL;
+CREATE TABLE rollbacks (
+    id           INTEGER PRIMARY KEY,
+    lease_id     TEXT    NOT NULL,           -- the lease whose snapshot was restored
+    agent        TEXT    NOT NULL,           -- the lease's agent
+    actor        TEXT    NOT NULL,           -- uid:N that ran it
+    trigger      TEXT    NOT NULL CHECK (trigger IN ('rollback', 'halt')),
+    incident_ns  INTEGER,                    -- halt: the halt's time; NULL: the lease's first
+                                             -- lease-allowed destructive event (events)
+    boot_id      TEXT    NOT NULL,           -- the boot the restore ran in
+    started_boot_ns INTEGER NOT NULL,        -- CLOCK_BOOTTIME of boot_id
+    ended_boot_ns INTEGER NOT NULL,
+    started_ns   INTEGER NOT NULL,           -- Unix ns
+    ended_ns     INTEGER NOT NULL,
+    restored     INTEGER NOT NULL,           -- paths put back (content and/or metadata)
+    recreated    INTEGER NOT NULL,           -- paths deleted or renamed away, back again
+    removed      INTEGER NOT NULL,           -- paths the agent created, removed
+    unchanged    INTEGER NOT NULL,
+    conflicts    INTEGER NOT NULL,           -- paths changed outside the lease
+    forced       INTEGER NOT NULL CHECK (forced IN (0, 1)), -- 1: conflicts overwritten
+    outcome      TEXT    NOT NULL CHECK (outcome IN ('restored', 'partial')),
+    detail       TEXT    NOT NULL            -- JSON {restored, recreated, removed, conflicts,
+                                             -- truncated}: paths, at most 100 per list
+);
+CREATE INDEX rollbacks_lease ON rollbacks (lease_id, ended_ns);
+CREATE INDEX rollbacks_agent ON rollbacks (agent, ended_ns);
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,7 @@ pub mod changes;
 pub mod events;
 pub mod graph;
 pub mod processes;
+pub mod rollbacks;
 pub mod stats;
 pub mod trace;
 
