@@ -80,7 +80,13 @@ mod tests {
     fn a_stamp_is_one_moment_on_both_clocks() {
         let c = BootClock::now().expect("boot id");
         let s = Stamp::now();
-        assert!((c.wall_ns(s.boot_ns) - s.unix_ns).abs() < 1_000_000_000, "{s:?}");
-        assert!(Stamp::now().boot_ns >= s.boot_ns, "boot time never goes back");
+        assert!(
+            (c.wall_ns(s.boot_ns) - s.unix_ns).abs() < 1_000_000_000,
+            "{s:?}"
+        );
+        assert!(
+            Stamp::now().boot_ns >= s.boot_ns,
+            "boot time never goes back"
+        );
     }
 }

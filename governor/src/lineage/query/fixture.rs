@@ -386,7 +386,10 @@ fn restore(lease: &str, agent: &str, trigger: Trigger, from_ms: i64, to_ms: i64)
         paths(&["/var/db/new"]),
     );
     let conflicts = if lease == "L2" {
-        vec![(PathBuf::from("/var/db/y"), "changed since the lease ended".into())]
+        vec![(
+            PathBuf::from("/var/db/y"),
+            "changed since the lease ended".into(),
+        )]
     } else {
         Vec::new()
     };

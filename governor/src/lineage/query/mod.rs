@@ -14,6 +14,7 @@ pub mod events;
 pub mod graph;
 pub mod processes;
 pub mod rollbacks;
+pub mod safety;
 pub mod stats;
 pub mod trace;
 

@@ -68,8 +68,7 @@ pub fn of_lease(conn: &Connection, lease_id: &str) -> Result<Vec<Rollback>, Quer
                 conflicts: u(r.get(11)?),
                 forced: r.get(12)?,
                 outcome: r.get(13)?,
-                detail: serde_json::from_str(&detail)
-                    .unwrap_or(serde_json::Value::String(detail)),
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
             })
         })?
         .collect()
@@ -110,7 +109,11 @@ pub fn undo(
     lease: Option<&Lease>,
     live: bool,
 ) -> Result<Undo, QueryError> {
-    let no = |why: &str| Ok(Undo::NoSnapshot { why: why.to_owned() });
+    let no = |why: &str| {
+        Ok(Undo::NoSnapshot {
+            why: why.to_owned(),
+        })
+    };
     let Some(id) = lease_id else {
         return no("no lease: the kernel named none");
     };
@@ -189,7 +192,10 @@ mod tests {
         );
         assert_eq!(r.ended_ns, T0 + 100 * SEC);
         assert_eq!(r.took_ms, 250);
-        assert_eq!((r.restored, r.recreated, r.removed, r.conflicts), (2, 1, 1, 1));
+        assert_eq!(
+            (r.restored, r.recreated, r.removed, r.conflicts),
+            (2, 1, 1, 1)
+        );
         assert_eq!(r.detail["conflicts"][0]["path"], "/var/db/y");
         // Its life shows the restore as a step, naming the row.
         let l2 = lease(&conn, "L2").expect("q").expect("L2");
