@@ -368,4 +368,74 @@ mod tests {
             .expect("indexes");
         assert_eq!(indexes, 5);
     }
+
+    /// Migration 8 rebuilds `lease_lifecycle` for the reversibility states: every row keeps
+    /// its id and columns, the new states are taken, an unknown state is still refused, and
+    /// both indexes are back.
+    #[test]
+    fn rebuilding_lifecycle_keeps_rows_and_takes_the_new_states() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        let tx = conn.transaction().expect("tx");
+        for sql in &MIGRATIONS[..7] {
+            tx.execute_batch(sql).expect("migration");
+        }
+        tx.pragma_update(None, "user_version", 7).expect("version");
+        tx.commit().expect("commit");
+        conn.execute_batch(
+            "INSERT INTO lease_lifecycle (id, ts_ns, lease_id, request_id, state, actor, \
+             detail) VALUES (7, 100, 'L', 'R', 'enforced', 'uid:0', '{\"how\":\"enforced\"}'), \
+             (19, 200, NULL, 'R', 'requested', 'agent:a', NULL)",
+        )
+        .expect("v7 rows");
+        assert_eq!(migrate(&mut conn).expect("migrates"), MIGRATIONS.len() - 7);
+        let rows: Vec<(i64, i64, Option<String>, String, Option<String>)> = conn
+            .prepare("SELECT id, ts_ns, lease_id, state, detail FROM lease_lifecycle ORDER BY id")
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect()
+            })
+            .expect("rows");
+        assert_eq!(
+            rows,
+            [
+                (
+                    7,
+                    100,
+                    Some("L".into()),
+                    "enforced".into(),
+                    Some(r#"{"how":"enforced"}"#.into())
+                ),
+                (19, 200, None, "requested".into(), None),
+            ]
+        );
+        for state in ["snapshotted", "not-snapshotted", "rolled-back"] {
+            conn.execute(
+                "INSERT INTO lease_lifecycle (ts_ns, lease_id, state) VALUES (300, 'L', ?1)",
+                [state],
+            )
+            .expect(state);
+        }
+        let e = conn
+            .execute(
+                "INSERT INTO lease_lifecycle (ts_ns, state) VALUES (1, 'exploded')",
+                [],
+            )
+            .expect_err("not a state");
+        assert!(e.to_string().contains("CHECK"), "{e}");
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = \
+                 'lease_lifecycle' AND name IN ('lifecycle_lease', 'lifecycle_request')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("indexes");
+        assert_eq!(indexes, 2);
+        let next: i64 = conn
+            .query_row("SELECT max(id) FROM lease_lifecycle", [], |r| r.get(0))
+            .expect("ids");
+        assert_eq!(next, 22, "new rows follow the kept ids");
+    }
 }
