@@ -6,17 +6,51 @@
 //!
 //! Actors in `lease_lifecycle.actor` are written `uid:N` (a local user, from `SO_PEERCRED`),
 //! `agent:NAME` (a process in an agent cgroup) or an operator identity as their key names it.
+//!
+//! Reversibility: a lease's snapshot ([`snapshotted`], or why it has none:
+//! [`not_snapshotted`]) and each restore of it ([`rollback_row`]). The daemon converts the
+//! snapshot library's results into [`SnapshotFacts`] and [`RestoreFacts`] (the lineage
+//! imports nothing above it).
 
+use std::path::{Path, PathBuf};
+
+use governor_common::Class;
 use serde_json::{json, Value};
 
 use super::{
-    boot::BootClock,
-    record::{HaltRow, KeyRow, LifecycleRow, PolicyRow, Record},
+    boot::{BootClock, Stamp},
+    record::{HaltRow, KeyRow, LifecycleRow, PolicyRow, Record, RollbackRow},
 };
 use crate::{
     policy::Policy,
     signing::{keys::TrustedKey, lease::Lease},
 };
+
+/// The file classes whose lifting makes a lease destructive, so that it is snapshotted before
+/// it takes effect: delete (unlink, rmdir), rename, truncate, write, chmod, chown, xattr and
+/// link. `lineage` dates an incident from the first lease-allowed one of these.
+pub const SNAPSHOT_CLASSES: &[Class] = &[
+    Class::Unlink,
+    Class::Rmdir,
+    Class::Rename,
+    Class::Truncate,
+    Class::Write,
+    Class::Chmod,
+    Class::Chown,
+    Class::Xattr,
+    Class::Link,
+];
+
+/// Whether a policy class name (`delete`, `write`, ...) or kernel class name names a class
+/// of [`SNAPSHOT_CLASSES`].
+pub fn destructive(class_name: &str) -> bool {
+    crate::policy::classes_for_name(class_name)
+        .is_some_and(|cs| cs.iter().any(|c| SNAPSHOT_CLASSES.contains(c)))
+}
+
+/// Paths listed at most, per kind, in a snapshot's or restore's detail (the counts are
+/// whole; `truncated` says a list was cut).
+pub const MAX_PATHS: usize = 100;
 
 /// The row for `policy`, loaded now.
 pub fn policy_row(policy: &Policy) -> Record {
@@ -91,12 +125,19 @@ pub fn lifecycle_at(
 pub fn refused(text: &str, origin: &str, uid: u32, error: &str, request: Option<&str>) -> Record {
     let parsed = Lease::parse(text, origin).ok();
     let body = parsed.as_ref().map(|l| &l.body);
+    let mut detail = json!({ "error": error, "origin": origin });
+    if let Some(b) = body {
+        // Whose authority it was, and whether it had run out: a refused expired lease is
+        // an unsafe action blocked before execution (`lineage stats`, safety).
+        detail["agent"] = json!(b.agent);
+        detail["expired"] = json!(b.not_after <= crate::time::now());
+    }
     lifecycle(
         "refused",
         body.map(|b| b.id.as_str()),
         request.or_else(|| body.and_then(|b| b.request.as_deref())),
         Some(uid_actor(uid)),
-        json!({ "error": error, "origin": origin }),
+        detail,
     )
 }
 
@@ -117,4 +158,166 @@ pub fn halt_row(
         leases_revoked,
         enforce_ns,
     })
+}
+
+/// A snapshot taken for a lease (from the snapshot library's `Taken`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFacts<'a> {
+    pub files: u64,
+    pub entries: u64,
+    /// Logical bytes of content.
+    pub bytes: u64,
+    /// `reflink`, `copy`, `mixed` or `none` (nothing to copy: the targets held no file).
+    pub method: &'a str,
+    /// What taking it added to the submit.
+    pub took_ms: u64,
+    pub targets: &'a [PathBuf],
+    /// Unix ms until which the snapshot is kept at least: the lease's `not_after` plus the
+    /// policy's `[rollback] retention` (a lease that ends sooner is sealed with an earlier
+    /// deadline, so this never undercuts it). `lineage prune` keeps the lease's rows until
+    /// then.
+    pub retain_until_ms: u64,
+}
+
+fn bounded<T: AsRef<Path>>(paths: &[T]) -> (Value, bool) {
+    let list: Vec<String> = paths
+        .iter()
+        .take(MAX_PATHS)
+        .map(|p| p.as_ref().display().to_string())
+        .collect();
+    (json!(list), paths.len() > MAX_PATHS)
+}
+
+/// Lease `lease_id`'s snapshot was taken (after verification, before its kernel entries),
+/// now: lifecycle `snapshotted`, detail the facts. `actor`: who submitted (or approved) it.
+pub fn snapshotted(
+    lease_id: &str,
+    request_id: Option<&str>,
+    actor: Option<String>,
+    s: &SnapshotFacts<'_>,
+) -> Record {
+    let (targets, truncated) = bounded(s.targets);
+    lifecycle(
+        "snapshotted",
+        Some(lease_id),
+        request_id,
+        actor,
+        json!({
+            "files": s.files,
+            "entries": s.entries,
+            "bytes": s.bytes,
+            "method": s.method,
+            "took_ms": s.took_ms,
+            "targets": targets,
+            "truncated": truncated,
+            "retain_until_ms": s.retain_until_ms,
+        }),
+    )
+}
+
+/// Lease `lease_id` was installed without a snapshot, and `why` (its destructive resources
+/// say `rollback = "none"`; it lifts no destructive class): lifecycle `not-snapshotted`.
+/// `lineage changes` says so instead of offering a rollback.
+pub fn not_snapshotted(
+    lease_id: &str,
+    request_id: Option<&str>,
+    actor: Option<String>,
+    why: &str,
+) -> Record {
+    lifecycle(
+        "not-snapshotted",
+        Some(lease_id),
+        request_id,
+        actor,
+        json!({ "why": why }),
+    )
+}
+
+/// What set off a restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// `governor rollback`: the incident began with the lease's first lease-allowed
+    /// destructive operation (found in `events` when the time to recovery is read).
+    Rollback,
+    /// `governor halt --rollback`, received at Unix ns `halt_ns` (the `halts` row's `ts_ns`):
+    /// the incident is dated from the halt.
+    Halt { halt_ns: i64 },
+}
+
+/// A restore of a lease's snapshot (from the snapshot library's `Restored`), with when it
+/// ran and who ran it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreFacts<'a> {
+    pub lease_id: &'a str,
+    /// The lease's agent.
+    pub agent: &'a str,
+    /// Who ran it (`SO_PEERCRED`).
+    pub uid: u32,
+    pub trigger: Trigger,
+    /// The boot both stamps are on (the daemon's `BootClock::boot_id`).
+    pub boot_id: &'a str,
+    /// Taken just before the restore began and just after it ended.
+    pub started: Stamp,
+    pub ended: Stamp,
+    pub restored: &'a [PathBuf],
+    pub recreated: &'a [PathBuf],
+    pub removed: &'a [PathBuf],
+    pub unchanged: u64,
+    /// Paths changed outside the lease, and why each is one.
+    pub conflicts: &'a [(PathBuf, String)],
+    /// `--force`: conflicts were overwritten.
+    pub forced: bool,
+}
+
+/// The `rollbacks` row of a restore (the writer adds the lease's `rolled-back` step with it).
+/// Its outcome is `partial` when conflicts were left alone, else `restored`.
+pub fn rollback_row(r: &RestoreFacts<'_>) -> Record {
+    let (restored, t1) = bounded(r.restored);
+    let (recreated, t2) = bounded(r.recreated);
+    let (removed, t3) = bounded(r.removed);
+    let conflicts: Vec<Value> = r
+        .conflicts
+        .iter()
+        .take(MAX_PATHS)
+        .map(|(p, why)| json!({ "path": p.display().to_string(), "why": why }))
+        .collect();
+    let truncated = t1 || t2 || t3 || r.conflicts.len() > MAX_PATHS;
+    let n = |v: usize| v as u64;
+    Record::Rollback(Box::new(RollbackRow {
+        lease_id: r.lease_id.to_owned(),
+        agent: r.agent.to_owned(),
+        actor: uid_actor(r.uid),
+        trigger: match r.trigger {
+            Trigger::Rollback => "rollback",
+            Trigger::Halt { .. } => "halt",
+        },
+        incident_ns: match r.trigger {
+            Trigger::Rollback => None,
+            Trigger::Halt { halt_ns } => Some(halt_ns),
+        },
+        boot_id: r.boot_id.to_owned(),
+        started_boot_ns: r.started.boot_ns,
+        ended_boot_ns: r.ended.boot_ns,
+        started_ns: r.started.unix_ns,
+        ended_ns: r.ended.unix_ns,
+        restored: n(r.restored.len()),
+        recreated: n(r.recreated.len()),
+        removed: n(r.removed.len()),
+        unchanged: r.unchanged,
+        conflicts: n(r.conflicts.len()),
+        forced: r.forced,
+        outcome: if r.conflicts.is_empty() || r.forced {
+            "restored"
+        } else {
+            "partial"
+        },
+        detail: json!({
+            "restored": restored,
+            "recreated": recreated,
+            "removed": removed,
+            "conflicts": conflicts,
+            "truncated": truncated,
+        })
+        .to_string(),
+    }))
 }

@@ -45,6 +45,25 @@ impl BootClock {
     }
 }
 
+/// One moment on both clocks: boot time measures a duration (immune to the wall clock being
+/// set), Unix time places it across reboots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// `CLOCK_BOOTTIME`, ns.
+    pub boot_ns: u64,
+    /// Unix ns.
+    pub unix_ns: i64,
+}
+
+impl Stamp {
+    pub fn now() -> Stamp {
+        Stamp {
+            boot_ns: u64::try_from(clock_ns(libc::CLOCK_BOOTTIME)).unwrap_or(0),
+            unix_ns: clock_ns(libc::CLOCK_REALTIME),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +74,19 @@ mod tests {
         assert_eq!(c.boot_id.len(), 36, "{}", c.boot_id);
         let wall = c.wall_ns(clock_ns(libc::CLOCK_BOOTTIME) as u64);
         assert!((wall - BootClock::now_ns()).abs() < 1_000_000_000);
+    }
+
+    #[test]
+    fn a_stamp_is_one_moment_on_both_clocks() {
+        let c = BootClock::now().expect("boot id");
+        let s = Stamp::now();
+        assert!(
+            (c.wall_ns(s.boot_ns) - s.unix_ns).abs() < 1_000_000_000,
+            "{s:?}"
+        );
+        assert!(
+            Stamp::now().boot_ns >= s.boot_ns,
+            "boot time never goes back"
+        );
     }
 }

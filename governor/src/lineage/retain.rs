@@ -1,7 +1,10 @@
 //! Retention (`--retain 30d`): deletes lineage rows older than a cutoff, never a row that an
 //! unexpired lease still refers to (its events, its lifecycle, the lease and its signatures),
-//! and never a process that a kept process or a kept event descends from (ancestry stays
-//! whole). Policies, keys and halts are small and kept.
+//! nor one of a lease whose snapshot is still kept (its `snapshotted` step's
+//! `retain_until_ms` not passed: a rollback of it is still possible, and its restore needs
+//! them to be told and timed), and never a process that a kept process or a kept event
+//! descends from (ancestry stays whole). Policies, keys, halts and restores (`rollbacks`, with
+//! the leases they name) are small and kept.
 
 use rusqlite::{params, Connection};
 
@@ -15,22 +18,34 @@ pub struct Pruned {
     pub processes: usize,
 }
 
+/// The leases whose rows are kept whatever their age (parameters: `?2` now in Unix seconds,
+/// `?3` in Unix ms): unexpired, or with a snapshot still kept.
+const KEPT_LEASES: &str = "SELECT id FROM leases WHERE not_after > ?2 \
+    UNION SELECT lease_id FROM lease_lifecycle WHERE state = 'snapshotted' \
+    AND lease_id IS NOT NULL AND json_extract(detail, '$.retain_until_ms') > ?3";
+
 /// Deletes what ended before `cutoff_ns` (Unix ns), in one transaction. `now_secs` (Unix
-/// seconds) says which leases are unexpired: `not_after > now_secs`.
+/// seconds) says which leases are unexpired (`not_after > now_secs`) and which snapshots are
+/// still kept.
 pub fn prune(conn: &mut Connection, cutoff_ns: i64, now_secs: u64) -> rusqlite::Result<Pruned> {
     let now = now_secs as i64;
+    let now_ms = now.saturating_mul(1000);
     let cutoff_secs = cutoff_ns.div_euclid(1_000_000_000);
     let tx = conn.transaction()?;
     let mut p = Pruned {
         events: tx.execute(
-            "DELETE FROM events WHERE ts_ns < ?1 AND (lease_id IS NULL OR lease_id NOT IN \
-             (SELECT id FROM leases WHERE not_after > ?2))",
-            params![cutoff_ns, now],
+            &format!(
+                "DELETE FROM events WHERE ts_ns < ?1 AND (lease_id IS NULL OR lease_id NOT IN \
+                 ({KEPT_LEASES}))"
+            ),
+            params![cutoff_ns, now, now_ms],
         )?,
         lifecycle: tx.execute(
-            "DELETE FROM lease_lifecycle WHERE ts_ns < ?1 AND (lease_id IS NULL OR lease_id \
-             NOT IN (SELECT id FROM leases WHERE not_after > ?2))",
-            params![cutoff_ns, now],
+            &format!(
+                "DELETE FROM lease_lifecycle WHERE ts_ns < ?1 AND (lease_id IS NULL OR \
+                 lease_id NOT IN ({KEPT_LEASES}))"
+            ),
+            params![cutoff_ns, now, now_ms],
         )?,
         gaps: tx.execute("DELETE FROM gaps WHERE until_ns < ?1", [cutoff_ns])?,
         ..Pruned::default()
@@ -38,7 +53,8 @@ pub fn prune(conn: &mut Connection, cutoff_ns: i64, now_secs: u64) -> rusqlite::
     // Leases that expired before the cutoff and that no kept row names.
     let gone = "SELECT id FROM leases l WHERE l.not_after < ?1 AND l.not_after <= ?2 \
                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.lease_id = l.id) \
-                AND NOT EXISTS (SELECT 1 FROM lease_lifecycle c WHERE c.lease_id = l.id)";
+                AND NOT EXISTS (SELECT 1 FROM lease_lifecycle c WHERE c.lease_id = l.id) \
+                AND NOT EXISTS (SELECT 1 FROM rollbacks r WHERE r.lease_id = l.id)";
     tx.execute(
         &format!("DELETE FROM lease_signatures WHERE lease_id IN ({gone})"),
         params![cutoff_secs, now],
@@ -239,5 +255,83 @@ mod tests {
         let p = prune(&mut conn, 170 * DAY, later).expect("prune again");
         assert_eq!((p.events, p.lifecycle, p.leases), (2, 1, 1), "{p:?}");
         assert_eq!(count(&conn, "lease_signatures"), 0);
+    }
+
+    /// A lease long expired whose snapshot is still kept keeps its events, its life (the
+    /// snapshot and the restore steps) and itself; its restore is never deleted. Once the
+    /// snapshot's retention passes, all but the restore (and the lease it names) go.
+    #[test]
+    fn a_snapshot_in_retention_keeps_its_lease_rows_and_restores_stay() {
+        use crate::lineage::{
+            authority::{rollback_row, snapshotted, RestoreFacts, SnapshotFacts, Trigger},
+            boot::Stamp,
+        };
+        let mut conn = Connection::open_in_memory().expect("db");
+        migrate(&mut conn).expect("schema");
+        let (day_secs, now_secs) = (86_400u64, 200 * 86_400u64);
+        let ns = |d: u64| (d * DAY as u64) as i64;
+        let targets = [std::path::PathBuf::from("/srv")];
+        let snap = |retain_until_days: u64| {
+            let mut r = snapshotted(
+                "kept",
+                None,
+                None,
+                &SnapshotFacts {
+                    files: 1,
+                    entries: 1,
+                    bytes: 1,
+                    method: "copy",
+                    took_ms: 1,
+                    targets: &targets,
+                    retain_until_ms: retain_until_days * day_secs * 1000,
+                },
+            );
+            if let Record::Lifecycle(c) = &mut r {
+                c.ts_ns = ns(101);
+            }
+            r
+        };
+        let at = |d: u64| Stamp {
+            boot_ns: d * DAY as u64,
+            unix_ns: ns(d),
+        };
+        let restore = rollback_row(&RestoreFacts {
+            lease_id: "kept",
+            agent: "a",
+            uid: 0,
+            trigger: Trigger::Rollback,
+            boot_id: "b",
+            started: at(103),
+            ended: at(103),
+            restored: &targets,
+            recreated: &[],
+            removed: &[],
+            unchanged: 0,
+            conflicts: &[],
+            forced: false,
+        });
+        let tx = conn.transaction().expect("tx");
+        for r in [
+            lease("kept", 102 * day_secs),
+            snap(205),
+            event(1, ns(101), 20, Some("kept")),
+            restore,
+        ] {
+            insert(&tx, &r).expect("insert");
+        }
+        tx.commit().expect("commit");
+        // Keep 30 days: everything of "kept" is older, its snapshot kept until day 205.
+        let p = prune(&mut conn, ns(170), now_secs).expect("prune");
+        assert_eq!(p, Pruned::default(), "nothing of a lease still restorable");
+        assert_eq!(
+            count(&conn, "lease_lifecycle"),
+            2,
+            "snapshotted, rolled-back"
+        );
+        // Day 210: the snapshot's retention passed.
+        let p = prune(&mut conn, ns(180), 210 * day_secs).expect("prune");
+        assert_eq!((p.events, p.lifecycle, p.leases), (1, 2, 0), "{p:?}");
+        assert_eq!(count(&conn, "rollbacks"), 1, "restores are kept");
+        assert_eq!(count(&conn, "leases"), 1, "with the lease they name");
     }
 }

@@ -222,6 +222,55 @@ CREATE TABLE rings (
 );
 ALTER TABLE gaps ADD COLUMN ring INTEGER;    -- rings.id whose decisions it counts; NULL: none
 "#,
+    // 8: reversibility (`governor rollback`). A lease's snapshot and its restores are steps of
+    // its life (`snapshotted`, `not-snapshotted`, `rolled-back`): SQLite cannot change a
+    // table's CHECK in place, so `lease_lifecycle` is rebuilt the documented way (new table,
+    // rows copied with their ids, old dropped, new renamed, indexes made again). And one
+    // `rollbacks` row per restore: who, when (wall and boot clocks), what, how long.
+    r#"
+CREATE TABLE lease_lifecycle_v8 (
+    id           INTEGER PRIMARY KEY,
+    ts_ns        INTEGER NOT NULL,
+    lease_id     TEXT,
+    request_id   TEXT,
+    state        TEXT    NOT NULL CHECK (state IN ('requested', 'rejected', 'issued',
+                     'submitted', 'refused', 'snapshotted', 'not-snapshotted', 'enforced',
+                     'expired', 'revoked', 'dropped', 'rolled-back')),
+    actor        TEXT,
+    detail       TEXT
+);
+INSERT INTO lease_lifecycle_v8 SELECT id, ts_ns, lease_id, request_id, state, actor, detail
+    FROM lease_lifecycle;
+DROP TABLE lease_lifecycle;
+ALTER TABLE lease_lifecycle_v8 RENAME TO lease_lifecycle;
+CREATE INDEX lifecycle_lease ON lease_lifecycle (lease_id, ts_ns);
+CREATE INDEX lifecycle_request ON lease_lifecycle (request_id) WHERE request_id IS NOT NULL;
+CREATE TABLE rollbacks (
+    id           INTEGER PRIMARY KEY,
+    lease_id     TEXT    NOT NULL,           -- the lease whose snapshot was restored
+    agent        TEXT    NOT NULL,           -- the lease's agent
+    actor        TEXT    NOT NULL,           -- uid:N that ran it
+    trigger      TEXT    NOT NULL CHECK (trigger IN ('rollback', 'halt')),
+    incident_ns  INTEGER,                    -- halt: the halt's time; NULL: the lease's first
+                                             -- lease-allowed destructive event (events)
+    boot_id      TEXT    NOT NULL,           -- the boot the restore ran in
+    started_boot_ns INTEGER NOT NULL,        -- CLOCK_BOOTTIME of boot_id
+    ended_boot_ns INTEGER NOT NULL,
+    started_ns   INTEGER NOT NULL,           -- Unix ns
+    ended_ns     INTEGER NOT NULL,
+    restored     INTEGER NOT NULL,           -- paths put back (content and/or metadata)
+    recreated    INTEGER NOT NULL,           -- paths deleted or renamed away, back again
+    removed      INTEGER NOT NULL,           -- paths the agent created, removed
+    unchanged    INTEGER NOT NULL,
+    conflicts    INTEGER NOT NULL,           -- paths changed outside the lease
+    forced       INTEGER NOT NULL CHECK (forced IN (0, 1)), -- 1: conflicts overwritten
+    outcome      TEXT    NOT NULL CHECK (outcome IN ('restored', 'partial')),
+    detail       TEXT    NOT NULL            -- JSON {restored, recreated, removed, conflicts,
+                                             -- truncated}: paths, at most 100 per list
+);
+CREATE INDEX rollbacks_lease ON rollbacks (lease_id, ended_ns);
+CREATE INDEX rollbacks_agent ON rollbacks (agent, ended_ns);
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -318,5 +367,75 @@ mod tests {
             )
             .expect("indexes");
         assert_eq!(indexes, 5);
+    }
+
+    /// Migration 8 rebuilds `lease_lifecycle` for the reversibility states: every row keeps
+    /// its id and columns, the new states are taken, an unknown state is still refused, and
+    /// both indexes are back.
+    #[test]
+    fn rebuilding_lifecycle_keeps_rows_and_takes_the_new_states() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        let tx = conn.transaction().expect("tx");
+        for sql in &MIGRATIONS[..7] {
+            tx.execute_batch(sql).expect("migration");
+        }
+        tx.pragma_update(None, "user_version", 7).expect("version");
+        tx.commit().expect("commit");
+        conn.execute_batch(
+            "INSERT INTO lease_lifecycle (id, ts_ns, lease_id, request_id, state, actor, \
+             detail) VALUES (7, 100, 'L', 'R', 'enforced', 'uid:0', '{\"how\":\"enforced\"}'), \
+             (19, 200, NULL, 'R', 'requested', 'agent:a', NULL)",
+        )
+        .expect("v7 rows");
+        assert_eq!(migrate(&mut conn).expect("migrates"), MIGRATIONS.len() - 7);
+        let rows: Vec<(i64, i64, Option<String>, String, Option<String>)> = conn
+            .prepare("SELECT id, ts_ns, lease_id, state, detail FROM lease_lifecycle ORDER BY id")
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect()
+            })
+            .expect("rows");
+        assert_eq!(
+            rows,
+            [
+                (
+                    7,
+                    100,
+                    Some("L".into()),
+                    "enforced".into(),
+                    Some(r#"{"how":"enforced"}"#.into())
+                ),
+                (19, 200, None, "requested".into(), None),
+            ]
+        );
+        for state in ["snapshotted", "not-snapshotted", "rolled-back"] {
+            conn.execute(
+                "INSERT INTO lease_lifecycle (ts_ns, lease_id, state) VALUES (300, 'L', ?1)",
+                [state],
+            )
+            .expect(state);
+        }
+        let e = conn
+            .execute(
+                "INSERT INTO lease_lifecycle (ts_ns, state) VALUES (1, 'exploded')",
+                [],
+            )
+            .expect_err("not a state");
+        assert!(e.to_string().contains("CHECK"), "{e}");
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = \
+                 'lease_lifecycle' AND name IN ('lifecycle_lease', 'lifecycle_request')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("indexes");
+        assert_eq!(indexes, 2);
+        let next: i64 = conn
+            .query_row("SELECT max(id) FROM lease_lifecycle", [], |r| r.get(0))
+            .expect("ids");
+        assert_eq!(next, 22, "new rows follow the kept ids");
     }
 }

@@ -1,9 +1,10 @@
 //! `governor lineage changes [--since]`: what changed, grouped by the lease that allowed it,
-//! observe mode's would-denies apart, with undo hints.
+//! observe mode's would-denies apart, with how to undo them: the lease's rollback command (or
+//! the restore already run), or why there is no snapshot.
 
 use std::{fmt::Write as _, process::ExitCode};
 
-use super::{or_dash, print_json};
+use super::{or_dash, print_json, undo_lines};
 use crate::{
     cli::LineageWindowArgs,
     lineage::query::{
@@ -76,6 +77,7 @@ pub(super) fn render(c: &Changes) -> String {
         if let Some(u) = &g.undo {
             let _ = writeln!(out, "  stop it first: {u}");
         }
+        undo_lines(&mut out, &g.rollback);
         for ch in &g.changes {
             change_line(&mut out, ch);
         }
@@ -112,6 +114,48 @@ mod tests {
         assert!(
             !t.contains("/etc/passwd"),
             "a denied rm did not change anything:\n{t}"
+        );
+    }
+
+    /// L2's group says it was rolled back, by whom, when, and links the row; L1's says why
+    /// it has no snapshot; the printed command is the real one before any restore.
+    #[test]
+    fn rollbacks_and_missing_snapshots() {
+        let conn = fixture::db();
+        let c = query::changes::changes(&conn, &Filter::default(), fixture::T0_SECS as i64)
+            .expect("changes");
+        let t = render(&c);
+        assert!(
+            t.contains(
+                "  rolled back 2026-11-21T19:41:40.000Z by uid:0 (rollback trigger): partial, \
+                 2 restored, 1 recreated, 1 removed, 7 unchanged, 1 conflicts left alone in \
+                 250 ms (rollbacks #1)"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("undo: rolled back 2026-11-21T19:41:40.000Z by uid:0"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  no snapshot: none on record (the lease predates snapshots)"),
+            "{t}"
+        );
+        conn.execute("DELETE FROM rollbacks", [])
+            .expect("no restores");
+        let c = query::changes::changes(&conn, &Filter::default(), fixture::T0_SECS as i64)
+            .expect("changes");
+        let t = render(&c);
+        assert!(
+            t.contains(
+                "  undo: governor rollback --lease L2  (snapshot: 3 files, 4096 bytes by \
+                 reflink in 12 ms)"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("           undo: governor rollback --lease L2\n"),
+            "{t}"
         );
     }
 }

@@ -1,12 +1,17 @@
 //! `governor lineage stats`: per agent, blocked / leased / observe-mode counts and halts
-//! with their time to enforcement; then the events lost.
+//! with their time to enforcement; then the safety figures (blocked before execution, time to
+//! recovery), overall and per agent; then the events lost.
 
 use std::{fmt::Write as _, process::ExitCode};
 
 use super::{ms, or_dash, print_json};
 use crate::{
     cli::LineageWindowArgs,
-    lineage::query::{self, stats::Stats},
+    lineage::query::{
+        self,
+        safety::{Recovery, Safety},
+        stats::Stats,
+    },
 };
 
 pub fn run(args: LineageWindowArgs) -> anyhow::Result<ExitCode> {
@@ -46,6 +51,7 @@ pub(super) fn render(s: &Stats) -> String {
             a.halt_enforce_max_ns.map_or("-".to_owned(), ms),
         );
     }
+    safety_lines(&mut out, &s.safety);
     if s.gaps.is_empty() {
         out.push_str("\nno events lost\n");
     } else {
@@ -55,6 +61,51 @@ pub(super) fn render(s: &Stats) -> String {
         }
     }
     out
+}
+
+fn recovery(r: &Recovery) -> String {
+    let ms = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} ms"));
+    format!(
+        "{} timed, median {}, worst {}",
+        r.count,
+        ms(r.median_ms),
+        ms(r.worst_ms)
+    )
+}
+
+/// The safety figures: overall, then per agent.
+fn safety_lines(out: &mut String, s: &Safety) {
+    let _ = writeln!(
+        out,
+        "\nsafety:\n  {:<16} {:>9} {:>7} {:>15} {:>6}  TIME TO RECOVERY",
+        "", "BLOCKED", "DENIED", "EXPIRED-REFUSED", "HALTS"
+    );
+    let rows = std::iter::once((
+        "(all)",
+        s.blocked_before_execution,
+        &s.blocked,
+        &s.time_to_recovery,
+    ))
+    .chain(s.agents.iter().map(|(name, a)| {
+        (
+            name.as_str(),
+            a.blocked_before_execution,
+            &a.blocked,
+            &a.time_to_recovery,
+        )
+    }));
+    for (name, total, b, r) in rows {
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>9} {:>7} {:>15} {:>6}  {}",
+            name,
+            total,
+            b.denied,
+            b.expired_leases_refused,
+            b.halts,
+            recovery(r)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -74,5 +125,41 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("kernel-ring  1 gaps, 12 events"), "{t}");
+        let safety = &t[t.find("safety:").expect("safety")..];
+        let row = |name: &str| -> Vec<&str> {
+            safety
+                .lines()
+                .find(|l| l.trim_start().starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} row in\n{t}"))
+                .split_whitespace()
+                .collect()
+        };
+        assert_eq!(
+            row("(all)"),
+            [
+                "(all)", "5", "2", "1", "2", "3", "timed,", "median", "3000", "ms,", "worst",
+                "40000", "ms"
+            ]
+        );
+        assert_eq!(row("claude")[1..5], ["3", "1", "0", "2"]);
+        assert_eq!(row("codex")[1..5], ["3", "1", "1", "1"]);
+    }
+
+    /// `--json` carries the contract's `safety` object.
+    #[test]
+    fn json_has_the_safety_object() {
+        let conn = fixture::db();
+        let s = query::stats::stats(&conn, &Filter::default()).expect("stats");
+        let v = serde_json::to_value(&s).expect("json");
+        let safety = &v["safety"];
+        assert_eq!(safety["blocked_before_execution"], 5);
+        assert_eq!(safety["time_to_recovery"]["count"], 3);
+        assert_eq!(safety["time_to_recovery"]["median_ms"], 3000);
+        assert_eq!(safety["time_to_recovery"]["worst_ms"], 40000);
+        assert_eq!(safety["agents"]["codex"]["blocked_before_execution"], 3);
+        assert_eq!(
+            safety["agents"]["codex"]["time_to_recovery"]["worst_ms"],
+            3000
+        );
     }
 }

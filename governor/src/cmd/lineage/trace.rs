@@ -1,9 +1,10 @@
 //! `governor lineage trace EVENT_ID`: the event, its process chain up to the agent's
-//! launcher, the lease or rule behind the decision, and the policy's owner.
+//! launcher, the lease or rule behind the decision (under a lease: whether it was rolled
+//! back), and the policy's owner.
 
 use std::{fmt::Write as _, process::ExitCode};
 
-use super::{or_dash, print_json};
+use super::{or_dash, print_json, undo_lines};
 use crate::{
     cli::LineageTraceArgs,
     lineage::query::{
@@ -137,6 +138,13 @@ pub(super) fn render(t: &Trace) -> String {
                     );
                 }
             }
+            if let Some(u) = &t.undo {
+                let _ = writeln!(out, "rollback:");
+                undo_lines(&mut out, u);
+                if u.last_rollback().is_none() {
+                    let _ = writeln!(out, "  not rolled back");
+                }
+            }
         }
         Cause::Rule {
             rule,
@@ -206,7 +214,29 @@ mod tests {
         ] {
             assert!(t.contains(want), "{want:?} missing in\n{t}");
         }
+        assert!(
+            t.contains("rollback:\n  no snapshot: none on record"),
+            "{t}"
+        );
+        assert!(t.contains("  not rolled back"), "{t}");
         let t = render(&query::trace::trace(&conn, fixture::EV_OBSERVE).expect("trace"));
         assert!(t.contains("observe mode, NOT prevented"), "{t}");
+        assert!(!t.contains("rollback:"), "{t}");
+    }
+
+    #[test]
+    fn a_rolled_back_lease_links_its_restore() {
+        let conn = fixture::db();
+        let t = render(&query::trace::trace(&conn, fixture::EV_L2).expect("trace"));
+        assert!(
+            t.contains("rollback:\n  rolled back 2026-11-21T19:41:40.000Z by uid:0"),
+            "{t}"
+        );
+        assert!(t.contains("(rollbacks #1)"), "{t}");
+        assert!(
+            t.contains("rolled-back"),
+            "the lease's life shows the step:\n{t}"
+        );
+        assert!(!t.contains("not rolled back"), "{t}");
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{
     authority::{lease, Lease},
     events::{Event, COLUMNS},
+    rollbacks::{undo, Undo},
     sql, Filter, QueryError,
 };
 
@@ -32,6 +33,8 @@ pub struct LeaseGroup {
     pub live: bool,
     /// `governor lease revoke ID` while it is live.
     pub undo: Option<String>,
+    /// How its changes are undone: its snapshot and restores, or why it has none.
+    pub rollback: Undo,
     pub changes: Vec<Change>,
 }
 
@@ -74,7 +77,7 @@ pub fn changes(conn: &Connection, filter: &Filter, now_secs: i64) -> Result<Chan
     let mut observed = Vec::new();
     for event in events {
         let change = Change {
-            undo: undo_hint(&event),
+            undo: undo_hint(&event).map(|h| format!("{h} (no lease, no snapshot)")),
             event,
         };
         if change.event.decision == "observe-deny" {
@@ -89,12 +92,21 @@ pub fn changes(conn: &Connection, filter: &Filter, now_secs: i64) -> Result<Chan
     }
     let mut leases = Vec::with_capacity(order.len());
     for id in order {
-        let changes = by_lease.remove(&id).unwrap_or_default();
         let found = match &id {
             Some(id) => lease(conn, id)?,
             None => None,
         };
         let live = found.as_ref().is_some_and(|l| l.live(now_secs));
+        let rollback = undo(conn, id.as_deref(), found.as_ref(), live)?;
+        let changes = by_lease
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| Change {
+                undo: leased_undo(&c.event, &rollback),
+                event: c.event,
+            })
+            .collect();
         leases.push(LeaseGroup {
             undo: match (&id, live) {
                 (Some(id), true) => Some(format!("governor lease revoke {id}")),
@@ -103,17 +115,47 @@ pub fn changes(conn: &Connection, filter: &Filter, now_secs: i64) -> Result<Chan
             lease_id: id,
             lease: found,
             live,
+            rollback,
             changes,
         });
     }
     Ok(Changes { leases, observed })
 }
 
-/// How to undo one operation, where it is obvious from its class.
+/// How to undo one operation its lease allowed: the lease's rollback (or the one already
+/// run), else why there is no snapshot and the hint of its class. An operation that changed
+/// no file (connect, exec) has nothing to undo.
+fn leased_undo(e: &Event, rollback: &Undo) -> Option<String> {
+    let hint = undo_hint(e)?;
+    Some(match rollback {
+        Undo::Rollback {
+            rolled_back,
+            command,
+            ..
+        } => match rolled_back.last() {
+            Some(r) => format!(
+                "rolled back {} by {} ({}{}, rollbacks #{})",
+                r.ended,
+                r.actor,
+                r.outcome,
+                if r.outcome == "partial" {
+                    format!(", {} conflicts left alone", r.conflicts)
+                } else {
+                    String::new()
+                },
+                r.id
+            ),
+            None => command.clone(),
+        },
+        Undo::NoSnapshot { why } => format!("{hint} (no snapshot: {why})"),
+    })
+}
+
+/// How to undo one operation by hand, where it is obvious from its class.
 fn undo_hint(e: &Event) -> Option<String> {
     let what = e.path.as_deref().unwrap_or(&e.target);
     Some(match e.class.as_str() {
-        "unlink" => format!("restore {what} from a backup or snapshot"),
+        "unlink" => format!("restore {what} from a backup"),
         "rmdir" => format!("recreate directory {what}"),
         "rename" => format!("{what} was renamed over or away: restore it from a backup"),
         "truncate" => format!("restore the contents of {what} from a backup"),
@@ -190,7 +232,10 @@ mod tests {
         assert_eq!(c.leases[1].undo, None, "L2 is revoked already");
         assert_eq!(
             l1.changes[0].undo.as_deref(),
-            Some("restore /srv/app/old.log from a backup or snapshot")
+            Some(
+                "restore /srv/app/old.log from a backup (no snapshot: none on record (the \
+                 lease predates snapshots))"
+            )
         );
         assert_eq!(ids(&c.observed), [fixture::EV_OBSERVE]);
         // Denied events did not happen.
@@ -200,6 +245,57 @@ mod tests {
             .flat_map(|g| &g.changes)
             .chain(&c.observed)
             .all(|ch| ch.event.decision != "deny"));
+    }
+
+    /// L2 was snapshotted and rolled back: its change names the restore, who ran it and when.
+    #[test]
+    fn a_rolled_back_lease_says_so() {
+        let conn = fixture::db();
+        let c = changes(&conn, &Filter::default(), T0_SECS as i64).expect("changes");
+        let l2 = &c.leases[1];
+        assert_eq!(l2.lease_id.as_deref(), Some("L2"));
+        let Undo::Rollback {
+            command,
+            rolled_back,
+            ..
+        } = &l2.rollback
+        else {
+            panic!("L2 has a snapshot: {:?}", l2.rollback);
+        };
+        assert_eq!(command, "governor rollback --lease L2");
+        let undo = l2.changes[0].undo.as_deref().expect("undo");
+        assert_eq!(
+            undo,
+            format!(
+                "rolled back 2026-11-21T19:41:40.000Z by uid:0 (partial, 1 conflicts left \
+                 alone, rollbacks #{})",
+                rolled_back[0].id
+            )
+        );
+    }
+
+    /// Before any restore, the change's undo is the command itself; while the lease is live
+    /// it revokes first.
+    #[test]
+    fn a_snapshotted_lease_offers_the_command() {
+        let conn = fixture::db();
+        conn.execute("DELETE FROM rollbacks", [])
+            .expect("no restores");
+        let c = changes(&conn, &Filter::default(), T0_SECS as i64).expect("changes");
+        assert_eq!(
+            c.leases[1].changes[0].undo.as_deref(),
+            Some("governor rollback --lease L2")
+        );
+        conn.execute(
+            "DELETE FROM lease_lifecycle WHERE lease_id = 'L2' AND state = 'revoked'",
+            [],
+        )
+        .expect("L2 live again");
+        let c = changes(&conn, &Filter::default(), T0_SECS as i64).expect("changes");
+        assert_eq!(
+            c.leases[1].changes[0].undo.as_deref(),
+            Some("governor rollback --lease L2 --revoke")
+        );
     }
 
     #[test]

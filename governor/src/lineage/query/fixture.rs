@@ -14,10 +14,22 @@
 //! ```
 //!
 //! Event `k` happens at Unix time `T0 + k s`, boot time `1000 + k s`.
+//!
+//! Reversibility ([`reversibility`]): L2 was snapshotted, then rolled back at 100 s (partial,
+//! one conflict), 40 s after its first destructive event (EV_L2). L3 was not snapshotted
+//! (`rollback = "none"`). codex's L4 was snapshotted and restored by the kill at 70 s,
+//! done at 73 s; claude's L5 by the freeze at 55 s, done at 56 s, and once more at 120 s
+//! by `governor rollback`, with no destructive event under it on record (no incident to time).
+//! Refusals: codex's expired lease LX (an unsafe action blocked), claude's LY over its TTL
+//! (not one).
 
 use rusqlite::Connection;
 
+use std::path::PathBuf;
+
 use crate::lineage::{
+    authority::{self, RestoreFacts, SnapshotFacts, Trigger},
+    boot::Stamp,
     record::{
         insert, EventRow, GapRow, HaltRow, KeyRow, LeaseRow, LifecycleRow, PolicyRow, ProcessRow,
         Record, SignerRow,
@@ -330,7 +342,138 @@ pub fn records() -> Vec<Record> {
             ring: None,
         }),
     ]);
+    r.extend(reversibility());
     r
+}
+
+/// A stamp at second `k` after T0 on both clocks (boot time `1000 + k`), in ms.
+fn stamp(k_ms: i64) -> Stamp {
+    Stamp {
+        boot_ns: boot(1000) + (k_ms * 1_000_000) as u64,
+        unix_ns: T0 + k_ms * 1_000_000,
+    }
+}
+
+fn at(mut r: Record, k: i64) -> Record {
+    if let Record::Lifecycle(c) = &mut r {
+        c.ts_ns = T0 + k * SEC;
+    }
+    r
+}
+
+fn snapshot(lease: &str, k: i64, method: &str, targets: &[PathBuf]) -> Record {
+    let facts = SnapshotFacts {
+        files: 3,
+        entries: 5,
+        bytes: 4096,
+        method,
+        took_ms: 12,
+        targets,
+        retain_until_ms: (T0_SECS + 3600 + 7 * 86_400) * 1000,
+    };
+    at(
+        authority::snapshotted(lease, None, Some("uid:0".into()), &facts),
+        k,
+    )
+}
+
+/// A restore of `lease` from `from_ms` to `to_ms` (ms after T0).
+fn restore(lease: &str, agent: &str, trigger: Trigger, from_ms: i64, to_ms: i64) -> Record {
+    let paths = |p: &[&str]| p.iter().map(PathBuf::from).collect::<Vec<_>>();
+    let (restored, recreated, removed) = (
+        paths(&["/var/db/x", "/var/db/z"]),
+        paths(&["/var/db/gone"]),
+        paths(&["/var/db/new"]),
+    );
+    let conflicts = if lease == "L2" {
+        vec![(
+            PathBuf::from("/var/db/y"),
+            "changed since the lease ended".into(),
+        )]
+    } else {
+        Vec::new()
+    };
+    authority::rollback_row(&RestoreFacts {
+        lease_id: lease,
+        agent,
+        uid: 0,
+        trigger,
+        boot_id: BOOT,
+        started: stamp(from_ms),
+        ended: stamp(to_ms),
+        restored: &restored,
+        recreated: &recreated,
+        removed: &removed,
+        unchanged: 7,
+        conflicts: &conflicts,
+        forced: false,
+    })
+}
+
+fn refused(k: i64, lease: &str, agent: &str, expired: bool) -> Record {
+    Record::Lifecycle(LifecycleRow {
+        ts_ns: T0 + k * SEC,
+        lease_id: Some(lease.into()),
+        request_id: None,
+        state: "refused",
+        actor: Some("uid:1000".into()),
+        detail: Some(
+            serde_json::json!({
+                "error": if expired { "the lease expired" } else { "the lease lasts too long" },
+                "origin": "x.lease",
+                "agent": agent,
+                "expired": expired,
+            })
+            .to_string(),
+        ),
+    })
+}
+
+/// Snapshots, restores and refusals (see the module doc).
+fn reversibility() -> Vec<Record> {
+    let db = [PathBuf::from("/var/db")];
+    let other = |id: &str, agent: &str, class: &str, target: &str| {
+        let Record::Lease(mut l) = lease(id, "cleanup", None, vec![]) else {
+            unreachable!("lease() makes a lease row")
+        };
+        l.agent = agent.into();
+        l.scopes = format!(r#"[{{"class":"{class}","target":"{target}"}}]"#);
+        Record::Lease(l)
+    };
+    vec![
+        snapshot("L2", -91, "reflink", &db),
+        restore("L2", "claude", Trigger::Rollback, 99_750, 100_000),
+        other("L3", "claude", "delete", "/srv/cache"),
+        at(
+            authority::not_snapshotted("L3", None, None, "rollback = \"none\" on /srv/cache"),
+            -80,
+        ),
+        other("L4", "codex", "write", "/var/db"),
+        snapshot("L4", -70, "copy", &db),
+        restore(
+            "L4",
+            "codex",
+            Trigger::Halt {
+                halt_ns: T0 + 70 * SEC,
+            },
+            71_000,
+            73_000,
+        ),
+        other("L5", "claude", "truncate", "/var/db"),
+        snapshot("L5", -60, "copy", &db),
+        restore(
+            "L5",
+            "claude",
+            Trigger::Halt {
+                halt_ns: T0 + 55 * SEC,
+            },
+            55_500,
+            56_000,
+        ),
+        restore("L5", "claude", Trigger::Rollback, 119_000, 120_000),
+        refused(20, "LX", "codex", true),
+        refused(21, "LY", "claude", false),
+    ]
 }
 
 /// The claude/mv/lease-allow event every other one varies.

@@ -13,6 +13,8 @@ pub mod changes;
 pub mod events;
 pub mod graph;
 pub mod processes;
+pub mod rollbacks;
+pub mod safety;
 pub mod stats;
 pub mod trace;
 

@@ -1,13 +1,17 @@
 //! `lineage stats`: per agent, the unsafe actions blocked before they ran, those allowed
 //! under a lease, the would-denies of observe mode, and its halts with their time from
-//! command to enforcement; and the events lost (gaps), which no agent owns.
+//! command to enforcement; and the events lost (gaps), which no agent owns; and the safety
+//! figures ([`super::safety`]: blocked before execution, time to recovery).
 
 use std::collections::BTreeMap;
 
 use rusqlite::{params_from_iter, types::Value, Connection};
 use serde::Serialize;
 
-use super::{sql, Filter, QueryError};
+use super::{
+    safety::{safety, Safety},
+    sql, Filter, QueryError,
+};
 
 /// One agent's figures. Times in ns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -39,6 +43,7 @@ pub struct GapStats {
 pub struct Stats {
     pub agents: Vec<AgentStats>,
     pub gaps: Vec<GapStats>,
+    pub safety: Safety,
 }
 
 fn u(v: i64) -> u64 {
@@ -151,6 +156,7 @@ pub fn stats(conn: &Connection, filter: &Filter) -> Result<Stats, QueryError> {
     Ok(Stats {
         agents: by_agent.into_values().collect(),
         gaps,
+        safety: safety(conn, &window)?,
     })
 }
 

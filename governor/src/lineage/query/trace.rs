@@ -1,8 +1,9 @@
 //! `lineage trace`: everything behind one event. The chain of processes from the one that
 //! acted up to the agent's root process (the last ancestor of the same agent), the
 //! launcher that started the agent (the first ancestor outside it), the lease that allowed
-//! the action with its signers and life, or the rule that denied it, and the policy load in
-//! force then, with its owner. Every step is an index lookup.
+//! the action with its signers and life (and whether it was rolled back: its `rollbacks`
+//! rows, or how to roll it back), or the rule that denied it, and the policy load in force
+//! then, with its owner. Every step is an index lookup.
 
 use rusqlite::Connection;
 use serde::Serialize;
@@ -11,6 +12,7 @@ use super::{
     authority::{lease, policy_at, Lease, Policy},
     events::{self, Event},
     processes::{self, Process},
+    rollbacks::{undo, Undo},
     QueryError,
 };
 
@@ -60,6 +62,10 @@ pub struct Trace {
     pub launcher: Option<Process>,
     pub chain_end: ChainEnd,
     pub cause: Cause,
+    /// Under a lease: whether it was rolled back (the restores, linked by their `rollbacks`
+    /// id) or how to, or why it cannot be. `None`: a denied or observed event (nothing
+    /// happened to undo, or no lease).
+    pub undo: Option<Undo>,
     /// The policy load in force at the event (its owner is accountable for the rule).
     pub policy: Option<Policy>,
 }
@@ -68,21 +74,26 @@ pub struct Trace {
 pub fn trace(conn: &Connection, id: i64) -> Result<Trace, QueryError> {
     let event = events::get(conn, id)?;
     let (chain, launcher, chain_end) = ancestry(conn, &event)?;
-    let cause = if event.decision == "lease-allow" {
+    let (cause, undo) = if event.decision == "lease-allow" {
         let found = match &event.lease_id {
-            Some(l) => lease(conn, l)?.map(Box::new),
+            Some(l) => lease(conn, l)?,
             None => None,
         };
-        Cause::Lease {
+        let now = crate::time::now().try_into().unwrap_or(i64::MAX);
+        let live = found.as_ref().is_some_and(|l| l.live(now));
+        let undo = undo(conn, event.lease_id.as_deref(), found.as_ref(), live)?;
+        let cause = Cause::Lease {
             lease_id: event.lease_id.clone(),
-            lease: found,
-        }
+            lease: found.map(Box::new),
+        };
+        (cause, Some(undo))
     } else {
-        Cause::Rule {
+        let cause = Cause::Rule {
             rule: event.rule.clone(),
             class: event.class.clone(),
             observe: event.decision == "observe-deny",
-        }
+        };
+        (cause, None)
     };
     let policy = policy_at(conn, &event.policy_version, event.ts_ns)?;
     Ok(Trace {
@@ -91,6 +102,7 @@ pub fn trace(conn: &Connection, id: i64) -> Result<Trace, QueryError> {
         launcher,
         chain_end,
         cause,
+        undo,
         policy,
     })
 }
@@ -186,6 +198,28 @@ mod tests {
         assert_eq!(signers, ["alice@example.com", "bob@example.com"]);
         assert_eq!(t.chain.len(), 2, "mv, claude");
         assert_eq!(t.launcher.map(|l| l.pid), Some(100));
+    }
+
+    /// An event under L2 shows L2's restore; one under L1 (no snapshot) says why.
+    #[test]
+    fn a_leased_event_shows_its_rollback() {
+        let conn = fixture::db();
+        let t = trace(&conn, fixture::EV_L2).expect("trace");
+        let r = t
+            .undo
+            .as_ref()
+            .and_then(Undo::last_rollback)
+            .expect("rolled back");
+        assert_eq!((r.lease_id.as_str(), r.actor.as_str()), ("L2", "uid:0"));
+        assert_eq!(r.ended_ns, T0 + 100 * SEC);
+        let t = trace(&conn, fixture::EV_LEASED_1).expect("trace");
+        assert!(
+            matches!(&t.undo, Some(Undo::NoSnapshot { why }) if why.contains("predates")),
+            "{:?}",
+            t.undo
+        );
+        let t = trace(&conn, fixture::EV_DENY).expect("trace");
+        assert_eq!(t.undo, None, "a deny changed nothing");
     }
 
     #[test]

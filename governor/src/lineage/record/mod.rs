@@ -6,7 +6,8 @@
 //! One file per row family: [`events`] (kernel decisions, and the one list of the `events`
 //! columns that both binders use), [`event_group`] (the in-place group statement),
 //! [`processes`], [`authority`] (policies, keys, leases and their life, halts), [`gaps`],
-//! [`rings`] (each kernel generation's decision ring and its tallies).
+//! [`rings`] (each kernel generation's decision ring and its tallies), [`rollbacks`] (a
+//! restore of a lease's snapshot).
 //!
 //! May import the rest of `lineage/` and what `lineage/` may (its `mod.rs`).
 
@@ -16,6 +17,7 @@ mod events;
 mod gaps;
 mod processes;
 mod rings;
+mod rollbacks;
 
 use rusqlite::Transaction;
 
@@ -26,6 +28,7 @@ pub use self::{
     gaps::GapRow,
     processes::ProcessRow,
     rings::{ring_exists, RingKey, RingRow},
+    rollbacks::RollbackRow,
 };
 
 /// One row (or row update) for the lineage database.
@@ -40,6 +43,7 @@ pub enum Record {
     Policy(Box<PolicyRow>),
     Key(KeyRow),
     Ring(Box<RingRow>),
+    Rollback(Box<RollbackRow>),
 }
 
 fn json_list(items: &[String]) -> String {
@@ -66,6 +70,7 @@ pub fn insert(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
         Record::Policy(p) => authority::insert_policy(tx, p),
         Record::Key(k) => authority::insert_key(tx, k),
         Record::Ring(r) => rings::update(tx, r),
+        Record::Rollback(r) => rollbacks::insert(tx, r),
     }
 }
 

@@ -85,6 +85,7 @@ pub fn approx_bytes(r: &Record) -> usize {
             }
             Record::Lifecycle(c) => s(&c.detail) + s(&c.lease_id) + s(&c.actor),
             Record::Gap(g) => g.detail.len(),
+            Record::Rollback(r) => std::mem::size_of_val(&**r) + r.detail.len(),
             _ => 128,
         }
 }
