@@ -14,8 +14,10 @@
 //!    `requests/` (the request book, which shows requests as `api/`'s views).
 //! 3. `kernel/`: programs, maps, pins and the event and process streams, which hand their
 //!    records to channels and traits (no `lineage/` import).
-//! 4. `lineage/` (the lineage database), then `leases/` (the lease manager, which records
-//!    its acts through the lineage's recorder and builds its leases' rows itself).
+//! 4. `lineage/` (the lineage database), `rollback/` (the snapshot store: take, seal,
+//!    restore), then `leases/` (the lease manager, which snapshots a lease's scope before
+//!    installing it, records its acts through the lineage's recorder and builds its leases'
+//!    rows itself).
 //! 5. `secrets.rs` (registered secret key files), `cli/` (argument structs and their
 //!    defaults), then `admin/` (the sockets' servers and handlers; reload and secret
 //!    protection through traits).

@@ -3,8 +3,9 @@
 # An "agent" shell in an agent cgroup tries to wipe a production directory and is denied. It
 # files a lease request; an operator approves a narrow, short lease; the agent's retry
 # succeeds for exactly that, and is blocked again when the lease ends. Then the kill switch
-# freezes a running agent, enforcement outlives the daemon, and the same command from
-# outside the agent cgroup succeeds.
+# freezes a running agent, the lease is rolled back from the snapshot taken before it took
+# effect, enforcement outlives the daemon, and the same command from outside the agent
+# cgroup succeeds.
 set -u
 POLICY=policies/demo.toml
 PROD=/tmp/governor-demo/prod
@@ -95,6 +96,14 @@ agent rm "$PROD/releases/v41/config" 2>&1 | tail -1
 [ -f "$PROD/releases/v41/config" ] || fail "an expired lease must not allow anything"
 printf '\033[32mDENIED again after expiry.\033[0m\n'
 
+say "Undo: the daemon snapshotted the lease's scope before it took effect; the operator rolls it back"
+LEASE=$(governor lease list --all --json | sed -n 's/^ *"id": *"\([^"]*\)".*$/\1/p' | head -1)
+[ -n "$LEASE" ] || fail "no lease to roll back"
+show "governor rollback --lease $LEASE"
+governor rollback --lease "$LEASE" || fail "rollback failed"
+[ "$(cat "$PROD/releases/v41/app")" = "old binary" ] || fail "the rollback must bring back releases/v41/app"
+printf '\033[32mRESTORED: %s/releases/v41/app is back, byte for byte.\033[0m\n' "$PROD"
+
 say "Kill switch: an agent keeps working in the background; the operator halts it"
 agent sh -c "while :; do date +%s.%N >> /tmp/governor-demo/ticks; sleep 0.1; done" &
 RUNNER=$!
@@ -130,7 +139,7 @@ tail -1 "$LOG" | cut -c1-200
 show "governor run --agent demo-agent -- rm -rf $PROD"
 governor run --policy "$POLICY" --agent demo-agent -- rm -rf "$PROD" 2>&1 | tail -1
 n=$(find "$PROD" -type f | wc -l)
-[ "$n" -eq 4 ] || fail "expected enforcement to outlive the daemon, found $n files"
+[ "$n" -eq 5 ] || fail "expected enforcement to outlive the daemon, found $n files"
 printf '\033[32mSTILL DENIED with no daemon running.\033[0m\n'
 show "governor unload"
 governor unload || fail "unload failed"

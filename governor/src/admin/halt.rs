@@ -14,8 +14,9 @@ use crate::api::{
     reply::{Halted, Resumed},
 };
 use crate::{
+    api::rollback::NotRestored,
     host::freeze::{self, Action, Halt},
-    leases::{clock, LeaseError},
+    leases::{clock, LeaseError, Trigger},
     lineage::{authority::halt_row, boot::BootClock},
 };
 
@@ -54,14 +55,24 @@ pub fn sent_at(sent_boot_ns: Option<u64>, received_ns: u64) -> u64 {
         .unwrap_or(received_ns)
 }
 
-pub async fn halt(
-    ctx: &Context,
-    peer: &Peer,
-    which: &Agents,
-    kill: bool,
-    reason: Option<String>,
-    sent_boot_ns: Option<u64>,
-) -> Response {
+/// How a halt is carried out.
+pub struct How {
+    /// Kill every task instead of freezing.
+    pub kill: bool,
+    pub reason: Option<String>,
+    /// When the client sent it (boot clock).
+    pub sent_boot_ns: Option<u64>,
+    /// Then restore the snapshots of the leases it revoked.
+    pub rollback: bool,
+}
+
+pub async fn halt(ctx: &Context, peer: &Peer, which: &Agents, how: How) -> Response {
+    let How {
+        kill,
+        reason,
+        sent_boot_ns,
+        rollback,
+    } = how;
     let received = Instant::now();
     let received_ns = clock::boot_ns();
     let sent_ns = sent_at(sent_boot_ns, received_ns);
@@ -109,32 +120,61 @@ pub async fn halt(
             enforced_in_us: took.as_micros() as u64,
         });
     }
-    let Ok(mut a) = auth.lock() else {
-        return Response::error(ErrorCode::Internal, "the lease manager lock is poisoned");
-    };
-    for h in &halts {
-        tracing::warn!(target: "governor::halt", agent = %h.agent, action = ?h.action,
+    let (rolled_back, not_rolled_back, reprotect) = {
+        let Ok(mut a) = auth.lock() else {
+            return Response::error(ErrorCode::Internal, "the lease manager lock is poisoned");
+        };
+        for h in &halts {
+            tracing::warn!(target: "governor::halt", agent = %h.agent, action = ?h.action,
             uid = h.by_uid, reason = h.reason.as_deref().unwrap_or(""),
             leases_revoked = h.revoked.len(), enforced_in_us = h.enforced_in_us,
             queued_us = (received_ns - sent_ns) / 1000,
             "agent halted: cgroup {} {} µs after the command was sent, leases revoked",
             if kill { "killed" } else { "frozen" }, h.enforced_in_us);
-        if let Err(e) = a.record_halt(h.clone()) {
-            return error_reply(&e);
+            if let Err(e) = a.record_halt(h.clone()) {
+                return error_reply(&e);
+            }
         }
+        a.recorder().record(halt_row(
+            at_ns,
+            if kill { "kill" } else { "freeze" },
+            halts.iter().map(|h| h.agent.clone()).collect(),
+            peer.uid,
+            halts.iter().map(|h| h.revoked.len() as u32).sum(),
+            halts.iter().map(|h| h.enforced_in_us * 1000).max(),
+        ));
+        // The reversal path: the agents are frozen and hold no lease, so nothing races the
+        // restore of what their leases allowed.
+        let mut rolled_back = Vec::new();
+        let mut not_rolled_back = Vec::new();
+        if rollback {
+            for id in halts.iter().flat_map(|h| h.revoked.iter()) {
+                if !a.has_snapshot(id) {
+                    // A lease that changed nothing on disk (network, exec, read) has nothing
+                    // to restore.
+                    continue;
+                }
+                match a.rollback(id, peer.uid, false, false, Trigger::Halt { halt_ns: at_ns }) {
+                    Ok(v) => rolled_back.push(v),
+                    Err(e) => not_rolled_back.push(NotRestored {
+                        lease: id.clone(),
+                        why: e.to_string(),
+                    }),
+                }
+            }
+        }
+        let reprotect = super::rollback::brought_back_protected(&a, &rolled_back);
+        (rolled_back, not_rolled_back, reprotect)
+    };
+    if reprotect {
+        super::rollback::reprotect_after_restore(ctx, peer).await;
     }
-    a.recorder().record(halt_row(
-        at_ns,
-        if kill { "kill" } else { "freeze" },
-        halts.iter().map(|h| h.agent.clone()).collect(),
-        peer.uid,
-        halts.iter().map(|h| h.revoked.len() as u32).sum(),
-        halts.iter().map(|h| h.enforced_in_us * 1000).max(),
-    ));
     Response::reply(&Halted {
         halts,
         queued_us: (received_ns - sent_ns) / 1000,
         total_us: clock::boot_ns().saturating_sub(sent_ns) / 1000,
+        rolled_back,
+        not_rolled_back,
     })
 }
 

@@ -40,9 +40,13 @@ pub fn handle(auth: &Arc<Mutex<LeaseManager>>, peer: &Peer, req: Request) -> Res
         Request::RequestReject { id, reason } => auth
             .reject(&id, peer.uid, &reason)
             .map(|v| Response::reply(&v)),
+        Request::SnapshotCost { agent, scopes } => {
+            auth.cost_of(&agent, &scopes).map(|c| Response::reply(&c))
+        }
         Request::Status
         | Request::Halt { .. }
         | Request::Resume { .. }
+        | Request::Rollback { .. }
         | Request::PolicyReload { .. }
         | Request::ProtectSecret { .. } => {
             Err(LeaseError::Internal("not a lease command".to_owned()))

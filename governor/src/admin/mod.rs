@@ -20,6 +20,7 @@
 pub mod client;
 mod halt;
 mod leases;
+mod rollback;
 pub mod secret;
 
 pub use leases::error_reply;
@@ -267,7 +268,24 @@ async fn handle(ctx: &Context, peer: &Peer, req: Request) -> Response {
             kill,
             reason,
             sent_boot_ns,
-        } => halt::halt(ctx, peer, &agents, kill, reason, sent_boot_ns).await,
+            rollback,
+        } => {
+            halt::halt(
+                ctx,
+                peer,
+                &agents,
+                halt::How {
+                    kill,
+                    reason,
+                    sent_boot_ns,
+                    rollback,
+                },
+            )
+            .await
+        }
+        Request::Rollback { of, revoke, force } => {
+            rollback::rollback(ctx, peer, of, revoke, force).await
+        }
         Request::Resume { agents } => halt::resume(ctx, peer, &agents).await,
         Request::PolicyReload { file } => reload::reload(ctx, peer, file).await,
         Request::ProtectSecret { path } => secret::protect(ctx, peer, path).await,

@@ -11,4 +11,5 @@
 pub mod agent;
 pub mod protocol;
 pub mod reply;
+pub mod rollback;
 pub mod status;

@@ -32,6 +32,8 @@ pub const COMMANDS: &[&str] = &[
     "request-reject",
     "policy-reload",
     "protect-secret",
+    "snapshot-cost",
+    "rollback",
 ];
 
 /// Which agents a halt or resume applies to.
@@ -40,6 +42,25 @@ pub const COMMANDS: &[&str] = &[
 pub enum Agents {
     All,
     One(String),
+}
+
+/// A scope as a lease file states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeAsk {
+    pub class: String,
+    pub target: String,
+}
+
+/// Which leases a rollback restores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RollbackOf {
+    /// One lease, by id.
+    Lease(String),
+    /// Every lease of `agent` submitted at or after `since_ms` (unix milliseconds), newest
+    /// first.
+    Agent { agent: String, since_ms: u64 },
 }
 
 /// One request: `command` names the variant, `args` carries its fields. The names are the
@@ -81,9 +102,26 @@ pub enum Request {
         reason: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sent_boot_ns: Option<u64>,
+        /// Then restore the snapshots of the leases it revoked (`halt --rollback`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        rollback: bool,
     },
     Resume {
         agents: Agents,
+    },
+    /// What approving `scopes` (class and target each) for `agent` would cost in snapshot,
+    /// estimated now (`lease show` states it before anyone signs).
+    SnapshotCost {
+        agent: String,
+        scopes: Vec<ScopeAsk>,
+    },
+    /// Restore leases' snapshots: their targets go back to how they were before the lease.
+    /// `revoke` revokes a live lease first (a live one is refused without it); `force`
+    /// overwrites paths changed after the lease ended instead of reporting them.
+    Rollback {
+        of: RollbackOf,
+        revoke: bool,
+        force: bool,
     },
     /// Agents' lease requests; `all` includes decided ones.
     RequestList {
@@ -306,12 +344,34 @@ mod tests {
                 kill: false,
                 reason: Some("why".into()),
                 sent_boot_ns: None,
+                rollback: false,
             },
             Request::Halt {
                 agents: Agents::All,
                 kill: true,
                 reason: None,
                 sent_boot_ns: Some(123_456_789),
+                rollback: true,
+            },
+            Request::Rollback {
+                of: RollbackOf::Lease("l-1".into()),
+                revoke: true,
+                force: false,
+            },
+            Request::Rollback {
+                of: RollbackOf::Agent {
+                    agent: "a".into(),
+                    since_ms: 1_700_000_000_000,
+                },
+                revoke: false,
+                force: true,
+            },
+            Request::SnapshotCost {
+                agent: "a".into(),
+                scopes: vec![ScopeAsk {
+                    class: "delete".into(),
+                    target: "/srv/x".into(),
+                }],
             },
             Request::Resume {
                 agents: Agents::All,

@@ -120,6 +120,9 @@ pub struct LeaseView {
     /// The signed lease file (`lease-show` and the replies built like it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// Its snapshot (or why it has none) and the restores of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<super::rollback::SnapshotView>,
 }
 
 /// The reply to `lease-list`.
@@ -183,6 +186,9 @@ pub struct RequestView {
     /// The command an operator runs to approve it (open requests, operators' views).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approve_command: Option<String>,
+    /// The snapshot approving it would cost (open requests, operators' views).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_cost: Option<super::rollback::SnapshotCost>,
 }
 
 /// The reply to `request-list`.
@@ -209,6 +215,12 @@ pub struct Halted {
     /// From the client sending it to the daemon reading it.
     pub queued_us: u64,
     pub total_us: u64,
+    /// `halt --rollback`: the restores of the leases it revoked, and those it could not
+    /// restore (no snapshot), each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rolled_back: Vec<super::rollback::RestoreView>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_rolled_back: Vec<super::rollback::NotRestored>,
 }
 
 /// The reply to `resume`.

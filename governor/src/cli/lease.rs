@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::{parse_time, parse_ttl, DEFAULT_SOCKET};
+use super::{parse_time, parse_ttl, AdminConn};
 use crate::signing::keys;
 
 #[derive(Debug, Subcommand)]
@@ -38,12 +38,8 @@ pub enum LeaseCommand {
 pub struct LeaseSubmitArgs {
     /// The signed lease file.
     pub file: PathBuf,
-    /// Print the daemon's reply as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// The daemon's admin socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    #[command(flatten)]
+    pub conn: AdminConn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,12 +47,8 @@ pub struct LeaseListArgs {
     /// Every lease on record (expired, revoked, dropped too).
     #[arg(long)]
     pub all: bool,
-    /// Print the daemon's reply as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// The daemon's admin socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    #[command(flatten)]
+    pub conn: AdminConn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -66,12 +58,8 @@ pub struct LeaseRevokeArgs {
     /// Why (recorded).
     #[arg(long)]
     pub reason: Option<String>,
-    /// Print the daemon's reply as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// The daemon's admin socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    #[command(flatten)]
+    pub conn: AdminConn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,12 +67,8 @@ pub struct LeasePendingArgs {
     /// Decided requests too.
     #[arg(long)]
     pub all: bool,
-    /// Print the daemon's reply as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// The daemon's admin socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    #[command(flatten)]
+    pub conn: AdminConn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,12 +87,8 @@ pub struct LeaseApproveArgs {
     /// Also write the signed lease here.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Print the daemon's reply as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// The daemon's admin socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    #[command(flatten)]
+    pub conn: AdminConn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,12 +98,8 @@ pub struct LeaseRejectArgs {
     /// Why (the agent sees it).
     #[arg(long)]
     pub reason: String,
-    /// Print the daemon's reply as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// The daemon's admin socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    #[command(flatten)]
+    pub conn: AdminConn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -197,4 +173,7 @@ pub struct LeaseShowArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The daemon's admin socket, asked what the lease's snapshot would cost.
+    #[arg(long, default_value = super::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
 }

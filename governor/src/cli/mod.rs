@@ -10,11 +10,12 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Parser, Subcommand};
 
-pub use self::{lease::*, lineage::*};
+pub use self::{lease::*, lineage::*, rollback::*};
 use crate::{host::dirs, logging::LogFormat, signing::keys, time};
 
 mod lease;
 mod lineage;
+mod rollback;
 
 /// Default policy location for the daemon and `governor run`.
 pub const DEFAULT_POLICY: &str = "/etc/governor/policy.toml";
@@ -52,6 +53,9 @@ pub enum Command {
     Halt(HaltArgs),
     /// Undo a halt: thaw the agents' cgroups; they may take leases again.
     Resume(ResumeArgs),
+    /// Undo leases: restore their targets from the snapshots taken before they took effect
+    /// (content, metadata, links; files they created are removed).
+    Rollback(RollbackArgs),
     /// From inside an agent: ask the operators for a lease (grants nothing by itself).
     Request(RequestArgs),
     /// Operator signing keys: generate one, list the trusted ones.
@@ -85,27 +89,23 @@ pub struct HaltArgs {
     /// Kill every task in the agents' cgroups (cgroup.kill) instead of freezing them.
     #[arg(long)]
     pub kill: bool,
+    /// Then restore the snapshots of the leases the halt revokes: the kill switch with its
+    /// reversal path, in one step.
+    #[arg(long)]
+    pub rollback: bool,
     /// Why (recorded with the halt).
     #[arg(long)]
     pub reason: Option<String>,
-    /// Print the daemon's reply as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// The daemon's admin socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    #[command(flatten)]
+    pub conn: AdminConn,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
     #[command(flatten)]
     pub which: AgentSelect,
-    /// Print the daemon's reply as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// The daemon's admin socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    #[command(flatten)]
+    pub conn: AdminConn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -225,12 +225,8 @@ impl DaemonArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Print the daemon's reply as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// The daemon's admin socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    #[command(flatten)]
+    pub conn: AdminConn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -264,12 +260,8 @@ pub struct PolicyReloadArgs {
     /// file for later reloads.
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Print the daemon's reply as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// The daemon's admin socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    #[command(flatten)]
+    pub conn: AdminConn,
 }
 
 #[derive(Debug, clap::Args)]

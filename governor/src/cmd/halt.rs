@@ -24,19 +24,24 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<ExitCode> {
     // best effort, an unprivileged operator keeps their priority.
     // SAFETY: plain setpriority(2) on this process.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -20) };
-    let result = client::call_stamped(&args.socket, || Request::Halt {
+    let result = client::call_stamped(&args.conn.socket, || Request::Halt {
         agents: agents(&args.which),
         kill: args.kill,
         reason: args.reason.clone(),
         // Stamped as it is sent: the daemon counts its times from here.
         sent_boot_ns: Some(clock::boot_ns()),
+        rollback: args.rollback,
     })?;
-    if args.json {
+    if args.conn.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);
     }
     let Halted {
-        halts, queued_us, ..
+        halts,
+        queued_us,
+        rolled_back,
+        not_rolled_back,
+        ..
     } = reply::read("halt", result)?;
     if halts.is_empty() {
         println!("no agents to halt");
@@ -58,17 +63,31 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<ExitCode> {
             queued_us as f64 / 1000.0
         );
     }
-    Ok(ExitCode::SUCCESS)
+    for r in &rolled_back {
+        super::rollback::print_restore(r);
+        for c in &r.conflicts {
+            eprintln!("governor: conflict: {}: {}", c.path, c.why);
+        }
+    }
+    for n in &not_rolled_back {
+        eprintln!("governor: lease {} not rolled back: {}", n.lease, n.why);
+    }
+    let partial = rolled_back.iter().any(|r| !r.conflicts.is_empty());
+    Ok(if partial || !not_rolled_back.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let result = client::call(
-        &args.socket,
+        &args.conn.socket,
         &Request::Resume {
             agents: agents(&args.which),
         },
     )?;
-    if args.json {
+    if args.conn.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -14,6 +14,7 @@ mod policy;
 mod policy_reload;
 mod preflight;
 mod request;
+mod rollback;
 mod run;
 mod status;
 mod unload;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Halt(args) => halt::halt(args),
         Command::Resume(args) => halt::resume(args),
         Command::Request(args) => request::run(args),
+        Command::Rollback(args) => rollback::run(args),
         Command::Key(cmd) => key::run(cmd),
         Command::Lease(cmd) => lease::run(cmd),
         Command::Lineage(cmd) => lineage::run(cmd),

@@ -32,7 +32,7 @@ pub fn run(args: PolicyReloadArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let result = match client::call_waiting(
-        &args.socket,
+        &args.conn.socket,
         &Request::PolicyReload { file },
         RELOAD_TIMEOUT,
     ) {
@@ -44,7 +44,7 @@ pub fn run(args: PolicyReloadArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    if args.json {
+    if args.conn.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         print!("{}", summary(&reply::read("policy-reload", result)?));

@@ -13,10 +13,10 @@ use crate::{
 };
 
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let result = client::call(&args.socket, &Request::Status)?;
+    let result = client::call(&args.conn.socket, &Request::Status)?;
     let status: Status = serde_json::from_value(result.clone())
         .context("the daemon's status reply is not understood; is `governor` the same version as the daemon?")?;
-    if args.json {
+    if args.conn.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         print!("{}", table(&status));

@@ -10,10 +10,11 @@ use serde_json::json;
 use super::{
     clock,
     resolve::{self, ScopeSpec},
+    store::ScopeRecord,
     LeaseError, LeaseManager,
 };
 use crate::{
-    api::reply::{Decided, RequestView},
+    api::reply::{Decided, RequestState, RequestView},
     lineage::authority::{agent_actor, lifecycle, refused, uid_actor},
     requests::book::{self, LeaseRequest, ReqState, MAX_REASON},
 };
@@ -122,12 +123,33 @@ impl LeaseManager {
     }
 
     /// Requests as clients see them, with the command that approves each open one.
+    /// Agents' requests as operators see them: each open one with the snapshot its approval
+    /// would cost, estimated now.
     pub fn requests(&self, all: bool) -> Vec<RequestView> {
         self.requests
             .list(all)
             .into_iter()
-            .map(request_view)
+            .map(|r| self.with_cost(request_view(r)))
             .collect()
+    }
+
+    /// `view` with the snapshot approving it would cost, if it is still open.
+    fn with_cost(&self, mut view: RequestView) -> RequestView {
+        if matches!(
+            view.state,
+            RequestState::Pending | RequestState::NeedsApprovals
+        ) {
+            let object = std::fs::canonicalize(&view.target)
+                .map_or_else(|_| view.target.clone(), |p| p.display().to_string());
+            let scope = ScopeRecord {
+                class: view.class.clone(),
+                target: view.target.clone(),
+                object,
+                resource: view.resource.clone(),
+            };
+            view.snapshot_cost = Some(self.snapshot_cost(&view.agent, &[scope]));
+        }
+        view
     }
 
     /// How many requests wait for an operator.
@@ -138,7 +160,7 @@ impl LeaseManager {
     pub fn request(&self, id: &str) -> Result<RequestView, LeaseError> {
         self.requests
             .get(id)
-            .map(request_view)
+            .map(|r| self.with_cost(request_view(r)))
             .ok_or_else(|| LeaseError::NotFound(format!("no request {id}")))
     }
 

@@ -212,5 +212,15 @@ impl LeaseManager {
                 Err(e) => self.drop_lease(&id, &e.to_string()),
             }
         }
+        if now.wall_ms >= self.next_prune_ms {
+            self.next_prune_ms = now.wall_ms.saturating_add(PRUNE_EVERY_MS);
+            for id in self.prune_snapshots() {
+                tracing::info!(target: "governor::rollback", lease = %id,
+                    "snapshot removed: its retention passed");
+            }
+        }
     }
 }
+
+/// How often the tick removes snapshots whose retention passed.
+const PRUNE_EVERY_MS: u64 = 60_000;

@@ -62,6 +62,11 @@ impl Drop for Fixture {
 }
 
 pub(super) fn fixture(name: &str) -> Fixture {
+    fixture_with(name, "", "")
+}
+
+/// [`fixture`] with `protect` added to its `[[protect]]` entry and `extra` to its policy.
+pub(super) fn fixture_with(name: &str, protect: &str, extra: &str) -> Fixture {
     let dir = std::env::temp_dir().join(format!(
         "governor-lineage-auth-{name}-{}",
         std::process::id()
@@ -74,7 +79,7 @@ pub(super) fn fixture(name: &str) -> Fixture {
          [[agents]]\nname = \"coder\"\ncgroup = \"governor/coder\"\nmode = \"enforce\"\n\
          max_lease_ttl = \"15m\"\n\n\
          [classes.delete]\ndecision = \"lease\"\napprovals = 1\n\n\
-         [[protect]]\npath = \"{}\"\nlease = [\"delete\"]\n",
+         [[protect]]\npath = \"{}\"\nlease = [\"delete\"]\n{protect}\n{extra}\n",
         dir.join("prod").display()
     );
     let policy_file = dir.join("policy.toml");
@@ -291,7 +296,11 @@ fn an_accepted_lease_records_itself_its_signers_issued_submitted_enforced() {
     let text = f.lease("l-good", 600, None);
     f.auth.submit(&text, "good.lease", 1000).expect("accepted");
     let rows = f.drain();
-    assert_eq!(states(&rows), ["issued", "submitted", "enforced"]);
+    // The snapshot of the lease's scope is taken after its checks, before its entries.
+    assert_eq!(
+        states(&rows),
+        ["issued", "submitted", "snapshotted", "enforced"]
+    );
     let conn = database(&rows);
     let (agent, host, scopes, reason, ticket, document, version): (
         String,
@@ -367,8 +376,13 @@ fn an_accepted_lease_records_itself_its_signers_issued_submitted_enforced() {
     assert_eq!(life[0].2, issued_at as i64 * 1_000_000_000);
     assert_eq!(life[1].0, "submitted");
     assert_eq!(life[1].1.as_deref(), Some("uid:1000"));
-    assert_eq!(life[2].0, "enforced");
-    assert!(life[0].2 < life[1].2 && life[1].2 <= life[2].2, "{life:?}");
+    assert_eq!(life[2].0, "snapshotted");
+    assert_eq!(life[2].1.as_deref(), Some("uid:1000"));
+    assert_eq!(life[3].0, "enforced");
+    assert!(
+        life[0].2 < life[1].2 && life[1].2 <= life[2].2 && life[2].2 <= life[3].2,
+        "{life:?}"
+    );
     assert!(!f.map.lock().expect("map").0.is_empty(), "installed");
 }
 
@@ -470,7 +484,11 @@ fn requests_record_requested_rejected_and_an_approval_links_request_and_lease() 
     let answer = f.lease("l-answer", 300, Some(&r1.id));
     f.auth.approve(&r1.id, &answer, 1000).expect("approved");
     let rows = f.drain();
-    assert_eq!(states(&rows), ["issued", "submitted", "enforced"]);
+    // The snapshot of the lease's scope is taken after its checks, before its entries.
+    assert_eq!(
+        states(&rows),
+        ["issued", "submitted", "snapshotted", "enforced"]
+    );
     for r in &rows {
         match r {
             Record::Lifecycle(l) => {

@@ -33,7 +33,9 @@ mod check;
 pub mod clock;
 mod entries;
 pub mod resolve;
+mod rollback;
 mod rows;
+mod snapshot;
 pub mod store;
 mod view;
 pub mod wall_mark;
@@ -42,9 +44,13 @@ pub mod window;
 #[cfg(test)]
 mod lineage_tests;
 #[cfg(test)]
+mod rollback_tests;
+#[cfg(test)]
 mod time_tests;
 
 pub use approvals::Ask;
+pub use rollback::Trigger;
+pub use snapshot::{describe as describe_snapshot, describe_cost};
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -69,6 +75,7 @@ use crate::{
     kernel::loader::{Enforcer, LoadError},
     policy::{Compiled, Policy},
     requests::book::Book,
+    rollback::Snapshots,
 };
 
 /// Why a request about leases was not carried out.
@@ -150,6 +157,10 @@ pub struct LeaseManager {
     mark_found: Found,
     /// The last failure to write the mark, logged once until a write succeeds.
     mark_failing: bool,
+    /// Leases' snapshots (`<state>/snapshots`).
+    snapshots: Snapshots,
+    /// When the tick next removes snapshots past their retention (unix ms).
+    next_prune_ms: u64,
 }
 
 impl LeaseManager {
@@ -180,7 +191,10 @@ impl LeaseManager {
             tracing::error!(target: "governor::lease", problem = %why,
                 "the wall clock's high-water mark is unreadable");
         }
+        let snapshots = Snapshots::new(&setup.state_dir);
         let mut auth = LeaseManager {
+            snapshots,
+            next_prune_ms: 0,
             store,
             trusted_dir: setup.trusted_dir,
             host: setup.host,
@@ -202,6 +216,7 @@ impl LeaseManager {
             .record(lineage::authority::policy_row(&auth.policy));
         auth.trusted_keys();
         auth.restore();
+        auth.seal_ended();
         Ok(auth)
     }
 
@@ -263,21 +278,29 @@ impl LeaseManager {
             });
         let checked = match outcome {
             Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(target: "governor::lease", origin, uid, error = %e,
-                    "lease rejected");
-                self.recorder.record(lineage::authority::refused(
-                    text,
-                    origin,
-                    uid,
-                    &e.to_string(),
-                    None,
-                ));
-                return Err(e);
-            }
+            Err(e) => return Err(self.refuse(text, origin, uid, e)),
         };
         let body = &checked.lease.body;
         let id = body.id.clone();
+        // The snapshot, after every check and before any entry exists: nothing the lease
+        // allows can happen first, and a lease whose snapshot fails is not installed.
+        let scope_records: Vec<_> = checked.scopes.iter().map(|(s, _)| s.clone()).collect();
+        let plan = self.plan(&scope_records);
+        let snapshot = match self.take_snapshot(&id, &body.agent, &plan) {
+            Ok(s) => s,
+            Err(e) => {
+                let e = match e {
+                    LeaseError::Rejected(m) => LeaseError::Rejected(format!("{origin}: {m}")),
+                    other => other,
+                };
+                return Err(self.refuse(text, origin, uid, e));
+            }
+        };
+        if snapshot.state == "taken" {
+            tracing::info!(target: "governor::lease", lease = %id, files = snapshot.files,
+                bytes = snapshot.bytes, method = %snapshot.method, took_ms = snapshot.took_ms,
+                "lease snapshot taken");
+        }
         let mut record = Record {
             id: id.clone(),
             kernel_id: store::kernel_id(&id),
@@ -299,14 +322,21 @@ impl LeaseManager {
             policy: format!("{}@{}", self.policy.name, self.policy.version),
             state: State::Scheduled,
             history: Vec::new(),
+            snapshot: Some(snapshot),
         };
         record.log(
             received_ms,
             "submitted",
             format!("by uid {uid} from {origin}"),
         );
-        self.store.save_lease(&id, text)?;
-        self.store.save(&record)?;
+        if let Err(e) = self
+            .store
+            .save_lease(&id, text)
+            .and_then(|()| self.store.save(&record))
+        {
+            self.drop_snapshot(&id);
+            return Err(e.into());
+        }
         for row in rows::accepted(
             &checked.lease,
             &record,
@@ -315,6 +345,11 @@ impl LeaseManager {
             received_ns,
             origin,
         ) {
+            self.recorder.record(row);
+        }
+        if let Some(row) =
+            rows::snapshotted(&record, self.policy.rollback.retention.as_millis() as u64)
+        {
             self.recorder.record(row);
         }
         let started = record
@@ -351,6 +386,19 @@ impl LeaseManager {
         Ok(record)
     }
 
+    /// Records and logs the refusal of lease `text`; the error, to return.
+    fn refuse(&self, text: &str, origin: &str, uid: u32, e: LeaseError) -> LeaseError {
+        tracing::warn!(target: "governor::lease", origin, uid, error = %e, "lease rejected");
+        self.recorder.record(lineage::authority::refused(
+            text,
+            origin,
+            uid,
+            &e.to_string(),
+            None,
+        ));
+        e
+    }
+
     /// Moves lease `id` to `state`, logging `what` in its history and the lineage, and
     /// saves it.
     fn change(&mut self, id: &str, state: State, what: &str, detail: &str) {
@@ -364,6 +412,11 @@ impl LeaseManager {
         }
         if let Err(e) = self.store.save(r) {
             tracing::error!(lease = id, error = %e, "lease store: could not save the record");
+        }
+        if !r.state.is_live() {
+            // The lease has ended: what its targets look like now is what a rollback
+            // compares against, to tell later outside changes from the lease's own.
+            self.seal(id);
         }
     }
 

@@ -8,7 +8,10 @@ use serde_json::json;
 use super::store;
 use crate::{
     lineage::{
-        authority::{lifecycle, lifecycle_at, uid_actor},
+        authority::{
+            lifecycle, lifecycle_at, not_snapshotted, snapshotted as lineage_snapshotted,
+            uid_actor, SnapshotFacts,
+        },
         record::{LeaseRow, Record, SignerRow},
     },
     signing::lease::{Lease, Role},
@@ -123,5 +126,40 @@ pub fn transition(record: &store::Record, how: &str, detail: &str) -> Option<Rec
         record.request.as_deref(),
         actor,
         detail,
+    ))
+}
+
+/// The row of a lease's snapshot, taken before its entries reached the kernel: what it holds,
+/// what it added to the submit (`took_ms`) and until when it is kept at least
+/// (`retain_until_ms`: the lease's end plus `retention`); or, for a lease with nothing to
+/// snapshot, why.
+pub fn snapshotted(record: &store::Record, retention_ms: u64) -> Option<Record> {
+    let s = record.snapshot.as_ref()?;
+    let actor = Some(uid_actor(record.submitted_by_uid));
+    if s.state != "taken" {
+        return Some(not_snapshotted(
+            &record.id,
+            record.request.as_deref(),
+            actor,
+            &s.skipped.join("; "),
+        ));
+    }
+    let targets: Vec<std::path::PathBuf> = s.targets.iter().map(Into::into).collect();
+    Some(lineage_snapshotted(
+        &record.id,
+        record.request.as_deref(),
+        actor,
+        &SnapshotFacts {
+            files: s.files,
+            entries: s.entries,
+            bytes: s.bytes,
+            method: &s.method,
+            took_ms: s.took_ms,
+            targets: &targets,
+            retain_until_ms: record
+                .not_after
+                .saturating_mul(1000)
+                .saturating_add(retention_ms),
+        },
     ))
 }

@@ -14,7 +14,10 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::window::BootWindow;
-use crate::host::{files, write};
+use crate::{
+    api::rollback::SnapshotView,
+    host::{files, write},
+};
 
 pub use crate::host::write::StoreError;
 
@@ -116,6 +119,10 @@ pub struct Record {
     #[serde(rename = "status")]
     pub state: State,
     pub history: Vec<Change>,
+    /// Its snapshot, taken before its entries reached the kernel (or why it has none), and
+    /// the restores of it. Absent in records of daemons from before snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotView>,
 }
 
 impl Record {
@@ -274,6 +281,7 @@ mod tests {
                 reason: Some("done".into()),
             },
             history: Vec::new(),
+            snapshot: None,
         }
     }
 

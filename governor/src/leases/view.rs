@@ -80,6 +80,7 @@ fn view(r: &Record, window: Option<&BootWindow>, now: Now) -> LeaseView {
         policy: r.policy.clone(),
         state,
         by_uid,
+        snapshot: r.snapshot.clone(),
         history: r
             .history
             .iter()
@@ -134,6 +135,7 @@ mod tests {
                 what: "enforced".into(),
                 detail: String::new(),
             }],
+            snapshot: None,
         }
     }
 

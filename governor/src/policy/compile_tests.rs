@@ -53,6 +53,7 @@ fn own_dirs_come_first_and_keep_their_rule() {
                 ..Default::default()
             },
             optional: false,
+            snapshot: Default::default(),
         });
     }
     let list = compile_protected(&policy, &own, &mut Vec::new()).expect("compiles");

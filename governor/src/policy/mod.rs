@@ -20,6 +20,7 @@ mod error;
 pub mod linked;
 pub mod net;
 mod raw;
+pub mod rollback;
 
 use std::{
     path::{Path, PathBuf},
@@ -35,6 +36,7 @@ pub use compile::{compile, CompileError, Compiled, CompiledAgent, CompiledProtec
 pub use decisions::Decisions;
 pub use error::{Located, PolicyError};
 pub use net::NetRule;
+pub use rollback::{Rollback, Snapshot};
 
 use decisions::RawLists;
 use error::LineIndex;
@@ -63,6 +65,8 @@ pub struct Policy {
     pub network: Vec<NetRule>,
     /// `[[binaries]]` whose exec is denied to agents.
     pub binaries: Vec<Binary>,
+    /// `[rollback]`: snapshot budgets and retention.
+    pub rollback: Rollback,
 }
 
 /// Whether an agent's would-be denies are enforced or only recorded.
@@ -108,6 +112,8 @@ pub struct Protected {
     /// and protected from the first load that finds it. For control planes a host may not
     /// have, such as a container runtime's socket.
     pub optional: bool,
+    /// Whether leases here are snapshotted (`rollback = "none"` says they need not be).
+    pub snapshot: Snapshot,
 }
 
 /// The class names a policy may use, and the kernel classes each stands for.
@@ -350,6 +356,7 @@ impl Validator<'_> {
         }
         let network = self.network_rules(raw.network);
         let binaries = self.binaries(raw.binaries);
+        let rollback = self.rollback(raw.rollback);
         let leased = self.leased
             | network
                 .iter()
@@ -366,6 +373,7 @@ impl Validator<'_> {
             protected,
             network,
             binaries,
+            rollback,
         }
     }
 
@@ -520,10 +528,12 @@ impl Validator<'_> {
             PROTECT_CLASSES,
         );
         let optional = raw.optional.is_some_and(Spanned::into_inner);
+        let snapshot = self.snapshot(raw.rollback.as_ref(), &format!("protect[{i}].rollback"));
         Protected {
             path,
             decisions,
             optional,
+            snapshot,
         }
     }
 }

@@ -20,6 +20,22 @@ pub struct RawPolicy {
     /// `[classes.<name>]`: tags and policy-wide decisions per class.
     #[serde(default)]
     pub classes: BTreeMap<Spanned<String>, Spanned<RawClass>>,
+    /// `[rollback]`: the snapshot budget and how long snapshots are kept.
+    #[serde(default)]
+    pub rollback: Option<Spanned<RawRollback>>,
+}
+
+/// `[rollback]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollback {
+    /// Bytes: an integer, or a string with a unit ("1GiB", "512MB").
+    #[serde(default)]
+    pub max_bytes: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub max_bytes_per_agent: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub retention: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +86,10 @@ pub struct RawProtect {
     /// The path may be missing on this host (a control plane that is not installed).
     #[serde(default)]
     pub optional: Option<Spanned<bool>>,
+    /// `"snapshot"` (the default) or `"none"`: whether a lease on this resource is
+    /// snapshotted so that it can be rolled back.
+    #[serde(default)]
+    pub rollback: Option<Spanned<String>>,
     #[serde(default)]
     pub allow: Option<RawClasses>,
     #[serde(default)]

@@ -104,6 +104,7 @@ pub fn view(r: &LeaseRequest) -> RequestView {
         lease: None,
         by_uid: None,
         approve_command: None,
+        snapshot_cost: None,
     };
     match &r.state {
         ReqState::Pending => {}

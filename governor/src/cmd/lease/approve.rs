@@ -40,7 +40,7 @@ pub fn run(args: LeaseApproveArgs) -> anyhow::Result<ExitCode> {
     let req: RequestView = reply::read(
         "request-show",
         client::call(
-            &args.socket,
+            &args.conn.socket,
             &Request::RequestShow {
                 id: args.id.clone(),
             },
@@ -84,13 +84,13 @@ pub fn run(args: LeaseApproveArgs) -> anyhow::Result<ExitCode> {
         lease.write(out)?;
     }
     let result = client::call(
-        &args.socket,
+        &args.conn.socket,
         &Request::RequestApprove {
             id: args.id.clone(),
             lease: lease.to_toml(),
         },
     )?;
-    if args.json {
+    if args.conn.json {
         println!("{result}");
         return Ok(ExitCode::SUCCESS);
     }

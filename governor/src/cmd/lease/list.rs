@@ -13,8 +13,8 @@ use crate::{
 };
 
 pub fn run(args: LeaseListArgs) -> anyhow::Result<ExitCode> {
-    let result = client::call(&args.socket, &Request::LeaseList { all: args.all })?;
-    if args.json {
+    let result = client::call(&args.conn.socket, &Request::LeaseList { all: args.all })?;
+    if args.conn.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -10,12 +10,12 @@ use crate::{
         reply::{self, RequestList},
     },
     cli::LeasePendingArgs,
-    time,
+    leases, time,
 };
 
 pub fn run(args: LeasePendingArgs) -> anyhow::Result<ExitCode> {
-    let result = client::call(&args.socket, &Request::RequestList { all: args.all })?;
-    if args.json {
+    let result = client::call(&args.conn.socket, &Request::RequestList { all: args.all })?;
+    if args.conn.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -38,6 +38,9 @@ pub fn run(args: LeasePendingArgs) -> anyhow::Result<ExitCode> {
             time::span(r.ttl_secs),
             r.reason
         );
+        if let Some(cost) = &r.snapshot_cost {
+            println!("         snapshot: {}", leases::describe_cost(cost));
+        }
         if let Some(cmd) = &r.approve_command {
             println!("         approve: {cmd}");
         }

@@ -6,13 +6,13 @@ use crate::{admin::client, api::protocol::Request, cli::LeaseRejectArgs};
 
 pub fn run(args: LeaseRejectArgs) -> anyhow::Result<ExitCode> {
     let result = client::call(
-        &args.socket,
+        &args.conn.socket,
         &Request::RequestReject {
             id: args.id.clone(),
             reason: args.reason.clone(),
         },
     )?;
-    if args.json {
+    if args.conn.json {
         println!("{result}");
     } else {
         println!("request {} rejected", args.id);

@@ -6,13 +6,13 @@ use crate::{admin::client, api::protocol::Request, cli::LeaseRevokeArgs};
 
 pub fn run(args: LeaseRevokeArgs) -> anyhow::Result<ExitCode> {
     let result = client::call(
-        &args.socket,
+        &args.conn.socket,
         &Request::LeaseRevoke {
             id: args.id.clone(),
             reason: args.reason.clone(),
         },
     )?;
-    if args.json {
+    if args.conn.json {
         println!("{result}");
     } else {
         println!(

@@ -6,7 +6,14 @@ use std::{fmt::Write as _, process::ExitCode};
 use anyhow::Context;
 
 use crate::{
+    admin::client,
+    api::{
+        protocol::{Request, ScopeAsk},
+        reply,
+        rollback::SnapshotCost,
+    },
     cli::LeaseShowArgs,
+    leases,
     signing::{
         keys::TrustedKeys,
         lease::{self, Lease, LeaseBody, SignatureStatus, Signer, Verified, VerifyContext},
@@ -58,6 +65,7 @@ pub fn run(args: LeaseShowArgs) -> anyhow::Result<ExitCode> {
         )
         .map_err(|e| e.to_string()),
     };
+    let cost = snapshot_cost(&args, &lease.body);
     if args.json {
         let b = &lease.body;
         let out = serde_json::json!({
@@ -73,6 +81,10 @@ pub fn run(args: LeaseShowArgs) -> anyhow::Result<ExitCode> {
                 Ok(v) => serde_json::json!({"ok": true, "verified": v}),
                 Err(e) => serde_json::json!({"ok": false, "error": e}),
             },
+            "snapshot_cost": match &cost {
+                Ok(c) => serde_json::json!(c),
+                Err(e) => serde_json::json!({"unknown": e}),
+            },
         });
         println!("{}", serde_json::to_string_pretty(&out).context("encode")?);
     } else {
@@ -82,12 +94,36 @@ pub fn run(args: LeaseShowArgs) -> anyhow::Result<ExitCode> {
             signatures_text(&sigs, &args.trusted_dir.display().to_string())
         );
         print!("{}", check_text(&check, &args));
+        match &cost {
+            Ok(c) => println!("snapshot   {}", leases::describe_cost(c)),
+            Err(e) => println!("snapshot   unknown: {e}"),
+        }
     }
     Ok(if check.is_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// What the daemon would snapshot before this lease takes effect, as it estimates it now.
+fn snapshot_cost(args: &LeaseShowArgs, b: &LeaseBody) -> Result<SnapshotCost, String> {
+    let reply = client::call(
+        &args.socket,
+        &Request::SnapshotCost {
+            agent: b.agent.clone(),
+            scopes: b
+                .scopes
+                .iter()
+                .map(|s| ScopeAsk {
+                    class: s.class.clone(),
+                    target: s.target.clone(),
+                })
+                .collect(),
+        },
+    )
+    .map_err(|e| format!("the daemon could not say ({e})"))?;
+    reply::read("snapshot-cost", reply).map_err(|e| e.to_string())
 }
 
 /// The daemon's verdict, as far as it can be told offline.

@@ -14,13 +14,13 @@ use crate::{
 pub fn run(args: LeaseSubmitArgs) -> anyhow::Result<ExitCode> {
     let text = files::read_text(&args.file, files::LEASE)?;
     let result = client::call(
-        &args.socket,
+        &args.conn.socket,
         &Request::LeaseSubmit {
             lease: text,
             origin: args.file.display().to_string(),
         },
     )?;
-    if args.json {
+    if args.conn.json {
         println!("{result}");
     } else {
         print_lease(&reply::read("lease-submit", result)?);

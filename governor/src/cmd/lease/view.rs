@@ -2,7 +2,7 @@
 
 use crate::{
     api::reply::{LeaseState, LeaseView},
-    time,
+    leases, time,
 };
 
 /// One lease, as a sentence.
@@ -31,5 +31,16 @@ pub fn print_lease(l: &LeaseView) {
     }
     for s in &l.signers {
         println!("  signed by {} ({}, key {})", s.operator, s.role, s.key_id);
+    }
+    if let Some(s) = &l.snapshot {
+        println!("  snapshot: {}", leases::describe_snapshot(s));
+        for r in &s.rollbacks {
+            println!(
+                "  rolled back {} by uid {} ({})",
+                time::rfc3339(r.at_ms / 1000),
+                r.by_uid,
+                r.outcome
+            );
+        }
     }
 }
