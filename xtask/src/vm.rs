@@ -39,14 +39,7 @@ pub const DEFAULT_CPUS: u32 = 1;
 /// virtiofs for the host root; overlay for the kernel tests' stacked-filesystem case (a
 /// create on the upper layer); loop, btrfs and ext4 for the rollback tests and benchmark,
 /// which mount filesystem images (`mount -o loop`) to snapshot on btrfs (reflinks) and ext4.
-const GUEST_MODULES: &[&str] = &[
-    "virtio_pci",
-    "virtiofs",
-    "overlay",
-    "loop",
-    "btrfs",
-    "ext4",
-];
+const GUEST_MODULES: &[&str] = &["virtio_pci", "virtiofs", "overlay", "loop", "btrfs", "ext4"];
 
 /// Standard PATH entries appended after [`VmRun::path_prepend`].
 const STD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
