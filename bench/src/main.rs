@@ -18,6 +18,8 @@ mod enforcement;
 mod flood;
 mod lsm_floor;
 mod ops;
+mod rollback;
+mod rollback_tree;
 mod schedule;
 mod sys;
 mod worker;
@@ -36,12 +38,14 @@ type GroupFn = fn(&mut Ctx) -> Result<Vec<report::Row>>;
 const GROUPS: &[(&str, GroupFn)] = &[
     (enforcement::NAME, enforcement::run),
     (flood::NAME, flood::run),
+    (rollback::NAME, rollback::run),
 ];
 
 const USAGE: &str = "usage: governor-bench [--group NAME]... [--rounds N] [--repeats N] \
 [--batch-ms MS] [--paths N] [--rules N] [--flood-count N]
-  --group     run only this group (repeatable; groups: enforcement, flood)
-  --rounds    blocks with governor (default 3; there is one more block without it)
+  --group     run only this group (repeatable; groups: enforcement, flood, rollback)
+  --rounds    blocks with governor (default 3; there is one more block without it);
+              the rollback group's snapshot-and-restore rounds per filesystem
   --repeats   timed batches of each case per block; the fastest counts (default 5)
   --batch-ms  target duration of one timed batch (default 100)
   --paths     protected paths loaded (default 10000)

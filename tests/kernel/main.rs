@@ -23,6 +23,7 @@ mod no_bpf_lsm;
 mod no_way_out;
 mod pin;
 mod policy_reload;
+mod rollback;
 mod self_protect;
 mod task;
 mod write_cache;

@@ -14,10 +14,12 @@ use std::{
 };
 
 pub mod lease;
+pub mod loopfs;
 pub mod net;
 pub mod net_lease;
 pub mod operator;
 pub mod paths;
+pub mod tree;
 
 mod daemon;
 mod host;

@@ -154,3 +154,19 @@ impl Operator {
 pub fn submit(file: &Path) -> Output {
     governor(&["lease", "submit", &file.display().to_string()])
 }
+
+/// The `id` of lease file `file` (its `id = "..."` line).
+pub fn lease_id(file: &Path) -> String {
+    let text = std::fs::read_to_string(file)
+        .unwrap_or_else(|e| panic!("read lease {}: {e}", file.display()));
+    text.lines()
+        .find_map(|l| {
+            let v = l
+                .trim()
+                .strip_prefix("id")?
+                .trim_start()
+                .strip_prefix('=')?;
+            Some(v.trim().trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| panic!("no id in {text}"))
+}

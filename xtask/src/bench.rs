@@ -33,7 +33,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_fail: bool,
     /// Only this benchmark group (repeatable; default: all). `ingest`, `lineage-trace` and
-    /// `flood-host` run on the host, the others (`enforcement`, `flood`) in the VM.
+    /// `flood-host` run on the host, the others (`enforcement`, `flood`, `rollback`) in the VM.
     #[arg(long)]
     pub group: Vec<String>,
     /// Blocks with governor; there is one more block without (each starts the daemon anew).
@@ -95,15 +95,25 @@ impl BenchArgs {
     }
 
     /// The VM boots the VM groups need. On wall time, one boot runs them all. On the
-    /// instruction clock the enforcement group gets its own boot, and the flood group, whose
-    /// pace is real time, another on wall time.
+    /// instruction clock the enforcement group gets its own boot, the rollback group another
+    /// (with the memory its tmpfs tree and snapshot need), and the flood group, whose pace is
+    /// real time, another on wall time.
     fn boots(&self) -> Vec<Boot> {
         let wants = |g: &str| self.group.is_empty() || self.group.iter().any(|x| x == g);
+        let mem = |rollback: bool| {
+            if rollback {
+                ROLLBACK_MEM
+            } else {
+                vm::DEFAULT_MEM
+            }
+            .to_owned()
+        };
         if self.clock == Clock::Wall {
             return vec![Boot {
                 groups: self.group.clone(),
                 icount: false,
                 cpus: self.cpus.unwrap_or(2),
+                mem: mem(wants(ROLLBACK_GROUP)),
             }];
         }
         let mut boots = Vec::new();
@@ -111,7 +121,7 @@ impl BenchArgs {
         let mut first: Vec<String> = self
             .group
             .iter()
-            .filter(|g| *g != FLOOD_GROUP)
+            .filter(|g| *g != FLOOD_GROUP && *g != ROLLBACK_GROUP)
             .cloned()
             .collect();
         if wants(ENFORCEMENT_GROUP) || !first.is_empty() {
@@ -122,6 +132,15 @@ impl BenchArgs {
                 groups: first,
                 icount: true,
                 cpus: self.cpus.unwrap_or(1),
+                mem: mem(false),
+            });
+        }
+        if wants(ROLLBACK_GROUP) {
+            boots.push(Boot {
+                groups: vec![ROLLBACK_GROUP.to_owned()],
+                icount: true,
+                cpus: self.cpus.unwrap_or(1),
+                mem: mem(true),
             });
         }
         if wants(FLOOD_GROUP) {
@@ -129,6 +148,7 @@ impl BenchArgs {
                 groups: vec![FLOOD_GROUP.to_owned()],
                 icount: false,
                 cpus: self.cpus.unwrap_or(2),
+                mem: mem(false),
             });
         }
         boots
@@ -148,6 +168,10 @@ const GOVERNOR_FEATURE: &str = "bench";
 /// The driver's VM groups.
 const ENFORCEMENT_GROUP: &str = "enforcement";
 const FLOOD_GROUP: &str = "flood";
+const ROLLBACK_GROUP: &str = "rollback";
+/// Guest memory of a boot running the rollback group: its 1 GiB tree on tmpfs and the
+/// snapshot's 1 GiB copy (the state directory is a tmpfs too), besides the btrfs image.
+const ROLLBACK_MEM: &str = "4G";
 
 /// One VM boot of the driver.
 #[derive(Debug, PartialEq, Eq)]
@@ -155,6 +179,7 @@ struct Boot {
     groups: Vec<String>,
     icount: bool,
     cpus: u32,
+    mem: String,
 }
 
 pub fn run(args: BenchArgs) -> Result<i32> {
@@ -211,7 +236,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         report = Some(match report {
             None => one,
             Some(mut first) => {
-                merge(&mut first, one);
+                merge(&mut first, one, &boot.groups.join("+"));
                 first
             }
         });
@@ -255,6 +280,9 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     );
     if let Some(f) = report.get("flood") {
         println!("{}", bench_flood::summary("VM, QEMU TCG", f));
+    }
+    if let Some(r) = report.get(ROLLBACK_GROUP) {
+        print!("{}", rollback_summary(r));
     }
     let mut missed = missed(&report);
     if ingest_missed {
@@ -305,6 +333,7 @@ fn boot_report(
     argv.extend(args.driver_args(&boot.groups).into_iter().map(Into::into));
     let mut run = VmRun::new(args.kernel, argv);
     run.cpus = boot.cpus.max(1);
+    run.mem = boot.mem.clone();
     run.icount = boot.icount;
     run.path_prepend.push(bin_dir.to_path_buf());
     run.timeout = Duration::from_secs(args.timeout);
@@ -335,15 +364,12 @@ fn boot_report(
 }
 
 /// Adds a later boot's report to the first: its rows and breakdown after the first's, and
-/// any section the first lacks (the flood group's); its machine facts under `machine_<group>`.
-fn merge(first: &mut Value, later: Value) {
+/// any section the first lacks (the flood group's, the rollback group's); its machine facts
+/// under `machine_<name>` (the later boot's groups).
+fn merge(first: &mut Value, later: Value, name: &str) {
     let Value::Object(later) = later else {
         return;
     };
-    let name = later
-        .get("flood")
-        .map_or("later", |_| FLOOD_GROUP)
-        .to_owned();
     for (key, value) in later {
         match (key.as_str(), first.get_mut(&key)) {
             ("rows" | "breakdown", Some(Value::Array(mine))) => {
@@ -365,13 +391,48 @@ fn report_line(line: &str) -> Option<Value> {
     serde_json::from_str(json).ok()
 }
 
-/// "operation/who" of every row that missed its target, and the flood group if it did.
+/// "operation/who" of every row that missed its target, and the flood and rollback groups
+/// if they did.
 fn missed(report: &Value) -> Vec<String> {
     let mut missed = rows_missed(report);
     if report.get("flood").is_some_and(|f| f["pass"] != true) {
         missed.push("flood (VM)".to_owned());
     }
+    if report
+        .get(ROLLBACK_GROUP)
+        .is_some_and(|r| r["pass"] != true)
+    {
+        missed.push("rollback (btrfs snapshot/restore)".to_owned());
+    }
     missed
+}
+
+/// The rollback group's figures, one line per filesystem, against the btrfs targets.
+fn rollback_summary(r: &Value) -> String {
+    let mut out = format!(
+        "rollback, {} files / {} bytes, the daemon's took_ms (median, worst over the rounds):\n",
+        r["files"], r["bytes"]
+    );
+    for fs in ["btrfs", "tmpfs"] {
+        let c = &r[fs];
+        let ms = |what: &str, k: &str| c[what][k].as_f64().unwrap_or(f64::NAN);
+        out += &format!(
+            "  {fs} ({}): snapshot {:.0} ms (worst {:.0}), restore {:.0} ms (worst {:.0})\n",
+            c["method"].as_str().unwrap_or("?"),
+            ms("snapshot", "median_ms"),
+            ms("snapshot", "max_ms"),
+            ms("restore", "median_ms"),
+            ms("restore", "max_ms"),
+        );
+    }
+    let t = &r["targets"]["btrfs"];
+    out += &format!(
+        "  targets on btrfs: snapshot <= {} ms, restore <= {} ms: {}\n",
+        t["snapshot_ms"],
+        t["restore_ms"],
+        if r["pass"] == true { "met" } else { "MISSED" }
+    );
+    out
 }
 
 fn rows_missed(report: &Value) -> Vec<String> {
@@ -448,6 +509,19 @@ mod tests {
             ["enforcement tcp connect/non-agent (+2.2% > 1.0%)"]
         );
         assert_eq!(missed(&serde_json::json!({})), ["(report without rows)"]);
+        let rollback = serde_json::json!({"rows": [], "rollback": {"pass": false,
+            "files": 10000, "bytes": 1073741824,
+            "btrfs": {"method": "reflink", "snapshot": {"median_ms": 250.0, "max_ms": 300.0},
+                      "restore": {"median_ms": 900.0, "max_ms": 950.0}},
+            "targets": {"btrfs": {"snapshot_ms": 200.0, "restore_ms": 1000.0}}}});
+        assert_eq!(missed(&rollback), ["rollback (btrfs snapshot/restore)"]);
+        let summary = rollback_summary(&rollback["rollback"]);
+        assert!(
+            summary.contains("btrfs (reflink): snapshot 250 ms (worst 300), restore 900 ms")
+                && summary.contains("tmpfs (?)")
+                && summary.ends_with("restore <= 1000.0 ms: MISSED\n"),
+            "{summary}"
+        );
     }
 
     fn args(group: &[&str], clock: Clock, cpus: Option<u32>) -> BenchArgs {
@@ -466,10 +540,16 @@ mod tests {
     }
 
     fn boot(groups: &[&str], icount: bool, cpus: u32) -> Boot {
+        let mem = if groups.is_empty() || groups.contains(&"rollback") {
+            ROLLBACK_MEM
+        } else {
+            vm::DEFAULT_MEM
+        };
         Boot {
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             icount,
             cpus,
+            mem: mem.to_owned(),
         }
     }
 
@@ -478,7 +558,22 @@ mod tests {
         use Clock::{Instructions, Wall};
         assert_eq!(
             args(&[], Instructions, None).boots(),
-            [boot(&["enforcement"], true, 1), boot(&["flood"], false, 2)]
+            [
+                boot(&["enforcement"], true, 1),
+                boot(&["rollback"], true, 1),
+                boot(&["flood"], false, 2)
+            ]
+        );
+        assert_eq!(
+            args(&["rollback"], Instructions, None).boots(),
+            [boot(&["rollback"], true, 1)]
+        );
+        assert_eq!(
+            args(&["enforcement", "rollback"], Instructions, None).boots(),
+            [
+                boot(&["enforcement"], true, 1),
+                boot(&["rollback"], true, 1)
+            ]
         );
         assert_eq!(
             args(&["flood"], Instructions, Some(3)).boots(),
@@ -504,6 +599,7 @@ mod tests {
             &mut first,
             serde_json::json!({"pass": false, "rows": [], "breakdown": [2],
                 "machine": {"clock": "wall"}, "flood": {"pass": false}}),
+            "flood",
         );
         assert_eq!(
             first,

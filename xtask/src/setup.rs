@@ -10,8 +10,15 @@ use anyhow::{bail, Result};
 use crate::cmd;
 use crate::kernels::{self, Kernel, Series};
 
-/// Debian packages the VM runner needs (QEMU + virtiofsd, busybox, xz).
-pub const VM_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "xz-utils"];
+/// Debian packages the VM runner needs (QEMU + virtiofsd, busybox, xz), and `btrfs-progs`,
+/// whose `mkfs.btrfs` the rollback tests and benchmark run in the guest (it sees the host's
+/// root): they snapshot onto a btrfs loop image, where a snapshot is a reflink.
+pub const VM_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "busybox-static",
+    "xz-utils",
+    "btrfs-progs",
+];
 
 /// Debian packages needed to build bpf-linker against LLVM 22.
 pub const EBPF_PACKAGES: &[&str] = &[

@@ -35,6 +35,12 @@ pub const DEFAULT_MEM: &str = "2G";
 /// A single vCPU makes that impossible, and the tests are sequential anyway.
 pub const DEFAULT_CPUS: u32 = 1;
 
+/// Modules every guest loads (built-in ones are skipped, dependencies come first): virtio and
+/// virtiofs for the host root; overlay for the kernel tests' stacked-filesystem case (a
+/// create on the upper layer); loop, btrfs and ext4 for the rollback tests and benchmark,
+/// which mount filesystem images (`mount -o loop`) to snapshot on btrfs (reflinks) and ext4.
+const GUEST_MODULES: &[&str] = &["virtio_pci", "virtiofs", "overlay", "loop", "btrfs", "ext4"];
+
 /// Standard PATH entries appended after [`VmRun::path_prepend`].
 const STD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Host variables passed into the guest, besides every `GOVERNOR_*`.
@@ -284,8 +290,7 @@ fn prepare(run: &VmRun) -> Result<Prepared> {
     }
     let mem = normalise_mem(&run.mem)?;
     let kernel = kernels::ensure(run.kernel)?;
-    // overlay: the kernel tests' stacked-filesystem case (a create on the upper layer).
-    let modules = modules::resolve(&kernel, &["virtio_pci", "virtiofs", "overlay"])?;
+    let modules = modules::resolve(&kernel, GUEST_MODULES)?;
     let (accel, why) = accel::choose(&kernel)?;
     let icount = run.icount && accel == Accel::Tcg;
     if run.icount && !icount {

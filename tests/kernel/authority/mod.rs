@@ -24,7 +24,7 @@ use std::{
 use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok, governor_bin,
-    operator::{err_stderr, governor, ok_stdout, submit, trusted_dir, Operator},
+    operator::{err_stderr, governor, lease_id, ok_stdout, submit, trusted_dir, Operator},
     pin_dir_for, require_bpf_lsm, scratch, state_dir_for, write, Daemon, DEFAULT_STATE_DIR,
 };
 use serde_json::Value;
@@ -81,21 +81,6 @@ lease = ["connect"]
         prod = dir.join("prod").display(),
         vault = dir.join("vault").display(),
     )
-}
-
-/// The `id` of lease file `file`.
-fn lease_id(file: &Path) -> String {
-    let text = std::fs::read_to_string(file).expect("read lease");
-    text.lines()
-        .find_map(|l| {
-            let v = l
-                .trim()
-                .strip_prefix("id")?
-                .trim_start()
-                .strip_prefix('=')?;
-            Some(v.trim().trim_matches('"').to_owned())
-        })
-        .unwrap_or_else(|| panic!("no id in {text}"))
 }
 
 /// The daemon's view of lease `id` (`governor lease list --all --json`).
