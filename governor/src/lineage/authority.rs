@@ -321,3 +321,133 @@ pub fn rollback_row(r: &RestoreFacts<'_>) -> Record {
         .to_string(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signing::{
+        keys::SecretKey,
+        lease::{LeaseBody, Role, Scope},
+    };
+
+    fn lease_text(not_after: u64) -> String {
+        let now = crate::time::now();
+        let body = LeaseBody {
+            version: 1,
+            id: "l-x".into(),
+            agent: "coder".into(),
+            host: "0123456789abcdef0123456789abcdef".into(),
+            scopes: vec![Scope {
+                class: "unlink".into(),
+                target: "/srv/a".into(),
+                pin: None,
+            }],
+            not_before: not_after - 600,
+            not_after,
+            reason: "r".into(),
+            ticket: None,
+            request: None,
+        };
+        let key = SecretKey::from_seed([3; 32], "op", now);
+        Lease::sign(body, &key, Role::Issuer, now).to_toml()
+    }
+
+    fn detail(r: &Record) -> Value {
+        let Record::Lifecycle(c) = r else {
+            panic!("not a lifecycle row: {r:?}");
+        };
+        serde_json::from_str(c.detail.as_deref().expect("detail")).expect("json")
+    }
+
+    /// A refused lease names its agent and whether it had expired (the safety figures count
+    /// the expired ones); text that does not parse names neither.
+    #[test]
+    fn a_refusal_says_whose_and_whether_expired() {
+        let now = crate::time::now();
+        let d = detail(&refused(
+            &lease_text(now - 5),
+            "x.lease",
+            7,
+            "expired",
+            None,
+        ));
+        assert_eq!(
+            (d["agent"].as_str(), d["expired"].as_bool()),
+            (Some("coder"), Some(true))
+        );
+        let d = detail(&refused(&lease_text(now + 600), "x.lease", 7, "ttl", None));
+        assert_eq!(d["expired"], false);
+        let d = detail(&refused("not a lease", "x.lease", 7, "syntax", None));
+        assert!(
+            d.get("agent").is_none() && d.get("expired").is_none(),
+            "{d}"
+        );
+    }
+
+    fn restore(conflicts: &[(PathBuf, String)], forced: bool) -> RollbackRow {
+        let many: Vec<PathBuf> = (0..MAX_PATHS + 5)
+            .map(|i| format!("/t/{i}").into())
+            .collect();
+        let at = Stamp {
+            boot_ns: 5,
+            unix_ns: 10,
+        };
+        let r = rollback_row(&RestoreFacts {
+            lease_id: "L",
+            agent: "a",
+            uid: 42,
+            trigger: Trigger::Halt { halt_ns: 3 },
+            boot_id: "b",
+            started: at,
+            ended: at,
+            restored: &many,
+            recreated: &[],
+            removed: &[],
+            unchanged: 2,
+            conflicts,
+            forced,
+        });
+        let Record::Rollback(r) = r else {
+            panic!("not a rollback row: {r:?}");
+        };
+        *r
+    }
+
+    /// Counts are whole, listed paths bounded; conflicts left alone make it partial, forced
+    /// over they do not.
+    #[test]
+    fn a_restore_row_counts_bounds_and_judges() {
+        let r = restore(&[], false);
+        assert_eq!((r.restored, r.unchanged, r.conflicts), (105, 2, 0));
+        assert_eq!(
+            (r.actor.as_str(), r.trigger, r.incident_ns),
+            ("uid:42", "halt", Some(3))
+        );
+        assert_eq!(r.outcome, "restored");
+        let d: Value = serde_json::from_str(&r.detail).expect("json");
+        assert_eq!(d["restored"].as_array().map(Vec::len), Some(MAX_PATHS));
+        assert_eq!(d["truncated"], true);
+        let conflict = [(
+            PathBuf::from("/t/0"),
+            "changed since the lease ended".to_owned(),
+        )];
+        assert_eq!(restore(&conflict, false).outcome, "partial");
+        let forced = restore(&conflict, true);
+        assert_eq!(
+            (forced.outcome, forced.conflicts, forced.forced),
+            ("restored", 1, true)
+        );
+        let d: Value = serde_json::from_str(&forced.detail).expect("json");
+        assert_eq!(d["conflicts"][0]["why"], "changed since the lease ended");
+    }
+
+    #[test]
+    fn destructive_classes_by_policy_name() {
+        for c in ["delete", "unlink", "write", "modify", "rename", "xattr"] {
+            assert!(destructive(c), "{c}");
+        }
+        for c in ["connect", "exec", "network", "read", "nonsense"] {
+            assert!(!destructive(c), "{c}");
+        }
+    }
+}

@@ -133,17 +133,14 @@ fn leased_undo(e: &Event, rollback: &Undo) -> Option<String> {
             command,
             ..
         } => match rolled_back.last() {
+            Some(r) if r.outcome == "partial" => format!(
+                "rolled back {} by {} (partial, {} conflicts left alone, rollbacks #{}); to \
+                 overwrite them: {command} --force",
+                r.ended, r.actor, r.conflicts, r.id
+            ),
             Some(r) => format!(
-                "rolled back {} by {} ({}{}, rollbacks #{})",
-                r.ended,
-                r.actor,
-                r.outcome,
-                if r.outcome == "partial" {
-                    format!(", {} conflicts left alone", r.conflicts)
-                } else {
-                    String::new()
-                },
-                r.id
+                "rolled back {} by {} ({}, rollbacks #{})",
+                r.ended, r.actor, r.outcome, r.id
             ),
             None => command.clone(),
         },
@@ -268,9 +265,16 @@ mod tests {
             undo,
             format!(
                 "rolled back 2026-11-21T19:41:40.000Z by uid:0 (partial, 1 conflicts left \
-                 alone, rollbacks #{})",
+                 alone, rollbacks #{}); to overwrite them: governor rollback --lease L2 --force",
                 rolled_back[0].id
             )
+        );
+        conn.execute("UPDATE rollbacks SET outcome = 'restored', forced = 1", [])
+            .expect("forced");
+        let c = changes(&conn, &Filter::default(), T0_SECS as i64).expect("changes");
+        assert_eq!(
+            c.leases[1].changes[0].undo.as_deref(),
+            Some("rolled back 2026-11-21T19:41:40.000Z by uid:0 (restored, rollbacks #1)")
         );
     }
 
