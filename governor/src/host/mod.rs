@@ -6,12 +6,15 @@
 //! - [`dirs`]: governor's own directories (state, configuration, runtime, pins, requests);
 //! - [`oom`]: keeping the daemon out of the OOM killer's reach;
 //! - [`files`]: reading a file by path, bounded, with errors that name it;
+//! - [`inode`]: the kernel's key of an inode (its superblock's device, which btrfs's
+//!   `st_dev` is not);
 //! - [`write`]: writing one durably (temporary file, fsync, rename, fsync of the directory).
 
 pub mod cgroup;
 pub mod dirs;
 pub mod files;
 pub mod freeze;
+pub mod inode;
 pub mod oom;
 pub mod write;
 

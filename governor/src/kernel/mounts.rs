@@ -12,7 +12,7 @@
 
 use std::{
     io::{Read, Seek},
-    os::{fd::AsRawFd, unix::fs::MetadataExt},
+    os::fd::AsRawFd,
     path::PathBuf,
     sync::{Arc, Mutex, PoisonError},
 };
@@ -20,6 +20,7 @@ use std::{
 use governor_common::{InodeKey, ProtectedRule};
 
 use super::loader::Enforcer;
+use crate::host::inode;
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 
@@ -72,18 +73,10 @@ pub fn registrations(
             .max_by_key(|(root, _)| root.components().count());
         let Some((_, rule)) = deepest else { continue };
         if let Ok(meta) = std::fs::metadata(point) {
-            out.push((point.clone(), key_of(&meta), *rule));
+            out.push((point.clone(), inode::key(point, &meta), *rule));
         }
     }
     out
-}
-
-fn key_of(meta: &std::fs::Metadata) -> InodeKey {
-    let dev = meta.dev();
-    InodeKey::new(
-        InodeKey::kernel_dev(libc::major(dev), libc::minor(dev)),
-        meta.ino(),
-    )
 }
 
 /// Starts the thread that registers new mounts in `enforcer`'s current generation for as

@@ -23,6 +23,7 @@ use governor_common::{
     Class, InodeKey, LeaseKey,
 };
 
+use crate::host::inode;
 use crate::policy::{
     self,
     net::{self, Prefix},
@@ -190,7 +191,7 @@ pub fn resolve(
             });
         }
     }
-    let object = inode_key(&meta);
+    let object = inode::key(&resolved, &meta);
     let mut keys = Vec::new();
     let mut resource = String::new();
     let mut first_err = None;
@@ -257,15 +258,6 @@ pub fn resolve(
     }
 }
 
-/// The kernel's identity of the inode `meta` describes.
-fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
-    let dev = meta.dev();
-    InodeKey::new(
-        InodeKey::kernel_dev(libc::major(dev), libc::minor(dev)),
-        meta.ino(),
-    )
-}
-
 /// The verdict of the nearest protected inode at or above `path` that decides `class` for
 /// the agent (the kernel's walk), with its rule id and path.
 fn path_verdict(
@@ -278,7 +270,7 @@ fn path_verdict(
         let Ok(meta) = std::fs::metadata(dir) else {
             continue;
         };
-        let key = inode_key(&meta);
+        let key = inode::key(dir, &meta);
         let Some(entry) = compiled.protected.iter().find(|p| p.key == key) else {
             continue;
         };

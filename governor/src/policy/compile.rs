@@ -1,7 +1,7 @@
 //! Validated policy → kernel map entries: agent cgroup ids and protected inode identities,
 //! governor's own directories first (`RULE_SELF`: no policy can lift their protection).
 
-use std::{os::unix::fs::MetadataExt, path::PathBuf};
+use std::path::PathBuf;
 
 use governor_common::{
     maps::{
@@ -19,6 +19,7 @@ use super::{
 use crate::{
     host::cgroup::{CgroupError, CgroupFs},
     host::dirs::OwnDir,
+    host::inode,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -259,15 +260,6 @@ impl Compiled {
     }
 }
 
-/// The kernel's identity of the inode `meta` describes.
-pub(super) fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
-    let dev = meta.dev();
-    InodeKey::new(
-        InodeKey::kernel_dev(libc::major(dev), libc::minor(dev)),
-        meta.ino(),
-    )
-}
-
 /// Resolves `policy` against this host: creates missing agent cgroups and identifies every
 /// protected path by inode. Protected paths are followed through symlinks once, here, so the
 /// kernel guards the real object. governor's own directories (`own`, which must exist) come
@@ -463,7 +455,7 @@ fn compile_protected(
 
 /// Inode identity of `path` (following symlinks).
 fn path_key(path: &std::path::Path) -> std::io::Result<InodeKey> {
-    std::fs::metadata(path).map(|meta| inode_key(&meta))
+    std::fs::metadata(path).map(|meta| inode::key(path, &meta))
 }
 
 /// Every existing ancestor directory of every protected path, once.
@@ -499,7 +491,7 @@ fn compile_binaries(
                 path: b.path.clone(),
             });
         }
-        let key = inode_key(&meta);
+        let key = inode::key(&b.path, &meta);
         let rule_id = add_merged(&mut binaries, &b.path, key, i as u32, &b.decisions);
         let agent_mask =
             add_agent_rules(agent_rules, policy, &b.decisions, rule_id, RULE_BINARY_FLAG);

@@ -23,7 +23,8 @@ use std::{
 
 use governor_common::{InodeKey, ProtectedRule};
 
-use super::compile::{inode_key, CompiledProtect};
+use super::compile::CompiledProtect;
+use crate::host::inode;
 
 /// Why an inode is registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +114,7 @@ fn walk(
         // A protected file: the kernel finds it by its own inode whatever its name.
         return;
     }
+    let mut keys = inode::Keys::default();
     let mut dirs = vec![(root.to_path_buf(), meta.dev())];
     while let Some((dir, dev)) = dirs.pop() {
         let entries = match std::fs::read_dir(&dir) {
@@ -129,7 +131,7 @@ fn walk(
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
-            let key = inode_key(&meta);
+            let key = keys.key(&path, &meta);
             let mounted = meta.dev() != dev;
             if meta.is_dir() {
                 if roots.contains(&path) {
@@ -193,7 +195,7 @@ mod tests {
         let meta = std::fs::metadata(path).expect("stat");
         CompiledProtect {
             path: path.to_owned(),
-            key: inode_key(&meta),
+            key: inode::key(path, &meta),
             rule: rule(id),
         }
     }
@@ -227,7 +229,10 @@ mod tests {
         let linked: Vec<_> = scan
             .linked
             .iter()
-            .filter(|l| l.key == inode_key(&std::fs::metadata(top.join("linked")).unwrap()))
+            .filter(|l| {
+                let p = top.join("linked");
+                l.key == inode::key(&p, &std::fs::metadata(&p).unwrap())
+            })
             .collect();
         assert_eq!(linked.len(), 1, "one entry per inode: {:?}", scan.linked);
         assert_eq!(linked[0].rule.rule_id, 1);
