@@ -358,6 +358,7 @@ mod tests {
                 counters,
                 reader: Arc::new(ReaderStats::default()),
                 leases: None,
+                lineage_db: None,
             },
             leases: None,
             agent_cgroups: shared(Vec::new()),

@@ -23,6 +23,8 @@ pub struct Source {
     pub counters: Box<CounterReader>,
     pub reader: Arc<ReaderStats>,
     pub leases: Option<Arc<Mutex<LeaseManager>>>,
+    /// The lineage database the safety figures are read from.
+    pub lineage_db: Option<std::path::PathBuf>,
 }
 
 impl Source {
@@ -45,6 +47,12 @@ impl Source {
             s.halts = a.halts().cloned().collect();
             s.requests_pending = a.pending_requests();
         }
+        if let Some(db) = &self.lineage_db {
+            match safety(db) {
+                Ok(v) => s.safety = Some(v),
+                Err(e) => s.safety_error = Some(e),
+            }
+        }
         Ok(s)
     }
 }
@@ -53,4 +61,12 @@ impl crate::lineage::losses::KernelCounters for Counters {
     fn procs_dropped(&self) -> u64 {
         self.procs_dropped
     }
+}
+
+/// The safety figures over the whole lineage in `db`.
+fn safety(db: &std::path::Path) -> Result<crate::api::safety::Safety, String> {
+    use crate::lineage::query;
+    let conn = query::open(db).map_err(|e| format!("opening {}: {e}", db.display()))?;
+    query::safety::safety(&conn, &query::Filter::default())
+        .map_err(|e| format!("reading {}: {e}", db.display()))
 }

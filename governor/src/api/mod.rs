@@ -12,4 +12,5 @@ pub mod agent;
 pub mod protocol;
 pub mod reply;
 pub mod rollback;
+pub mod safety;
 pub mod status;

@@ -29,6 +29,12 @@ pub struct Status {
     /// Agents' requests waiting for an operator.
     #[serde(default)]
     pub requests_pending: usize,
+    /// Unsafe actions blocked before execution and the time to recovery, from the lineage
+    /// (absent when the lineage could not be read: `safety_error` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety: Option<super::safety::Safety>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -175,6 +175,10 @@ pub struct LineagePruneArgs {
     /// Keep this much history (30d, 12h, ...); older rows go.
     #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
     pub retain: u64,
+    /// The daemon's state directory, whose lease snapshots past their retention (the
+    /// policy's `[rollback] retention` after the lease ended) are removed too.
+    #[arg(long, value_name = "DIR", default_value = crate::host::dirs::DEFAULT_STATE)]
+    pub state_dir: PathBuf,
     #[command(flatten)]
     pub out: LineageDbArgs,
 }

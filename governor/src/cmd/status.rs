@@ -135,6 +135,26 @@ fn table(s: &Status) -> String {
         );
     }
     let _ = writeln!(out, "{:<16} {}", "pending requests", s.requests_pending);
+    match (&s.safety, &s.safety_error) {
+        (Some(f), _) => {
+            let t = &f.time_to_recovery;
+            let _ = writeln!(
+                out,
+                "{:<16} {} unsafe actions blocked before execution; time to recovery: {}",
+                "safety",
+                f.blocked_before_execution,
+                match (t.median_ms, t.worst_ms) {
+                    (Some(m), Some(w)) =>
+                        format!("median {m} ms, worst {w} ms over {} rollback(s)", t.count),
+                    _ => "no rollback yet".to_owned(),
+                }
+            );
+        }
+        (None, Some(e)) => {
+            let _ = writeln!(out, "{:<16} unknown: {e}", "safety");
+        }
+        (None, None) => {}
+    }
     out.push('\n');
     let c = &s.counters;
     let e = &s.events;
@@ -224,6 +244,8 @@ mod tests {
             .expect("a lease view")],
             halts: Vec::new(),
             requests_pending: 2,
+            safety: None,
+            safety_error: None,
         };
         let t = table(&s);
         for want in [

@@ -510,6 +510,8 @@ pub fn status(policy: &Policy, compiled: &Compiled, caps: &Capabilities, plan: &
         leases: Vec::new(),
         halts: Vec::new(),
         requests_pending: 0,
+        safety: None,
+        safety_error: None,
     }
 }
 

@@ -241,6 +241,7 @@ pub async fn serve(
             counters: Box::new(counter_source),
             reader: Arc::clone(&stats),
             leases: Some(Arc::clone(&leases)),
+            lineage_db: Some(args.lineage_db()),
         },
         reload: Some(Arc::new(reloader.clone())),
         secrets: Some(Arc::new(guard::Guard {

@@ -2,7 +2,8 @@
 //! the kernel, within which budget, and what approving a set of scopes would cost.
 //!
 //! Every scope whose class changes something on disk (a file class: delete, rename,
-//! truncate, write, chmod, chown, xattr, link and the rest of "modify") is snapshotted, file
+//! truncate, write, chmod, chown, xattr, link and the rest of "modify",
+//! [`crate::lineage::authority::SNAPSHOT_CLASSES`]) is snapshotted, file
 //! or subtree, unless its resource says `rollback = "none"`. Read, exec and network scopes
 //! change nothing a snapshot could hold, and say so. The budget is the policy's
 //! `[rollback] max_bytes` per lease, or what the agent's kept snapshots leave of
@@ -16,7 +17,8 @@ use crate::{
         protocol::ScopeAsk,
         rollback::{SnapshotCost, SnapshotView},
     },
-    policy::{self, rollback::human, Snapshot, FILE_CLASSES},
+    lineage,
+    policy::{rollback::human, Snapshot},
     rollback::Snapshots,
 };
 
@@ -35,9 +37,7 @@ impl LeaseManager {
         let mut plan = Plan::default();
         for s in scopes {
             let name = format!("{}:{}", s.class, s.target);
-            let changes_files = policy::classes_for_name(&s.class)
-                .is_some_and(|cs| cs.iter().any(|c| FILE_CLASSES.contains(c)));
-            if !changes_files {
+            if !lineage::authority::destructive(&s.class) {
                 plan.skipped.push(format!(
                     "{name}: `{}` changes nothing a snapshot holds",
                     s.class

@@ -27,19 +27,10 @@ use crate::{
 };
 
 /// The file classes whose lifting makes a lease destructive, so that it is snapshotted before
-/// it takes effect: delete (unlink, rmdir), rename, truncate, write, chmod, chown, xattr and
-/// link. `lineage` dates an incident from the first lease-allowed one of these.
-pub const SNAPSHOT_CLASSES: &[Class] = &[
-    Class::Unlink,
-    Class::Rmdir,
-    Class::Rename,
-    Class::Truncate,
-    Class::Write,
-    Class::Chmod,
-    Class::Chown,
-    Class::Xattr,
-    Class::Link,
-];
+/// it takes effect: every class that changes a protected path (`modify`: delete, rename,
+/// truncate, write, chmod, chown, xattr, link, and mknod, chattr and utimes). `lineage` dates
+/// an incident from the first lease-allowed one of these. One list with the policy's.
+pub const SNAPSHOT_CLASSES: &[Class] = crate::policy::FILE_CLASSES;
 
 /// Whether a policy class name (`delete`, `write`, ...) or kernel class name names a class
 /// of [`SNAPSHOT_CLASSES`].

@@ -1,4 +1,5 @@
-//! `governor lineage prune --retain 30d`: deletes, now, what is older than the retention,
+//! `governor lineage prune --retain 30d`: deletes, now, what is older than the retention
+//! (and lease snapshots past the policy's `[rollback] retention`),
 //! through the daemon's own [`retain::prune`] (which keeps what an unexpired lease refers to
 //! and every ancestor of what it keeps). The only lineage command that writes; it can run
 //! while the daemon writes (SQLite's locking serialises the two).
@@ -14,6 +15,7 @@ use crate::{
         query::{self, format_ns},
         retain::{self, Pruned},
     },
+    rollback::Snapshots,
     time,
 };
 
@@ -23,17 +25,37 @@ pub fn run(args: LineagePruneArgs) -> anyhow::Result<ExitCode> {
     let cutoff_ns = cutoff(now, args.retain);
     let p = retain::prune(&mut conn, cutoff_ns, now)
         .with_context(|| format!("pruning {}", args.out.db.display()))?;
+    // Only sealed snapshots (their lease ended) whose retention passed: no rollback of them
+    // is possible any more, by the policy's word.
+    let snapshots = Snapshots::new(&args.state_dir)
+        .prune(now.saturating_mul(1000))
+        .with_context(|| {
+            format!(
+                "removing expired snapshots in {}",
+                args.state_dir.join("snapshots").display()
+            )
+        })?;
     if args.out.json {
         return print_json(&serde_json::json!({
             "cutoff_ns": cutoff_ns,
             "cutoff": format_ns(cutoff_ns),
             "deleted": deleted(&p),
+            "snapshots_removed": snapshots,
         }));
     }
     println!("pruned rows older than {}:", format_ns(cutoff_ns));
     for (table, n) in deleted(&p).as_object().into_iter().flatten() {
         println!("  {table:<16} {n}");
     }
+    println!(
+        "removed {} snapshot(s) past their retention{}",
+        snapshots.len(),
+        if snapshots.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", snapshots.join(", "))
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 

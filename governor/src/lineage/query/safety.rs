@@ -14,19 +14,11 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{params_from_iter, types::Value, Connection};
-use serde::Serialize;
 
 use super::{sql, Filter, QueryError};
 use crate::lineage::authority::SNAPSHOT_CLASSES;
 
-/// Restores timed, and the distribution, in ms.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Recovery {
-    pub count: u64,
-    /// `None` when nothing was timed.
-    pub median_ms: Option<u64>,
-    pub worst_ms: Option<u64>,
-}
+pub use crate::api::safety::{Blocked, Recovery, Safety};
 
 impl Recovery {
     /// The distribution of `times_ms` (any order).
@@ -46,36 +38,10 @@ impl Recovery {
     }
 }
 
-/// What was blocked, by kind (their sum is `blocked_before_execution`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Blocked {
-    pub denied: u64,
-    pub expired_leases_refused: u64,
-    pub halts: u64,
-}
-
 impl Blocked {
     fn total(&self) -> u64 {
         self.denied + self.expired_leases_refused + self.halts
     }
-}
-
-/// One agent's figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct AgentSafety {
-    pub blocked_before_execution: u64,
-    pub time_to_recovery: Recovery,
-    pub blocked: Blocked,
-}
-
-/// The figures overall and per agent (by name; events of an agent the policy does not name
-/// count overall only). A halt naming two agents counts once overall and once for each.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Safety {
-    pub blocked_before_execution: u64,
-    pub time_to_recovery: Recovery,
-    pub blocked: Blocked,
-    pub agents: BTreeMap<String, AgentSafety>,
 }
 
 fn u(v: i64) -> u64 {
