@@ -23,7 +23,7 @@
 //! A hard-link group spanning two targets of one lease is kept: anchors are per lease.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     ffi::{CString, OsStr},
     fs,
     os::{
@@ -233,22 +233,30 @@ pub fn restore(
 /// made after the lease for the next restore too.
 fn reseal(m: &Manifest, old: &State, run: &Run) -> Result<State, SnapshotError> {
     let mut now = identities(m)?;
-    let left: Vec<&Path> = run
-        .out
-        .conflicts
-        .iter()
-        .chain(&run.out.failed)
-        .map(|c| c.path.as_path())
-        .collect();
     for (ti, (fresh, before)) in now.iter_mut().zip(&old.targets).enumerate() {
         let base = &run.trees[ti].base;
+        // The paths left alone in this target, relative to it.
+        let left: HashSet<&[u8]> = run
+            .out
+            .conflicts
+            .iter()
+            .chain(&run.out.failed)
+            .filter_map(|c| {
+                let rel = c.path.strip_prefix(base).ok()?;
+                Some(rel.as_os_str().as_bytes())
+            })
+            .collect();
+        if left.is_empty() {
+            continue;
+        }
+        // A path is kept if it or one of its ancestors was left alone.
         let kept = |rel: &[u8]| {
-            let p = if rel.is_empty() {
-                base.clone()
-            } else {
-                base.join(OsStr::from_bytes(rel))
-            };
-            left.iter().any(|l| p.starts_with(l))
+            left.contains(rel)
+                || left.contains(&b""[..])
+                || rel
+                    .iter()
+                    .enumerate()
+                    .any(|(i, b)| *b == b'/' && left.contains(&rel[..i]))
         };
         fresh.retain(|s| !kept(&s.rel.0));
         fresh.extend(before.iter().filter(|s| kept(&s.rel.0)).cloned());
