@@ -19,6 +19,8 @@
 //! - `blob.rs`: the content store (reflink, else copy);
 //! - `meta.rs`: xattrs, and mode/owner/xattrs/times put back in a faithful order;
 //! - `snapshot.rs`: estimate, take (budget, clean-up on error, durability), seal, prune;
+//! - `conflict.rs`: unchanged entries, changes after the lease (conflicts), the state a
+//!   restore leaves;
 //! - `restore.rs`: the restore, by directory fd, never following a symlink it did not make;
 //! - `sys.rs`: the `*at` system calls it makes.
 
@@ -27,6 +29,7 @@
 #![cfg_attr(not(test), allow(dead_code))]
 
 mod blob;
+mod conflict;
 mod manifest;
 mod meta;
 mod restore;
