@@ -331,8 +331,8 @@ fn a_take_that_cannot_start_says_why() {
         .unwrap_err();
     assert!(matches!(e, SnapshotError::Relative { .. }), "{e:?}");
     // The snapshot's directory cannot be made: the error names it.
-    fs::create_dir_all(s.root()).unwrap();
     let blocker = s.dir("L").unwrap();
+    fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     fs::write(&blocker, b"not a directory").unwrap();
     let e = s.take("L", std::slice::from_ref(&t), 1 << 20).unwrap_err();
     assert!(
