@@ -50,18 +50,22 @@ fn clone_or_copy(src: &mut File, dst: &mut File) -> io::Result<How> {
 }
 
 /// Stores the regular file `src` (opened without following a symlink) as the new blob
-/// `dst`, mode 0600. The caller syncs the blobs (one `syncfs` for the whole snapshot).
-pub fn store(src: &Path, dst: &Path) -> io::Result<How> {
+/// `dst`, mode 0600. The caller syncs the blobs (one `syncfs` for the whole snapshot). An
+/// error comes with the path it is about: `src` if it could not be opened, else `dst`
+/// (`ENOSPC` and the like are the store's).
+pub fn store<'p>(src: &'p Path, dst: &'p Path) -> Result<How, (&'p Path, io::Error)> {
     let mut from = File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(src)?;
+        .open(src)
+        .map_err(|e| (src, e))?;
     let mut to = File::options()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(dst)?;
-    clone_or_copy(&mut from, &mut to)
+        .open(dst)
+        .map_err(|e| (dst, e))?;
+    clone_or_copy(&mut from, &mut to).map_err(|e| (dst, e))
 }
 
 /// Replaces the content of the regular file open as `dst` with the blob `blob`.

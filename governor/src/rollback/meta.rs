@@ -166,8 +166,7 @@ pub fn apply(dir: BorrowedFd, name: &CStr, e: &Entry) -> io::Result<()> {
     let fd = sys::open_path_at(dir, name)?;
     let st = sys::fstat(sys::fd_ref(&fd))?;
     if Kind::of(st.st_mode) != e.kind {
-        return Err(io::Error::new(
-            io::ErrorKind::Other,
+        return Err(io::Error::other(
             "the entry changed kind during the restore",
         ));
     }

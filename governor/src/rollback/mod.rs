@@ -19,14 +19,13 @@
 //! - `blob.rs`: the content store (reflink, else copy);
 //! - `meta.rs`: xattrs, and mode/owner/xattrs/times put back in a faithful order;
 //! - `snapshot.rs`: estimate, take (budget, clean-up on error, durability), seal, prune;
+//! - `conflict.rs`: unchanged entries, changes after the lease (conflicts), the state a
+//!   restore leaves;
 //! - `restore.rs`: the restore, by directory fd, never following a symlink it did not make;
 //! - `sys.rs`: the `*at` system calls it makes.
 
-// The lease manager and the `rollback` command (issue 18, the lead's lane) are its callers;
-// until they land only the unit tests are.
-#![cfg_attr(not(test), allow(dead_code))]
-
 mod blob;
+mod conflict;
 mod manifest;
 mod meta;
 mod restore;
@@ -192,11 +191,6 @@ impl Snapshots {
         Snapshots {
             root: state_dir.join("snapshots"),
         }
-    }
-
-    /// `<state>/snapshots`.
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The directory of `lease`'s snapshot (the id checked to be one path component).

@@ -36,9 +36,10 @@ use std::{
 
 use super::{
     blob,
-    manifest::{Entry, Kind, Manifest, Sealed, State},
+    conflict::{changed, reseal, same, t},
+    manifest::{Entry, Kind, Sealed, State},
     meta,
-    snapshot::{identities, manifest, read_json, write_json},
+    snapshot::{manifest, read_json, write_json},
     sys, Conflict, Restored, SnapshotError, BLOBS, STATE,
 };
 
@@ -83,60 +84,6 @@ fn split(rel: &[u8]) -> (&[u8], &OsStr) {
         Some(i) => (&rel[..i], OsStr::from_bytes(&rel[i + 1..])),
         None => (&[], OsStr::from_bytes(rel)),
     }
-}
-
-fn t(st: &libc::stat) -> ([i64; 2], [i64; 2]) {
-    (
-        [st.st_mtime, st.st_mtime_nsec],
-        [st.st_ctime, st.st_ctime_nsec],
-    )
-}
-
-/// Whether `st` is still exactly the snapshotted `e` (nothing written, nothing changed).
-fn same(st: &libc::stat, e: &Entry) -> bool {
-    let (m, c) = t(st);
-    st.st_ino == e.ino
-        && st.st_dev == e.dev
-        && st.st_size as u64 == e.size
-        && m == e.mtime
-        && c == e.ctime
-}
-
-/// Why the path now differs from its state when the lease ended, if it does.
-fn changed(s: Option<&Sealed>, cur: Option<&libc::stat>) -> Option<String> {
-    let (s, st) = match (s, cur) {
-        (None, None) => return None,
-        (None, Some(_)) => return Some("created after the lease ended".into()),
-        (Some(_), None) => return Some("removed after the lease ended".into()),
-        (Some(s), Some(st)) => (s, st),
-    };
-    let kind = Kind::of(st.st_mode);
-    if kind != s.kind || st.st_ino != s.ino || st.st_dev != s.dev {
-        return Some(format!(
-            "replaced after the lease ended (was {:?} inode {}, now {:?} inode {})",
-            s.kind, s.ino, kind, st.st_ino
-        ));
-    }
-    if st.st_mode & 0o7777 != s.mode || st.st_uid != s.uid || st.st_gid != s.gid {
-        return Some(format!(
-            "mode or owner changed after the lease ended ({:o} {}:{} → {:o} {}:{})",
-            s.mode,
-            s.uid,
-            s.gid,
-            st.st_mode & 0o7777,
-            st.st_uid,
-            st.st_gid
-        ));
-    }
-    // A directory's times change with its children, which are checked one by one.
-    let (m, c) = t(st);
-    if kind != Kind::Dir && (m != s.mtime || c != s.ctime || st.st_size as u64 != s.size) {
-        return Some(format!(
-            "modified after the lease ended (mtime {}.{:09} → {}.{:09})",
-            s.mtime[0], s.mtime[1], m[0], m[1]
-        ));
-    }
-    None
 }
 
 pub fn restore(
@@ -222,43 +169,10 @@ pub fn restore(
     }
     run.out.conflicts.sort_by(|a, b| a.path.cmp(&b.path));
     run.out.failed.sort_by(|a, b| a.path.cmp(&b.path));
-    let state = reseal(&m, &state, &run)?;
+    let state = reseal(&m, &state, &run.out)?;
     write_json(&state_path, &state)?;
     run.out.took_ms = start.elapsed().as_millis() as u64;
     Ok(run.out)
-}
-
-/// The sealed state after a restore: every path as the restore left it, except the paths
-/// it left alone (conflicts, failures), which keep their record, so that they stay changes
-/// made after the lease for the next restore too.
-fn reseal(m: &Manifest, old: &State, run: &Run) -> Result<State, SnapshotError> {
-    let mut now = identities(m)?;
-    let left: Vec<&Path> = run
-        .out
-        .conflicts
-        .iter()
-        .chain(&run.out.failed)
-        .map(|c| c.path.as_path())
-        .collect();
-    for (ti, (fresh, before)) in now.iter_mut().zip(&old.targets).enumerate() {
-        let base = &run.trees[ti].base;
-        let kept = |rel: &[u8]| {
-            let p = if rel.is_empty() {
-                base.clone()
-            } else {
-                base.join(OsStr::from_bytes(rel))
-            };
-            left.iter().any(|l| p.starts_with(l))
-        };
-        fresh.retain(|s| !kept(&s.rel.0));
-        fresh.extend(before.iter().filter(|s| kept(&s.rel.0)).cloned());
-    }
-    Ok(State {
-        sealed_ms: old.sealed_ms,
-        retain_until_ms: old.retain_until_ms,
-        targets: now,
-        restored_ms: Some(crate::time::now() * 1000),
-    })
 }
 
 impl<'a> Run<'a> {

@@ -223,9 +223,7 @@ fn store(
             match blob::store(&src, &dst) {
                 Ok(How::Cloned) => cloned += 1,
                 Ok(How::Copied) => copied += 1,
-                // ENOSPC and the like are about the store; anything else names the source.
-                Err(e) if dst.exists() => return Err((dst, e).into()),
-                Err(e) => return Err((src, e).into()),
+                Err((path, e)) => return Err((path.to_owned(), e).into()),
             }
         }
     }

@@ -112,7 +112,9 @@ fn root() -> bool {
 fn reflinks(dir: &Path) -> bool {
     let probe = dir.join(".probe-src");
     fs::write(&probe, b"probe").unwrap();
-    let how = blob::store(&probe, &dir.join(".probe-dst")).unwrap();
+    let how = blob::store(&probe, &dir.join(".probe-dst"))
+        .map_err(|(_, e)| e)
+        .unwrap();
     fs::remove_file(&probe).unwrap();
     fs::remove_file(dir.join(".probe-dst")).unwrap();
     how == blob::How::Cloned
@@ -206,8 +208,8 @@ fn a_vandalized_tree_is_restored_exactly() {
     build(&t);
     let before = describe(&t);
     let hl_ino = fs::metadata(t.join("a/hl1")).unwrap().ino();
-    let taken = s.take("L1", &[t.clone()], 1 << 30).unwrap();
-    let est = Snapshots::estimate(&[t.clone()]).unwrap();
+    let taken = s.take("L1", std::slice::from_ref(&t), 1 << 30).unwrap();
+    let est = Snapshots::estimate(std::slice::from_ref(&t)).unwrap();
     assert_eq!(
         (taken.files, taken.entries, taken.bytes),
         (est.files, est.entries, est.bytes)
@@ -264,7 +266,7 @@ fn a_planted_symlink_to_outside_is_not_followed() {
     fs::write(outside.join("f"), b"outside f").unwrap();
     fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
     let before = describe(&t);
-    s.take("L", &[t.clone()], 1 << 20).unwrap();
+    s.take("L", std::slice::from_ref(&t), 1 << 20).unwrap();
     let outside_before = describe(&outside);
 
     // The agent swaps the directory and a file for symlinks to the outside directory.
@@ -291,9 +293,9 @@ fn over_budget_is_refused_and_leaves_nothing() {
     fs::write(t.join("big"), vec![0u8; 4096]).unwrap();
     fs::hard_link(t.join("big"), t.join("same")).unwrap();
     // One inode: 4096 bytes fit exactly.
-    s.take("fits", &[t.clone()], 4096).unwrap();
+    s.take("fits", std::slice::from_ref(&t), 4096).unwrap();
     fs::write(t.join("more"), b"x").unwrap();
-    let e = s.take("L", &[t.clone()], 4096).unwrap_err();
+    let e = s.take("L", std::slice::from_ref(&t), 4096).unwrap_err();
     assert!(
         matches!(
             e,
@@ -320,17 +322,19 @@ fn a_take_that_cannot_start_says_why() {
     let (d, s) = scratch("failed");
     let t = d.join("t");
     fs::write(t.join("f"), b"content").unwrap();
-    let e = s.take("bad/lease", &[t.clone()], 1 << 20).unwrap_err();
+    let e = s
+        .take("bad/lease", std::slice::from_ref(&t), 1 << 20)
+        .unwrap_err();
     assert!(matches!(e, SnapshotError::Lease { .. }), "{e:?}");
     let e = s
         .take("L", &[PathBuf::from("relative")], 1 << 20)
         .unwrap_err();
     assert!(matches!(e, SnapshotError::Relative { .. }), "{e:?}");
     // The snapshot's directory cannot be made: the error names it.
-    fs::create_dir_all(s.root()).unwrap();
     let blocker = s.dir("L").unwrap();
+    fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     fs::write(&blocker, b"not a directory").unwrap();
-    let e = s.take("L", &[t.clone()], 1 << 20).unwrap_err();
+    let e = s.take("L", std::slice::from_ref(&t), 1 << 20).unwrap_err();
     assert!(
         e.to_string().contains(&blocker.display().to_string()),
         "{e}"
@@ -345,7 +349,7 @@ fn a_change_after_the_lease_is_a_conflict_until_forced() {
     fs::write(t.join("f"), b"original").unwrap();
     fs::write(t.join("g"), b"original g").unwrap();
     let before = describe(&t);
-    s.take("L", &[t.clone()], 1 << 20).unwrap();
+    s.take("L", std::slice::from_ref(&t), 1 << 20).unwrap();
     assert!(matches!(
         s.restore("L", false),
         Err(SnapshotError::Unsealed { .. })
@@ -392,7 +396,7 @@ fn prune_removes_only_sealed_snapshots_past_retention() {
     let t = d.join("t");
     fs::write(t.join("f"), b"x").unwrap();
     for lease in ["A", "B", "C"] {
-        s.take(lease, &[t.clone()], 1 << 20).unwrap();
+        s.take(lease, std::slice::from_ref(&t), 1 << 20).unwrap();
     }
     s.seal("A", 1000).unwrap();
     s.seal("B", 5000).unwrap();
@@ -409,7 +413,7 @@ fn prune_removes_only_sealed_snapshots_past_retention() {
 fn a_target_created_under_the_lease_is_removed() {
     let (d, s) = scratch("absent");
     let t = d.join("t/new");
-    let taken = s.take("L", &[t.clone()], 1 << 20).unwrap();
+    let taken = s.take("L", std::slice::from_ref(&t), 1 << 20).unwrap();
     assert_eq!((taken.entries, taken.method), (0, Method::Empty));
     fs::create_dir(&t).unwrap();
     fs::write(t.join("f"), b"agent").unwrap();

@@ -53,12 +53,12 @@ where
     while let Some((rel, dir)) = stack.pop() {
         let mut names: Vec<_> = fs::read_dir(&dir)
             .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect())
-            .map_err(|e| (dir.clone(), e).into())?;
+            .map_err(|e| (dir.clone(), e))?;
         names.sort();
         let mut subdirs = Vec::new();
         for name in names {
             let path = dir.join(&name);
-            let md = fs::symlink_metadata(&path).map_err(|e| (path.clone(), e).into())?;
+            let md = fs::symlink_metadata(&path).map_err(|e| (path.clone(), e))?;
             let mut child = rel.clone();
             if !child.is_empty() {
                 child.push(b'/');
