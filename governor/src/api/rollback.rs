@@ -76,8 +76,11 @@ pub struct RestoreView {
     pub removed: Vec<String>,
     pub unchanged: u64,
     pub conflicts: Vec<ConflictView>,
+    /// Paths that could not be put back (the error each); the rest was.
+    #[serde(default)]
+    pub failed: Vec<ConflictView>,
     pub forced: bool,
-    /// `restored` or `partial`.
+    /// `restored`, or `partial` (conflicts left alone, or paths that failed).
     pub outcome: String,
     pub took_ms: u64,
 }

@@ -68,11 +68,16 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<ExitCode> {
         for c in &r.conflicts {
             eprintln!("governor: conflict: {}: {}", c.path, c.why);
         }
+        for c in &r.failed {
+            eprintln!("governor: not restored: {}: {}", c.path, c.why);
+        }
     }
     for n in &not_rolled_back {
         eprintln!("governor: lease {} not rolled back: {}", n.lease, n.why);
     }
-    let partial = rolled_back.iter().any(|r| !r.conflicts.is_empty());
+    let partial = rolled_back
+        .iter()
+        .any(|r| !r.conflicts.is_empty() || !r.failed.is_empty());
     Ok(if partial || !not_rolled_back.is_empty() {
         ExitCode::FAILURE
     } else {

@@ -43,6 +43,9 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
         for c in &r.conflicts {
             eprintln!("governor: conflict: {}: {}", c.path, c.why);
         }
+        for c in &r.failed {
+            eprintln!("governor: not restored: {}: {}", c.path, c.why);
+        }
     }
     for n in &done.refused {
         eprintln!("governor: lease {} not restored: {}", n.lease, n.why);
@@ -54,7 +57,8 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
              are; look at them, then run the same command with --force to restore them too"
         );
     }
-    Ok(if conflicts > 0 || !done.refused.is_empty() {
+    let failed: usize = done.restores.iter().map(|r| r.failed.len()).sum();
+    Ok(if conflicts > 0 || failed > 0 || !done.refused.is_empty() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -134,7 +134,7 @@ impl LeaseManager {
             .restore(id, force)
             .map_err(|e| LeaseError::Internal(format!("restoring lease {id}: {e}")))?;
         let ended = Stamp::now();
-        let outcome = if done.conflicts.is_empty() {
+        let outcome = if done.conflicts.is_empty() && done.failed.is_empty() {
             "restored"
         } else {
             "partial"
@@ -158,6 +158,14 @@ impl LeaseManager {
                     why: c.why.clone(),
                 })
                 .collect(),
+            failed: done
+                .failed
+                .iter()
+                .map(|c| ConflictView {
+                    path: c.path.display().to_string(),
+                    why: c.why.clone(),
+                })
+                .collect(),
             forced: force,
             outcome: outcome.to_owned(),
             took_ms: done.took_ms,
@@ -175,11 +183,13 @@ impl LeaseManager {
                 at_ms,
                 "rolled-back",
                 format!(
-                    "by uid {uid}: {} restored, {} recreated, {} removed, {} conflicts in {} ms",
+                    "by uid {uid}: {} restored, {} recreated, {} removed, {} conflicts, {} \
+                     failed in {} ms",
                     view.restored.len(),
                     view.recreated.len(),
                     view.removed.len(),
                     view.conflicts.len(),
+                    view.failed.len(),
                     view.took_ms
                 ),
             );
@@ -187,9 +197,12 @@ impl LeaseManager {
                 tracing::error!(lease = id, error = %e, "lease store: could not save the record");
             }
         }
+        // A path that could not be put back is recorded with the conflicts: it, too, is
+        // not as the snapshot had it.
         let conflicts: Vec<(std::path::PathBuf, String)> = done
             .conflicts
             .iter()
+            .chain(&done.failed)
             .map(|c| (c.path.clone(), c.why.clone()))
             .collect();
         self.recorder
