@@ -105,6 +105,7 @@ mod tests {
                 counters: Box::new(|| Ok(Counters::default())),
                 reader: Arc::new(ReaderStats::default()),
                 leases: None,
+                lineage_db: None,
             },
             leases: None,
             agent_cgroups: shared(Vec::<(String, PathBuf)>::new()),

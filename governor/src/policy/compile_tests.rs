@@ -1,7 +1,7 @@
 //! Compiling validated policies into map entries: merged protected paths, binaries, agent
 //! masks and governor's own directories.
 
-use std::path::Path;
+use std::{os::unix::fs::MetadataExt, path::Path};
 
 use governor_common::Class;
 
