@@ -34,7 +34,18 @@ fn lsm_rollback_restores_trees_exactly_on_tmpfs_ext4_and_btrfs_across_a_restart(
         let name = fs.kind.name();
         let victim = s(&tree.join("conf/app.conf"));
         // The tree is protected: without a lease the agent is refused.
-        d.refused(AGENT, "", &["rm", &victim], "unlink");
+        let mark = d.mark();
+        let out = d.as_agent(AGENT, &["rm", &victim]);
+        assert!(
+            !out.status.success() && tree.join("conf/app.conf").exists(),
+            "{name}: without a lease the agent removed {victim}: governor does not protect \
+             this tree (on btrfs, stat's st_dev is the subvolume's, not the superblock's \
+             s_dev that the kernel side reads)"
+        );
+        assert_eperm(&out, &format!("{name}: rm without a lease"));
+        d.one_since(mark, &format!("{name}: the refused rm"), |v| {
+            v["class"] == "unlink" && v["decision"] == "deny"
+        });
         denies += 1;
         let before = Manifest::of(tree);
 
