@@ -114,12 +114,17 @@ fn lsm_rollback_restores_trees_exactly_on_tmpfs_ext4_and_btrfs_across_a_restart(
             &rollback(&["--lease", &id, "--revoke", "--json"]),
             &format!("{name}: rollback --revoke"),
         );
-        let restored: Value = serde_json::from_str(&out)
+        let done: Value = serde_json::from_str(&out)
             .unwrap_or_else(|e| panic!("{name}: rollback --json: {e}: {out}"));
+        let restored = &done["restores"][0];
         assert!(
-            restored["conflicts"].as_array().is_some_and(Vec::is_empty)
+            done["restores"].as_array().map(Vec::len) == Some(1)
+                && restored["lease"] == id.as_str()
+                && restored["revoked"] == true
+                && restored["outcome"] == "restored"
+                && restored["conflicts"].as_array().is_some_and(Vec::is_empty)
                 && restored["took_ms"].is_u64(),
-            "{name}: {restored:#}"
+            "{name}: {done:#}"
         );
         recoveries += 1;
         before.assert_same(&Manifest::of(tree), &format!("{name}: after the rollback"));
