@@ -287,7 +287,11 @@ fn measure(ctx: &Ctx, c: &Case, policy: &Path, key: &Path, root: &Path) -> Resul
         }
         let out = governor(ctx, &["rollback", "--lease", id, "--revoke", "--json"])?;
         let r: Value = serde_json::from_str(&out).context("rollback --json")?;
-        restores.push(took_ms(&r, "rollback --json")?);
+        let restore = &r["restores"][0];
+        if restore["lease"] != id || restore["outcome"] != "restored" {
+            bail!("the rollback of {id} did not restore it all: {r}");
+        }
+        restores.push(took_ms(restore, "rollback --json's restore")?);
         tree::verify(&c.tree).context("after the rollback")?;
         // Keep the guest's memory for the next round.
         fs::remove_dir_all(Path::new(STORE).join(id))

@@ -34,7 +34,18 @@ fn lsm_rollback_restores_trees_exactly_on_tmpfs_ext4_and_btrfs_across_a_restart(
         let name = fs.kind.name();
         let victim = s(&tree.join("conf/app.conf"));
         // The tree is protected: without a lease the agent is refused.
-        d.refused(AGENT, "", &["rm", &victim], "unlink");
+        let mark = d.mark();
+        let out = d.as_agent(AGENT, &["rm", &victim]);
+        assert!(
+            !out.status.success() && tree.join("conf/app.conf").exists(),
+            "{name}: without a lease the agent removed {victim}: governor does not protect \
+             this tree (on btrfs, stat's st_dev is the subvolume's, not the superblock's \
+             s_dev that the kernel side reads)"
+        );
+        assert_eperm(&out, &format!("{name}: rm without a lease"));
+        d.one_since(mark, &format!("{name}: the refused rm"), |v| {
+            v["class"] == "unlink" && v["decision"] == "deny"
+        });
         denies += 1;
         let before = Manifest::of(tree);
 
@@ -103,16 +114,17 @@ fn lsm_rollback_restores_trees_exactly_on_tmpfs_ext4_and_btrfs_across_a_restart(
             &rollback(&["--lease", &id, "--revoke", "--json"]),
             &format!("{name}: rollback --revoke"),
         );
-        let reply: Value = serde_json::from_str(&out)
+        let done: Value = serde_json::from_str(&out)
             .unwrap_or_else(|e| panic!("{name}: rollback --json: {e}: {out}"));
-        let restored = &reply["restores"][0];
+        let restored = &done["restores"][0];
         assert!(
-            restored["lease"] == id.as_str()
+            done["restores"].as_array().map(Vec::len) == Some(1)
+                && restored["lease"] == id.as_str()
                 && restored["revoked"] == true
+                && restored["outcome"] == "restored"
                 && restored["conflicts"].as_array().is_some_and(Vec::is_empty)
-                && restored["took_ms"].is_u64()
-                && reply["restores"].as_array().map(Vec::len) == Some(1),
-            "{name}: {reply:#}"
+                && restored["took_ms"].is_u64(),
+            "{name}: {done:#}"
         );
         recoveries += 1;
         before.assert_same(&Manifest::of(tree), &format!("{name}: after the rollback"));

@@ -31,7 +31,7 @@ use governor_kernel_tests::operator::{
 use governor_kernel_tests::paths::s;
 use governor_kernel_tests::tree::{acl_granting, set_mtime, set_xattr, Manifest};
 use governor_kernel_tests::{
-    as_host, assert_ok, pin_dir_for, require_bpf_lsm, scratch, state_dir_for, Daemon,
+    as_host, assert_eperm, assert_ok, pin_dir_for, require_bpf_lsm, scratch, state_dir_for, Daemon,
 };
 use serde_json::Value;
 
