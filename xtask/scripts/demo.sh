@@ -122,6 +122,7 @@ governor resume --agent demo-agent >/dev/null
 say "The live counters, from the daemon's admin socket"
 show "governor status"
 governor status | sed -n '/COUNTER/,/kernel events dropped/p'
+governor status | grep '^safety' || fail "status must report the safety figures"
 
 say "The incident responder asks the lineage ($STATE/lineage.db)"
 sleep 1  # the writer commits in batches; let the last ones land
