@@ -226,14 +226,22 @@ fn lsm_lineage_records_every_act_of_authority() {
     let r1 = life(&c, "request_id = ?1", "r-1");
     assert_eq!(
         states(&r1),
-        ["requested", "issued", "submitted", "enforced", "revoked"],
+        // A delete scope: its snapshot is taken after the checks, before the entries.
+        [
+            "requested",
+            "issued",
+            "submitted",
+            "snapshotted",
+            "enforced",
+            "revoked"
+        ],
         "{r1:?}"
     );
     assert_eq!(r1[0].1.as_deref(), Some("agent:lin"));
     assert_eq!(r1[1].1.as_deref(), Some("alice <alice@example.com>"));
     assert_eq!(r1[2].1.as_deref(), Some("uid:0"));
     assert!(
-        r1[4].2.as_deref().unwrap_or("").contains("halt: drill"),
+        r1[5].2.as_deref().unwrap_or("").contains("halt: drill"),
         "{r1:?}"
     );
     // The rejected request, the refused lease, the revoked one.
@@ -252,10 +260,10 @@ fn lsm_lineage_records_every_act_of_authority() {
     let rev = life(&c, "lease_id = ?1", &l2);
     assert_eq!(
         states(&rev),
-        ["issued", "submitted", "enforced", "revoked"],
+        ["issued", "submitted", "snapshotted", "enforced", "revoked"],
         "{rev:?}"
     );
-    assert!(rev[3]
+    assert!(rev[4]
         .2
         .as_deref()
         .unwrap_or("")
@@ -324,12 +332,20 @@ fn lsm_lineage_records_every_act_of_authority() {
         .collect();
     // `issued` is dated by the issuer's signature, in whole seconds, so it may sort just
     // before the request it answers; the rest of the life is in order.
-    for state in ["requested", "issued", "submitted", "enforced", "revoked"] {
+    for state in [
+        "requested",
+        "issued",
+        "submitted",
+        "snapshotted",
+        "enforced",
+        "revoked",
+    ] {
         assert!(steps.contains(&state), "{state} missing: {t}");
     }
     let at = |s: &str| steps.iter().position(|x| *x == s);
     assert!(at("requested") < at("submitted"), "{t}");
-    assert!(at("submitted") < at("enforced"), "{t}");
+    assert!(at("submitted") < at("snapshotted"), "{t}");
+    assert!(at("snapshotted") < at("enforced"), "{t}");
     assert!(at("enforced") < at("revoked"), "{t}");
     assert_eq!(t["policy"]["owner"], "incident-owners@example.com", "{t}");
     drop(d);
