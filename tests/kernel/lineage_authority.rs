@@ -268,7 +268,7 @@ fn lsm_lineage_records_every_act_of_authority() {
         .as_deref()
         .unwrap_or("")
         .contains("changed my mind"));
-    assert_eq!(rev[3].1.as_deref(), Some("uid:0"));
+    assert_eq!(rev[4].1.as_deref(), Some("uid:0"));
 
     // The halt and the resume, with their measured time to enforcement.
     let halts: Vec<(String, String, i64, Option<i64>)> = c
