@@ -65,12 +65,7 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<ExitCode> {
     }
     for r in &rolled_back {
         super::rollback::print_restore(r);
-        for c in &r.conflicts {
-            eprintln!("governor: conflict: {}: {}", c.path, c.why);
-        }
-        for c in &r.failed {
-            eprintln!("governor: not restored: {}: {}", c.path, c.why);
-        }
+        super::rollback::print_left(r);
     }
     for n in &not_rolled_back {
         eprintln!("governor: lease {} not rolled back: {}", n.lease, n.why);

@@ -40,12 +40,7 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for r in &done.restores {
-        for c in &r.conflicts {
-            eprintln!("governor: conflict: {}: {}", c.path, c.why);
-        }
-        for c in &r.failed {
-            eprintln!("governor: not restored: {}: {}", c.path, c.why);
-        }
+        print_left(r);
     }
     for n in &done.refused {
         eprintln!("governor: lease {} not restored: {}", n.lease, n.why);
@@ -63,6 +58,16 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// On stderr: the paths a restore left as they are (conflicts) or could not put back.
+pub fn print_left(r: &RestoreView) {
+    for c in &r.conflicts {
+        eprintln!("governor: conflict: {}: {}", c.path, c.why);
+    }
+    for c in &r.failed {
+        eprintln!("governor: not restored: {}: {}", c.path, c.why);
+    }
 }
 
 /// One restore, as an operator reads it.

@@ -142,6 +142,14 @@ impl LeaseManager {
         let paths = |v: &[std::path::PathBuf]| -> Vec<String> {
             v.iter().map(|p| p.display().to_string()).collect()
         };
+        let views = |v: &[crate::rollback::Conflict]| -> Vec<ConflictView> {
+            v.iter()
+                .map(|c| ConflictView {
+                    path: c.path.display().to_string(),
+                    why: c.why.clone(),
+                })
+                .collect()
+        };
         let view = RestoreView {
             lease: id.to_owned(),
             agent: agent.clone(),
@@ -150,22 +158,8 @@ impl LeaseManager {
             recreated: paths(&done.recreated),
             removed: paths(&done.removed),
             unchanged: done.unchanged,
-            conflicts: done
-                .conflicts
-                .iter()
-                .map(|c| ConflictView {
-                    path: c.path.display().to_string(),
-                    why: c.why.clone(),
-                })
-                .collect(),
-            failed: done
-                .failed
-                .iter()
-                .map(|c| ConflictView {
-                    path: c.path.display().to_string(),
-                    why: c.why.clone(),
-                })
-                .collect(),
+            conflicts: views(&done.conflicts),
+            failed: views(&done.failed),
             forced: force,
             outcome: outcome.to_owned(),
             took_ms: done.took_ms,

@@ -207,16 +207,7 @@ pub fn utimens_at(
     atime: [i64; 2],
     mtime: [i64; 2],
 ) -> io::Result<()> {
-    let ts = [
-        libc::timespec {
-            tv_sec: atime[0] as libc::time_t,
-            tv_nsec: atime[1] as _,
-        },
-        libc::timespec {
-            tv_sec: mtime[0] as libc::time_t,
-            tv_nsec: mtime[1] as _,
-        },
-    ];
+    let ts = timespecs(atime, mtime);
     // SAFETY: valid fd, C string and two timespecs.
     check(unsafe {
         libc::utimensat(
@@ -229,18 +220,17 @@ pub fn utimens_at(
     .map(drop)
 }
 
+/// `[atime, mtime]` (each `[seconds, nanoseconds]`) as `utimensat(2)` takes them.
+fn timespecs(atime: [i64; 2], mtime: [i64; 2]) -> [libc::timespec; 2] {
+    [atime, mtime].map(|[sec, nsec]| libc::timespec {
+        tv_sec: sec as libc::time_t,
+        tv_nsec: nsec as _,
+    })
+}
+
 /// Sets the access and modification times of the file `fd` is open on (a directory).
 pub fn futimens(fd: BorrowedFd, atime: [i64; 2], mtime: [i64; 2]) -> io::Result<()> {
-    let ts = [
-        libc::timespec {
-            tv_sec: atime[0] as libc::time_t,
-            tv_nsec: atime[1] as _,
-        },
-        libc::timespec {
-            tv_sec: mtime[0] as libc::time_t,
-            tv_nsec: mtime[1] as _,
-        },
-    ];
+    let ts = timespecs(atime, mtime);
     // SAFETY: valid fd and two timespecs.
     check(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) }).map(drop)
 }
