@@ -118,6 +118,10 @@ pub struct VmArgs {
     /// Extra kernel command-line parameter (repeatable), e.g. `--kernel-arg lsm=landlock,yama`.
     #[arg(long = "kernel-arg", value_name = "ARG")]
     pub kernel_args: Vec<String>,
+    /// Run the guest on the instruction clock the benchmarks use (QEMU icount, one vCPU: one
+    /// guest nanosecond per instruction), to time something as `cargo xtask bench` would.
+    #[arg(long)]
+    pub icount: bool,
     /// Command and arguments to run in the guest (after `--`).
     #[arg(last = true, required = true)]
     pub cmd: Vec<OsString>,
@@ -134,6 +138,10 @@ pub fn cli(args: VmArgs) -> Result<i32> {
     run.timeout = Duration::from_secs(args.timeout);
     run.mem = args.mem;
     run.kernel_args = args.kernel_args;
+    run.icount = args.icount;
+    if args.icount {
+        run.cpus = 1;
+    }
     run.path_prepend.push(bin);
     run_in_vm(&run)
 }
