@@ -19,6 +19,7 @@ mod flood;
 mod lsm_floor;
 mod ops;
 mod rollback;
+mod rollback_floor;
 mod rollback_tree;
 mod schedule;
 mod sys;

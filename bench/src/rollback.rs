@@ -30,6 +30,7 @@ use serde_json::{json, Map, Value};
 
 use crate::{
     daemon::Daemon,
+    rollback_floor,
     rollback_tree::{self as tree, Mounted},
     Ctx,
 };
@@ -51,6 +52,8 @@ struct Case {
     method: &'static str,
     /// A directory on the tree's filesystem to bind over [`STORE`], if the store must move.
     store: Option<PathBuf>,
+    /// Where the floor's rounds keep their blobs: on the filesystem governor's store is on.
+    floor_store: PathBuf,
 }
 
 pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
@@ -66,12 +69,14 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
             tree: root.join("tmpfs/tree"),
             method: "copy",
             store: None,
+            floor_store: Path::new(STORE).with_file_name("bench-floor"),
         },
         Case {
             name: "btrfs",
             tree: btrfs.join("tree"),
             method: "reflink",
             store: Some(btrfs.join("snapshots")),
+            floor_store: btrfs.join("bench-floor"),
         },
     ];
     for c in &cases {
@@ -108,8 +113,13 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
     let pass = snap <= SNAPSHOT_TARGET_MS && restore <= RESTORE_TARGET_MS;
     for (name, r) in &results {
         eprintln!(
-            "bench: {NAME}: {name} ({}): snapshot median {} ms, restore median {} ms",
-            r["method"], r["snapshot"]["median_ms"], r["restore"]["median_ms"]
+            "bench: {NAME}: {name} ({}): snapshot median {} ms (floor {}), restore median {} ms \
+             (floor {})",
+            r["method"],
+            r["snapshot"]["median_ms"],
+            r["floor"]["snapshot"]["median_ms"],
+            r["restore"]["median_ms"],
+            r["floor"]["restore"]["median_ms"]
         );
     }
     let mut v = Value::Object(results);
@@ -220,6 +230,22 @@ fn measure(ctx: &Ctx, c: &Case, policy: &Path, key: &Path, root: &Path) -> Resul
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The floor, rounds times, before governor's own rounds on the same tree.
+    let (mut floor_snaps, mut floor_restores) = (Vec::new(), Vec::new());
+    for round in 0..ctx.opts.schedule.rounds {
+        let r = rollback_floor::round(&c.tree, &c.floor_store)
+            .with_context(|| format!("the floor's round {}", round + 1))?;
+        tree::verify(&c.tree).context("after the floor's restore")?;
+        eprintln!(
+            "bench: {NAME}: {} floor round {}: snapshot {:.0} ms, restore {:.0} ms",
+            c.name,
+            round + 1,
+            r.snapshot_ms,
+            r.restore_ms
+        );
+        floor_snaps.push(r.snapshot_ms);
+        floor_restores.push(r.restore_ms);
+    }
     let _store = match &c.store {
         Some(dir) => Some(Mounted::bind(dir, Path::new(STORE))?),
         None => None,
@@ -310,6 +336,10 @@ fn measure(ctx: &Ctx, c: &Case, policy: &Path, key: &Path, root: &Path) -> Resul
         "snapshot": figures(&snaps),
         "restore": figures(&restores),
         "submit_command": figures(&submits),
+        "floor": {
+            "snapshot": figures(&floor_snaps),
+            "restore": figures(&floor_restores),
+        },
     }))
 }
 

@@ -407,7 +407,9 @@ fn missed(report: &Value) -> Vec<String> {
     missed
 }
 
-/// The rollback group's figures, one line per filesystem, against the btrfs targets.
+/// The rollback group's figures, one line per filesystem with the floor beside them (the
+/// least per-file system calls cost there, `bench/src/rollback_floor.rs`), against the btrfs
+/// targets.
 fn rollback_summary(r: &Value) -> String {
     let mut out = format!(
         "rollback, {} files / {} bytes, the daemon's took_ms (median, worst over the rounds):\n",
@@ -416,13 +418,17 @@ fn rollback_summary(r: &Value) -> String {
     for fs in ["btrfs", "tmpfs"] {
         let c = &r[fs];
         let ms = |what: &str, k: &str| c[what][k].as_f64().unwrap_or(f64::NAN);
+        let floor = |what: &str| c["floor"][what]["median_ms"].as_f64().unwrap_or(f64::NAN);
         out += &format!(
-            "  {fs} ({}): snapshot {:.0} ms (worst {:.0}), restore {:.0} ms (worst {:.0})\n",
+            "  {fs} ({}): snapshot {:.0} ms (worst {:.0}; floor {:.0}), restore {:.0} ms \
+             (worst {:.0}; floor {:.0})\n",
             c["method"].as_str().unwrap_or("?"),
             ms("snapshot", "median_ms"),
             ms("snapshot", "max_ms"),
+            floor("snapshot"),
             ms("restore", "median_ms"),
             ms("restore", "max_ms"),
+            floor("restore"),
         );
     }
     let t = &r["targets"]["btrfs"];
@@ -512,13 +518,17 @@ mod tests {
         let rollback = serde_json::json!({"rows": [], "rollback": {"pass": false,
             "files": 10000, "bytes": 1073741824,
             "btrfs": {"method": "reflink", "snapshot": {"median_ms": 250.0, "max_ms": 300.0},
-                      "restore": {"median_ms": 900.0, "max_ms": 950.0}},
+                      "restore": {"median_ms": 900.0, "max_ms": 950.0},
+                      "floor": {"snapshot": {"median_ms": 120.0},
+                                "restore": {"median_ms": 700.0}}},
             "targets": {"btrfs": {"snapshot_ms": 200.0, "restore_ms": 1000.0}}}});
         assert_eq!(missed(&rollback), ["rollback (btrfs snapshot/restore)"]);
         let summary = rollback_summary(&rollback["rollback"]);
         assert!(
-            summary.contains("btrfs (reflink): snapshot 250 ms (worst 300), restore 900 ms")
-                && summary.contains("tmpfs (?)")
+            summary.contains(
+                "btrfs (reflink): snapshot 250 ms (worst 300; floor 120), restore 900 ms \
+                 (worst 950; floor 700)"
+            ) && summary.contains("tmpfs (?)")
                 && summary.ends_with("restore <= 1000.0 ms: MISSED\n"),
             "{summary}"
         );
