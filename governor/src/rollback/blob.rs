@@ -6,13 +6,14 @@
 //! filesystem without the ioctl). Any other error is the caller's: a reflink that fails
 //! with `ENOSPC` must not turn into a copy that fails the same way later.
 //!
-//! The same two calls put content back at restore ([`fill`]).
+//! The same two calls put content back at restore ([`fill`]), the blob opened by its
+//! directory's fd (no path walk per file).
 
 use std::{
     fs::File,
     io,
     os::{
-        fd::{AsRawFd, BorrowedFd},
+        fd::{AsRawFd, BorrowedFd, FromRawFd},
         unix::fs::OpenOptionsExt,
     },
     path::Path,
@@ -68,11 +69,29 @@ pub fn store<'p>(src: &'p Path, dst: &'p Path) -> Result<How, (&'p Path, io::Err
     clone_or_copy(&mut from, &mut to).map_err(|e| (dst, e))
 }
 
-/// Replaces the content of the regular file open as `dst` with the blob `blob`.
-pub fn fill(dst: BorrowedFd, blob: &Path) -> io::Result<How> {
-    let mut from = File::open(blob)?;
-    let mut to = File::from(dst.try_clone_to_owned()?);
-    to.set_len(0)?;
+/// Makes the regular file open as `dst` hold blob `n` of the directory `blobs`. `fresh`:
+/// `dst` was just created (empty), else its old content is cut first.
+pub fn fill(dst: BorrowedFd, blobs: BorrowedFd, n: u64, fresh: bool) -> io::Result<How> {
+    let name = std::ffi::CString::new(n.to_string()).expect("digits have no NUL");
+    // SAFETY: a valid directory fd and C string; the new fd is owned below.
+    let raw = unsafe {
+        libc::openat(
+            blobs.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a new fd that nothing else owns.
+    let mut from = unsafe { File::from_raw_fd(raw) };
+    // Borrowed as a File for the copy, never closed here: the caller owns `dst`.
+    // SAFETY: `dst` stays open for the whole call; ManuallyDrop never closes it.
+    let mut to = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(dst.as_raw_fd()) });
+    if !fresh {
+        to.set_len(0)?;
+    }
     clone_or_copy(&mut from, &mut to)
 }
 
@@ -92,12 +111,22 @@ mod tests {
         use std::os::fd::AsFd;
         let can = reflink(src.as_fd(), probe.as_fd()).unwrap();
         assert_eq!(how == How::Cloned, can);
+        std::fs::create_dir(d.join("blobs")).unwrap();
+        std::fs::rename(d.join("blob"), d.join("blobs/7")).unwrap();
+        let blobs = File::open(d.join("blobs")).unwrap();
         std::fs::write(d.join("dst"), b"a much longer previous content").unwrap();
         let dst = File::options().write(true).open(d.join("dst")).unwrap();
-        assert_eq!(fill(dst.as_fd(), &d.join("blob")).unwrap(), how);
+        assert_eq!(fill(dst.as_fd(), blobs.as_fd(), 7, false).unwrap(), how);
         assert_eq!(std::fs::read(d.join("dst")).unwrap(), b"hello world");
+        let new = File::create_new(d.join("new")).unwrap();
+        assert_eq!(fill(new.as_fd(), blobs.as_fd(), 7, true).unwrap(), how);
+        assert_eq!(std::fs::read(d.join("new")).unwrap(), b"hello world");
         assert!(
-            store(&d.join("src"), &d.join("blob")).is_err(),
+            fill(new.as_fd(), blobs.as_fd(), 8, false).is_err(),
+            "no blob 8"
+        );
+        assert!(
+            store(&d.join("src"), &d.join("blobs/7")).is_err(),
             "blobs are new"
         );
         std::fs::remove_dir_all(&d).unwrap();

@@ -15,7 +15,7 @@
 use std::{
     ffi::{CStr, CString},
     io,
-    os::fd::BorrowedFd,
+    os::fd::{AsRawFd, BorrowedFd},
     path::Path,
 };
 
@@ -28,18 +28,81 @@ fn is_unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::ENODATA))
 }
 
-/// The xattr names of `path` (`follow`: resolve a trailing symlink, for `/proc/self/fd/N`).
-fn names(path: &CStr, follow: bool) -> io::Result<Vec<CString>> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
-        let n = unsafe {
-            if follow {
-                libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-            } else {
-                libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+/// What the xattr calls act on: a path (`follow`: resolve a trailing symlink, for
+/// `/proc/self/fd/N`; else the symlink's own, `l*xattr`), or an open file (`f*xattr`).
+#[derive(Clone, Copy)]
+enum On<'a> {
+    Path(&'a CStr, bool),
+    Fd(BorrowedFd<'a>),
+}
+
+impl On<'_> {
+    /// `*listxattr` into `buf`: the byte count, or -1 with errno set.
+    fn list(self, buf: &mut [u8]) -> isize {
+        let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
+        // SAFETY: the kernel writes at most `len` bytes into `buf`; valid C strings and fds.
+        unsafe {
+            match self {
+                On::Path(p, true) => libc::listxattr(p.as_ptr(), ptr, len),
+                On::Path(p, false) => libc::llistxattr(p.as_ptr(), ptr, len),
+                On::Fd(fd) => libc::flistxattr(fd.as_raw_fd(), ptr, len),
+            }
+        }
+    }
+
+    /// `*getxattr` of `name` into `buf`: the byte count, or -1 with errno set.
+    fn get(self, name: &CStr, buf: &mut [u8]) -> isize {
+        let (n, ptr, len) = (name.as_ptr(), buf.as_mut_ptr().cast(), buf.len());
+        // SAFETY: as in `list`.
+        unsafe {
+            match self {
+                On::Path(p, true) => libc::getxattr(p.as_ptr(), n, ptr, len),
+                On::Path(p, false) => libc::lgetxattr(p.as_ptr(), n, ptr, len),
+                On::Fd(fd) => libc::fgetxattr(fd.as_raw_fd(), n, ptr, len),
+            }
+        }
+    }
+
+    /// `*setxattr` of `name` to `v` (never on a symlink's own: paths are followed).
+    fn set(self, name: &CStr, v: &[u8]) -> io::Result<()> {
+        let (n, ptr, len) = (name.as_ptr(), v.as_ptr().cast(), v.len());
+        // SAFETY: valid C strings, fds and a value of `len` bytes.
+        let ret = unsafe {
+            match self {
+                On::Path(p, _) => libc::setxattr(p.as_ptr(), n, ptr, len, 0),
+                On::Fd(fd) => libc::fsetxattr(fd.as_raw_fd(), n, ptr, len, 0),
             }
         };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// `*removexattr` of `name`; one already gone is no error.
+    fn remove(self, name: &CStr) -> io::Result<()> {
+        // SAFETY: valid C strings and fds.
+        let ret = unsafe {
+            match self {
+                On::Path(p, _) => libc::removexattr(p.as_ptr(), name.as_ptr()),
+                On::Fd(fd) => libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()),
+            }
+        };
+        if ret < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ENODATA) {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The xattr names of `on`.
+fn names(on: On) -> io::Result<Vec<CString>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        let n = on.list(&mut buf);
         if n >= 0 {
             buf.truncate(n as usize);
             break;
@@ -61,28 +124,11 @@ fn names(path: &CStr, follow: bool) -> io::Result<Vec<CString>> {
         .collect())
 }
 
-/// The value of the xattr `name` of `path`.
-fn value(path: &CStr, name: &CStr, follow: bool) -> io::Result<Vec<u8>> {
+/// The value of the xattr `name` of `on`.
+fn value(on: On, name: &CStr) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
-        let n = unsafe {
-            if follow {
-                libc::getxattr(
-                    path.as_ptr(),
-                    name.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            } else {
-                libc::lgetxattr(
-                    path.as_ptr(),
-                    name.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            }
-        };
+        let n = on.get(name, &mut buf);
         if n >= 0 {
             buf.truncate(n as usize);
             return Ok(buf);
@@ -95,10 +141,10 @@ fn value(path: &CStr, name: &CStr, follow: bool) -> io::Result<Vec<u8>> {
     }
 }
 
-fn all(path: &CStr, follow: bool) -> io::Result<Vec<(Bytes, Bytes)>> {
+fn all(on: On) -> io::Result<Vec<(Bytes, Bytes)>> {
     let mut out = Vec::new();
-    for name in names(path, follow)? {
-        match value(path, &name, follow) {
+    for name in names(on)? {
+        match value(on, &name) {
             Ok(v) => out.push((Bytes(name.as_bytes().to_vec()), Bytes(v))),
             // Gone between the list and the read.
             Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
@@ -111,52 +157,46 @@ fn all(path: &CStr, follow: bool) -> io::Result<Vec<(Bytes, Bytes)>> {
 
 /// Every xattr of `path` itself (a symlink's own), sorted by name.
 pub fn read(path: &Path) -> io::Result<Vec<(Bytes, Bytes)>> {
-    all(&sys::cstr(path.as_os_str())?, false)
+    all(On::Path(&sys::cstr(path.as_os_str())?, false))
 }
 
-/// Sets `name` on the inode behind `/proc/self/fd/N`.
-fn set(path: &CStr, name: &[u8], v: &[u8]) -> io::Result<()> {
-    let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: valid C strings and a value of `v.len()` bytes.
-    let ret =
-        unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn remove(path: &CStr, name: &CStr) -> io::Result<()> {
-    // SAFETY: valid C strings.
-    if unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) } < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ENODATA) {
-            return Err(e);
-        }
-    }
-    Ok(())
-}
-
-/// Makes the xattrs of the inode behind `proc` exactly `want`.
-fn apply_xattrs(proc: &CStr, want: &[(Bytes, Bytes)]) -> io::Result<()> {
-    let have = all(proc, true)?;
+/// Makes the xattrs of `on` exactly `want`; whether any changed.
+fn apply_xattrs(on: On, want: &[(Bytes, Bytes)]) -> io::Result<bool> {
+    let have = all(on)?;
     if have.as_slice() == want {
-        return Ok(());
+        return Ok(false);
     }
+    let cname = |n: &Bytes| {
+        CString::new(n.0.clone()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
     for (name, _) in &have {
         if !want.iter().any(|(n, _)| n == name) {
-            remove(
-                proc,
-                &CString::new(name.0.clone()).expect("xattr names have no NUL"),
-            )?;
+            on.remove(&cname(name)?)?;
         }
     }
     for (name, v) in want {
         if !have.iter().any(|(n, hv)| n == name && hv == v) {
-            set(proc, &name.0, &v.0)?;
+            on.set(&cname(name)?, &v.0)?;
         }
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Puts owner, xattrs, mode and times of the regular file `e` on the file open as `fd` (for
+/// writing: the restore made or filled it), through the fd alone.
+pub fn apply_open(fd: BorrowedFd, e: &Entry) -> io::Result<()> {
+    let st = sys::fstat(fd)?;
+    let chown = st.st_uid != e.uid || st.st_gid != e.gid;
+    if chown {
+        sys::fchown(fd, e.uid, e.gid)?;
+    }
+    // A chown may clear set-id bits, and an ACL xattr rewrites the group bits: the mode is
+    // set again after either.
+    let xattrs = apply_xattrs(On::Fd(fd), &e.xattrs)?;
+    if chown || xattrs || st.st_mode & 0o7777 != e.mode {
+        sys::fchmod(fd, e.mode)?;
+    }
+    sys::futimens(fd, e.atime, e.mtime)
 }
 
 /// Puts owner, xattrs, mode and times of `e` on `dir/name` (which the caller created or
@@ -174,7 +214,7 @@ pub fn apply(dir: BorrowedFd, name: &CStr, e: &Entry) -> io::Result<()> {
         sys::chown_at(dir, name, e.uid, e.gid)?;
     }
     let proc = sys::proc_path(sys::fd_ref(&fd));
-    apply_xattrs(&proc, &e.xattrs)?;
+    apply_xattrs(On::Path(&proc, true), &e.xattrs)?;
     if e.kind != Kind::Symlink {
         sys::chmod_fd(sys::fd_ref(&fd), e.mode)?;
     }

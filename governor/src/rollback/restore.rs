@@ -63,7 +63,8 @@ struct Run<'a> {
     trees: Vec<Tree<'a>>,
     groups: HashMap<u64, Group>,
     deferred: Vec<(usize, &'a Entry)>,
-    blobs: PathBuf,
+    /// The snapshot's `blobs/` directory.
+    blobs: BorrowedFd<'a>,
     force: bool,
     /// The sealed records are what an earlier restore left (`State::restored_ms`).
     trusted: bool,
@@ -107,11 +108,12 @@ pub fn restore(
             why: "its targets are not the manifest's".into(),
         });
     }
+    let blobs = sys::open_dir_path(&dir.join(BLOBS)).map_err(|e| (dir.join(BLOBS), e))?;
     let mut run = Run {
         trees: Vec::new(),
         groups: HashMap::new(),
         deferred: Vec::new(),
-        blobs: dir.join(BLOBS),
+        blobs: sys::fd_ref(&blobs),
         force,
         trusted: state.restored_ms.is_some(),
         out: Restored::default(),
@@ -424,9 +426,8 @@ impl<'a> Run<'a> {
         e: &Entry,
         cur: Option<libc::stat>,
     ) -> std::io::Result<()> {
-        let blob = self
-            .blobs
-            .join(e.blob.expect("a file has a blob").to_string());
+        let blob = e.blob.expect("a file has a blob");
+        let blobs = self.blobs;
         if let Some(st) = cur {
             if same(&st, e) {
                 self.out.unchanged += 1;
@@ -437,18 +438,16 @@ impl<'a> Run<'a> {
                 if sys::fstat(sys::fd_ref(&fd))?.st_ino != e.ino {
                     return Err(std::io::Error::other("replaced during the restore"));
                 }
-                blob::fill(sys::fd_ref(&fd), &blob)?;
-                drop(fd);
-                meta::apply(dir, name, e)?;
+                blob::fill(sys::fd_ref(&fd), blobs, blob, false)?;
+                meta::apply_open(sys::fd_ref(&fd), e)?;
                 self.out.restored.push(path.to_owned());
                 return Ok(());
             }
             sys::unlink_at(dir, name, false)?;
         }
         let fd = sys::create_at(dir, name)?;
-        blob::fill(sys::fd_ref(&fd), &blob)?;
-        drop(fd);
-        meta::apply(dir, name, e)?;
+        blob::fill(sys::fd_ref(&fd), blobs, blob, true)?;
+        meta::apply_open(sys::fd_ref(&fd), e)?;
         self.out.recreated.push(path.to_owned());
         Ok(())
     }

@@ -193,6 +193,18 @@ pub fn chown_at(dir: BorrowedFd, name: &CStr, uid: u32, gid: u32) -> io::Result<
     .map(drop)
 }
 
+/// `fchown` of the file open as `fd` (not an `O_PATH` fd).
+pub fn fchown(fd: BorrowedFd, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: valid fd.
+    check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) }).map(drop)
+}
+
+/// `fchmod` of the file open as `fd` (not an `O_PATH` fd).
+pub fn fchmod(fd: BorrowedFd, mode: u32) -> io::Result<()> {
+    // SAFETY: valid fd.
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) }).map(drop)
+}
+
 /// `chmod` of the inode `fd` (an `O_PATH` fd) refers to; not for symlinks.
 pub fn chmod_fd(fd: BorrowedFd, mode: u32) -> io::Result<()> {
     let path = proc_path(fd);
@@ -228,7 +240,7 @@ fn timespecs(atime: [i64; 2], mtime: [i64; 2]) -> [libc::timespec; 2] {
     })
 }
 
-/// Sets the access and modification times of the file `fd` is open on (a directory).
+/// Sets the access and modification times of the file `fd` is open on (not `O_PATH`).
 pub fn futimens(fd: BorrowedFd, atime: [i64; 2], mtime: [i64; 2]) -> io::Result<()> {
     let ts = timespecs(atime, mtime);
     // SAFETY: valid fd and two timespecs.
