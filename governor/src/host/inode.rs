@@ -6,8 +6,11 @@
 //! `st_dev`, every protected path on btrfs would name an object the kernel never sees, and
 //! nothing there would be protected. So the mount a path is on is found (`statx`'s mount
 //! id), and on btrfs its line in `/proc/self/mountinfo` gives the superblock's device (that
-//! file's `major:minor` is `s_dev`); every other filesystem keeps `st_dev`. [`Keys`] reads
-//! the mount table once per `st_dev` it meets, for walks over many files.
+//! file's `major:minor` is `s_dev`); every other filesystem keeps `st_dev`. The mount table
+//! is read only where it can matter: btrfs's devices are anonymous (major 0), so a path with
+//! a real major is keyed at once, and of the rest one `statfs` tells btrfs from tmpfs and
+//! the like. A policy of 10,000 paths on ext4 or tmpfs reads no mount table at all; [`Keys`]
+//! reads it once per `st_dev` it meets, for walks over many files on btrfs.
 
 use std::{
     collections::HashMap,
@@ -50,6 +53,16 @@ impl Keys {
 pub fn kernel_dev(path: &Path, meta: &std::fs::Metadata) -> (u32, u32) {
     let st = (libc::major(meta.dev()), libc::minor(meta.dev()));
     let follow = !meta.file_type().is_symlink();
+    // A filesystem on a block device reports the superblock's own device; btrfs reports an
+    // anonymous one (major 0). Of those, only btrfs differs: one statfs says, before the
+    // mount table is read (a symlink's own filesystem is its directory's).
+    if st.0 != 0 {
+        return st;
+    }
+    let on = if follow { Some(path) } else { path.parent() };
+    if !on.is_some_and(on_btrfs) {
+        return st;
+    }
     let Some(id) = mount_id(path, follow) else {
         return st;
     };
@@ -61,6 +74,20 @@ pub fn kernel_dev(path: &Path, meta: &std::fs::Metadata) -> (u32, u32) {
         Some(m) if m.fstype == "btrfs" => m.dev,
         _ => st,
     }
+}
+
+/// `BTRFS_SUPER_MAGIC` (`statfs(2)`).
+const BTRFS_MAGIC: i64 = 0x9123_683e;
+
+/// Whether `path` (followed) is on btrfs.
+fn on_btrfs(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs(2) fills the struct we own from a NUL-terminated path.
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut s) };
+    rc == 0 && s.f_type as i64 == BTRFS_MAGIC
 }
 
 /// The id of the mount `path` is on (`statx` with `STATX_MNT_ID`, Linux 5.8+).
