@@ -22,6 +22,21 @@ pub fn governor(args: &[&str]) -> Output {
         .expect("spawn governor")
 }
 
+/// Every lease the daemon lists (`lease list --all --json`), live or ended.
+pub fn leases() -> Vec<serde_json::Value> {
+    let out = ok_stdout(
+        &governor(&["lease", "list", "--all", "--json"]),
+        "lease list",
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("lease list json");
+    v["leases"].as_array().cloned().unwrap_or_default()
+}
+
+/// The daemon's listing of lease `id`, if it lists it.
+pub fn listed(id: &str) -> Option<serde_json::Value> {
+    leases().into_iter().find(|l| l["id"] == id)
+}
+
 /// stdout of a command that must succeed.
 pub fn ok_stdout(out: &Output, what: &str) -> String {
     assert!(

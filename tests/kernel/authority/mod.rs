@@ -24,7 +24,7 @@ use std::{
 use governor_kernel_tests::paths::s;
 use governor_kernel_tests::{
     as_host, assert_eperm, assert_ok, governor_bin,
-    operator::{err_stderr, governor, lease_id, ok_stdout, submit, trusted_dir, Operator},
+    operator::{err_stderr, governor, lease_id, listed, ok_stdout, submit, trusted_dir, Operator},
     pin_dir_for, require_bpf_lsm, scratch, state_dir_for, write, Daemon, DEFAULT_STATE_DIR,
 };
 use serde_json::Value;
@@ -85,15 +85,7 @@ lease = ["connect"]
 
 /// The daemon's view of lease `id` (`governor lease list --all --json`).
 fn lease_state(id: &str) -> Value {
-    let out = ok_stdout(
-        &governor(&["lease", "list", "--all", "--json"]),
-        "lease list",
-    );
-    let v: Value = serde_json::from_str(&out).expect("lease list json");
-    v["leases"]
-        .as_array()
-        .and_then(|a| a.iter().find(|l| l["id"] == id).cloned())
-        .unwrap_or_else(|| panic!("lease {id} not listed: {v}"))
+    listed(id).unwrap_or_else(|| panic!("lease {id} not listed"))
 }
 
 fn wall_ms() -> u64 {

@@ -26,7 +26,7 @@ use std::{
 
 use governor_kernel_tests::loopfs::{assert_fs, FsKind, LoopFs, Mount};
 use governor_kernel_tests::operator::{
-    err_stderr, governor, lease_id, ok_stdout, trusted_dir, Operator,
+    err_stderr, governor, lease_id, leases, listed, ok_stdout, trusted_dir, Operator,
 };
 use governor_kernel_tests::paths::s;
 use governor_kernel_tests::tree::{acl_granting, set_mtime, set_xattr, Manifest};
@@ -209,30 +209,13 @@ fn rollback(args: &[&str]) -> Output {
     governor(&all)
 }
 
-/// The daemon's view of lease `id` (`governor lease list --all --json`), if it lists it.
-fn listed(id: &str) -> Option<Value> {
-    let out = ok_stdout(
-        &governor(&["lease", "list", "--all", "--json"]),
-        "lease list",
-    );
-    let v: Value = serde_json::from_str(&out).expect("lease list json");
-    v["leases"]
-        .as_array()
-        .and_then(|a| a.iter().find(|l| l["id"] == id).cloned())
-}
-
 /// Fails if the daemon enforces any lease (`lease list --all --json`): what a refused
 /// submit must leave.
 fn assert_nothing_enforced(what: &str) {
-    let out = ok_stdout(
-        &governor(&["lease", "list", "--all", "--json"]),
-        "lease list",
-    );
-    let v: Value = serde_json::from_str(&out).expect("lease list json");
-    let live: Vec<&Value> = v["leases"]
-        .as_array()
-        .map(|a| a.iter().filter(|l| l["state"] == "enforced").collect())
-        .unwrap_or_default();
+    let live: Vec<Value> = leases()
+        .into_iter()
+        .filter(|l| l["state"] == "enforced")
+        .collect();
     assert!(live.is_empty(), "{what}: leases enforced: {live:#?}");
 }
 
