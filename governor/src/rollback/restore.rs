@@ -227,17 +227,22 @@ impl<'a> Run<'a> {
         if self.trees[ti].dev.is_none() {
             self.trees[ti].dev = sys::fstat(sys::fd_ref(&dir)).ok().map(|st| st.st_dev);
         }
-        self.visit(ti, sys::fd_ref(&dir), name, b"");
+        self.visit(ti, sys::fd_ref(&dir), name, b"", false);
     }
 
-    /// One entry `dir/name` (`rel` in the tree).
-    fn visit(&mut self, ti: usize, dir: BorrowedFd, name: &OsStr, rel: &[u8]) {
+    /// One entry `dir/name` (`rel` in the tree). `absent`: `dir` is a directory this restore
+    /// just made, so nothing is at `name` (no `stat` needed; should anything appear there
+    /// meanwhile, the exclusive create fails and the path is reported, never overwritten).
+    fn visit(&mut self, ti: usize, dir: BorrowedFd, name: &OsStr, rel: &[u8], absent: bool) {
         let Ok(cname) = sys::cstr(name) else {
             return self.fail(ti, rel, "a name with a NUL byte");
         };
-        let cur = match sys::stat_at(dir, &cname) {
-            Ok(cur) => cur,
-            Err(e) => return self.fail(ti, rel, e),
+        let cur = match absent {
+            true => None,
+            false => match sys::stat_at(dir, &cname) {
+                Ok(cur) => cur,
+                Err(e) => return self.fail(ti, rel, e),
+            },
         };
         let snap = self.trees[ti].entries.get(rel).copied();
         if snap.is_some_and(|e| e.mount) {
@@ -302,7 +307,7 @@ impl<'a> Run<'a> {
             match sys::read_dir_fd(sys::fd_ref(&sub)) {
                 Ok(names) => {
                     for child in names {
-                        self.visit(ti, sys::fd_ref(&sub), &child, &join(rel, &child));
+                        self.visit(ti, sys::fd_ref(&sub), &child, &join(rel, &child), false);
                     }
                 }
                 Err(e) => {
@@ -364,15 +369,19 @@ impl<'a> Run<'a> {
                     sys::mkdir_at(dir, name)?;
                 }
                 let sub = sys::open_dir_at(dir, name)?;
-                let mut names = sys::read_dir_fd(sys::fd_ref(&sub))?;
+                // A directory just made holds nothing to remove or check.
+                let mut names = match fresh {
+                    true => Vec::new(),
+                    false => sys::read_dir_fd(sys::fd_ref(&sub))?,
+                };
                 names.sort();
                 let tree = &self.trees[ti];
                 let keep: Vec<&OsStr> = tree.children.get(rel).cloned().unwrap_or_default();
                 for child in names.iter().filter(|n| !keep.contains(&n.as_os_str())) {
-                    self.visit(ti, sys::fd_ref(&sub), child, &join(rel, child));
+                    self.visit(ti, sys::fd_ref(&sub), child, &join(rel, child), false);
                 }
                 for child in keep {
-                    self.visit(ti, sys::fd_ref(&sub), child, &join(rel, child));
+                    self.visit(ti, sys::fd_ref(&sub), child, &join(rel, child), fresh);
                 }
                 let now = sys::stat_at(dir, name)?;
                 if fresh {
