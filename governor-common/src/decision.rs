@@ -49,6 +49,20 @@ pub enum Verdict {
 }
 
 impl ProtectedRule {
+    /// Every class this resource decides, for anyone: a walk up the tree stops at the nearest
+    /// resource that decides the operation's class. The kernel's walks and the daemon's
+    /// compiler ask here.
+    #[inline(always)]
+    pub const fn decided(&self) -> u32 {
+        self.deny_mask | self.lease_mask | self.agent_mask
+    }
+
+    /// Whether this resource decides the class `bit` (see [`decided`](Self::decided)).
+    #[inline(always)]
+    pub const fn decides(&self, bit: u32) -> bool {
+        self.decided() & bit != 0
+    }
+
     /// The verdict of this resource on the class `bit` for an agent whose own decisions on it
     /// (its [`AGENT_RULES`](crate::maps::AGENT_RULES) entry) are `own`: those replace the
     /// defaults when present. The kernel and the daemon's log both decide through here.
@@ -75,3 +89,27 @@ pub struct Masks {
     pub lease_mask: u32,
 }
 const _: () = assert!(core::mem::size_of::<Masks>() == 8);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_decides_what_it_denies_leases_or_names_for_an_agent() {
+        let r = ProtectedRule {
+            rule_id: 1,
+            deny_mask: 0b0001,
+            lease_mask: 0b0010,
+            agent_mask: 0b0100,
+        };
+        assert_eq!(r.decided(), 0b0111);
+        assert!(r.decides(0b0001) && r.decides(0b0010) && r.decides(0b0100));
+        assert!(
+            !r.decides(0b1000),
+            "a class it says nothing about: the walk goes on"
+        );
+        // What it decides, the verdict answers; what it does not, it leaves Silent.
+        assert_eq!(r.verdict(None, 0b1000), Verdict::Silent);
+        assert_eq!(r.verdict(None, 0b0010), Verdict::Lease);
+    }
+}

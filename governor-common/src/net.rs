@@ -85,10 +85,10 @@ impl PortRule {
         self.port_lo <= port && port <= self.port_hi
     }
 
-    /// Every class this rule decides, for anyone.
+    /// Every class this rule decides, for anyone (as [`ProtectedRule::decided`]).
     #[inline(always)]
     pub const fn decided(&self) -> u32 {
-        self.deny_mask | self.lease_mask | self.agent_mask
+        self.rule().decided()
     }
 
     /// The rule's decisions in the form files and binaries use, for

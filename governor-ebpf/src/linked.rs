@@ -51,12 +51,6 @@ pub const NONE: Linked = Linked {
     depth: 0,
 };
 
-/// Whether `rule` has a decision on the class `bit`.
-#[inline(always)]
-pub fn decides(rule: &ProtectedRule, bit: u32) -> bool {
-    (rule.deny_mask | rule.lease_mask | rule.agent_mask) & bit != 0
-}
-
 /// The registered inode for a walk that ended clear: `target` itself, else `root`, the
 /// dentry the walk ended at `depth` steps above the target when it could not cross mounts
 /// (null otherwise).

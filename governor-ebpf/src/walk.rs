@@ -153,7 +153,7 @@ unsafe extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
         Some(key) => {
             // SAFETY: value copied out immediately.
             if let Some(rule) = unsafe { maps::GOV_PROTECTED.get(&key) }.copied() {
-                if (rule.deny_mask | rule.lease_mask | rule.agent_mask) & w.class_bit != 0 {
+                if rule.decides(w.class_bit) {
                     w.outcome = PROTECTED;
                     w.rule = rule;
                     return 1;
@@ -389,7 +389,7 @@ pub(crate) fn decide_as(
     };
     if linked.rule.rule_id != linked::ABSENT {
         w.seen = 1;
-        if linked::decides(&linked.rule, w.class_bit) {
+        if linked.rule.decides(w.class_bit) {
             w.outcome = PROTECTED;
             w.rule = linked.rule;
             w.depth = linked.depth;

@@ -480,8 +480,7 @@ pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
         .enumerate()
         .map(|(i, r)| r.kernel_rule(i as u32))
         .collect();
-    let decides = |r: &ProtectedRule| r.deny_mask | r.lease_mask | r.agent_mask;
-    if decided.iter().any(|r| decides(r) & bind != 0) {
+    if decided.iter().any(|r| r.decides(bind)) {
         for w in [WILDCARD4, WILDCARD6] {
             if !keys.contains(&w) {
                 keys.push(w);
@@ -508,7 +507,7 @@ pub fn flatten(rules: &[NetRule]) -> Result<CompiledNet, Vec<Overflow>> {
                     (key, r.cidr),
                     (Prefix::V4(..), Prefix::V4(..)) | (Prefix::V6(..), _)
                 );
-                if family_ok && decides(&decided[i]) & bind != 0 && !containing.contains(&i) {
+                if family_ok && decided[i].decides(bind) && !containing.contains(&i) {
                     let only_bind = ProtectedRule {
                         rule_id: decided[i].rule_id,
                         deny_mask: decided[i].deny_mask & bind,
