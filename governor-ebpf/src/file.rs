@@ -301,7 +301,7 @@ fn write_through(file: *const u8) -> i32 {
     };
     // A leased write was recorded when the file was opened; each write(2) under the lease
     // is only counted, so a long write does not flood the event stream.
-    written(agent, off, file, loc, stamp, Leased::Count, 0)
+    written(agent, off, file, loc, stamp, Leased::Count, 0, Fs::OfInode)
 }
 
 /// A shared writable mapping of `file`, made now (`detail`: `WRITE_VIA_MMAP` or
@@ -321,7 +321,19 @@ pub(crate) fn mapped(agent: &Agent, file: *const u8, detail: u64) -> i32 {
         WriteStamp::NONE,
         Leased::Refused,
         detail,
+        Fs::OfMount,
     )
+}
+
+/// Where [`written`] reads which filesystem the file is on. Its inode's superblock and its
+/// mount's are one, except for a 6.1 stacked filesystem's backing file (`read_vfs::file_loc`),
+/// which has no mount: a write(2) through it asks the inode. A shared mapping still asks the
+/// mount (its program has no stack left for the other read: 6.1's verifier counts 512 bytes
+/// over the whole call chain), so such a mapping through an overlay on 6.1 fails closed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fs {
+    OfInode,
+    OfMount,
 }
 
 /// Writing through the open `file` at `loc`, by whoever holds it now:
@@ -338,9 +350,14 @@ fn written(
     stamp: WriteStamp,
     leased: Leased,
     detail: u64,
+    fs: Fs,
 ) -> i32 {
     let inode = read_vfs::file_inode(off, file);
-    let keep = match read_vfs::mnt_magic(off, loc.mnt) {
+    let magic = match fs {
+        Fs::OfInode => read_vfs::inode_magic(off, inode),
+        Fs::OfMount => read_vfs::mnt_magic(off, loc.mnt),
+    };
+    let keep = match magic {
         Some(magic) if kfs::decides(magic) => {
             let verdict = kfs::write_on(agent, off, inode, magic);
             if verdict != 0 {

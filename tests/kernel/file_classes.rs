@@ -229,12 +229,17 @@ fn lsm_file_bypasses_are_denied() {
         &as_host(&["mount", "--bind", &p(&dir, "tree/prod"), &bind]),
         "bind mount",
     );
-    // An overlay whose upper layer lies in the protected tree, merged outside it.
+    // An overlay whose upper layer lies in the protected tree, merged outside it; and one
+    // wholly outside protection, with a file in its lower layer.
     for d in [
         "tree/prod/ovl-upper",
         "tree/prod/ovl-work",
         "scratch/ovl-lower",
         "scratch/ovl",
+        "scratch/free-lower",
+        "scratch/free-upper",
+        "scratch/free-work",
+        "scratch/free",
     ] {
         std::fs::create_dir_all(dir.join(d)).expect("mkdir overlay dirs");
     }
@@ -248,6 +253,25 @@ fn lsm_file_bypasses_are_denied() {
     assert_ok(
         &as_host(&["mount", "-t", "overlay", "ovl", "-o", &layers, &merged]),
         "mount the overlay",
+    );
+    write(&dir.join("scratch/free-lower/f.txt"), "lower\n");
+    let free_layers = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        p(&dir, "scratch/free-lower"),
+        p(&dir, "scratch/free-upper"),
+        p(&dir, "scratch/free-work")
+    );
+    assert_ok(
+        &as_host(&[
+            "mount",
+            "-t",
+            "overlay",
+            "free",
+            "-o",
+            &free_layers,
+            &p(&dir, "scratch/free"),
+        ]),
+        "mount the unprotected overlay",
     );
 
     // A writer that opened its descriptor before the daemon started, in the agent cgroup. It
@@ -307,6 +331,22 @@ fn lsm_file_bypasses_are_denied() {
     let out = as_host(&["touch", &p(&dir, "scratch/ovl/host.txt")]);
     assert_ok(&out, "the host creates through the overlay");
     assert!(dir.join("tree/prod/ovl-upper/host.txt").exists());
+    // Through an overlay nothing protects, an agent writes as any process does: write(2)
+    // goes to the upper layer's file through a backing file, which on 6.1 carries the
+    // overlay's path and no mount of its own; its filesystem is its inode's.
+    let free = p(&dir, "scratch/free");
+    let out = d.as_agent(
+        a,
+        &[
+            "sh",
+            "-c",
+            &format!("echo agent >> {free}/f.txt && echo new > {free}/new.txt"),
+        ],
+    );
+    assert_ok(&out, "the agent writes through an unprotected overlay");
+    assert_eq!(read(&dir, "scratch/free-upper/f.txt"), "lower\nagent\n");
+    assert_eq!(read(&dir, "scratch/free-upper/new.txt"), "new\n");
+    assert_eq!(read(&dir, "scratch/free-lower/f.txt"), "lower\n");
     assert_eq!(read(&dir, "tree/prod/a.txt"), "precious");
     assert_eq!(read(&dir, "tree/prod/sub/c.txt"), "precious");
 
@@ -330,6 +370,7 @@ fn lsm_file_bypasses_are_denied() {
 
     d.stop();
     let _ = as_host(&["umount", &merged]);
+    let _ = as_host(&["umount", &free]);
     let _ = as_host(&["umount", &bind]);
     let _ = as_host(&["umount", &inner]);
 }
