@@ -327,9 +327,10 @@ pub(crate) fn mapped(agent: &Agent, file: *const u8, detail: u64) -> i32 {
 
 /// Where [`written`] reads which filesystem the file is on. Its inode's superblock and its
 /// mount's are one, except for a 6.1 stacked filesystem's backing file (`read_vfs::file_loc`),
-/// which has no mount: a write(2) through it asks the inode. A shared mapping still asks the
-/// mount (its program has no stack left for the other read: 6.1's verifier counts 512 bytes
-/// over the whole call chain), so such a mapping through an overlay on 6.1 fails closed.
+/// which has no mount: a write(2) through it asks the inode. A mapping made writable asks the
+/// mount (`file_mprotect` has no stack left for the other read: 6.1's verifier counts 512
+/// bytes over the whole call chain), so an mprotect of a shared mapping through an overlay
+/// on 6.1 fails closed (a known gap, docs/enforcement.md).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Fs {
     OfInode,
