@@ -76,18 +76,10 @@ pub fn kernel_dev(path: &Path, meta: &std::fs::Metadata) -> (u32, u32) {
     }
 }
 
-/// `BTRFS_SUPER_MAGIC` (`statfs(2)`).
-const BTRFS_MAGIC: i64 = 0x9123_683e;
-
 /// Whether `path` (followed) is on btrfs.
 fn on_btrfs(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs(2) fills the struct we own from a NUL-terminated path.
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut s) };
-    rc == 0 && s.f_type as i64 == BTRFS_MAGIC
+    use nix::sys::statfs::{statfs, BTRFS_SUPER_MAGIC};
+    statfs(path).is_ok_and(|s| s.filesystem_type() == BTRFS_SUPER_MAGIC)
 }
 
 /// The id of the mount `path` is on (`statx` with `STATX_MNT_ID`, Linux 5.8+).

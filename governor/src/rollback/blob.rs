@@ -72,20 +72,8 @@ pub fn store<'p>(src: &'p Path, dst: &'p Path) -> Result<How, (&'p Path, io::Err
 /// Makes the regular file open as `dst` hold blob `n` of the directory `blobs`. `fresh`:
 /// `dst` was just created (empty), else its old content is cut first.
 pub fn fill(dst: BorrowedFd, blobs: BorrowedFd, n: u64, fresh: bool) -> io::Result<How> {
-    let name = std::ffi::CString::new(n.to_string()).expect("digits have no NUL");
-    // SAFETY: a valid directory fd and C string; the new fd is owned below.
-    let raw = unsafe {
-        libc::openat(
-            blobs.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a new fd that nothing else owns.
-    let mut from = unsafe { File::from_raw_fd(raw) };
+    let name = super::sys::cstr(n.to_string().as_ref())?;
+    let mut from = File::from(super::sys::open_read_at(blobs, &name)?);
     // Borrowed as a File for the copy, never closed here: the caller owns `dst`.
     // SAFETY: `dst` stays open for the whole call; ManuallyDrop never closes it.
     let mut to = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(dst.as_raw_fd()) });

@@ -46,6 +46,11 @@ fn open_raw(dir: RawFd, name: &CStr, flags: libc::c_int, mode: u32) -> io::Resul
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Opens the existing file `dir/name` for reading, never through a symlink.
+pub fn open_read_at(dir: BorrowedFd, name: &CStr) -> io::Result<OwnedFd> {
+    open_raw(dir.as_raw_fd(), name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)
+}
+
 /// Opens the directory `dir/name`, refusing a symlink (`ELOOP`) or anything else (`ENOTDIR`).
 pub fn open_dir_at(dir: BorrowedFd, name: &CStr) -> io::Result<OwnedFd> {
     open_raw(
