@@ -24,6 +24,20 @@ fn read(dir: &Path, rel: &str) -> String {
     std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| format!("<{e}>"))
 }
 
+/// Mounts an overlay of `[lower, upper, work]` (relative to `dir`) on `merged`, as the host.
+fn mount_overlay(dir: &Path, [lower, upper, work]: [&str; 3], merged: &str) {
+    let layers = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        p(dir, lower),
+        p(dir, upper),
+        p(dir, work)
+    );
+    assert_ok(
+        &as_host(&["mount", "-t", "overlay", "overlay", "-o", &layers, merged]),
+        &format!("mount an overlay on {merged}"),
+    );
+}
+
 /// Runs `cmd` as the agent; asserts EPERM and a decision event of `class`.
 fn denied(d: &Daemon, agent: &str, class: &str, cmd: &[&str]) {
     let before = d.decisions().len();
@@ -244,34 +258,25 @@ fn lsm_file_bypasses_are_denied() {
         std::fs::create_dir_all(dir.join(d)).expect("mkdir overlay dirs");
     }
     let merged = p(&dir, "scratch/ovl");
-    let layers = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        p(&dir, "scratch/ovl-lower"),
-        p(&dir, "tree/prod/ovl-upper"),
-        p(&dir, "tree/prod/ovl-work")
-    );
-    assert_ok(
-        &as_host(&["mount", "-t", "overlay", "ovl", "-o", &layers, &merged]),
-        "mount the overlay",
+    mount_overlay(
+        &dir,
+        [
+            "scratch/ovl-lower",
+            "tree/prod/ovl-upper",
+            "tree/prod/ovl-work",
+        ],
+        &merged,
     );
     write(&dir.join("scratch/free-lower/f.txt"), "lower\n");
-    let free_layers = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        p(&dir, "scratch/free-lower"),
-        p(&dir, "scratch/free-upper"),
-        p(&dir, "scratch/free-work")
-    );
-    assert_ok(
-        &as_host(&[
-            "mount",
-            "-t",
-            "overlay",
-            "free",
-            "-o",
-            &free_layers,
-            &p(&dir, "scratch/free"),
-        ]),
-        "mount the unprotected overlay",
+    let free = p(&dir, "scratch/free");
+    mount_overlay(
+        &dir,
+        [
+            "scratch/free-lower",
+            "scratch/free-upper",
+            "scratch/free-work",
+        ],
+        &free,
     );
 
     // A writer that opened its descriptor before the daemon started, in the agent cgroup. It
@@ -334,7 +339,6 @@ fn lsm_file_bypasses_are_denied() {
     // Through an overlay nothing protects, an agent writes as any process does: write(2)
     // goes to the upper layer's file through a backing file, which on 6.1 carries the
     // overlay's path and no mount of its own; its filesystem is its inode's.
-    let free = p(&dir, "scratch/free");
     let out = d.as_agent(
         a,
         &[
