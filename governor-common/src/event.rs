@@ -84,6 +84,9 @@ pub enum Decision {
     /// The operation needs a lease and a matching, unexpired lease was in the kernel's lease
     /// map: allowed, with [`Event::lease_id`] naming the lease.
     LeaseAllow = 3,
+    /// Allowed by the policy, and recorded because the agent records every operation of a
+    /// file class (`record = "all"`, `maps::AGENT_FLAG_RECORD_ALL`).
+    Allow = 4,
 }
 
 impl Decision {
@@ -92,6 +95,7 @@ impl Decision {
             1 => Some(Self::Deny),
             2 => Some(Self::ObserveDeny),
             3 => Some(Self::LeaseAllow),
+            4 => Some(Self::Allow),
             _ => None,
         }
     }
@@ -101,6 +105,7 @@ impl Decision {
             Self::Deny => "deny",
             Self::ObserveDeny => "observe-deny",
             Self::LeaseAllow => "lease-allow",
+            Self::Allow => "allow",
         }
     }
 }

@@ -128,6 +128,25 @@ pub const AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX: u32 = 8;
 /// Bit in [`AgentInfo::flags`]: the agent may create raw and packet sockets
 /// (`allow_raw_sockets`).
 pub const AGENT_FLAG_ALLOW_RAW_SOCKETS: u32 = 16;
+/// Bit in [`AgentInfo::flags`]: the agent records every operation of a file class
+/// ([`RECORD_ALL_CLASSES`]) the kernel decides for it, allowed ones included (`record =
+/// "all"`), so that a tighter policy can be simulated against its history.
+pub const AGENT_FLAG_RECORD_ALL: u32 = 32;
+/// The classes an agent with [`AGENT_FLAG_RECORD_ALL`] records when they are allowed: every
+/// class that changes a file (the policy's `modify`), not `read` or `unix-connect`.
+pub const RECORD_ALL_CLASSES: u32 = {
+    use crate::Class::*;
+    let list = [
+        Unlink, Rmdir, Rename, Truncate, Write, Chmod, Chown, Link, Xattr, Mknod, Chattr, Utimes,
+    ];
+    let mut mask = 0;
+    let mut i = 0;
+    while i < list.len() {
+        mask |= list[i].bit();
+        i += 1;
+    }
+    mask
+};
 
 /// An agent cgroup, as the kernel sees it.
 #[repr(C)]
@@ -298,6 +317,9 @@ pub const RULE_FILELESS: u32 = u32::MAX - 2;
 /// socket, bpffs pins): always protected against every file class and unix-connect, whatever
 /// the policy says.
 pub const RULE_SELF: u32 = u32::MAX - 3;
+/// `rule_id` of an allowed operation recorded for an agent that records everything
+/// ([`AGENT_FLAG_RECORD_ALL`]) where no protected resource decides its class.
+pub const RULE_NONE: u32 = u32::MAX - 4;
 /// Bit added to a `rule_id` when the match was an *ancestor* of the protected path.
 pub const RULE_ANCESTOR_FLAG: u32 = 1 << 30;
 /// Bit added to a `rule_id` when the match was an inode registered for its place inside the
@@ -306,10 +328,10 @@ pub const RULE_ANCESTOR_FLAG: u32 = 1 << 30;
 pub const RULE_LINKED_FLAG: u32 = 1 << 28;
 
 /// The policy's rule id behind a `rule_id` the kernel reported: without
-/// [`RULE_LINKED_FLAG`] (the special ids from [`RULE_SELF`] up have every high bit set and
+/// [`RULE_LINKED_FLAG`] (the special ids from [`RULE_NONE`] up have every high bit set and
 /// are returned as they are).
 pub const fn rule_base(rule_id: u32) -> u32 {
-    if rule_id >= RULE_SELF {
+    if rule_id >= RULE_NONE {
         rule_id
     } else {
         rule_id & !RULE_LINKED_FLAG

@@ -10,7 +10,10 @@
 
 use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, programs::LsmContext};
 use governor_common::{
-    maps::{Counter, AGENT_FLAG_OBSERVE, AGENT_UNKNOWN, RULE_BUILTIN},
+    maps::{
+        Counter, AGENT_FLAG_OBSERVE, AGENT_FLAG_RECORD_ALL, AGENT_UNKNOWN, RECORD_ALL_CLASSES,
+        RULE_BUILTIN,
+    },
     AgentInfo, Class, Decision, EventKind, InodeKey, KernelOffsets, Target,
 };
 
@@ -59,7 +62,8 @@ pub fn current_or_unknown() -> Agent {
     Agent { cgroup_id, info }
 }
 
-/// What is being refused: the event's kind, class, rule, target and walk depth.
+/// What is being refused (or, for an agent that records everything, allowed): the event's
+/// kind, class, rule, target and walk depth.
 pub struct Refusal {
     pub kind: EventKind,
     pub class: u32,
@@ -162,7 +166,16 @@ pub fn refuse_named(agent: &Agent, r: Refusal, name: Name) -> i32 {
 /// verifier.
 #[inline(always)]
 pub fn settle(agent: &Agent, r: Refusal, lease_id: u64, name: Name) -> Decision {
-    let decision = if lease_id != 0 {
+    let decision = refusal_decision(agent, lease_id);
+    defer(agent, r, decision, lease_id, name);
+    decision
+}
+
+/// What an operation that is not a plain allow comes to, counted: allowed under lease
+/// `lease_id` when it is non-zero, else a deny, or a would-be deny in observe mode.
+#[inline(always)]
+pub fn refusal_decision(agent: &Agent, lease_id: u64) -> Decision {
+    if lease_id != 0 {
         lease::count_allowed();
         Decision::LeaseAllow
     } else if agent.info.flags & AGENT_FLAG_OBSERVE != 0 {
@@ -171,7 +184,21 @@ pub fn settle(agent: &Agent, r: Refusal, lease_id: u64, name: Name) -> Decision 
     } else {
         emit::count(Counter::Denied);
         Decision::Deny
-    };
+    }
+}
+
+/// Whether an operation of `class` the policy allows is recorded for `agent`
+/// ([`Decision::Allow`]): when the agent records every operation of a file class (`record =
+/// "all"`, `AGENT_FLAG_RECORD_ALL`) and `class` is one (`RECORD_ALL_CLASSES`).
+#[inline(always)]
+pub fn records_allowed(agent: &Agent, class: Class) -> bool {
+    agent.info.flags & AGENT_FLAG_RECORD_ALL != 0 && RECORD_ALL_CLASSES & class.bit() != 0
+}
+
+/// Defers `r`'s event with `decision` (see [`emit::defer`]): the one place a decision
+/// becomes an event.
+#[inline(always)]
+pub fn defer(agent: &Agent, r: Refusal, decision: Decision, lease_id: u64, name: Name) {
     let decided = Decided {
         kind: r.kind,
         cgroup_id: agent.cgroup_id,
@@ -184,7 +211,6 @@ pub fn settle(agent: &Agent, r: Refusal, lease_id: u64, name: Name) -> Decision 
         lease_id,
     };
     emit::defer(&decided, name);
-    decision
 }
 
 /// The current task as an agent about to be decided ([`current`]), with a guard that emits
@@ -236,7 +262,7 @@ pub fn verdict(decision: Decision) -> i32 {
         // return value might leave [-4095, 0]. Kept 64 bits wide through the opaque store,
         // so that it comes back sign-extended.
         Decision::Deny => core::hint::black_box(-i64::from(EPERM)) as i32,
-        Decision::ObserveDeny | Decision::LeaseAllow => 0,
+        Decision::ObserveDeny | Decision::LeaseAllow | Decision::Allow => 0,
     }
 }
 

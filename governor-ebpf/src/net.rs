@@ -168,7 +168,7 @@ fn decide(ctx: &SockAddrContext, op: NetOp, v6: bool) -> i32 {
     emit::flush();
     match decision {
         Decision::Deny => REFUSE,
-        Decision::ObserveDeny | Decision::LeaseAllow => ALLOW,
+        Decision::ObserveDeny | Decision::LeaseAllow | Decision::Allow => ALLOW,
     }
 }
 

@@ -11,8 +11,8 @@
 
 use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop};
 use governor_common::{
-    maps::{Counter, MAX_PATH_DEPTH, RULE_LINKED_FLAG, RULE_UNRESOLVED},
-    Class, InodeKey, KernelOffsets, ProtectedRule, WriteStamp,
+    maps::{Counter, MAX_PATH_DEPTH, RULE_LINKED_FLAG, RULE_NONE, RULE_UNRESOLVED},
+    Class, Decision, InodeKey, KernelOffsets, ProtectedRule, WriteStamp,
 };
 
 use crate::{
@@ -344,100 +344,127 @@ pub(crate) fn decide_as(
     if off.valid == 0 {
         return unresolved(agent, class, Name::Loc(start));
     }
-    // The trees as they are before anything is read: what a directory kept under them says
-    // holds, and what this walk finds may be kept.
-    let now = if keep.stamp.is_set() {
-        keep.stamp
-    } else {
-        write_cache::stamp()
-    };
-    if now.is_set() {
-        let seqs = dir_cache::seqs(&now);
-        let (dentry, mnt) = (start.dentry as u64, start.mnt as u64);
-        if dir_cache::known_clear(dentry, mnt, seqs, now.not_after_ns) != 0 {
-            // Written out here and below: as a method taking the whole `Keep` by reference,
-            // this cost an agent's write-open about 160 instructions more (measured).
-            if keep.stamp.is_set() {
-                write_cache::keep(keep.file, &keep.stamp);
+    // An allowed operation is recorded too for an agent that records everything.
+    let records = agent::records_allowed(agent, class);
+    // What the operation comes to: (rule, target, depth, lease, allowed) of its one event, or
+    // a plain allow that is not recorded (`return 0`). Every way out that records meets below, at
+    // the program's one `defer` of a file decision: written once, the event's stack slots are
+    // too (6.12 refused `path_rename` at 576 bytes of stack with one per way out).
+    let (rule_id, target, depth, lease_id, allowed) = 'decided: {
+        // The trees as they are before anything is read: what a directory kept under them
+        // says holds, and what this walk finds may be kept.
+        let now = if keep.stamp.is_set() {
+            keep.stamp
+        } else {
+            write_cache::stamp()
+        };
+        if now.is_set() {
+            let seqs = dir_cache::seqs(&now);
+            let (dentry, mnt) = (start.dentry as u64, start.mnt as u64);
+            if dir_cache::known_clear(dentry, mnt, seqs, now.not_after_ns) != 0 {
+                // Written out here and below: as a method taking the whole `Keep` by
+                // reference, this cost an agent's write-open about 160 instructions more
+                // (measured).
+                if keep.stamp.is_set() {
+                    write_cache::keep(keep.file, &keep.stamp);
+                }
+                if !records {
+                    return 0;
+                }
+                break 'decided (RULE_NONE, target_of(off, start.dentry), 0, 0, true);
             }
-            return 0;
         }
-    }
-    let mut w = Walk::new(start, class.bit(), target_of(off, start.dentry));
-    // SAFETY: bpf_loop calls `walk_step` with a pointer to `w`, which outlives the call.
-    let ran = unsafe {
-        bpf_loop(
-            MAX_PATH_DEPTH,
-            walk_step as *mut c_void,
-            (&mut w as *mut Walk).cast(),
-            0,
-        )
-    };
-    // Clear of protected inodes on the way: an inode registered for its place elsewhere
-    // may still decide (`linked`): the target's own (a second name of a protected file), or,
-    // for a walk that could not cross mounts, the root it ended at (a filesystem mounted
-    // inside a protected tree).
-    let root = if start.mnt.is_null() {
-        w.dentry
-    } else {
-        core::ptr::null()
-    };
-    let linked = if w.outcome == CLEAR && ran >= 0 {
-        linked::registered(off, &w.target, root, w.depth)
-    } else {
-        linked::NONE
-    };
-    if linked.rule.rule_id != linked::ABSENT {
-        w.seen = 1;
-        if linked.rule.decides(w.class_bit) {
-            w.outcome = PROTECTED;
-            w.rule = linked.rule;
-            w.depth = linked.depth;
+        let mut w = Walk::new(start, class.bit(), target_of(off, start.dentry));
+        // SAFETY: bpf_loop calls `walk_step` with a pointer to `w`, which outlives the call.
+        let ran = unsafe {
+            bpf_loop(
+                MAX_PATH_DEPTH,
+                walk_step as *mut c_void,
+                (&mut w as *mut Walk).cast(),
+                0,
+            )
+        };
+        // Clear of protected inodes on the way: an inode registered for its place elsewhere
+        // may still decide (`linked`): the target's own (a second name of a protected file),
+        // or, for a walk that could not cross mounts, the root it ended at (a filesystem
+        // mounted inside a protected tree).
+        let root = if start.mnt.is_null() {
+            w.dentry
+        } else {
+            core::ptr::null()
+        };
+        let linked = if w.outcome == CLEAR && ran >= 0 {
+            linked::registered(off, &w.target, root, w.depth)
+        } else {
+            linked::NONE
+        };
+        if linked.rule.rule_id != linked::ABSENT {
+            w.seen = 1;
+            if linked.rule.decides(w.class_bit) {
+                w.outcome = PROTECTED;
+                w.rule = linked.rule;
+                w.depth = linked.depth;
+            }
         }
-    }
-    match w.outcome {
-        CLEAR if ran >= 0 => {
-            // None at all above the target: its directory is kept for any class.
-            if w.seen == 0 && now.is_set() {
-                let seqs = dir_cache::seqs(&now);
-                dir_cache::remember(
-                    start.dentry as u64,
-                    start.mnt as u64,
-                    seqs,
-                    now.not_after_ns,
-                );
+        match w.outcome {
+            CLEAR if ran >= 0 => {
+                // None at all above the target: its directory is kept for any class.
+                if w.seen == 0 && now.is_set() {
+                    let seqs = dir_cache::seqs(&now);
+                    dir_cache::remember(
+                        start.dentry as u64,
+                        start.mnt as u64,
+                        seqs,
+                        now.not_after_ns,
+                    );
+                }
+                // No protected inode on the way decides this class for anyone: the same
+                // answer for every agent, and the only one ever kept.
+                if keep.stamp.is_set() {
+                    write_cache::keep(keep.file, &keep.stamp);
+                }
+                if !records {
+                    return 0;
+                }
+                break 'decided (RULE_NONE, w.target, w.depth, 0, true);
             }
-            // No protected inode on the way decides this class for anyone: the same answer
-            // for every agent, and the only one ever kept.
-            if keep.stamp.is_set() {
-                write_cache::keep(keep.file, &keep.stamp);
-            }
-            return 0;
+            PROTECTED => {}
+            _ => return unresolved(agent, class, Name::Loc(start)),
         }
-        PROTECTED => {}
-        _ => return unresolved(agent, class, Name::Loc(start)),
-    }
-    // The nearest protected inode with a decision on the class, for anyone, decides.
-    let own = w.rule.rule_id & !RULE_LINKED_FLAG;
-    let lease_id = match lease::verdict(agent.info.agent_id, own, &w.rule, w.class_bit) {
-        Verdict::Deny => 0,
-        Verdict::Lease if leased == Leased::Refused => 0,
-        Verdict::Lease => match lease_on_path(
-            agent.info.agent_id,
-            class as u32,
-            start.dentry,
-            start.mnt,
-            w.depth,
-        ) {
-            0 => 0,
-            _ if leased == Leased::Count => {
-                lease::count_allowed();
-                return 0;
+        // The nearest protected inode with a decision on the class, for anyone, decides.
+        let own = w.rule.rule_id & !RULE_LINKED_FLAG;
+        let lease_id = match lease::verdict(agent.info.agent_id, own, &w.rule, w.class_bit) {
+            Verdict::Deny => 0,
+            Verdict::Lease if leased == Leased::Refused => 0,
+            Verdict::Lease => match lease_on_path(
+                agent.info.agent_id,
+                class as u32,
+                start.dentry,
+                start.mnt,
+                w.depth,
+            ) {
+                0 => 0,
+                _ if leased == Leased::Count => {
+                    lease::count_allowed();
+                    return 0;
+                }
+                id => id,
+            },
+            Verdict::Allow | Verdict::Silent => {
+                if !records {
+                    return 0;
+                }
+                break 'decided (w.rule.rule_id, w.target, w.depth, 0, true);
             }
-            id => id,
-        },
-        Verdict::Allow | Verdict::Silent => return 0,
+        };
+        (w.rule.rule_id, w.target, w.depth, lease_id, false)
     };
-    let refusal = Refusal::file(class, w.rule.rule_id, w.target, detail, w.depth);
-    agent::verdict(agent::settle(agent, refusal, lease_id, Name::Loc(start)))
+    let decision = if allowed {
+        Decision::Allow
+    } else {
+        agent::refusal_decision(agent, lease_id)
+    };
+    let refusal = Refusal::file(class, rule_id, target, detail, depth);
+    agent::defer(agent, refusal, decision, lease_id, Name::Loc(start));
+    agent::verdict(decision)
 }

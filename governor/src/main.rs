@@ -17,7 +17,8 @@
 //! 4. `lineage/` (the lineage database), `rollback/` (the snapshot store: take, seal,
 //!    restore), then `leases/` (the lease manager, which snapshots a lease's scope before
 //!    installing it, records its acts through the lineage's recorder and builds its leases'
-//!    rows itself).
+//!    rows itself), then `simulate/` (re-deciding the lineage's operations under a candidate
+//!    policy).
 //! 5. `secrets.rs` (registered secret key files), `cli/` (argument structs and their
 //!    defaults), then `admin/` (the sockets' servers and handlers; reload and secret
 //!    protection through traits).
@@ -44,6 +45,7 @@ mod requests;
 mod rollback;
 mod secrets;
 mod signing;
+mod simulate;
 mod time;
 
 use std::process::ExitCode;

@@ -13,7 +13,7 @@ use std::{
 /// From the ground floor up: a module may import only modules before it.
 const ORDER: &[&str] = &[
     "host", "time", "logging", "signing", "policy", "api", "halts", "requests", "kernel",
-    "lineage", "rollback", "leases", "secrets", "cli", "admin", "daemon", "cmd",
+    "lineage", "rollback", "leases", "simulate", "secrets", "cli", "admin", "daemon", "cmd",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

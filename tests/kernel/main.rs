@@ -25,5 +25,6 @@ mod pin;
 mod policy_reload;
 mod rollback;
 mod self_protect;
+mod simulate;
 mod task;
 mod write_cache;

@@ -70,7 +70,7 @@ pub struct LineageFilter {
     #[command(flatten)]
     pub window: LineageWindow,
     /// Only this decision.
-    #[arg(long, value_parser = ["deny", "observe-deny", "lease-allow"])]
+    #[arg(long, value_parser = ["deny", "observe-deny", "lease-allow", "allow"])]
     pub decision: Option<String>,
     /// Only this action class (unlink, rename, exec, connect, ...).
     #[arg(long)]

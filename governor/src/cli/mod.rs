@@ -56,6 +56,9 @@ pub enum Command {
     /// Undo leases: restore their targets from the snapshots taken before they took effect
     /// (content, metadata, links; files they created are removed).
     Rollback(RollbackArgs),
+    /// Re-decide the agents' recorded operations under a candidate policy, and report what
+    /// it would deny, lease or allow that the policy they were recorded under did not.
+    Simulate(SimulateArgs),
     /// From inside an agent: ask the operators for a lease (grants nothing by itself).
     Request(RequestArgs),
     /// Operator signing keys: generate one, list the trusted ones.
@@ -260,6 +263,13 @@ pub struct PolicyReloadArgs {
     /// file for later reloads.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// First show what the new policy would have decided differently over the last day of
+    /// the lineage (`governor simulate --since 1d`), then reload.
+    #[arg(long, requires = "policy")]
+    pub simulate: bool,
+    /// The lineage database --simulate reads.
+    #[arg(long, value_name = "PATH", default_value = lineage::DEFAULT_LINEAGE_DB)]
+    pub db: PathBuf,
     #[command(flatten)]
     pub conn: AdminConn,
 }
@@ -330,4 +340,16 @@ pub(crate) fn parse_ttl(text: &str) -> Result<u64, String> {
 
 pub(crate) fn parse_time(text: &str) -> Result<u64, String> {
     time::parse_rfc3339(text).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// The candidate policy file (checked as `governor policy check` does, and compiled
+    /// against this host's files).
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    #[command(flatten)]
+    pub window: lineage::LineageWindow,
+    #[command(flatten)]
+    pub out: lineage::LineageDbArgs,
 }

@@ -16,6 +16,7 @@ mod preflight;
 mod request;
 mod rollback;
 mod run;
+mod simulate;
 mod status;
 mod unload;
 
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unload(args) => unload::run(args),
         Command::Halt(args) => halt::halt(args),
         Command::Resume(args) => halt::resume(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Request(args) => request::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Key(cmd) => key::run(cmd),

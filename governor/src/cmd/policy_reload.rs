@@ -2,7 +2,8 @@
 //! to enforce its policy file re-read (or FILE) instead of the policy it enforces now. The
 //! daemon checks everything first; a policy that fails any check changes nothing, and the
 //! refusal names the file, line, column and field. Prints the old and new policy versions
-//! and how long the swap took.
+//! and how long the swap took. With `--simulate`, first prints what the new file would have
+//! decided differently over the last day of the lineage (`governor simulate --since 1d`).
 
 use std::{process::ExitCode, time::Duration};
 
@@ -31,6 +32,26 @@ pub fn run(args: PolicyReloadArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    // What the new file would have decided differently over the last day, before it swaps.
+    let simulation = match (&args.policy, args.simulate) {
+        (Some(f), true) => {
+            let since =
+                crate::lineage::query::parse_when("1d", crate::lineage::boot::BootClock::now_ns())?;
+            let filter = crate::lineage::query::Filter {
+                since_ns: Some(since),
+                ..Default::default()
+            };
+            let report = super::simulate::simulation(f, &args.db, &filter)?;
+            if !args.conn.json {
+                print!(
+                    "simulation over the last day:\n{}\n",
+                    super::simulate::render(&report)
+                );
+            }
+            Some(report)
+        }
+        _ => None,
+    };
     let result = match client::call_waiting(
         &args.conn.socket,
         &Request::PolicyReload { file },
@@ -45,7 +66,11 @@ pub fn run(args: PolicyReloadArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     if args.conn.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        let out = match simulation {
+            Some(s) => serde_json::json!({ "simulation": s, "reload": result }),
+            None => result,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", summary(&reply::read("policy-reload", result)?));
     }

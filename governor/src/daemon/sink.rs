@@ -63,7 +63,9 @@ pub async fn run(
             })
             .flatten();
         let d = decision::describe(&ev, &compiled);
-        if throttle.allow(d.agent, now) {
+        // An allow recorded for an agent that records everything (`record = "all"`) goes to
+        // the lineage only: the log is for decisions that stopped or needed something.
+        if ev.decision != Decision::Allow as u32 && throttle.allow(d.agent, now) {
             log_decision(&ev, &d, &compiled, lease.as_deref());
         }
         sink_recorder.record(Record::Event(Box::new(decision::event_row(
@@ -112,6 +114,7 @@ fn log_decision(ev: &Event, d: &decision::Described<'_>, compiled: &Compiled, le
         Some(Decision::Deny) => "denied",
         Some(Decision::ObserveDeny) => "would deny (observe mode)",
         Some(Decision::LeaseAllow) => "allowed under lease",
+        Some(Decision::Allow) => "allowed (recorded: the agent records everything)",
         None => "unknown decision",
     };
     // The fields every decision carries; each kind adds its own before the message.

@@ -5,7 +5,7 @@
 use governor_common::{
     maps::AGENT_UNKNOWN,
     maps::{
-        RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_FILELESS, RULE_LINKED_FLAG, RULE_SELF,
+        RULE_ANCESTOR_FLAG, RULE_BUILTIN, RULE_FILELESS, RULE_LINKED_FLAG, RULE_NONE, RULE_SELF,
         RULE_UNRESOLVED,
     },
     net::{AF_INET, AF_INET6},
@@ -33,6 +33,7 @@ pub fn rule_text(ev: &Event, class: Option<Class>, compiled: &Compiled) -> Strin
     };
     match ev.rule_id {
         RULE_UNRESOLVED => "(unresolved: failed closed)".to_owned(),
+        RULE_NONE => "(none: no protected resource decides it)".to_owned(),
         RULE_BUILTIN => "(built-in: agents may never do this)".to_owned(),
         RULE_FILELESS => "(fileless: the file has no name on any filesystem)".to_owned(),
         // Also the ancestors of those directories: RULE_SELF has RULE_ANCESTOR_FLAG's bit.
@@ -48,6 +49,20 @@ pub fn rule_text(ev: &Event, class: Option<Class>, compiled: &Compiled) -> Strin
         }
         id => path(id, compiled.protected_path(id)),
     }
+}
+
+/// Whether a rule text of [`rule_text`] names a rule the kernel applies outside the policy's
+/// resources (unresolved, built-in, fileless execution, governor's own directories):
+/// `governor simulate` does not re-decide those.
+pub fn fixed_rule(text: &str) -> bool {
+    [
+        "(unresolved:",
+        "(built-in:",
+        "(fileless:",
+        "(governor's own:",
+    ]
+    .iter()
+    .any(|p| text.starts_with(p))
 }
 
 /// A decision in the policy's words, shared by the log line and the lineage row.

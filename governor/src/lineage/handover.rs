@@ -145,15 +145,7 @@ impl<'a> Handover<'a> {
 
     /// Policy `version`, parsed from its `policies` row.
     fn policy_text(&self, version: &str) -> Result<Policy, String> {
-        let row: Option<(String, String)> = self
-            .conn
-            .query_row(
-                "SELECT source, text FROM policies WHERE version = ?1 ORDER BY loaded_ns DESC \
-                 LIMIT 1",
-                [version],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+        let row = super::query::authority::policy_text(self.conn, version)
             .map_err(|e| format!("reading policy {version} from the lineage: {e}"))?;
         let (source, text) =
             row.ok_or_else(|| format!("policy {version} is not in the lineage's policies"))?;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use governor_common::{
     maps::{
         Verdict, AGENT_FLAG_ALLOW_FILELESS_EXEC, AGENT_FLAG_ALLOW_OUTSIDE_ABSTRACT_UNIX,
-        AGENT_FLAG_ALLOW_RAW_SOCKETS, AGENT_FLAG_OBSERVE, RULE_BINARY_FLAG, RULE_SELF,
+        AGENT_FLAG_ALLOW_RAW_SOCKETS, AGENT_FLAG_OBSERVE, AGENT_FLAG_RECORD_ALL, RULE_BINARY_FLAG,
+        RULE_SELF,
     },
     net::RULE_NET_FLAG,
     AgentInfo, AgentRuleKey, Class, InodeKey, Masks, ProtectedRule,
@@ -270,6 +271,29 @@ pub fn compile(
     cgroups: &CgroupFs,
     own: &[OwnDir],
 ) -> Result<Compiled, CompileError> {
+    compile_with(policy, own, |agent| {
+        cgroups
+            .ensure(&agent.cgroup)
+            .map_err(|source| CompileError::Cgroup {
+                agent: agent.name.clone(),
+                source,
+            })
+    })
+}
+
+/// [`compile`] for reading only (`governor simulate`): the policy's rules against this host's
+/// inodes, without governor's own directories, and without creating or looking up agent
+/// cgroups (every agent's `cgroup_id` is 0).
+pub fn compile_rules(policy: &Policy) -> Result<Compiled, CompileError> {
+    compile_with(policy, &[], |_| Ok(0))
+}
+
+/// [`compile`], with each agent's cgroup id from `cgroup_id`.
+fn compile_with(
+    policy: &Policy,
+    own: &[OwnDir],
+    cgroup_id: impl Fn(&super::Agent) -> Result<u64, CompileError>,
+) -> Result<Compiled, CompileError> {
     use governor_common::maps::{
         MAX_AGENTS, MAX_AGENT_RULES, MAX_BINARIES, MAX_LINKED, MAX_PROTECTED,
     };
@@ -296,12 +320,7 @@ pub fn compile(
     }
     let mut agents = Vec::with_capacity(policy.agents.len());
     for (i, agent) in policy.agents.iter().enumerate() {
-        let cgroup_id = cgroups
-            .ensure(&agent.cgroup)
-            .map_err(|source| CompileError::Cgroup {
-                agent: agent.name.clone(),
-                source,
-            })?;
+        let cgroup_id = cgroup_id(agent)?;
         let mut flags = match agent.mode {
             Mode::Observe => AGENT_FLAG_OBSERVE,
             Mode::Enforce => 0,
@@ -314,6 +333,9 @@ pub fn compile(
         }
         if agent.allow_raw_sockets {
             flags |= AGENT_FLAG_ALLOW_RAW_SOCKETS;
+        }
+        if agent.record == super::Record::All {
+            flags |= AGENT_FLAG_RECORD_ALL;
         }
         agents.push(CompiledAgent {
             name: agent.name.clone(),

@@ -32,7 +32,7 @@ use toml::Spanned;
 
 pub use binaries::Binary;
 pub use classes::{classes_for_name, ClassDecision, ClassRule, ClassTable};
-pub use compile::{compile, CompileError, Compiled, CompiledAgent, CompiledProtect};
+pub use compile::{compile, compile_rules, CompileError, Compiled, CompiledAgent, CompiledProtect};
 pub use decisions::Decisions;
 pub use error::{Located, PolicyError};
 pub use net::NetRule;
@@ -101,6 +101,18 @@ pub struct Agent {
     pub allow_outside_abstract_unix: bool,
     /// May create raw and packet sockets (`SOCK_RAW`, `AF_PACKET`).
     pub allow_raw_sockets: bool,
+    /// What the kernel records of the agent's operations.
+    pub record: Record,
+}
+
+/// What the kernel records of an agent's operations (`record`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// Refusals, would-be refusals (observe mode) and lease allows: `"decisions"`, the default.
+    Decisions,
+    /// Also every allowed operation of a file class (`modify`): `"all"`, so that a tighter
+    /// policy can be simulated against the agent's history (`governor simulate`).
+    All,
 }
 
 /// A protected subtree and the decisions on it.
@@ -423,6 +435,24 @@ impl Validator<'_> {
             .allow_outside_abstract_unix
             .is_some_and(Spanned::into_inner);
         let allow_raw_sockets = raw.allow_raw_sockets.is_some_and(Spanned::into_inner);
+        let record = match &raw.record {
+            None => Record::Decisions,
+            Some(r) => match r.get_ref().as_str() {
+                "decisions" => Record::Decisions,
+                "all" => Record::All,
+                other => {
+                    self.problem(
+                        r,
+                        &format!("agents[{i}].record"),
+                        format!(
+                            "`{other}` is not a record setting: use \"decisions\" (refusals and \
+                             leases, the default) or \"all\" (allowed file changes too)"
+                        ),
+                    );
+                    Record::Decisions
+                }
+            },
+        };
         Agent {
             name,
             cgroup,
@@ -431,6 +461,7 @@ impl Validator<'_> {
             max_lease_ttl,
             allow_outside_abstract_unix,
             allow_raw_sockets,
+            record,
         }
     }
 

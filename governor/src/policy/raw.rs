@@ -74,6 +74,8 @@ pub struct RawAgent {
     pub allow_outside_abstract_unix: Option<Spanned<bool>>,
     #[serde(default)]
     pub allow_raw_sockets: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub record: Option<Spanned<String>>,
 }
 
 /// A list of class names, as written.

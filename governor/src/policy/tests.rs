@@ -101,6 +101,23 @@ fn bad_mode() {
 }
 
 #[test]
+fn record_is_per_agent_decisions_by_default_and_checked() {
+    let p = parse(&GOOD.replace("mode = \"observe\"", "mode = \"observe\"\nrecord = \"all\""))
+        .expect("valid");
+    assert_eq!(p.agents[0].record, Record::All);
+    assert_eq!(p.agents[1].record, Record::Decisions);
+    let p = problems(&GOOD.replace("mode = \"observe\"", "record = \"everything\""));
+    assert_eq!((p[0].line, p[0].field.as_str()), (9, "agents[0].record"));
+    assert!(p[0].why.contains("\"decisions\"") && p[0].why.contains("\"all\""));
+}
+
+#[test]
+fn an_agent_that_records_all_records_exactly_the_modify_classes() {
+    let modify = FILE_CLASSES.iter().fold(0, |m, c| m | c.bit());
+    assert_eq!(governor_common::maps::RECORD_ALL_CLASSES, modify);
+}
+
+#[test]
 fn bad_cgroup_paths() {
     for bad in ["../escape", "/other/mount/x", "", "a/./b"] {
         let p = problems(&GOOD.replace("governor/coder", bad));

@@ -175,6 +175,21 @@ pub fn policy_at(
     .map_err(sql("the policy"))
 }
 
+/// The file and text of policy `version` as last loaded, if the lineage has it.
+pub fn policy_text(
+    conn: &Connection,
+    version: &str,
+) -> Result<Option<(String, String)>, QueryError> {
+    conn.prepare_cached(
+        "SELECT source, text FROM policies WHERE version = ?1 ORDER BY loaded_ns DESC LIMIT 1",
+    )
+    .and_then(|mut st| {
+        st.query_row([version], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+    })
+    .map_err(sql("the policy"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
