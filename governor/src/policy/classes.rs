@@ -325,8 +325,8 @@ impl ClassTable {
 /// An `approvals` written without `decision = "lease"`: where, the classes, the name.
 pub(super) type PendingApprovals = (Spanned<u32>, &'static [Class], String);
 
-/// Parses one tag value, or says which values exist.
-fn pick<T: Copy>(value: &str, options: &[(&str, T)]) -> Result<T, String> {
+/// Parses one value of a fixed set (a class tag, an agent's `record`), or says which exist.
+pub(super) fn pick<T: Copy>(value: &str, options: &[(&str, T)]) -> Result<T, String> {
     options
         .iter()
         .find(|(n, _)| *n == value)

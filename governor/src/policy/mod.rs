@@ -435,24 +435,14 @@ impl Validator<'_> {
             .allow_outside_abstract_unix
             .is_some_and(Spanned::into_inner);
         let allow_raw_sockets = raw.allow_raw_sockets.is_some_and(Spanned::into_inner);
-        let record = match &raw.record {
-            None => Record::Decisions,
-            Some(r) => match r.get_ref().as_str() {
-                "decisions" => Record::Decisions,
-                "all" => Record::All,
-                other => {
-                    self.problem(
-                        r,
-                        &format!("agents[{i}].record"),
-                        format!(
-                            "`{other}` is not a record setting: use \"decisions\" (refusals and \
-                             leases, the default) or \"all\" (allowed file changes too)"
-                        ),
-                    );
-                    Record::Decisions
-                }
-            },
-        };
+        let record = raw.record.as_ref().map_or(Record::Decisions, |r| {
+            let options = [("decisions", Record::Decisions), ("all", Record::All)];
+            classes::pick(r.get_ref(), &options).unwrap_or_else(|why| {
+                let field = format!("agents[{i}].record");
+                self.problem(r, &field, why);
+                Record::Decisions
+            })
+        });
         Agent {
             name,
             cgroup,
