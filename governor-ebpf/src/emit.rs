@@ -105,9 +105,9 @@ const NAME_STR: u32 = 3;
 /// Records `d`, named by `name`, as the current task's pending event. The first decision of a
 /// program run is the one recorded: an operation makes one event; only a recorded allow
 /// (`Decision::Allow`, `record = "all"`) gives way to a later decision that is not one (a
-/// rename allowed at its source and refused at its destination is recorded as refused). A slot still holding
-/// another task's event (one preempted between its decision and its flush) is taken over,
-/// and that event counted as dropped.
+/// rename allowed at its source and refused at its destination is recorded as refused). A
+/// slot still holding another task's event (one preempted between its decision and its
+/// flush) is taken over, and that event counted as dropped.
 #[inline(always)]
 pub fn defer(d: &Decided, name: Name) {
     let Some(slot) = maps::GOV_PENDING.get_ptr_mut(0) else {
@@ -117,12 +117,12 @@ pub fn defer(d: &Decided, name: Name) {
     let me = bpf_get_current_pid_tgid();
     // SAFETY: this CPU's slot, valid for the program run.
     let p = unsafe { &mut *slot };
-    if p.owner == me
-        && (p.decision != Decision::Allow as u32 || d.decision as u32 == Decision::Allow as u32)
-    {
-        return;
-    }
-    if p.owner != 0 {
+    if p.owner == me {
+        // This operation's own recorded allow gives way to its refusal: nothing is lost.
+        if p.decision != Decision::Allow as u32 || d.decision as u32 == Decision::Allow as u32 {
+            return;
+        }
+    } else if p.owner != 0 {
         count(Counter::EventsDropped);
     }
     let (name_kind, name_a, name_b) = match name {

@@ -102,6 +102,12 @@ fn lsm_simulate_reports_what_a_candidate_policy_would_refuse() {
         "chmod free/f",
     );
     assert_eperm(&d.as_agent("sim", &["rm", &p("data/c")]), "rm data/c");
+    // Allowed at its source, refused at its destination: recorded as the refusal.
+    write(&dir.join("free/g"), "moving");
+    assert_eperm(
+        &d.as_agent("sim", &["mv", "-T", &p("free/g"), &p("data/c")]),
+        "mv free/g over data/c",
+    );
     assert_ok(
         &d.as_agent("quiet", &["chmod", "600", &p("data/q")]),
         "quiet chmod",
@@ -124,6 +130,25 @@ fn lsm_simulate_reports_what_a_candidate_policy_would_refuse() {
     assert!(has("allow", "write", &p("data/b"), &p("data")), "{sim:#?}");
     assert!(has("allow", "chmod", &p("free/f"), "(none:"), "{sim:#?}");
     assert!(has("deny", "unlink", &p("data/c"), &p("data")), "{sim:#?}");
+    let renames: Vec<_> = sim.iter().filter(|e| e.1 == "rename").collect();
+    assert!(
+        !renames.is_empty() && renames.iter().all(|e| e.0 == "deny"),
+        "the refused rename is recorded as refused, never as allowed: {sim:#?}"
+    );
+    let lost: i64 = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT (SELECT coalesce(sum(kernel_dropped), 0) FROM rings) + \
+                 (SELECT coalesce(sum(lost), 0) FROM gaps)",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .expect("gaps");
+    assert_eq!(
+        lost, 0,
+        "an allow giving way to a refusal is not a lost event"
+    );
     let chmods = sim.iter().filter(|e| e.1 == "chmod").count();
     assert_eq!(chmods, 2, "one record per chmod: {sim:#?}");
     let quiet = events(&db, "quiet");
