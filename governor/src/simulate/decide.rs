@@ -68,6 +68,8 @@ pub struct Decider {
     /// Listed binaries (`GOV_BINARIES`).
     binaries: HashMap<InodeKey, ProtectedRule>,
     keys: Keys,
+    /// Each directory's key, looked up once per simulation (`None`: it is gone).
+    dirs: HashMap<std::path::PathBuf, Option<InodeKey>>,
 }
 
 impl Decider {
@@ -85,6 +87,7 @@ impl Decider {
                 .collect(),
             compiled,
             keys: Keys::default(),
+            dirs: HashMap::new(),
         })
     }
 
@@ -138,9 +141,12 @@ impl Decider {
         let mut chain: Vec<InodeKey> = target.into_iter().collect();
         if let Some(path) = ev.path.as_deref().filter(|p| p.starts_with('/')) {
             for dir in Path::new(path).ancestors().skip(1) {
-                if let Ok(meta) = std::fs::symlink_metadata(dir) {
-                    chain.push(self.keys.key(dir, &meta));
-                }
+                let keys = &mut self.keys;
+                let key = *self.dirs.entry(dir.to_owned()).or_insert_with(|| {
+                    let meta = std::fs::symlink_metadata(dir).ok()?;
+                    Some(keys.key(dir, &meta))
+                });
+                chain.extend(key);
             }
         }
         chain
