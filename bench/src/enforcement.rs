@@ -6,7 +6,9 @@
 //! an agent, without governor and with the daemon running. Non-agent processes pay the
 //! BPF-LSM programs' one cgroup lookup per hook (target ≤1%); agents also pay the walk of the
 //! target's ancestors through the protected map and the network programs' trie lookups
-//! (target ≤3%).
+//! (target ≤3%). The file loops run a third time as an agent that records every file change
+//! it is allowed (`record = "all"`), held to the agent's target: what recording costs falls
+//! on that agent, and the other rows show it does not fall on anyone else.
 //!
 //! Each caller is a worker process (see `worker.rs`) that sits in its cgroup for the whole
 //! run; the driver stays outside both and starts and stops the daemon.
@@ -44,6 +46,7 @@ use crate::{
 
 pub const NAME: &str = "enforcement";
 const AGENT: &str = "bench-agent";
+const RECORDING: &str = "bench-recording";
 const CGROUP_PARENT: &str = "governor-bench";
 const TARGET_NON_AGENT_PCT: f64 = 1.0;
 const TARGET_AGENT_PCT: f64 = 3.0;
@@ -54,6 +57,8 @@ const CALIBRATION_ITERS: u64 = 100;
 enum Who {
     NonAgent,
     Agent,
+    /// An agent with `record = "all"`.
+    Recording,
 }
 
 impl Who {
@@ -61,13 +66,14 @@ impl Who {
         match self {
             Who::NonAgent => "non-agent",
             Who::Agent => "agent",
+            Who::Recording => "recording",
         }
     }
 
     fn target_pct(self) -> f64 {
         match self {
             Who::NonAgent => TARGET_NON_AGENT_PCT,
-            Who::Agent => TARGET_AGENT_PCT,
+            Who::Agent | Who::Recording => TARGET_AGENT_PCT,
         }
     }
 }
@@ -78,15 +84,17 @@ struct Case {
     iters: u64,
 }
 
-/// The cgroups the loops run in: a plain one and the agent's, siblings, so both callers sit
-/// at the same depth of the hierarchy.
+/// The cgroups the loops run in: a plain one and the two agents', siblings, so every caller
+/// sits at the same depth of the hierarchy.
 struct Cgroups {
     host: Cgroup,
     agent: Cgroup,
+    recording: Cgroup,
 }
 
 impl Cgroups {
     fn remove(&self) -> Result<()> {
+        self.recording.remove()?;
         self.agent.remove()?;
         self.host.remove()?;
         Cgroup {
@@ -100,6 +108,7 @@ impl Cgroups {
 struct Workers {
     host: Worker,
     agent: Worker,
+    recording: Worker,
 }
 
 impl Workers {
@@ -107,13 +116,15 @@ impl Workers {
         match who {
             Who::NonAgent => &mut self.host,
             Who::Agent => &mut self.agent,
+            Who::Recording => &mut self.recording,
         }
     }
 
     fn finish(self) -> Result<()> {
+        let recording = self.recording.finish();
         let agent = self.agent.finish();
         self.host.finish()?;
-        agent
+        agent.and(recording)
     }
 }
 
@@ -128,6 +139,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
         policy::policy_text(
             AGENT,
             &format!("{CGROUP_PARENT}/agent"),
+            Some((RECORDING, &format!("{CGROUP_PARENT}/recording"))),
             &protected,
             ctx.opts.rules,
         ),
@@ -148,6 +160,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
     let cgroups = Cgroups {
         host: Cgroup::create(&format!("{CGROUP_PARENT}/host"))?,
         agent: Cgroup::create(&format!("{CGROUP_PARENT}/agent"))?,
+        recording: Cgroup::create(&format!("{CGROUP_PARENT}/recording"))?,
     };
     let result = with_workers(ctx, &layout, &protected[0], &cgroups);
     // Clean up even after a failure (the workers have exited or been killed by then), but
@@ -173,6 +186,12 @@ fn with_workers(
     let mut workers = Workers {
         host: Worker::start(Who::NonAgent.name(), &cgroups.host, &work, run_timeout)?,
         agent: Worker::start(Who::Agent.name(), &cgroups.agent, &work, run_timeout)?,
+        recording: Worker::start(
+            Who::Recording.name(),
+            &cgroups.recording,
+            &work,
+            run_timeout,
+        )?,
     };
     let mut rows = measure(ctx, layout, canary, &mut workers)?;
     // The same loops, at the same batch sizes, as a non-agent with empty programs attached.
@@ -200,8 +219,12 @@ fn measure(
     workers: &mut Workers,
 ) -> Result<Vec<Row>> {
     let mut cases = Vec::new();
-    for who in [Who::NonAgent, Who::Agent] {
-        for op in Op::ALL {
+    for who in [Who::NonAgent, Who::Agent, Who::Recording] {
+        // Recording is about file changes: the connect loop would time the agent's again.
+        for op in Op::ALL
+            .into_iter()
+            .filter(|&op| who != Who::Recording || op != Op::Connect)
+        {
             cases.push(Case { op, who, iters: 0 });
         }
     }

@@ -65,11 +65,13 @@ pub fn network_rule(i: usize) -> (String, Option<&'static str>, &'static str) {
     }
 }
 
-/// The policy: one agent (cgroup `agent_cgroup`, enforce mode), every file class denied on
-/// each of `protected`, and `network_rules` rules from [`network_rule`].
+/// The policy: one agent (cgroup `agent_cgroup`, enforce mode), and with `recording` a second
+/// one (name, cgroup) that records every file change it is allowed (`record = "all"`); every
+/// file class denied on each of `protected`, and `network_rules` rules from [`network_rule`].
 pub fn policy_text(
     agent: &str,
     agent_cgroup: &str,
+    recording: Option<(&str, &str)>,
     protected: &[PathBuf],
     network_rules: usize,
 ) -> String {
@@ -79,6 +81,12 @@ pub fn policy_text(
          [[agents]]\nname = \"{agent}\"\ncgroup = \"{agent_cgroup}\"\nmode = \"enforce\"\n",
         protected.len()
     );
+    if let Some((name, cgroup)) = recording {
+        let _ = write!(
+            s,
+            "\n[[agents]]\nname = \"{name}\"\ncgroup = \"{cgroup}\"\nrecord = \"all\"\n"
+        );
+    }
     for p in protected {
         let _ = write!(
             s,
@@ -127,12 +135,19 @@ mod tests {
     fn policy_parses_with_every_entry() {
         let l = Layout::new("/tmp/b \"q\"");
         let files: Vec<PathBuf> = (0..10_000).map(|i| l.protected_file(i)).collect();
-        let text = policy_text("bench-agent", "governor-bench/agent", &files, 1000);
+        let text = policy_text(
+            "bench-agent",
+            "governor-bench/agent",
+            Some(("bench-recording", "governor-bench/recording")),
+            &files,
+            1000,
+        );
         let v: toml::Value = toml::from_str(&text).expect("valid TOML");
         assert_eq!(
             v["agents"][0]["cgroup"].as_str(),
             Some("governor-bench/agent")
         );
+        assert_eq!(v["agents"][1]["record"].as_str(), Some("all"));
         let protect = v["protect"].as_array().unwrap();
         assert_eq!(protect.len(), 10_000);
         assert_eq!(
