@@ -5,8 +5,10 @@
 //!
 //! A refusal is built in one place: a [`Refusal`] says what is refused (made by its
 //! constructor for the hook family: [`Refusal::file`], [`Refusal::task`], [`Refusal::host`],
-//! [`Refusal::net`]), and [`settle`] alone turns it into a decision, counts it and defers its
-//! event; [`refuse_named`] is [`settle`] without a lease.
+//! [`Refusal::net`]); [`refusal_decision`] turns it into a decision and counts it, and
+//! [`defer`] alone makes its event. [`settle`] is the two in a row, [`refuse_named`] is
+//! [`settle`] without a lease; the file walk (`walk::decide_as`) calls the two itself, so that
+//! its recorded allows (`record = "all"`) share the one `defer`.
 
 use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, programs::LsmContext};
 use governor_common::{
@@ -161,9 +163,8 @@ pub fn refuse_named(agent: &Agent, r: Refusal, name: Name) -> i32 {
 /// `lease_id` when it is non-zero ([`Decision::LeaseAllow`]), else a would-be deny:
 /// [`Decision::Deny`], or [`Decision::ObserveDeny`] when the agent is in observe mode. Counts
 /// it and defers exactly one event, its `name` taken from `name`; the caller turns the
-/// decision into its hook's return convention ([`verdict`]). The one place a refusal becomes
-/// a decision and an event, so that hooks deciding several targets stay small for the
-/// verifier.
+/// decision into its hook's return convention ([`verdict`]). Hooks deciding several targets
+/// settle through here, so that they stay small for the verifier.
 #[inline(always)]
 pub fn settle(agent: &Agent, r: Refusal, lease_id: u64, name: Name) -> Decision {
     let decision = refusal_decision(agent, lease_id);
